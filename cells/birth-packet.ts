@@ -1,0 +1,63 @@
+/**
+ * The birth packet: everything a new cell process needs, written by its maker to the
+ * child's stdin and closed. Secrets (the cell's private seed) never appear on the command
+ * line or in the environment, where other users could read them.
+ */
+import { CellularError } from '../organism/errors.ts';
+import { validateGenome, type Genome } from '../organism/genome.ts';
+import { CELL_ID, ORGANISM_ID } from '../organism/namespace.ts';
+
+export interface BirthPacket {
+  v: 1;
+  organism: string;
+  /** NATS servers to connect to. */
+  servers: string[];
+  genome: Genome;
+  /** Organism root public key, hex. */
+  rootPub: string;
+  cell: {
+    id: string;
+    tissue: string;
+    /** Resolved path of the tissue module (.js). */
+    module: string;
+    parent: string | null;
+    host: string;
+    born: number;
+    /** Ed25519 seed, hex. */
+    seed: string;
+    /** msgpack-encoded certificate, base64. */
+    cert: string;
+  };
+  /** State dir (logs go to `<stateDir>/logs/<cell>.log`). */
+  stateDir: string;
+}
+
+const HEX32 = /^[0-9a-f]{64}$/;
+
+/** Parses and checks an untrusted birth packet (JSON text). */
+export function parseBirthPacket(text: string): BirthPacket {
+  const bad = (why: string) => new CellularError('CELL_ERR_BIRTH_PACKET', `birth packet rejected: ${why}`);
+  let p: BirthPacket;
+  try {
+    p = JSON.parse(text) as BirthPacket;
+  } catch (cause) {
+    throw new CellularError('CELL_ERR_BIRTH_PACKET', `birth packet is not JSON (${text.length} bytes on stdin)`, { cause });
+  }
+  if (typeof p !== 'object' || p === null || p.v !== 1) throw bad('v is not 1');
+  if (typeof p.organism !== 'string' || !ORGANISM_ID.test(p.organism)) throw bad('organism id malformed');
+  if (!Array.isArray(p.servers) || p.servers.length === 0 || !p.servers.every((s) => typeof s === 'string')) throw bad('servers must be a non-empty list of URLs');
+  if (typeof p.rootPub !== 'string' || !HEX32.test(p.rootPub)) throw bad('rootPub must be 32 bytes of hex');
+  if (typeof p.stateDir !== 'string' || p.stateDir.length === 0) throw bad('stateDir missing');
+  const c = p.cell;
+  if (typeof c !== 'object' || c === null) throw bad('cell missing');
+  if (typeof c.id !== 'string' || !CELL_ID.test(c.id)) throw bad('cell.id malformed');
+  if (typeof c.tissue !== 'string' || typeof c.module !== 'string' || typeof c.host !== 'string') throw bad('cell.tissue, cell.module and cell.host must be strings');
+  if (c.parent !== null && (typeof c.parent !== 'string' || !CELL_ID.test(c.parent))) throw bad('cell.parent malformed');
+  if (typeof c.born !== 'number' || typeof c.seed !== 'string' || !HEX32.test(c.seed) || typeof c.cert !== 'string') throw bad('cell.born, cell.seed or cell.cert malformed');
+  try {
+    p.genome = validateGenome(p.genome) as Genome;
+  } catch (cause) {
+    throw new CellularError('CELL_ERR_BIRTH_PACKET', `birth packet genome invalid: ${(cause as Error).message}`, { cause });
+  }
+  return p;
+}

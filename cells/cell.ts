@@ -1,0 +1,312 @@
+/**
+ * The cell runtime: one OS process, one cell. It connects to NATS, starts its pacemaker
+ * thread, serves its tissue's endpoints and the standard `ping`/`info`/`stats` requests,
+ * keeps a census from the hormones it hears, announces its birth, and on `shutdown` or
+ * SIGTERM drains, announces its death with the cause, and exits.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import { connect, type NatsConnection, type Subscription, type Msg } from '@nats-io/transport-node';
+import { CertBook } from '../organism/cert-book.ts';
+import { Census } from '../organism/census.ts';
+import { CellularError } from '../organism/errors.ts';
+import { genomeHash, type Genome } from '../organism/genome.ts';
+import { HormoneBus } from '../organism/hormone-bus.ts';
+import { HormoneGate } from '../organism/hormone-gate.ts';
+import { SharedSequence, type Hormone } from '../organism/hormone.ts';
+import { fromHex, privateKeyObject } from '../organism/keys.ts';
+import { unpackCertificate, ROOT_ISSUER } from '../organism/lineage.ts';
+import { Namespace, type CellVerb } from '../organism/namespace.ts';
+import { openLineage } from '../organism/stores.ts';
+import type { BirthBody, DeathBody, DeathCause } from '../organism/vocabulary.ts';
+import { packError, packReply, unpack } from '../organism/wire.ts';
+import type { BirthPacket } from './birth-packet.ts';
+import type { Logger } from './logger.ts';
+import type { PacemakerCommand, PacemakerData } from './pacemaker.ts';
+import type { CellIdentity, Tissue, TissueContext } from './tissue.ts';
+import { WorkMeter } from './work-meter.ts';
+
+/** How often the main thread proves it is not blocked (the pacemaker reads it). */
+const TICK_MS = 25;
+
+export type CellLifecycle =
+  | { state: 'embryo' }
+  | { state: 'alive'; since: number }
+  | { state: 'draining'; cause: DeathCause; detail: string }
+  | { state: 'dead'; cause: DeathCause; detail: string };
+
+export interface CellDeps {
+  tissue: Tissue;
+  log: Logger;
+  /** Where the pacemaker's compiled module is. @default ./pacemaker.js beside this file */
+  pacemakerUrl?: URL;
+}
+
+export class Cell {
+  readonly packet: BirthPacket;
+  readonly identity: CellIdentity;
+  readonly genome: Readonly<Genome>;
+  readonly ns: Namespace;
+  readonly work = new WorkMeter();
+  readonly #deps: CellDeps;
+  readonly #seq = new SharedSequence();
+  readonly #drainAbort = new AbortController();
+  readonly #subs: Subscription[] = [];
+  readonly #endpointSubs: Subscription[] = [];
+  #state: CellLifecycle = { state: 'embryo' };
+  #nc: NatsConnection | undefined;
+  #bus: HormoneBus | undefined;
+  #census: Census;
+  #pacemaker: Worker | undefined;
+  #tick: NodeJS.Timeout | undefined;
+  #url: string | null = null;
+  #draining: Promise<void> | undefined;
+  #closedResolve!: (v: DeathBody) => void;
+  /** Resolves with the death announcement once the cell is gone. */
+  readonly closed: Promise<DeathBody>;
+
+  constructor(packet: BirthPacket, deps: CellDeps) {
+    this.packet = packet;
+    this.#deps = deps;
+    this.genome = packet.genome;
+    this.ns = new Namespace(packet.organism);
+    this.identity = Object.freeze({
+      id: packet.cell.id,
+      tissue: packet.cell.tissue,
+      parent: packet.cell.parent,
+      host: packet.cell.host,
+      pid: process.pid,
+      born: packet.cell.born,
+    });
+    this.#census = new Census({ limits: packet.genome.limits });
+    this.closed = new Promise((r) => (this.#closedResolve = r));
+  }
+
+  get state(): CellLifecycle {
+    return this.#state;
+  }
+
+  get census(): Census {
+    return this.#census;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state.state !== 'embryo') return;
+    const { packet } = this;
+    const limits = this.genome.limits;
+    // The pacemaker connects on its own; start it first so its thread boots while we connect.
+    this.#startPacemaker();
+    const nc = await connect({ servers: packet.servers, name: packet.cell.id, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    this.#nc = nc;
+    const lineage = await openLineage(nc, this.ns).catch(() => undefined);
+    const certs = new CertBook(fromHex(packet.rootPub), lineage);
+    const myCert = await certs.learn(unpackCertificate(Buffer.from(packet.cell.cert, 'base64')));
+    if (!myCert) throw new CellularError('TRUST_ERR_CERTIFICATE', `cell ${packet.cell.id}: its own certificate does not chain to the root`);
+    const seed = fromHex(packet.cell.seed);
+    this.#bus = new HormoneBus({
+      nc, ns: this.ns, certs, maxBytes: limits.hormoneMaxBytes,
+      gate: new HormoneGate({ maxBytes: limits.hormoneMaxBytes, maxAgeMs: limits.hormoneMaxAgeMs, replayWindow: limits.replayWindow }),
+      signer: { id: packet.cell.id, key: privateKeyObject(seed), nextSeq: () => this.#seq.next() },
+    });
+    this.#bus.on((h) => this.#onHormone(h));
+    this.#bus.start();
+    this.#census.start();
+    this.#serveStandard(nc);
+    await this.#startTissue(nc);
+    const birth: BirthBody = { pid: process.pid, cert: myCert, url: this.#url };
+    this.#bus.publish('birth', birth);
+    this.#state = { state: 'alive', since: Date.now() };
+    this.#deps.log.info({ tissue: this.identity.tissue, pid: process.pid }, 'born');
+  }
+
+  #startPacemaker(): void {
+    const eld = monitorEventLoopDelay({ resolution: 10 });
+    eld.enable();
+    let lastReset = Date.now();
+    this.work.heartbeat(Date.now(), 0);
+    this.#tick = setInterval(() => {
+      const now = Date.now();
+      this.work.heartbeat(now, Math.max(0, eld.percentile(99) / 1e6 - 10));
+      if (now - lastReset >= this.genome.limits.pulseIntervalMs) {
+        eld.reset();
+        lastReset = now;
+      }
+    }, TICK_MS);
+    this.#tick.unref();
+    const data: PacemakerData = {
+      servers: this.packet.servers,
+      subject: this.ns.hormone('pulse'),
+      id: this.identity.id,
+      seedHex: this.packet.cell.seed,
+      seqBuffer: this.#seq.buffer,
+      workBuffer: this.work.buffer,
+      intervalMs: this.genome.limits.pulseIntervalMs,
+      maxBytes: this.genome.limits.hormoneMaxBytes,
+      tickMs: TICK_MS,
+      capacity: this.#deps.tissue.capacity ?? 16,
+      pulse: {
+        tissue: this.identity.tissue, host: this.identity.host, pid: process.pid, parent: this.identity.parent,
+        born: this.identity.born, genome: genomeHash(this.genome), url: null,
+      },
+    };
+    const worker = new Worker(this.#deps.pacemakerUrl ?? new URL('./pacemaker.js', import.meta.url), { workerData: data });
+    worker.on('message', (m: { type: string; message?: string }) => {
+      if (m.type === 'error') {
+        this.#deps.log.error({ err: m.message }, 'pacemaker failed');
+        void this.drain('error', `pacemaker failed: ${m.message}`);
+      }
+    });
+    worker.on('error', (e) => {
+      this.#deps.log.error({ err: e.message }, 'pacemaker crashed');
+      void this.drain('error', `pacemaker crashed: ${e.message}`);
+    });
+    this.#pacemaker = worker;
+  }
+
+  #tell(cmd: PacemakerCommand): void {
+    this.#pacemaker?.postMessage(cmd);
+  }
+
+  #onHormone(h: Hormone): void {
+    this.#census.observe(h);
+    // Only the operator (root key) may stop the organism; issue-6 verdicts come later.
+    if (h.kind === 'shutdown' && h.from === ROOT_ISSUER) {
+      void this.drain('shutdown', String((h.body as { reason?: unknown }).reason ?? 'shutdown'));
+    }
+  }
+
+  #serveStandard(nc: NatsConnection): void {
+    const answer = (verb: CellVerb) => (_e: unknown, msg: Msg) => {
+      try {
+        msg.respond(packReply(this.#standard(verb)));
+      } catch (e) {
+        msg.respond(packError(e, this.identity.id));
+      }
+    };
+    for (const verb of ['ping', 'info', 'stats'] as const) {
+      this.#subs.push(nc.subscribe(this.ns.cell(this.identity.id, verb), { callback: answer(verb) }));
+      this.#subs.push(nc.subscribe(this.ns.cells(verb), { callback: answer(verb) }));
+    }
+    this.#subs.push(
+      nc.subscribe(this.ns.census, { queue: 'census', callback: (_e, msg) => void msg.respond(packReply(this.#census.list())) }),
+    );
+  }
+
+  #standard(verb: CellVerb): unknown {
+    const base = { id: this.identity.id, tissue: this.identity.tissue, state: this.#state.state };
+    switch (verb) {
+      case 'ping':
+        return { ...base, ts: Date.now() };
+      case 'info':
+        return {
+          ...base, parent: this.identity.parent, host: this.identity.host, pid: process.pid, born: this.identity.born,
+          genome: genomeHash(this.genome), url: this.#url, node: process.version, endpoints: Object.keys(this.#deps.tissue.endpoints ?? {}),
+        };
+      case 'stats':
+        return {
+          ...base, hormones: this.#bus?.stats(), work: this.work.counters(), census: { known: this.#census.list().length, living: this.#census.living().length },
+          rss: process.memoryUsage().rss, uptime: Date.now() - this.identity.born,
+        };
+    }
+  }
+
+  async #startTissue(nc: NatsConnection): Promise<void> {
+    const tissue = this.#deps.tissue;
+    const ctx = this.#context(nc);
+    await tissue.start?.(ctx);
+    for (const [name, handler] of Object.entries(tissue.endpoints ?? {})) {
+      const sub = nc.subscribe(this.ns.tissue(this.identity.tissue, name), {
+        queue: this.identity.tissue,
+        callback: (_e, msg) => void this.#handle(msg, handler, ctx),
+      });
+      this.#endpointSubs.push(sub);
+    }
+  }
+
+  async #handle(msg: Msg, handler: (req: unknown, ctx: TissueContext) => unknown, ctx: TissueContext): Promise<void> {
+    const done = this.work.begin();
+    try {
+      const request = unpack(msg.data, 'TISSUE_ERR_BAD_REQUEST');
+      const value = await handler(request, ctx);
+      msg.respond(packReply(value));
+      done();
+    } catch (e) {
+      msg.respond(packError(e, this.identity.id));
+      done(true);
+    }
+  }
+
+  #context(nc: NatsConnection): TissueContext {
+    return {
+      cell: this.identity, genome: this.genome, ns: this.ns, nc, log: this.#deps.log, census: this.#census,
+      work: this.work, signal: this.#drainAbort.signal,
+      setUrl: (url) => {
+        this.#url = url;
+        this.#tell({ type: 'url', url });
+      },
+    };
+  }
+
+  /**
+   * Drains and dies: stop taking work, let in-flight work finish (bounded by
+   * limits.drainTimeoutMs), stop the pacemaker, announce death, disconnect. Safe to call twice.
+   */
+  drain(cause: DeathCause, detail = ''): Promise<void> {
+    if (this.#draining) return this.#draining;
+    this.#draining = this.#drain(cause, detail);
+    return this.#draining;
+  }
+
+  async #drain(cause: DeathCause, detail: string): Promise<void> {
+    this.#state = { state: 'draining', cause, detail };
+    this.#deps.log.info({ cause, detail }, 'draining');
+    this.#drainAbort.abort(new CellularError('CELL_ERR_CLOSED', `cell draining: ${cause}`));
+    this.#tell({ type: 'state', state: 'draining' });
+    const deadline = Date.now() + this.genome.limits.drainTimeoutMs;
+    const bounded = <T>(p: Promise<T>) => Promise.race([p, new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
+    let finalCause = cause;
+    try {
+      await bounded(Promise.resolve(this.#deps.tissue.drain?.(this.#context(this.#nc!))));
+    } catch (e) {
+      this.#deps.log.warn({ err: (e as Error).message }, 'tissue drain hook failed');
+    }
+    await bounded(Promise.allSettled(this.#endpointSubs.map((s) => s.drain())));
+    while (this.work.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    if (this.work.inflight > 0) {
+      finalCause = cause === 'shutdown' || cause === 'signal' ? cause : 'drain-timeout';
+      detail = `${detail} (${this.work.inflight} requests unfinished after ${this.genome.limits.drainTimeoutMs} ms)`.trim();
+    }
+    await this.#stopPacemaker();
+    clearInterval(this.#tick);
+    const death: DeathBody = { pid: process.pid, cause: finalCause, detail: detail.slice(0, 1024) };
+    try {
+      this.#bus?.publish('death', death);
+      await this.#nc?.flush();
+    } catch (e) {
+      this.#deps.log.warn({ err: (e as Error).message }, 'could not announce death');
+    }
+    for (const s of this.#subs) s.unsubscribe();
+    this.#census.close();
+    await this.#bus?.close();
+    await this.#nc?.close().catch(() => {});
+    this.#state = { state: 'dead', cause: finalCause, detail };
+    this.#deps.log.info(death, 'dead');
+    this.#closedResolve(death);
+  }
+
+  async #stopPacemaker(): Promise<void> {
+    const worker = this.#pacemaker;
+    if (!worker) return;
+    const stopped = new Promise<void>((resolve) => {
+      worker.on('message', (m: { type: string }) => m.type === 'stopped' && resolve());
+      worker.once('exit', () => resolve());
+    });
+    this.#tell({ type: 'stop' });
+    await Promise.race([stopped, new Promise((r) => setTimeout(r, 1_000).unref())]);
+    await worker.terminate();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.drain('shutdown', 'disposed');
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * A cell process's entry point. Its maker writes the birth packet to stdin and closes it;
+ * the command line carries only non-secret markers (`--cell <id> --organism <id>`) so the
+ * process can be recognised before it is signalled.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CellularError } from '../organism/errors.ts';
+import { parseBirthPacket } from './birth-packet.ts';
+import { Cell } from './cell.ts';
+import { fileLogger } from './logger.ts';
+import { loadTissue } from './tissue-loader.ts';
+
+async function main(): Promise<void> {
+  let text: string;
+  try {
+    text = readFileSync(0, 'utf8');
+  } catch (cause) {
+    throw new CellularError('CELL_ERR_BIRTH_PACKET', 'cannot read the birth packet from stdin', { cause });
+  }
+  const packet = parseBirthPacket(text);
+  const log = fileLogger(join(packet.stateDir, 'logs', `${packet.cell.id}.log`), { cell: packet.cell.id, tissue: packet.cell.tissue });
+  const tissue = await loadTissue(packet.cell.module);
+  const cell = new Cell(packet, { tissue, log });
+
+  const onSignal = (sig: string) => void cell.drain('signal', sig);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  // A bug in a handler must not leave a zombie cell pulsing: announce the death and go.
+  process.on('uncaughtException', (e) => {
+    log.error({ err: e.message, stack: e.stack }, 'uncaught exception');
+    void cell.drain('error', e.message);
+  });
+  process.on('unhandledRejection', (e) => {
+    log.error({ err: e instanceof Error ? e.message : String(e) }, 'unhandled rejection');
+  });
+
+  await cell.start();
+  const death = await cell.closed;
+  log.flush();
+  process.exit(death.cause === 'error' ? 1 : 0);
+}
+
+main().catch((e: unknown) => {
+  const err = e instanceof CellularError ? `${e.code}: ${e.message}` : e instanceof Error ? e.stack : String(e);
+  process.stderr.write(`cell failed to start: ${err}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,27 @@
+/**
+ * Load in [0,1] from what a cell measures of itself. The highest pressure wins: a cell
+ * is as loaded as its most exhausted resource (one core of CPU, a blocked event loop,
+ * or a full work queue).
+ */
+
+/** Event-loop delay at which a cell counts as saturated: requests already wait this long. */
+export const LAG_SATURATION_MS = 100;
+
+export interface LoadInputs {
+  /** CPU percent of one core. */
+  cpu: number;
+  /** Event-loop delay, ms. */
+  lag: number;
+  inflight: number;
+  queued: number;
+  /** Work at which the tissue counts as full. */
+  capacity: number;
+}
+
+export function computeLoad(m: LoadInputs): number {
+  const cpu = m.cpu / 100;
+  const lag = m.lag / LAG_SATURATION_MS;
+  const work = (m.inflight + m.queued) / Math.max(1, m.capacity);
+  const load = Math.max(cpu, lag, work);
+  return Number.isFinite(load) ? Math.min(1, Math.max(0, Math.round(load * 1000) / 1000)) : 1;
+}

@@ -1,0 +1,92 @@
+/**
+ * The pacemaker: a worker thread with its own NATS connection that publishes the cell's
+ * pulse every interval. It runs beside the main thread so a cell whose main loop is busy
+ * (a long CPU task) keeps pulsing: busy is not dead. It reads the work counters and the
+ * main thread's heartbeat from shared memory; a stale heartbeat shows up as event-loop lag.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { hostname } from 'node:os';
+import { connect } from '@nats-io/transport-node';
+import pidusage from 'pidusage';
+import { sealHormone, SharedSequence } from '../organism/hormone.ts';
+import { privateKeyObject, fromHex } from '../organism/keys.ts';
+import type { CellState, PulseBody } from '../organism/vocabulary.ts';
+import { computeLoad } from './metabolism.ts';
+import { WorkMeter } from './work-meter.ts';
+
+export interface PacemakerData {
+  servers: string[];
+  subject: string;
+  id: string;
+  seedHex: string;
+  seqBuffer: SharedArrayBuffer;
+  workBuffer: SharedArrayBuffer;
+  intervalMs: number;
+  maxBytes: number;
+  /** Main thread heartbeat period, ms (blocking beyond it is lag). */
+  tickMs: number;
+  capacity: number;
+  pulse: Pick<PulseBody, 'tissue' | 'host' | 'pid' | 'parent' | 'born' | 'genome' | 'url'>;
+}
+
+/** Messages from the main thread. */
+export type PacemakerCommand = { type: 'state'; state: CellState } | { type: 'url'; url: string | null } | { type: 'stop' };
+
+async function run(data: PacemakerData): Promise<void> {
+  const seq = new SharedSequence(data.seqBuffer);
+  const signer = { id: data.id, key: privateKeyObject(fromHex(data.seedHex)), nextSeq: () => seq.next() };
+  const work = new WorkMeter(data.workBuffer);
+  const body: PulseBody = {
+    ...data.pulse,
+    host: data.pulse.host || hostname(),
+    state: 'alive', load: 0, cpu: 0, rss: 0, lag: 0,
+    work: { handled: 0, inflight: 0, queued: 0, errors: 0 },
+    n: 0,
+  };
+  let stopped = false;
+  const nc = await connect({ servers: data.servers, name: `${data.id}/pacemaker`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+
+  const beat = async (): Promise<void> => {
+    let cpu = 0;
+    let rss = 0;
+    try {
+      const u = await pidusage(body.pid);
+      cpu = u.cpu;
+      rss = u.memory;
+    } catch {
+      // pidusage can fail transiently (e.g. /proc race); report the last values.
+      cpu = body.cpu;
+      rss = body.rss;
+    }
+    if (stopped) return;
+    const blocked = Math.max(0, Date.now() - work.lastTick - data.tickMs);
+    const lag = Math.round(Math.max(blocked, work.lag) * 10) / 10;
+    body.cpu = Math.round(cpu * 10) / 10;
+    body.rss = rss;
+    body.lag = lag;
+    body.work = work.counters();
+    body.load = computeLoad({ cpu, lag, inflight: body.work.inflight, queued: body.work.queued, capacity: data.capacity });
+    body.n++;
+    nc.publish(data.subject, sealHormone(signer, 'pulse', body, data.maxBytes));
+  };
+
+  // First pulse at once: spawn-to-first-pulse is how fast a tissue can grow.
+  await beat();
+  const timer = setInterval(() => void beat().catch(() => {}), data.intervalMs);
+
+  parentPort!.on('message', (cmd: PacemakerCommand) => {
+    if (cmd.type === 'state') body.state = cmd.state;
+    else if (cmd.type === 'url') body.url = cmd.url;
+    else if (cmd.type === 'stop') {
+      stopped = true;
+      clearInterval(timer);
+      // Flush so no pulse is in flight after the main thread announces death.
+      void nc.flush().finally(() => nc.close()).finally(() => parentPort!.postMessage({ type: 'stopped' }));
+    }
+  });
+  parentPort!.postMessage({ type: 'ready' });
+}
+
+run(workerData as PacemakerData).catch((e: unknown) => {
+  parentPort!.postMessage({ type: 'error', message: e instanceof Error ? e.message : String(e) });
+});

@@ -1,0 +1,113 @@
+/**
+ * Making a cell: a fresh keypair, a lineage certificate signed by the maker (the root key
+ * for the first cells, the parent cell at mitosis), the certificate put in the lineage
+ * bucket, and a detached OS process started from compiled JavaScript with its birth packet
+ * on stdin.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes, type KeyObject } from 'node:crypto';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { KV } from '@nats-io/kv';
+import { CellularError } from '../organism/errors.ts';
+import type { Genome } from '../organism/genome.ts';
+import { generateKeypair, toHex } from '../organism/keys.ts';
+import { issueCertificate, packCertificate, ROOT_ISSUER, type Certificate } from '../organism/lineage.ts';
+import type { BirthPacket } from './birth-packet.ts';
+import { resolveTissueModule } from './tissue-loader.ts';
+
+export const CELL_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+
+/**
+ * V8 flags for cell processes. A small young generation keeps an idle cell's heap slack
+ * low (cells are many and mostly idle); measured in simulations/bench-spawn.
+ */
+export const CELL_NODE_FLAGS: readonly string[] = (process.env.CELLULAR_CELL_FLAGS ?? '--max-semi-space-size=1').split(' ').filter(Boolean);
+
+/** Replication budget of a first-generation cell (issue 3 spends it at mitosis). */
+export const ROOT_BUDGET = 16;
+
+export interface Maker {
+  /** `root`, or the parent cell's id. */
+  id: string;
+  key: KeyObject;
+  /** The maker's own generation (-1 for the root) and remaining budget. */
+  generation: number;
+  budget: number;
+}
+
+export interface SpawnOptions {
+  organism: string;
+  servers: string[];
+  genome: Readonly<Genome>;
+  stateDir: string;
+  rootPub: Uint8Array;
+  maker: Maker;
+  tissue: string;
+  lineage: KV;
+  /** Anchors relative tissue module paths (the genome file's directory). */
+  baseDir?: string;
+  host?: string;
+}
+
+export interface SpawnedCell {
+  id: string;
+  pid: number;
+  cert: Certificate;
+  /** Command-line markers that identify this process before it is signalled. */
+  markers: string[];
+}
+
+/** The markers on a cell's command line, checked before any signal is sent to its pid. */
+export function cellMarkers(id: string): string[] {
+  return [CELL_MAIN, `--cell ${id}`];
+}
+
+export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
+  const gene = o.genome.tissues[o.tissue];
+  if (!gene) throw new CellularError('CELL_ERR_SPAWN', `no tissue ${JSON.stringify(o.tissue)} in the genome`);
+  const module = resolveTissueModule(gene.module, o.baseDir);
+  const id = `${o.tissue}-${randomBytes(4).toString('hex')}`;
+  const pair = generateKeypair();
+  const born = Date.now();
+  const host = o.host ?? hostname();
+  const cert = issueCertificate(
+    {
+      cell: id, pub: pair.pub, tissue: o.tissue, host, born,
+      generation: o.maker.generation + 1,
+      budget: o.maker.id === ROOT_ISSUER ? ROOT_BUDGET : Math.max(0, o.maker.budget - 1),
+      parent: o.maker.id === ROOT_ISSUER ? null : o.maker.id,
+      issuer: o.maker.id,
+    },
+    o.maker.key,
+  );
+  const packed = packCertificate(cert);
+  // Before the process exists, so no observer ever sees a hormone it cannot verify.
+  await o.lineage.put(id, packed);
+  const packet: BirthPacket = {
+    v: 1, organism: o.organism, servers: o.servers, genome: o.genome as Genome, rootPub: toHex(o.rootPub), stateDir: o.stateDir,
+    cell: { id, tissue: o.tissue, module, parent: cert.parent, host, born, seed: toHex(pair.seed), cert: Buffer.from(packed).toString('base64') },
+  };
+  const logDir = join(o.stateDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const errFd = openSync(join(logDir, `${id}.stderr.log`), 'a');
+  let child;
+  try {
+    child = spawn(process.execPath, [...CELL_NODE_FLAGS, CELL_MAIN, '--cell', id, '--organism', o.organism], {
+      detached: true,
+      stdio: ['pipe', 'ignore', errFd],
+    });
+  } finally {
+    closeSync(errFd);
+  }
+  const pid = await new Promise<number>((resolve, reject) => {
+    child.once('spawn', () => resolve(child.pid!));
+    child.once('error', (e) => reject(new CellularError('CELL_ERR_SPAWN', `cannot start cell ${id}: ${e.message}`, { cause: e })));
+  });
+  child.stdin!.on('error', () => {}); // a child that died at once: its stderr log says why
+  child.stdin!.end(JSON.stringify(packet));
+  child.unref();
+  return { id, pid, cert, markers: cellMarkers(id) };
+}

@@ -1,0 +1,218 @@
+/**
+ * The census: who is alive, from the hormones themselves. Every cell and the CLI run one,
+ * fed by the same pulses, so all hold the same view. A cell that stops pulsing is
+ * `suspect` after `suspectAfterPulses` intervals and `dead` after `deadAfterPulses`
+ * (missed pulses mean dead or partitioned, never guilty). Changes come out as an async
+ * iterable of events tagged by `type`.
+ */
+import type { Hormone } from './hormone.ts';
+import type { Limits } from './genome.ts';
+import type { BirthBody, DeathBody, PulseBody } from './vocabulary.ts';
+import { parseCertificate } from './lineage.ts';
+
+export type LifeState = 'alive' | 'draining' | 'suspect' | 'dead';
+
+export interface CensusEntry {
+  id: string;
+  tissue: string;
+  host: string;
+  pid: number;
+  parent: string | null;
+  /** Birth time, ms since the epoch. */
+  born: number;
+  /** ms since birth, at the time of the snapshot. */
+  age: number;
+  state: LifeState;
+  load: number;
+  cpu: number;
+  rss: number;
+  lag: number;
+  url: string | null;
+  genome: string;
+  /** Last time a pulse (or birth) arrived, ms since the epoch (receiver's clock). */
+  lastSeen: number;
+  pulses: number;
+  /** Why the cell is dead: a death cause, or `missed-pulses`. */
+  cause: string | null;
+  work: PulseBody['work'];
+}
+
+export type CensusEvent =
+  | { type: 'joined'; entry: CensusEntry }
+  | { type: 'state'; entry: CensusEntry; from: LifeState }
+  | { type: 'left'; entry: CensusEntry };
+
+export interface CensusOptions {
+  limits: Pick<Limits, 'pulseIntervalMs' | 'suspectAfterPulses' | 'deadAfterPulses' | 'deadRetentionMs'>;
+  now?: () => number;
+}
+
+type Listener = (e: CensusEvent) => void;
+
+export class Census {
+  readonly #entries = new Map<string, CensusEntry & { diedAt?: number }>();
+  readonly #listeners = new Set<Listener>();
+  readonly #limits: CensusOptions['limits'];
+  readonly #now: () => number;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: CensusOptions) {
+    this.#limits = options.limits;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Starts the clock that turns silence into `suspect` and `dead`. */
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => this.tick(), Math.max(20, Math.floor(this.#limits.pulseIntervalMs / 4)));
+    this.#timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#listeners.clear();
+  }
+
+  on(listener: Listener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Census events as an async iterable; ends when `signal` aborts. */
+  async *events(signal?: AbortSignal): AsyncGenerator<CensusEvent> {
+    const queue: CensusEvent[] = [];
+    let wake: (() => void) | undefined;
+    const off = this.on((e) => {
+      queue.push(e);
+      wake?.();
+    });
+    const onAbort = () => wake?.();
+    signal?.addEventListener('abort', onAbort);
+    try {
+      while (!signal?.aborted) {
+        const next = queue.shift();
+        if (next) {
+          yield next;
+          continue;
+        }
+        await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+      }
+    } finally {
+      off();
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Feeds one admitted hormone. */
+  observe(h: Hormone): void {
+    switch (h.kind) {
+      case 'pulse':
+        return this.#pulse(h.from, h.body as PulseBody);
+      case 'birth':
+        return this.#birth(h.from, h.body as BirthBody, h.ts);
+      case 'death':
+        return this.#death(h.from, h.body as DeathBody);
+      default:
+    }
+  }
+
+  #emit(e: CensusEvent): void {
+    for (const l of this.#listeners) l(e);
+  }
+
+  #setState(entry: CensusEntry & { diedAt?: number }, state: LifeState, cause: string | null = null): void {
+    if (entry.state === state) return;
+    const from = entry.state;
+    entry.state = state;
+    if (state === 'dead') {
+      entry.cause = cause;
+      entry.diedAt = this.#now();
+    } else {
+      entry.cause = null;
+      delete entry.diedAt;
+    }
+    this.#emit({ type: 'state', entry: this.#snapshot(entry), from });
+  }
+
+  #pulse(id: string, b: PulseBody): void {
+    const now = this.#now();
+    const existing = this.#entries.get(id);
+    if (existing?.state === 'dead' && existing.cause !== 'missed-pulses') return; // it said goodbye
+    const fields = {
+      tissue: b.tissue, host: b.host, pid: b.pid, parent: b.parent, born: b.born, load: b.load, cpu: b.cpu, rss: b.rss,
+      lag: b.lag, url: b.url, genome: b.genome, lastSeen: now, pulses: b.n, work: { ...b.work },
+    };
+    if (!existing) {
+      const entry = { id, age: 0, state: b.state as LifeState, cause: null, ...fields };
+      this.#entries.set(id, entry);
+      this.#emit({ type: 'joined', entry: this.#snapshot(entry) });
+      return;
+    }
+    Object.assign(existing, fields);
+    this.#setState(existing, b.state);
+  }
+
+  #birth(id: string, b: BirthBody, ts: number): void {
+    if (this.#entries.has(id)) return;
+    let cert;
+    try {
+      cert = parseCertificate(b.cert);
+    } catch {
+      return;
+    }
+    const entry = {
+      id, tissue: cert.tissue, host: cert.host, pid: b.pid, parent: cert.parent, born: cert.born, age: 0, state: 'alive' as LifeState,
+      load: 0, cpu: 0, rss: 0, lag: 0, url: b.url, genome: '', lastSeen: Math.max(this.#now(), ts), pulses: 0, cause: null,
+      work: { handled: 0, inflight: 0, queued: 0, errors: 0 },
+    };
+    this.#entries.set(id, entry);
+    this.#emit({ type: 'joined', entry: this.#snapshot(entry) });
+  }
+
+  #death(id: string, b: DeathBody): void {
+    const entry = this.#entries.get(id);
+    if (!entry) return;
+    this.#setState(entry, 'dead', b.cause);
+  }
+
+  /** Re-evaluates silence; called by the timer, or by a test driving the clock. */
+  tick(): void {
+    const now = this.#now();
+    const { pulseIntervalMs, suspectAfterPulses, deadAfterPulses, deadRetentionMs } = this.#limits;
+    for (const entry of this.#entries.values()) {
+      if (entry.state === 'dead') {
+        if (now - (entry.diedAt ?? now) >= deadRetentionMs) {
+          this.#entries.delete(entry.id);
+          this.#emit({ type: 'left', entry: this.#snapshot(entry) });
+        }
+        continue;
+      }
+      const silent = now - entry.lastSeen;
+      // A cell is judged after the Nth pulse that should have come but did not.
+      if (silent > deadAfterPulses * pulseIntervalMs) this.#setState(entry, 'dead', 'missed-pulses');
+      else if (silent > suspectAfterPulses * pulseIntervalMs) this.#setState(entry, 'suspect');
+    }
+  }
+
+  #snapshot(e: CensusEntry & { diedAt?: number }): CensusEntry {
+    const { diedAt: _d, ...rest } = e;
+    return { ...rest, work: { ...e.work }, age: Math.max(0, this.#now() - e.born) };
+  }
+
+  get(id: string): CensusEntry | undefined {
+    const e = this.#entries.get(id);
+    return e && this.#snapshot(e);
+  }
+
+  /** Every entry, dead ones included until their retention ends, sorted by tissue then birth. */
+  list(): CensusEntry[] {
+    return [...this.#entries.values()].map((e) => this.#snapshot(e)).sort((a, b) => a.tissue.localeCompare(b.tissue) || a.born - b.born || a.id.localeCompare(b.id));
+  }
+
+  /** Cells not known to be dead. */
+  living(): CensusEntry[] {
+    return this.list().filter((e) => e.state !== 'dead');
+  }
+}

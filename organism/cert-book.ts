@@ -1,0 +1,94 @@
+/**
+ * Who is who: the verified certificates of the cells this process has heard of, and the
+ * public key of each. A certificate is learnt from a birth hormone or fetched from the
+ * lineage bucket, and accepted only with an unbroken chain of signatures to the root.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { KV } from '@nats-io/kv';
+import { publicKeyObject } from './keys.ts';
+import { certificateSignedBy, parseCertificate, ROOT_ISSUER, unpackCertificate, type Certificate } from './lineage.ts';
+
+/** Deepest lineage followed; deeper chains are refused (runaway lineages are suspect anyway). */
+const MAX_CHAIN = 64;
+
+interface Known {
+  cert: Certificate;
+  key: KeyObject;
+}
+
+export class CertBook {
+  readonly #root: KeyObject;
+  readonly #known = new Map<string, Known>();
+  readonly #lookups = new Map<string, Promise<KeyObject | undefined>>();
+  readonly #lineage: KV | undefined;
+  /** Certificates refused (bad signature or broken chain). */
+  refused = 0;
+
+  constructor(rootPub: Uint8Array, lineage?: KV) {
+    this.#root = publicKeyObject(rootPub);
+    this.#lineage = lineage;
+  }
+
+  /** The sender's key if already verified (root included), without I/O. */
+  keyOf(id: string): KeyObject | undefined {
+    if (id === ROOT_ISSUER) return this.#root;
+    return this.#known.get(id)?.key;
+  }
+
+  certOf(id: string): Certificate | undefined {
+    return this.#known.get(id)?.cert;
+  }
+
+  /** Accepts an untrusted certificate if its chain verifies; resolves the issuer when needed. */
+  async learn(value: unknown, depth = 0): Promise<Certificate | undefined> {
+    let cert: Certificate;
+    try {
+      cert = parseCertificate(value);
+    } catch {
+      this.refused++;
+      return undefined;
+    }
+    const existing = this.#known.get(cert.cell);
+    if (existing) return Buffer.compare(existing.cert.sig, cert.sig) === 0 ? existing.cert : undefined;
+    if (depth > MAX_CHAIN) {
+      this.refused++;
+      return undefined;
+    }
+    const issuerKey = cert.issuer === ROOT_ISSUER ? this.#root : await this.resolve(cert.issuer, depth + 1);
+    if (issuerKey === undefined || !certificateSignedBy(cert, issuerKey)) {
+      this.refused++;
+      return undefined;
+    }
+    // The issuer of a child must be its parent; the root issues only generation 0.
+    if ((cert.issuer === ROOT_ISSUER) !== (cert.parent === null) || (cert.parent !== null && cert.parent !== cert.issuer)) {
+      this.refused++;
+      return undefined;
+    }
+    this.#known.set(cert.cell, { cert, key: publicKeyObject(cert.pub) });
+    return cert;
+  }
+
+  /** The key of `id`, fetching and verifying its certificate from the lineage bucket if needed. */
+  resolve(id: string, depth = 0): Promise<KeyObject | undefined> {
+    const known = this.keyOf(id);
+    if (known) return Promise.resolve(known);
+    if (!this.#lineage) return Promise.resolve(undefined);
+    let pending = this.#lookups.get(id);
+    if (!pending) {
+      pending = this.#fetch(id, depth).finally(() => this.#lookups.delete(id));
+      this.#lookups.set(id, pending);
+    }
+    return pending;
+  }
+
+  async #fetch(id: string, depth: number): Promise<KeyObject | undefined> {
+    try {
+      const entry = await this.#lineage!.get(id);
+      if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) return undefined;
+      const cert = await this.learn(unpackCertificate(entry.value), depth);
+      return cert ? this.keyOf(cert.cell) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+/**
+ * `cellular` — grow an organism, read its census, stop it. Every flag is documented in
+ * README.md ("Commands"); `cellular help` prints the same summary.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { stopBrokerByPid } from './broker.ts';
+import { censusSummary, censusTable } from './census-table.ts';
+import type { CensusEntry } from './census.ts';
+import { CellularError, isCellularError } from './errors.ts';
+import { defaultGenome, loadGenome, validateGenome, type Genome } from './genome.ts';
+import { fromHex } from './keys.ts';
+import { Observer } from './observer.ts';
+import { Organism, sweepCells } from './organism.ts';
+import { isProcessOf, waitGone } from './processes.ts';
+import { readRecord, removeRecord, requireRecord } from './record.ts';
+import { loadRootKey, ROOT_PUB_FILE } from './root-key.ts';
+import { openReply } from './wire.ts';
+
+const GENOME_SNAPSHOT = 'genome.json';
+
+export const HELP = `cellular — a messenger server that is a swarm of processes
+
+Usage:
+  cellular grow   [--state-dir DIR] [--genome FILE] [--set PATH=VALUE]... [--nats URL[,URL...]]
+                  [--id ID] [--no-install] [--plain]
+  cellular census [--state-dir DIR] [--json] [--nats URL[,URL...]] [--id ID]
+  cellular stop   [--state-dir DIR] [--nats URL[,URL...]] [--id ID]
+  cellular help | --help | --version
+
+Options:
+  --state-dir DIR   organism state (root key, broker store, logs); default .organism
+  --genome FILE     JSON genome merged over the defaults
+  --set PATH=VALUE  override one genome field, e.g. --set limits.pulseIntervalMs=250 (repeatable)
+  --nats URLS       join these NATS servers instead of starting a private nats-server
+  --id ID           organism id (namespace org.<id>.); default: kept in the state dir
+  --no-install      never install nats-server with apt-get, even as root on Debian
+  --plain           log census changes as lines instead of redrawing a table
+  --json            census as a JSON array (like pm2 jlist)
+`;
+
+const OPTIONS = {
+  'state-dir': { type: 'string', default: '.organism' },
+  genome: { type: 'string' },
+  set: { type: 'string', multiple: true },
+  nats: { type: 'string' },
+  id: { type: 'string' },
+  'no-install': { type: 'boolean', default: false },
+  plain: { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+  version: { type: 'boolean', default: false },
+} as const satisfies ParseArgsConfig['options'];
+
+type Flags = { [K in keyof typeof OPTIONS]: (typeof OPTIONS)[K] extends { multiple: true } ? string[] | undefined : (typeof OPTIONS)[K] extends { type: 'boolean' } ? boolean : string | undefined };
+
+function parse(argv: string[]): { command: string; flags: Flags } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (cause) {
+    throw new CellularError('CLI_ERR_USAGE', `${(cause as Error).message}\n\n${HELP}`, { cause });
+  }
+  const [command = 'help', ...rest] = parsed.positionals;
+  if (rest.length > 0) throw new CellularError('CLI_ERR_USAGE', `unexpected argument ${JSON.stringify(rest[0])}\n\n${HELP}`);
+  return { command, flags: parsed.values as unknown as Flags };
+}
+
+function servers(flags: Flags): string[] | undefined {
+  if (flags.nats === undefined) return undefined;
+  const list = flags.nats.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0) throw new CellularError('CLI_ERR_USAGE', '--nats expects URL[,URL...], received nothing');
+  return list;
+}
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+async function grow(flags: Flags): Promise<number> {
+  const genome = loadGenome({ ...(flags.genome ? { file: flags.genome } : {}), sets: flags.set ?? [] });
+  const stateDir = resolve(flags['state-dir'] ?? '.organism');
+  const joined = servers(flags);
+  const organism = new Organism({
+    stateDir, genome, say, autoInstall: !flags['no-install'],
+    ...(flags.genome ? { genomeDir: dirname(resolve(flags.genome)) } : {}),
+    ...(joined ? { servers: joined } : {}),
+    ...(flags.id ? { id: flags.id } : {}),
+  });
+  let stopping = false;
+  const onSignal = (sig: string) => {
+    if (stopping) return say(`${sig} again: still stopping (bounded by limits.shutdownTimeoutMs)…`);
+    stopping = true;
+    void organism.stop(sig);
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGHUP', () => onSignal('SIGHUP'));
+
+  say(`growing organism ${organism.id} (state ${stateDir})`);
+  await organism.start();
+  writeFileSync(join(stateDir, GENOME_SNAPSHOT), `${JSON.stringify(genome, null, 2)}\n`);
+  const living = await organism.waitForPopulation();
+  say(`organism ${organism.id} alive: ${living.length} cells on ${organism.servers.join(', ')}`);
+  say(`census: npx cellular census --state-dir ${stateDir}    stop: Ctrl-C or npx cellular stop --state-dir ${stateDir}`);
+
+  const census = organism.observer.census;
+  const tty = process.stdout.isTTY === true && !flags.plain;
+  const ac = new AbortController();
+  if (tty) {
+    const draw = () => {
+      if (organism.state.state !== 'alive') return;
+      process.stdout.write(`\x1b[H\x1b[2J organism ${organism.id} · ${organism.servers.join(', ')} · ${censusSummary(census.living())}\n\n${censusTable(census.list())}\n\n Ctrl-C to stop\n`);
+    };
+    const timer = setInterval(draw, Math.max(250, genome.limits.pulseIntervalMs));
+    draw();
+    ac.signal.addEventListener('abort', () => clearInterval(timer));
+  } else {
+    process.stdout.write(`${censusTable(census.list())}\n`);
+    void (async () => {
+      for await (const e of census.events(ac.signal)) {
+        const what = e.type === 'state' ? `${e.from} -> ${e.entry.state}${e.entry.cause ? ` (${e.entry.cause})` : ''}` : e.type;
+        process.stdout.write(`${new Date().toISOString()} ${e.entry.id} ${e.entry.tissue} pid ${e.entry.pid}: ${what}\n`);
+      }
+    })();
+  }
+  // Either a signal, `cellular stop` (a shutdown hormone) or a failure ends the organism.
+  while (organism.state.state === 'alive') await sleep(100);
+  const final = await organism.stop('ended');
+  ac.abort();
+  say(`organism ${organism.id} stopped${final.state === 'stopped' && final.stragglers > 0 ? ` (${final.stragglers} stragglers killed)` : ''}`);
+  return 0;
+}
+
+interface Target {
+  stateDir: string;
+  id: string;
+  servers: string[];
+  genome: Readonly<Genome>;
+  rootPub: Uint8Array;
+}
+
+function target(flags: Flags): Target {
+  const stateDir = resolve(flags['state-dir'] ?? '.organism');
+  const joined = servers(flags);
+  const record = joined && flags.id ? undefined : requireRecord(stateDir);
+  let genome: Readonly<Genome>;
+  try {
+    genome = validateGenome(JSON.parse(readFileSync(join(stateDir, GENOME_SNAPSHOT), 'utf8')));
+  } catch {
+    genome = validateGenome(defaultGenome());
+  }
+  let rootPub: Uint8Array;
+  try {
+    rootPub = fromHex(readFileSync(join(stateDir, ROOT_PUB_FILE), 'utf8').trim());
+  } catch (cause) {
+    throw new CellularError('TRUST_ERR_ROOT_KEY', `cannot read ${join(stateDir, ROOT_PUB_FILE)}: the census verifies every pulse against the organism's root key`, { cause });
+  }
+  return { stateDir, id: flags.id ?? record!.id, servers: joined ?? record!.servers, genome, rootPub };
+}
+
+/** The census as one process sees it: a living cell's view, refreshed by pulses heard here. */
+export async function gatherCensus(observer: Observer, limits: Genome['limits']): Promise<CensusEntry[]> {
+  const listen = sleep(limits.pulseIntervalMs * 2 + 100);
+  let remote: CensusEntry[] = [];
+  try {
+    remote = openReply<CensusEntry[]>((await observer.nc.request(observer.ns.census, new Uint8Array(0), { timeout: 1_000 })).data);
+  } catch {
+    // No cell answered: what we hear ourselves is all there is.
+  }
+  await listen;
+  const merged = new Map(remote.map((e) => [e.id, e]));
+  for (const e of observer.census.list()) merged.set(e.id, e);
+  return [...merged.values()].sort((a, b) => a.tissue.localeCompare(b.tissue) || a.born - b.born || a.id.localeCompare(b.id));
+}
+
+async function census(flags: Flags): Promise<number> {
+  const t = target(flags);
+  const observer = await Observer.open({ servers: t.servers, organism: t.id, rootPub: t.rootPub, limits: t.genome.limits, name: 'cellular census' });
+  try {
+    const entries = await gatherCensus(observer, t.genome.limits);
+    process.stdout.write(flags.json ? `${JSON.stringify(entries, null, 2)}\n` : `${censusTable(entries)}\n${censusSummary(entries)}\n`);
+  } finally {
+    await observer.close();
+  }
+  return 0;
+}
+
+async function stop(flags: Flags): Promise<number> {
+  const t = target(flags);
+  const record = readRecord(t.stateDir);
+  const rootKey = loadRootKey(t.stateDir);
+  const observer = await Observer.open({ servers: t.servers, organism: t.id, rootPub: t.rootPub, rootKey, limits: t.genome.limits, name: 'cellular stop' });
+  const timeout = t.genome.limits.shutdownTimeoutMs;
+  try {
+    observer.bus.publish('shutdown', { reason: 'cellular stop' });
+    await observer.nc.flush();
+    say(`shutdown sent to organism ${t.id}`);
+    if (record && record.grow.pid !== process.pid && isProcessOf(record.grow.pid, ['grow'])) {
+      // grow drains the cells and stops its broker; we only wait for it.
+      say(`waiting for grow (pid ${record.grow.pid}) to finish…`);
+      if (await waitGone(record.grow.pid, timeout + 10_000)) return 0;
+      say(`grow (pid ${record.grow.pid}) did not exit; sweeping cells here`);
+    }
+    const killed = await sweepCells(observer, timeout, [], say);
+    if (killed > 0) say(`${killed} stragglers killed`);
+  } finally {
+    await observer.close();
+  }
+  if (record?.broker && (await stopBrokerByPid(record.broker.pid, record.broker.config))) say('nats-server stopped');
+  if (record) removeRecord(t.stateDir);
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { command, flags } = parse(argv);
+  if (flags.version) {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return 0;
+  }
+  if (flags.help || command === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  switch (command) {
+    case 'grow':
+      return grow(flags);
+    case 'census':
+      return census(flags);
+    case 'stop':
+      return stop(flags);
+    default:
+      throw new CellularError('CLI_ERR_USAGE', `unknown command ${JSON.stringify(command)}\n\n${HELP}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    say(isCellularError(e) ? `error ${e.code}: ${e.message}` : `error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,80 @@
+/**
+ * The one error catalogue. Every error the organism raises carries a stable code from
+ * here; docs/errors.md lists them all and test/organism/errors.test.ts keeps that table
+ * complete. Errors that cross NATS travel as plain data (`toWire`) and are rebuilt
+ * (`fromWire`) on arrival, so a caller sees the same code the callee raised.
+ */
+
+export const ErrorCodes = {
+  GENOME_ERR_INVALID: 'a genome field is missing, of the wrong type or out of range',
+  GENOME_ERR_FILE: 'the genome file cannot be read or is not JSON',
+  GENOME_ERR_UNKNOWN_FIELD: 'the genome names a field that does not exist',
+  CLI_ERR_USAGE: 'the command line names an unknown command or flag, or a flag lacks its value',
+  BROKER_ERR_NOT_FOUND: 'no nats-server binary was found and none could be installed',
+  BROKER_ERR_INSTALL: 'installing the nats-server package failed',
+  BROKER_ERR_START: 'nats-server exited or did not answer in time',
+  BROKER_ERR_NO_PORT: 'no free port could be found for nats-server',
+  BROKER_ERR_CONNECT: 'the NATS server or cluster could not be reached',
+  HORMONE_ERR_KIND: 'a hormone kind is not in the vocabulary',
+  HORMONE_ERR_TOO_LARGE: 'an encoded hormone exceeds limits.hormoneMaxBytes',
+  TRUST_ERR_ROOT_KEY: 'the root key file is unreadable, malformed or too widely readable',
+  TRUST_ERR_CERTIFICATE: 'a lineage certificate is malformed or its signature does not verify',
+  CELL_ERR_BIRTH_PACKET: 'a cell process was started without a valid birth packet on stdin',
+  CELL_ERR_TISSUE_MODULE: 'a tissue module cannot be loaded or does not export a tissue',
+  CELL_ERR_POPULATION_MAX: 'spawning would exceed limits.cellsPerHost or the tissue max',
+  CELL_ERR_SPAWN: 'a cell process could not be started or never pulsed',
+  CELL_ERR_CLOSED: 'the cell or component is closed',
+  CELL_ERR_ABORTED: 'the operation was aborted through its AbortSignal',
+  CELL_ERR_REMOTE: 'a request to another cell failed there; the cause carries its code',
+  TISSUE_ERR_BAD_REQUEST: 'a request to a tissue endpoint is not valid msgpack or not what the endpoint expects',
+  TISSUE_ERR_UNAVAILABLE: 'no cell of the tissue answered (none alive, or all draining)',
+  STATE_ERR_NO_ORGANISM: 'no organism record was found in the state dir (is grow running?)',
+  STATE_ERR_LOCKED: 'another grow already runs with this state dir',
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export interface WireError {
+  name: string;
+  code: string;
+  message: string;
+  cell?: string;
+}
+
+export class CellularError extends Error {
+  readonly code: ErrorCode;
+  /** The cell that raised it, when it came across the bus. */
+  readonly cell: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; cell?: string } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'CellularError';
+    this.code = code;
+    this.cell = options.cell;
+  }
+
+  toWire(): WireError {
+    const wire: WireError = { name: this.name, code: this.code, message: this.message };
+    if (this.cell !== undefined) wire.cell = this.cell;
+    return wire;
+  }
+
+  static fromWire(value: unknown): CellularError {
+    if (typeof value === 'object' && value !== null) {
+      const v = value as Record<string, unknown>;
+      const code = typeof v.code === 'string' && v.code in ErrorCodes ? (v.code as ErrorCode) : 'CELL_ERR_REMOTE';
+      const message = typeof v.message === 'string' ? v.message : 'remote error';
+      return new CellularError(code, message, typeof v.cell === 'string' ? { cell: v.cell } : {});
+    }
+    return new CellularError('CELL_ERR_REMOTE', 'remote error without detail');
+  }
+}
+
+export function isCellularError(e: unknown, code?: ErrorCode): e is CellularError {
+  return e instanceof CellularError && (code === undefined || e.code === code);
+}
+
+/** Throws CELL_ERR_ABORTED with the signal's reason as cause, p-queue style. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new CellularError('CELL_ERR_ABORTED', 'operation aborted', { cause: signal.reason });
+}

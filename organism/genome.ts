@@ -1,0 +1,318 @@
+/**
+ * The genome: the organism's typed configuration. Built once from defaults, then an
+ * optional JSON file, then CLI overrides; validated with messages that name the field,
+ * the expectation and the value received; then deep-frozen. Every cell gets the same
+ * frozen genome in its birth packet and reports its hash, so a cell running another
+ * genome is visible.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { CellularError } from './errors.ts';
+
+export interface TissueGene {
+  /** Tissue module: a built-in name (`stem`, `echo`) or a path to a compiled `.js` file. */
+  module: string;
+  /** Fewest living cells of this tissue. @default 1 */
+  min: number;
+  /** Most living cells of this tissue. @default 4 */
+  max: number;
+  /** Stress above which the tissue grows, in [0,1]. @default 0.75 */
+  high: number;
+  /** Stress below which, for `idleMs`, the tissue shrinks, in [0,1]. @default 0.2 */
+  low: number;
+  /** How long a cell must stay below `low` before apoptosis. @default 30000 */
+  idleMs: number;
+  /** Half-life of the decayed stress mean. @default 2000 */
+  halfLifeMs: number;
+}
+
+export interface Limits {
+  /** Most living cells on one host, all tissues together. @default 32 */
+  cellsPerHost: number;
+  /** Most divisions per minute, organism-wide. @default 60 */
+  mitosisPerMinute: number;
+  /** Largest encoded hormone accepted or sent, in bytes. @default 8192 */
+  hormoneMaxBytes: number;
+  /** Time between two pulses of one cell. @default 500 */
+  pulseIntervalMs: number;
+  /** Missed pulses before a cell is `suspect`. @default 3 */
+  suspectAfterPulses: number;
+  /** Missed pulses before a cell is `dead`. @default 6 */
+  deadAfterPulses: number;
+  /** Hormones older (or further in the future) than this are stale. @default 30000 */
+  hormoneMaxAgeMs: number;
+  /** Sliding anti-replay window, in sequence numbers per sender. @default 256 */
+  replayWindow: number;
+  /** How long a cell may take to drain before it exits anyway. @default 5000 */
+  drainTimeoutMs: number;
+  /** How long grow/stop wait for the census to empty before killing stragglers. @default 10000 */
+  shutdownTimeoutMs: number;
+  /** How long a dead cell stays listed in the census. @default 10000 */
+  deadRetentionMs: number;
+}
+
+export interface BrokerGene {
+  /** Address the private nats-server binds. @default '127.0.0.1' */
+  host: string;
+  /** Client port; 0 picks a free one (never 4222). @default 0 */
+  port: number;
+  /** Monitoring port; 0 picks a free one. @default 0 */
+  monitorPort: number;
+  /** Largest message the private server accepts. @default 1048576 */
+  maxPayload: number;
+}
+
+export interface Genome {
+  /** Genome format version. @default 1 */
+  version: 1;
+  tissues: Record<string, TissueGene>;
+  limits: Limits;
+  broker: BrokerGene;
+}
+
+export const TISSUE_DEFAULTS: Readonly<TissueGene> = Object.freeze({
+  module: '',
+  min: 1,
+  max: 4,
+  high: 0.75,
+  low: 0.2,
+  idleMs: 30_000,
+  halfLifeMs: 2_000,
+});
+
+export function defaultGenome(): Genome {
+  return {
+    version: 1,
+    tissues: {
+      stem: { ...TISSUE_DEFAULTS, module: 'stem', min: 2, max: 8 },
+      echo: { ...TISSUE_DEFAULTS, module: 'echo', min: 1, max: 4 },
+    },
+    limits: {
+      cellsPerHost: 32,
+      mitosisPerMinute: 60,
+      hormoneMaxBytes: 8192,
+      pulseIntervalMs: 500,
+      suspectAfterPulses: 3,
+      deadAfterPulses: 6,
+      hormoneMaxAgeMs: 30_000,
+      replayWindow: 256,
+      drainTimeoutMs: 5_000,
+      shutdownTimeoutMs: 10_000,
+      deadRetentionMs: 10_000,
+    },
+    broker: { host: '127.0.0.1', port: 0, monitorPort: 0, maxPayload: 1_048_576 },
+  };
+}
+
+type Rule = { kind: 'int'; min: number; max: number } | { kind: 'number'; min: number; max: number } | { kind: 'string'; pattern?: RegExp; hint?: string };
+
+const LIMIT_RULES: Record<keyof Limits, Rule> = {
+  cellsPerHost: { kind: 'int', min: 1, max: 10_000 },
+  mitosisPerMinute: { kind: 'int', min: 0, max: 100_000 },
+  hormoneMaxBytes: { kind: 'int', min: 512, max: 1_048_576 },
+  pulseIntervalMs: { kind: 'int', min: 50, max: 60_000 },
+  suspectAfterPulses: { kind: 'int', min: 1, max: 1_000 },
+  deadAfterPulses: { kind: 'int', min: 2, max: 1_000 },
+  hormoneMaxAgeMs: { kind: 'int', min: 1_000, max: 3_600_000 },
+  replayWindow: { kind: 'int', min: 1, max: 65_536 },
+  drainTimeoutMs: { kind: 'int', min: 0, max: 600_000 },
+  shutdownTimeoutMs: { kind: 'int', min: 100, max: 3_600_000 },
+  deadRetentionMs: { kind: 'int', min: 0, max: 3_600_000 },
+};
+
+const TISSUE_RULES: Record<keyof TissueGene, Rule> = {
+  module: { kind: 'string', pattern: /^\S+$/, hint: 'a built-in tissue name or a path to a .js file' },
+  min: { kind: 'int', min: 0, max: 10_000 },
+  max: { kind: 'int', min: 1, max: 10_000 },
+  high: { kind: 'number', min: 0, max: 1 },
+  low: { kind: 'number', min: 0, max: 1 },
+  idleMs: { kind: 'int', min: 0, max: 86_400_000 },
+  halfLifeMs: { kind: 'int', min: 1, max: 3_600_000 },
+};
+
+const BROKER_RULES: Record<keyof BrokerGene, Rule> = {
+  host: { kind: 'string', pattern: /^[0-9a-zA-Z.:\-[\]]+$/, hint: 'an IP address or host name' },
+  port: { kind: 'int', min: 0, max: 65_535 },
+  monitorPort: { kind: 'int', min: 0, max: 65_535 },
+  maxPayload: { kind: 'int', min: 1024, max: 67_108_864 },
+};
+
+/** Tissue names become NATS subject tokens and file names, so keep them plain. */
+const TISSUE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+function invalid(field: string, expected: string, value: unknown): CellularError {
+  return new CellularError('GENOME_ERR_INVALID', `genome.${field} must be ${expected}, received ${describe(value)}`);
+}
+
+function checkRule(field: string, rule: Rule, value: unknown): void {
+  switch (rule.kind) {
+    case 'int':
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < rule.min || value > rule.max) {
+        throw invalid(field, `an integer from ${rule.min} to ${rule.max}`, value);
+      }
+      return;
+    case 'number':
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < rule.min || value > rule.max) {
+        throw invalid(field, `a number from ${rule.min} to ${rule.max}`, value);
+      }
+      return;
+    case 'string':
+      if (typeof value !== 'string' || value.length === 0 || (rule.pattern && !rule.pattern.test(value))) {
+        throw invalid(field, rule.hint ?? 'a non-empty string', value);
+      }
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function checkSection(prefix: string, rules: Record<string, Rule>, value: unknown): void {
+  if (!isRecord(value)) throw invalid(prefix, 'an object', value);
+  for (const key of Object.keys(value)) {
+    if (!(key in rules)) {
+      throw new CellularError('GENOME_ERR_UNKNOWN_FIELD', `genome.${prefix}.${key} is not a genome field; known fields: ${Object.keys(rules).join(', ')}`);
+    }
+  }
+  for (const [key, rule] of Object.entries(rules)) checkRule(`${prefix}.${key}`, rule, value[key]);
+}
+
+/** Validates a complete genome and returns it deep-frozen. */
+export function validateGenome(value: unknown): Readonly<Genome> {
+  if (!isRecord(value)) throw invalid('', 'an object', value);
+  for (const key of Object.keys(value)) {
+    if (!['version', 'tissues', 'limits', 'broker'].includes(key)) {
+      throw new CellularError('GENOME_ERR_UNKNOWN_FIELD', `genome.${key} is not a genome field; known fields: version, tissues, limits, broker`);
+    }
+  }
+  if (value.version !== 1) throw invalid('version', 'the number 1', value.version);
+  checkSection('limits', LIMIT_RULES, value.limits);
+  checkSection('broker', BROKER_RULES, value.broker);
+  const limits = value.limits as unknown as Limits;
+  if (limits.deadAfterPulses <= limits.suspectAfterPulses) {
+    throw invalid('limits.deadAfterPulses', `greater than limits.suspectAfterPulses (${limits.suspectAfterPulses})`, limits.deadAfterPulses);
+  }
+  const broker = value.broker as unknown as BrokerGene;
+  if (broker.port === 4222) throw invalid('broker.port', 'a port other than 4222 (the default NATS port is left to system servers)', 4222);
+  if (!isRecord(value.tissues)) throw invalid('tissues', 'an object of tissue name to tissue', value.tissues);
+  const names = Object.keys(value.tissues);
+  if (names.length === 0) throw invalid('tissues', 'at least one tissue', value.tissues);
+  let minTotal = 0;
+  for (const name of names) {
+    if (!TISSUE_NAME.test(name)) throw invalid(`tissues[${JSON.stringify(name)}]`, 'named by lowercase letters, digits and dashes, starting with a letter, at most 32 characters', name);
+    const tissue = value.tissues[name];
+    checkSection(`tissues.${name}`, TISSUE_RULES, tissue);
+    const t = tissue as unknown as TissueGene;
+    if (t.min > t.max) throw invalid(`tissues.${name}.min`, `at most tissues.${name}.max (${t.max})`, t.min);
+    if (t.low >= t.high) throw invalid(`tissues.${name}.low`, `below tissues.${name}.high (${t.high})`, t.low);
+    minTotal += t.min;
+  }
+  if (minTotal > limits.cellsPerHost) {
+    throw invalid('limits.cellsPerHost', `at least the sum of every tissue's min (${minTotal})`, limits.cellsPerHost);
+  }
+  return deepFreeze(structuredClone(value) as unknown as Genome);
+}
+
+function deepFreeze<T>(value: T): Readonly<T> {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Merges a partial genome over a base; tissues merge per tissue over TISSUE_DEFAULTS. */
+export function mergeGenome(base: Genome, patch: unknown, source: string): Genome {
+  if (!isRecord(patch)) throw new CellularError('GENOME_ERR_INVALID', `${source}: the genome must be a JSON object, received ${describe(patch)}`);
+  const out = structuredClone(base) as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(patch)) {
+    if (key === 'tissues' && isRecord(value)) {
+      const tissues = out.tissues as Record<string, unknown>;
+      for (const [name, t] of Object.entries(value)) {
+        // `null` removes a default tissue, so a genome file can replace the default body plan.
+        if (t === null) delete tissues[name];
+        else tissues[name] = isRecord(t) ? { ...TISSUE_DEFAULTS, ...(isRecord(tissues[name]) ? tissues[name] : { module: name }), ...t } : t;
+      }
+    } else if ((key === 'limits' || key === 'broker') && isRecord(value)) {
+      out[key] = { ...(out[key] as object), ...value };
+    } else {
+      out[key] = value;
+    }
+  }
+  return out as unknown as Genome;
+}
+
+export function readGenomeFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new CellularError('GENOME_ERR_FILE', `cannot read genome file ${path}: ${(cause as Error).message}`, { cause });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new CellularError('GENOME_ERR_FILE', `genome file ${path} is not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/**
+ * Applies one `path=value` override (from `--set`). The value is parsed as JSON when it
+ * parses (numbers, booleans, objects), else taken as a string.
+ */
+export function setGenomePath(genome: Genome, assignment: string): Genome {
+  const eq = assignment.indexOf('=');
+  if (eq <= 0) throw new CellularError('GENOME_ERR_INVALID', `--set expects path=value (for example limits.pulseIntervalMs=250), received ${describe(assignment)}`);
+  const path = assignment.slice(0, eq).split('.');
+  const raw = assignment.slice(eq + 1);
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    value = raw;
+  }
+  const patch: Record<string, unknown> = {};
+  let cursor = patch;
+  for (let i = 0; i < path.length - 1; i++) {
+    const next: Record<string, unknown> = {};
+    cursor[path[i]!] = next;
+    cursor = next;
+  }
+  cursor[path[path.length - 1]!] = value;
+  return mergeGenome(genome, patch, `--set ${assignment}`);
+}
+
+export interface GenomeSources {
+  file?: string;
+  sets?: readonly string[];
+}
+
+/** Defaults, then the file, then `--set` overrides; validated and frozen. */
+export function loadGenome(sources: GenomeSources = {}): Readonly<Genome> {
+  let genome = defaultGenome();
+  if (sources.file !== undefined) genome = mergeGenome(genome, readGenomeFile(sources.file), sources.file);
+  for (const s of sources.sets ?? []) genome = setGenomePath(genome, s);
+  return validateGenome(genome);
+}
+
+/** A stable hash of the genome (keys sorted), carried in every pulse. */
+export function genomeHash(genome: Readonly<Genome>): string {
+  return createHash('sha256').update(canonicalJson(genome)).digest('hex').slice(0, 16);
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (isRecord(value)) {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}

@@ -1,0 +1,99 @@
+/**
+ * The gate every incoming hormone passes: parse, check the signature with the sender's
+ * key, reject stale timestamps and replayed sequence numbers, count every drop by reason.
+ * It never throws, so no bad hormone ever reaches a handler as an exception.
+ *
+ * Replay protection is a sliding window per sender (as in IPsec/DTLS): a cell publishes
+ * from two threads over two connections, so its hormones may arrive slightly out of order.
+ */
+import type { KeyObject } from 'node:crypto';
+import { DROP_REASONS, openEnvelope, signatureHolds, type DropReason, type Hormone } from './hormone.ts';
+
+export type DropCounters = Record<DropReason, number>;
+
+export interface GateOptions {
+  maxBytes: number;
+  maxAgeMs: number;
+  replayWindow: number;
+  /** Injected clock, ms since the epoch. */
+  now?: () => number;
+  /** Most senders remembered for replay checks; the least recently seen are forgotten. */
+  maxSenders?: number;
+}
+
+export type Admitted = { ok: true; hormone: Hormone } | { ok: false; reason: DropReason; from?: string };
+
+class ReplayWindow {
+  #highest = 0;
+  #seen = new Set<number>();
+
+  constructor(readonly size: number) {}
+
+  /** True (and records it) when seq is fresh. */
+  accept(seq: number): boolean {
+    if (seq > this.#highest) {
+      this.#highest = seq;
+      this.#seen.add(seq);
+      if (this.#seen.size > this.size) {
+        const floor = this.#highest - this.size;
+        for (const s of this.#seen) if (s <= floor) this.#seen.delete(s);
+      }
+      return true;
+    }
+    if (seq <= this.#highest - this.size || this.#seen.has(seq)) return false;
+    this.#seen.add(seq);
+    return true;
+  }
+}
+
+export class HormoneGate {
+  readonly dropped: DropCounters = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as DropCounters;
+  accepted = 0;
+  readonly #windows = new Map<string, ReplayWindow>();
+  readonly #opts: Required<GateOptions>;
+
+  constructor(options: GateOptions) {
+    this.#opts = { now: Date.now, maxSenders: 100_000, ...options };
+  }
+
+  /** Parses only; use when the sender's key must be looked up first. */
+  open(bytes: Uint8Array): Admitted {
+    const opened = openEnvelope(bytes, this.#opts.maxBytes);
+    if (!opened.ok) this.dropped[opened.reason]++;
+    return opened;
+  }
+
+  /** Finishes admission of a parsed hormone. `key` undefined means the sender is foreign. */
+  admit(h: Hormone, key: KeyObject | undefined): Admitted {
+    const drop = (reason: DropReason): Admitted => {
+      this.dropped[reason]++;
+      return { ok: false, reason, from: h.from };
+    };
+    if (key === undefined) return drop('foreign');
+    if (!signatureHolds(h, key)) return drop('badSignature');
+    if (Math.abs(this.#opts.now() - h.ts) > this.#opts.maxAgeMs) return drop('stale');
+    let window = this.#windows.get(h.from);
+    if (window === undefined) {
+      if (this.#windows.size >= this.#opts.maxSenders) {
+        const oldest = this.#windows.keys().next().value;
+        if (oldest !== undefined) this.#windows.delete(oldest);
+      }
+      window = new ReplayWindow(this.#opts.replayWindow);
+      this.#windows.set(h.from, window);
+    }
+    if (!window.accept(h.seq)) return drop('replayed');
+    this.accepted++;
+    return { ok: true, hormone: h };
+  }
+
+  /** Parse and admit in one step, for senders whose key is at hand. */
+  check(bytes: Uint8Array, keyOf: (from: string) => KeyObject | undefined): Admitted {
+    const opened = this.open(bytes);
+    if (!opened.ok) return opened;
+    return this.admit(opened.hormone, keyOf(opened.hormone.from));
+  }
+
+  stats(): { accepted: number; dropped: DropCounters } {
+    return { accepted: this.accepted, dropped: { ...this.dropped } };
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The hormone envelope `{v, kind, from, seq, ts, body, sig}`: msgpackr-encoded and
+ * Ed25519-signed by the sender. Decoding never throws: bad bytes, unknown kinds, oversize,
+ * bad signatures, replayed or stale sequence numbers come back as a drop reason, which
+ * the caller counts (see HormoneGate).
+ *
+ * Only the canonical encoding is accepted: the decoded envelope must re-encode to the
+ * exact bytes received, so no two byte strings carry one signed meaning.
+ */
+import type { KeyObject } from 'node:crypto';
+import { Packr } from 'msgpackr';
+import { CellularError } from './errors.ts';
+import { signBytes, verifyBytes } from './keys.ts';
+import { CELL_ID } from './namespace.ts';
+import { ROOT_ISSUER } from './lineage.ts';
+import { bodyFits, HORMONE_VERSION, isHormoneKind, type HormoneKind } from './vocabulary.ts';
+
+export interface Hormone<B = unknown> {
+  v: number;
+  kind: HormoneKind;
+  /** Sender cell id, or `root` for the operator (grow, stop). */
+  from: string;
+  /** Strictly increasing per sender; starts at birth-time×1000 so restarts never reuse one. */
+  seq: number;
+  /** Send time, ms since the epoch. */
+  ts: number;
+  body: B;
+  sig: Uint8Array;
+}
+
+export const DROP_REASONS = ['malformed', 'tooLarge', 'unknownKind', 'badBody', 'foreign', 'badSignature', 'replayed', 'stale'] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export type Opened = { ok: true; hormone: Hormone } | { ok: false; reason: DropReason };
+
+// mapsAsObjects: bodies are plain objects; useRecords off: no shared structures between
+// processes, every message stands alone.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, moreTypes: false, int64AsType: 'number' });
+
+function signedBytes(h: Omit<Hormone, 'sig'>): Uint8Array {
+  return packr.pack([h.v, h.kind, h.from, h.seq, h.ts, h.body]);
+}
+
+export interface Signer {
+  /** The sending cell's id (or `root`). */
+  readonly id: string;
+  readonly key: KeyObject;
+  /** Next sequence number; may be shared between threads (see SharedSequence). */
+  nextSeq(): number;
+}
+
+/** A sequence shared by a cell's main thread and its pacemaker thread. */
+export class SharedSequence {
+  readonly buffer: SharedArrayBuffer;
+  readonly #cell: BigInt64Array;
+
+  constructor(buffer?: SharedArrayBuffer, start: number = Date.now() * 1000) {
+    this.buffer = buffer ?? new SharedArrayBuffer(8);
+    this.#cell = new BigInt64Array(this.buffer);
+    if (buffer === undefined) Atomics.store(this.#cell, 0, BigInt(start));
+  }
+
+  next(): number {
+    return Number(Atomics.add(this.#cell, 0, 1n) + 1n);
+  }
+}
+
+/** Encodes and signs. Throws HORMONE_ERR_* for a caller bug (unknown kind, oversize). */
+export function sealHormone<B>(signer: Signer, kind: HormoneKind, body: B, maxBytes: number, now: number = Date.now()): Uint8Array {
+  if (!isHormoneKind(kind)) throw new CellularError('HORMONE_ERR_KIND', `unknown hormone kind ${JSON.stringify(kind)}`);
+  const unsigned = { v: HORMONE_VERSION, kind, from: signer.id, seq: signer.nextSeq(), ts: now, body };
+  const sig = signBytes(signer.key, signedBytes(unsigned));
+  const bytes = packr.pack({ ...unsigned, sig });
+  if (bytes.length > maxBytes) {
+    throw new CellularError('HORMONE_ERR_TOO_LARGE', `a ${kind} hormone of ${bytes.length} bytes exceeds limits.hormoneMaxBytes (${maxBytes})`);
+  }
+  return bytes;
+}
+
+const ENVELOPE_KEYS = ['v', 'kind', 'from', 'seq', 'ts', 'body', 'sig'];
+
+/** Parses bytes into an envelope without checking the signature or freshness. */
+export function openEnvelope(bytes: Uint8Array, maxBytes: number): Opened {
+  if (!(bytes instanceof Uint8Array) || bytes.length === 0) return { ok: false, reason: 'malformed' };
+  if (bytes.length > maxBytes) return { ok: false, reason: 'tooLarge' };
+  let value: unknown;
+  try {
+    value = packr.unpack(bytes);
+  } catch {
+    return { ok: false, reason: 'malformed' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'malformed' };
+  const e = value as Record<string, unknown>;
+  const keys = Object.keys(e);
+  if (keys.length !== ENVELOPE_KEYS.length || !keys.every((k, i) => k === ENVELOPE_KEYS[i])) return { ok: false, reason: 'malformed' };
+  if (e.v !== HORMONE_VERSION) return { ok: false, reason: 'malformed' };
+  if (typeof e.from !== 'string' || (e.from !== ROOT_ISSUER && !CELL_ID.test(e.from))) return { ok: false, reason: 'malformed' };
+  if (typeof e.seq !== 'number' || !Number.isSafeInteger(e.seq) || e.seq <= 0) return { ok: false, reason: 'malformed' };
+  if (typeof e.ts !== 'number' || !Number.isSafeInteger(e.ts) || e.ts <= 0) return { ok: false, reason: 'malformed' };
+  if (!(e.sig instanceof Uint8Array) || e.sig.length !== 64) return { ok: false, reason: 'malformed' };
+  if (!isHormoneKind(e.kind)) return { ok: false, reason: 'unknownKind' };
+  if (!bodyFits(e.kind, e.body)) return { ok: false, reason: 'badBody' };
+  // Canonical form: anything that does not re-encode to the same bytes was not made by us.
+  let again: Uint8Array;
+  try {
+    again = packr.pack(e);
+  } catch {
+    return { ok: false, reason: 'malformed' };
+  }
+  if (!Buffer.from(again.buffer, again.byteOffset, again.byteLength).equals(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))) {
+    return { ok: false, reason: 'malformed' };
+  }
+  return { ok: true, hormone: e as unknown as Hormone };
+}
+
+/** Checks a parsed envelope's signature against the sender's key. */
+export function signatureHolds(h: Hormone, key: KeyObject): boolean {
+  return verifyBytes(key, signedBytes(h), h.sig);
+}

@@ -1,0 +1,64 @@
+/**
+ * Subject, stream and bucket names. Every name an organism uses is built here and carries
+ * its id, so several organisms (and parallel tests) share one NATS without seeing each
+ * other. Stream and bucket names may not contain dots, so they use `org_<id>_<name>`.
+ */
+import { CellularError } from './errors.ts';
+
+/** Organism ids become subject tokens and stream names: keep them plain. */
+export const ORGANISM_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
+/** Cell ids are subject tokens too. */
+export const CELL_ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
+
+export type CellVerb = 'ping' | 'info' | 'stats';
+
+export class Namespace {
+  readonly id: string;
+  readonly prefix: string;
+
+  constructor(id: string) {
+    if (!ORGANISM_ID.test(id)) {
+      throw new CellularError('GENOME_ERR_INVALID', `organism id must be 1-32 lowercase letters, digits or dashes, received ${JSON.stringify(id)}`);
+    }
+    this.id = id;
+    this.prefix = `org.${id}`;
+  }
+
+  /** Where hormones of one kind are published. */
+  hormone(kind: string): string {
+    return `${this.prefix}.hormone.${kind}`;
+  }
+
+  /** Wildcard over every hormone of this organism. */
+  get hormones(): string {
+    return `${this.prefix}.hormone.>`;
+  }
+
+  /** A request addressed to one cell. */
+  cell(cellId: string, verb: CellVerb): string {
+    return `${this.prefix}.cell.${cellId}.${verb}`;
+  }
+
+  /** A request every cell answers (scatter/gather). */
+  cells(verb: CellVerb): string {
+    return `${this.prefix}.cells.${verb}`;
+  }
+
+  /** A tissue endpoint, served in a queue group named after the tissue. */
+  tissue(tissue: string, endpoint: string): string {
+    return `${this.prefix}.tissue.${tissue}.${endpoint}`;
+  }
+
+  /** Any living cell answers with its census view (queue group `census`). */
+  get census(): string {
+    return `${this.prefix}.census`;
+  }
+
+  bucket(name: string): string {
+    return `org_${this.id}_${name}`;
+  }
+
+  stream(name: string): string {
+    return `org_${this.id}_${name}`;
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * An observer of an organism: a NATS connection, the certificate book, the hormone bus
+ * and a census, for processes that are not cells (grow, census, stop, tests, simulations).
+ * With the root key it may also speak, as the operator (`root`).
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { CertBook } from './cert-book.ts';
+import { Census } from './census.ts';
+import { CellularError } from './errors.ts';
+import type { Limits } from './genome.ts';
+import { HormoneBus } from './hormone-bus.ts';
+import { HormoneGate } from './hormone-gate.ts';
+import { SharedSequence } from './hormone.ts';
+import { ROOT_ISSUER } from './lineage.ts';
+import { Namespace } from './namespace.ts';
+import type { RootKey } from './root-key.ts';
+import { openLineage } from './stores.ts';
+
+export interface ObserverOptions {
+  servers: string[];
+  organism: string;
+  rootPub: Uint8Array;
+  limits: Limits;
+  /** With the root key the observer can publish as `root` (shutdown). */
+  rootKey?: RootKey;
+  name?: string;
+  /** Reuse a connection instead of opening one (it is not closed by close()). */
+  nc?: NatsConnection;
+}
+
+export class Observer {
+  readonly ns: Namespace;
+  readonly census: Census;
+  readonly nc: NatsConnection;
+  readonly bus: HormoneBus;
+  readonly certs: CertBook;
+  readonly #ownsConnection: boolean;
+  #closed = false;
+
+  private constructor(ns: Namespace, nc: NatsConnection, bus: HormoneBus, certs: CertBook, census: Census, owns: boolean) {
+    this.ns = ns;
+    this.nc = nc;
+    this.bus = bus;
+    this.certs = certs;
+    this.census = census;
+    this.#ownsConnection = owns;
+  }
+
+  static async open(o: ObserverOptions): Promise<Observer> {
+    const ns = new Namespace(o.organism);
+    let nc = o.nc;
+    if (!nc) {
+      try {
+        nc = await connect({ servers: o.servers, name: o.name ?? 'observer', maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+      } catch (cause) {
+        throw new CellularError('BROKER_ERR_CONNECT', `cannot reach NATS at ${o.servers.join(', ')}: ${(cause as Error).message}`, { cause });
+      }
+    }
+    const lineage = await openLineage(nc, ns).catch(() => undefined);
+    const certs = new CertBook(o.rootPub, lineage);
+    const seq = new SharedSequence();
+    const bus = new HormoneBus({
+      nc, ns, certs, maxBytes: o.limits.hormoneMaxBytes,
+      gate: new HormoneGate({ maxBytes: o.limits.hormoneMaxBytes, maxAgeMs: o.limits.hormoneMaxAgeMs, replayWindow: o.limits.replayWindow }),
+      ...(o.rootKey ? { signer: { id: ROOT_ISSUER, key: o.rootKey.privateKey, nextSeq: () => seq.next() } } : {}),
+    });
+    const census = new Census({ limits: o.limits });
+    bus.on((h) => census.observe(h));
+    bus.start();
+    census.start();
+    return new Observer(ns, nc, bus, certs, census, !o.nc);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.census.close();
+    await this.bus.close();
+    if (this.#ownsConnection) await this.nc.close().catch(() => {});
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

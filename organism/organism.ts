@@ -1,0 +1,252 @@
+/**
+ * An organism, as grown by `grow`: its broker (started or joined), its stores, its root
+ * key, the first cells of every tissue, and the propagated shutdown that leaves nothing
+ * behind. The CLI is a thin shell around this class; tests and simulations use it too.
+ */
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cellMarkers, spawnCell, type SpawnedCell } from '../cells/spawn.ts';
+import { Broker, ensureNatsServer } from './broker.ts';
+import type { CensusEntry } from './census.ts';
+import { CellularError, throwIfAborted } from './errors.ts';
+import { genomeHash, type Genome } from './genome.ts';
+import { isProcessOf, signalIfOurs, waitGone } from './processes.ts';
+import { organismId, readRecord, removeRecord, writeRecord, type OrganismRecord } from './record.ts';
+import { loadOrCreateRootKey, type RootKey } from './root-key.ts';
+import { Observer } from './observer.ts';
+import { ensureStores } from './stores.ts';
+import { ROOT_ISSUER } from './lineage.ts';
+import type { KV } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Namespace } from './namespace.ts';
+
+export interface OrganismOptions {
+  stateDir: string;
+  genome: Readonly<Genome>;
+  /** Directory that relative tissue module paths are resolved from (the genome file's). */
+  genomeDir?: string;
+  /** Join these NATS servers instead of starting a private broker. */
+  servers?: string[];
+  id?: string;
+  /** Install nats-server with apt-get when missing (root, Debian). @default true */
+  autoInstall?: boolean;
+  /** Progress lines for the operator. */
+  say?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export type OrganismState =
+  | { state: 'idle' }
+  | { state: 'growing' }
+  | { state: 'alive'; since: number }
+  | { state: 'shutting-down'; reason: string }
+  | { state: 'stopped'; stragglers: number };
+
+export class Organism {
+  readonly stateDir: string;
+  readonly genome: Readonly<Genome>;
+  readonly id: string;
+  readonly spawned = new Map<string, SpawnedCell>();
+  #o: OrganismOptions;
+  #state: OrganismState = { state: 'idle' };
+  #broker: Broker | undefined;
+  #observer: Observer | undefined;
+  #rootKey: RootKey | undefined;
+  #lineage: KV | undefined;
+  #nc: NatsConnection | undefined;
+  #servers: string[] = [];
+  #stopping: Promise<OrganismState> | undefined;
+
+  constructor(options: OrganismOptions) {
+    this.#o = options;
+    this.stateDir = resolve(options.stateDir);
+    this.genome = options.genome;
+    this.id = organismId(this.stateDir, options.id);
+  }
+
+  get state(): OrganismState {
+    return this.#state;
+  }
+  get servers(): string[] {
+    return this.#servers;
+  }
+  get broker(): Broker | undefined {
+    return this.#broker;
+  }
+  get observer(): Observer {
+    if (!this.#observer) throw new CellularError('CELL_ERR_CLOSED', 'organism not started');
+    return this.#observer;
+  }
+
+  #say(line: string): void {
+    this.#o.say?.(line);
+  }
+
+  /** Starts (or joins) the broker, creates the stores, spawns every tissue's min cells. */
+  async start(): Promise<void> {
+    if (this.#state.state !== 'idle') return;
+    this.#state = { state: 'growing' };
+    const { signal } = this.#o;
+    throwIfAborted(signal);
+    const previous = readRecord(this.stateDir);
+    if (previous && isProcessOf(previous.grow.pid, ['grow']) && previous.grow.pid !== process.pid) {
+      throw new CellularError('STATE_ERR_LOCKED', `grow (pid ${previous.grow.pid}) already runs with state dir ${this.stateDir}; stop it with: npx cellular stop --state-dir ${this.stateDir}`);
+    }
+    this.#rootKey = loadOrCreateRootKey(this.stateDir);
+    if (this.#o.servers && this.#o.servers.length > 0) {
+      this.#servers = [...this.#o.servers];
+      this.#say(`joining NATS at ${this.#servers.join(', ')} (no broker started)`);
+    } else {
+      const binary = ensureNatsServer({ autoInstall: this.#o.autoInstall ?? true, log: (l) => this.#say(l) });
+      this.#broker = new Broker({ gene: this.genome.broker, dir: join(this.stateDir, 'broker'), name: `cellular-${this.id}`, binary, log: (l) => this.#say(l), ...(signal ? { signal } : {}) });
+      await this.#broker.start();
+      this.#servers = [this.#broker.url];
+    }
+    try {
+      try {
+        this.#nc = await connect({ servers: this.#servers, name: `grow/${this.id}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+      } catch (cause) {
+        throw new CellularError('BROKER_ERR_CONNECT', `cannot reach NATS at ${this.#servers.join(', ')}: ${(cause as Error).message}`, { cause });
+      }
+      // Stores first: the observer's certificate book binds to the lineage bucket.
+      const { lineage } = await ensureStores(this.#nc, new Namespace(this.id));
+      this.#lineage = lineage;
+      this.#observer = await Observer.open({
+        servers: this.#servers, organism: this.id, rootPub: this.#rootKey.pub, rootKey: this.#rootKey, limits: this.genome.limits, nc: this.#nc,
+      });
+      this.#writeRecord();
+      // The operator's `stop` (a root-signed shutdown) ends this grow too.
+      this.#observer.bus.on((h) => {
+        if (h.kind === 'shutdown' && h.from === ROOT_ISSUER && this.#state.state === 'alive') void this.stop('shutdown hormone', { announce: false });
+      });
+      for (const [tissue, gene] of Object.entries(this.genome.tissues)) {
+        for (let i = 0; i < gene.min; i++) {
+          throwIfAborted(signal);
+          await this.spawn(tissue);
+        }
+      }
+      this.#state = { state: 'alive', since: Date.now() };
+    } catch (e) {
+      await this.stop(`start failed: ${(e as Error).message}`);
+      throw e;
+    }
+  }
+
+  #writeRecord(): void {
+    const record: OrganismRecord = {
+      v: 1, id: this.id, servers: this.#servers,
+      broker: this.#broker?.pid ? { pid: this.#broker.pid, config: this.#broker.configPath, monitorUrl: this.#broker.monitorUrl } : null,
+      grow: { pid: process.pid }, genome: genomeHash(this.genome), started: Date.now(),
+    };
+    writeRecord(this.stateDir, record);
+  }
+
+  /** Spawns one cell of `tissue`, signed by the root key. */
+  async spawn(tissue: string): Promise<SpawnedCell> {
+    const limit = this.genome.limits.cellsPerHost;
+    const here = this.#observer?.census.living().filter((c) => c.host === hostname()).length ?? 0;
+    const pending = [...this.spawned.keys()].filter((id) => !this.#observer?.census.get(id)).length;
+    if (here + pending >= limit) {
+      throw new CellularError('CELL_ERR_POPULATION_MAX', `spawning a ${tissue} cell would exceed limits.cellsPerHost (${limit})`);
+    }
+    const cell = await spawnCell({
+      organism: this.id, servers: this.#servers, genome: this.genome, stateDir: this.stateDir, rootPub: this.#rootKey!.pub,
+      maker: { id: ROOT_ISSUER, key: this.#rootKey!.privateKey, generation: -1, budget: 0 },
+      tissue, lineage: this.#lineage!, ...(this.#o.genomeDir ? { baseDir: this.#o.genomeDir } : {}),
+    });
+    this.spawned.set(cell.id, cell);
+    return cell;
+  }
+
+  /** Resolves once the census holds every tissue's min living cells (or throws on timeout). */
+  async waitForPopulation(timeoutMs = 15_000): Promise<CensusEntry[]> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const living = this.observer.census.living().filter((c) => c.state === 'alive');
+      const short = Object.entries(this.genome.tissues).filter(([t, g]) => living.filter((c) => c.tissue === t).length < g.min);
+      if (short.length === 0) return living;
+      if (Date.now() > end) {
+        throw new CellularError('CELL_ERR_SPAWN', `census did not reach the genome within ${timeoutMs} ms; short: ${short.map(([t]) => t).join(', ')} (see ${join(this.stateDir, 'logs')})`);
+      }
+      await sleep(25);
+    }
+  }
+
+  /**
+   * Propagated shutdown: publish `shutdown`, wait (bounded by limits.shutdownTimeoutMs)
+   * until no cell lives, kill stragglers by pid after checking each is that cell, stop the
+   * broker we started. Safe to call twice.
+   */
+  stop(reason = 'operator', options: { announce?: boolean } = {}): Promise<OrganismState> {
+    this.#stopping ??= this.#stop(reason, options.announce ?? true);
+    return this.#stopping;
+  }
+
+  async #stop(reason: string, announce: boolean): Promise<OrganismState> {
+    this.#state = { state: 'shutting-down', reason };
+    const observer = this.#observer;
+    let stragglers = 0;
+    if (observer) {
+      if (announce) {
+        try {
+          observer.bus.publish('shutdown', { reason });
+          await observer.nc.flush();
+        } catch {
+          // The broker may be gone already; the pid sweep below still ends every cell.
+        }
+      }
+      this.#say(`shutdown: ${reason}; waiting for cells to drain…`);
+      stragglers = await sweepCells(observer, this.genome.limits.shutdownTimeoutMs, [...this.spawned.values()], (l) => this.#say(l));
+      await observer.close();
+      this.#observer = undefined;
+    }
+    await this.#nc?.close().catch(() => {});
+    if (!observer) {
+      for (const c of this.spawned.values()) if (signalIfOurs(c.pid, c.markers, 'SIGKILL')) stragglers++;
+    }
+    if (this.#broker) {
+      await this.#broker.close();
+      this.#say('nats-server stopped');
+    }
+    removeRecord(this.stateDir);
+    this.#state = { state: 'stopped', stragglers };
+    return this.#state;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop('disposed');
+  }
+}
+
+/**
+ * Waits until every known cell on this host has exited (census and spawned list), up to
+ * `timeoutMs`, then SIGKILLs what is left after checking each pid is still that cell.
+ * Returns how many stragglers had to be killed.
+ */
+export async function sweepCells(observer: Observer, timeoutMs: number, spawned: SpawnedCell[], say: (l: string) => void = () => {}): Promise<number> {
+  const host = hostname();
+  const targets = (): { id: string; pid: number; markers: string[] }[] => {
+    const byId = new Map<string, { id: string; pid: number; markers: string[] }>();
+    for (const c of spawned) byId.set(c.id, { id: c.id, pid: c.pid, markers: c.markers });
+    for (const e of observer.census.list()) {
+      if (e.host === host && !byId.has(e.id)) byId.set(e.id, { id: e.id, pid: e.pid, markers: cellMarkers(e.id) });
+    }
+    return [...byId.values()].filter((t) => isProcessOf(t.pid, t.markers));
+  };
+  const end = Date.now() + timeoutMs;
+  let left = targets();
+  while (left.length > 0 && Date.now() < end) {
+    await sleep(50);
+    left = targets();
+  }
+  let killed = 0;
+  for (const t of left) {
+    if (signalIfOurs(t.pid, t.markers, 'SIGKILL')) {
+      killed++;
+      say(`killed straggler ${t.id} (pid ${t.pid}) after ${timeoutMs} ms`);
+      await waitGone(t.pid, 2_000);
+    }
+  }
+  return killed;
+}

@@ -1,0 +1,46 @@
+/**
+ * The organism's JetStream state, created idempotently at every grow: the lineage bucket
+ * (every cell's certificate, so a late observer can verify a cell it never saw born) and
+ * the events stream (births, deaths, shutdowns: a short durable history).
+ */
+import { jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Namespace } from './namespace.ts';
+
+export const LINEAGE_BUCKET = 'lineage';
+export const EVENTS_STREAM = 'events';
+
+export interface StoreOptions {
+  /** JetStream replicas; 1 on a single server. @default 1 */
+  replicas?: number;
+}
+
+/** Creates (or binds to) every stream and bucket; safe to run on every start. */
+export async function ensureStores(nc: NatsConnection, ns: Namespace, options: StoreOptions = {}): Promise<{ lineage: KV }> {
+  const replicas = options.replicas ?? 1;
+  const jsm = await jetstreamManager(nc);
+  const events = {
+    name: ns.stream(EVENTS_STREAM),
+    subjects: [ns.hormone('birth'), ns.hormone('death'), ns.hormone('shutdown')],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    max_age: 60 * 60 * 1e9, // one hour, in ns
+    max_bytes: 64 * 1024 * 1024,
+    num_replicas: replicas,
+  };
+  try {
+    await jsm.streams.info(events.name);
+    await jsm.streams.update(events.name, events);
+  } catch {
+    await jsm.streams.add(events);
+  }
+  const lineage = await new Kvm(nc).create(ns.bucket(LINEAGE_BUCKET), { history: 1, replicas, max_bytes: 64 * 1024 * 1024, storage: StorageType.File });
+  return { lineage };
+}
+
+/** Binds to the lineage bucket without creating it (cells and CLI observers). */
+export async function openLineage(nc: NatsConnection, ns: Namespace): Promise<KV> {
+  return new Kvm(nc).open(ns.bucket(LINEAGE_BUCKET));
+}

@@ -1,0 +1,124 @@
+/**
+ * The hormone vocabulary: every kind a cell may publish, and a check of its body. A kind
+ * not listed here is dropped on arrival. Bodies are checked for shape only; what a body
+ * means is the receiving module's business.
+ */
+
+export const HORMONE_VERSION = 1;
+
+export const HORMONE_KINDS = [
+  'pulse',
+  'birth',
+  'death',
+  'mitosis',
+  'differentiate',
+  'accuse',
+  'vote',
+  'verdict',
+  'toxin',
+  'shutdown',
+  'decision',
+] as const;
+
+export type HormoneKind = (typeof HORMONE_KINDS)[number];
+
+export type CellState = 'alive' | 'draining';
+
+export interface WorkCounters {
+  /** Requests handled since birth. */
+  handled: number;
+  /** Requests being handled now. */
+  inflight: number;
+  /** Requests waiting (the tissue's own queue depth). */
+  queued: number;
+  /** Requests that failed since birth. */
+  errors: number;
+}
+
+export interface PulseBody {
+  tissue: string;
+  host: string;
+  pid: number;
+  parent: string | null;
+  born: number;
+  state: CellState;
+  /** Load in [0,1]: the highest of CPU, event-loop lag and work pressure. */
+  load: number;
+  /** CPU percent of one core (pidusage). */
+  cpu: number;
+  /** Resident set size in bytes (pidusage). */
+  rss: number;
+  /** Event-loop delay of the cell's main thread, ms (p99 over the last interval, or how long it has been blocked). */
+  lag: number;
+  work: WorkCounters;
+  /** Genome hash the cell runs. */
+  genome: string;
+  /** URL of the cell's listener, if it listens. */
+  url: string | null;
+  /** Pulses sent so far, counting this one. */
+  n: number;
+}
+
+export interface BirthBody {
+  pid: number;
+  /** The cell's lineage certificate (msgpack-able object). */
+  cert: unknown;
+  url: string | null;
+}
+
+export type DeathCause = 'shutdown' | 'signal' | 'apoptosis' | 'toxin' | 'error' | 'drain-timeout';
+
+export interface DeathBody {
+  pid: number;
+  cause: DeathCause;
+  detail: string;
+}
+
+export interface ShutdownBody {
+  reason: string;
+}
+
+type Check = (b: Record<string, unknown>) => boolean;
+
+const str = (v: unknown, max = 256): boolean => typeof v === 'string' && v.length <= max;
+const nonNegInt = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const finite = (v: unknown, lo: number, hi: number): boolean => typeof v === 'number' && Number.isFinite(v) && v >= lo && v <= hi;
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+
+const DEATH_CAUSES: ReadonlySet<string> = new Set<DeathCause>(['shutdown', 'signal', 'apoptosis', 'toxin', 'error', 'drain-timeout']);
+
+const CHECKS: Partial<Record<HormoneKind, Check>> = {
+  pulse: (b) =>
+    str(b.tissue, 32) &&
+    str(b.host) &&
+    nonNegInt(b.pid) &&
+    (b.parent === null || str(b.parent, 64)) &&
+    nonNegInt(b.born) &&
+    (b.state === 'alive' || b.state === 'draining') &&
+    finite(b.load, 0, 1) &&
+    finite(b.cpu, 0, 100_000) &&
+    nonNegInt(b.rss) &&
+    finite(b.lag, 0, 1e9) &&
+    isObj(b.work) &&
+    nonNegInt(b.work.handled) &&
+    nonNegInt(b.work.inflight) &&
+    nonNegInt(b.work.queued) &&
+    nonNegInt(b.work.errors) &&
+    str(b.genome, 64) &&
+    (b.url === null || str(b.url, 512)) &&
+    nonNegInt(b.n),
+  birth: (b) => nonNegInt(b.pid) && isObj(b.cert) && (b.url === null || str(b.url, 512)),
+  death: (b) => nonNegInt(b.pid) && typeof b.cause === 'string' && DEATH_CAUSES.has(b.cause) && str(b.detail, 1024),
+  shutdown: (b) => str(b.reason, 1024),
+};
+
+export function isHormoneKind(kind: unknown): kind is HormoneKind {
+  return typeof kind === 'string' && (HORMONE_KINDS as readonly string[]).includes(kind);
+}
+
+/** True when `body` has the shape its kind requires. Kinds without a check need an object body. */
+export function bodyFits(kind: HormoneKind, body: unknown): boolean {
+  if (!isObj(body)) return false;
+  const check = CHECKS[kind];
+  return check === undefined || check(body);
+}

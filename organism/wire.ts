@@ -1,0 +1,45 @@
+/**
+ * Request/reply payloads between cells and tools: msgpackr, with errors as plain data
+ * (`{ok: false, error: {name, code, message}}`) rebuilt into CellularError on arrival.
+ */
+import { Packr } from 'msgpackr';
+import { CellularError, type WireError } from './errors.ts';
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' });
+
+export type Reply<T> = { ok: true; value: T } | { ok: false; error: WireError };
+
+export function pack(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+/** Decodes untrusted bytes; throws CellularError(code) with the given code on garbage. */
+export function unpack(bytes: Uint8Array, code: 'CELL_ERR_REMOTE' | 'TISSUE_ERR_BAD_REQUEST' = 'CELL_ERR_REMOTE'): unknown {
+  if (bytes.length === 0) return undefined;
+  try {
+    return packr.unpack(bytes);
+  } catch (cause) {
+    throw new CellularError(code, `payload is not valid msgpack (${bytes.length} bytes)`, { cause });
+  }
+}
+
+export function packReply<T>(value: T): Uint8Array {
+  return pack({ ok: true, value } satisfies Reply<T>);
+}
+
+export function packError(error: unknown, cell?: string): Uint8Array {
+  const e = error instanceof CellularError ? error : new CellularError('CELL_ERR_REMOTE', error instanceof Error ? error.message : String(error));
+  const wire = e.toWire();
+  if (cell !== undefined) wire.cell = cell;
+  return pack({ ok: false, error: wire } satisfies Reply<never>);
+}
+
+/** Opens a reply: returns its value, or throws the remote error rebuilt. */
+export function openReply<T>(bytes: Uint8Array): T {
+  const r = unpack(bytes) as Reply<T> | undefined;
+  if (typeof r !== 'object' || r === null || typeof r.ok !== 'boolean') {
+    throw new CellularError('CELL_ERR_REMOTE', 'reply is not a {ok, value|error} object');
+  }
+  if (r.ok) return r.value;
+  throw CellularError.fromWire(r.error);
+}

@@ -1,0 +1,30 @@
+/**
+ * Test helper: a real nats-server (JetStream on) on free loopback ports, in a temp dir,
+ * stopped by pid in t.teardown. Each test file starts its own, so files never share state.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { Broker, ensureNatsServer } from '../../organism/broker.ts';
+import { defaultGenome } from '../../organism/genome.ts';
+
+export function tempDir(t: ExecutionContext, prefix = 'cellular-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Starts a private nats-server for one test; it is stopped in teardown. */
+export async function startNats(t: ExecutionContext): Promise<Broker> {
+  const dir = tempDir(t, 'cellular-nats-');
+  const broker = new Broker({ gene: defaultGenome().broker, dir, name: `test-${process.pid}`, binary: ensureNatsServer({ autoInstall: false }) });
+  t.teardown(() => broker.close());
+  await broker.start();
+  return broker;
+}
+
+/** A fresh organism id per test, so subjects never collide. */
+export function uniqueId(prefix = 't'): string {
+  return `${prefix}${process.pid.toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+}
