@@ -33,9 +33,9 @@ function executable(path: string): boolean {
 }
 
 /** Finds nats-server: NATS_SERVER_BIN, then PATH, then the usual sbin dirs. */
-export function findNatsServer(env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function findNatsServer(env: NodeJS.ProcessEnv = process.env, searchDirs: readonly string[] = SEARCH_DIRS): string | undefined {
   if (env.NATS_SERVER_BIN) return executable(env.NATS_SERVER_BIN) ? env.NATS_SERVER_BIN : undefined;
-  const dirs = [...(env.PATH ?? '').split(delimiter).filter(Boolean), ...SEARCH_DIRS];
+  const dirs = [...(env.PATH ?? '').split(delimiter).filter(Boolean), ...searchDirs];
   for (const dir of dirs) {
     const candidate = join(dir, 'nats-server');
     if (executable(candidate)) return candidate;
@@ -48,13 +48,16 @@ export interface EnsureOptions {
   /** Install with apt-get when missing, root and Debian-like. @default true */
   autoInstall?: boolean;
   log?: (line: string) => void;
+  /** Directories searched after PATH. @default /usr/sbin, /usr/local/sbin, /usr/local/bin, /usr/bin, /opt/homebrew/bin */
+  searchDirs?: readonly string[];
 }
 
 /** Returns a nats-server path, installing the Debian package when allowed, else throws BROKER_ERR_NOT_FOUND. */
 export function ensureNatsServer(options: EnsureOptions = {}): string {
   const env = options.env ?? process.env;
   const log = options.log ?? (() => {});
-  const found = findNatsServer(env);
+  const searchDirs = options.searchDirs ?? SEARCH_DIRS;
+  const found = findNatsServer(env, searchDirs);
   if (found) return found;
   if (env.NATS_SERVER_BIN) {
     throw new CellularError('BROKER_ERR_NOT_FOUND', `NATS_SERVER_BIN=${env.NATS_SERVER_BIN} is not an executable file.\n${INSTALL_HINT}`);
@@ -70,15 +73,15 @@ export function ensureNatsServer(options: EnsureOptions = {}): string {
       spawnSync('apt-get', ['update'], { stdio: 'ignore' });
       r = install();
     }
-    const after = findNatsServer(env);
+    const after = findNatsServer(env, searchDirs);
     if (r.status !== 0 || !after) {
       throw new CellularError('BROKER_ERR_INSTALL', `apt-get install nats-server failed (exit ${r.status}): ${String(r.stderr ?? '').trim().slice(-400)}\n${INSTALL_HINT}`);
     }
     log(`installed ${after}`);
     return after;
   }
-  const why = !root ? 'not running as root' : 'not a Debian-like system';
-  throw new CellularError('BROKER_ERR_NOT_FOUND', `nats-server was not found on PATH or in ${SEARCH_DIRS.join(', ')} (and it was not installed automatically: ${why}).\n${INSTALL_HINT}`);
+  const why = options.autoInstall === false ? 'automatic install is off (--no-install)' : !root ? 'not running as root' : 'not a Debian-like system';
+  throw new CellularError('BROKER_ERR_NOT_FOUND', `nats-server was not found on PATH or in ${searchDirs.join(', ')} (and it was not installed automatically: ${why}).\n${INSTALL_HINT}`);
 }
 
 /** A free TCP port on `host`, never 4222 (left to system NATS servers). */

@@ -62,7 +62,7 @@ export class CellularError extends Error {
   static fromWire(value: unknown): CellularError {
     if (typeof value === 'object' && value !== null) {
       const v = value as Record<string, unknown>;
-      const code = typeof v.code === 'string' && v.code in ErrorCodes ? (v.code as ErrorCode) : 'CELL_ERR_REMOTE';
+      const code = typeof v.code === 'string' && Object.hasOwn(ErrorCodes, v.code) ? (v.code as ErrorCode) : 'CELL_ERR_REMOTE';
       const message = typeof v.message === 'string' ? v.message : 'remote error';
       return new CellularError(code, message, typeof v.cell === 'string' ? { cell: v.cell } : {});
     }

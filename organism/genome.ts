@@ -179,7 +179,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 function checkSection(prefix: string, rules: Record<string, Rule>, value: unknown): void {
   if (!isRecord(value)) throw invalid(prefix, 'an object', value);
   for (const key of Object.keys(value)) {
-    if (!(key in rules)) {
+    if (!Object.hasOwn(rules, key)) {
       throw new CellularError('GENOME_ERR_UNKNOWN_FIELD', `genome.${prefix}.${key} is not a genome field; known fields: ${Object.keys(rules).join(', ')}`);
     }
   }
@@ -236,7 +236,8 @@ export function mergeGenome(base: Genome, patch: unknown, source: string): Genom
   const out = structuredClone(base) as unknown as Record<string, unknown>;
   for (const [key, value] of Object.entries(patch)) {
     if (key === 'tissues' && isRecord(value)) {
-      const tissues = out.tissues as Record<string, unknown>;
+      if (!isRecord(out.tissues)) throw invalid('tissues', 'an object of tissue name to tissue', out.tissues);
+      const tissues = out.tissues;
       for (const [name, t] of Object.entries(value)) {
         // `null` removes a default tissue, so a genome file can replace the default body plan.
         if (t === null) delete tissues[name];

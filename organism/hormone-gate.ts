@@ -79,8 +79,11 @@ export class HormoneGate {
         if (oldest !== undefined) this.#windows.delete(oldest);
       }
       window = new ReplayWindow(this.#opts.replayWindow);
-      this.#windows.set(h.from, window);
+    } else {
+      // Map order is the eviction order: move this sender to the most recently seen end.
+      this.#windows.delete(h.from);
     }
+    this.#windows.set(h.from, window);
     if (!window.accept(h.seq)) return drop('replayed');
     this.accepted++;
     return { ok: true, hormone: h };

@@ -2,7 +2,7 @@
  * Request/reply payloads between cells and tools: msgpackr, with errors as plain data
  * (`{ok: false, error: {name, code, message}}`) rebuilt into CellularError on arrival.
  */
-import { Packr } from 'msgpackr';
+import { C1, Packr } from 'msgpackr';
 import { CellularError, type WireError } from './errors.ts';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' });
@@ -16,11 +16,22 @@ export function pack(value: unknown): Uint8Array {
 /** Decodes untrusted bytes; throws CellularError(code) with the given code on garbage. */
 export function unpack(bytes: Uint8Array, code: 'CELL_ERR_REMOTE' | 'TISSUE_ERR_BAD_REQUEST' = 'CELL_ERR_REMOTE'): unknown {
   if (bytes.length === 0) return undefined;
+  let value: unknown;
   try {
-    return packr.unpack(bytes);
+    value = packr.unpack(bytes);
   } catch (cause) {
     throw new CellularError(code, `payload is not valid msgpack (${bytes.length} bytes)`, { cause });
   }
+  // msgpackr decodes the never-used byte 0xC1 to a marker object instead of failing.
+  if (holdsC1(value, 0)) throw new CellularError(code, `payload is not valid msgpack (byte 0xC1 in ${bytes.length} bytes)`);
+  return value;
+}
+
+function holdsC1(value: unknown, depth: number): boolean {
+  if (value === C1) return true;
+  if (typeof value !== 'object' || value === null || depth > 32 || value instanceof Uint8Array) return false;
+  for (const v of Array.isArray(value) ? value : Object.values(value)) if (holdsC1(v, depth + 1)) return true;
+  return false;
 }
 
 export function packReply<T>(value: T): Uint8Array {

@@ -1,0 +1,130 @@
+import test from 'ava';
+import { Packr } from 'msgpackr';
+import type { CensusEntry, CensusEvent } from '../../organism/census.ts';
+import { isCellularError } from '../../organism/errors.ts';
+import type { Hormone } from '../../organism/hormone.ts';
+import { sealHormone, SharedSequence } from '../../organism/hormone.ts';
+import { generateKeypair, privateKeyObject } from '../../organism/keys.ts';
+import { pack, openReply } from '../../organism/wire.ts';
+import type { PulseBody } from '../../organism/vocabulary.ts';
+import { censusJson, grow, observe, until } from '../helpers/grow.ts';
+
+// Timing-sensitive: one organism at a time in this file.
+
+test.serial('cell - kill -9 shows suspect, then dead, within the configured pulses', async (t) => {
+  const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
+  const observer = await observe(t, g);
+  const { pulseIntervalMs, suspectAfterPulses, deadAfterPulses } = g.genome.limits;
+  const [victim] = censusJson(g).filter((e) => e.tissue === 'echo');
+  t.truthy(victim);
+  await until(() => observer.census.get(victim!.id)?.state === 'alive', 5_000, 'observer sees the victim');
+  const events: { e: CensusEvent; at: number }[] = [];
+  observer.census.on((e) => {
+    if (e.entry.id === victim!.id) events.push({ e, at: Date.now() });
+  });
+  const lastSeen = observer.census.get(victim!.id)!.lastSeen;
+  process.kill(victim!.pid, 'SIGKILL');
+  await until(() => events.some(({ e }) => e.type === 'state' && e.entry.state === 'dead'), (deadAfterPulses + 10) * pulseIntervalMs, 'dead');
+  const states = events.filter(({ e }) => e.type === 'state') as { e: Extract<CensusEvent, { type: 'state' }>; at: number }[];
+  t.deepEqual(states.map(({ e }) => `${e.from}->${e.entry.state}`), ['alive->suspect', 'suspect->dead']);
+  const suspectAfter = states[0]!.at - lastSeen;
+  const deadAfter = states[1]!.at - lastSeen;
+  // Judged after the configured number of missed pulses: never before, and not much after.
+  t.true(suspectAfter >= suspectAfterPulses * pulseIntervalMs, `suspect after ${suspectAfter} ms`);
+  t.true(deadAfter >= deadAfterPulses * pulseIntervalMs, `dead after ${deadAfter} ms`);
+  t.true(deadAfter <= (deadAfterPulses + 3) * pulseIntervalMs, `dead after ${deadAfter} ms`);
+  t.is(states[1]!.e.entry.cause, 'missed-pulses');
+  // The CLI sees the same thing.
+  const row = censusJson(g).find((e) => e.id === victim!.id);
+  t.is(row?.state, 'dead');
+  // The survivor was never suspected.
+  const stem = observer.census.list().find((e) => e.tissue === 'stem')!;
+  t.is(stem.state, 'alive');
+});
+
+test.serial('cell - a cell busy in a CPU loop keeps pulsing, reports its load, and is never suspected', async (t) => {
+  const g = await grow(t, { sets: ['tissues.stem.min=0', 'tissues.echo.min=1'] });
+  const observer = await observe(t, g);
+  const { pulseIntervalMs, suspectAfterPulses } = g.genome.limits;
+  const [cell] = censusJson(g);
+  await until(() => observer.census.get(cell!.id)?.state === 'alive', 5_000, 'observer sees the cell');
+  const pulses: PulseBody[] = [];
+  const states: string[] = [];
+  observer.bus.on((h: Hormone) => {
+    if (h.kind === 'pulse' && h.from === cell!.id) pulses.push(h.body as PulseBody);
+  });
+  observer.census.on((e) => {
+    if (e.entry.id === cell!.id && e.type === 'state') states.push(e.entry.state);
+  });
+  const burnMs = suspectAfterPulses * pulseIntervalMs * 5; // 3 s: five times the suspect threshold
+  const reply = await observer.nc.request(observer.ns.tissue('echo', 'burn'), pack({ ms: burnMs }), { timeout: burnMs + 5_000 });
+  const value = openReply<{ ms: number; spins: number }>(reply.data);
+  t.is(value.ms, burnMs);
+  t.true(value.spins > 0);
+  t.deepEqual(states, [], 'no suspect/dead while busy');
+  // Pulses kept coming while the main loop was blocked, and said so.
+  const busy = pulses.filter((p) => p.lag >= pulseIntervalMs);
+  t.true(busy.length >= Math.floor(burnMs / pulseIntervalMs) - 4, `${busy.length} pulses reported a blocked loop`);
+  t.true(busy.some((p) => p.load === 1), 'a blocked cell reports full load');
+  t.true(busy.some((p) => p.work.inflight === 1), 'the burn shows as in-flight work');
+  // The next pulse counts the finished request and shows the loop free again.
+  await until(() => pulses.at(-1)!.work.handled === 1, 5 * pulseIntervalMs, 'a pulse after the burn');
+  t.is(pulses.at(-1)!.work.inflight, 0);
+});
+
+test.serial('cell - answers ping, info and stats; counts bad and foreign hormones without dying', async (t) => {
+  const g = await grow(t, { sets: ['tissues.stem.min=0', 'tissues.echo.min=1'] });
+  const observer = await observe(t, g);
+  const [cell] = censusJson(g) as [CensusEntry];
+  const ask = async <T>(verb: 'ping' | 'info' | 'stats') => openReply<T>((await observer.nc.request(observer.ns.cell(cell.id, verb), new Uint8Array(0), { timeout: 2_000 })).data);
+  const ping = await ask<{ id: string; state: string }>('ping');
+  t.is(ping.id, cell.id);
+  t.is(ping.state, 'alive');
+  const info = await ask<{ pid: number; tissue: string; endpoints: string[]; genome: string }>('info');
+  t.is(info.pid, cell.pid);
+  t.is(info.tissue, 'echo');
+  t.deepEqual(info.endpoints, ['echo', 'burn', 'fail']);
+  t.is(info.genome, cell.genome);
+
+  type Stats = { hormones: { accepted: number; dropped: Record<string, number> } };
+  const before = await ask<Stats>('stats');
+  t.true(before.hormones.accepted > 0);
+  // Garbage bytes, an unknown kind and a stranger's signed pulse on the hormone subjects.
+  observer.nc.publish(observer.ns.hormone('pulse'), new Uint8Array([0xc1, 0xff, 0x00]));
+  const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, moreTypes: false, int64AsType: 'number' });
+  observer.nc.publish(observer.ns.hormone('pulse'), packr.pack({ v: 1, kind: 'gossip', from: 'x', seq: 1, ts: Date.now(), body: {}, sig: new Uint8Array(64) }));
+  const stranger = generateKeypair();
+  const seq = new SharedSequence();
+  observer.nc.publish(
+    observer.ns.hormone('shutdown'),
+    sealHormone({ id: 'stranger-1', key: privateKeyObject(stranger.seed), nextSeq: () => seq.next() }, 'shutdown', { reason: 'evil' }, 8192),
+  );
+  // A forged "root" shutdown: signed by a key that is not the organism's root.
+  observer.nc.publish(
+    observer.ns.hormone('shutdown'),
+    sealHormone({ id: 'root', key: privateKeyObject(stranger.seed), nextSeq: () => seq.next() }, 'shutdown', { reason: 'forged' }, 8192),
+  );
+  await observer.nc.flush();
+  let after = before;
+  const end = Date.now() + 5_000;
+  while (Date.now() < end) {
+    after = await ask<Stats>('stats');
+    if (after.hormones.dropped.foreign! > before.hormones.dropped.foreign! && after.hormones.dropped.badSignature! > before.hormones.dropped.badSignature!) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.is(after.hormones.dropped.malformed! - before.hormones.dropped.malformed!, 1);
+  t.is(after.hormones.dropped.unknownKind! - before.hormones.dropped.unknownKind!, 1);
+  t.is(after.hormones.dropped.foreign! - before.hormones.dropped.foreign!, 1);
+  t.is(after.hormones.dropped.badSignature! - before.hormones.dropped.badSignature!, 1);
+  // Still alive and serving: neither the garbage nor the forged shutdown stopped it.
+  t.is((await ask<{ state: string }>('ping')).state, 'alive');
+  const echo = openReply<unknown>((await observer.nc.request(observer.ns.tissue('echo', 'echo'), pack({ hello: 'world' }), { timeout: 2_000 })).data);
+  t.deepEqual(echo, { hello: 'world' });
+  // Endpoint errors cross the bus as coded data.
+  const fail = await observer.nc.request(observer.ns.tissue('echo', 'fail'), pack(null), { timeout: 2_000 });
+  const err = t.throws(() => openReply(fail.data));
+  t.true(isCellularError(err, 'TISSUE_ERR_BAD_REQUEST'));
+  t.is((err as { cell?: string }).cell, cell.id);
+  const garbage = await observer.nc.request(observer.ns.tissue('echo', 'echo'), new Uint8Array([0xc1]), { timeout: 2_000 });
+  t.true(isCellularError(t.throws(() => openReply(garbage.data)), 'TISSUE_ERR_BAD_REQUEST'));
+});

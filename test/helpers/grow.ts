@@ -1,0 +1,122 @@
+/**
+ * Test helper: runs the real `cellular` CLI as a child process (grow, census, stop) and
+ * cleans up by pid in t.teardown: grow first (SIGINT, as a user would), then anything it
+ * left, each pid checked against its command line before it is signalled.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+import type { CensusEntry } from '../../organism/census.ts';
+import { fromHex } from '../../organism/keys.ts';
+import { Observer } from '../../organism/observer.ts';
+import { commandLineOf, signalIfOurs, waitGone } from '../../organism/processes.ts';
+import { readRecord, type OrganismRecord } from '../../organism/record.ts';
+import { loadGenome, type Genome } from '../../organism/genome.ts';
+import { tempDir } from './nats.ts';
+
+export const CLI = fileURLToPath(new URL('../../organism/cli.js', import.meta.url));
+
+/** Fast pulses keep tests short: suspect after 0.6 s, dead after 1.2 s. */
+export const FAST = ['limits.pulseIntervalMs=200', 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.shutdownTimeoutMs=8000'];
+
+export interface Grown {
+  child: ChildProcess;
+  stateDir: string;
+  record: OrganismRecord;
+  genome: Readonly<Genome>;
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolves with grow's exit code. */
+  exited: Promise<number | null>;
+  /** Every cell pid seen, for cleanup and leak checks. */
+  pids: Set<number>;
+}
+
+export interface GrowOptions {
+  sets?: string[];
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  stateDir?: string;
+}
+
+/** Starts `cellular grow --plain` and resolves once it reports the organism alive. */
+export async function grow(t: ExecutionContext, options: GrowOptions = {}): Promise<Grown> {
+  const stateDir = options.stateDir ?? join(tempDir(t), 'state');
+  const sets = [...FAST, ...(options.sets ?? [])];
+  const args = [CLI, 'grow', '--plain', '--state-dir', stateDir, ...sets.flatMap((s) => ['--set', s]), ...(options.args ?? [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  // 'close', not 'exit': by then every byte grow wrote has been read.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const pids = new Set<number>();
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGINT');
+      const done = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000))]);
+      if (!done) child.kill('SIGKILL');
+    }
+    // Whatever grow did not clean up is a leak the test will have reported; still end it.
+    for (const pid of pids) signalIfOurs(pid, ['--cell'], 'SIGKILL');
+    const record = readRecord(stateDir);
+    if (record?.broker) signalIfOurs(record.broker.pid, ['nats-server', record.broker.config], 'SIGKILL');
+  });
+  const deadline = Date.now() + 30_000;
+  while (!/alive: \d+ cells/.test(err)) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      throw new Error(`grow did not come alive (exit ${child.exitCode}):\n${err}\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const record = readRecord(stateDir)!;
+  const genome = loadGenome({ sets });
+  return { child, stateDir, record, genome, stdout: () => out, stderr: () => err, exited, pids };
+}
+
+/** Runs `cellular <args>` to completion. */
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `cellular census --json`, parsed; records every pid seen for cleanup. */
+export function censusJson(g: Grown): CensusEntry[] {
+  const r = cli(['census', '--json', '--state-dir', g.stateDir]);
+  if (r.status !== 0) throw new Error(`census failed (${r.status}): ${r.stderr}`);
+  const entries = JSON.parse(r.stdout) as CensusEntry[];
+  for (const e of entries) g.pids.add(e.pid);
+  return entries;
+}
+
+/** An in-test observer of a grown organism (real NATS connection, real verification). */
+export async function observe(t: ExecutionContext, g: Grown): Promise<Observer> {
+  const rootPub = fromHex(readFileSync(join(g.stateDir, 'root.pub'), 'utf8').trim());
+  const observer = await Observer.open({ servers: g.record.servers, organism: g.record.id, rootPub, limits: g.genome.limits, name: 'test observer' });
+  t.teardown(() => observer.close());
+  observer.census.on((e) => g.pids.add(e.entry.pid));
+  return observer;
+}
+
+/** Every process whose command line carries `--organism <id>` (a cell of that organism). */
+export function cellsOf(organism: string): number[] {
+  const out = spawnSync('ps', ['-eo', 'pid='], { encoding: 'utf8' }).stdout;
+  return out
+    .split('\n')
+    .map((s) => Number(s.trim()))
+    .filter((pid) => pid > 0 && (commandLineOf(pid) ?? '').includes(`--organism ${organism}`));
+}
+
+/** Waits until `predicate` holds, polling; fails the wait after `timeoutMs`. */
+export async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export { waitGone };

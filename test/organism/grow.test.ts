@@ -1,0 +1,134 @@
+import test from 'ava';
+import { connect as tcpConnect } from 'node:net';
+import { hostname } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
+import { cellsOf, censusJson, cli, grow, waitGone } from '../helpers/grow.ts';
+import { startNats, uniqueId } from '../helpers/nats.ts';
+import { commandLineOf, isAlive } from '../../organism/processes.ts';
+
+function portOpen(url: string): Promise<boolean> {
+  const { hostname: host, port } = new URL(url.replace('nats://', 'http://'));
+  return new Promise((resolve) => {
+    const s = tcpConnect({ host, port: Number(port) });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Pids of nats-server processes whose parent is `ppid`. */
+function natsChildren(ppid: number): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return Number(fields[1]) === ppid && (commandLineOf(pid) ?? '').includes('nats-server');
+      } catch {
+        return false;
+      }
+    });
+}
+
+test('grow - reaches the genome census, census --json is accurate, Ctrl-C leaves no process or port', async (t) => {
+  const g = await grow(t, { sets: ['tissues.stem.min=2', 'tissues.echo.min=1'] });
+  t.truthy(g.record.broker, 'grow started its own broker');
+  const broker = g.record.broker!;
+  t.not(new URL(g.record.servers[0]!.replace('nats://', 'http://')).port, '4222');
+  t.true(g.record.servers[0]!.startsWith('nats://127.0.0.1:'));
+  t.true(await portOpen(g.record.servers[0]!));
+
+  const entries = censusJson(g);
+  const alive = entries.filter((e) => e.state === 'alive');
+  t.is(alive.filter((e) => e.tissue === 'stem').length, 2);
+  t.is(alive.filter((e) => e.tissue === 'echo').length, 1);
+  t.is(alive.length, 3);
+  for (const e of alive) {
+    // Accurate: every row is a live process of that cell, on this host, made by the root.
+    t.true((commandLineOf(e.pid) ?? '').includes(`--cell ${e.id}`), `pid ${e.pid} is cell ${e.id}`);
+    t.is(e.host, hostname());
+    t.is(e.parent, null);
+    t.true(e.rss > 10 * 1024 * 1024, 'rss measured');
+    t.true(e.load >= 0 && e.load <= 1);
+    t.true(e.age >= 0 && e.age < 60_000);
+  }
+  t.deepEqual(cellsOf(g.record.id).sort(), alive.map((e) => e.pid).sort(), 'no cell process outside the census');
+  // The table form lists the same cells.
+  const table = cli(['census', '--state-dir', g.stateDir]);
+  t.is(table.status, 0);
+  for (const e of alive) t.true(table.stdout.includes(e.id));
+
+  g.child.kill('SIGINT');
+  t.is(await g.exited, 0);
+  t.regex(g.stderr(), /nats-server stopped/);
+  for (const e of alive) t.false(isAlive(e.pid), `cell ${e.id} gone`);
+  t.true(await waitGone(broker.pid, 1_000), 'broker gone');
+  t.false(await portOpen(g.record.servers[0]!), 'client port closed');
+  t.false(await portOpen(broker.monitorUrl.replace('http://', 'nats://')), 'monitor port closed');
+  t.deepEqual(cellsOf(g.record.id), []);
+  // Every cell said why it died.
+  t.regex(g.stdout(), /alive -> dead \(shutdown\)/);
+});
+
+test('cli - stop from another terminal ends grow and leaves nothing', async (t) => {
+  const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
+  const pids = censusJson(g).map((e) => e.pid);
+  t.is(pids.length, 2);
+  const r = cli(['stop', '--state-dir', g.stateDir]);
+  t.is(r.status, 0, r.stderr);
+  t.is(await g.exited, 0);
+  for (const pid of pids) t.false(isAlive(pid));
+  t.false(isAlive(g.record.broker!.pid));
+  t.deepEqual(cellsOf(g.record.id), []);
+  // No organism left to stop: a clear error, not a hang.
+  const again = cli(['census', '--state-dir', g.stateDir]);
+  t.is(again.status, 1);
+  t.regex(again.stderr, /STATE_ERR_NO_ORGANISM/);
+});
+
+test('grow - two organisms on one NATS stay apart, and --nats starts no broker', async (t) => {
+  const nats = await startNats(t);
+  const a = await grow(t, { args: ['--nats', nats.url, '--id', uniqueId('a')], sets: ['tissues.stem.min=1', 'tissues.echo.min=0'] });
+  const b = await grow(t, { args: ['--nats', nats.url, '--id', uniqueId('b')], sets: ['tissues.stem.min=2', 'tissues.echo.min=1'] });
+  t.is(a.record.broker, null);
+  t.is(b.record.broker, null);
+  t.deepEqual(natsChildren(a.child.pid!), []);
+  t.deepEqual(natsChildren(b.child.pid!), []);
+  t.regex(a.stderr(), /no broker started/);
+  const ca = censusJson(a).filter((e) => e.state === 'alive');
+  const cb = censusJson(b).filter((e) => e.state === 'alive');
+  t.is(ca.length, 1);
+  t.is(cb.length, 3);
+  const idsA = new Set(ca.map((e) => e.id));
+  t.false(cb.some((e) => idsA.has(e.id)), 'b sees none of a');
+  // Stopping a leaves b untouched.
+  a.child.kill('SIGINT');
+  t.is(await a.exited, 0);
+  const cb2 = censusJson(b).filter((e) => e.state === 'alive');
+  t.deepEqual(cb2.map((e) => e.id).sort(), cb.map((e) => e.id).sort());
+  t.true(await (async () => isAlive(nats.pid!))(), 'the shared NATS is not stopped by a joined organism');
+});
+
+test('cli - a missing nats-server gives the install message', (t) => {
+  const r = cli(['grow', '--state-dir', `/tmp/cellular-missing-${process.pid}`], { NATS_SERVER_BIN: '/nonexistent/nats-server' });
+  t.is(r.status, 1);
+  t.regex(r.stderr, /BROKER_ERR_NOT_FOUND/);
+  t.regex(r.stderr, /apt-get install -y nats-server/);
+  t.regex(r.stderr, /brew install nats-server/);
+});
+
+test('cli - bad flags and bad genome values are refused with a clear message', (t) => {
+  const bad = cli(['grow', '--bogus']);
+  t.is(bad.status, 1);
+  t.regex(bad.stderr, /CLI_ERR_USAGE/);
+  const genome = cli(['grow', '--state-dir', `/tmp/cellular-badgenome-${process.pid}`, '--set', 'tissues.echo.min=9', '--set', 'tissues.echo.max=2']);
+  t.is(genome.status, 1);
+  t.regex(genome.stderr, /GENOME_ERR_INVALID: genome\.tissues\.echo\.min must be at most tissues\.echo\.max \(2\), received number 9/);
+  const help = cli(['help']);
+  t.is(help.status, 0);
+  t.regex(help.stdout, /--state-dir/);
+});
