@@ -82,8 +82,9 @@ async function grow(flags: Flags): Promise<number> {
   const genome = loadGenome({ ...(flags.genome ? { file: flags.genome } : {}), sets: flags.set ?? [] });
   const stateDir = resolve(flags['state-dir'] ?? '.organism');
   const joined = servers(flags);
+  const abort = new AbortController();
   const organism = new Organism({
-    stateDir, genome, say, autoInstall: !flags['no-install'],
+    stateDir, genome, say, autoInstall: !flags['no-install'], signal: abort.signal,
     ...(flags.genome ? { genomeDir: dirname(resolve(flags.genome)) } : {}),
     ...(joined ? { servers: joined } : {}),
     ...(flags.id ? { id: flags.id } : {}),
@@ -92,6 +93,7 @@ async function grow(flags: Flags): Promise<number> {
   const onSignal = (sig: string) => {
     if (stopping) return say(`${sig} again: still stopping (bounded by limits.shutdownTimeoutMs)…`);
     stopping = true;
+    abort.abort(new CellularError('CELL_ERR_ABORTED', `stopped by ${sig}`));
     void organism.stop(sig);
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
@@ -99,9 +101,17 @@ async function grow(flags: Flags): Promise<number> {
   process.on('SIGHUP', () => onSignal('SIGHUP'));
 
   say(`growing organism ${organism.id} (state ${stateDir})`);
-  await organism.start();
   writeFileSync(join(stateDir, GENOME_SNAPSHOT), `${JSON.stringify(genome, null, 2)}\n`);
-  const living = await organism.waitForPopulation();
+  let living;
+  try {
+    await organism.start();
+    living = await organism.waitForPopulation(Math.max(15_000, genome.limits.pulseIntervalMs * 10));
+  } catch (e) {
+    // A half-grown organism is still stopped cleanly: nothing may outlive a failed grow.
+    await organism.stop(`grow failed: ${(e as Error).message}`);
+    if (stopping) return 0;
+    throw e;
+  }
   say(`organism ${organism.id} alive: ${living.length} cells on ${organism.servers.join(', ')}`);
   say(`census: npx cellular census --state-dir ${stateDir}    stop: Ctrl-C or npx cellular stop --state-dir ${stateDir}`);
 

@@ -57,6 +57,7 @@ export class Organism {
   #nc: NatsConnection | undefined;
   #servers: string[] = [];
   #stopping: Promise<OrganismState> | undefined;
+  #ownsRecord = false;
 
   constructor(options: OrganismOptions) {
     this.#o = options;
@@ -140,10 +141,14 @@ export class Organism {
       grow: { pid: process.pid }, genome: genomeHash(this.genome), started: Date.now(),
     };
     writeRecord(this.stateDir, record);
+    this.#ownsRecord = true;
   }
 
   /** Spawns one cell of `tissue`, signed by the root key. */
   async spawn(tissue: string): Promise<SpawnedCell> {
+    if (this.#state.state === 'shutting-down' || this.#state.state === 'stopped') {
+      throw new CellularError('CELL_ERR_CLOSED', `organism ${this.id} is ${this.#state.state}: no new cells`);
+    }
     const limit = this.genome.limits.cellsPerHost;
     const here = this.#observer?.census.living().filter((c) => c.host === hostname()).length ?? 0;
     const pending = [...this.spawned.keys()].filter((id) => !this.#observer?.census.get(id)).length;
@@ -209,7 +214,8 @@ export class Organism {
       await this.#broker.close();
       this.#say('nats-server stopped');
     }
-    removeRecord(this.stateDir);
+    // Only our own record: a grow refused by the lock must not erase the running one's.
+    if (this.#ownsRecord) removeRecord(this.stateDir);
     this.#state = { state: 'stopped', stragglers };
     return this.#state;
   }

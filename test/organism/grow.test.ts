@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { cellsOf, censusJson, cli, grow, waitGone } from '../helpers/grow.ts';
 import { startNats, uniqueId } from '../helpers/nats.ts';
 import { commandLineOf, isAlive } from '../../organism/processes.ts';
+import { readRecord } from '../../organism/record.ts';
 
 function portOpen(url: string): Promise<boolean> {
   const { hostname: host, port } = new URL(url.replace('nats://', 'http://'));
@@ -78,6 +79,12 @@ test('cli - stop from another terminal ends grow and leaves nothing', async (t) 
   const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
   const pids = censusJson(g).map((e) => e.pid);
   t.is(pids.length, 2);
+  // A second grow on the same state dir is refused and leaves the first untouched.
+  const second = cli(['grow', '--plain', '--state-dir', g.stateDir]);
+  t.is(second.status, 1);
+  t.regex(second.stderr, /STATE_ERR_LOCKED/);
+  t.deepEqual(readRecord(g.stateDir), g.record);
+  t.deepEqual(censusJson(g).map((e) => e.pid).sort(), [...pids].sort());
   const r = cli(['stop', '--state-dir', g.stateDir]);
   t.is(r.status, 0, r.stderr);
   t.is(await g.exited, 0);
