@@ -116,7 +116,7 @@ export class Cell {
     const birth: BirthBody = { pid: process.pid, cert: myCert, url: this.#url };
     this.#bus.publish('birth', birth);
     this.#state = { state: 'alive', since: Date.now() };
-    this.#deps.log.info({ tissue: this.identity.tissue, pid: process.pid }, 'born');
+    this.#deps.log.info({ pid: process.pid, parent: this.identity.parent }, 'born');
   }
 
   #startPacemaker(): void {
@@ -278,7 +278,8 @@ export class Cell {
     }
     await this.#stopPacemaker();
     clearInterval(this.#tick);
-    const death: DeathBody = { pid: process.pid, cause: finalCause, detail: detail.slice(0, 1024) };
+    // Error text may hold lone surrogates; a hormone carries well-formed strings only.
+    const death: DeathBody = { pid: process.pid, cause: finalCause, detail: detail.slice(0, 1024).toWellFormed() };
     try {
       this.#bus?.publish('death', death);
       await this.#nc?.flush();

@@ -16,6 +16,7 @@ export const ErrorCodes = {
   BROKER_ERR_NO_PORT: 'no free port could be found for nats-server',
   BROKER_ERR_CONNECT: 'the NATS server or cluster could not be reached',
   HORMONE_ERR_KIND: 'a hormone kind is not in the vocabulary',
+  HORMONE_ERR_BODY: 'a hormone body does not fit its kind, or would not survive decoding unchanged',
   HORMONE_ERR_TOO_LARGE: 'an encoded hormone exceeds limits.hormoneMaxBytes',
   TRUST_ERR_ROOT_KEY: 'the root key file is unreadable, malformed or too widely readable',
   TRUST_ERR_CERTIFICATE: 'a lineage certificate is malformed or its signature does not verify',

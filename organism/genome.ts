@@ -274,6 +274,10 @@ export function setGenomePath(genome: Genome, assignment: string): Genome {
   const eq = assignment.indexOf('=');
   if (eq <= 0) throw new CellularError('GENOME_ERR_INVALID', `--set expects path=value (for example limits.pulseIntervalMs=250), received ${describe(assignment)}`);
   const path = assignment.slice(0, eq).split('.');
+  // Prototype keys would be dropped by the merge without a word: refuse them by name.
+  if (path.some((k) => k === '__proto__' || k === 'prototype' || k === '')) {
+    throw new CellularError('GENOME_ERR_UNKNOWN_FIELD', `genome.${path.join('.')} is not a genome field (from --set ${assignment.slice(0, eq)})`);
+  }
   const raw = assignment.slice(eq + 1);
   let value: unknown;
   try {

@@ -68,11 +68,18 @@ export class SharedSequence {
 /** Encodes and signs. Throws HORMONE_ERR_* for a caller bug (unknown kind, oversize). */
 export function sealHormone<B>(signer: Signer, kind: HormoneKind, body: B, maxBytes: number, now: number = Date.now()): Uint8Array {
   if (!isHormoneKind(kind)) throw new CellularError('HORMONE_ERR_KIND', `unknown hormone kind ${JSON.stringify(kind)}`);
+  if (!bodyFits(kind, body)) throw new CellularError('HORMONE_ERR_BODY', `a ${kind} body does not have the shape its kind requires (docs/hormones.md)`);
   const unsigned = { v: HORMONE_VERSION, kind, from: signer.id, seq: signer.nextSeq(), ts: now, body };
   const sig = signBytes(signer.key, signedBytes(unsigned));
   const bytes = packr.pack({ ...unsigned, sig });
   if (bytes.length > maxBytes) {
     throw new CellularError('HORMONE_ERR_TOO_LARGE', `a ${kind} hormone of ${bytes.length} bytes exceeds limits.hormoneMaxBytes (${maxBytes})`);
+  }
+  // What every receiver will do to it: a body that does not survive would be dropped
+  // everywhere in silence, so refuse it here, loudly.
+  const check = openEnvelope(bytes, maxBytes);
+  if (!check.ok) {
+    throw new CellularError('HORMONE_ERR_BODY', `a ${kind} body does not survive decoding (${check.reason}): use well-formed strings, no -0, no __proto__ keys`);
   }
   return bytes;
 }

@@ -5,7 +5,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { CellularError } from './errors.ts';
 import { fromHex, generateKeypair, privateKeyObject, publicKeyObject, toHex, type Keypair } from './keys.ts';
 
@@ -51,7 +51,11 @@ export function loadRootKey(stateDir: string): RootKey {
     if (parsed.v !== 1 || typeof parsed.seed !== 'string' || typeof parsed.pub !== 'string') throw new Error('fields v, seed, pub missing');
     const pair = { seed: fromHex(parsed.seed), pub: fromHex(parsed.pub) };
     if (pair.seed.length !== 32 || pair.pub.length !== 32) throw new Error('seed and pub must be 32 bytes each');
-    return complete(pair);
+    const key = complete(pair);
+    // A pub that is not the seed's would make every certificate we sign unverifiable.
+    const derived = createPublicKey(key.privateKey).export({ format: 'der', type: 'spki' }).subarray(-32);
+    if (!Buffer.from(pair.pub).equals(derived)) throw new Error('pub is not the public half of seed');
+    return key;
   } catch (cause) {
     throw new CellularError('TRUST_ERR_ROOT_KEY', `root key ${path} is malformed: ${(cause as Error).message}`, { cause });
   }

@@ -1,0 +1,258 @@
+/**
+ * The census, driven by hand-made hormones and an injected clock (tick() instead of the
+ * timer). The census reads only kind, from, ts and body, so no signing is needed here.
+ */
+import test from 'ava';
+import { Census, type CensusEvent } from '../../organism/census.ts';
+import type { Hormone } from '../../organism/hormone.ts';
+import { generateKeypair, privateKeyObject } from '../../organism/keys.ts';
+import { issueCertificate, ROOT_ISSUER } from '../../organism/lineage.ts';
+import type { DeathCause, HormoneKind, PulseBody } from '../../organism/vocabulary.ts';
+
+const limits = { pulseIntervalMs: 100, suspectAfterPulses: 3, deadAfterPulses: 6, deadRetentionMs: 1_000 };
+const T0 = 1_700_000_000_000;
+
+class Clock {
+  t = T0;
+  now = (): number => this.t;
+}
+
+function setup() {
+  const clock = new Clock();
+  const census = new Census({ limits, now: clock.now });
+  const events: CensusEvent[] = [];
+  census.on((e) => events.push(e));
+  let seq = 0;
+  const hormone = (kind: HormoneKind, from: string, body: unknown): Hormone => ({ v: 1, kind, from, seq: ++seq, ts: clock.t, body, sig: new Uint8Array(64) });
+  const pulse = (from: string, over: Partial<PulseBody> = {}) => census.observe(hormone('pulse', from, pulseBody(over)));
+  const death = (from: string, cause: DeathCause) => census.observe(hormone('death', from, { pid: 4242, cause, detail: 'test' }));
+  /** Moves the clock and lets the census notice. */
+  const advance = (ms: number) => {
+    clock.t += ms;
+    census.tick();
+  };
+  return { clock, census, events, hormone, pulse, death, advance };
+}
+
+function pulseBody(over: Partial<PulseBody> = {}): PulseBody {
+  return {
+    tissue: 'stem', host: 'host-1', pid: 4242, parent: null, born: T0 - 5_000, state: 'alive', load: 0.25, cpu: 3, rss: 50_000_000, lag: 1.5,
+    work: { handled: 10, inflight: 1, queued: 0, errors: 0 }, genome: 'abcd', url: null, n: 1, ...over,
+  };
+}
+
+const summary = (e: CensusEvent) => (e.type === 'state' ? `${e.entry.id}:${e.from}->${e.entry.state}` : `${e.entry.id}:${e.type}`);
+
+test('census - a first pulse makes an alive entry and a joined event', (t) => {
+  const { census, events, pulse } = setup();
+  pulse('c1', { load: 0.5, n: 7 });
+  t.deepEqual(events.map(summary), ['c1:joined']);
+  const entry = census.get('c1');
+  t.like(entry, { id: 'c1', tissue: 'stem', host: 'host-1', pid: 4242, state: 'alive', load: 0.5, pulses: 7, lastSeen: T0, cause: null, age: 5_000 });
+  t.deepEqual(census.living().map((e) => e.id), ['c1']);
+  // Later pulses update the entry without another joined event.
+  pulse('c1', { load: 0.9, n: 8 });
+  t.is(events.length, 1);
+  t.like(census.get('c1'), { load: 0.9, pulses: 8 });
+});
+
+test('census - snapshots are copies', (t) => {
+  const { census, pulse } = setup();
+  pulse('c1');
+  const snap = census.get('c1')!;
+  snap.state = 'dead';
+  snap.work.handled = 999;
+  t.like(census.get('c1'), { state: 'alive', work: { handled: 10 } });
+});
+
+test('census - silence past suspectAfterPulses intervals makes a cell suspect', (t) => {
+  const { census, events, pulse, advance } = setup();
+  pulse('c1');
+  advance(300); // exactly 3 intervals: not yet
+  t.is(census.get('c1')?.state, 'alive');
+  advance(1);
+  t.is(census.get('c1')?.state, 'suspect');
+  t.deepEqual(events.map(summary), ['c1:joined', 'c1:alive->suspect']);
+  t.deepEqual(census.living().map((e) => e.id), ['c1']); // suspect is still living
+  advance(1);
+  t.is(events.length, 2); // no repeated event while nothing changes
+});
+
+test('census - silence past deadAfterPulses intervals makes a cell dead of missed pulses', (t) => {
+  const { census, events, pulse, advance } = setup();
+  pulse('c1');
+  advance(600);
+  t.is(census.get('c1')?.state, 'suspect');
+  advance(1);
+  t.like(census.get('c1'), { state: 'dead', cause: 'missed-pulses' });
+  t.deepEqual(events.map(summary), ['c1:joined', 'c1:alive->suspect', 'c1:suspect->dead']);
+  t.deepEqual(census.living(), []);
+  t.is(census.list().length, 1); // listed until its retention ends
+});
+
+test('census - a pulse from a suspect cell makes it alive again', (t) => {
+  const { census, events, pulse, advance } = setup();
+  pulse('c1');
+  advance(301);
+  pulse('c1');
+  t.like(census.get('c1'), { state: 'alive', lastSeen: T0 + 301 });
+  t.deepEqual(events.map(summary), ['c1:joined', 'c1:alive->suspect', 'c1:suspect->alive']);
+});
+
+test('census - a pulse revives a cell declared dead of missed pulses', (t) => {
+  const { census, events, pulse, advance } = setup();
+  pulse('c1');
+  advance(601);
+  t.like(census.get('c1'), { state: 'dead', cause: 'missed-pulses' });
+  advance(500);
+  pulse('c1', { n: 2 });
+  t.like(census.get('c1'), { state: 'alive', cause: null, pulses: 2 });
+  t.is(summary(events.at(-1)!), 'c1:dead->alive');
+  // It does not leave when the old death's retention ends (601 + 1000).
+  advance(500);
+  t.is(census.get('c1')?.state, 'suspect');
+});
+
+test('census - a death hormone makes a cell dead with its cause; later pulses are ignored', (t) => {
+  const { census, events, pulse, death, advance } = setup();
+  pulse('c1');
+  death('c1', 'apoptosis');
+  t.like(census.get('c1'), { state: 'dead', cause: 'apoptosis' });
+  pulse('c1', { n: 99, load: 1 });
+  t.like(census.get('c1'), { state: 'dead', cause: 'apoptosis', pulses: 1 });
+  advance(700); // silence does not turn it into missed-pulses either
+  t.like(census.get('c1'), { state: 'dead', cause: 'apoptosis' });
+  t.deepEqual(events.map(summary), ['c1:joined', 'c1:alive->dead']);
+});
+
+test('census - a death from a cell never seen is ignored', (t) => {
+  const { census, events, death } = setup();
+  death('ghost', 'toxin');
+  t.is(census.get('ghost'), undefined);
+  t.deepEqual(events, []);
+});
+
+test('census - a draining pulse is reported as draining', (t) => {
+  const { census, events, pulse } = setup();
+  pulse('c1');
+  pulse('c1', { state: 'draining' });
+  t.is(census.get('c1')?.state, 'draining');
+  t.is(summary(events.at(-1)!), 'c1:alive->draining');
+});
+
+test('census - dead entries leave after deadRetentionMs', (t) => {
+  const { census, events, pulse, death, advance } = setup();
+  pulse('c1');
+  death('c1', 'shutdown');
+  advance(999);
+  t.truthy(census.get('c1'));
+  advance(1);
+  t.is(census.get('c1'), undefined);
+  t.like(events.at(-1), { type: 'left', entry: { id: 'c1', state: 'dead', cause: 'shutdown' } });
+  // A missed-pulses death leaves the same way, retention counted from the death.
+  pulse('c2');
+  advance(601);
+  t.like(census.get('c2'), { state: 'dead', cause: 'missed-pulses' });
+  advance(999);
+  t.truthy(census.get('c2'));
+  advance(1);
+  t.is(census.get('c2'), undefined);
+  t.deepEqual(census.list(), []);
+  t.deepEqual(events.filter((e) => e.type === 'left').map((e) => e.entry.id), ['c1', 'c2']);
+});
+
+test('census - a birth hormone with a valid certificate joins the cell from its certificate', (t) => {
+  const { census, events, hormone } = setup();
+  const root = generateKeypair();
+  const cert = issueCertificate(
+    { cell: 'b1', pub: generateKeypair().pub, tissue: 'echo', host: 'host-9', born: T0 - 10, generation: 0, budget: 4, parent: null, issuer: ROOT_ISSUER },
+    privateKeyObject(root.seed),
+  );
+  census.observe(hormone('birth', 'b1', { pid: 77, cert, url: 'http://127.0.0.1:1234' }));
+  t.like(census.get('b1'), { tissue: 'echo', host: 'host-9', pid: 77, state: 'alive', url: 'http://127.0.0.1:1234', pulses: 0, born: T0 - 10 });
+  census.observe(hormone('birth', 'b2', { pid: 78, cert: { junk: true }, url: null }));
+  t.is(census.get('b2'), undefined);
+  census.observe(hormone('birth', 'b1', { pid: 79, cert, url: null })); // a second birth changes nothing
+  t.is(census.get('b1')?.pid, 77);
+  t.deepEqual(events.map(summary), ['b1:joined']);
+});
+
+test('census - other kinds do not touch the census', (t) => {
+  const { census, events, hormone } = setup();
+  census.observe(hormone('mitosis', 'c1', {}));
+  census.observe(hormone('shutdown', 'root', { reason: 'x' }));
+  t.deepEqual(census.list(), []);
+  t.deepEqual(events, []);
+});
+
+test('census - list sorts by tissue, then birth', (t) => {
+  const { census, pulse } = setup();
+  pulse('w-late', { tissue: 'worker', born: T0 - 1 });
+  pulse('s-late', { tissue: 'stem', born: T0 - 1 });
+  pulse('w-early', { tissue: 'worker', born: T0 - 9 });
+  pulse('e', { tissue: 'echo', born: T0 });
+  t.deepEqual(census.list().map((e) => e.id), ['e', 's-late', 'w-early', 'w-late']);
+});
+
+test('census - on() returns an unsubscribe function and close() drops every listener', (t) => {
+  const { census, pulse } = setup();
+  let seen = 0;
+  const off = census.on(() => seen++);
+  pulse('c1');
+  off();
+  pulse('c2');
+  t.is(seen, 1);
+  census.on(() => seen++);
+  census.close();
+  pulse('c3');
+  t.is(seen, 1);
+});
+
+test('census - events() yields the tagged events in order', async (t) => {
+  const { census, pulse, death, advance } = setup();
+  const ac = new AbortController();
+  const it = census.events(ac.signal);
+  const first = it.next(); // starts the generator, which subscribes
+  pulse('c1');
+  advance(301);
+  death('c1', 'toxin');
+  t.like((await first).value, { type: 'joined', entry: { id: 'c1' } });
+  t.like((await it.next()).value, { type: 'state', from: 'alive', entry: { state: 'suspect' } });
+  t.like((await it.next()).value, { type: 'state', from: 'suspect', entry: { state: 'dead', cause: 'toxin' } });
+  ac.abort();
+  t.deepEqual(await it.next(), { done: true, value: undefined });
+});
+
+test('census - events() ends while waiting when its signal aborts, and stops listening', async (t) => {
+  const { census, pulse } = setup();
+  const ac = new AbortController();
+  const seen: CensusEvent[] = [];
+  let stopped = false;
+  const consumer = (async () => {
+    for await (const e of census.events(ac.signal)) {
+      seen.push(e);
+      if (seen.length === 2) ac.abort();
+    }
+    stopped = true;
+  })();
+  pulse('c1');
+  pulse('c2');
+  await consumer;
+  t.true(stopped);
+  t.deepEqual(seen.map(summary), ['c1:joined', 'c2:joined']);
+
+  // A consumer parked on next() with nothing to read is released by the abort.
+  const ac2 = new AbortController();
+  const it = census.events(ac2.signal);
+  const pending = it.next();
+  ac2.abort();
+  t.deepEqual(await pending, { done: true, value: undefined });
+  // Nothing left subscribed: a later event reaches no dead iterator (and nothing throws).
+  t.notThrows(() => pulse('c3'));
+});
+
+test('census - events() with an already aborted signal ends at once', async (t) => {
+  const { census } = setup();
+  const it = census.events(AbortSignal.abort());
+  t.deepEqual(await it.next(), { done: true, value: undefined });
+});
