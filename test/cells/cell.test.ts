@@ -8,6 +8,7 @@ import { generateKeypair, privateKeyObject } from '../../organism/keys.ts';
 import { pack, openReply } from '../../organism/wire.ts';
 import type { PulseBody } from '../../organism/vocabulary.ts';
 import { censusJson, grow, observe, until } from '../helpers/grow.ts';
+import { isAlive } from '../../organism/processes.ts';
 
 // Timing-sensitive: one organism at a time in this file.
 
@@ -127,4 +128,29 @@ test.serial('cell - answers ping, info and stats; counts bad and foreign hormone
   t.is((err as { cell?: string }).cell, cell.id);
   const garbage = await observer.nc.request(observer.ns.tissue('echo', 'echo'), new Uint8Array([0xc1]), { timeout: 2_000 });
   t.true(isCellularError(t.throws(() => openReply(garbage.data)), 'TISSUE_ERR_BAD_REQUEST'));
+});
+
+test.serial('cell - SIGTERM drains it: death announced with cause signal, process gone, others untouched', async (t) => {
+  const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
+  const observer = await observe(t, g);
+  const entries = censusJson(g);
+  const victim = entries.find((e) => e.tissue === 'echo')!;
+  await until(() => observer.census.get(victim.id)?.state === 'alive', 5_000, 'observer sees the victim');
+  const deaths: { cause: string; pid: number }[] = [];
+  observer.bus.on((h: Hormone) => {
+    if (h.kind === 'death' && h.from === victim.id) deaths.push(h.body as { cause: string; pid: number });
+  });
+  process.kill(victim.pid, 'SIGTERM');
+  await until(() => deaths.length === 1, 5_000, 'death hormone');
+  t.like(deaths[0], { cause: 'signal', pid: victim.pid });
+  t.is(observer.census.get(victim.id)?.state, 'dead');
+  t.is(observer.census.get(victim.id)?.cause, 'signal');
+  await until(() => !isAlive(victim.pid), 5_000, 'process exit');
+  // No pulse after the death: the pacemaker stopped first.
+  const pulsesAfter: Hormone[] = [];
+  observer.bus.on((h: Hormone) => h.from === victim.id && pulsesAfter.push(h));
+  await new Promise((r) => setTimeout(r, 3 * g.genome.limits.pulseIntervalMs));
+  t.deepEqual(pulsesAfter, []);
+  const stem = entries.find((e) => e.tissue === 'stem')!;
+  t.is(observer.census.get(stem.id)?.state, 'alive');
 });
