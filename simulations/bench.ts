@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+/**
+ * The benchmark harness: `npm run bench -- <name> [options]`. Each benchmark starts what
+ * it measures, shows one progress line per step on stderr, writes its reports under
+ * `<state-dir>/reports/`, prints the report paths and a summary table on stdout, and stops
+ * everything it started, on Ctrl-C too.
+ */
+import { resolve, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { CellularError, isCellularError } from '../organism/errors.ts';
+import { runSpawnBench, validateOptions } from './bench-spawn.ts';
+import { machineInfo, summaryRows, textTable, writeSpawnReport } from './report.ts';
+
+interface Benchmark {
+  summary: string;
+  run(args: string[], signal: AbortSignal): Promise<number>;
+}
+
+const USAGE = `Usage:
+  npm run bench -- <benchmark> [options]      (node dist/simulations/bench.js <benchmark> ...)
+  npm run bench -- list
+
+Benchmarks:
+  spawn   cell spawn → first pulse against a bare fork, idle cell memory, pulse traffic and its CPU
+
+Options of spawn:
+  --spawns N       timed spawns, each after its fork peers (default 20)
+  --cells N        cells alive for the memory and traffic phases, at least --spawns (default 20)
+  --seconds S      length of the pulse-traffic window (default 10)
+  --state-dir DIR  organism state for the run (default .organism/bench); reports go to DIR/reports/
+`;
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+function intFlag(name: string, raw: string): number {
+  if (!/^\d+$/.test(raw)) throw new CellularError('CLI_ERR_USAGE', `--${name} must be a whole number, received ${JSON.stringify(raw)}`);
+  return Number(raw);
+}
+
+const spawnBench: Benchmark = {
+  summary: 'cell spawn → first pulse against a bare fork, idle cell memory, pulse traffic and its CPU',
+  async run(args, signal) {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args,
+        options: {
+          spawns: { type: 'string', default: '20' },
+          cells: { type: 'string', default: '20' },
+          seconds: { type: 'string', default: '10' },
+          'state-dir': { type: 'string', default: join('.organism', 'bench') },
+        },
+        strict: true,
+        allowPositionals: false,
+      }));
+    } catch (cause) {
+      throw new CellularError('CLI_ERR_USAGE', `${(cause as Error).message}\n\n${USAGE}`, { cause });
+    }
+    const options = { spawns: intFlag('spawns', values.spawns), cells: intFlag('cells', values.cells), seconds: intFlag('seconds', values.seconds) };
+    validateOptions(options);
+    const stateDir = resolve(values['state-dir']);
+    const startedAt = new Date();
+    const machine = machineInfo();
+    say(`spawn benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
+    const result = await runSpawnBench({
+      ...options, stateDir,
+      progress: say, say: (l) => say(`  organism: ${l}`), signal,
+    });
+    const paths = writeSpawnReport(result, join(stateDir, 'reports'), startedAt, machine);
+    process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(summaryRows(result))}\n`);
+    // Targets are reported, not enforced; leaving a process behind is a failure.
+    return result.shutdown.leftovers.length === 0 ? 0 : 1;
+  },
+};
+
+const BENCHMARKS: Record<string, Benchmark> = { spawn: spawnBench };
+
+async function main(argv: string[], signal: AbortSignal): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (name === 'list') {
+    for (const [n, b] of Object.entries(BENCHMARKS)) process.stdout.write(`${n.padEnd(8)}${b.summary}\n`);
+    return 0;
+  }
+  const bench = name === undefined ? undefined : BENCHMARKS[name];
+  if (!bench) {
+    throw new CellularError('CLI_ERR_USAGE', `${name === undefined ? 'no benchmark named' : `unknown benchmark ${JSON.stringify(name)}`}; known: ${Object.keys(BENCHMARKS).join(', ')}\n\n${USAGE}`);
+  }
+  return bench.run(rest, signal);
+}
+
+const ac = new AbortController();
+let interrupted: string | undefined;
+const onSignal = (sig: NodeJS.Signals) => {
+  if (interrupted) return say(`${sig} again: still stopping the organism (bounded by limits.shutdownTimeoutMs)…`);
+  interrupted = sig;
+  say(`${sig}: stopping the organism…`);
+  ac.abort(new CellularError('CELL_ERR_ABORTED', `benchmark interrupted by ${sig}`));
+};
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
+
+main(process.argv.slice(2), ac.signal).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    if (interrupted) {
+      say(`benchmark interrupted by ${interrupted}; no report written`);
+      process.exit(130);
+    }
+    say(isCellularError(e) ? `error ${e.code}: ${e.message}` : `error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.exit(1);
+  },
+);
