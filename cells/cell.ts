@@ -4,8 +4,6 @@
  * keeps a census from the hormones it hears, announces its birth, and on `shutdown` or
  * SIGTERM drains, announces its death with the cause, and exits.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Worker } from 'node:worker_threads';
 import { connect, type NatsConnection, type Subscription, type Msg } from '@nats-io/transport-node';
 import { CertBook } from '../organism/cert-book.ts';
 import { Census } from '../organism/census.ts';
@@ -13,7 +11,7 @@ import { CellularError } from '../organism/errors.ts';
 import { genomeHash, type Genome } from '../organism/genome.ts';
 import { HormoneBus } from '../organism/hormone-bus.ts';
 import { HormoneGate } from '../organism/hormone-gate.ts';
-import { SharedSequence, type Hormone } from '../organism/hormone.ts';
+import type { Hormone } from '../organism/hormone.ts';
 import { fromHex, privateKeyObject } from '../organism/keys.ts';
 import { unpackCertificate, ROOT_ISSUER } from '../organism/lineage.ts';
 import { Namespace, type CellVerb } from '../organism/namespace.ts';
@@ -22,12 +20,9 @@ import type { BirthBody, DeathBody, DeathCause } from '../organism/vocabulary.ts
 import { packError, packReply, unpack } from '../organism/wire.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import type { Logger } from './logger.ts';
-import type { PacemakerCommand, PacemakerData } from './pacemaker.ts';
+import { DEFAULT_CAPACITY, Heart } from './heart.ts';
 import type { CellIdentity, Tissue, TissueContext } from './tissue.ts';
-import { WorkMeter } from './work-meter.ts';
-
-/** How often the main thread proves it is not blocked (the pacemaker reads it). */
-const TICK_MS = 25;
+import type { WorkMeter } from './work-meter.ts';
 
 export type CellLifecycle =
   | { state: 'embryo' }
@@ -38,8 +33,8 @@ export type CellLifecycle =
 export interface CellDeps {
   tissue: Tissue;
   log: Logger;
-  /** Where the pacemaker's compiled module is. @default ./pacemaker.js beside this file */
-  pacemakerUrl?: URL;
+  /** The cell's heart, already beating (the entry point starts it first). @default a new Heart */
+  heart?: Heart;
 }
 
 export class Cell {
@@ -47,9 +42,9 @@ export class Cell {
   readonly identity: CellIdentity;
   readonly genome: Readonly<Genome>;
   readonly ns: Namespace;
-  readonly work = new WorkMeter();
+  readonly work: WorkMeter;
   readonly #deps: CellDeps;
-  readonly #seq = new SharedSequence();
+  readonly #heart: Heart;
   readonly #drainAbort = new AbortController();
   readonly #subs: Subscription[] = [];
   readonly #endpointSubs: Subscription[] = [];
@@ -57,8 +52,6 @@ export class Cell {
   #nc: NatsConnection | undefined;
   #bus: HormoneBus | undefined;
   #census: Census;
-  #pacemaker: Worker | undefined;
-  #tick: NodeJS.Timeout | undefined;
   #url: string | null = null;
   #draining: Promise<void> | undefined;
   #closedResolve!: (v: DeathBody) => void;
@@ -79,6 +72,13 @@ export class Cell {
       born: packet.cell.born,
     });
     this.#census = new Census({ limits: packet.genome.limits });
+    this.#heart = deps.heart ?? new Heart(packet);
+    this.work = this.#heart.work;
+    this.#heart.setCapacity(deps.tissue.capacity ?? DEFAULT_CAPACITY);
+    this.#heart.onFailure((error) => {
+      deps.log.error({ err: error }, 'heart failed');
+      void this.drain('error', error);
+    });
     this.closed = new Promise((r) => (this.#closedResolve = r));
   }
 
@@ -94,8 +94,6 @@ export class Cell {
     if (this.#state.state !== 'embryo') return;
     const { packet } = this;
     const limits = this.genome.limits;
-    // The pacemaker connects on its own; start it first so its thread boots while we connect.
-    this.#startPacemaker();
     const nc = await connect({ servers: packet.servers, name: packet.cell.id, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
     this.#nc = nc;
     const lineage = await openLineage(nc, this.ns).catch(() => undefined);
@@ -106,7 +104,7 @@ export class Cell {
     this.#bus = new HormoneBus({
       nc, ns: this.ns, certs, maxBytes: limits.hormoneMaxBytes,
       gate: new HormoneGate({ maxBytes: limits.hormoneMaxBytes, maxAgeMs: limits.hormoneMaxAgeMs, replayWindow: limits.replayWindow }),
-      signer: { id: packet.cell.id, key: privateKeyObject(seed), nextSeq: () => this.#seq.next() },
+      signer: { id: packet.cell.id, key: privateKeyObject(seed), nextSeq: () => this.#heart.seq.next() },
     });
     this.#bus.on((h) => this.#onHormone(h));
     this.#bus.start();
@@ -117,54 +115,6 @@ export class Cell {
     this.#bus.publish('birth', birth);
     this.#state = { state: 'alive', since: Date.now() };
     this.#deps.log.info({ pid: process.pid, parent: this.identity.parent }, 'born');
-  }
-
-  #startPacemaker(): void {
-    const eld = monitorEventLoopDelay({ resolution: 10 });
-    eld.enable();
-    let lastReset = Date.now();
-    this.work.heartbeat(Date.now(), 0);
-    this.#tick = setInterval(() => {
-      const now = Date.now();
-      this.work.heartbeat(now, Math.max(0, eld.percentile(99) / 1e6 - 10));
-      if (now - lastReset >= this.genome.limits.pulseIntervalMs) {
-        eld.reset();
-        lastReset = now;
-      }
-    }, TICK_MS);
-    this.#tick.unref();
-    const data: PacemakerData = {
-      servers: this.packet.servers,
-      subject: this.ns.hormone('pulse'),
-      id: this.identity.id,
-      seedHex: this.packet.cell.seed,
-      seqBuffer: this.#seq.buffer,
-      workBuffer: this.work.buffer,
-      intervalMs: this.genome.limits.pulseIntervalMs,
-      maxBytes: this.genome.limits.hormoneMaxBytes,
-      tickMs: TICK_MS,
-      capacity: this.#deps.tissue.capacity ?? 16,
-      pulse: {
-        tissue: this.identity.tissue, host: this.identity.host, pid: process.pid, parent: this.identity.parent,
-        born: this.identity.born, genome: genomeHash(this.genome), url: null,
-      },
-    };
-    const worker = new Worker(this.#deps.pacemakerUrl ?? new URL('./pacemaker.js', import.meta.url), { workerData: data });
-    worker.on('message', (m: { type: string; message?: string }) => {
-      if (m.type === 'error') {
-        this.#deps.log.error({ err: m.message }, 'pacemaker failed');
-        void this.drain('error', `pacemaker failed: ${m.message}`);
-      }
-    });
-    worker.on('error', (e) => {
-      this.#deps.log.error({ err: e.message }, 'pacemaker crashed');
-      void this.drain('error', `pacemaker crashed: ${e.message}`);
-    });
-    this.#pacemaker = worker;
-  }
-
-  #tell(cmd: PacemakerCommand): void {
-    this.#pacemaker?.postMessage(cmd);
   }
 
   #onHormone(h: Hormone): void {
@@ -242,7 +192,7 @@ export class Cell {
       work: this.work, signal: this.#drainAbort.signal,
       setUrl: (url) => {
         this.#url = url;
-        this.#tell({ type: 'url', url });
+        this.#heart.setUrl(url);
       },
     };
   }
@@ -261,7 +211,7 @@ export class Cell {
     this.#state = { state: 'draining', cause, detail };
     this.#deps.log.info({ cause, detail }, 'draining');
     this.#drainAbort.abort(new CellularError('CELL_ERR_CLOSED', `cell draining: ${cause}`));
-    this.#tell({ type: 'state', state: 'draining' });
+    this.#heart.setState('draining');
     const deadline = Date.now() + this.genome.limits.drainTimeoutMs;
     const bounded = <T>(p: Promise<T>) => Promise.race([p, new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
     let finalCause = cause;
@@ -276,8 +226,8 @@ export class Cell {
       finalCause = cause === 'shutdown' || cause === 'signal' ? cause : 'drain-timeout';
       detail = `${detail} (${this.work.inflight} requests unfinished after ${this.genome.limits.drainTimeoutMs} ms)`.trim();
     }
-    await this.#stopPacemaker();
-    clearInterval(this.#tick);
+    // Stop pulsing first, so no pulse follows the death.
+    await this.#heart.stop();
     // Error text may hold lone surrogates; a hormone carries well-formed strings only.
     const death: DeathBody = { pid: process.pid, cause: finalCause, detail: detail.slice(0, 1024).toWellFormed() };
     try {
@@ -293,18 +243,6 @@ export class Cell {
     this.#state = { state: 'dead', cause: finalCause, detail };
     this.#deps.log.info(death, 'dead');
     this.#closedResolve(death);
-  }
-
-  async #stopPacemaker(): Promise<void> {
-    const worker = this.#pacemaker;
-    if (!worker) return;
-    const stopped = new Promise<void>((resolve) => {
-      worker.on('message', (m: { type: string }) => m.type === 'stopped' && resolve());
-      worker.once('exit', () => resolve());
-    });
-    this.#tell({ type: 'stop' });
-    await Promise.race([stopped, new Promise((r) => setTimeout(r, 1_000).unref())]);
-    await worker.terminate();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

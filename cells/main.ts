@@ -2,14 +2,15 @@
  * A cell process's entry point. Its maker writes the birth packet to stdin and closes it;
  * the command line carries only non-secret markers (`--cell <id> --organism <id>`) so the
  * process can be recognised before it is signalled.
+ *
+ * The heart starts before the rest of the cell is even imported: the pacemaker thread
+ * boots, loads its NATS client and connects while this thread loads the cell.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CellularError } from '../organism/errors.ts';
 import { parseBirthPacket } from './birth-packet.ts';
-import { Cell } from './cell.ts';
-import { fileLogger } from './logger.ts';
-import { loadTissue } from './tissue-loader.ts';
+import { Heart } from './heart.ts';
 
 async function main(): Promise<void> {
   let text: string;
@@ -19,9 +20,11 @@ async function main(): Promise<void> {
     throw new CellularError('CELL_ERR_BIRTH_PACKET', 'cannot read the birth packet from stdin', { cause });
   }
   const packet = parseBirthPacket(text);
+  const heart = new Heart(packet);
+  const [{ Cell }, { fileLogger }, { loadTissue }] = await Promise.all([import('./cell.ts'), import('./logger.ts'), import('./tissue-loader.ts')]);
   const log = fileLogger(join(packet.stateDir, 'logs', `${packet.cell.id}.log`), { cell: packet.cell.id, tissue: packet.cell.tissue });
   const tissue = await loadTissue(packet.cell.module);
-  const cell = new Cell(packet, { tissue, log });
+  const cell = new Cell(packet, { tissue, log, heart });
 
   const onSignal = (sig: string) => void cell.drain('signal', sig);
   process.on('SIGTERM', onSignal);

@@ -30,7 +30,11 @@ export interface PacemakerData {
 }
 
 /** Messages from the main thread. */
-export type PacemakerCommand = { type: 'state'; state: CellState } | { type: 'url'; url: string | null } | { type: 'stop' };
+export type PacemakerCommand =
+  | { type: 'state'; state: CellState }
+  | { type: 'url'; url: string | null }
+  | { type: 'capacity'; capacity: number }
+  | { type: 'stop' };
 
 async function run(data: PacemakerData): Promise<void> {
   const seq = new SharedSequence(data.seqBuffer);
@@ -44,6 +48,7 @@ async function run(data: PacemakerData): Promise<void> {
     n: 0,
   };
   let stopped = false;
+  let capacity = data.capacity;
   const nc = await connect({ servers: data.servers, name: `${data.id}/pacemaker`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
 
   const beat = async (): Promise<void> => {
@@ -65,7 +70,7 @@ async function run(data: PacemakerData): Promise<void> {
     body.rss = rss;
     body.lag = lag;
     body.work = work.counters();
-    body.load = computeLoad({ cpu, lag, inflight: body.work.inflight, queued: body.work.queued, capacity: data.capacity });
+    body.load = computeLoad({ cpu, lag, inflight: body.work.inflight, queued: body.work.queued, capacity });
     body.n++;
     nc.publish(data.subject, sealHormone(signer, 'pulse', body, data.maxBytes));
   };
@@ -77,6 +82,7 @@ async function run(data: PacemakerData): Promise<void> {
   parentPort!.on('message', (cmd: PacemakerCommand) => {
     if (cmd.type === 'state') body.state = cmd.state;
     else if (cmd.type === 'url') body.url = cmd.url;
+    else if (cmd.type === 'capacity') capacity = cmd.capacity;
     else if (cmd.type === 'stop') {
       stopped = true;
       clearInterval(timer);

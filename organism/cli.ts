@@ -14,9 +14,10 @@ import { CellularError, isCellularError } from './errors.ts';
 import { defaultGenome, loadGenome, validateGenome, type Genome } from './genome.ts';
 import { fromHex } from './keys.ts';
 import { Observer } from './observer.ts';
-import { Organism, sweepCells } from './organism.ts';
-import { isProcessOf, waitGone } from './processes.ts';
-import { readRecord, removeRecord, requireRecord } from './record.ts';
+import { Organism } from './organism.ts';
+import { sweepCells } from './sweep.ts';
+import { waitGone } from './processes.ts';
+import { ownerAlive, readRecord, removeRecord, requireRecord } from './record.ts';
 import { loadRootKey, ROOT_PUB_FILE } from './root-key.ts';
 import { openReply } from './wire.ts';
 
@@ -207,14 +208,14 @@ async function stop(flags: Flags): Promise<number> {
     observer.bus.publish('shutdown', { reason: 'cellular stop' });
     await observer.nc.flush();
     say(`shutdown sent to organism ${t.id}`);
-    if (record && record.grow.pid !== process.pid && isProcessOf(record.grow.pid, ['grow'])) {
+    if (record && ownerAlive(record)) {
       // grow drains the cells and stops its broker; we only wait for it.
       say(`waiting for grow (pid ${record.grow.pid}) to finish…`);
       if (await waitGone(record.grow.pid, timeout + 10_000)) return 0;
       say(`grow (pid ${record.grow.pid}) did not exit; sweeping cells here`);
     }
-    const killed = await sweepCells(observer, timeout, [], say);
-    if (killed > 0) say(`${killed} stragglers killed`);
+    const swept = await sweepCells({ observer, timeoutMs: timeout, intervalMs: t.genome.limits.pulseIntervalMs, spawned: [], reason: 'cellular stop', say });
+    if (swept.killed > 0) say(`${swept.killed} stragglers killed`);
   } finally {
     await observer.close();
   }

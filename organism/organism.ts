@@ -7,12 +7,13 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cellMarkers, spawnCell, type SpawnedCell } from '../cells/spawn.ts';
+import { sweepCells } from './sweep.ts';
 import { Broker, ensureNatsServer } from './broker.ts';
 import type { CensusEntry } from './census.ts';
 import { CellularError, throwIfAborted } from './errors.ts';
 import { genomeHash, type Genome } from './genome.ts';
-import { isProcessOf, signalIfOurs, waitGone } from './processes.ts';
-import { organismId, readRecord, removeRecord, writeRecord, type OrganismRecord } from './record.ts';
+import { commandLineOf, isProcessOf, signalIfOurs } from './processes.ts';
+import { organismId, ownerAlive, readRecord, removeRecord, writeRecord, type OrganismRecord } from './record.ts';
 import { loadOrCreateRootKey, type RootKey } from './root-key.ts';
 import { Observer } from './observer.ts';
 import { ensureStores } from './stores.ts';
@@ -69,6 +70,11 @@ export class Organism {
   get state(): OrganismState {
     return this.#state;
   }
+  /** The organism's root public key (what every certificate chains to). */
+  get rootPub(): Uint8Array {
+    if (!this.#rootKey) throw new CellularError('CELL_ERR_CLOSED', 'organism not started');
+    return this.#rootKey.pub;
+  }
   get servers(): string[] {
     return this.#servers;
   }
@@ -91,7 +97,7 @@ export class Organism {
     const { signal } = this.#o;
     throwIfAborted(signal);
     const previous = readRecord(this.stateDir);
-    if (previous && isProcessOf(previous.grow.pid, ['grow']) && previous.grow.pid !== process.pid) {
+    if (previous && ownerAlive(previous)) {
       throw new CellularError('STATE_ERR_LOCKED', `grow (pid ${previous.grow.pid}) already runs with state dir ${this.stateDir}; stop it with: npx cellular stop --state-dir ${this.stateDir}`);
     }
     this.#rootKey = loadOrCreateRootKey(this.stateDir);
@@ -138,7 +144,7 @@ export class Organism {
     const record: OrganismRecord = {
       v: 1, id: this.id, servers: this.#servers,
       broker: this.#broker?.pid ? { pid: this.#broker.pid, config: this.#broker.configPath, monitorUrl: this.#broker.monitorUrl } : null,
-      grow: { pid: process.pid }, genome: genomeHash(this.genome), started: Date.now(),
+      grow: { pid: process.pid, cmdline: commandLineOf(process.pid) ?? '' }, genome: genomeHash(this.genome), started: Date.now(),
     };
     writeRecord(this.stateDir, record);
     this.#ownsRecord = true;
@@ -149,11 +155,26 @@ export class Organism {
     if (this.#state.state === 'shutting-down' || this.#state.state === 'stopped') {
       throw new CellularError('CELL_ERR_CLOSED', `organism ${this.id} is ${this.#state.state}: no new cells`);
     }
-    const limit = this.genome.limits.cellsPerHost;
-    const here = this.#observer?.census.living().filter((c) => c.host === hostname()).length ?? 0;
-    const pending = [...this.spawned.keys()].filter((id) => !this.#observer?.census.get(id)).length;
-    if (here + pending >= limit) {
-      throw new CellularError('CELL_ERR_POPULATION_MAX', `spawning a ${tissue} cell would exceed limits.cellsPerHost (${limit})`);
+    const gene = this.genome.tissues[tissue];
+    if (!gene) throw new CellularError('CELL_ERR_SPAWN', `no tissue ${JSON.stringify(tissue)} in the genome`);
+    // Population = the census's living cells plus our spawns it has not heard from yet.
+    // A spawn whose process is gone no longer counts (and is forgotten).
+    for (const [id, c] of this.spawned) if (!isProcessOf(c.pid, c.markers)) this.spawned.delete(id);
+    const members = new Map<string, { tissue: string; host: string }>();
+    const host = hostname();
+    for (const c of this.#observer?.census.living() ?? []) {
+      // On this host the process table is the truth: a cell killed a moment ago is not a member.
+      if (c.host !== host || isProcessOf(c.pid, cellMarkers(c.id))) members.set(c.id, c);
+    }
+    for (const c of this.spawned.values()) if (!members.has(c.id)) members.set(c.id, { tissue: c.cert.tissue, host: c.cert.host });
+    const all = [...members.values()];
+    const here = all.filter((c) => c.host === host).length;
+    const ofTissue = all.filter((c) => c.tissue === tissue).length;
+    if (ofTissue >= gene.max) {
+      throw new CellularError('CELL_ERR_POPULATION_MAX', `spawning a ${tissue} cell would exceed tissues.${tissue}.max (${gene.max})`);
+    }
+    if (here >= this.genome.limits.cellsPerHost) {
+      throw new CellularError('CELL_ERR_POPULATION_MAX', `spawning a ${tissue} cell would exceed limits.cellsPerHost (${this.genome.limits.cellsPerHost})`);
     }
     const cell = await spawnCell({
       organism: this.id, servers: this.#servers, genome: this.genome, stateDir: this.stateDir, rootPub: this.#rootKey!.pub,
@@ -202,7 +223,11 @@ export class Organism {
         }
       }
       this.#say(`shutdown: ${reason}; waiting for cells to drain…`);
-      stragglers = await sweepCells(observer, this.genome.limits.shutdownTimeoutMs, [...this.spawned.values()], (l) => this.#say(l));
+      const swept = await sweepCells({
+        observer, timeoutMs: this.genome.limits.shutdownTimeoutMs, intervalMs: this.genome.limits.pulseIntervalMs,
+        spawned: [...this.spawned.values()], reason, say: (l) => this.#say(l),
+      });
+      stragglers = swept.killed;
       await observer.close();
       this.#observer = undefined;
     }
@@ -223,36 +248,4 @@ export class Organism {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop('disposed');
   }
-}
-
-/**
- * Waits until every known cell on this host has exited (census and spawned list), up to
- * `timeoutMs`, then SIGKILLs what is left after checking each pid is still that cell.
- * Returns how many stragglers had to be killed.
- */
-export async function sweepCells(observer: Observer, timeoutMs: number, spawned: SpawnedCell[], say: (l: string) => void = () => {}): Promise<number> {
-  const host = hostname();
-  const targets = (): { id: string; pid: number; markers: string[] }[] => {
-    const byId = new Map<string, { id: string; pid: number; markers: string[] }>();
-    for (const c of spawned) byId.set(c.id, { id: c.id, pid: c.pid, markers: c.markers });
-    for (const e of observer.census.list()) {
-      if (e.host === host && !byId.has(e.id)) byId.set(e.id, { id: e.id, pid: e.pid, markers: cellMarkers(e.id) });
-    }
-    return [...byId.values()].filter((t) => isProcessOf(t.pid, t.markers));
-  };
-  const end = Date.now() + timeoutMs;
-  let left = targets();
-  while (left.length > 0 && Date.now() < end) {
-    await sleep(50);
-    left = targets();
-  }
-  let killed = 0;
-  for (const t of left) {
-    if (signalIfOurs(t.pid, t.markers, 'SIGKILL')) {
-      killed++;
-      say(`killed straggler ${t.id} (pid ${t.pid}) after ${timeoutMs} ms`);
-      await waitGone(t.pid, 2_000);
-    }
-  }
-  return killed;
 }

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import { CellularError } from './errors.ts';
 import { ORGANISM_ID } from './namespace.ts';
+import { commandLineOf } from './processes.ts';
 
 export interface OrganismRecord {
   v: 1;
@@ -15,7 +16,8 @@ export interface OrganismRecord {
   servers: string[];
   /** The private broker, when grow started one. */
   broker: { pid: number; config: string; monitorUrl: string } | null;
-  grow: { pid: number };
+  /** The process that owns the organism (grow, or a simulation), and its command line to recognise it by. */
+  grow: { pid: number; cmdline: string };
   genome: string;
   started: number;
 }
@@ -44,6 +46,11 @@ export function writeRecord(stateDir: string, record: OrganismRecord): void {
   // Write then rename: a reader never sees half a record.
   writeFileSync(`${path}.tmp`, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
   renameSync(`${path}.tmp`, path);
+}
+
+/** True when the record's owner still runs (same pid, same command line: pids get reused). */
+export function ownerAlive(record: OrganismRecord): boolean {
+  return record.grow.pid !== process.pid && commandLineOf(record.grow.pid) === record.grow.cmdline;
 }
 
 export function removeRecord(stateDir: string): void {

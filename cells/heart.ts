@@ -1,0 +1,130 @@
+/**
+ * The heart: the main thread's side of the pacemaker. It starts the pacemaker thread
+ * (which pulses over its own NATS connection), ticks the main-thread heartbeat into shared
+ * memory, and forwards state changes. The cell's entry point starts it before it loads the
+ * rest of the cell, so the pacemaker thread boots while the main thread is still importing:
+ * time to first pulse is how fast a tissue can grow.
+ */
+import { Worker } from 'node:worker_threads';
+import { genomeHash } from '../organism/genome.ts';
+import { SharedSequence } from '../organism/hormone.ts';
+import { Namespace } from '../organism/namespace.ts';
+import type { CellState } from '../organism/vocabulary.ts';
+import type { BirthPacket } from './birth-packet.ts';
+import type { PacemakerCommand, PacemakerData } from './pacemaker.ts';
+import { WorkMeter } from './work-meter.ts';
+
+/**
+ * How often the main thread proves it is not blocked, and the resolution of its
+ * event-loop delay. Every wakeup of an idle cell costs CPU and cells are many: 50 ms keeps
+ * it to 20 wakeups a second (monitorEventLoopDelay at 10 ms resolution would add 100).
+ */
+export const TICK_MS = 50;
+
+/** Work at which a tissue counts as full, until the tissue says otherwise. */
+export const DEFAULT_CAPACITY = 16;
+
+export type HeartState = { state: 'beating' } | { state: 'stopped' } | { state: 'failed'; error: string };
+
+export class Heart {
+  readonly work: WorkMeter;
+  readonly seq: SharedSequence;
+  #worker: Worker;
+  #tick: NodeJS.Timeout;
+  #state: HeartState = { state: 'beating' };
+  #onFailure: ((error: string) => void) | undefined;
+  #stopping: Promise<void> | undefined;
+
+  constructor(packet: BirthPacket, pacemakerUrl: URL = new URL('./pacemaker.js', import.meta.url)) {
+    this.work = new WorkMeter();
+    this.seq = new SharedSequence();
+    const intervalMs = packet.genome.limits.pulseIntervalMs;
+    // Event-loop delay: how late each tick fires, the worst over the last pulse interval.
+    let last = performance.now();
+    let worst = 0;
+    let windowStart = last;
+    this.work.heartbeat(Date.now(), 0);
+    this.#tick = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last - TICK_MS);
+      last = now;
+      // Date.now(): the pacemaker compares it with its own clock (performance.now() origins differ per thread).
+      this.work.heartbeat(Date.now(), Math.round(worst * 10) / 10);
+      if (now - windowStart >= intervalMs) {
+        worst = 0;
+        windowStart = now;
+      }
+    }, TICK_MS);
+    this.#tick.unref();
+    const data: PacemakerData = {
+      servers: packet.servers,
+      subject: new Namespace(packet.organism).hormone('pulse'),
+      id: packet.cell.id,
+      seedHex: packet.cell.seed,
+      seqBuffer: this.seq.buffer,
+      workBuffer: this.work.buffer,
+      intervalMs,
+      maxBytes: packet.genome.limits.hormoneMaxBytes,
+      tickMs: TICK_MS,
+      capacity: DEFAULT_CAPACITY,
+      pulse: {
+        tissue: packet.cell.tissue, host: packet.cell.host, pid: process.pid, parent: packet.cell.parent,
+        born: packet.cell.born, genome: genomeHash(packet.genome), url: null,
+      },
+    };
+    this.#worker = new Worker(pacemakerUrl, { workerData: data });
+    this.#worker.on('message', (m: { type: string; message?: string }) => {
+      if (m.type === 'error') this.#fail(`pacemaker failed: ${m.message}`);
+    });
+    this.#worker.on('error', (e) => this.#fail(`pacemaker crashed: ${e.message}`));
+  }
+
+  get state(): HeartState {
+    return this.#state;
+  }
+
+  /** Called once if the pacemaker dies: a cell without a pulse must not linger. */
+  onFailure(listener: (error: string) => void): void {
+    this.#onFailure = listener;
+    if (this.#state.state === 'failed') listener(this.#state.error);
+  }
+
+  #fail(error: string): void {
+    if (this.#state.state !== 'beating') return;
+    this.#state = { state: 'failed', error };
+    this.#onFailure?.(error);
+  }
+
+  #tell(cmd: PacemakerCommand): void {
+    if (this.#state.state === 'beating') this.#worker.postMessage(cmd);
+  }
+
+  setState(state: CellState): void {
+    this.#tell({ type: 'state', state });
+  }
+
+  setUrl(url: string | null): void {
+    this.#tell({ type: 'url', url });
+  }
+
+  setCapacity(capacity: number): void {
+    this.#tell({ type: 'capacity', capacity });
+  }
+
+  /** Stops pulsing and waits (≤ 1 s) until the last pulse is flushed. Safe to call twice. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      clearInterval(this.#tick);
+      const worker = this.#worker;
+      const stopped = new Promise<void>((resolve) => {
+        worker.on('message', (m: { type: string }) => m.type === 'stopped' && resolve());
+        worker.once('exit', () => resolve());
+      });
+      if (this.#state.state === 'beating') worker.postMessage({ type: 'stop' } satisfies PacemakerCommand);
+      this.#state = { state: 'stopped' };
+      await Promise.race([stopped, new Promise((r) => setTimeout(r, 1_000).unref())]);
+      await worker.terminate();
+    })();
+    return this.#stopping;
+  }
+}

@@ -1,0 +1,48 @@
+import test from 'ava';
+import { Observer } from '../../organism/observer.ts';
+import { Organism } from '../../organism/organism.ts';
+import { loadGenome } from '../../organism/genome.ts';
+import { isCellularError } from '../../organism/errors.ts';
+import { isAlive } from '../../organism/processes.ts';
+import type { Hormone } from '../../organism/hormone.ts';
+import { FAST } from '../helpers/grow.ts';
+import { tempDir } from '../helpers/nats.ts';
+
+function organism(t: Parameters<typeof tempDir>[0], sets: string[]): Organism {
+  const o = new Organism({ stateDir: tempDir(t), genome: loadGenome({ sets: [...FAST, ...sets] }), autoInstall: false });
+  t.teardown(() => o.stop('test teardown'));
+  return o;
+}
+
+test('organism - a cell still starting when shutdown goes out hears a repeat and drains (no SIGKILL)', async (t) => {
+  const o = organism(t, ['tissues.stem.min=1', 'tissues.echo.min=0']);
+  await o.start();
+  await o.waitForPopulation();
+  const watcher = await Observer.open({ servers: o.servers, organism: o.id, rootPub: o.rootPub, limits: o.genome.limits });
+  t.teardown(() => watcher.close());
+  const deaths = new Map<string, string>();
+  watcher.bus.on((h: Hormone) => h.kind === 'death' && deaths.set(h.from, (h.body as { cause: string }).cause));
+  const late = await o.spawn('echo'); // still booting when the first shutdown is published
+  const final = await o.stop('test');
+  t.deepEqual(final, { state: 'stopped', stragglers: 0 });
+  t.false(isAlive(late.pid));
+  t.is(deaths.get(late.id), 'shutdown', 'the late cell drained and said so');
+});
+
+test('organism - spawn respects tissue max and cellsPerHost, and forgets cells that died', async (t) => {
+  const o = organism(t, ['tissues.stem.min=1', 'tissues.echo.min=1', 'tissues.echo.max=2', 'limits.cellsPerHost=3']);
+  await o.start();
+  await o.waitForPopulation();
+  const second = await o.spawn('echo');
+  const err = await t.throwsAsync(o.spawn('echo'));
+  t.true(isCellularError(err, 'CELL_ERR_POPULATION_MAX'));
+  t.regex(err!.message, /tissues\.echo\.max \(2\)/);
+  const host = await t.throwsAsync(o.spawn('stem'));
+  t.regex(host!.message, /limits\.cellsPerHost \(3\)/);
+  // A killed cell no longer counts once its process is gone.
+  process.kill(second.pid, 'SIGKILL');
+  while (isAlive(second.pid)) await new Promise((r) => setTimeout(r, 20));
+  await t.notThrowsAsync(o.spawn('stem'));
+  await o.stop('test');
+  t.is(o.state.state, 'stopped');
+});
