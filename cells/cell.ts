@@ -113,6 +113,8 @@ export class Cell {
     await this.#startTissue(nc);
     const birth: BirthBody = { pid: process.pid, cert: myCert, url: this.#url };
     this.#bus.publish('birth', birth);
+    const first = this.#heart.firstPulse();
+    if (first) this.#bus.publish('pulse', first);
     this.#state = { state: 'alive', since: Date.now() };
     this.#deps.log.info({ pid: process.pid, parent: this.identity.parent }, 'born');
   }

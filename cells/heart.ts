@@ -9,7 +9,8 @@ import { Worker } from 'node:worker_threads';
 import { genomeHash } from '../organism/genome.ts';
 import { SharedSequence } from '../organism/hormone.ts';
 import { Namespace } from '../organism/namespace.ts';
-import type { CellState } from '../organism/vocabulary.ts';
+import type { CellState, PulseBody } from '../organism/vocabulary.ts';
+import { fillPulse } from './metabolism.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import type { PacemakerCommand, PacemakerData } from './pacemaker.ts';
 import { WorkMeter } from './work-meter.ts';
@@ -34,6 +35,10 @@ export class Heart {
   #state: HeartState = { state: 'beating' };
   #onFailure: ((error: string) => void) | undefined;
   #stopping: Promise<void> | undefined;
+  readonly #template: PacemakerData['pulse'];
+  #bodyState: CellState = 'alive';
+  #url: string | null = null;
+  #capacity = DEFAULT_CAPACITY;
 
   constructor(packet: BirthPacket, pacemakerUrl: URL = new URL('./pacemaker.js', import.meta.url)) {
     this.work = new WorkMeter();
@@ -72,6 +77,7 @@ export class Heart {
         born: packet.cell.born, genome: genomeHash(packet.genome), url: null,
       },
     };
+    this.#template = data.pulse;
     this.#worker = new Worker(pacemakerUrl, { workerData: data });
     this.#worker.on('message', (m: { type: string; message?: string }) => {
       if (m.type === 'error') this.#fail(`pacemaker failed: ${m.message}`);
@@ -100,15 +106,40 @@ export class Heart {
   }
 
   setState(state: CellState): void {
+    this.#bodyState = state;
     this.#tell({ type: 'state', state });
   }
 
   setUrl(url: string | null): void {
+    this.#url = url;
     this.#tell({ type: 'url', url });
   }
 
   setCapacity(capacity: number): void {
+    this.#capacity = capacity;
     this.#tell({ type: 'capacity', capacity });
+  }
+
+  /**
+   * A pulse for the main thread to publish at birth when the pacemaker has not pulsed yet
+   * (its thread is often still loading): the census and a growing tissue should not wait.
+   * CPU is the average since the process started, as pidusage's first reading would be.
+   */
+  firstPulse(): PulseBody | undefined {
+    if (this.work.pulses > 0) return undefined;
+    const used = process.cpuUsage();
+    const body: PulseBody = {
+      ...this.#template, url: this.#url, state: this.#bodyState, load: 0, cpu: 0, rss: 0, lag: 0,
+      work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, n: 0,
+    };
+    fillPulse(body, {
+      cpu: ((used.user + used.system) / 1000 / Math.max(1, process.uptime() * 1000)) * 100,
+      rss: process.memoryUsage.rss(),
+      lag: this.work.lag,
+      work: this.work.counters(),
+      capacity: this.#capacity,
+    });
+    return body;
   }
 
   /** Stops pulsing and waits (≤ 1 s) until the last pulse is flushed. Safe to call twice. */

@@ -3,6 +3,7 @@
  * is as loaded as its most exhausted resource (one core of CPU, a blocked event loop,
  * or a full work queue).
  */
+import type { PulseBody, WorkCounters } from '../organism/vocabulary.ts';
 
 /** Event-loop delay at which a cell counts as saturated: requests already wait this long. */
 export const LAG_SATURATION_MS = 100;
@@ -24,4 +25,24 @@ export function computeLoad(m: LoadInputs): number {
   const work = (m.inflight + m.queued) / Math.max(1, m.capacity);
   const load = Math.max(cpu, lag, work);
   return Number.isFinite(load) ? Math.min(1, Math.max(0, Math.round(load * 1000) / 1000)) : 1;
+}
+
+export interface Measures {
+  /** CPU percent of one core. */
+  cpu: number;
+  /** Resident set size, bytes. */
+  rss: number;
+  /** Event-loop delay, ms. */
+  lag: number;
+  work: WorkCounters;
+  capacity: number;
+}
+
+/** Writes one interval's measures into a pulse body (shared by the pacemaker and the first pulse). */
+export function fillPulse(body: PulseBody, m: Measures): void {
+  body.cpu = Math.round(m.cpu * 10) / 10;
+  body.rss = Math.round(m.rss);
+  body.lag = Math.round(m.lag * 10) / 10;
+  body.work = m.work;
+  body.load = computeLoad({ cpu: m.cpu, lag: m.lag, inflight: m.work.inflight, queued: m.work.queued, capacity: m.capacity });
 }

@@ -11,7 +11,7 @@ import pidusage from 'pidusage';
 import { sealHormone, SharedSequence } from '../organism/hormone.ts';
 import { privateKeyObject, fromHex } from '../organism/keys.ts';
 import type { CellState, PulseBody } from '../organism/vocabulary.ts';
-import { computeLoad } from './metabolism.ts';
+import { fillPulse } from './metabolism.ts';
 import { WorkMeter } from './work-meter.ts';
 
 export interface PacemakerData {
@@ -49,7 +49,11 @@ async function run(data: PacemakerData): Promise<void> {
   };
   let stopped = false;
   let capacity = data.capacity;
-  const nc = await connect({ servers: data.servers, name: `${data.id}/pacemaker`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  // pidusage's first call shells out to getconf (~8 ms): do it while the connection opens.
+  const [nc] = await Promise.all([
+    connect({ servers: data.servers, name: `${data.id}/pacemaker`, maxReconnectAttempts: -1, reconnectTimeWait: 250 }),
+    pidusage(data.pulse.pid).catch(() => undefined),
+  ]);
 
   const beat = async (): Promise<void> => {
     let cpu = 0;
@@ -65,14 +69,10 @@ async function run(data: PacemakerData): Promise<void> {
     }
     if (stopped) return;
     const blocked = Math.max(0, Date.now() - work.lastTick - data.tickMs);
-    const lag = Math.round(Math.max(blocked, work.lag) * 10) / 10;
-    body.cpu = Math.round(cpu * 10) / 10;
-    body.rss = rss;
-    body.lag = lag;
-    body.work = work.counters();
-    body.load = computeLoad({ cpu, lag, inflight: body.work.inflight, queued: body.work.queued, capacity });
+    fillPulse(body, { cpu, rss, lag: Math.max(blocked, work.lag), work: work.counters(), capacity });
     body.n++;
     nc.publish(data.subject, sealHormone(signer, 'pulse', body, data.maxBytes));
+    work.countPulse();
   };
 
   // First pulse at once: spawn-to-first-pulse is how fast a tissue can grow.

@@ -11,7 +11,9 @@ const ERRORS = 3;
 const TICK = 4;
 /** Main-thread event-loop delay p99 over the last interval, ms. */
 const LAG = 5;
-const SLOTS = 6;
+/** Pulses the pacemaker has published. */
+const PULSES = 6;
+const SLOTS = 7;
 
 export class WorkMeter {
   readonly buffer: SharedArrayBuffer;
@@ -42,6 +44,14 @@ export class WorkMeter {
   heartbeat(now: number, lagMs: number): void {
     this.#a[TICK] = now;
     this.#a[LAG] = lagMs;
+  }
+
+  countPulse(): void {
+    this.#a[PULSES]! += 1;
+  }
+
+  get pulses(): number {
+    return this.#a[PULSES]!;
   }
 
   get handled(): number {
