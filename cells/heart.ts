@@ -51,14 +51,15 @@ export class Heart {
     this.work.heartbeat(Date.now(), 0);
     this.#tick = setInterval(() => {
       const now = performance.now();
-      worst = Math.max(worst, now - last - TICK_MS);
-      last = now;
-      // Date.now(): the pacemaker compares it with its own clock (performance.now() origins differ per thread).
-      this.work.heartbeat(Date.now(), Math.round(worst * 10) / 10);
+      // Open a new window first, so a block that just ended is reported, not wiped.
       if (now - windowStart >= intervalMs) {
         worst = 0;
         windowStart = now;
       }
+      worst = Math.max(worst, now - last - TICK_MS);
+      last = now;
+      // Date.now(): the pacemaker compares it with its own clock (performance.now() origins differ per thread).
+      this.work.heartbeat(Date.now(), Math.round(worst * 10) / 10);
     }, TICK_MS);
     this.#tick.unref();
     const data: PacemakerData = {

@@ -10,6 +10,8 @@ import { parseArgs } from 'node:util';
 import { CellularError, isCellularError } from '../organism/errors.ts';
 import { runSpawnBench, validateOptions } from './bench-spawn.ts';
 import { machineInfo, summaryRows, textTable, writeSpawnReport } from './report.ts';
+import { runBusyBench } from './bench-busy.ts';
+import { busyRows, writeBusyReport } from './report-busy.ts';
 
 interface Benchmark {
   summary: string;
@@ -22,12 +24,18 @@ const USAGE = `Usage:
 
 Benchmarks:
   spawn   cell spawn → first pulse against a bare fork, idle cell memory, pulse traffic and its CPU
+  busy    a cell whose main thread is stuck in a CPU loop keeps pulsing (against a main-thread pulser)
 
 Options of spawn:
   --spawns N       timed spawns, each after its fork peers (default 20)
   --cells N        cells alive for the memory and traffic phases, at least --spawns (default 20)
   --seconds S      length of the pulse-traffic window (default 10)
   --state-dir DIR  organism state for the run (default .organism/bench); reports go to DIR/reports/
+
+Options of busy:
+  --burn MS        how long the cell's main thread is kept busy (default 5000)
+  --interval MS    pulse interval for the run (default 500)
+  --state-dir DIR  as above
 `;
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -73,7 +81,40 @@ const spawnBench: Benchmark = {
   },
 };
 
-const BENCHMARKS: Record<string, Benchmark> = { spawn: spawnBench };
+const busyBench: Benchmark = {
+  summary: 'a cell whose main thread is stuck in a CPU loop keeps pulsing (against a main-thread pulser)',
+  async run(args, signal) {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args,
+        options: {
+          burn: { type: 'string', default: '5000' },
+          interval: { type: 'string', default: '500' },
+          'state-dir': { type: 'string', default: join('.organism', 'bench-busy') },
+        },
+        strict: true,
+        allowPositionals: false,
+      }));
+    } catch (cause) {
+      throw new CellularError('CLI_ERR_USAGE', `${(cause as Error).message}\n\n${USAGE}`, { cause });
+    }
+    const burnMs = intFlag('burn', values.burn);
+    const pulseIntervalMs = intFlag('interval', values.interval);
+    if (burnMs < 100 || burnMs > 30_000) throw new CellularError('CLI_ERR_USAGE', `--burn must be from 100 to 30000 ms, received ${burnMs}`);
+    if (pulseIntervalMs < 50 || pulseIntervalMs > 5_000) throw new CellularError('CLI_ERR_USAGE', `--interval must be from 50 to 5000 ms, received ${pulseIntervalMs}`);
+    const stateDir = resolve(values['state-dir']);
+    const startedAt = new Date();
+    const machine = machineInfo();
+    say(`busy benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
+    const result = await runBusyBench({ burnMs, pulseIntervalMs, stateDir, progress: say, signal });
+    const paths = writeBusyReport(result, join(stateDir, 'reports'), startedAt, machine);
+    process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(busyRows(result))}\n`);
+    return 0;
+  },
+};
+
+const BENCHMARKS: Record<string, Benchmark> = { spawn: spawnBench, busy: busyBench };
 
 async function main(argv: string[], signal: AbortSignal): Promise<number> {
   const [name, ...rest] = argv;
