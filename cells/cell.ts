@@ -15,7 +15,6 @@ import type { Hormone } from '../organism/hormone.ts';
 import { fromHex, privateKeyObject } from '../organism/keys.ts';
 import { unpackCertificate, ROOT_ISSUER } from '../organism/lineage.ts';
 import { Namespace, type CellVerb } from '../organism/namespace.ts';
-import { openLineage } from '../organism/stores.ts';
 import type { BirthBody, DeathBody, DeathCause } from '../organism/vocabulary.ts';
 import { packError, packReply, unpack } from '../organism/wire.ts';
 import type { BirthPacket } from './birth-packet.ts';
@@ -96,7 +95,9 @@ export class Cell {
     const limits = this.genome.limits;
     const nc = await connect({ servers: packet.servers, name: packet.cell.id, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
     this.#nc = nc;
-    const lineage = await openLineage(nc, this.ns).catch(() => undefined);
+    // Not awaited: the bucket is only needed to look up senders born before us, and its
+    // client (JetStream + KV, ≈ 10 ms of imports and a round trip) need not delay our birth.
+    const lineage = import('../organism/stores.ts').then((m) => m.openLineage(nc, this.ns)).catch(() => undefined);
     const certs = new CertBook(fromHex(packet.rootPub), lineage);
     const myCert = await certs.learn(unpackCertificate(Buffer.from(packet.cell.cert, 'base64')));
     if (!myCert) throw new CellularError('TRUST_ERR_CERTIFICATE', `cell ${packet.cell.id}: its own certificate does not chain to the root`);

@@ -31,6 +31,12 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   // A bug in a handler must not leave a zombie cell pulsing: announce the death and go.
   process.on('uncaughtException', (e) => {
+    // The NATS transport can write to a socket the server just closed (a race inside the
+    // client when the broker goes away); the client reconnects on its own, so live on.
+    if ((e as NodeJS.ErrnoException).code === 'ERR_STREAM_WRITE_AFTER_END') {
+      log.warn({ err: e.message }, 'NATS socket closed under a write; reconnecting');
+      return;
+    }
     log.error({ err: e.message, stack: e.stack }, 'uncaught exception');
     void cell.drain('error', e.message);
   });
@@ -40,6 +46,7 @@ async function main(): Promise<void> {
 
   await cell.start();
   const death = await cell.closed;
+  await log.ready;
   log.flush();
   process.exit(death.cause === 'error' ? 1 : 0);
 }

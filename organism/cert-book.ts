@@ -20,13 +20,14 @@ export class CertBook {
   readonly #root: KeyObject;
   readonly #known = new Map<string, Known>();
   readonly #lookups = new Map<string, Promise<KeyObject | undefined>>();
-  readonly #lineage: KV | undefined;
+  readonly #lineage: Promise<KV | undefined>;
   /** Certificates refused (bad signature or broken chain). */
   refused = 0;
 
-  constructor(rootPub: Uint8Array, lineage?: KV) {
+  /** `lineage` may still be opening: lookups wait for it rather than call a sender foreign. */
+  constructor(rootPub: Uint8Array, lineage?: KV | Promise<KV | undefined>) {
     this.#root = publicKeyObject(rootPub);
-    this.#lineage = lineage;
+    this.#lineage = Promise.resolve(lineage).catch(() => undefined);
   }
 
   /** The sender's key if already verified (root included), without I/O. */
@@ -72,7 +73,6 @@ export class CertBook {
   resolve(id: string, depth = 0): Promise<KeyObject | undefined> {
     const known = this.keyOf(id);
     if (known) return Promise.resolve(known);
-    if (!this.#lineage) return Promise.resolve(undefined);
     let pending = this.#lookups.get(id);
     if (!pending) {
       pending = this.#fetch(id, depth).finally(() => this.#lookups.delete(id));
@@ -83,7 +83,9 @@ export class CertBook {
 
   async #fetch(id: string, depth: number): Promise<KeyObject | undefined> {
     try {
-      const entry = await this.#lineage!.get(id);
+      const lineage = await this.#lineage;
+      if (!lineage) return undefined;
+      const entry = await lineage.get(id);
       if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) return undefined;
       const cert = await this.learn(unpackCertificate(entry.value), depth);
       return cert ? this.keyOf(cert.cell) : undefined;

@@ -6,16 +6,18 @@ import { isCellularError } from '../../organism/errors.ts';
 import { isAlive } from '../../organism/processes.ts';
 import type { Hormone } from '../../organism/hormone.ts';
 import { FAST } from '../helpers/grow.ts';
-import { tempDir } from '../helpers/nats.ts';
+import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
 
-function organism(t: Parameters<typeof tempDir>[0], sets: string[]): Organism {
-  const o = new Organism({ stateDir: tempDir(t), genome: loadGenome({ sets: [...FAST, ...sets] }), autoInstall: false });
+/** An organism on its own nats-server (started here), so observers outlive the organism's stop. */
+async function organism(t: Parameters<typeof tempDir>[0], sets: string[]): Promise<Organism> {
+  const nats = await startNats(t);
+  const o = new Organism({ stateDir: tempDir(t), genome: loadGenome({ sets: [...FAST, ...sets] }), servers: [nats.url], id: uniqueId() });
   t.teardown(() => o.stop('test teardown'));
   return o;
 }
 
 test('organism - a cell still starting when shutdown goes out hears a repeat and drains (no SIGKILL)', async (t) => {
-  const o = organism(t, ['tissues.stem.min=1', 'tissues.echo.min=0']);
+  const o = await organism(t, ['tissues.stem.min=1', 'tissues.echo.min=0']);
   await o.start();
   await o.waitForPopulation();
   const watcher = await Observer.open({ servers: o.servers, organism: o.id, rootPub: o.rootPub, limits: o.genome.limits });
@@ -30,7 +32,7 @@ test('organism - a cell still starting when shutdown goes out hears a repeat and
 });
 
 test('organism - spawn respects tissue max and cellsPerHost, and forgets cells that died', async (t) => {
-  const o = organism(t, ['tissues.stem.min=1', 'tissues.echo.min=1', 'tissues.echo.max=2', 'limits.cellsPerHost=3']);
+  const o = await organism(t, ['tissues.stem.min=1', 'tissues.echo.min=1', 'tissues.echo.max=2', 'limits.cellsPerHost=3']);
   await o.start();
   await o.waitForPopulation();
   const second = await o.spawn('echo');
