@@ -9,7 +9,7 @@ const QUEUED = 2;
 const ERRORS = 3;
 /** Main-thread heartbeat (ms since the epoch), written every tick: the pacemaker derives blocking from it. */
 const TICK = 4;
-/** Main-thread event-loop delay p99 over the last interval, ms. */
+/** Main-thread event-loop delay: the worst tick delay over the last interval, ms. */
 const LAG = 5;
 /** Pulses the pacemaker has published. */
 const PULSES = 6;

@@ -48,7 +48,7 @@ export interface PulseBody {
   cpu: number;
   /** Resident set size in bytes (pidusage). */
   rss: number;
-  /** Event-loop delay of the cell's main thread, ms (p99 over the last interval, or how long it has been blocked). */
+  /** Event-loop delay of the cell's main thread, ms (worst tick delay over the last interval, or how long it has been blocked). */
   lag: number;
   work: WorkCounters;
   /** Genome hash the cell runs. */
