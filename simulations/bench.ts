@@ -45,25 +45,20 @@ function intFlag(name: string, raw: string): number {
   return Number(raw);
 }
 
+/** String flags with defaults (every flag here has one); a bad flag is CLI_ERR_USAGE with the usage. */
+function flags<K extends string>(args: string[], defaults: Record<K, string>): Record<K, string> {
+  const options = Object.fromEntries(Object.entries(defaults).map(([k, v]) => [k, { type: 'string' as const, default: v as string }]));
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<K, string>;
+  } catch (cause) {
+    throw new CellularError('CLI_ERR_USAGE', `${(cause as Error).message}\n\n${USAGE}`, { cause });
+  }
+}
+
 const spawnBench: Benchmark = {
   summary: 'cell spawn → first pulse against a bare fork, idle cell memory, pulse traffic and its CPU',
   async run(args, signal) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args,
-        options: {
-          spawns: { type: 'string', default: '20' },
-          cells: { type: 'string', default: '20' },
-          seconds: { type: 'string', default: '10' },
-          'state-dir': { type: 'string', default: join('.organism', 'bench') },
-        },
-        strict: true,
-        allowPositionals: false,
-      }));
-    } catch (cause) {
-      throw new CellularError('CLI_ERR_USAGE', `${(cause as Error).message}\n\n${USAGE}`, { cause });
-    }
+    const values = flags(args, { spawns: '20', cells: '20', seconds: '10', 'state-dir': join('.organism', 'bench') });
     const options = { spawns: intFlag('spawns', values.spawns), cells: intFlag('cells', values.cells), seconds: intFlag('seconds', values.seconds) };
     validateOptions(options);
     const stateDir = resolve(values['state-dir']);
@@ -84,21 +79,7 @@ const spawnBench: Benchmark = {
 const busyBench: Benchmark = {
   summary: 'a cell whose main thread is stuck in a CPU loop keeps pulsing (against a main-thread pulser)',
   async run(args, signal) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args,
-        options: {
-          burn: { type: 'string', default: '5000' },
-          interval: { type: 'string', default: '500' },
-          'state-dir': { type: 'string', default: join('.organism', 'bench-busy') },
-        },
-        strict: true,
-        allowPositionals: false,
-      }));
-    } catch (cause) {
-      throw new CellularError('CLI_ERR_USAGE', `${(cause as Error).message}\n\n${USAGE}`, { cause });
-    }
+    const values = flags(args, { burn: '5000', interval: '500', 'state-dir': join('.organism', 'bench-busy') });
     const burnMs = intFlag('burn', values.burn);
     const pulseIntervalMs = intFlag('interval', values.interval);
     if (burnMs < 100 || burnMs > 30_000) throw new CellularError('CLI_ERR_USAGE', `--burn must be from 100 to 30000 ms, received ${burnMs}`);
