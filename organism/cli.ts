@@ -100,6 +100,16 @@ async function grow(flags: Flags): Promise<number> {
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGHUP', () => onSignal('SIGHUP'));
+  // Whatever kills grow itself must not leave the organism behind (invariant 5): a pipe
+  // closed under us (`npm run grow | tee`, Ctrl-C kills tee too) is ignored; anything else
+  // uncaught ends grow, and the exit handler signals every cell and the broker by pid.
+  process.stdout.on('error', () => {});
+  process.stderr.on('error', () => {});
+  process.on('exit', () => organism.emergencyStop());
+  process.on('uncaughtException', (e) => {
+    say(`error: ${e.stack ?? e.message}; stopping the organism`);
+    void organism.stop(`grow failed: ${e.message}`).finally(() => process.exit(1));
+  });
 
   say(`growing organism ${organism.id} (state ${stateDir})`);
   writeFileSync(join(stateDir, GENOME_SNAPSHOT), `${JSON.stringify(genome, null, 2)}\n`);

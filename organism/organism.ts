@@ -245,6 +245,21 @@ export class Organism {
     return this.#state;
   }
 
+  /**
+   * Last resort, synchronous (safe in a process 'exit' handler): SIGTERM every cell we
+   * spawned and the broker we started, each after checking its pid is still ours, without
+   * waiting. Cells drain on SIGTERM; nats-server shuts down on it. A no-op after stop().
+   */
+  emergencyStop(): number {
+    if (this.#state.state === 'stopped' || this.#state.state === 'idle') return 0;
+    let signalled = 0;
+    for (const c of this.spawned.values()) if (signalIfOurs(c.pid, c.markers, 'SIGTERM')) signalled++;
+    const pid = this.#broker?.pid;
+    if (pid !== undefined && signalIfOurs(pid, ['nats-server', this.#broker!.configPath], 'SIGTERM')) signalled++;
+    this.#state = { state: 'stopped', stragglers: signalled };
+    return signalled;
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop('disposed');
   }

@@ -4,7 +4,7 @@
  * left, each pid checked against its command line before it is signalled.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
@@ -15,6 +15,7 @@ import { commandLineOf, signalIfOurs, waitGone } from '../../organism/processes.
 import { readRecord, type OrganismRecord } from '../../organism/record.ts';
 import { loadGenome, type Genome } from '../../organism/genome.ts';
 import { tempDir } from './nats.ts';
+import { reapOnExit } from './reaper.ts';
 
 export const CLI = fileURLToPath(new URL('../../organism/cli.js', import.meta.url));
 
@@ -54,6 +55,18 @@ export async function grow(t: ExecutionContext, options: GrowOptions = {}): Prom
   // 'close', not 'exit': by then every byte grow wrote has been read.
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const pids = new Set<number>();
+  const reapAll = () => {
+    for (const pid of pids) signalIfOurs(pid, ['--cell'], 'SIGKILL');
+    // Cells the test never saw: every process carrying this organism's id.
+    const id = existsSync(join(stateDir, 'id')) ? readFileSync(join(stateDir, 'id'), 'utf8').trim() : undefined;
+    if (id) for (const pid of cellsOf(id)) signalIfOurs(pid, [`--organism ${id}`], 'SIGKILL');
+    const record = readRecord(stateDir);
+    if (record?.broker) signalIfOurs(record.broker.pid, ['nats-server', record.broker.config], 'SIGKILL');
+  };
+  const unreap = reapOnExit(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    reapAll();
+  });
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGINT');
@@ -61,9 +74,8 @@ export async function grow(t: ExecutionContext, options: GrowOptions = {}): Prom
       if (!done) child.kill('SIGKILL');
     }
     // Whatever grow did not clean up is a leak the test will have reported; still end it.
-    for (const pid of pids) signalIfOurs(pid, ['--cell'], 'SIGKILL');
-    const record = readRecord(stateDir);
-    if (record?.broker) signalIfOurs(record.broker.pid, ['nats-server', record.broker.config], 'SIGKILL');
+    reapAll();
+    unreap();
   });
   const deadline = Date.now() + 30_000;
   while (!/alive: \d+ cells/.test(err)) {

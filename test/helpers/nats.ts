@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { Broker, ensureNatsServer } from '../../organism/broker.ts';
 import { defaultGenome } from '../../organism/genome.ts';
+import { signalIfOurs } from '../../organism/processes.ts';
+import { reapOnExit } from './reaper.ts';
 
 export function tempDir(t: ExecutionContext, prefix = 'cellular-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -19,7 +21,13 @@ export function tempDir(t: ExecutionContext, prefix = 'cellular-test-'): string 
 export async function startNats(t: ExecutionContext): Promise<Broker> {
   const dir = tempDir(t, 'cellular-nats-');
   const broker = new Broker({ gene: defaultGenome().broker, dir, name: `test-${process.pid}`, binary: ensureNatsServer({ autoInstall: false }) });
-  t.teardown(() => broker.close());
+  const unreap = reapOnExit(() => {
+    if (broker.pid !== undefined) signalIfOurs(broker.pid, ['nats-server', broker.configPath], 'SIGKILL');
+  });
+  t.teardown(async () => {
+    await broker.close();
+    unreap();
+  });
   await broker.start();
   return broker;
 }

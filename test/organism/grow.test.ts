@@ -139,3 +139,18 @@ test('cli - bad flags and bad genome values are refused with a clear message', (
   t.is(help.status, 0);
   t.regex(help.stdout, /--state-dir/);
 });
+
+test('grow - a closed output pipe does not stop grow from cleaning up on Ctrl-C', async (t) => {
+  // `npm run grow | tee log`: Ctrl-C kills tee too, and grow's next write hits a closed pipe.
+  const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
+  const pids = censusJson(g).map((e) => e.pid);
+  t.is(pids.length, 2);
+  g.child.stdout!.destroy();
+  g.child.stderr!.destroy();
+  g.child.kill('SIGINT');
+  t.is(await g.exited, 0);
+  for (const pid of pids) t.false(isAlive(pid));
+  t.true(await waitGone(g.record.broker!.pid, 2_000), 'broker stopped');
+  t.deepEqual(cellsOf(g.record.id), []);
+  t.is(readRecord(g.stateDir), undefined, 'record removed: grow finished its stop');
+});

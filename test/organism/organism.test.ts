@@ -6,13 +6,18 @@ import { isCellularError } from '../../organism/errors.ts';
 import { isAlive } from '../../organism/processes.ts';
 import type { Hormone } from '../../organism/hormone.ts';
 import { FAST } from '../helpers/grow.ts';
+import { reapOnExit } from '../helpers/reaper.ts';
 import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
 
 /** An organism on its own nats-server (started here), so observers outlive the organism's stop. */
 async function organism(t: Parameters<typeof tempDir>[0], sets: string[]): Promise<Organism> {
   const nats = await startNats(t);
   const o = new Organism({ stateDir: tempDir(t), genome: loadGenome({ sets: [...FAST, ...sets] }), servers: [nats.url], id: uniqueId() });
-  t.teardown(() => o.stop('test teardown'));
+  const unreap = reapOnExit(() => o.emergencyStop());
+  t.teardown(async () => {
+    await o.stop('test teardown');
+    unreap();
+  });
   return o;
 }
 
