@@ -2,9 +2,11 @@ import test from 'ava';
 import { connect as tcpConnect } from 'node:net';
 import { hostname } from 'node:os';
 import { readdirSync, readFileSync } from 'node:fs';
-import { cellsOf, censusJson, cli, grow, waitGone } from '../helpers/grow.ts';
-import { startNats, uniqueId } from '../helpers/nats.ts';
-import { commandLineOf, isAlive } from '../../organism/processes.ts';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { CLI, FAST, cellsOf, censusJson, cli, grow, until, waitGone } from '../helpers/grow.ts';
+import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
+import { commandLineOf, isAlive, signalIfOurs } from '../../organism/processes.ts';
 import { readRecord } from '../../organism/record.ts';
 
 function portOpen(url: string): Promise<boolean> {
@@ -140,17 +142,35 @@ test('cli - bad flags and bad genome values are refused with a clear message', (
   t.regex(help.stdout, /--state-dir/);
 });
 
-test('grow - a closed output pipe does not stop grow from cleaning up on Ctrl-C', async (t) => {
-  // `npm run grow | tee log`: Ctrl-C kills tee too, and grow's next write hits a closed pipe.
-  const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
-  const pids = censusJson(g).map((e) => e.pid);
-  t.is(pids.length, 2);
-  g.child.stdout!.destroy();
-  g.child.stderr!.destroy();
-  g.child.kill('SIGINT');
-  t.is(await g.exited, 0);
-  for (const pid of pids) t.false(isAlive(pid));
-  t.true(await waitGone(g.record.broker!.pid, 2_000), 'broker stopped');
-  t.deepEqual(cellsOf(g.record.id), []);
-  t.is(readRecord(g.stateDir), undefined, 'record removed: grow finished its stop');
+test('grow - a reader that goes away (grow | head) does not stop grow from cleaning up', async (t) => {
+  // `npm run grow | tee log` then Ctrl-C kills tee too: grow's next write hits a closed pipe.
+  // Here `head -c 1` closes the pipe after the first byte, then grow gets SIGINT.
+  const stateDir = join(tempDir(t), 'state');
+  const sets = FAST.flatMap((s) => ['--set', s]);
+  const shell = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" grow --plain --state-dir "${stateDir}" ${sets.join(' ')} --set tissues.stem.min=1 | head -c 1 >/dev/null`], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  shell.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const shellDone = new Promise((r) => shell.once('close', r));
+  t.teardown(() => {
+    const r = readRecord(stateDir);
+    if (r) {
+      signalIfOurs(r.grow.pid, ['grow'], 'SIGKILL');
+      if (r.broker) signalIfOurs(r.broker.pid, ['nats-server', r.broker.config], 'SIGKILL');
+      for (const pid of cellsOf(r.id)) signalIfOurs(pid, ['--cell'], 'SIGKILL');
+    }
+  });
+  await until(() => /alive: \d+ cells/.test(err), 30_000, `grow alive (${err})`);
+  const record = readRecord(stateDir)!;
+  const cells = cellsOf(record.id);
+  t.is(cells.length, 2);
+  process.kill(record.grow.pid, 'SIGINT');
+  await shellDone;
+  t.true(await waitGone(record.grow.pid, 15_000), 'grow exited');
+  t.notRegex(err, /EPIPE/);
+  t.regex(err, /nats-server stopped/);
+  for (const pid of cells) t.false(isAlive(pid));
+  t.true(await waitGone(record.broker!.pid, 2_000), 'broker stopped');
+  t.is(readRecord(stateDir), undefined, 'record removed: grow finished its stop');
 });
