@@ -216,3 +216,17 @@ export class Census {
     return this.list().filter((e) => e.state !== 'dead');
   }
 }
+
+/** Shape check for census rows that arrive over the network (a cell's census reply). */
+export function isCensusEntry(v: unknown): v is CensusEntry {
+  if (typeof v !== 'object' || v === null) return false;
+  const e = v as Record<string, unknown>;
+  const num = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
+  return (
+    typeof e.id === 'string' && typeof e.tissue === 'string' && typeof e.host === 'string' && typeof e.state === 'string' &&
+    ['alive', 'draining', 'suspect', 'dead'].includes(e.state) && num(e.pid) && num(e.born) && num(e.age) && num(e.load) &&
+    num(e.cpu) && num(e.rss) && num(e.lag) && num(e.lastSeen) && (e.url === null || typeof e.url === 'string') &&
+    (e.parent === null || typeof e.parent === 'string') && (e.cause === null || typeof e.cause === 'string') &&
+    typeof e.work === 'object' && e.work !== null
+  );
+}

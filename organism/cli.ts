@@ -3,13 +3,13 @@
  * `cellular` — grow an organism, read its census, stop it. Every flag is documented in
  * README.md ("Commands"); `cellular help` prints the same summary.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stopBrokerByPid } from './broker.ts';
 import { censusSummary, censusTable } from './census-table.ts';
-import type { CensusEntry } from './census.ts';
+import { isCensusEntry, type CensusEntry } from './census.ts';
 import { CellularError, isCellularError } from './errors.ts';
 import { defaultGenome, loadGenome, validateGenome, type Genome } from './genome.ts';
 import { fromHex } from './keys.ts';
@@ -17,11 +17,9 @@ import { Observer } from './observer.ts';
 import { Organism } from './organism.ts';
 import { sweepCells } from './sweep.ts';
 import { waitGone } from './processes.ts';
-import { ownerAlive, readRecord, removeRecord, requireRecord } from './record.ts';
+import { claimStateDir, ownerAlive, readRecord, removeRecord, requireRecord } from './record.ts';
 import { loadRootKey, ROOT_PUB_FILE } from './root-key.ts';
 import { openReply } from './wire.ts';
-
-const GENOME_SNAPSHOT = 'genome.json';
 
 export const HELP = `cellular — a messenger server that is a swarm of processes
 
@@ -111,8 +109,7 @@ async function grow(flags: Flags): Promise<number> {
     void organism.stop(`grow failed: ${e.message}`).finally(() => process.exit(1));
   });
 
-  say(`growing organism ${organism.id} (state ${stateDir})`);
-  writeFileSync(join(stateDir, GENOME_SNAPSHOT), `${JSON.stringify(genome, null, 2)}\n`);
+  say(`growing an organism (state ${stateDir})`);
   let living;
   try {
     await organism.start();
@@ -120,7 +117,8 @@ async function grow(flags: Flags): Promise<number> {
   } catch (e) {
     // A half-grown organism is still stopped cleanly: nothing may outlive a failed grow.
     await organism.stop(`grow failed: ${(e as Error).message}`);
-    if (stopping) return 0;
+    // Stopped on request (a signal, or `cellular stop` mid-growth) is a clean exit.
+    if (stopping || isCellularError(e, 'CELL_ERR_CLOSED') || isCellularError(e, 'CELL_ERR_ABORTED')) return 0;
     throw e;
   }
   say(`organism ${organism.id} alive: ${living.length} cells on ${organism.servers.join(', ')}`);
@@ -168,8 +166,9 @@ function target(flags: Flags): Target {
   const record = joined && flags.id ? undefined : requireRecord(stateDir);
   let genome: Readonly<Genome>;
   try {
-    genome = validateGenome(JSON.parse(readFileSync(join(stateDir, GENOME_SNAPSHOT), 'utf8')));
+    genome = validateGenome(record?.genome ?? readRecord(stateDir)?.genome);
   } catch {
+    // Joined by --nats --id without a record here: the defaults' timings are the best guess.
     genome = validateGenome(defaultGenome());
   }
   let rootPub: Uint8Array;
@@ -191,8 +190,14 @@ export async function gatherCensus(observer: Observer, limits: Genome['limits'])
     // No cell answered: what we hear ourselves is all there is.
   }
   await listen;
-  const merged = new Map(remote.map((e) => [e.id, e]));
-  for (const e of observer.census.list()) merged.set(e.id, e);
+  // The cell's reply is data from the network: keep only well-formed rows.
+  const merged = new Map((Array.isArray(remote) ? remote : []).filter(isCensusEntry).map((e) => [e.id, e]));
+  for (const e of observer.census.list()) {
+    const theirs = merged.get(e.id);
+    // A death the cell heard announced stands; otherwise the fresher view wins.
+    const announcedDead = theirs?.state === 'dead' && theirs.cause !== 'missed-pulses';
+    if (!theirs || (!announcedDead && e.lastSeen >= theirs.lastSeen)) merged.set(e.id, e);
+  }
   return [...merged.values()].sort((a, b) => a.tissue.localeCompare(b.tissue) || a.born - b.born || a.id.localeCompare(b.id));
 }
 
@@ -224,13 +229,22 @@ async function stop(flags: Flags): Promise<number> {
       if (await waitGone(record.grow.pid, timeout + 10_000)) return 0;
       say(`grow (pid ${record.grow.pid}) did not exit; sweeping cells here`);
     }
-    const swept = await sweepCells({ observer, timeoutMs: timeout, intervalMs: t.genome.limits.pulseIntervalMs, spawned: [], reason: 'cellular stop', say });
+    // No live owner: this command finishes the shutdown itself, by the process table.
+    const swept = await sweepCells({ organism: t.id, observer, timeoutMs: timeout, intervalMs: t.genome.limits.pulseIntervalMs, reason: 'cellular stop', say });
     if (swept.killed > 0) say(`${swept.killed} stragglers killed`);
   } finally {
     await observer.close();
   }
   if (record?.broker && (await stopBrokerByPid(record.broker.pid, record.broker.config))) say('nats-server stopped');
-  if (record) removeRecord(t.stateDir);
+  if (record) {
+    removeRecord(t.stateDir);
+    // The dead owner's lock: take it over and let go, so the next grow starts clean.
+    try {
+      claimStateDir(t.stateDir).release();
+    } catch {
+      // a new owner took the state dir meanwhile: it is theirs
+    }
+  }
   return 0;
 }
 

@@ -6,14 +6,14 @@
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cellMarkers, spawnCell, type SpawnedCell } from '../cells/spawn.ts';
+import { spawnCell, type SpawnedCell } from '../cells/spawn.ts';
 import { sweepCells } from './sweep.ts';
-import { Broker, ensureNatsServer } from './broker.ts';
+import { Broker, ensureNatsServer, stopBrokerByPid } from './broker.ts';
 import type { CensusEntry } from './census.ts';
 import { CellularError, throwIfAborted } from './errors.ts';
 import { genomeHash, type Genome } from './genome.ts';
-import { commandLineOf, isProcessOf, signalIfOurs } from './processes.ts';
-import { organismId, ownerAlive, readRecord, removeRecord, writeRecord, type OrganismRecord } from './record.ts';
+import { isProcessOf, localCells, signalCell, signalIfOurs } from './processes.ts';
+import { claimStateDir, organismId, removeRecord, self, writeRecord, type OrganismRecord } from './record.ts';
 import { loadOrCreateRootKey, type RootKey } from './root-key.ts';
 import { Observer } from './observer.ts';
 import { ensureStores } from './stores.ts';
@@ -47,7 +47,6 @@ export type OrganismState =
 export class Organism {
   readonly stateDir: string;
   readonly genome: Readonly<Genome>;
-  readonly id: string;
   readonly spawned = new Map<string, SpawnedCell>();
   #o: OrganismOptions;
   #state: OrganismState = { state: 'idle' };
@@ -59,12 +58,19 @@ export class Organism {
   #servers: string[] = [];
   #stopping: Promise<OrganismState> | undefined;
   #ownsRecord = false;
+  #id: string | undefined;
+  #release: (() => void) | undefined;
 
   constructor(options: OrganismOptions) {
     this.#o = options;
     this.stateDir = resolve(options.stateDir);
     this.genome = options.genome;
-    this.id = organismId(this.stateDir, options.id);
+  }
+
+  /** The organism id: known once start() has claimed the state dir. */
+  get id(): string {
+    if (this.#id === undefined) throw new CellularError('CELL_ERR_CLOSED', 'organism not started: its id is read from the state dir at start()');
+    return this.#id;
   }
 
   get state(): OrganismState {
@@ -96,9 +102,16 @@ export class Organism {
     this.#state = { state: 'growing' };
     const { signal } = this.#o;
     throwIfAborted(signal);
-    const previous = readRecord(this.stateDir);
-    if (previous && ownerAlive(previous)) {
-      throw new CellularError('STATE_ERR_LOCKED', `grow (pid ${previous.grow.pid}) already runs with state dir ${this.stateDir}; stop it with: npx cellular stop --state-dir ${this.stateDir}`);
+    // Claim the state dir before touching anything in it.
+    const claim = claimStateDir(this.stateDir);
+    this.#release = claim.release;
+    try {
+      if (claim.stale) await this.#recover(claim.stale);
+      this.#id = organismId(this.stateDir, this.#o.id);
+    } catch (e) {
+      this.#release();
+      this.#state = { state: 'stopped', stragglers: 0 };
+      throw e;
     }
     this.#rootKey = loadOrCreateRootKey(this.stateDir);
     if (this.#o.servers && this.#o.servers.length > 0) {
@@ -123,9 +136,11 @@ export class Organism {
         servers: this.#servers, organism: this.id, rootPub: this.#rootKey.pub, rootKey: this.#rootKey, limits: this.genome.limits, nc: this.#nc,
       });
       this.#writeRecord();
-      // The operator's `stop` (a root-signed shutdown) ends this grow too.
+      // The operator's `stop` (a root-signed shutdown) ends this grow too, even mid-growth.
       this.#observer.bus.on((h) => {
-        if (h.kind === 'shutdown' && h.from === ROOT_ISSUER && this.#state.state === 'alive') void this.stop('shutdown hormone', { announce: false });
+        if (h.kind === 'shutdown' && h.from === ROOT_ISSUER && (this.#state.state === 'alive' || this.#state.state === 'growing')) {
+          void this.stop('shutdown hormone', { announce: false });
+        }
       });
       for (const [tissue, gene] of Object.entries(this.genome.tissues)) {
         for (let i = 0; i < gene.min; i++) {
@@ -140,11 +155,22 @@ export class Organism {
     }
   }
 
+  /** A previous owner died (SIGKILL, power cut): end what it left running before we grow. */
+  async #recover(stale: OrganismRecord): Promise<void> {
+    const cells = localCells(stale.id);
+    const brokerUp = stale.broker !== null && isProcessOf(stale.broker.pid, ['nats-server', stale.broker.config]);
+    if (cells.length === 0 && !brokerUp) return;
+    this.#say(`the previous owner (pid ${stale.grow.pid}) died and left ${cells.length} cells${brokerUp ? ' and its nats-server' : ''}: stopping them first`);
+    for (const c of cells) signalCell(c.pid, c.cell, stale.id, 'SIGTERM');
+    await sweepCells({ organism: stale.id, timeoutMs: stale.genome?.limits?.shutdownTimeoutMs ?? 10_000, intervalMs: 1_000 });
+    if (stale.broker) await stopBrokerByPid(stale.broker.pid, stale.broker.config);
+  }
+
   #writeRecord(): void {
     const record: OrganismRecord = {
       v: 1, id: this.id, servers: this.#servers,
       broker: this.#broker?.pid ? { pid: this.#broker.pid, config: this.#broker.configPath, monitorUrl: this.#broker.monitorUrl } : null,
-      grow: { pid: process.pid, cmdline: commandLineOf(process.pid) ?? '' }, genome: genomeHash(this.genome), started: Date.now(),
+      grow: self(), genome: this.genome as Genome, genomeHash: genomeHash(this.genome), started: Date.now(),
     };
     writeRecord(this.stateDir, record);
     this.#ownsRecord = true;
@@ -157,16 +183,16 @@ export class Organism {
     }
     const gene = this.genome.tissues[tissue];
     if (!gene) throw new CellularError('CELL_ERR_SPAWN', `no tissue ${JSON.stringify(tissue)} in the genome`);
-    // Population = the census's living cells plus our spawns it has not heard from yet.
-    // A spawn whose process is gone no longer counts (and is forgotten).
-    for (const [id, c] of this.spawned) if (!isProcessOf(c.pid, c.markers)) this.spawned.delete(id);
-    const members = new Map<string, { tissue: string; host: string }>();
+    // Population: on this host the process table is the truth (a cell killed a moment ago
+    // is not a member, one that has not pulsed yet is); elsewhere, the census.
     const host = hostname();
-    for (const c of this.#observer?.census.living() ?? []) {
-      // On this host the process table is the truth: a cell killed a moment ago is not a member.
-      if (c.host !== host || isProcessOf(c.pid, cellMarkers(c.id))) members.set(c.id, c);
+    const members = new Map<string, { tissue: string; host: string }>();
+    for (const c of this.#observer?.census.living() ?? []) if (c.host !== host) members.set(c.id, c);
+    for (const c of localCells(this.id)) {
+      const known = this.#observer?.census.get(c.cell) ?? this.spawned.get(c.cell)?.cert;
+      members.set(c.cell, { tissue: known?.tissue ?? c.cell.replace(/-[0-9a-f]+$/, ''), host });
     }
-    for (const c of this.spawned.values()) if (!members.has(c.id)) members.set(c.id, { tissue: c.cert.tissue, host: c.cert.host });
+    for (const [id, c] of this.spawned) if (!members.has(id) && !isProcessOf(c.pid, c.markers)) this.spawned.delete(id);
     const all = [...members.values()];
     const here = all.filter((c) => c.host === host).length;
     const ofTissue = all.filter((c) => c.tissue === tissue).length;
@@ -182,6 +208,13 @@ export class Organism {
       tissue, lineage: this.#lineage!, ...(this.#o.genomeDir ? { baseDir: this.#o.genomeDir } : {}),
     });
     this.spawned.set(cell.id, cell);
+    // stop() began while we were spawning: its sweep may have looked before this process
+    // existed, so end it here (it is too young to have handlers: SIGTERM ends it at once).
+    const now = this.#state as OrganismState; // may have changed while we awaited
+    if (now.state === 'shutting-down' || now.state === 'stopped') {
+      signalCell(cell.pid, cell.id, this.id, 'SIGTERM');
+      throw new CellularError('CELL_ERR_CLOSED', `organism ${this.id} began to stop while ${cell.id} was spawning; it was ended`);
+    }
     return cell;
   }
 
@@ -223,24 +256,23 @@ export class Organism {
         }
       }
       this.#say(`shutdown: ${reason}; waiting for cells to drain…`);
+    }
+    if (this.#id !== undefined) {
       const swept = await sweepCells({
-        observer, timeoutMs: this.genome.limits.shutdownTimeoutMs, intervalMs: this.genome.limits.pulseIntervalMs,
-        spawned: [...this.spawned.values()], reason, say: (l) => this.#say(l),
+        organism: this.#id, timeoutMs: this.genome.limits.shutdownTimeoutMs, intervalMs: this.genome.limits.pulseIntervalMs,
+        reason, say: (l) => this.#say(l), ...(observer ? { observer } : {}),
       });
       stragglers = swept.killed;
-      await observer.close();
-      this.#observer = undefined;
     }
+    await observer?.close();
+    this.#observer = undefined;
     await this.#nc?.close().catch(() => {});
-    if (!observer) {
-      for (const c of this.spawned.values()) if (signalIfOurs(c.pid, c.markers, 'SIGKILL')) stragglers++;
-    }
     if (this.#broker) {
       await this.#broker.close();
       this.#say('nats-server stopped');
     }
-    // Only our own record: a grow refused by the lock must not erase the running one's.
     if (this.#ownsRecord) removeRecord(this.stateDir);
+    this.#release?.();
     this.#state = { state: 'stopped', stragglers };
     return this.#state;
   }
@@ -253,10 +285,11 @@ export class Organism {
   emergencyStop(): number {
     if (this.#state.state === 'stopped' || this.#state.state === 'idle') return 0;
     let signalled = 0;
-    for (const c of this.spawned.values()) if (signalIfOurs(c.pid, c.markers, 'SIGTERM')) signalled++;
+    if (this.#id !== undefined) for (const c of localCells(this.#id)) if (signalCell(c.pid, c.cell, this.#id, 'SIGTERM')) signalled++;
     const pid = this.#broker?.pid;
     if (pid !== undefined && signalIfOurs(pid, ['nats-server', this.#broker!.configPath], 'SIGTERM')) signalled++;
     this.#state = { state: 'stopped', stragglers: signalled };
+    this.#release?.();
     return signalled;
   }
 

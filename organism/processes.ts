@@ -3,7 +3,7 @@
  * is the process we started (a pid can be reused by the kernel once its owner exits).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The command line of `pid` as one space-joined string, or undefined if it is gone. */
@@ -54,4 +54,50 @@ export async function waitGone(pid: number, timeoutMs: number, pollMs = 25): Pro
     await sleep(pollMs);
   }
   return !isAlive(pid);
+}
+
+/** Every live process whose command line contains `marker` (this host only). */
+export function processesWith(marker: string): { pid: number; cmdline: string }[] {
+  let pids: number[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  } catch {
+    // No /proc (macOS): ask ps for every pid.
+    const out = execFileSync('ps', ['-eo', 'pid='], { encoding: 'utf8' });
+    pids = out.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+  }
+  const found: { pid: number; cmdline: string }[] = [];
+  for (const pid of pids) {
+    if (pid === process.pid) continue;
+    const cmdline = commandLineOf(pid);
+    if (cmdline?.includes(marker)) found.push({ pid, cmdline });
+  }
+  return found;
+}
+
+/** Parses a cell's command-line markers (`--cell <id> --organism <id>`), exactly. */
+export function cellMarkersOf(cmdline: string): { cell: string; organism: string } | undefined {
+  const m = / --cell (\S+) --organism (\S+)$/.exec(cmdline);
+  return m ? { cell: m[1]!, organism: m[2]! } : undefined;
+}
+
+/** The cell processes of `organism` on this host, found by their command-line markers. */
+export function localCells(organism: string): { pid: number; cell: string }[] {
+  return processesWith(` --organism ${organism}`).flatMap(({ pid, cmdline }) => {
+    const m = cellMarkersOf(cmdline);
+    return m && m.organism === organism ? [{ pid, cell: m.cell }] : [];
+  });
+}
+
+/** Signals `pid` only if it is still cell `cell` of `organism`. */
+export function signalCell(pid: number, cell: string, organism: string, signal: NodeJS.Signals): boolean {
+  const cmd = commandLineOf(pid);
+  const m = cmd === undefined ? undefined : cellMarkersOf(cmd);
+  if (!m || m.cell !== cell || m.organism !== organism) return false;
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -81,11 +81,14 @@ test('cli - stop from another terminal ends grow and leaves nothing', async (t) 
   const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
   const pids = censusJson(g).map((e) => e.pid);
   t.is(pids.length, 2);
-  // A second grow on the same state dir is refused and leaves the first untouched.
-  const second = cli(['grow', '--plain', '--state-dir', g.stateDir]);
+  // A second grow on the same state dir is refused and leaves the first untouched: record,
+  // id and genome alike (it must not even write them).
+  const idBefore = readFileSync(join(g.stateDir, 'id'), 'utf8');
+  const second = cli(['grow', '--plain', '--state-dir', g.stateDir, '--id', 'other', '--set', 'limits.shutdownTimeoutMs=100']);
   t.is(second.status, 1);
   t.regex(second.stderr, /STATE_ERR_LOCKED/);
   t.deepEqual(readRecord(g.stateDir), g.record);
+  t.is(readFileSync(join(g.stateDir, 'id'), 'utf8'), idBefore);
   t.deepEqual(censusJson(g).map((e) => e.pid).sort(), [...pids].sort());
   const r = cli(['stop', '--state-dir', g.stateDir]);
   t.is(r.status, 0, r.stderr);
