@@ -95,6 +95,7 @@ export class Cell {
     const limits = this.genome.limits;
     const nc = await connect({ servers: packet.servers, name: packet.cell.id, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
     this.#nc = nc;
+    this.#watchBroker(nc);
     // Not awaited: the bucket is only needed to look up senders born before us, and its
     // client (JetStream + KV, ≈ 10 ms of imports and a round trip) need not delay our birth.
     const lineage = import('../organism/stores.ts').then((m) => m.openLineage(nc, this.ns)).catch(() => undefined);
@@ -118,6 +119,29 @@ export class Cell {
     if (first) this.#bus.publish('pulse', first);
     this.#state = { state: 'alive', since: Date.now() };
     this.#deps.log.info({ pid: process.pid, parent: this.identity.parent }, 'born');
+  }
+
+  /**
+   * A cell without its broker can do nothing useful and must not linger as an orphan: if
+   * the connection stays down for limits.brokerLossMs, it exits. A broker that comes back
+   * sooner (a restart) finds its cells reconnected.
+   */
+  #watchBroker(nc: NatsConnection): void {
+    const ms = this.genome.limits.brokerLossMs;
+    let timer: NodeJS.Timeout | undefined;
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect' && timer === undefined) {
+          this.#deps.log.warn({ ms }, 'broker unreachable');
+          timer = setTimeout(() => void this.drain('error', `broker unreachable for ${ms} ms`), ms);
+        } else if (s.type === 'reconnect') {
+          clearTimeout(timer);
+          timer = undefined;
+          this.#deps.log.info({}, 'broker reachable again');
+        }
+      }
+      clearTimeout(timer);
+    })().catch(() => {});
   }
 
   #onHormone(h: Hormone): void {
@@ -235,7 +259,8 @@ export class Cell {
     const death: DeathBody = { pid: process.pid, cause: finalCause, detail: detail.slice(0, 1024).toWellFormed() };
     try {
       this.#bus?.publish('death', death);
-      await this.#nc?.flush();
+      // Bounded: with the broker gone a flush would wait for a reconnect that may never come.
+      if (this.#nc) await Promise.race([this.#nc.flush(), new Promise((r) => setTimeout(r, 1_000).unref())]);
     } catch (e) {
       this.#deps.log.warn({ err: (e as Error).message }, 'could not announce death');
     }

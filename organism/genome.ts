@@ -49,6 +49,8 @@ export interface Limits {
   shutdownTimeoutMs: number;
   /** How long a dead cell stays listed in the census. @default 10000 */
   deadRetentionMs: number;
+  /** How long a cell stays without its broker before it gives up and exits (cause `error`). @default 15000 */
+  brokerLossMs: number;
 }
 
 export interface BrokerGene {
@@ -99,6 +101,7 @@ export function defaultGenome(): Genome {
       drainTimeoutMs: 5_000,
       shutdownTimeoutMs: 10_000,
       deadRetentionMs: 10_000,
+      brokerLossMs: 15_000,
     },
     broker: { host: '127.0.0.1', port: 0, monitorPort: 0, maxPayload: 1_048_576 },
   };
@@ -118,6 +121,7 @@ const LIMIT_RULES: Record<keyof Limits, Rule> = {
   drainTimeoutMs: { kind: 'int', min: 0, max: 600_000 },
   shutdownTimeoutMs: { kind: 'int', min: 100, max: 3_600_000 },
   deadRetentionMs: { kind: 'int', min: 0, max: 3_600_000 },
+  brokerLossMs: { kind: 'int', min: 500, max: 86_400_000 },
 };
 
 const TISSUE_RULES: Record<keyof TissueGene, Rule> = {

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { connect as tcpConnect } from 'node:net';
 import { hostname } from 'node:os';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { CLI, FAST, cellsOf, censusJson, cli, grow, until, waitGone } from '../helpers/grow.ts';
@@ -176,4 +176,33 @@ test('grow - a reader that goes away (grow | head) does not stop grow from clean
   for (const pid of cells) t.false(isAlive(pid));
   t.true(await waitGone(record.broker!.pid, 2_000), 'broker stopped');
   t.is(readRecord(stateDir), undefined, 'record removed: grow finished its stop');
+});
+
+test('cli - stop finishes the job when grow itself was killed', async (t) => {
+  const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
+  const pids = cellsOf(g.record.id);
+  t.is(pids.length, 2);
+  g.child.kill('SIGKILL');
+  await g.exited;
+  t.true(isAlive(g.record.broker!.pid), 'the broker outlived grow');
+  const r = cli(['stop', '--state-dir', g.stateDir]);
+  t.is(r.status, 0, r.stderr);
+  for (const pid of pids) t.false(isAlive(pid), `cell ${pid} stopped`);
+  t.true(await waitGone(g.record.broker!.pid, 2_000), 'broker stopped');
+  t.is(readRecord(g.stateDir), undefined);
+  t.false(existsSync(join(g.stateDir, 'grow.lock')), 'lock released');
+});
+
+test('grow - a new grow takes over from a killed one, ending what it left running', async (t) => {
+  const first = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=0'] });
+  const orphans = cellsOf(first.record.id);
+  t.is(orphans.length, 1);
+  first.child.kill('SIGKILL');
+  await first.exited;
+  const second = await grow(t, { stateDir: first.stateDir, sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
+  t.regex(second.stderr(), /previous owner \(pid \d+\) died and left 1 cells and its nats-server/);
+  for (const pid of orphans) t.false(isAlive(pid), 'the orphan was stopped');
+  t.false(isAlive(first.record.broker!.pid), 'the orphaned broker was stopped');
+  t.is(second.record.id, first.record.id, 'same state dir, same organism id');
+  t.is(censusJson(second).filter((e) => e.state === 'alive').length, 2);
 });

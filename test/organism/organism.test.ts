@@ -53,3 +53,24 @@ test('organism - spawn respects tissue max and cellsPerHost, and forgets cells t
   await o.stop('test');
   t.is(o.state.state, 'stopped');
 });
+
+test('organism - cells exit when their broker stays gone for limits.brokerLossMs', async (t) => {
+  const nats = await startNats(t);
+  const o = new Organism({
+    stateDir: tempDir(t), servers: [nats.url], id: uniqueId(),
+    genome: loadGenome({ sets: [...FAST, 'tissues.stem.min=1', 'tissues.echo.min=1', 'limits.brokerLossMs=1500'] }),
+  });
+  const unreap = reapOnExit(() => o.emergencyStop());
+  t.teardown(async () => {
+    await o.stop('test teardown');
+    unreap();
+  });
+  await o.start();
+  const cells = await o.waitForPopulation();
+  t.is(cells.length, 2);
+  process.kill(nats.pid!, 'SIGKILL');
+  // Gone within brokerLossMs plus a drain that cannot reach anyone (bounded), with margin.
+  const end = Date.now() + 1_500 + 10_000;
+  while (cells.some((c) => isAlive(c.pid)) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  for (const c of cells) t.false(isAlive(c.pid), `cell ${c.id} exited without its broker`);
+});
