@@ -12,7 +12,7 @@ import { genomeHash, type Genome } from '../organism/genome.ts';
 import { HormoneBus } from '../organism/hormone-bus.ts';
 import { HormoneGate } from '../organism/hormone-gate.ts';
 import type { Hormone } from '../organism/hormone.ts';
-import { fromHex, privateKeyObject } from '../organism/keys.ts';
+import { fromHex, privateKeyObject, publicKeyOf } from '../organism/keys.ts';
 import { unpackCertificate, ROOT_ISSUER } from '../organism/lineage.ts';
 import { Namespace, type CellVerb } from '../organism/namespace.ts';
 import type { BirthBody, DeathBody, DeathCause } from '../organism/vocabulary.ts';
@@ -50,6 +50,7 @@ export class Cell {
   #state: CellLifecycle = { state: 'embryo' };
   #nc: NatsConnection | undefined;
   #bus: HormoneBus | undefined;
+  #certs: CertBook | undefined;
   #census: Census;
   #url: string | null = null;
   #draining: Promise<void> | undefined;
@@ -70,7 +71,7 @@ export class Cell {
       pid: process.pid,
       born: packet.cell.born,
     });
-    this.#census = new Census({ limits: packet.genome.limits });
+    this.#census = new Census({ limits: packet.genome.limits, certOf: (id) => this.#certs?.certOf(id) });
     this.#heart = deps.heart ?? new Heart(packet);
     this.work = this.#heart.work;
     this.#heart.setCapacity(deps.tissue.capacity ?? DEFAULT_CAPACITY);
@@ -100,9 +101,14 @@ export class Cell {
     // client (JetStream + KV, ≈ 10 ms of imports and a round trip) need not delay our birth.
     const lineage = import('../organism/stores.ts').then((m) => m.openLineage(nc, this.ns)).catch(() => undefined);
     const certs = new CertBook(fromHex(packet.rootPub), lineage);
+    this.#certs = certs;
     const myCert = await certs.learn(unpackCertificate(Buffer.from(packet.cell.cert, 'base64')));
     if (!myCert) throw new CellularError('TRUST_ERR_CERTIFICATE', `cell ${packet.cell.id}: its own certificate does not chain to the root`);
     const seed = fromHex(packet.cell.seed);
+    // A maker's bug would otherwise leave a cell whose every hormone is dropped in silence.
+    if (myCert.cell !== packet.cell.id || !Buffer.from(myCert.pub).equals(Buffer.from(publicKeyOf(seed)))) {
+      throw new CellularError('TRUST_ERR_CERTIFICATE', `cell ${packet.cell.id}: its certificate names ${myCert.cell} or another key`);
+    }
     this.#bus = new HormoneBus({
       nc, ns: this.ns, certs, maxBytes: limits.hormoneMaxBytes,
       gate: new HormoneGate({ maxBytes: limits.hormoneMaxBytes, maxAgeMs: limits.hormoneMaxAgeMs, replayWindow: limits.replayWindow }),

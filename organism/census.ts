@@ -8,7 +8,7 @@
 import type { Hormone } from './hormone.ts';
 import type { Limits } from './genome.ts';
 import type { BirthBody, DeathBody, PulseBody } from './vocabulary.ts';
-import { parseCertificate } from './lineage.ts';
+import { parseCertificate, type Certificate } from './lineage.ts';
 
 export type LifeState = 'alive' | 'draining' | 'suspect' | 'dead';
 
@@ -45,6 +45,11 @@ export type CensusEvent =
 export interface CensusOptions {
   limits: Pick<Limits, 'pulseIntervalMs' | 'suspectAfterPulses' | 'deadAfterPulses' | 'deadRetentionMs'>;
   now?: () => number;
+  /**
+   * The sender's verified certificate: who a cell is (tissue, host, parent, birth) comes
+   * from it, not from what its pulse claims. Without it the pulse is believed.
+   */
+  certOf?: (id: string) => Certificate | undefined;
 }
 
 type Listener = (e: CensusEvent) => void;
@@ -54,11 +59,17 @@ export class Census {
   readonly #listeners = new Set<Listener>();
   readonly #limits: CensusOptions['limits'];
   readonly #now: () => number;
+  readonly #certOf: ((id: string) => Certificate | undefined) | undefined;
+  /** Newest pulse timestamp per sender: an older one arriving later is a replay or a straggler. */
+  readonly #lastTs = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+  readonly #wakers = new Set<() => void>();
 
   constructor(options: CensusOptions) {
     this.#limits = options.limits;
     this.#now = options.now ?? Date.now;
+    this.#certOf = options.certOf;
   }
 
   /** Starts the clock that turns silence into `suspect` and `dead`. */
@@ -68,10 +79,13 @@ export class Census {
     this.#timer.unref();
   }
 
+  /** Stops the clock and ends every events() iterator. */
   close(): void {
+    this.#closed = true;
     clearInterval(this.#timer);
     this.#timer = undefined;
     this.#listeners.clear();
+    for (const wake of this.#wakers) wake();
   }
 
   on(listener: Listener): () => void {
@@ -89,8 +103,9 @@ export class Census {
     });
     const onAbort = () => wake?.();
     signal?.addEventListener('abort', onAbort);
+    this.#wakers.add(onAbort);
     try {
-      while (!signal?.aborted) {
+      while (!signal?.aborted && !this.#closed) {
         const next = queue.shift();
         if (next) {
           yield next;
@@ -102,6 +117,7 @@ export class Census {
     } finally {
       off();
       signal?.removeEventListener('abort', onAbort);
+      this.#wakers.delete(onAbort);
     }
   }
 
@@ -109,7 +125,7 @@ export class Census {
   observe(h: Hormone): void {
     switch (h.kind) {
       case 'pulse':
-        return this.#pulse(h.from, h.body as PulseBody);
+        return this.#pulse(h.from, h.body as PulseBody, h.ts);
       case 'birth':
         return this.#birth(h.from, h.body as BirthBody, h.ts);
       case 'death':
@@ -136,12 +152,19 @@ export class Census {
     this.#emit({ type: 'state', entry: this.#snapshot(entry), from });
   }
 
-  #pulse(id: string, b: PulseBody): void {
+  #pulse(id: string, b: PulseBody, ts: number): void {
     const now = this.#now();
+    // A pulse says the cell lived when it was sent: one older than the suspect threshold
+    // (a replay, or stuck in a queue) or older than one already seen says nothing about now.
+    if (now - ts > this.#limits.suspectAfterPulses * this.#limits.pulseIntervalMs) return;
+    if (ts < (this.#lastTs.get(id) ?? 0)) return;
+    this.#lastTs.set(id, ts);
     const existing = this.#entries.get(id);
     if (existing?.state === 'dead' && existing.cause !== 'missed-pulses') return; // it said goodbye
+    const cert = this.#certOf?.(id);
     const fields = {
-      tissue: b.tissue, host: b.host, pid: b.pid, parent: b.parent, born: b.born, load: b.load, cpu: b.cpu, rss: b.rss,
+      tissue: cert?.tissue ?? b.tissue, host: cert?.host ?? b.host, pid: b.pid, parent: cert ? cert.parent : b.parent,
+      born: cert?.born ?? b.born, load: b.load, cpu: b.cpu, rss: b.rss,
       lag: b.lag, url: b.url, genome: b.genome, lastSeen: now, pulses: b.n, work: { ...b.work },
     };
     if (!existing) {
@@ -156,15 +179,17 @@ export class Census {
 
   #birth(id: string, b: BirthBody, ts: number): void {
     if (this.#entries.has(id)) return;
-    let cert;
+    if (this.#now() - ts > this.#limits.suspectAfterPulses * this.#limits.pulseIntervalMs) return; // old news
+    let cert = this.#certOf?.(id);
     try {
-      cert = parseCertificate(b.cert);
+      cert ??= parseCertificate(b.cert);
     } catch {
       return;
     }
+    if (cert.cell !== id) return;
     const entry = {
       id, tissue: cert.tissue, host: cert.host, pid: b.pid, parent: cert.parent, born: cert.born, age: 0, state: 'alive' as LifeState,
-      load: 0, cpu: 0, rss: 0, lag: 0, url: b.url, genome: '', lastSeen: Math.max(this.#now(), ts), pulses: 0, cause: null,
+      load: 0, cpu: 0, rss: 0, lag: 0, url: b.url, genome: '', lastSeen: this.#now(), pulses: 0, cause: null,
       work: { handled: 0, inflight: 0, queued: 0, errors: 0 },
     };
     this.#entries.set(id, entry);

@@ -20,7 +20,7 @@ export interface Hormone<B = unknown> {
   kind: HormoneKind;
   /** Sender cell id, or `root` for the operator (grow, stop). */
   from: string;
-  /** Strictly increasing per sender; starts at birth-time×1000 so restarts never reuse one. */
+  /** Strictly increasing per sender and never behind its clock in µs, so restarts never reuse one. */
   seq: number;
   /** Send time, ms since the epoch. */
   ts: number;
@@ -49,19 +49,28 @@ export interface Signer {
   nextSeq(): number;
 }
 
-/** A sequence shared by a cell's main thread and its pacemaker thread. */
+/**
+ * A sender's sequence: strictly increasing and never behind the clock (µs since the
+ * epoch), so two processes speaking as one sender (grow and `cellular stop`, both `root`)
+ * or a restarted one never fall behind each other's replay windows. Shared by a cell's
+ * main thread and its pacemaker thread through a SharedArrayBuffer.
+ */
 export class SharedSequence {
   readonly buffer: SharedArrayBuffer;
   readonly #cell: BigInt64Array;
 
-  constructor(buffer?: SharedArrayBuffer, start: number = Date.now() * 1000) {
+  constructor(buffer?: SharedArrayBuffer) {
     this.buffer = buffer ?? new SharedArrayBuffer(8);
     this.#cell = new BigInt64Array(this.buffer);
-    if (buffer === undefined) Atomics.store(this.#cell, 0, BigInt(start));
   }
 
   next(): number {
-    return Number(Atomics.add(this.#cell, 0, 1n) + 1n);
+    for (;;) {
+      const current = Atomics.load(this.#cell, 0);
+      const clock = BigInt(Date.now()) * 1000n;
+      const next = current + 1n > clock ? current + 1n : clock;
+      if (Atomics.compareExchange(this.#cell, 0, current, next) === current) return Number(next);
+    }
   }
 }
 

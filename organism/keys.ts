@@ -26,6 +26,11 @@ export function privateKeyObject(seed: Uint8Array): KeyObject {
   return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
 }
 
+/** The raw public key of a raw seed. */
+export function publicKeyOf(seed: Uint8Array): Uint8Array {
+  return new Uint8Array(createPublicKey(privateKeyObject(seed)).export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length));
+}
+
 export function publicKeyObject(pub: Uint8Array): KeyObject {
   if (pub.length !== 32) throw new RangeError(`an Ed25519 public key has 32 bytes, received ${pub.length}`);
   return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, pub]), format: 'der', type: 'spki' });

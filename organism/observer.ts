@@ -64,7 +64,7 @@ export class Observer {
       gate: new HormoneGate({ maxBytes: o.limits.hormoneMaxBytes, maxAgeMs: o.limits.hormoneMaxAgeMs, replayWindow: o.limits.replayWindow }),
       ...(o.rootKey ? { signer: { id: ROOT_ISSUER, key: o.rootKey.privateKey, nextSeq: () => seq.next() } } : {}),
     });
-    const census = new Census({ limits: o.limits });
+    const census = new Census({ limits: o.limits, certOf: (id) => certs.certOf(id) });
     bus.on((h) => census.observe(h));
     bus.start();
     census.start();

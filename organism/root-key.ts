@@ -5,9 +5,9 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { CellularError } from './errors.ts';
-import { fromHex, generateKeypair, privateKeyObject, publicKeyObject, toHex, type Keypair } from './keys.ts';
+import { fromHex, generateKeypair, privateKeyObject, publicKeyObject, publicKeyOf, toHex, type Keypair } from './keys.ts';
 
 export const ROOT_KEY_FILE = 'root.key';
 export const ROOT_PUB_FILE = 'root.pub';
@@ -53,8 +53,7 @@ export function loadRootKey(stateDir: string): RootKey {
     if (pair.seed.length !== 32 || pair.pub.length !== 32) throw new Error('seed and pub must be 32 bytes each');
     const key = complete(pair);
     // A pub that is not the seed's would make every certificate we sign unverifiable.
-    const derived = createPublicKey(key.privateKey).export({ format: 'der', type: 'spki' }).subarray(-32);
-    if (!Buffer.from(pair.pub).equals(derived)) throw new Error('pub is not the public half of seed');
+    if (!Buffer.from(pair.pub).equals(publicKeyOf(pair.seed))) throw new Error('pub is not the public half of seed');
     return key;
   } catch (cause) {
     throw new CellularError('TRUST_ERR_ROOT_KEY', `root key ${path} is malformed: ${(cause as Error).message}`, { cause });

@@ -256,3 +256,30 @@ test('census - events() with an already aborted signal ends at once', async (t) 
   const it = census.events(AbortSignal.abort());
   t.deepEqual(await it.next(), { done: true, value: undefined });
 });
+
+test('census - a pulse older than the suspect threshold, or older than one seen, is ignored (replays say nothing)', (t) => {
+  const { clock, census, events, hormone, advance } = setup();
+  const at = (ts: number, over: Partial<PulseBody> = {}) => census.observe({ ...hormone('pulse', 'c1', pulseBody(over)), ts });
+  at(clock.t - limits.suspectAfterPulses * limits.pulseIntervalMs - 1);
+  t.is(census.get('c1'), undefined, 'an old pulse does not join a cell');
+  at(clock.t, { load: 0.3 });
+  advance(50);
+  at(clock.t - 60, { load: 0.9 }); // sent before the one already seen
+  t.is(census.get('c1')?.load, 0.3);
+  // Silence is judged from the fresh pulse, not refreshed by the stale one.
+  advance(limits.deadAfterPulses * limits.pulseIntervalMs);
+  t.is(census.get('c1')?.state, 'dead');
+  t.deepEqual(events.map(summary), ['c1:joined', 'c1:alive->dead']);
+});
+
+test('census - who a cell is comes from its verified certificate, not from what its pulse claims', (t) => {
+  const clock = new Clock();
+  const root = generateKeypair();
+  const cert = issueCertificate(
+    { cell: 'c1', pub: generateKeypair().pub, tissue: 'echo', host: 'host-9', born: T0 - 1_000, generation: 0, budget: 16, parent: null, issuer: ROOT_ISSUER },
+    privateKeyObject(root.seed),
+  );
+  const census = new Census({ limits, now: clock.now, certOf: (id) => (id === 'c1' ? cert : undefined) });
+  census.observe({ v: 1, kind: 'pulse', from: 'c1', seq: 1, ts: clock.t, body: pulseBody({ tissue: 'stem', host: 'liar', parent: 'x-1', born: 1 }), sig: new Uint8Array(64) });
+  t.like(census.get('c1'), { tissue: 'echo', host: 'host-9', parent: null, born: T0 - 1_000, pid: 4242 });
+});

@@ -477,19 +477,31 @@ test('hormone - sealHormone takes one fresh seq per hormone', (t) => {
 // ---- SharedSequence ----------------------------------------------------------------------
 
 test('hormone - SharedSequence strictly increases and is shared by every view of its buffer', (t) => {
-  const a = new SharedSequence(undefined, 1_000);
-  const b = new SharedSequence(a.buffer, 5); // an existing buffer keeps its value; `start` is ignored
+  const a = new SharedSequence();
+  const b = new SharedSequence(a.buffer); // a second view, as the pacemaker thread has
   const seen: number[] = [];
-  for (let i = 0; i < 50; i++) seen.push(i % 3 === 0 ? b.next() : a.next());
-  t.is(seen[0], 1_001);
-  t.deepEqual(seen, Array.from({ length: 50 }, (_, i) => 1_001 + i));
+  for (let i = 0; i < 500; i++) seen.push(i % 3 === 0 ? b.next() : a.next());
+  for (let i = 1; i < seen.length; i++) t.true(seen[i]! > seen[i - 1]!, `${seen[i]} > ${seen[i - 1]}`);
   t.is(b.buffer, a.buffer);
 });
 
-test('hormone - SharedSequence starts above birth time x 1000 by default', (t) => {
+test('hormone - SharedSequence never falls behind the clock, so two senders as one identity stay in order', (t) => {
+  // grow and `cellular stop` both speak as root, each with its own sequence.
+  const early = new SharedSequence();
+  for (let i = 0; i < 10_000; i++) early.next(); // a busy sender runs ahead of the clock...
+  const late = new SharedSequence();
+  const before = Date.now() * 1000;
+  const fromLate = late.next();
+  t.true(fromLate >= before, 'a new sender starts at the clock');
+  // ...yet a sender that starts later is never more than its own burst behind it.
+  t.true(early.next() - fromLate <= 10_002 + 1000 * 50);
+});
+
+test('hormone - SharedSequence starts at the clock in microseconds', (t) => {
   const before = Date.now() * 1000;
   const seq = new SharedSequence();
   const first = seq.next();
-  t.true(first > before);
+  t.true(first >= before);
+  t.true(first <= Date.now() * 1000 + 1);
   t.true(seq.next() > first);
 });
