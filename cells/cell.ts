@@ -54,6 +54,8 @@ export class Cell {
   #census: Census;
   #url: string | null = null;
   #draining: Promise<void> | undefined;
+  #starting: Promise<void> | undefined;
+  #tissueStarted = false;
   #closedResolve!: (v: DeathBody) => void;
   /** Resolves with the death announcement once the cell is gone. */
   readonly closed: Promise<DeathBody>;
@@ -90,8 +92,13 @@ export class Cell {
     return this.#census;
   }
 
-  async start(): Promise<void> {
-    if (this.#state.state !== 'embryo') return;
+  /** Connects, serves and announces the birth. A drain that begins meanwhile wins: no birth follows. */
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     const { packet } = this;
     const limits = this.genome.limits;
     const nc = await connect({ servers: packet.servers, name: packet.cell.id, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
@@ -103,6 +110,7 @@ export class Cell {
     const certs = new CertBook(fromHex(packet.rootPub), lineage);
     this.#certs = certs;
     const myCert = await certs.learn(unpackCertificate(Buffer.from(packet.cell.cert, 'base64')));
+    if (this.#draining) return;
     if (!myCert) throw new CellularError('TRUST_ERR_CERTIFICATE', `cell ${packet.cell.id}: its own certificate does not chain to the root`);
     const seed = fromHex(packet.cell.seed);
     // A maker's bug would otherwise leave a cell whose every hormone is dropped in silence.
@@ -119,6 +127,7 @@ export class Cell {
     this.#census.start();
     this.#serveStandard(nc);
     await this.#startTissue(nc);
+    if (this.#draining) return;
     const birth: BirthBody = { pid: process.pid, cert: myCert, url: this.#url };
     this.#bus.publish('birth', birth);
     const first = this.#heart.firstPulse();
@@ -197,6 +206,8 @@ export class Cell {
     const tissue = this.#deps.tissue;
     const ctx = this.#context(nc);
     await tissue.start?.(ctx);
+    this.#tissueStarted = true;
+    if (this.#draining) return; // no endpoints for a cell already on its way out
     for (const [name, handler] of Object.entries(tissue.endpoints ?? {})) {
       const sub = nc.subscribe(this.ns.tissue(this.identity.tissue, name), {
         queue: this.identity.tissue,
@@ -248,15 +259,18 @@ export class Cell {
     const deadline = Date.now() + this.genome.limits.drainTimeoutMs;
     const bounded = <T>(p: Promise<T>) => Promise.race([p, new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
     let finalCause = cause;
+    // Let a start in progress reach a checkpoint (it stops there: it sees #draining).
+    await bounded((this.#starting ?? Promise.resolve()).catch(() => {}));
     try {
-      await bounded(Promise.resolve(this.#deps.tissue.drain?.(this.#context(this.#nc!))));
+      if (this.#tissueStarted && this.#nc) await bounded(Promise.resolve(this.#deps.tissue.drain?.(this.#context(this.#nc))));
     } catch (e) {
       this.#deps.log.warn({ err: (e as Error).message }, 'tissue drain hook failed');
     }
     await bounded(Promise.allSettled(this.#endpointSubs.map((s) => s.drain())));
     while (this.work.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     if (this.work.inflight > 0) {
-      finalCause = cause === 'shutdown' || cause === 'signal' ? cause : 'drain-timeout';
+      // The cause that started the drain stands (an error stays an error); apoptosis that could not finish says so.
+      finalCause = cause === 'apoptosis' ? 'drain-timeout' : cause;
       detail = `${detail} (${this.work.inflight} requests unfinished after ${this.genome.limits.drainTimeoutMs} ms)`.trim();
     }
     // Stop pulsing first, so no pulse follows the death.

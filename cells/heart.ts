@@ -84,6 +84,7 @@ export class Heart {
       if (m.type === 'error') this.#fail(`pacemaker failed: ${m.message}`);
     });
     this.#worker.on('error', (e) => this.#fail(`pacemaker crashed: ${e.message}`));
+    this.#worker.on('exit', (code) => this.#fail(`pacemaker exited (code ${code})`)); // a no-op once stopped
   }
 
   get state(): HeartState {

@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   process.on('uncaughtException', (e) => {
     // The NATS transport can write to a socket the server just closed (a race inside the
     // client when the broker goes away); the client reconnects on its own, so live on.
-    if ((e as NodeJS.ErrnoException).code === 'ERR_STREAM_WRITE_AFTER_END') {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_STREAM_WRITE_AFTER_END' && e.stack?.includes('@nats-io/')) {
       log.warn({ err: e.message }, 'NATS socket closed under a write; reconnecting');
       return;
     }

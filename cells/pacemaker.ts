@@ -77,7 +77,17 @@ async function run(data: PacemakerData): Promise<void> {
 
   // First pulse at once: spawn-to-first-pulse is how fast a tissue can grow.
   await beat();
-  const timer = setInterval(() => void beat().catch(() => {}), data.intervalMs);
+  // A beat that fails once (a /proc race) is retried next interval; three in a row mean
+  // this cell can no longer prove it lives, and the main thread is told so.
+  let failures = 0;
+  const timer = setInterval(() => {
+    beat().then(
+      () => (failures = 0),
+      (e: unknown) => {
+        if (++failures === 3) parentPort!.postMessage({ type: 'error', message: `3 beats failed in a row: ${e instanceof Error ? e.message : String(e)}` });
+      },
+    );
+  }, data.intervalMs);
 
   parentPort!.on('message', (cmd: PacemakerCommand) => {
     if (cmd.type === 'state') body.state = cmd.state;

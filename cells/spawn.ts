@@ -85,7 +85,8 @@ export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
   );
   const packed = packCertificate(cert);
   // Before the process exists, so no observer ever sees a hormone it cannot verify.
-  await o.lineage.put(id, packed);
+  // create(), not put(): a certificate once published is never replaced.
+  await o.lineage.create(id, packed);
   const packet: BirthPacket = {
     v: 1, organism: o.organism, servers: o.servers, genome: o.genome as Genome, rootPub: toHex(o.rootPub), stateDir: o.stateDir,
     cell: { id, tissue: o.tissue, module, parent: cert.parent, host, born, seed: toHex(pair.seed), cert: Buffer.from(packed).toString('base64') },

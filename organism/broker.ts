@@ -175,8 +175,8 @@ export class Broker {
       [
         `# written by cellular grow; rewritten at every start`,
         `server_name: ${JSON.stringify(name)}`,
-        `listen: "${host}:${this.port}"`,
-        `http: "${host}:${this.monitorPort}"`,
+        `listen: "${hostPort(host, this.port)}"`,
+        `http: "${hostPort(host, this.monitorPort)}"`,
         `max_payload: ${gene.maxPayload}`,
         `jetstream {`,
         `  store_dir: ${JSON.stringify(join(dir, 'jetstream'))}`,
@@ -195,8 +195,8 @@ export class Broker {
     });
     const exited = this.#exit.then((code) => ({ exited: code }));
     const deadline = Date.now() + (this.#opts.startTimeoutMs ?? 10_000);
-    this.monitorUrl = `http://${host.includes(':') ? `[${host}]` : host}:${this.monitorPort}`;
-    this.url = `nats://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+    this.monitorUrl = `http://${hostPort(host, this.monitorPort)}`;
+    this.url = `nats://${hostPort(host, this.port)}`;
     while (Date.now() < deadline) {
       const r = await Promise.race([this.#healthy(), exited, sleep(100).then(() => false)]);
       if (r === true) {
@@ -247,10 +247,16 @@ export class Broker {
 
 /** Stops a broker started by another process (from the organism record), after checking its pid. */
 export async function stopBrokerByPid(pid: number, configPath: string): Promise<boolean> {
-  if (!signalIfOurs(pid, ['nats-server', configPath], 'SIGTERM')) return false;
+  // The config path is ours and unique; the binary may have any name (NATS_SERVER_BIN).
+  if (!signalIfOurs(pid, [`-c ${configPath}`], 'SIGTERM')) return false;
   if (await waitGone(pid, 5_000)) return true;
-  signalIfOurs(pid, ['nats-server', configPath], 'SIGKILL');
+  signalIfOurs(pid, [`-c ${configPath}`], 'SIGKILL');
   return waitGone(pid, 2_000);
+}
+
+/** `host:port`, with an IPv6 host in brackets. */
+function hostPort(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function tail(path: string, lines = 8): string {

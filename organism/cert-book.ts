@@ -10,6 +10,9 @@ import { certificateSignedBy, parseCertificate, ROOT_ISSUER, unpackCertificate, 
 
 /** Deepest lineage followed; deeper chains are refused (runaway lineages are suspect anyway). */
 const MAX_CHAIN = 64;
+/** How long a failed lookup is remembered (a cell born since is found after this). */
+const UNKNOWN_TTL_MS = 5_000;
+const UNKNOWN_MAX = 10_000;
 
 interface Known {
   cert: Certificate;
@@ -20,6 +23,8 @@ export class CertBook {
   readonly #root: KeyObject;
   readonly #known = new Map<string, Known>();
   readonly #lookups = new Map<string, Promise<KeyObject | undefined>>();
+  /** Ids whose lookup failed, until when: a flood of forged senders costs one KV get each per window. */
+  readonly #unknown = new Map<string, number>();
   readonly #lineage: Promise<KV | undefined>;
   /** Certificates refused (bad signature or broken chain). */
   refused = 0;
@@ -73,12 +78,24 @@ export class CertBook {
   resolve(id: string, depth = 0): Promise<KeyObject | undefined> {
     const known = this.keyOf(id);
     if (known) return Promise.resolve(known);
+    const until = this.#unknown.get(id);
+    if (until !== undefined && until > Date.now()) return Promise.resolve(undefined);
     let pending = this.#lookups.get(id);
     if (!pending) {
-      pending = this.#fetch(id, depth).finally(() => this.#lookups.delete(id));
+      pending = this.#fetch(id, depth)
+        .then((key) => {
+          if (key === undefined) this.#rememberUnknown(id);
+          return key;
+        })
+        .finally(() => this.#lookups.delete(id));
       this.#lookups.set(id, pending);
     }
     return pending;
+  }
+
+  #rememberUnknown(id: string): void {
+    if (this.#unknown.size >= UNKNOWN_MAX) this.#unknown.delete(this.#unknown.keys().next().value!);
+    this.#unknown.set(id, Date.now() + UNKNOWN_TTL_MS);
   }
 
   async #fetch(id: string, depth: number): Promise<KeyObject | undefined> {

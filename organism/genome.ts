@@ -205,8 +205,17 @@ export function validateGenome(value: unknown): Readonly<Genome> {
   if (limits.deadAfterPulses <= limits.suspectAfterPulses) {
     throw invalid('limits.deadAfterPulses', `greater than limits.suspectAfterPulses (${limits.suspectAfterPulses})`, limits.deadAfterPulses);
   }
+  if (limits.drainTimeoutMs * 2 > limits.shutdownTimeoutMs) {
+    // Stragglers get SIGTERM at 60% of the shutdown timeout: a drain must fit well before it.
+    throw invalid('limits.drainTimeoutMs', `at most half of limits.shutdownTimeoutMs (${limits.shutdownTimeoutMs})`, limits.drainTimeoutMs);
+  }
   const broker = value.broker as unknown as BrokerGene;
   if (broker.port === 4222) throw invalid('broker.port', 'a port other than 4222 (the default NATS port is left to system servers)', 4222);
+  if (broker.monitorPort === 4222) throw invalid('broker.monitorPort', 'a port other than 4222', 4222);
+  if (broker.port !== 0 && broker.monitorPort === broker.port) throw invalid('broker.monitorPort', `a port other than broker.port (${broker.port})`, broker.monitorPort);
+  if (limits.hormoneMaxBytes > broker.maxPayload) {
+    throw invalid('limits.hormoneMaxBytes', `at most broker.maxPayload (${broker.maxPayload})`, limits.hormoneMaxBytes);
+  }
   if (!isRecord(value.tissues)) throw invalid('tissues', 'an object of tissue name to tissue', value.tissues);
   const names = Object.keys(value.tissues);
   if (names.length === 0) throw invalid('tissues', 'at least one tissue', value.tissues);

@@ -158,7 +158,7 @@ export class Organism {
   /** A previous owner died (SIGKILL, power cut): end what it left running before we grow. */
   async #recover(stale: OrganismRecord): Promise<void> {
     const cells = localCells(stale.id);
-    const brokerUp = stale.broker !== null && isProcessOf(stale.broker.pid, ['nats-server', stale.broker.config]);
+    const brokerUp = stale.broker !== null && isProcessOf(stale.broker.pid, [`-c ${stale.broker.config}`]);
     if (cells.length === 0 && !brokerUp) return;
     this.#say(`the previous owner (pid ${stale.grow.pid}) died and left ${cells.length} cells${brokerUp ? ' and its nats-server' : ''}: stopping them first`);
     for (const c of cells) signalCell(c.pid, c.cell, stale.id, 'SIGTERM');
@@ -287,7 +287,7 @@ export class Organism {
     let signalled = 0;
     if (this.#id !== undefined) for (const c of localCells(this.#id)) if (signalCell(c.pid, c.cell, this.#id, 'SIGTERM')) signalled++;
     const pid = this.#broker?.pid;
-    if (pid !== undefined && signalIfOurs(pid, ['nats-server', this.#broker!.configPath], 'SIGTERM')) signalled++;
+    if (pid !== undefined && signalIfOurs(pid, [`-c ${this.#broker!.configPath}`], 'SIGTERM')) signalled++;
     this.#state = { state: 'stopped', stragglers: signalled };
     this.#release?.();
     return signalled;

@@ -19,8 +19,8 @@ import { reapOnExit } from './reaper.ts';
 
 export const CLI = fileURLToPath(new URL('../../organism/cli.js', import.meta.url));
 
-/** Fast pulses keep tests short: suspect after 0.6 s, dead after 1.2 s. */
-export const FAST = ['limits.pulseIntervalMs=200', 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.shutdownTimeoutMs=8000'];
+/** Fast pulses keep tests short: suspect after 0.75 s, dead after 1.5 s (slack for a loaded 2-core machine). */
+export const FAST = ['limits.pulseIntervalMs=250', 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.drainTimeoutMs=3000', 'limits.shutdownTimeoutMs=8000'];
 
 export interface Grown {
   child: ChildProcess;

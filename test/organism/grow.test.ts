@@ -84,7 +84,7 @@ test('cli - stop from another terminal ends grow and leaves nothing', async (t) 
   // A second grow on the same state dir is refused and leaves the first untouched: record,
   // id and genome alike (it must not even write them).
   const idBefore = readFileSync(join(g.stateDir, 'id'), 'utf8');
-  const second = cli(['grow', '--plain', '--state-dir', g.stateDir, '--id', 'other', '--set', 'limits.shutdownTimeoutMs=100']);
+  const second = cli(['grow', '--plain', '--state-dir', g.stateDir, '--id', 'other', '--set', 'limits.pulseIntervalMs=1000']);
   t.is(second.status, 1);
   t.regex(second.stderr, /STATE_ERR_LOCKED/);
   t.deepEqual(readRecord(g.stateDir), g.record);
