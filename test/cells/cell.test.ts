@@ -5,6 +5,9 @@ import { isCellularError } from '../../organism/errors.ts';
 import type { Hormone } from '../../organism/hormone.ts';
 import { sealHormone, SharedSequence } from '../../organism/hormone.ts';
 import { generateKeypair, privateKeyObject } from '../../organism/keys.ts';
+import { issueCertificate, packCertificate } from '../../organism/lineage.ts';
+import { loadRootKey } from '../../organism/root-key.ts';
+import { openLineage } from '../../organism/stores.ts';
 import { pack, openReply } from '../../organism/wire.ts';
 import type { PulseBody } from '../../organism/vocabulary.ts';
 import { censusJson, grow, observe, until } from '../helpers/grow.ts';
@@ -16,7 +19,7 @@ test.serial('cell - kill -9 shows suspect, then dead, within the configured puls
   const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
   const observer = await observe(t, g);
   const { pulseIntervalMs, suspectAfterPulses, deadAfterPulses } = g.genome.limits;
-  const [victim] = censusJson(g).filter((e) => e.tissue === 'echo');
+  const [victim] = (await censusJson(g)).filter((e) => e.tissue === 'echo');
   t.truthy(victim);
   await until(() => observer.census.get(victim!.id)?.state === 'alive', 5_000, 'observer sees the victim');
   const events: { e: CensusEvent; at: number }[] = [];
@@ -36,7 +39,7 @@ test.serial('cell - kill -9 shows suspect, then dead, within the configured puls
   t.true(deadAfter <= (deadAfterPulses + 3) * pulseIntervalMs, `dead after ${deadAfter} ms`);
   t.is(states[1]!.e.entry.cause, 'missed-pulses');
   // The CLI sees the same thing.
-  const row = censusJson(g).find((e) => e.id === victim!.id);
+  const row = (await censusJson(g)).find((e) => e.id === victim!.id);
   t.is(row?.state, 'dead');
   // The survivor was never suspected.
   const stem = observer.census.list().find((e) => e.tissue === 'stem')!;
@@ -47,7 +50,7 @@ test.serial('cell - a cell busy in a CPU loop keeps pulsing, reports its load, a
   const g = await grow(t, { sets: ['tissues.stem.min=0', 'tissues.echo.min=1'] });
   const observer = await observe(t, g);
   const { pulseIntervalMs, suspectAfterPulses } = g.genome.limits;
-  const [cell] = censusJson(g);
+  const [cell] = await censusJson(g);
   await until(() => observer.census.get(cell!.id)?.state === 'alive', 5_000, 'observer sees the cell');
   const pulses: PulseBody[] = [];
   const states: string[] = [];
@@ -76,7 +79,7 @@ test.serial('cell - a cell busy in a CPU loop keeps pulsing, reports its load, a
 test.serial('cell - answers ping, info and stats; counts bad and foreign hormones without dying', async (t) => {
   const g = await grow(t, { sets: ['tissues.stem.min=0', 'tissues.echo.min=1'] });
   const observer = await observe(t, g);
-  const [cell] = censusJson(g) as [CensusEntry];
+  const [cell] = (await censusJson(g)) as [CensusEntry];
   const ask = async <T>(verb: 'ping' | 'info' | 'stats') => openReply<T>((await observer.nc.request(observer.ns.cell(cell.id, verb), new Uint8Array(0), { timeout: 2_000 })).data);
   const ping = await ask<{ id: string; state: string }>('ping');
   t.is(ping.id, cell.id);
@@ -117,7 +120,24 @@ test.serial('cell - answers ping, info and stats; counts bad and foreign hormone
   t.is(after.hormones.dropped.unknownKind! - before.hormones.dropped.unknownKind!, 1);
   t.is(after.hormones.dropped.foreign! - before.hormones.dropped.foreign!, 1);
   t.is(after.hormones.dropped.badSignature! - before.hormones.dropped.badSignature!, 1);
-  // Still alive and serving: neither the garbage nor the forged shutdown stopped it.
+  // A shutdown from a properly certified cell passes every check of the gate, yet only the
+  // root may stop the organism: the cell must ignore it.
+  const rootKey = loadRootKey(g.stateDir);
+  const fake = generateKeypair();
+  const cert = issueCertificate(
+    { cell: 'fake-1', pub: fake.pub, tissue: 'echo', host: 'elsewhere', born: Date.now(), generation: 0, budget: 0, parent: null, issuer: 'root' },
+    rootKey.privateKey,
+  );
+  await (await openLineage(observer.nc, observer.ns)).create('fake-1', packCertificate(cert));
+  const seen: string[] = [];
+  observer.bus.on((h: Hormone) => h.from === 'fake-1' && seen.push(h.kind));
+  observer.nc.publish(
+    observer.ns.hormone('shutdown'),
+    sealHormone({ id: 'fake-1', key: privateKeyObject(fake.seed), nextSeq: () => seq.next() }, 'shutdown', { reason: 'not root' }, 8192),
+  );
+  await until(() => seen.includes('shutdown'), 5_000, 'the certified shutdown admitted by an observer');
+  await new Promise((r) => setTimeout(r, 2 * g.genome.limits.pulseIntervalMs));
+  // Still alive and serving: neither the garbage nor the forged nor the non-root shutdown stopped it.
   t.is((await ask<{ state: string }>('ping')).state, 'alive');
   const echo = openReply<unknown>((await observer.nc.request(observer.ns.tissue('echo', 'echo'), pack({ hello: 'world' }), { timeout: 2_000 })).data);
   t.deepEqual(echo, { hello: 'world' });
@@ -133,24 +153,23 @@ test.serial('cell - answers ping, info and stats; counts bad and foreign hormone
 test.serial('cell - SIGTERM drains it: death announced with cause signal, process gone, others untouched', async (t) => {
   const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
   const observer = await observe(t, g);
-  const entries = censusJson(g);
+  const entries = await censusJson(g);
   const victim = entries.find((e) => e.tissue === 'echo')!;
   await until(() => observer.census.get(victim.id)?.state === 'alive', 5_000, 'observer sees the victim');
-  const deaths: { cause: string; pid: number }[] = [];
-  observer.bus.on((h: Hormone) => {
-    if (h.kind === 'death' && h.from === victim.id) deaths.push(h.body as { cause: string; pid: number });
-  });
+  // Everything the victim says, in order, from before the signal.
+  const said: Hormone[] = [];
+  observer.bus.on((h: Hormone) => h.from === victim.id && said.push(h));
+  await until(() => said.some((h) => h.kind === 'pulse'), 5_000, 'a pulse heard (the listener works)');
   process.kill(victim.pid, 'SIGTERM');
-  await until(() => deaths.length === 1, 5_000, 'death hormone');
-  t.like(deaths[0], { cause: 'signal', pid: victim.pid });
+  await until(() => said.some((h) => h.kind === 'death'), 5_000, 'death hormone');
+  const death = said.find((h) => h.kind === 'death')!;
+  t.like(death.body, { cause: 'signal', pid: victim.pid });
   t.is(observer.census.get(victim.id)?.state, 'dead');
   t.is(observer.census.get(victim.id)?.cause, 'signal');
   await until(() => !isAlive(victim.pid), 5_000, 'process exit');
   // No pulse after the death: the pacemaker stopped first.
-  const pulsesAfter: Hormone[] = [];
-  observer.bus.on((h: Hormone) => h.from === victim.id && pulsesAfter.push(h));
   await new Promise((r) => setTimeout(r, 3 * g.genome.limits.pulseIntervalMs));
-  t.deepEqual(pulsesAfter, []);
+  t.deepEqual(said.slice(said.indexOf(death) + 1).map((h) => h.kind), []);
   const stem = entries.find((e) => e.tissue === 'stem')!;
   t.is(observer.census.get(stem.id)?.state, 'alive');
 });

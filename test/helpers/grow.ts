@@ -11,7 +11,7 @@ import type { ExecutionContext } from 'ava';
 import type { CensusEntry } from '../../organism/census.ts';
 import { fromHex } from '../../organism/keys.ts';
 import { Observer } from '../../organism/observer.ts';
-import { commandLineOf, signalIfOurs, waitGone } from '../../organism/processes.ts';
+import { localCells, signalCell, signalIfOurs, waitGone } from '../../organism/processes.ts';
 import { readRecord, type OrganismRecord } from '../../organism/record.ts';
 import { loadGenome, type Genome } from '../../organism/genome.ts';
 import { tempDir } from './nats.ts';
@@ -31,8 +31,6 @@ export interface Grown {
   stderr: () => string;
   /** Resolves with grow's exit code. */
   exited: Promise<number | null>;
-  /** Every cell pid seen, for cleanup and leak checks. */
-  pids: Set<number>;
 }
 
 export interface GrowOptions {
@@ -54,14 +52,12 @@ export async function grow(t: ExecutionContext, options: GrowOptions = {}): Prom
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   // 'close', not 'exit': by then every byte grow wrote has been read.
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-  const pids = new Set<number>();
   const reapAll = () => {
-    for (const pid of pids) signalIfOurs(pid, ['--cell'], 'SIGKILL');
-    // Cells the test never saw: every process carrying this organism's id.
+    // Every cell process carrying this organism's id, checked by its exact markers.
     const id = existsSync(join(stateDir, 'id')) ? readFileSync(join(stateDir, 'id'), 'utf8').trim() : undefined;
-    if (id) for (const pid of cellsOf(id)) signalIfOurs(pid, [`--organism ${id}`], 'SIGKILL');
+    if (id) for (const c of localCells(id)) signalCell(c.pid, c.cell, id, 'SIGKILL');
     const record = readRecord(stateDir);
-    if (record?.broker) signalIfOurs(record.broker.pid, ['nats-server', record.broker.config], 'SIGKILL');
+    if (record?.broker) signalIfOurs(record.broker.pid, [`-c ${record.broker.config}`], 'SIGKILL');
   };
   const unreap = reapOnExit(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -86,7 +82,7 @@ export async function grow(t: ExecutionContext, options: GrowOptions = {}): Prom
   }
   const record = readRecord(stateDir)!;
   const genome = loadGenome({ sets });
-  return { child, stateDir, record, genome, stdout: () => out, stderr: () => err, exited, pids };
+  return { child, stateDir, record, genome, stdout: () => out, stderr: () => err, exited };
 }
 
 /** Runs `cellular <args>` to completion. */
@@ -95,13 +91,22 @@ export function cli(args: string[], env: NodeJS.ProcessEnv = {}): { status: numb
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** `cellular census --json`, parsed; records every pid seen for cleanup. */
-export function censusJson(g: Grown): CensusEntry[] {
-  const r = cli(['census', '--json', '--state-dir', g.stateDir]);
+/** `cellular <args>` without blocking this process (observers in it keep hearing pulses). */
+export async function cliAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  return { status, stdout, stderr };
+}
+
+/** `cellular census --json`, parsed. */
+export async function censusJson(g: Grown): Promise<CensusEntry[]> {
+  const r = await cliAsync(['census', '--json', '--state-dir', g.stateDir]);
   if (r.status !== 0) throw new Error(`census failed (${r.status}): ${r.stderr}`);
-  const entries = JSON.parse(r.stdout) as CensusEntry[];
-  for (const e of entries) g.pids.add(e.pid);
-  return entries;
+  return JSON.parse(r.stdout) as CensusEntry[];
 }
 
 /** An in-test observer of a grown organism (real NATS connection, real verification). */
@@ -109,17 +114,12 @@ export async function observe(t: ExecutionContext, g: Grown): Promise<Observer> 
   const rootPub = fromHex(readFileSync(join(g.stateDir, 'root.pub'), 'utf8').trim());
   const observer = await Observer.open({ servers: g.record.servers, organism: g.record.id, rootPub, limits: g.genome.limits, name: 'test observer' });
   t.teardown(() => observer.close());
-  observer.census.on((e) => g.pids.add(e.entry.pid));
   return observer;
 }
 
-/** Every process whose command line carries `--organism <id>` (a cell of that organism). */
+/** Pids of the cell processes of `organism` on this host. */
 export function cellsOf(organism: string): number[] {
-  const out = spawnSync('ps', ['-eo', 'pid='], { encoding: 'utf8' }).stdout;
-  return out
-    .split('\n')
-    .map((s) => Number(s.trim()))
-    .filter((pid) => pid > 0 && (commandLineOf(pid) ?? '').includes(`--organism ${organism}`));
+  return localCells(organism).map((c) => c.pid);
 }
 
 /** Waits until `predicate` holds, polling; fails the wait after `timeoutMs`. */

@@ -22,7 +22,7 @@ export async function startNats(t: ExecutionContext): Promise<Broker> {
   const dir = tempDir(t, 'cellular-nats-');
   const broker = new Broker({ gene: defaultGenome().broker, dir, name: `test-${process.pid}`, binary: ensureNatsServer({ autoInstall: false }) });
   const unreap = reapOnExit(() => {
-    if (broker.pid !== undefined) signalIfOurs(broker.pid, ['nats-server', broker.configPath], 'SIGKILL');
+    if (broker.pid !== undefined) signalIfOurs(broker.pid, [`-c ${broker.configPath}`], 'SIGKILL');
   });
   t.teardown(async () => {
     await broker.close();

@@ -6,8 +6,8 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { CLI, FAST, cellsOf, censusJson, cli, grow, until, waitGone } from '../helpers/grow.ts';
 import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
-import { commandLineOf, isAlive, signalIfOurs } from '../../organism/processes.ts';
-import { readRecord } from '../../organism/record.ts';
+import { commandLineOf, isAlive, localCells, signalCell, signalIfOurs } from '../../organism/processes.ts';
+import { isRunning, readRecord } from '../../organism/record.ts';
 
 function portOpen(url: string): Promise<boolean> {
   const { hostname: host, port } = new URL(url.replace('nats://', 'http://'));
@@ -45,7 +45,7 @@ test('grow - reaches the genome census, census --json is accurate, Ctrl-C leaves
   t.true(g.record.servers[0]!.startsWith('nats://127.0.0.1:'));
   t.true(await portOpen(g.record.servers[0]!));
 
-  const entries = censusJson(g);
+  const entries = await censusJson(g);
   const alive = entries.filter((e) => e.state === 'alive');
   t.is(alive.filter((e) => e.tissue === 'stem').length, 2);
   t.is(alive.filter((e) => e.tissue === 'echo').length, 1);
@@ -79,7 +79,7 @@ test('grow - reaches the genome census, census --json is accurate, Ctrl-C leaves
 
 test('cli - stop from another terminal ends grow and leaves nothing', async (t) => {
   const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
-  const pids = censusJson(g).map((e) => e.pid);
+  const pids = (await censusJson(g)).map((e) => e.pid);
   t.is(pids.length, 2);
   // A second grow on the same state dir is refused and leaves the first untouched: record,
   // id and genome alike (it must not even write them).
@@ -89,7 +89,7 @@ test('cli - stop from another terminal ends grow and leaves nothing', async (t) 
   t.regex(second.stderr, /STATE_ERR_LOCKED/);
   t.deepEqual(readRecord(g.stateDir), g.record);
   t.is(readFileSync(join(g.stateDir, 'id'), 'utf8'), idBefore);
-  t.deepEqual(censusJson(g).map((e) => e.pid).sort(), [...pids].sort());
+  t.deepEqual((await censusJson(g)).map((e) => e.pid).sort(), [...pids].sort());
   const r = cli(['stop', '--state-dir', g.stateDir]);
   t.is(r.status, 0, r.stderr);
   t.is(await g.exited, 0);
@@ -111,8 +111,8 @@ test('grow - two organisms on one NATS stay apart, and --nats starts no broker',
   t.deepEqual(natsChildren(a.child.pid!), []);
   t.deepEqual(natsChildren(b.child.pid!), []);
   t.regex(a.stderr(), /no broker started/);
-  const ca = censusJson(a).filter((e) => e.state === 'alive');
-  const cb = censusJson(b).filter((e) => e.state === 'alive');
+  const ca = (await censusJson(a)).filter((e) => e.state === 'alive');
+  const cb = (await censusJson(b)).filter((e) => e.state === 'alive');
   t.is(ca.length, 1);
   t.is(cb.length, 3);
   const idsA = new Set(ca.map((e) => e.id));
@@ -120,13 +120,13 @@ test('grow - two organisms on one NATS stay apart, and --nats starts no broker',
   // Stopping a leaves b untouched.
   a.child.kill('SIGINT');
   t.is(await a.exited, 0);
-  const cb2 = censusJson(b).filter((e) => e.state === 'alive');
+  const cb2 = (await censusJson(b)).filter((e) => e.state === 'alive');
   t.deepEqual(cb2.map((e) => e.id).sort(), cb.map((e) => e.id).sort());
   t.true(await (async () => isAlive(nats.pid!))(), 'the shared NATS is not stopped by a joined organism');
 });
 
 test('cli - a missing nats-server gives the install message', (t) => {
-  const r = cli(['grow', '--state-dir', `/tmp/cellular-missing-${process.pid}`], { NATS_SERVER_BIN: '/nonexistent/nats-server' });
+  const r = cli(['grow', '--state-dir', join(tempDir(t), 'state')], { NATS_SERVER_BIN: '/nonexistent/nats-server' });
   t.is(r.status, 1);
   t.regex(r.stderr, /BROKER_ERR_NOT_FOUND/);
   t.regex(r.stderr, /apt-get install -y nats-server/);
@@ -137,7 +137,7 @@ test('cli - bad flags and bad genome values are refused with a clear message', (
   const bad = cli(['grow', '--bogus']);
   t.is(bad.status, 1);
   t.regex(bad.stderr, /CLI_ERR_USAGE/);
-  const genome = cli(['grow', '--state-dir', `/tmp/cellular-badgenome-${process.pid}`, '--set', 'tissues.echo.min=9', '--set', 'tissues.echo.max=2']);
+  const genome = cli(['grow', '--state-dir', join(tempDir(t), 'state'), '--set', 'tissues.echo.min=9', '--set', 'tissues.echo.max=2']);
   t.is(genome.status, 1);
   t.regex(genome.stderr, /GENOME_ERR_INVALID: genome\.tissues\.echo\.min must be at most tissues\.echo\.max \(2\), received number 9/);
   const help = cli(['help']);
@@ -159,9 +159,9 @@ test('grow - a reader that goes away (grow | head) does not stop grow from clean
   t.teardown(() => {
     const r = readRecord(stateDir);
     if (r) {
-      signalIfOurs(r.grow.pid, ['grow'], 'SIGKILL');
-      if (r.broker) signalIfOurs(r.broker.pid, ['nats-server', r.broker.config], 'SIGKILL');
-      for (const pid of cellsOf(r.id)) signalIfOurs(pid, ['--cell'], 'SIGKILL');
+      if (isRunning(r.grow)) process.kill(r.grow.pid, 'SIGKILL');
+      if (r.broker) signalIfOurs(r.broker.pid, [`-c ${r.broker.config}`], 'SIGKILL');
+      for (const c of localCells(r.id)) signalCell(c.pid, c.cell, r.id, 'SIGKILL');
     }
   });
   await until(() => /alive: \d+ cells/.test(err), 30_000, `grow alive (${err})`);
@@ -204,5 +204,5 @@ test('grow - a new grow takes over from a killed one, ending what it left runnin
   for (const pid of orphans) t.false(isAlive(pid), 'the orphan was stopped');
   t.false(isAlive(first.record.broker!.pid), 'the orphaned broker was stopped');
   t.is(second.record.id, first.record.id, 'same state dir, same organism id');
-  t.is(censusJson(second).filter((e) => e.state === 'alive').length, 2);
+  t.is((await censusJson(second)).filter((e) => e.state === 'alive').length, 2);
 });
