@@ -12,6 +12,8 @@ export interface BirthPacket {
   organism: string;
   /** NATS servers to connect to. */
   servers: string[];
+  /** The private broker's token (never on the command line or in the environment). */
+  token: string | null;
   genome: Genome;
   /** Organism root public key, hex. */
   rootPub: string;
@@ -46,6 +48,7 @@ export function parseBirthPacket(text: string): BirthPacket {
   if (typeof p !== 'object' || p === null || p.v !== 1) throw bad('v is not 1');
   if (typeof p.organism !== 'string' || !ORGANISM_ID.test(p.organism)) throw bad('organism id malformed');
   if (!Array.isArray(p.servers) || p.servers.length === 0 || !p.servers.every((s) => typeof s === 'string')) throw bad('servers must be a non-empty list of URLs');
+  if (p.token !== null && typeof p.token !== 'string') throw bad('token must be a string or null');
   if (typeof p.rootPub !== 'string' || !HEX32.test(p.rootPub)) throw bad('rootPub must be 32 bytes of hex');
   if (typeof p.stateDir !== 'string' || p.stateDir.length === 0) throw bad('stateDir missing');
   const c = p.cell;

@@ -5,6 +5,7 @@
  * SIGTERM drains, announces its death with the cause, and exits.
  */
 import { connect, type NatsConnection, type Subscription, type Msg } from '@nats-io/transport-node';
+import { natsOptions } from '../organism/access.ts';
 import { CertBook } from '../organism/cert-book.ts';
 import { Census } from '../organism/census.ts';
 import { CellularError } from '../organism/errors.ts';
@@ -101,7 +102,7 @@ export class Cell {
   async #start(): Promise<void> {
     const { packet } = this;
     const limits = this.genome.limits;
-    const nc = await connect({ servers: packet.servers, name: packet.cell.id, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    const nc = await connect(natsOptions({ servers: packet.servers, token: packet.token }, packet.cell.id));
     this.#nc = nc;
     this.#watchBroker(nc);
     // Not awaited: the bucket is only needed to look up senders born before us, and its
@@ -119,7 +120,7 @@ export class Cell {
     }
     this.#bus = new HormoneBus({
       nc, ns: this.ns, certs, maxBytes: limits.hormoneMaxBytes,
-      gate: new HormoneGate({ maxBytes: limits.hormoneMaxBytes, maxAgeMs: limits.hormoneMaxAgeMs, replayWindow: limits.replayWindow }),
+      gate: new HormoneGate({ maxBytes: limits.hormoneMaxBytes, maxAgeMs: limits.hormoneMaxAgeMs, replayWindow: limits.replayWindowMs * 1000 }),
       signer: { id: packet.cell.id, key: privateKeyObject(seed), nextSeq: () => this.#heart.seq.next() },
     });
     this.#bus.on((h) => this.#onHormone(h));

@@ -63,7 +63,7 @@ export class Heart {
     }, TICK_MS);
     this.#tick.unref();
     const data: PacemakerData = {
-      servers: packet.servers,
+      access: { servers: packet.servers, token: packet.token },
       subject: new Namespace(packet.organism).hormone('pulse'),
       id: packet.cell.id,
       seedHex: packet.cell.seed,

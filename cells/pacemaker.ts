@@ -12,10 +12,11 @@ import { sealHormone, SharedSequence } from '../organism/hormone.ts';
 import { privateKeyObject, fromHex } from '../organism/keys.ts';
 import type { CellState, PulseBody } from '../organism/vocabulary.ts';
 import { fillPulse } from './metabolism.ts';
+import { natsOptions, type NatsAccess } from '../organism/access.ts';
 import { WorkMeter } from './work-meter.ts';
 
 export interface PacemakerData {
-  servers: string[];
+  access: NatsAccess;
   subject: string;
   id: string;
   seedHex: string;
@@ -51,7 +52,7 @@ async function run(data: PacemakerData): Promise<void> {
   let capacity = data.capacity;
   // pidusage's first call shells out to getconf (~8 ms): do it while the connection opens.
   const [nc] = await Promise.all([
-    connect({ servers: data.servers, name: `${data.id}/pacemaker`, maxReconnectAttempts: -1, reconnectTimeWait: 250 }),
+    connect(natsOptions(data.access, `${data.id}/pacemaker`)),
     pidusage(data.pulse.pid).catch(() => undefined),
   ]);
 

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { KV } from '@nats-io/kv';
 import { CellularError } from '../organism/errors.ts';
 import type { Genome } from '../organism/genome.ts';
+import type { NatsAccess } from '../organism/access.ts';
 import { generateKeypair, toHex } from '../organism/keys.ts';
 import { issueCertificate, packCertificate, ROOT_ISSUER, type Certificate } from '../organism/lineage.ts';
 import type { BirthPacket } from './birth-packet.ts';
@@ -40,7 +41,7 @@ export interface Maker {
 
 export interface SpawnOptions {
   organism: string;
-  servers: string[];
+  access: NatsAccess;
   genome: Readonly<Genome>;
   stateDir: string;
   rootPub: Uint8Array;
@@ -88,7 +89,7 @@ export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
   // create(), not put(): a certificate once published is never replaced.
   await o.lineage.create(id, packed);
   const packet: BirthPacket = {
-    v: 1, organism: o.organism, servers: o.servers, genome: o.genome as Genome, rootPub: toHex(o.rootPub), stateDir: o.stateDir,
+    v: 1, organism: o.organism, servers: o.access.servers, token: o.access.token, genome: o.genome as Genome, rootPub: toHex(o.rootPub), stateDir: o.stateDir,
     cell: { id, tissue: o.tissue, module, parent: cert.parent, host, born, seed: toHex(pair.seed), cert: Buffer.from(packed).toString('base64') },
   };
   const logDir = join(o.stateDir, 'logs');

@@ -4,7 +4,8 @@
  * With `--nats` the organism joins an existing server and this module is not used.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -112,6 +113,8 @@ export interface BrokerOptions {
   log?: (line: string) => void;
   /** How long to wait for the server to answer. @default 10000 */
   startTimeoutMs?: number;
+  /** Demand the token from every client. @default true (false makes a plain server, as tests use for "an existing NATS") */
+  auth?: boolean;
   signal?: AbortSignal;
 }
 
@@ -124,11 +127,14 @@ export class Broker {
   #exit: Promise<number | null> | undefined;
   url = '';
   monitorUrl = '';
+  /** Clients must present it: any local user could otherwise publish into the organism. Null without auth. */
+  readonly token: string | null;
   port = 0;
   monitorPort = 0;
 
   constructor(options: BrokerOptions) {
     this.#opts = options;
+    this.token = options.auth === false ? null : randomBytes(24).toString('base64url');
   }
 
   get state(): BrokerState {
@@ -178,12 +184,15 @@ export class Broker {
         `listen: "${hostPort(host, this.port)}"`,
         `http: "${hostPort(host, this.monitorPort)}"`,
         `max_payload: ${gene.maxPayload}`,
+        ...(this.token ? [`authorization {`, `  token: ${JSON.stringify(this.token)}`, `}`] : []),
         `jetstream {`,
         `  store_dir: ${JSON.stringify(join(dir, 'jetstream'))}`,
         `}`,
         '',
       ].join('\n'),
+      { mode: 0o600 }, // it holds the token
     );
+    chmodSync(this.configPath, 0o600);
     const logFd = openSync(logPath, 'a');
     // detached: Ctrl-C in the terminal must not reach the broker before the cells drain.
     const child = spawn(binary, ['-c', this.configPath], { detached: true, stdio: ['ignore', logFd, logFd] });

@@ -156,6 +156,7 @@ interface Target {
   stateDir: string;
   id: string;
   servers: string[];
+  token: string | null;
   genome: Readonly<Genome>;
   rootPub: Uint8Array;
 }
@@ -177,7 +178,7 @@ function target(flags: Flags): Target {
   } catch (cause) {
     throw new CellularError('TRUST_ERR_ROOT_KEY', `cannot read ${join(stateDir, ROOT_PUB_FILE)}: the census verifies every pulse against the organism's root key`, { cause });
   }
-  return { stateDir, id: flags.id ?? record!.id, servers: joined ?? record!.servers, genome, rootPub };
+  return { stateDir, id: flags.id ?? record!.id, servers: joined ?? record!.servers, token: joined ? null : (record?.token ?? null), genome, rootPub };
 }
 
 /** The census as one process sees it: a living cell's view, refreshed by pulses heard here. */
@@ -203,7 +204,7 @@ export async function gatherCensus(observer: Observer, limits: Genome['limits'])
 
 async function census(flags: Flags): Promise<number> {
   const t = target(flags);
-  const observer = await Observer.open({ servers: t.servers, organism: t.id, rootPub: t.rootPub, limits: t.genome.limits, name: 'cellular census' });
+  const observer = await Observer.open({ servers: t.servers, token: t.token, organism: t.id, rootPub: t.rootPub, limits: t.genome.limits, name: 'cellular census' });
   try {
     const entries = await gatherCensus(observer, t.genome.limits);
     process.stdout.write(flags.json ? `${JSON.stringify(entries, null, 2)}\n` : `${censusTable(entries)}\n${censusSummary(entries)}\n`);
@@ -217,7 +218,7 @@ async function stop(flags: Flags): Promise<number> {
   const t = target(flags);
   const record = readRecord(t.stateDir);
   const rootKey = loadRootKey(t.stateDir);
-  const observer = await Observer.open({ servers: t.servers, organism: t.id, rootPub: t.rootPub, rootKey, limits: t.genome.limits, name: 'cellular stop' });
+  const observer = await Observer.open({ servers: t.servers, token: t.token, organism: t.id, rootPub: t.rootPub, rootKey, limits: t.genome.limits, name: 'cellular stop' });
   const timeout = t.genome.limits.shutdownTimeoutMs;
   try {
     observer.bus.publish('shutdown', { reason: 'cellular stop' });

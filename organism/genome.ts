@@ -41,8 +41,12 @@ export interface Limits {
   deadAfterPulses: number;
   /** Hormones older (or further in the future) than this are stale. @default 30000 */
   hormoneMaxAgeMs: number;
-  /** Sliding anti-replay window, in sequence numbers per sender. @default 256 */
-  replayWindow: number;
+  /**
+   * How far out of order a sender's hormones may arrive and still be accepted once each
+   * (its two threads publish over two connections). Sequences count microseconds, so this
+   * is a span of send time. @default 2000
+   */
+  replayWindowMs: number;
   /** How long a cell may take to drain before it exits anyway. @default 5000 */
   drainTimeoutMs: number;
   /** How long grow/stop wait for the census to empty before killing stragglers. @default 10000 */
@@ -97,7 +101,7 @@ export function defaultGenome(): Genome {
       suspectAfterPulses: 3,
       deadAfterPulses: 6,
       hormoneMaxAgeMs: 30_000,
-      replayWindow: 256,
+      replayWindowMs: 2_000,
       drainTimeoutMs: 5_000,
       shutdownTimeoutMs: 10_000,
       deadRetentionMs: 10_000,
@@ -117,7 +121,7 @@ const LIMIT_RULES: Record<keyof Limits, Rule> = {
   suspectAfterPulses: { kind: 'int', min: 1, max: 1_000 },
   deadAfterPulses: { kind: 'int', min: 2, max: 1_000 },
   hormoneMaxAgeMs: { kind: 'int', min: 1_000, max: 3_600_000 },
-  replayWindow: { kind: 'int', min: 1, max: 65_536 },
+  replayWindowMs: { kind: 'int', min: 10, max: 600_000 },
   drainTimeoutMs: { kind: 'int', min: 0, max: 600_000 },
   shutdownTimeoutMs: { kind: 'int', min: 100, max: 3_600_000 },
   deadRetentionMs: { kind: 'int', min: 0, max: 3_600_000 },

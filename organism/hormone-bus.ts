@@ -68,12 +68,14 @@ export class HormoneBus {
     const opened = gate.open(bytes);
     if (!opened.ok) return;
     const h = opened.hormone;
-    const key = certs.keyOf(h.from);
+    // While earlier hormones of this sender wait for its certificate, queue behind them:
+    // per-sender order is kept even if the key became known meanwhile.
+    const queue = this.#pending.get(h.from);
+    const key = queue ? undefined : certs.keyOf(h.from);
     if (key) {
       this.#deliver(gate.admit(h, key));
       return;
     }
-    const queue = this.#pending.get(h.from);
     if (queue) {
       if (queue.length < (this.#o.maxPendingPerSender ?? 16)) queue.push(h);
       else gate.admit(h, undefined); // counted as foreign: we will not hold more

@@ -25,26 +25,36 @@ export type Admitted = { ok: true; hormone: Hormone } | { ok: false; reason: Dro
 
 class ReplayWindow {
   #highest = 0;
+  /** Raised when a sender floods its window: everything at or below is refused. */
+  #raised = 0;
   #seen = new Set<number>();
 
   constructor(readonly size: number) {}
 
   /** True (and records it) when seq is fresh. */
   accept(seq: number): boolean {
-    if (seq > this.#highest) {
-      this.#highest = seq;
-      this.#seen.add(seq);
-      if (this.#seen.size > this.size) {
-        const floor = this.#highest - this.size;
-        for (const s of this.#seen) if (s <= floor) this.#seen.delete(s);
-      }
-      return true;
-    }
-    if (seq <= this.#highest - this.size || this.#seen.has(seq)) return false;
+    if (seq <= Math.max(this.#highest - this.size, this.#raised) || this.#seen.has(seq)) return false;
+    this.#highest = Math.max(this.#highest, seq);
     this.#seen.add(seq);
+    if (this.#seen.size > MAX_REMEMBERED) this.#prune();
     return true;
   }
+
+  /** Forgets what fell out of the window; past the cap, drops the oldest half and raises the floor. */
+  #prune(): void {
+    const floor = this.#highest - this.size;
+    for (const s of this.#seen) if (s <= floor) this.#seen.delete(s);
+    if (this.#seen.size > MAX_REMEMBERED) {
+      const sorted = [...this.#seen].sort((a, b) => a - b);
+      const drop = sorted.slice(0, sorted.length - MAX_REMEMBERED / 2);
+      for (const s of drop) this.#seen.delete(s);
+      this.#raised = Math.max(this.#raised, drop.at(-1) ?? 0);
+    }
+  }
 }
+
+/** Sequences remembered per sender at most, so a flood cannot grow memory without bound. */
+const MAX_REMEMBERED = 4096;
 
 export class HormoneGate {
   readonly dropped: DropCounters = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as DropCounters;

@@ -15,9 +15,12 @@ import { ROOT_ISSUER } from './lineage.ts';
 import { Namespace } from './namespace.ts';
 import type { RootKey } from './root-key.ts';
 import { openLineage } from './stores.ts';
+import { natsOptions } from './access.ts';
 
 export interface ObserverOptions {
   servers: string[];
+  /** The private broker's token, if it has one. */
+  token?: string | null;
   organism: string;
   rootPub: Uint8Array;
   limits: Limits;
@@ -51,7 +54,7 @@ export class Observer {
     let nc = o.nc;
     if (!nc) {
       try {
-        nc = await connect({ servers: o.servers, name: o.name ?? 'observer', maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+        nc = await connect(natsOptions({ servers: o.servers, token: o.token ?? null }, o.name ?? 'observer'));
       } catch (cause) {
         throw new CellularError('BROKER_ERR_CONNECT', `cannot reach NATS at ${o.servers.join(', ')}: ${(cause as Error).message}`, { cause });
       }
@@ -61,7 +64,7 @@ export class Observer {
     const seq = new SharedSequence();
     const bus = new HormoneBus({
       nc, ns, certs, maxBytes: o.limits.hormoneMaxBytes,
-      gate: new HormoneGate({ maxBytes: o.limits.hormoneMaxBytes, maxAgeMs: o.limits.hormoneMaxAgeMs, replayWindow: o.limits.replayWindow }),
+      gate: new HormoneGate({ maxBytes: o.limits.hormoneMaxBytes, maxAgeMs: o.limits.hormoneMaxAgeMs, replayWindow: o.limits.replayWindowMs * 1000 }),
       ...(o.rootKey ? { signer: { id: ROOT_ISSUER, key: o.rootKey.privateKey, nextSeq: () => seq.next() } } : {}),
     });
     const census = new Census({ limits: o.limits, certOf: (id) => certs.certOf(id) });

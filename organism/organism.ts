@@ -21,6 +21,7 @@ import { ROOT_ISSUER } from './lineage.ts';
 import type { KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Namespace } from './namespace.ts';
+import { natsOptions, type NatsAccess } from './access.ts';
 
 export interface OrganismOptions {
   stateDir: string;
@@ -56,6 +57,7 @@ export class Organism {
   #lineage: KV | undefined;
   #nc: NatsConnection | undefined;
   #servers: string[] = [];
+  #token: string | null = null;
   #stopping: Promise<OrganismState> | undefined;
   #ownsRecord = false;
   #id: string | undefined;
@@ -83,6 +85,10 @@ export class Organism {
   }
   get servers(): string[] {
     return this.#servers;
+  }
+  /** Servers and token: what any other process needs to reach this organism's NATS. */
+  get access(): NatsAccess {
+    return { servers: this.#servers, token: this.#token };
   }
   get broker(): Broker | undefined {
     return this.#broker;
@@ -122,10 +128,11 @@ export class Organism {
       this.#broker = new Broker({ gene: this.genome.broker, dir: join(this.stateDir, 'broker'), name: `cellular-${this.id}`, binary, log: (l) => this.#say(l), ...(signal ? { signal } : {}) });
       await this.#broker.start();
       this.#servers = [this.#broker.url];
+      this.#token = this.#broker.token;
     }
     try {
       try {
-        this.#nc = await connect({ servers: this.#servers, name: `grow/${this.id}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+        this.#nc = await connect(natsOptions(this.access, `grow/${this.id}`));
       } catch (cause) {
         throw new CellularError('BROKER_ERR_CONNECT', `cannot reach NATS at ${this.#servers.join(', ')}: ${(cause as Error).message}`, { cause });
       }
@@ -168,7 +175,7 @@ export class Organism {
 
   #writeRecord(): void {
     const record: OrganismRecord = {
-      v: 1, id: this.id, servers: this.#servers,
+      v: 1, id: this.id, servers: this.#servers, token: this.#token,
       broker: this.#broker?.pid ? { pid: this.#broker.pid, config: this.#broker.configPath, monitorUrl: this.#broker.monitorUrl } : null,
       grow: self(), genome: this.genome as Genome, genomeHash: genomeHash(this.genome), started: Date.now(),
     };
@@ -203,7 +210,7 @@ export class Organism {
       throw new CellularError('CELL_ERR_POPULATION_MAX', `spawning a ${tissue} cell would exceed limits.cellsPerHost (${this.genome.limits.cellsPerHost})`);
     }
     const cell = await spawnCell({
-      organism: this.id, servers: this.#servers, genome: this.genome, stateDir: this.stateDir, rootPub: this.#rootKey!.pub,
+      organism: this.id, access: this.access, genome: this.genome, stateDir: this.stateDir, rootPub: this.#rootKey!.pub,
       maker: { id: ROOT_ISSUER, key: this.#rootKey!.privateKey, generation: -1, budget: 0 },
       tissue, lineage: this.#lineage!, ...(this.#o.genomeDir ? { baseDir: this.#o.genomeDir } : {}),
     });

@@ -24,6 +24,8 @@ export interface OrganismRecord {
   v: 1;
   id: string;
   servers: string[];
+  /** The private broker's token (this file is 0600), or null when joined. */
+  token: string | null;
   /** The private broker, when the owner started one. */
   broker: { pid: number; config: string; monitorUrl: string } | null;
   /** The process that owns the organism. */

@@ -54,7 +54,8 @@ export interface BusyBenchResult {
 const PEER = `// cellular bench peer: pulses from its main thread every interval, then burns it.
 const [moduleUrl, servers, subject, interval, burn] = process.argv.slice(2);
 const { connect } = await import(moduleUrl);
-const nc = await connect({ servers: servers.split(','), name: 'bench-busy-peer' });
+const token = process.env.CELLULAR_NATS_TOKEN; // by environment, never argv
+const nc = await connect({ servers: servers.split(','), name: 'bench-busy-peer', ...(token ? { token } : {}) });
 let n = 0;
 const timer = setInterval(() => nc.publish(subject, new TextEncoder().encode(String(++n))), Number(interval));
 process.on('message', async (m) => {
@@ -124,6 +125,7 @@ export async function runBusyBench(o: BusyBenchOptions): Promise<BusyBenchResult
     child = fork(peerScript, [natsClientUrl(), organism.servers.join(','), subject, String(o.pulseIntervalMs), String(o.burnMs)], {
       execArgv: [...CELL_NODE_FLAGS],
       stdio: 'ignore',
+      env: { ...process.env, ...(organism.access.token ? { CELLULAR_NATS_TOKEN: organism.access.token } : {}) },
     });
     const peer = child;
     await new Promise<void>((resolve, reject) => {

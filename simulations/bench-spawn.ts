@@ -79,7 +79,7 @@ export async function runSpawnBench(o: SpawnBenchOptions): Promise<SpawnBenchRes
   mkdirSync(peerDir, { recursive: true });
   const scripts = writePeerScripts(peerDir);
   const organism = new Organism({ stateDir: o.stateDir, genome, autoInstall: true, say: o.say ?? (() => {}), ...(signal ? { signal } : {}) });
-  const peers = new Peers({ execArgv: CELL_NODE_FLAGS, ...(signal ? { signal } : {}) });
+  const peers = new Peers({ execArgv: CELL_NODE_FLAGS, token: () => organism.access.token, ...(signal ? { signal } : {}) });
   let raw: SpawnBenchRaw | undefined;
   let failure: unknown;
   const born = new Set<string>();

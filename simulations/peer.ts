@@ -23,7 +23,9 @@ if (process.send) {
 const WITH_NATS = `// cellular bench peer: import the NATS client, connect, say ready, stay until disconnected.
 const [moduleUrl, servers] = process.argv.slice(2);
 const { connect } = await import(moduleUrl);
-const nc = await connect({ servers: servers.split(','), name: 'bench-peer' });
+// The private broker's token comes by environment (never argv, which ps shows to everyone).
+const token = process.env.CELLULAR_NATS_TOKEN;
+const nc = await connect({ servers: servers.split(','), name: 'bench-peer', ...(token ? { token } : {}) });
 process.on('message', () => {});
 process.on('disconnect', () => void nc.close().finally(() => process.exit(0)));
 process.send('ready');
@@ -58,6 +60,8 @@ export interface ForkedPeer {
 export interface PeerOptions {
   /** V8 flags, as cells get (cells/spawn.ts CELL_NODE_FLAGS), so memory compares like for like. */
   execArgv: readonly string[];
+  /** The broker's token, handed to peers in their environment (known once the broker runs). */
+  token?: () => string | null;
   timeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -79,7 +83,9 @@ export class Peers {
   fork(script: string, args: readonly string[] = []): Promise<ForkedPeer> {
     this.#o.signal?.throwIfAborted();
     const t0 = performance.now();
-    const child = fork(script, [...args], { execArgv: [...this.#o.execArgv], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const token = this.#o.token?.();
+    const env = { ...process.env, ...(token ? { CELLULAR_NATS_TOKEN: token } : {}) };
+    const child = fork(script, [...args], { execArgv: [...this.#o.execArgv], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env });
     this.#track(child);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2_000)));

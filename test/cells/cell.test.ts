@@ -93,6 +93,8 @@ test.serial('cell - answers ping, info and stats; counts bad and foreign hormone
   type Stats = { hormones: { accepted: number; dropped: Record<string, number> } };
   const before = await ask<Stats>('stats');
   t.true(before.hormones.accepted > 0);
+  // Ordinary traffic (its own birth, pulses from two threads) is never dropped.
+  t.deepEqual(Object.values(before.hormones.dropped).filter((n) => n !== 0), [], JSON.stringify(before.hormones.dropped));
   // Garbage bytes, an unknown kind and a stranger's signed pulse on the hormone subjects.
   observer.nc.publish(observer.ns.hormone('pulse'), new Uint8Array([0xc1, 0xff, 0x00]));
   const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, moreTypes: false, int64AsType: 'number' });

@@ -112,7 +112,7 @@ export async function censusJson(g: Grown): Promise<CensusEntry[]> {
 /** An in-test observer of a grown organism (real NATS connection, real verification). */
 export async function observe(t: ExecutionContext, g: Grown): Promise<Observer> {
   const rootPub = fromHex(readFileSync(join(g.stateDir, 'root.pub'), 'utf8').trim());
-  const observer = await Observer.open({ servers: g.record.servers, organism: g.record.id, rootPub, limits: g.genome.limits, name: 'test observer' });
+  const observer = await Observer.open({ servers: g.record.servers, token: g.record.token, organism: g.record.id, rootPub, limits: g.genome.limits, name: 'test observer' });
   t.teardown(() => observer.close());
   return observer;
 }

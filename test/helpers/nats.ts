@@ -17,10 +17,13 @@ export function tempDir(t: ExecutionContext, prefix = 'cellular-test-'): string 
   return dir;
 }
 
-/** Starts a private nats-server for one test; it is stopped in teardown. */
-export async function startNats(t: ExecutionContext): Promise<Broker> {
+/**
+ * Starts a nats-server for one test; it is stopped in teardown. By default a plain one,
+ * without a token, standing for "an existing NATS" that organisms join with --nats.
+ */
+export async function startNats(t: ExecutionContext, options: { auth?: boolean } = {}): Promise<Broker> {
   const dir = tempDir(t, 'cellular-nats-');
-  const broker = new Broker({ gene: defaultGenome().broker, dir, name: `test-${process.pid}`, binary: ensureNatsServer({ autoInstall: false }) });
+  const broker = new Broker({ gene: defaultGenome().broker, dir, name: `test-${process.pid}`, binary: ensureNatsServer({ autoInstall: false }), auth: options.auth ?? false });
   const unreap = reapOnExit(() => {
     if (broker.pid !== undefined) signalIfOurs(broker.pid, [`-c ${broker.configPath}`], 'SIGKILL');
   });

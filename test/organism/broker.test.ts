@@ -1,5 +1,7 @@
 import test from 'ava';
 import { createServer, connect as tcpConnect } from 'node:net';
+import { statSync } from 'node:fs';
+import { connect } from '@nats-io/transport-node';
 import { Broker, ensureNatsServer, freePort } from '../../organism/broker.ts';
 import { isCellularError } from '../../organism/errors.ts';
 import { defaultGenome } from '../../organism/genome.ts';
@@ -64,4 +66,15 @@ test('broker - a busy fixed port fails with BROKER_ERR_START and the server log'
 
 test('broker - freePort never returns 4222', async (t) => {
   for (let i = 0; i < 20; i++) t.not(await freePort('127.0.0.1'), 4222);
+});
+
+test('broker - a client without the token is refused; with it, admitted', async (t) => {
+  const broker = await startNats(t, { auth: true });
+  const refused = await t.throwsAsync(connect({ servers: broker.url, reconnect: false, timeout: 2_000 }));
+  t.regex(String(refused?.message), /authoriz/i);
+  const nc = await connect({ servers: broker.url, token: broker.token!, reconnect: false, timeout: 2_000 });
+  t.teardown(() => nc.close());
+  await t.notThrowsAsync(nc.flush());
+  const conf = statSync(broker.configPath).mode & 0o777;
+  t.is(conf, 0o600, 'the config holding the token is private');
 });

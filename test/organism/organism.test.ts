@@ -25,7 +25,7 @@ test('organism - a cell still starting when shutdown goes out hears a repeat and
   const o = await organism(t, ['tissues.stem.min=1', 'tissues.echo.min=0']);
   await o.start();
   await o.waitForPopulation();
-  const watcher = await Observer.open({ servers: o.servers, organism: o.id, rootPub: o.rootPub, limits: o.genome.limits });
+  const watcher = await Observer.open({ ...o.access, organism: o.id, rootPub: o.rootPub, limits: o.genome.limits });
   t.teardown(() => watcher.close());
   const deaths = new Map<string, string>();
   watcher.bus.on((h: Hormone) => h.kind === 'death' && deaths.set(h.from, (h.body as { cause: string }).cause));

@@ -1,0 +1,43 @@
+import test from 'ava';
+import { connect } from '@nats-io/transport-node';
+import { CertBook } from '../../organism/cert-book.ts';
+import { HormoneBus } from '../../organism/hormone-bus.ts';
+import { HormoneGate } from '../../organism/hormone-gate.ts';
+import { sealHormone, SharedSequence, type Hormone } from '../../organism/hormone.ts';
+import { generateKeypair, privateKeyObject } from '../../organism/keys.ts';
+import { issueCertificate, ROOT_ISSUER } from '../../organism/lineage.ts';
+import { Namespace } from '../../organism/namespace.ts';
+import { startNats, uniqueId } from '../helpers/nats.ts';
+import { until } from '../helpers/grow.ts';
+
+test('hormone bus - a newborn sender\'s birth and the pulses right behind it all arrive, in order, none counted as replayed', async (t) => {
+  const nats = await startNats(t);
+  const ns = new Namespace(uniqueId());
+  const root = generateKeypair();
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const bus = new HormoneBus({
+    nc, ns, certs: new CertBook(root.pub), maxBytes: 8192,
+    gate: new HormoneGate({ maxBytes: 8192, maxAgeMs: 30_000, replayWindow: 2_000_000 }),
+  });
+  t.teardown(() => bus.close());
+  const heard: Hormone[] = [];
+  bus.on((h) => heard.push(h));
+  bus.start();
+
+  const cell = generateKeypair();
+  const cert = issueCertificate(
+    { cell: 'stem-00000001', pub: cell.pub, tissue: 'stem', host: 'h', born: Date.now(), generation: 0, budget: 16, parent: null, issuer: ROOT_ISSUER },
+    privateKeyObject(root.seed),
+  );
+  const seq = new SharedSequence();
+  const signer = { id: 'stem-00000001', key: privateKeyObject(cell.seed), nextSeq: () => seq.next() };
+  const pulse = (n: number) => ({ tissue: 'stem', host: 'h', pid: 1, parent: null, born: 1, state: 'alive', load: 0, cpu: 0, rss: 0, lag: 0, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, genome: 'g', url: null, n });
+  const pub = nc; // the sender's own connection is not needed: order on one connection is what matters
+  pub.publish(ns.hormone('birth'), sealHormone(signer, 'birth', { pid: 1, cert, url: null }, 8192));
+  for (let n = 1; n <= 5; n++) pub.publish(ns.hormone('pulse'), sealHormone(signer, 'pulse', pulse(n), 8192));
+  await until(() => heard.length === 6, 5_000, 'six hormones');
+  t.deepEqual(heard.map((h) => h.kind), ['birth', 'pulse', 'pulse', 'pulse', 'pulse', 'pulse']);
+  t.is(bus.stats().dropped.replayed, 0);
+  t.is(bus.stats().accepted, 6);
+});
