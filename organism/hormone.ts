@@ -8,7 +8,7 @@
  * exact bytes received, so no two byte strings carry one signed meaning.
  */
 import type { KeyObject } from 'node:crypto';
-import { Packr } from 'msgpackr';
+import { codec as packr } from './codec.ts';
 import { CellularError } from './errors.ts';
 import { signBytes, verifyBytes } from './keys.ts';
 import { CELL_ID } from './namespace.ts';
@@ -33,9 +33,6 @@ export type DropReason = (typeof DROP_REASONS)[number];
 
 export type Opened = { ok: true; hormone: Hormone } | { ok: false; reason: DropReason };
 
-// mapsAsObjects: bodies are plain objects; useRecords off: no shared structures between
-// processes, every message stands alone.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, moreTypes: false, int64AsType: 'number' });
 
 function signedBytes(h: Omit<Hormone, 'sig'>): Uint8Array {
   return packr.pack([h.v, h.kind, h.from, h.seq, h.ts, h.body]);

@@ -4,7 +4,7 @@
  * chain to the root is foreign.
  */
 import type { KeyObject } from 'node:crypto';
-import { Packr } from 'msgpackr';
+import { codec as packr } from './codec.ts';
 import { CellularError } from './errors.ts';
 import { signBytes, verifyBytes } from './keys.ts';
 import { CELL_ID } from './namespace.ts';
@@ -34,8 +34,6 @@ export interface Certificate {
 
 export type UnsignedCertificate = Omit<Certificate, 'sig' | 'v'>;
 
-// One canonical encoder for signed content: fixed field order, no records.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 
 function signedPart(c: UnsignedCertificate): Uint8Array {
   return packr.pack([1, c.cell, c.pub, c.tissue, c.host, c.born, c.generation, c.budget, c.parent, c.issuer]);

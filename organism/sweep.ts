@@ -1,12 +1,14 @@
 /**
  * The end of a shutdown: wait until every cell of this organism on this host has exited,
- * and make sure of it. Cells are found in the process table by their command-line markers,
+ * and make sure of it (cells of other hosts are waited for in the census, within the same
+ * timeout; their own hosts' processes end them). Cells are found in the process table by their command-line markers,
  * so a cell is found even if it never pulsed, or if the process sweeping is not the one
  * that spawned it. `shutdown` is re-announced every pulse interval (a cell that was still
  * starting when the first one went out subscribes later and would never hear it); cells
  * still alive past 60% of the timeout get SIGTERM (they drain on it), and past the timeout
  * SIGKILL. Every signal goes to a pid only after checking it is still that cell.
  */
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Observer } from './observer.ts';
 import { localCells, signalCell, waitGone } from './processes.ts';
@@ -36,8 +38,11 @@ export async function sweepCells(o: SweepOptions): Promise<SweepResult> {
   const end = start + o.timeoutMs;
   let nextAnnounce = start + o.intervalMs;
   const terminated = new Set<number>();
+  // Cells on other hosts cannot be signalled from here: wait for their deaths in the census.
+  const host = hostname();
+  const remote = () => o.observer?.census.living().filter((e) => e.host !== host).length ?? 0;
   let left = localCells(o.organism);
-  while (left.length > 0 && Date.now() < end) {
+  while ((left.length > 0 || remote() > 0) && Date.now() < end) {
     const now = Date.now();
     if (o.observer && o.reason !== undefined && now >= nextAnnounce) {
       nextAnnounce = now + o.intervalMs;

@@ -2,10 +2,10 @@
  * Request/reply payloads between cells and tools: msgpackr, with errors as plain data
  * (`{ok: false, error: {name, code, message}}`) rebuilt into CellularError on arrival.
  */
-import { C1, Packr } from 'msgpackr';
+import { C1 } from 'msgpackr';
+import { codec as packr } from './codec.ts';
 import { CellularError, type WireError } from './errors.ts';
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' });
 
 export type Reply<T> = { ok: true; value: T } | { ok: false; error: WireError };
 

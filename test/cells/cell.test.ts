@@ -1,5 +1,5 @@
 import test from 'ava';
-import { Packr } from 'msgpackr';
+import { codec as packr } from '../../organism/codec.ts';
 import type { CensusEntry, CensusEvent } from '../../organism/census.ts';
 import { isCellularError } from '../../organism/errors.ts';
 import type { Hormone } from '../../organism/hormone.ts';
@@ -97,7 +97,6 @@ test.serial('cell - answers ping, info and stats; counts bad and foreign hormone
   t.deepEqual(Object.values(before.hormones.dropped).filter((n) => n !== 0), [], JSON.stringify(before.hormones.dropped));
   // Garbage bytes, an unknown kind and a stranger's signed pulse on the hormone subjects.
   observer.nc.publish(observer.ns.hormone('pulse'), new Uint8Array([0xc1, 0xff, 0x00]));
-  const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, moreTypes: false, int64AsType: 'number' });
   observer.nc.publish(observer.ns.hormone('pulse'), packr.pack({ v: 1, kind: 'gossip', from: 'x', seq: 1, ts: Date.now(), body: {}, sig: new Uint8Array(64) }));
   const stranger = generateKeypair();
   const seq = new SharedSequence();

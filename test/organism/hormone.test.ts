@@ -6,7 +6,7 @@ import { deepStrictEqual, ok } from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
 import test from 'ava';
 import fc from 'fast-check';
-import { Packr } from 'msgpackr';
+import { codec as packr } from '../../organism/codec.ts';
 import { CellularError, isCellularError } from '../../organism/errors.ts';
 import { HormoneGate, type GateOptions } from '../../organism/hormone-gate.ts';
 import { DROP_REASONS, openEnvelope, sealHormone, SharedSequence, type Hormone, type Signer } from '../../organism/hormone.ts';
@@ -14,7 +14,6 @@ import { generateKeypair, privateKeyObject, publicKeyObject, signBytes } from '.
 import { HORMONE_KINDS, HORMONE_VERSION, bodyFits, type HormoneKind, type PulseBody } from '../../organism/vocabulary.ts';
 
 // Same options as organism/hormone.ts, to craft envelopes sealHormone refuses to make.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, moreTypes: false, int64AsType: 'number' });
 
 const NOW = 1_700_000_000_000;
 const BIG = 1_048_576;
