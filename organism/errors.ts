@@ -29,6 +29,7 @@ export const ErrorCodes = {
   CELL_ERR_REMOTE: 'a request to another cell failed there; the cause carries its code',
   TISSUE_ERR_BAD_REQUEST: 'a request to a tissue endpoint is not valid msgpack or not what the endpoint expects',
   TISSUE_ERR_UNAVAILABLE: 'no cell of the tissue answered (none alive, or all draining)',
+  STORE_ERR_SETUP: 'the organism streams and KV buckets could not be created (JetStream off, or no permission)',
   STATE_ERR_NO_ORGANISM: 'no organism record was found in the state dir (is grow running?)',
   STATE_ERR_LOCKED: 'another grow already runs with this state dir',
 } as const;

@@ -7,6 +7,7 @@ import { jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy } from '@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Namespace } from './namespace.ts';
+import { CellularError } from './errors.ts';
 
 export const LINEAGE_BUCKET = 'lineage';
 export const EVENTS_STREAM = 'events';
@@ -18,7 +19,14 @@ export interface StoreOptions {
 
 /** Creates (or binds to) every stream and bucket; safe to run on every start. */
 export async function ensureStores(nc: NatsConnection, ns: Namespace, options: StoreOptions = {}): Promise<{ lineage: KV }> {
-  const replicas = options.replicas ?? 1;
+  try {
+    return await setUp(nc, ns, options.replicas ?? 1);
+  } catch (cause) {
+    throw new CellularError('STORE_ERR_SETUP', `cannot create the organism's streams and buckets (is JetStream enabled on the server?): ${(cause as Error).message}`, { cause });
+  }
+}
+
+async function setUp(nc: NatsConnection, ns: Namespace, replicas: number): Promise<{ lineage: KV }> {
   const jsm = await jetstreamManager(nc);
   const events = {
     name: ns.stream(EVENTS_STREAM),

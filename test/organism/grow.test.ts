@@ -4,7 +4,8 @@ import { hostname } from 'node:os';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { CLI, FAST, cellsOf, censusJson, cli, grow, until, waitGone } from '../helpers/grow.ts';
+import { CLI, FAST, cellsOf, censusJson, cli, cliAsync, grow, until, waitGone } from '../helpers/grow.ts';
+import { ensureNatsServer, freePort } from '../../organism/broker.ts';
 import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
 import { commandLineOf, isAlive, localCells, signalCell, signalIfOurs } from '../../organism/processes.ts';
 import { isRunning, readRecord } from '../../organism/record.ts';
@@ -205,4 +206,16 @@ test('grow - a new grow takes over from a killed one, ending what it left runnin
   t.false(isAlive(first.record.broker!.pid), 'the orphaned broker was stopped');
   t.is(second.record.id, first.record.id, 'same state dir, same organism id');
   t.is((await censusJson(second)).filter((e) => e.state === 'alive').length, 2);
+});
+
+test('cli - joining a NATS without JetStream fails with STORE_ERR_SETUP and leaves nothing', async (t) => {
+  const port = await freePort('127.0.0.1');
+  const server = spawn(ensureNatsServer({ autoInstall: false }), ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  t.teardown(() => void server.kill('SIGKILL'));
+  for (let i = 0; i < 100 && !(await portOpen(`nats://127.0.0.1:${port}`)); i++) await new Promise((r) => setTimeout(r, 20));
+  const id = uniqueId('nojs');
+  const r = await cliAsync(['grow', '--plain', '--state-dir', join(tempDir(t), 'state'), '--nats', `nats://127.0.0.1:${port}`, '--id', id]);
+  t.is(r.status, 1);
+  t.regex(r.stderr, /STORE_ERR_SETUP: .*JetStream/);
+  t.deepEqual(cellsOf(id), []);
 });
