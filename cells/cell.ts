@@ -124,6 +124,7 @@ export class Cell {
       signer: { id: packet.cell.id, key: privateKeyObject(seed), nextSeq: () => this.#heart.seq.next() },
     });
     this.#bus.on((h) => this.#onHormone(h));
+    this.#census.on((e) => e.type === 'left' && e.entry.id !== this.identity.id && certs.forget(e.entry.id));
     this.#bus.start();
     this.#census.start();
     this.#serveStandard(nc);

@@ -210,6 +210,7 @@ export class Census {
       if (entry.state === 'dead') {
         if (now - (entry.diedAt ?? now) >= deadRetentionMs) {
           this.#entries.delete(entry.id);
+          this.#lastTs.delete(entry.id);
           this.#emit({ type: 'left', entry: this.#snapshot(entry) });
         }
         continue;

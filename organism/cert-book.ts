@@ -41,6 +41,14 @@ export class CertBook {
     return this.#known.get(id)?.key;
   }
 
+  /**
+   * Forgets a cell that left the census, so a long-lived process does not keep every
+   * certificate it ever saw. Its children still verify: the lineage bucket keeps the chain.
+   */
+  forget(id: string): void {
+    this.#known.delete(id);
+  }
+
   certOf(id: string): Certificate | undefined {
     return this.#known.get(id)?.cert;
   }

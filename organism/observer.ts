@@ -69,6 +69,7 @@ export class Observer {
     });
     const census = new Census({ limits: o.limits, certOf: (id) => certs.certOf(id) });
     bus.on((h) => census.observe(h));
+    census.on((e) => e.type === 'left' && certs.forget(e.entry.id));
     bus.start();
     census.start();
     return new Observer(ns, nc, bus, certs, census, !o.nc);

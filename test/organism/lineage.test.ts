@@ -316,3 +316,19 @@ test('lineage - loadRootKey without a key file is TRUST_ERR_ROOT_KEY, not a raw 
   t.regex(e?.message ?? '', /cannot read root key/);
   t.truthy(e?.cause);
 });
+
+test('lineage - a forgotten cell is unknown again until its certificate is learnt anew', async (t) => {
+  const root = generateKeypair();
+  const book = new CertBook(root.pub);
+  const cell = generateKeypair();
+  const cert = issueCertificate(
+    { cell: 'gone-1', pub: cell.pub, tissue: 'stem', host: 'h', born: 1, generation: 0, budget: 1, parent: null, issuer: ROOT_ISSUER },
+    privateKeyObject(root.seed),
+  );
+  t.truthy(await book.learn(cert));
+  t.truthy(book.keyOf('gone-1'));
+  book.forget('gone-1');
+  t.is(book.keyOf('gone-1'), undefined);
+  t.is(book.certOf('gone-1'), undefined);
+  t.truthy(await book.learn(cert), 'learnt again from the same certificate');
+});
