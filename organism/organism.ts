@@ -155,7 +155,8 @@ export class Organism {
           await this.spawn(tissue);
         }
       }
-      this.#state = { state: 'alive', since: Date.now() };
+      // Unless a stop began meanwhile (a shutdown hormone while we spawned).
+      if ((this.#state as OrganismState).state === 'growing') this.#state = { state: 'alive', since: Date.now() };
     } catch (e) {
       await this.stop(`start failed: ${(e as Error).message}`);
       throw e;
