@@ -47,7 +47,8 @@ export function* arrivals(shape: Shape, stepMs = 1): Generator<number> {
   let owed = 0;
   for (let t = 0; t < shape.durationMs; t += stepMs) {
     owed += (rateAt(shape, t) * stepMs) / 1000;
-    while (owed >= 1) {
+    // The epsilon: summing thousands of fractions drifts below the whole request that is owed.
+    while (owed >= 1 - 1e-9) {
       owed -= 1;
       yield t;
     }
