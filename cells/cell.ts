@@ -74,7 +74,11 @@ export class Cell {
       pid: process.pid,
       born: packet.cell.born,
     });
-    this.#census = new Census({ limits: packet.genome.limits, certOf: (id) => this.#certs?.certOf(id) });
+    this.#census = new Census({
+      limits: packet.genome.limits,
+      certOf: (id) => this.#certs?.certOf(id),
+      halfLifeOf: (tissue) => packet.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
+    });
     this.#heart = deps.heart ?? new Heart(packet);
     this.work = this.#heart.work;
     this.#heart.setCapacity(deps.tissue.capacity ?? DEFAULT_CAPACITY);

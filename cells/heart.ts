@@ -140,6 +140,7 @@ export class Heart {
       lag: this.work.lag,
       work: this.work.counters(),
       capacity: this.#capacity,
+      newborn: true, // the first pulse measures the birth itself
     });
     return body;
   }

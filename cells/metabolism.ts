@@ -27,6 +27,12 @@ export function computeLoad(m: LoadInputs): number {
   return Number.isFinite(load) ? Math.min(1, Math.max(0, Math.round(load * 1000) / 1000)) : 1;
 }
 
+/**
+ * A newborn's first intervals measure its birth (module loading, connecting), not its work:
+ * during them load counts work only, so a tissue does not look stressed because it grew.
+ */
+export const STARTUP_GRACE_PULSES = 2;
+
 export interface Measures {
   /** CPU percent of one core. */
   cpu: number;
@@ -36,6 +42,8 @@ export interface Measures {
   lag: number;
   work: WorkCounters;
   capacity: number;
+  /** True in the cell's first STARTUP_GRACE_PULSES intervals: CPU and lag are reported, not counted as load. */
+  newborn?: boolean;
 }
 
 /** Writes one interval's measures into a pulse body (shared by the pacemaker and the first pulse). */
@@ -44,5 +52,7 @@ export function fillPulse(body: PulseBody, m: Measures): void {
   body.rss = Math.round(m.rss);
   body.lag = Math.round(m.lag * 10) / 10;
   body.work = m.work;
-  body.load = computeLoad({ cpu: m.cpu, lag: m.lag, inflight: m.work.inflight, queued: m.work.queued, capacity: m.capacity });
+  body.load = computeLoad({
+    cpu: m.newborn ? 0 : m.cpu, lag: m.newborn ? 0 : m.lag, inflight: m.work.inflight, queued: m.work.queued, capacity: m.capacity,
+  });
 }

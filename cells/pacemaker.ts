@@ -11,7 +11,7 @@ import pidusage from 'pidusage';
 import { sealHormone, SharedSequence } from '../organism/hormone.ts';
 import { privateKeyObject, fromHex } from '../organism/keys.ts';
 import type { CellState, PulseBody } from '../organism/vocabulary.ts';
-import { fillPulse } from './metabolism.ts';
+import { fillPulse, STARTUP_GRACE_PULSES } from './metabolism.ts';
 import { natsOptions, type NatsAccess } from '../organism/access.ts';
 import { WorkMeter } from './work-meter.ts';
 
@@ -70,7 +70,8 @@ async function run(data: PacemakerData): Promise<void> {
     }
     if (stopped) return;
     const blocked = Math.max(0, Date.now() - work.lastTick - data.tickMs);
-    fillPulse(body, { cpu, rss, lag: Math.max(blocked, work.lag), work: work.counters(), capacity });
+    const newborn = Date.now() - body.born < STARTUP_GRACE_PULSES * data.intervalMs;
+    fillPulse(body, { cpu, rss, lag: Math.max(blocked, work.lag), work: work.counters(), capacity, newborn });
     body.n++;
     nc.publish(data.subject, sealHormone(signer, 'pulse', body, data.maxBytes));
     work.countPulse();

@@ -2,6 +2,7 @@
  * The census as a text table, like `pm2 ls`: one row a cell.
  */
 import type { CensusEntry } from './census.ts';
+import { tissueStress } from './stress.ts';
 
 function ago(ms: number): string {
   if (ms < 1_000) return `${ms}ms`;
@@ -25,8 +26,9 @@ export function censusTable(entries: readonly CensusEntry[]): string {
   return [line(head), ...rows.map(line)].join('\n');
 }
 
-/** One line per tissue: `echo 1 alive, stem 2 alive (1 suspect)`. */
+/** One line per tissue: `echo: 1 alive, stress 0.42; stem: 2 alive, 1 suspect, stress 0.01`. */
 export function censusSummary(entries: readonly CensusEntry[]): string {
+  const stress = tissueStress(entries);
   const by = new Map<string, Record<string, number>>();
   for (const e of entries) {
     const t = by.get(e.tissue) ?? {};
@@ -34,5 +36,7 @@ export function censusSummary(entries: readonly CensusEntry[]): string {
     by.set(e.tissue, t);
   }
   if (by.size === 0) return 'no cells';
-  return [...by.entries()].map(([t, s]) => `${t}: ${Object.entries(s).map(([k, n]) => `${n} ${k}`).join(', ')}`).join('; ');
+  return [...by.entries()]
+    .map(([t, s]) => `${t}: ${Object.entries(s).map(([k, n]) => `${n} ${k}`).join(', ')}${stress[t] === undefined ? '' : `, stress ${stress[t]!.toFixed(2)}`}`)
+    .join('; ');
 }

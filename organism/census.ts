@@ -9,6 +9,7 @@ import type { Hormone } from './hormone.ts';
 import type { Limits } from './genome.ts';
 import type { BirthBody, DeathBody, PulseBody } from './vocabulary.ts';
 import { parseCertificate, type Certificate } from './lineage.ts';
+import { StressMeter, tissueStress } from './stress.ts';
 
 export type LifeState = 'alive' | 'draining' | 'suspect' | 'dead';
 
@@ -24,6 +25,8 @@ export interface CensusEntry {
   age: number;
   state: LifeState;
   load: number;
+  /** Load smoothed with the tissue's half-life (organism/stress.ts): what stress is made of. */
+  smoothed: number;
   cpu: number;
   rss: number;
   lag: number;
@@ -50,6 +53,8 @@ export interface CensusOptions {
    * from it, not from what its pulse claims. Without it the pulse is believed.
    */
   certOf?: (id: string) => Certificate | undefined;
+  /** Half-life of each tissue's load smoothing (genome tissues.<t>.halfLifeMs). @default 2000 */
+  halfLifeOf?: (tissue: string) => number;
 }
 
 type Listener = (e: CensusEvent) => void;
@@ -64,12 +69,14 @@ export class Census {
   readonly #lastTs = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #stress: StressMeter;
   readonly #wakers = new Set<() => void>();
 
   constructor(options: CensusOptions) {
     this.#limits = options.limits;
     this.#now = options.now ?? Date.now;
     this.#certOf = options.certOf;
+    this.#stress = new StressMeter(options.halfLifeOf ?? (() => 2_000));
   }
 
   /** Starts the clock that turns silence into `suspect` and `dead`. */
@@ -162,8 +169,10 @@ export class Census {
     const existing = this.#entries.get(id);
     if (existing?.state === 'dead' && existing.cause !== 'missed-pulses') return; // it said goodbye
     const cert = this.#certOf?.(id);
+    const tissue = cert?.tissue ?? b.tissue;
+    const smoothed = Math.round(this.#stress.observe(id, tissue, b.load, ts) * 1000) / 1000;
     const fields = {
-      tissue: cert?.tissue ?? b.tissue, host: cert?.host ?? b.host, pid: b.pid, parent: cert ? cert.parent : b.parent,
+      tissue, smoothed, host: cert?.host ?? b.host, pid: b.pid, parent: cert ? cert.parent : b.parent,
       born: cert?.born ?? b.born, load: b.load, cpu: b.cpu, rss: b.rss,
       lag: b.lag, url: b.url, genome: b.genome, lastSeen: now, pulses: b.n, work: { ...b.work },
     };
@@ -189,7 +198,7 @@ export class Census {
     if (cert.cell !== id) return;
     const entry = {
       id, tissue: cert.tissue, host: cert.host, pid: b.pid, parent: cert.parent, born: cert.born, age: 0, state: 'alive' as LifeState,
-      load: 0, cpu: 0, rss: 0, lag: 0, url: b.url, genome: '', lastSeen: this.#now(), pulses: 0, cause: null,
+      load: 0, smoothed: 0, cpu: 0, rss: 0, lag: 0, url: b.url, genome: '', lastSeen: this.#now(), pulses: 0, cause: null,
       work: { handled: 0, inflight: 0, queued: 0, errors: 0 },
     };
     this.#entries.set(id, entry);
@@ -211,6 +220,7 @@ export class Census {
         if (now - (entry.diedAt ?? now) >= deadRetentionMs) {
           this.#entries.delete(entry.id);
           this.#lastTs.delete(entry.id);
+          this.#stress.forget(entry.id);
           this.#emit({ type: 'left', entry: this.#snapshot(entry) });
         }
         continue;
@@ -237,6 +247,11 @@ export class Census {
     return [...this.#entries.values()].map((e) => this.#snapshot(e)).sort((a, b) => a.tissue.localeCompare(b.tissue) || a.born - b.born || a.id.localeCompare(b.id));
   }
 
+  /** Each tissue's stress: the mean smoothed load of its alive members. */
+  stress(): Record<string, number> {
+    return tissueStress(this.list());
+  }
+
   /** Cells not known to be dead. */
   living(): CensusEntry[] {
     return this.list().filter((e) => e.state !== 'dead');
@@ -251,7 +266,7 @@ export function isCensusEntry(v: unknown): v is CensusEntry {
   return (
     typeof e.id === 'string' && typeof e.tissue === 'string' && typeof e.host === 'string' && typeof e.state === 'string' &&
     ['alive', 'draining', 'suspect', 'dead'].includes(e.state) && num(e.pid) && num(e.born) && num(e.age) && num(e.load) &&
-    num(e.cpu) && num(e.rss) && num(e.lag) && num(e.lastSeen) && (e.url === null || typeof e.url === 'string') &&
+    num(e.smoothed) && num(e.cpu) && num(e.rss) && num(e.lag) && num(e.lastSeen) && (e.url === null || typeof e.url === 'string') &&
     (e.parent === null || typeof e.parent === 'string') && (e.cause === null || typeof e.cause === 'string') &&
     typeof e.work === 'object' && e.work !== null
   );

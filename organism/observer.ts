@@ -27,6 +27,8 @@ export interface ObserverOptions {
   /** With the root key the observer can publish as `root` (shutdown). */
   rootKey?: RootKey;
   name?: string;
+  /** Half-life of each tissue's load smoothing, from the genome. */
+  halfLifeOf?: (tissue: string) => number;
   /** Reuse a connection instead of opening one (it is not closed by close()). */
   nc?: NatsConnection;
 }
@@ -67,7 +69,7 @@ export class Observer {
       gate: new HormoneGate({ maxBytes: o.limits.hormoneMaxBytes, maxAgeMs: o.limits.hormoneMaxAgeMs, replayWindow: o.limits.replayWindowMs * 1000 }),
       ...(o.rootKey ? { signer: { id: ROOT_ISSUER, key: o.rootKey.privateKey, nextSeq: () => seq.next() } } : {}),
     });
-    const census = new Census({ limits: o.limits, certOf: (id) => certs.certOf(id) });
+    const census = new Census({ limits: o.limits, certOf: (id) => certs.certOf(id), ...(o.halfLifeOf ? { halfLifeOf: o.halfLifeOf } : {}) });
     bus.on((h) => census.observe(h));
     census.on((e) => e.type === 'left' && certs.forget(e.entry.id));
     bus.start();

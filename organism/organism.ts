@@ -141,6 +141,7 @@ export class Organism {
       this.#lineage = lineage;
       this.#observer = await Observer.open({
         servers: this.#servers, organism: this.id, rootPub: this.#rootKey.pub, rootKey: this.#rootKey, limits: this.genome.limits, nc: this.#nc,
+        halfLifeOf: (tissue) => this.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
       });
       this.#writeRecord();
       // The operator's `stop` (a root-signed shutdown) ends this grow too, even mid-growth.

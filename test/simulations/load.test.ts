@@ -91,3 +91,34 @@ test('load - requests to a tissue nobody serves are errors by code, and requests
   t.is(capped.sent + capped.shed, 40);
   t.is(capped.ok, capped.sent);
 });
+
+test('load - real work on a tissue raises its stress in the census, and it decays once the load stops', async (t) => {
+  const nats = await startNats(t);
+  const o = new Organism({
+    stateDir: tempDir(t), servers: [nats.url], id: uniqueId(),
+    genome: loadGenome({ sets: [...FAST, 'tissues.stem.min=1', 'tissues.echo.min=1', 'tissues.echo.halfLifeMs=500', 'tissues.stem.halfLifeMs=500'] }),
+  });
+  const unreap = reapOnExit(() => o.emergencyStop());
+  t.teardown(async () => {
+    await o.stop('test teardown');
+    unreap();
+  });
+  await o.start();
+  await o.waitForPopulation();
+  const census = o.observer.census;
+  let peak = 0;
+  let stemPeak = 0;
+  const poll = setInterval(() => {
+    peak = Math.max(peak, census.stress().echo ?? 0);
+    stemPeak = Math.max(stemPeak, census.stress().stem ?? 0);
+  }, 50);
+  t.teardown(() => clearInterval(poll));
+  // 40 requests a second of 20 ms of CPU each: the echo cell is busy most of every second.
+  await runLoad({ nc: o.observer.nc, ns: o.observer.ns, tissue: 'echo', endpoint: 'burn', request: { ms: 20 }, shape: { name: 'constant', rate: 40, peak: 0, durationMs: 3_000 } });
+  t.true(peak > 0.4, `echo stress peaked at ${peak}`);
+  t.true(stemPeak < 0.3, `stem stress peaked at ${stemPeak}: the load is the echo tissue's, not everyone's`);
+  // Idle again: stress decays (half-life 0.5 s) below the low mark.
+  const end = Date.now() + 6_000;
+  while ((census.stress().echo ?? 1) >= 0.2 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  t.true((census.stress().echo ?? 1) < 0.2, `echo stress after the load ${census.stress().echo}`);
+});
