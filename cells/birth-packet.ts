@@ -32,6 +32,8 @@ export interface BirthPacket {
   };
   /** State dir (logs go to `<stateDir>/logs/<cell>.log`). */
   stateDir: string;
+  /** Where relative tissue module paths are anchored (the genome file's directory), for differentiation and children. */
+  genomeDir?: string | null;
 }
 
 const HEX32 = /^[0-9a-f]{64}$/;
@@ -51,6 +53,7 @@ export function parseBirthPacket(text: string): BirthPacket {
   if (p.token !== null && typeof p.token !== 'string') throw bad('token must be a string or null');
   if (typeof p.rootPub !== 'string' || !HEX32.test(p.rootPub)) throw bad('rootPub must be 32 bytes of hex');
   if (typeof p.stateDir !== 'string' || p.stateDir.length === 0) throw bad('stateDir missing');
+  if (p.genomeDir !== undefined && p.genomeDir !== null && typeof p.genomeDir !== 'string') throw bad('genomeDir must be a string or null');
   const c = p.cell;
   if (typeof c !== 'object' || c === null) throw bad('cell missing');
   if (typeof c.id !== 'string' || !CELL_ID.test(c.id)) throw bad('cell.id malformed');

@@ -23,6 +23,9 @@ import type { Logger } from './logger.ts';
 import { DEFAULT_CAPACITY, Heart } from './heart.ts';
 import type { CellIdentity, Tissue, TissueContext } from './tissue.ts';
 import type { WorkMeter } from './work-meter.ts';
+import { Homeostat } from './homeostat.ts';
+import { Mitosis, parseRecruit, type RecruitRequest } from './mitosis.ts';
+import { loadTissue, resolveTissueModule } from './tissue-loader.ts';
 
 export type CellLifecycle =
   | { state: 'embryo' }
@@ -39,7 +42,9 @@ export interface CellDeps {
 
 export class Cell {
   readonly packet: BirthPacket;
-  readonly identity: CellIdentity;
+  #identity: Readonly<CellIdentity>;
+  /** The tissue whose DNA the cell runs (a stem cell's changes once, when it differentiates). */
+  #tissue: Tissue;
   readonly genome: Readonly<Genome>;
   readonly ns: Namespace;
   readonly work: WorkMeter;
@@ -57,6 +62,11 @@ export class Cell {
   #draining: Promise<void> | undefined;
   #starting: Promise<void> | undefined;
   #tissueStarted = false;
+  #homeostat: Homeostat | undefined;
+  #mitosis: Mitosis | undefined;
+  #differentiating: Promise<void> | undefined;
+  /** Tissue DNA a stem cell loads ahead of need, so differentiation takes milliseconds. */
+  readonly #dna = new Map<string, Promise<Tissue>>();
   #closedResolve!: (v: DeathBody) => void;
   /** Resolves with the death announcement once the cell is gone. */
   readonly closed: Promise<DeathBody>;
@@ -66,7 +76,8 @@ export class Cell {
     this.#deps = deps;
     this.genome = packet.genome;
     this.ns = new Namespace(packet.organism);
-    this.identity = Object.freeze({
+    this.#tissue = deps.tissue;
+    this.#identity = Object.freeze({
       id: packet.cell.id,
       tissue: packet.cell.tissue,
       parent: packet.cell.parent,
@@ -91,6 +102,10 @@ export class Cell {
 
   get state(): CellLifecycle {
     return this.#state;
+  }
+
+  get identity(): Readonly<CellIdentity> {
+    return this.#identity;
   }
 
   get census(): Census {
@@ -140,6 +155,68 @@ export class Cell {
     if (first) this.#bus.publish('pulse', first);
     this.#state = { state: 'alive', since: Date.now() };
     this.#deps.log.info({ pid: process.pid, parent: this.identity.parent }, 'born');
+    this.#mitosis = new Mitosis({ nc, ns: this.ns, packet, genome: this.genome, key: privateKeyObject(seed), generation: myCert.generation, budget: myCert.budget, lineage });
+    if (this.identity.tissue === 'stem') this.#prepareDna();
+    if (limits.homeostasis) void this.#startHomeostat(nc);
+  }
+
+  async #startHomeostat(nc: NatsConnection): Promise<void> {
+    try {
+      const kv = await (await import('../organism/stores.ts')).openHomeostasis(nc, this.ns);
+      if (this.#draining) return;
+      this.#homeostat = new Homeostat({
+        kv, organism: this.packet.organism, census: this.#census, genome: this.genome, mitosis: this.#mitosis!, log: this.#deps.log,
+        self: () => ({ id: this.identity.id, tissue: this.identity.tissue, host: this.identity.host, state: this.#state.state }),
+        publish: (kind, body) => this.#bus?.publish(kind, body),
+        die: (reason) => void this.drain('apoptosis', reason),
+      });
+      await this.#homeostat.start();
+    } catch (e) {
+      // Without its bucket a cell still serves; it just takes no part in homeostasis.
+      this.#deps.log.warn({ err: (e as Error).message }, 'homeostasis unavailable');
+    }
+  }
+
+  /** Loads every other tissue's DNA in the background (errors surface at differentiation). */
+  #prepareDna(): void {
+    for (const [name, gene] of Object.entries(this.genome.tissues)) {
+      if (name === 'stem') continue;
+      const dna = (async () => loadTissue(resolveTissueModule(gene.module, this.packet.genomeDir ?? undefined)))();
+      dna.catch(() => {}); // reported when a recruit asks for it
+      this.#dna.set(name, dna);
+    }
+  }
+
+  /**
+   * A stem cell becomes `tissue` in place: it runs the tissue's start hook, serves its
+   * endpoints, pulses as the tissue and announces it. Once only; a draining cell refuses.
+   */
+  differentiate(request: RecruitRequest): Promise<void> {
+    if (this.identity.tissue !== 'stem' || this.#differentiating) {
+      return Promise.reject(new CellularError('HOMEOSTASIS_ERR_DIFFERENTIATE', `${this.identity.id} is not an idle stem cell (it is ${this.#differentiating ? 'already differentiating' : this.identity.tissue})`));
+    }
+    if (this.#state.state !== 'alive' || !this.#nc) return Promise.reject(new CellularError('HOMEOSTASIS_ERR_DIFFERENTIATE', `${this.identity.id} is ${this.#state.state}`));
+    const gene = this.genome.tissues[request.tissue];
+    if (!gene || request.tissue === 'stem') return Promise.reject(new CellularError('HOMEOSTASIS_ERR_DIFFERENTIATE', `no tissue ${JSON.stringify(request.tissue)} to differentiate into`));
+    const nc = this.#nc;
+    this.#differentiating = (async () => {
+      let tissue: Tissue;
+      try {
+        tissue = await (this.#dna.get(request.tissue) ?? loadTissue(resolveTissueModule(gene.module, this.packet.genomeDir ?? undefined)));
+      } catch (cause) {
+        this.#differentiating = undefined; // still a healthy stem cell
+        throw new CellularError('HOMEOSTASIS_ERR_DIFFERENTIATE', `${this.identity.id} cannot load ${request.tissue}: ${(cause as Error).message}`, { cause });
+      }
+      this.#tissue = tissue;
+      this.#identity = Object.freeze({ ...this.#identity, tissue: request.tissue });
+      this.#heart.setTissue(request.tissue);
+      this.#heart.setCapacity(tissue.capacity ?? DEFAULT_CAPACITY);
+      this.#dna.clear();
+      await this.#startTissue(nc);
+      this.#bus?.publish('differentiate', { tissue: request.tissue, by: request.by, epoch: request.epoch });
+      this.#deps.log.info({ tissue: request.tissue, by: request.by, epoch: request.epoch }, 'differentiated');
+    })();
+    return this.#differentiating;
   }
 
   /**
@@ -174,7 +251,7 @@ export class Cell {
   }
 
   #serveStandard(nc: NatsConnection): void {
-    const answer = (verb: CellVerb) => (_e: unknown, msg: Msg) => {
+    const answer = (verb: Exclude<CellVerb, 'differentiate'>) => (_e: unknown, msg: Msg) => {
       try {
         msg.respond(packReply(this.#standard(verb)));
       } catch (e) {
@@ -185,12 +262,29 @@ export class Cell {
       this.#subs.push(nc.subscribe(this.ns.cell(this.identity.id, verb), { callback: answer(verb) }));
       this.#subs.push(nc.subscribe(this.ns.cells(verb), { callback: answer(verb) }));
     }
+    if (this.identity.tissue === 'stem') {
+      this.#subs.push(nc.subscribe(this.ns.cell(this.identity.id, 'differentiate'), {
+        callback: (_e, msg) => {
+          let request: RecruitRequest;
+          try {
+            request = parseRecruit(unpack(msg.data, 'TISSUE_ERR_BAD_REQUEST'));
+          } catch (e) {
+            msg.respond(packError(e, this.identity.id));
+            return;
+          }
+          this.differentiate(request).then(
+            () => msg.respond(packReply({ id: this.identity.id, tissue: request.tissue })),
+            (e: unknown) => msg.respond(packError(e, this.identity.id)),
+          );
+        },
+      }));
+    }
     this.#subs.push(
       nc.subscribe(this.ns.census, { queue: 'census', callback: (_e, msg) => void msg.respond(packReply(this.#census.list())) }),
     );
   }
 
-  #standard(verb: CellVerb): unknown {
+  #standard(verb: Exclude<CellVerb, 'differentiate'>): unknown {
     const base = { id: this.identity.id, tissue: this.identity.tissue, state: this.#state.state };
     switch (verb) {
       case 'ping':
@@ -198,18 +292,20 @@ export class Cell {
       case 'info':
         return {
           ...base, parent: this.identity.parent, host: this.identity.host, pid: process.pid, born: this.identity.born,
-          genome: genomeHash(this.genome), url: this.#url, node: process.version, endpoints: Object.keys(this.#deps.tissue.endpoints ?? {}),
+          genome: genomeHash(this.genome), url: this.#url, node: process.version, endpoints: Object.keys(this.#tissue.endpoints ?? {}),
+          budget: this.#mitosis?.budget ?? null,
         };
       case 'stats':
         return {
           ...base, hormones: this.#bus?.stats(), work: this.work.counters(), census: { known: this.#census.list().length, living: this.#census.living().length },
-          rss: process.memoryUsage().rss, uptime: Date.now() - this.identity.born,
+          rss: process.memoryUsage().rss, uptime: Date.now() - this.identity.born, decisions: this.#homeostat?.counts ?? {}, claims: this.#homeostat?.claims ?? { won: 0, lost: 0, failed: 0 },
+          tissueStats: this.#tissueStarted ? (this.#tissue.stats?.() ?? null) : null,
         };
     }
   }
 
   async #startTissue(nc: NatsConnection): Promise<void> {
-    const tissue = this.#deps.tissue;
+    const tissue = this.#tissue;
     const ctx = this.#context(nc);
     await tissue.start?.(ctx);
     this.#tissueStarted = true;
@@ -259,6 +355,7 @@ export class Cell {
 
   async #drain(cause: DeathCause, detail: string): Promise<void> {
     this.#state = { state: 'draining', cause, detail };
+    this.#homeostat?.close(); // a cell on its way out takes no more decisions
     this.#deps.log.info({ cause, detail }, 'draining');
     this.#drainAbort.abort(new CellularError('CELL_ERR_CLOSED', `cell draining: ${cause}`));
     this.#heart.setState('draining');
@@ -268,7 +365,7 @@ export class Cell {
     // Let a start in progress reach a checkpoint (it stops there: it sees #draining).
     await bounded((this.#starting ?? Promise.resolve()).catch(() => {}));
     try {
-      if (this.#tissueStarted && this.#nc) await bounded(Promise.resolve(this.#deps.tissue.drain?.(this.#context(this.#nc))));
+      if (this.#tissueStarted && this.#nc) await bounded(Promise.resolve(this.#tissue.drain?.(this.#context(this.#nc))));
     } catch (e) {
       this.#deps.log.warn({ err: (e as Error).message }, 'tissue drain hook failed');
     }

@@ -117,6 +117,12 @@ export class Heart {
     this.#tell({ type: 'url', url });
   }
 
+  /** A stem cell that differentiated pulses as its new tissue from now on. */
+  setTissue(tissue: string): void {
+    this.#template.tissue = tissue;
+    this.#tell({ type: 'tissue', tissue });
+  }
+
   setCapacity(capacity: number): void {
     this.#capacity = capacity;
     this.#tell({ type: 'capacity', capacity });
@@ -131,7 +137,7 @@ export class Heart {
     if (this.work.pulses > 0) return undefined;
     const used = process.cpuUsage();
     const body: PulseBody = {
-      ...this.#template, url: this.#url, state: this.#bodyState, load: 0, cpu: 0, rss: 0, lag: 0,
+      ...this.#template, url: this.#url, state: this.#bodyState, load: 0, demand: 0, cpu: 0, rss: 0, lag: 0,
       work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, n: 0,
     };
     fillPulse(body, {

@@ -13,18 +13,30 @@ export interface LoadInputs {
   cpu: number;
   /** Event-loop delay, ms. */
   lag: number;
+  /** Requests in flight: the mean over the interval when known, else the count now. */
   inflight: number;
   queued: number;
   /** Work at which the tissue counts as full. */
   capacity: number;
 }
 
-export function computeLoad(m: LoadInputs): number {
-  const cpu = m.cpu / 100;
-  const lag = m.lag / LAG_SATURATION_MS;
+/**
+ * Demand: the highest pressure in cells' worth of work (≤ 1e6). Only work is uncapped: by
+ * Little's law it measures how much more a cell is asked than it can hold. CPU and lag say
+ * a cell is full, not by how much: a lagging cell on a starved host is not three cells of
+ * work, and counting it so would grow a tissue on a host that has no cores left.
+ */
+export function computeDemand(m: LoadInputs): number {
+  const cpu = Math.min(1, m.cpu / 100);
+  const lag = Math.min(1, m.lag / LAG_SATURATION_MS);
   const work = (m.inflight + m.queued) / Math.max(1, m.capacity);
-  const load = Math.max(cpu, lag, work);
-  return Number.isFinite(load) ? Math.min(1, Math.max(0, Math.round(load * 1000) / 1000)) : 1;
+  const demand = Math.max(cpu, lag, work);
+  return Number.isFinite(demand) ? Math.min(1e6, Math.max(0, Math.round(demand * 1000) / 1000)) : 1e6;
+}
+
+/** Load: demand capped at 1 (a cell cannot be more than fully loaded). */
+export function computeLoad(m: LoadInputs): number {
+  return Math.min(1, computeDemand(m));
 }
 
 /**
@@ -32,6 +44,12 @@ export function computeLoad(m: LoadInputs): number {
  * during them load counts work only, so a tissue does not look stressed because it grew.
  */
 export const STARTUP_GRACE_PULSES = 2;
+/** …and at least this long: on a busy 2-core host a birth takes up to a second (measured). */
+export const STARTUP_GRACE_MIN_MS = 1_500;
+
+export function inStartupGrace(ageMs: number, intervalMs: number): boolean {
+  return ageMs < Math.max(STARTUP_GRACE_PULSES * intervalMs, STARTUP_GRACE_MIN_MS);
+}
 
 export interface Measures {
   /** CPU percent of one core. */
@@ -41,6 +59,8 @@ export interface Measures {
   /** Event-loop delay, ms. */
   lag: number;
   work: WorkCounters;
+  /** Mean requests in flight over the interval (Little's law); without it, the count now. */
+  concurrency?: number;
   capacity: number;
   /** True in the cell's first STARTUP_GRACE_PULSES intervals: CPU and lag are reported, not counted as load. */
   newborn?: boolean;
@@ -52,7 +72,9 @@ export function fillPulse(body: PulseBody, m: Measures): void {
   body.rss = Math.round(m.rss);
   body.lag = Math.round(m.lag * 10) / 10;
   body.work = m.work;
-  body.load = computeLoad({
-    cpu: m.newborn ? 0 : m.cpu, lag: m.newborn ? 0 : m.lag, inflight: m.work.inflight, queued: m.work.queued, capacity: m.capacity,
-  });
+  const inputs = {
+    cpu: m.newborn ? 0 : m.cpu, lag: m.newborn ? 0 : m.lag, inflight: m.concurrency ?? m.work.inflight, queued: m.work.queued, capacity: m.capacity,
+  };
+  body.demand = computeDemand(inputs);
+  body.load = Math.min(1, body.demand);
 }

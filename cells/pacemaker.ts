@@ -11,9 +11,9 @@ import pidusage from 'pidusage';
 import { sealHormone, SharedSequence } from '../organism/hormone.ts';
 import { privateKeyObject, fromHex } from '../organism/keys.ts';
 import type { CellState, PulseBody } from '../organism/vocabulary.ts';
-import { fillPulse, STARTUP_GRACE_PULSES } from './metabolism.ts';
+import { fillPulse, inStartupGrace } from './metabolism.ts';
 import { natsOptions, type NatsAccess } from '../organism/access.ts';
-import { WorkMeter } from './work-meter.ts';
+import { preciseNow, WorkMeter } from './work-meter.ts';
 
 export interface PacemakerData {
   access: NatsAccess;
@@ -35,6 +35,7 @@ export type PacemakerCommand =
   | { type: 'state'; state: CellState }
   | { type: 'url'; url: string | null }
   | { type: 'capacity'; capacity: number }
+  | { type: 'tissue'; tissue: string }
   | { type: 'stop' };
 
 async function run(data: PacemakerData): Promise<void> {
@@ -44,12 +45,31 @@ async function run(data: PacemakerData): Promise<void> {
   const body: PulseBody = {
     ...data.pulse,
     host: data.pulse.host || hostname(),
-    state: 'alive', load: 0, cpu: 0, rss: 0, lag: 0,
+    state: 'alive', load: 0, demand: 0, cpu: 0, rss: 0, lag: 0,
     work: { handled: 0, inflight: 0, queued: 0, errors: 0 },
     n: 0,
   };
   let stopped = false;
   let capacity = data.capacity;
+  // Mean concurrency over each interval, from the slope of the busy integral.
+  let busyAt = preciseNow();
+  let busy = work.busyIntegral(busyAt);
+  let timer: NodeJS.Timeout | undefined;
+  let stop: (() => void) | undefined;
+  // Listen before connecting: a url or state set while this thread is still loading must
+  // be in the very first beat, or the census shows the old value for an interval.
+  parentPort!.on('message', (cmd: PacemakerCommand) => {
+    if (cmd.type === 'state') body.state = cmd.state;
+    else if (cmd.type === 'url') body.url = cmd.url;
+    else if (cmd.type === 'capacity') capacity = cmd.capacity;
+    else if (cmd.type === 'tissue') body.tissue = cmd.tissue;
+    else if (cmd.type === 'stop') {
+      stopped = true;
+      clearInterval(timer);
+      if (stop) stop();
+      else stop = () => undefined; // not connected yet: run() stops once it is
+    }
+  });
   // pidusage's first call shells out to getconf (~8 ms): do it while the connection opens.
   const [nc] = await Promise.all([
     connect(natsOptions(data.access, `${data.id}/pacemaker`)),
@@ -70,19 +90,30 @@ async function run(data: PacemakerData): Promise<void> {
     }
     if (stopped) return;
     const blocked = Math.max(0, Date.now() - work.lastTick - data.tickMs);
-    const newborn = Date.now() - body.born < STARTUP_GRACE_PULSES * data.intervalMs;
-    fillPulse(body, { cpu, rss, lag: Math.max(blocked, work.lag), work: work.counters(), capacity, newborn });
+    const newborn = inStartupGrace(Date.now() - body.born, data.intervalMs);
+    const now = preciseNow();
+    const integral = work.busyIntegral(now);
+    const concurrency = now > busyAt ? (integral - busy) / (now - busyAt) : work.inflight;
+    busy = integral;
+    busyAt = now;
+    fillPulse(body, { cpu, rss, lag: Math.max(blocked, work.lag), work: work.counters(), concurrency, capacity, newborn });
     body.n++;
     nc.publish(data.subject, sealHormone(signer, 'pulse', body, data.maxBytes));
     work.countPulse();
   };
+
+  // Flush so no pulse is in flight after the main thread announces death.
+  const stopNow = () => void nc.flush().finally(() => nc.close()).finally(() => parentPort!.postMessage({ type: 'stopped' }));
+  if (stopped) return stopNow();
+  stop = stopNow;
 
   // First pulse at once: spawn-to-first-pulse is how fast a tissue can grow.
   await beat();
   // A beat that fails once (a /proc race) is retried next interval; three in a row mean
   // this cell can no longer prove it lives, and the main thread is told so.
   let failures = 0;
-  const timer = setInterval(() => {
+  if (stopped) return;
+  timer = setInterval(() => {
     beat().then(
       () => (failures = 0),
       (e: unknown) => {
@@ -91,17 +122,6 @@ async function run(data: PacemakerData): Promise<void> {
     );
   }, data.intervalMs);
 
-  parentPort!.on('message', (cmd: PacemakerCommand) => {
-    if (cmd.type === 'state') body.state = cmd.state;
-    else if (cmd.type === 'url') body.url = cmd.url;
-    else if (cmd.type === 'capacity') capacity = cmd.capacity;
-    else if (cmd.type === 'stop') {
-      stopped = true;
-      clearInterval(timer);
-      // Flush so no pulse is in flight after the main thread announces death.
-      void nc.flush().finally(() => nc.close()).finally(() => parentPort!.postMessage({ type: 'stopped' }));
-    }
-  });
   parentPort!.postMessage({ type: 'ready' });
 }
 

@@ -27,14 +27,20 @@ export const CELL_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
  */
 export const CELL_NODE_FLAGS: readonly string[] = (process.env.CELLULAR_CELL_FLAGS ?? '--max-semi-space-size=1').split(' ').filter(Boolean);
 
-/** Replication budget of a first-generation cell (issue 3 spends it at mitosis). */
-export const ROOT_BUDGET = 16;
+/**
+ * The Hayflick rule: a cell with replication budget `b` may divide while b ≥ 1; each
+ * division costs it one, and the child starts with less than half of what was left, so a
+ * lineage can never replicate without bound (a chain from budget 16 is at most 5 deep).
+ */
+export function childBudget(parentBudget: number): number {
+  return Math.max(0, Math.floor((parentBudget - 1) / 2));
+}
 
 export interface Maker {
   /** `root`, or the parent cell's id. */
   id: string;
   key: KeyObject;
-  /** The maker's own generation (-1 for the root) and remaining budget. */
+  /** The maker's own generation (-1 for the root) and remaining budget (ignored for the root). */
   generation: number;
   budget: number;
 }
@@ -51,6 +57,10 @@ export interface SpawnOptions {
   /** Anchors relative tissue module paths (the genome file's directory). */
   baseDir?: string;
   host?: string;
+  /** The new cell's id, when the maker chose it beforehand (to record it as pending). */
+  id?: string;
+  /** Called when the child process exits (the maker watches for failed births). */
+  onExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
 }
 
 export interface SpawnedCell {
@@ -66,11 +76,19 @@ export function cellMarkers(id: string): string[] {
   return [CELL_MAIN, `--cell ${id}`];
 }
 
+/** A fresh cell id: the tissue name and 32 random bits. */
+export function newCellId(tissue: string): string {
+  return `${tissue}-${randomBytes(4).toString('hex')}`;
+}
+
 export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
   const gene = o.genome.tissues[o.tissue];
   if (!gene) throw new CellularError('CELL_ERR_SPAWN', `no tissue ${JSON.stringify(o.tissue)} in the genome`);
   const module = resolveTissueModule(gene.module, o.baseDir);
-  const id = `${o.tissue}-${randomBytes(4).toString('hex')}`;
+  if (o.maker.id !== ROOT_ISSUER && o.maker.budget < 1) {
+    throw new CellularError('HOMEOSTASIS_ERR_REFUSED', `cell ${o.maker.id} has no replication budget left (Hayflick limit)`);
+  }
+  const id = o.id ?? newCellId(o.tissue);
   const pair = generateKeypair();
   const born = Date.now();
   const host = o.host ?? hostname();
@@ -78,7 +96,7 @@ export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
     {
       cell: id, pub: pair.pub, tissue: o.tissue, host, born,
       generation: o.maker.generation + 1,
-      budget: o.maker.id === ROOT_ISSUER ? ROOT_BUDGET : Math.max(0, o.maker.budget - 1),
+      budget: o.maker.id === ROOT_ISSUER ? o.genome.limits.lineageBudget : childBudget(o.maker.budget),
       parent: o.maker.id === ROOT_ISSUER ? null : o.maker.id,
       issuer: o.maker.id,
     },
@@ -90,6 +108,7 @@ export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
   await o.lineage.create(id, packed);
   const packet: BirthPacket = {
     v: 1, organism: o.organism, servers: o.access.servers, token: o.access.token, genome: o.genome as Genome, rootPub: toHex(o.rootPub), stateDir: o.stateDir,
+    genomeDir: o.baseDir ?? null,
     cell: { id, tissue: o.tissue, module, parent: cert.parent, host, born, seed: toHex(pair.seed), cert: Buffer.from(packed).toString('base64') },
   };
   const logDir = join(o.stateDir, 'logs');
@@ -109,6 +128,7 @@ export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
     child.once('error', (e) => reject(new CellularError('CELL_ERR_SPAWN', `cannot start cell ${id}: ${e.message}`, { cause: e })));
   });
   child.stdin!.on('error', () => {}); // a child that died at once: its stderr log says why
+  if (o.onExit) child.once('exit', o.onExit);
   child.stdin!.end(JSON.stringify(packet));
   child.unref();
   return { id, pid, cert, markers: cellMarkers(id) };

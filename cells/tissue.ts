@@ -52,6 +52,8 @@ export interface Tissue {
   start?(ctx: TissueContext): void | Promise<void>;
   /** Called when the cell drains: finish or hand over work. Endpoints stop right after. */
   drain?(ctx: TissueContext): void | Promise<void>;
+  /** The tissue's own counters, shown under `tissueStats` in the cell's `stats` reply. */
+  stats?(): Record<string, unknown>;
 }
 
 const ENDPOINT = /^[a-z][a-z0-9-]{0,31}$/;

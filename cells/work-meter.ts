@@ -13,7 +13,14 @@ const TICK = 4;
 const LAG = 5;
 /** Pulses the pacemaker has published. */
 const PULSES = 6;
-const SLOTS = 7;
+/** ∫ inflight dt since birth, in request·ms (its slope is the mean concurrency: Little's law). */
+const BUSY = 7;
+/** When BUSY was last brought up to date, epoch ms with sub-ms precision (same origin in every thread). */
+const BUSY_AT = 8;
+const SLOTS = 9;
+
+/** Epoch ms with sub-millisecond precision; performance.now() alone has a per-thread origin. */
+export const preciseNow = (): number => performance.timeOrigin + performance.now();
 
 export class WorkMeter {
   readonly buffer: SharedArrayBuffer;
@@ -26,15 +33,31 @@ export class WorkMeter {
 
   /** Marks one unit of work as started; call the returned function when it ends. */
   begin(): (failed?: boolean) => void {
+    this.#settle();
     this.#a[INFLIGHT]! += 1;
     let done = false;
     return (failed = false) => {
       if (done) return;
       done = true;
+      this.#settle();
       this.#a[INFLIGHT]! -= 1;
       this.#a[HANDLED]! += 1;
       if (failed) this.#a[ERRORS]! += 1;
     };
+  }
+
+  /** Brings the busy integral up to now (before inflight changes). */
+  #settle(): void {
+    const now = preciseNow();
+    const at = this.#a[BUSY_AT]! || now;
+    this.#a[BUSY]! += this.#a[INFLIGHT]! * Math.max(0, now - at);
+    this.#a[BUSY_AT] = now;
+  }
+
+  /** ∫ inflight dt up to `now` (request·ms), read by the pacemaker without writing. */
+  busyIntegral(now = preciseNow()): number {
+    const at = this.#a[BUSY_AT]! || now;
+    return this.#a[BUSY]! + this.#a[INFLIGHT]! * Math.max(0, now - at);
   }
 
   setQueued(n: number): void {

@@ -18,6 +18,9 @@ export function natsOptions(access: NatsAccess, name: string): ConnectionOptions
     name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
+    // The client would otherwise build two Error objects (with stack traces) for every
+    // request it sends, just in case one times out: ~5% of a busy receiver's CPU.
+    noAsyncTraces: true,
     ...(access.token ? { token: access.token } : {}),
   };
 }

@@ -3,6 +3,7 @@
  */
 import type { CensusEntry } from './census.ts';
 import { tissueStress } from './stress.ts';
+import type { DecisionBody } from './vocabulary.ts';
 
 function ago(ms: number): string {
   if (ms < 1_000) return `${ms}ms`;
@@ -39,4 +40,12 @@ export function censusSummary(entries: readonly CensusEntry[]): string {
   return [...by.entries()]
     .map(([t, s]) => `${t}: ${Object.entries(s).map(([k, n]) => `${n} ${k}`).join(', ')}${stress[t] === undefined ? '' : `, stress ${stress[t]!.toFixed(2)}`}`)
     .join('; ');
+}
+
+/** One homeostasis decision as a log line: who, what, which cells, why, and the key readings. */
+export function decisionLine(from: string, d: DecisionBody): string {
+  const cells = d.cells.length > 0 ? ` ${d.cells.join(',')}` : d.count > 0 ? ` ×${d.count}` : '';
+  const r = d.readings;
+  const keys = ['stress', 'demand', 'alive', 'pending', 'desired', 'failures', 'backoffMs'].filter((k) => r[k] !== undefined);
+  return `decision ${d.tissue} ${d.action}${cells} by ${from}: ${d.reason} [${keys.map((k) => `${k} ${r[k]}`).join(', ')}]`;
 }

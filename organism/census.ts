@@ -7,7 +7,7 @@
  */
 import type { Hormone } from './hormone.ts';
 import type { Limits } from './genome.ts';
-import type { BirthBody, DeathBody, PulseBody } from './vocabulary.ts';
+import type { BirthBody, DeathBody, DifferentiateBody, PulseBody } from './vocabulary.ts';
 import { parseCertificate, type Certificate } from './lineage.ts';
 import { StressMeter, tissueStress } from './stress.ts';
 
@@ -27,6 +27,8 @@ export interface CensusEntry {
   load: number;
   /** Load smoothed with the tissue's half-life (organism/stress.ts): what stress is made of. */
   smoothed: number;
+  /** Uncapped demand in cells' worth of work, from the last pulse (see PulseBody.demand). */
+  demand: number;
   cpu: number;
   rss: number;
   lag: number;
@@ -35,8 +37,10 @@ export interface CensusEntry {
   /** Last time a pulse (or birth) arrived, ms since the epoch (receiver's clock). */
   lastSeen: number;
   pulses: number;
-  /** Why the cell is dead: a death cause, or `missed-pulses`. */
+  /** Why the cell is dead: a death cause, `missed-pulses`, or `vanished` (its pid is gone, seen by a cell on its host). */
   cause: string | null;
+  /** When it was found dead (receiver's clock), or null. */
+  died: number | null;
   work: PulseBody['work'];
 }
 
@@ -60,7 +64,7 @@ export interface CensusOptions {
 type Listener = (e: CensusEvent) => void;
 
 export class Census {
-  readonly #entries = new Map<string, CensusEntry & { diedAt?: number }>();
+  readonly #entries = new Map<string, CensusEntry>();
   readonly #listeners = new Set<Listener>();
   readonly #limits: CensusOptions['limits'];
   readonly #now: () => number;
@@ -137,6 +141,8 @@ export class Census {
         return this.#birth(h.from, h.body as BirthBody, h.ts);
       case 'death':
         return this.#death(h.from, h.body as DeathBody);
+      case 'differentiate':
+        return this.#differentiate(h.from, h.body as DifferentiateBody);
       default:
     }
   }
@@ -145,16 +151,16 @@ export class Census {
     for (const l of this.#listeners) l(e);
   }
 
-  #setState(entry: CensusEntry & { diedAt?: number }, state: LifeState, cause: string | null = null): void {
+  #setState(entry: CensusEntry, state: LifeState, cause: string | null = null): void {
     if (entry.state === state) return;
     const from = entry.state;
     entry.state = state;
     if (state === 'dead') {
       entry.cause = cause;
-      entry.diedAt = this.#now();
+      entry.died = this.#now();
     } else {
       entry.cause = null;
-      delete entry.diedAt;
+      entry.died = null;
     }
     this.#emit({ type: 'state', entry: this.#snapshot(entry), from });
   }
@@ -167,17 +173,19 @@ export class Census {
     if (ts < (this.#lastTs.get(id) ?? 0)) return;
     this.#lastTs.set(id, ts);
     const existing = this.#entries.get(id);
-    if (existing?.state === 'dead' && existing.cause !== 'missed-pulses') return; // it said goodbye
+    if (existing?.state === 'dead' && existing.cause !== 'missed-pulses') return; // it said goodbye (or its pid is gone)
     const cert = this.#certOf?.(id);
-    const tissue = cert?.tissue ?? b.tissue;
+    // A stem cell differentiates in place: for cells born stem, the tissue they serve is
+    // what they say; every other cell is what its certificate says.
+    const tissue = cert && cert.tissue !== 'stem' ? cert.tissue : b.tissue;
     const smoothed = Math.round(this.#stress.observe(id, tissue, b.load, ts) * 1000) / 1000;
     const fields = {
       tissue, smoothed, host: cert?.host ?? b.host, pid: b.pid, parent: cert ? cert.parent : b.parent,
-      born: cert?.born ?? b.born, load: b.load, cpu: b.cpu, rss: b.rss,
+      born: cert?.born ?? b.born, load: b.load, demand: b.demand, cpu: b.cpu, rss: b.rss,
       lag: b.lag, url: b.url, genome: b.genome, lastSeen: now, pulses: b.n, work: { ...b.work },
     };
     if (!existing) {
-      const entry = { id, age: 0, state: b.state as LifeState, cause: null, ...fields };
+      const entry: CensusEntry = { id, age: 0, state: b.state as LifeState, cause: null, died: null, ...fields };
       this.#entries.set(id, entry);
       this.#emit({ type: 'joined', entry: this.#snapshot(entry) });
       return;
@@ -196,9 +204,9 @@ export class Census {
       return;
     }
     if (cert.cell !== id) return;
-    const entry = {
+    const entry: CensusEntry = {
       id, tissue: cert.tissue, host: cert.host, pid: b.pid, parent: cert.parent, born: cert.born, age: 0, state: 'alive' as LifeState,
-      load: 0, smoothed: 0, cpu: 0, rss: 0, lag: 0, url: b.url, genome: '', lastSeen: this.#now(), pulses: 0, cause: null,
+      load: 0, smoothed: 0, demand: 0, cpu: 0, rss: 0, lag: 0, url: b.url, genome: '', lastSeen: this.#now(), pulses: 0, cause: null, died: null,
       work: { handled: 0, inflight: 0, queued: 0, errors: 0 },
     };
     this.#entries.set(id, entry);
@@ -211,13 +219,33 @@ export class Census {
     this.#setState(entry, 'dead', b.cause);
   }
 
+  #differentiate(id: string, b: DifferentiateBody): void {
+    const entry = this.#entries.get(id);
+    if (!entry || entry.state === 'dead') return;
+    if (this.#certOf?.(id)?.tissue !== 'stem') return; // only stem cells change tissue
+    if (entry.tissue === b.tissue) return;
+    const from = entry.state;
+    entry.tissue = b.tissue;
+    this.#emit({ type: 'state', entry: this.#snapshot(entry), from });
+  }
+
+  /**
+   * Local evidence: a cell on the same host found this member's pid gone (kill -9, crash),
+   * so it need not wait out the missed pulses. Not evidence of guilt, only of death.
+   */
+  confirmDead(id: string, cause = 'vanished'): void {
+    const entry = this.#entries.get(id);
+    if (!entry || entry.state === 'dead') return;
+    this.#setState(entry, 'dead', cause);
+  }
+
   /** Re-evaluates silence; called by the timer, or by a test driving the clock. */
   tick(): void {
     const now = this.#now();
     const { pulseIntervalMs, suspectAfterPulses, deadAfterPulses, deadRetentionMs } = this.#limits;
     for (const entry of this.#entries.values()) {
       if (entry.state === 'dead') {
-        if (now - (entry.diedAt ?? now) >= deadRetentionMs) {
+        if (now - (entry.died ?? now) >= deadRetentionMs) {
           this.#entries.delete(entry.id);
           this.#lastTs.delete(entry.id);
           this.#stress.forget(entry.id);
@@ -232,9 +260,8 @@ export class Census {
     }
   }
 
-  #snapshot(e: CensusEntry & { diedAt?: number }): CensusEntry {
-    const { diedAt: _d, ...rest } = e;
-    return { ...rest, work: { ...e.work }, age: Math.max(0, this.#now() - e.born) };
+  #snapshot(e: CensusEntry): CensusEntry {
+    return { ...e, work: { ...e.work }, age: Math.max(0, this.#now() - e.born) };
   }
 
   get(id: string): CensusEntry | undefined {
@@ -266,7 +293,7 @@ export function isCensusEntry(v: unknown): v is CensusEntry {
   return (
     typeof e.id === 'string' && typeof e.tissue === 'string' && typeof e.host === 'string' && typeof e.state === 'string' &&
     ['alive', 'draining', 'suspect', 'dead'].includes(e.state) && num(e.pid) && num(e.born) && num(e.age) && num(e.load) &&
-    num(e.smoothed) && num(e.cpu) && num(e.rss) && num(e.lag) && num(e.lastSeen) && (e.url === null || typeof e.url === 'string') &&
+    num(e.smoothed) && num(e.demand) && num(e.cpu) && num(e.rss) && num(e.lag) && num(e.lastSeen) && (e.url === null || typeof e.url === 'string') &&
     (e.parent === null || typeof e.parent === 'string') && (e.cause === null || typeof e.cause === 'string') &&
     typeof e.work === 'object' && e.work !== null
   );

@@ -8,7 +8,8 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stopBrokerByPid } from './broker.ts';
-import { censusSummary, censusTable } from './census-table.ts';
+import { censusSummary, censusTable, decisionLine } from './census-table.ts';
+import type { DecisionBody } from './vocabulary.ts';
 import { isCensusEntry, type CensusEntry } from './census.ts';
 import { CellularError, isCellularError } from './errors.ts';
 import { defaultGenome, loadGenome, validateGenome, type Genome } from './genome.ts';
@@ -37,9 +38,31 @@ Options:
   --nats URLS       join these NATS servers instead of starting a private nats-server
   --id ID           organism id (namespace org.<id>.); default: kept in the state dir
   --no-install      never install nats-server with apt-get, even as root on Debian
-  --plain           log census changes as lines instead of redrawing a table
+  --plain           log census changes and homeostasis decisions as lines instead of redrawing a table
   --json            census as a JSON array (like pm2 jlist)
+
+Environment:
+  NATS_SERVER_BIN     path of the nats-server binary to use
+  CELLULAR_CELL_FLAGS V8 flags for cell processes (default --max-semi-space-size=1)
+
+The genome's fields, homeostasis and the protocol: README.md and docs/.
 `;
+
+/** Which of our receivers answers on the front door (its /healthz names the cell), if any within `ms`. */
+async function frontDoorHolder(url: string, census: { get(id: string): { tissue: string } | undefined }, ms: number): Promise<string | undefined> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      const r = await fetch(new URL('/healthz', url), { signal: AbortSignal.timeout(500) });
+      const cell = ((await r.json()) as { cell?: unknown }).cell;
+      if (typeof cell === 'string' && census.get(cell)?.tissue === 'receiver') return cell;
+    } catch {
+      // not listening yet, or not ours
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return undefined;
+}
 
 const OPTIONS = {
   'state-dir': { type: 'string', default: '.organism' },
@@ -123,14 +146,37 @@ async function grow(flags: Flags): Promise<number> {
   }
   say(`organism ${organism.id} alive: ${living.length} cells on ${organism.servers.join(', ')}`);
   say(`census: npx cellular census --state-dir ${stateDir}    stop: Ctrl-C or npx cellular stop --state-dir ${stateDir}`);
+  const receivers = Object.values(genome.tissues).some((t) => t.module === 'receiver');
+  if (receivers) {
+    const m = genome.messenger;
+    const own = living.filter((c) => c.tissue === 'receiver' && c.url).map((c) => c.url).join(', ');
+    if (m.frontPort === 0) say(`messenger: ${own || 'receivers starting'}`);
+    else {
+      const front = `http://${m.host}:${m.frontPort}/`;
+      const holder = await frontDoorHolder(front, organism.observer.census, 3_000);
+      say(holder
+        ? `messenger: ${front} (front door, held by ${holder}; receivers also at ${own})`
+        : `messenger: ${own} (the front door ${front} is not ours: another program holds port ${m.frontPort}; set messenger.frontPort)`);
+    }
+  }
 
   const census = organism.observer.census;
   const tty = process.stdout.isTTY === true && !flags.plain;
   const ac = new AbortController();
+  // Homeostasis decisions, with the readings behind them: why a cell divided or died.
+  const decisions: string[] = [];
+  const offDecisions = organism.observer.bus.on((h) => {
+    if (h.kind !== 'decision') return;
+    const line = `${new Date(h.ts).toISOString()} ${decisionLine(h.from, h.body as DecisionBody)}`;
+    if (tty) decisions.splice(0, Math.max(0, decisions.push(line) - 8));
+    else process.stdout.write(`${line}\n`);
+  });
+  ac.signal.addEventListener('abort', offDecisions);
   if (tty) {
     const draw = () => {
       if (organism.state.state !== 'alive') return;
-      process.stdout.write(`\x1b[H\x1b[2J organism ${organism.id} · ${organism.servers.join(', ')} · ${censusSummary(census.living())}\n\n${censusTable(census.list())}\n\n Ctrl-C to stop\n`);
+      const recent = decisions.length > 0 ? `\n\n decisions:\n ${decisions.join('\n ')}` : '';
+      process.stdout.write(`\x1b[H\x1b[2J organism ${organism.id} · ${organism.servers.join(', ')} · ${censusSummary(census.living())}\n\n${censusTable(census.list())}${recent}\n\n Ctrl-C to stop\n`);
     };
     const timer = setInterval(draw, Math.max(250, genome.limits.pulseIntervalMs));
     draw();

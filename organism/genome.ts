@@ -20,6 +20,12 @@ export interface TissueGene {
   high: number;
   /** Stress below which, for `idleMs`, the tissue shrinks, in [0,1]. @default 0.2 */
   low: number;
+  /**
+   * Load each cell should carry after growth, in (low, high): a tissue grows to
+   * ceil(demand / target) cells. Keeping it below `high` and a shrink from leaving any
+   * cell above it is the hysteresis that stops divide/die oscillation. @default 0.6
+   */
+  target: number;
   /** How long a cell must stay below `low` before apoptosis. @default 30000 */
   idleMs: number;
   /** Half-life of the decayed stress mean. @default 2000 */
@@ -31,6 +37,20 @@ export interface Limits {
   cellsPerHost: number;
   /** Most divisions per minute, organism-wide. @default 60 */
   mitosisPerMinute: number;
+  /** Most resident memory of all living cells on one host, MiB; a division that would pass it is refused. @default 4096 */
+  rssPerHostMb: number;
+  /** Replication budget of a cell made by the root key; a child gets less than its parent had (Hayflick limit). @default 16 */
+  lineageBudget: number;
+  /** Whether cells run homeostasis (mitosis, apoptosis, regrowth). @default true */
+  homeostasis: boolean;
+  /** First wait before regrowing a tissue whose new cells keep dying young; doubles per failure. @default 500 */
+  regrowBackoffMs: number;
+  /** Cap on that wait. @default 30000 */
+  regrowBackoffMaxMs: number;
+  /** A cell that dies (or never pulses) this soon after it was made counts as a failed birth. @default 1000 */
+  crashWindowMs: number;
+  /** How long a cell being made may take to pulse before it counts as failed. @default 5000 */
+  joinTimeoutMs: number;
   /** Largest encoded hormone accepted or sent, in bytes. @default 8192 */
   hormoneMaxBytes: number;
   /** Time between two pulses of one cell. @default 500 */
@@ -68,12 +88,83 @@ export interface BrokerGene {
   maxPayload: number;
 }
 
+/** The messenger: receivers' sockets and limits, accounts, sessions and message storage. */
+export interface MessengerGene {
+  /** Address receivers listen on. @default '127.0.0.1' */
+  host: string;
+  /** Lowest port of the range each receiver takes its own port from. @default 8101 */
+  portMin: number;
+  /** Highest port of that range. @default 8199 */
+  portMax: number;
+  /** The front door: one receiver at a time holds it; 0 disables it. @default 8080 */
+  frontPort: number;
+  /**
+   * Origins allowed to open a WebSocket, comma-separated (`https://chat.example.org`);
+   * empty allows the receivers' own origins only. A request without an Origin header
+   * (a non-browser client) is allowed. @default ''
+   */
+  origins: string;
+  /** Largest client frame, bytes; a larger one is refused with PROTO_ERR_TOO_LARGE. @default 65536 */
+  maxFrameBytes: number;
+  /** Largest message body (ciphertext), bytes. @default 32768 */
+  maxBodyBytes: number;
+  /** Frames per second one connection may send (token bucket, burst of the same size). @default 100 */
+  framesPerSecond: number;
+  /** Open sockets one IP address may hold on one receiver. @default 1024 */
+  connectionsPerIp: number;
+  /**
+   * Outbound bytes a client may leave unread. Delivery pauses at half of it; a push that
+   * would pass it cuts the client off (close 4001). @default 1048576
+   */
+  maxPendingBytes: number;
+  /** How long delivery waits for a client to read its backlog before cutting it off (close 4001). @default 10000 */
+  slowClientMs: number;
+  /**
+   * Client acks within this many ms share one write of the user's cursor. Longer means
+   * fewer KV writes and more messages sent again after a failover. @default 50
+   */
+  cursorFlushMs: number;
+  /**
+   * Messages one receiver may have on their way into JetStream at once; further sends
+   * wait their turn (in order), so a send flood leaves the broker room to deliver. @default 8
+   */
+  storeInflight: number;
+  /** Most members (copies) in one group send. @default 64 */
+  groupMaxMembers: number;
+  /** Most messages in one history page, and most pushed to a client before it acks. @default 256 */
+  pageMax: number;
+  /** scrypt cost for new password hashes, log2 N (17: N = 131072, 128 MiB per hash). @default 17 */
+  scryptLogN: number;
+  /** scrypt block size r. @default 8 */
+  scryptR: number;
+  /** scrypt parallelism p. @default 1 */
+  scryptP: number;
+  /** Failed logins one username may take per window, organism-wide. @default 10 */
+  loginAttemptsPerUser: number;
+  /** Logins and registrations (of any user) one IP address may try per window, organism-wide. @default 50 */
+  loginAttemptsPerIp: number;
+  /** The rate-limit window, ms. @default 60000 */
+  loginWindowMs: number;
+  /** How long a session token lives, ms (bucket TTL). @default 604800000 */
+  sessionTtlMs: number;
+  /** How long a stored message is kept, ms. @default 2592000000 */
+  messageRetentionMs: number;
+  /** Window within which a resent message id is stored only once, ms. @default 600000 */
+  dedupeWindowMs: number;
+  /**
+   * How long a receiver keeps retrying a worker request that found no worker at all (one
+   * being regrown), ms. Safe to retry: "no responders" means no worker received it. @default 3000
+   */
+  workerWaitMs: number;
+}
+
 export interface Genome {
   /** Genome format version. @default 1 */
   version: 1;
   tissues: Record<string, TissueGene>;
   limits: Limits;
   broker: BrokerGene;
+  messenger: MessengerGene;
 }
 
 export const TISSUE_DEFAULTS: Readonly<TissueGene> = Object.freeze({
@@ -82,6 +173,7 @@ export const TISSUE_DEFAULTS: Readonly<TissueGene> = Object.freeze({
   max: 4,
   high: 0.75,
   low: 0.2,
+  target: 0.6,
   idleMs: 30_000,
   halfLifeMs: 2_000,
 });
@@ -92,10 +184,19 @@ export function defaultGenome(): Genome {
     tissues: {
       stem: { ...TISSUE_DEFAULTS, module: 'stem', min: 2, max: 8 },
       echo: { ...TISSUE_DEFAULTS, module: 'echo', min: 1, max: 4 },
+      receiver: { ...TISSUE_DEFAULTS, module: 'receiver', min: 1, max: 4 },
+      worker: { ...TISSUE_DEFAULTS, module: 'worker', min: 1, max: 4 },
     },
     limits: {
       cellsPerHost: 32,
       mitosisPerMinute: 60,
+      rssPerHostMb: 4096,
+      lineageBudget: 16,
+      homeostasis: true,
+      regrowBackoffMs: 500,
+      regrowBackoffMaxMs: 30_000,
+      crashWindowMs: 1_000,
+      joinTimeoutMs: 5_000,
       hormoneMaxBytes: 8192,
       pulseIntervalMs: 500,
       suspectAfterPulses: 3,
@@ -108,14 +209,48 @@ export function defaultGenome(): Genome {
       brokerLossMs: 15_000,
     },
     broker: { host: '127.0.0.1', port: 0, monitorPort: 0, maxPayload: 1_048_576 },
+    messenger: {
+      host: '127.0.0.1',
+      portMin: 8101,
+      portMax: 8199,
+      frontPort: 8080,
+      origins: '',
+      maxFrameBytes: 65_536,
+      maxBodyBytes: 32_768,
+      framesPerSecond: 100,
+      connectionsPerIp: 1024,
+      maxPendingBytes: 1_048_576,
+      slowClientMs: 10_000,
+      cursorFlushMs: 50,
+      storeInflight: 8,
+      groupMaxMembers: 64,
+      pageMax: 256,
+      scryptLogN: 17,
+      scryptR: 8,
+      scryptP: 1,
+      loginAttemptsPerUser: 10,
+      loginAttemptsPerIp: 50,
+      loginWindowMs: 60_000,
+      sessionTtlMs: 7 * 24 * 3_600_000,
+      messageRetentionMs: 30 * 24 * 3_600_000,
+      dedupeWindowMs: 600_000,
+      workerWaitMs: 3_000,
+    },
   };
 }
 
-type Rule = { kind: 'int'; min: number; max: number } | { kind: 'number'; min: number; max: number } | { kind: 'string'; pattern?: RegExp; hint?: string };
+type Rule = { kind: 'boolean' } | { kind: 'int'; min: number; max: number } | { kind: 'number'; min: number; max: number } | { kind: 'string'; pattern?: RegExp; hint?: string; empty?: boolean };
 
 const LIMIT_RULES: Record<keyof Limits, Rule> = {
   cellsPerHost: { kind: 'int', min: 1, max: 10_000 },
   mitosisPerMinute: { kind: 'int', min: 0, max: 100_000 },
+  rssPerHostMb: { kind: 'int', min: 64, max: 16_777_216 },
+  lineageBudget: { kind: 'int', min: 0, max: 1_000_000 },
+  homeostasis: { kind: 'boolean' },
+  regrowBackoffMs: { kind: 'int', min: 10, max: 3_600_000 },
+  regrowBackoffMaxMs: { kind: 'int', min: 10, max: 86_400_000 },
+  crashWindowMs: { kind: 'int', min: 0, max: 3_600_000 },
+  joinTimeoutMs: { kind: 'int', min: 100, max: 600_000 },
   hormoneMaxBytes: { kind: 'int', min: 512, max: 1_048_576 },
   pulseIntervalMs: { kind: 'int', min: 50, max: 60_000 },
   suspectAfterPulses: { kind: 'int', min: 1, max: 1_000 },
@@ -134,6 +269,7 @@ const TISSUE_RULES: Record<keyof TissueGene, Rule> = {
   max: { kind: 'int', min: 1, max: 10_000 },
   high: { kind: 'number', min: 0, max: 1 },
   low: { kind: 'number', min: 0, max: 1 },
+  target: { kind: 'number', min: 0, max: 1 },
   idleMs: { kind: 'int', min: 0, max: 86_400_000 },
   halfLifeMs: { kind: 'int', min: 1, max: 3_600_000 },
 };
@@ -143,6 +279,34 @@ const BROKER_RULES: Record<keyof BrokerGene, Rule> = {
   port: { kind: 'int', min: 0, max: 65_535 },
   monitorPort: { kind: 'int', min: 0, max: 65_535 },
   maxPayload: { kind: 'int', min: 1024, max: 67_108_864 },
+};
+
+const MESSENGER_RULES: Record<keyof MessengerGene, Rule> = {
+  host: { kind: 'string', pattern: /^[0-9a-zA-Z.:\-[\]]+$/, hint: 'an IP address or host name' },
+  portMin: { kind: 'int', min: 1, max: 65_535 },
+  portMax: { kind: 'int', min: 1, max: 65_535 },
+  frontPort: { kind: 'int', min: 0, max: 65_535 },
+  origins: { kind: 'string', pattern: /^(https?:\/\/[^\s,/]+(,https?:\/\/[^\s,/]+)*)?$/, hint: 'a comma-separated list of origins such as https://chat.example.org, or empty', empty: true },
+  maxFrameBytes: { kind: 'int', min: 1024, max: 16_777_216 },
+  maxBodyBytes: { kind: 'int', min: 64, max: 16_777_216 },
+  framesPerSecond: { kind: 'int', min: 1, max: 1_000_000 },
+  connectionsPerIp: { kind: 'int', min: 1, max: 1_000_000 },
+  maxPendingBytes: { kind: 'int', min: 1024, max: 1_073_741_824 },
+  slowClientMs: { kind: 'int', min: 100, max: 3_600_000 },
+  cursorFlushMs: { kind: 'int', min: 0, max: 60_000 },
+  storeInflight: { kind: 'int', min: 1, max: 100_000 },
+  groupMaxMembers: { kind: 'int', min: 2, max: 10_000 },
+  pageMax: { kind: 'int', min: 1, max: 10_000 },
+  scryptLogN: { kind: 'int', min: 10, max: 22 },
+  scryptR: { kind: 'int', min: 1, max: 32 },
+  scryptP: { kind: 'int', min: 1, max: 16 },
+  loginAttemptsPerUser: { kind: 'int', min: 1, max: 1_000_000 },
+  loginAttemptsPerIp: { kind: 'int', min: 1, max: 1_000_000 },
+  loginWindowMs: { kind: 'int', min: 1_000, max: 86_400_000 },
+  sessionTtlMs: { kind: 'int', min: 10_000, max: 365 * 86_400_000 },
+  messageRetentionMs: { kind: 'int', min: 60_000, max: 3_650 * 86_400_000 },
+  dedupeWindowMs: { kind: 'int', min: 1_000, max: 86_400_000 },
+  workerWaitMs: { kind: 'int', min: 0, max: 60_000 },
 };
 
 /** Tissue names become NATS subject tokens and file names, so keep them plain. */
@@ -163,6 +327,9 @@ function invalid(field: string, expected: string, value: unknown): CellularError
 
 function checkRule(field: string, rule: Rule, value: unknown): void {
   switch (rule.kind) {
+    case 'boolean':
+      if (typeof value !== 'boolean') throw invalid(field, 'true or false', value);
+      return;
     case 'int':
       if (typeof value !== 'number' || !Number.isInteger(value) || value < rule.min || value > rule.max) {
         throw invalid(field, `an integer from ${rule.min} to ${rule.max}`, value);
@@ -174,7 +341,7 @@ function checkRule(field: string, rule: Rule, value: unknown): void {
       }
       return;
     case 'string':
-      if (typeof value !== 'string' || value.length === 0 || (rule.pattern && !rule.pattern.test(value))) {
+      if (typeof value !== 'string' || (value.length === 0 && !rule.empty) || (rule.pattern && !rule.pattern.test(value))) {
         throw invalid(field, rule.hint ?? 'a non-empty string', value);
       }
   }
@@ -198,13 +365,20 @@ function checkSection(prefix: string, rules: Record<string, Rule>, value: unknow
 export function validateGenome(value: unknown): Readonly<Genome> {
   if (!isRecord(value)) throw invalid('', 'an object', value);
   for (const key of Object.keys(value)) {
-    if (!['version', 'tissues', 'limits', 'broker'].includes(key)) {
-      throw new CellularError('GENOME_ERR_UNKNOWN_FIELD', `genome.${key} is not a genome field; known fields: version, tissues, limits, broker`);
+    if (!['version', 'tissues', 'limits', 'broker', 'messenger'].includes(key)) {
+      throw new CellularError('GENOME_ERR_UNKNOWN_FIELD', `genome.${key} is not a genome field; known fields: version, tissues, limits, broker, messenger`);
     }
   }
   if (value.version !== 1) throw invalid('version', 'the number 1', value.version);
   checkSection('limits', LIMIT_RULES, value.limits);
   checkSection('broker', BROKER_RULES, value.broker);
+  checkSection('messenger', MESSENGER_RULES, value.messenger);
+  const messenger = value.messenger as unknown as MessengerGene;
+  if (messenger.portMax < messenger.portMin) throw invalid('messenger.portMax', `at least messenger.portMin (${messenger.portMin})`, messenger.portMax);
+  if (messenger.frontPort !== 0 && messenger.frontPort >= messenger.portMin && messenger.frontPort <= messenger.portMax) {
+    throw invalid('messenger.frontPort', `outside the receivers' range ${messenger.portMin}-${messenger.portMax}`, messenger.frontPort);
+  }
+  if (messenger.maxBodyBytes >= messenger.maxFrameBytes) throw invalid('messenger.maxBodyBytes', `below messenger.maxFrameBytes (${messenger.maxFrameBytes})`, messenger.maxBodyBytes);
   const limits = value.limits as unknown as Limits;
   if (limits.deadAfterPulses <= limits.suspectAfterPulses) {
     throw invalid('limits.deadAfterPulses', `greater than limits.suspectAfterPulses (${limits.suspectAfterPulses})`, limits.deadAfterPulses);
@@ -212,6 +386,9 @@ export function validateGenome(value: unknown): Readonly<Genome> {
   if (limits.drainTimeoutMs * 2 > limits.shutdownTimeoutMs) {
     // Stragglers get SIGTERM at 60% of the shutdown timeout: a drain must fit well before it.
     throw invalid('limits.drainTimeoutMs', `at most half of limits.shutdownTimeoutMs (${limits.shutdownTimeoutMs})`, limits.drainTimeoutMs);
+  }
+  if (limits.regrowBackoffMaxMs < limits.regrowBackoffMs) {
+    throw invalid('limits.regrowBackoffMaxMs', `at least limits.regrowBackoffMs (${limits.regrowBackoffMs})`, limits.regrowBackoffMaxMs);
   }
   const broker = value.broker as unknown as BrokerGene;
   if (broker.port === 4222) throw invalid('broker.port', 'a port other than 4222 (the default NATS port is left to system servers)', 4222);
@@ -231,6 +408,7 @@ export function validateGenome(value: unknown): Readonly<Genome> {
     const t = tissue as unknown as TissueGene;
     if (t.min > t.max) throw invalid(`tissues.${name}.min`, `at most tissues.${name}.max (${t.max})`, t.min);
     if (t.low >= t.high) throw invalid(`tissues.${name}.low`, `below tissues.${name}.high (${t.high})`, t.low);
+    if (t.target <= t.low || t.target >= t.high) throw invalid(`tissues.${name}.target`, `between tissues.${name}.low (${t.low}) and tissues.${name}.high (${t.high}), exclusive`, t.target);
     minTotal += t.min;
   }
   if (minTotal > limits.cellsPerHost) {
@@ -260,7 +438,7 @@ export function mergeGenome(base: Genome, patch: unknown, source: string): Genom
         if (t === null) delete tissues[name];
         else tissues[name] = isRecord(t) ? { ...TISSUE_DEFAULTS, ...(isRecord(tissues[name]) ? tissues[name] : { module: name }), ...t } : t;
       }
-    } else if ((key === 'limits' || key === 'broker') && isRecord(value)) {
+    } else if ((key === 'limits' || key === 'broker' || key === 'messenger') && isRecord(value)) {
       out[key] = { ...(out[key] as object), ...value };
     } else {
       out[key] = value;

@@ -10,7 +10,7 @@ export const ORGANISM_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
 /** Cell ids are subject tokens too. */
 export const CELL_ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
 
-export type CellVerb = 'ping' | 'info' | 'stats';
+export type CellVerb = 'ping' | 'info' | 'stats' | 'differentiate';
 
 export class Namespace {
   readonly id: string;
@@ -52,6 +52,21 @@ export class Namespace {
   /** Any living cell answers with its census view (queue group `census`). */
   get census(): string {
     return `${this.prefix}.census`;
+  }
+
+  /** A user's inbox in the messages stream (the user name is one subject token). */
+  inbox(user: string): string {
+    return `${this.prefix}.inbox.${user}`;
+  }
+
+  /** Every inbox: the messages stream's subjects. */
+  get inboxes(): string {
+    return `${this.prefix}.inbox.*`;
+  }
+
+  /** Presence and receipts pushed to a user's live sockets, on whichever receiver holds them. */
+  userEvents(user: string): string {
+    return `${this.prefix}.user.${user}`;
   }
 
   bucket(name: string): string {

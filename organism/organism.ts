@@ -6,7 +6,9 @@
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { spawnCell, type SpawnedCell } from '../cells/spawn.ts';
+import { ensureMessengerStores } from '../cells/messenger/stores.ts';
+import { newCellId, spawnCell, type SpawnedCell } from '../cells/spawn.ts';
+import { emptyTissueRecord, packRecord, readTissueRecord, tissueKey } from './homeostasis-record.ts';
 import { sweepCells } from './sweep.ts';
 import { Broker, ensureNatsServer, stopBrokerByPid } from './broker.ts';
 import type { CensusEntry } from './census.ts';
@@ -55,6 +57,7 @@ export class Organism {
   #observer: Observer | undefined;
   #rootKey: RootKey | undefined;
   #lineage: KV | undefined;
+  #homeostasis: KV | undefined;
   #nc: NatsConnection | undefined;
   #servers: string[] = [];
   #token: string | null = null;
@@ -137,8 +140,10 @@ export class Organism {
         throw new CellularError('BROKER_ERR_CONNECT', `cannot reach NATS at ${this.#servers.join(', ')}: ${(cause as Error).message}`, { cause });
       }
       // Stores first: the observer's certificate book binds to the lineage bucket.
-      const { lineage } = await ensureStores(this.#nc, new Namespace(this.id));
+      const { lineage, homeostasis } = await ensureStores(this.#nc, new Namespace(this.id));
+      await ensureMessengerStores(this.#nc, new Namespace(this.id), this.genome.messenger);
       this.#lineage = lineage;
+      this.#homeostasis = homeostasis;
       this.#observer = await Observer.open({
         servers: this.#servers, organism: this.id, rootPub: this.#rootKey.pub, rootKey: this.#rootKey, limits: this.genome.limits, nc: this.#nc,
         halfLifeOf: (tissue) => this.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
@@ -150,10 +155,19 @@ export class Organism {
           void this.stop('shutdown hormone', { announce: false });
         }
       });
-      for (const [tissue, gene] of Object.entries(this.genome.tissues)) {
-        for (let i = 0; i < gene.min; i++) {
+      // The first population is grow's decision: recorded as pending before any cell can
+      // look, so the newborns' homeostasis does not regrow what is already on its way.
+      // Records left by an earlier run of this state dir are replaced (no cell of it lives).
+      const seeds = Object.entries(this.genome.tissues).map(([tissue, gene]) => ({ tissue, ids: Array.from({ length: gene.min }, () => newCellId(tissue)) }));
+      const due = Date.now() + this.genome.limits.joinTimeoutMs + seeds.reduce((n, s) => n + s.ids.length, 0) * 200;
+      for (const { tissue, ids } of seeds) {
+        const record = { ...emptyTissueRecord(tissue), epoch: 1, at: Date.now(), by: ROOT_ISSUER, action: 'seed' as const, pending: ids.map((id) => ({ id, host: hostname(), due, how: 'seed' as const })) };
+        await homeostasis.put(tissueKey(tissue), packRecord(record));
+      }
+      for (const { tissue, ids } of seeds) {
+        for (const id of ids) {
           throwIfAborted(signal);
-          await this.spawn(tissue);
+          await this.spawn(tissue, id);
         }
       }
       // Unless a stop began meanwhile (a shutdown hormone while we spawned).
@@ -186,7 +200,7 @@ export class Organism {
   }
 
   /** Spawns one cell of `tissue`, signed by the root key. */
-  async spawn(tissue: string): Promise<SpawnedCell> {
+  async spawn(tissue: string, id?: string): Promise<SpawnedCell> {
     if (this.#state.state === 'shutting-down' || this.#state.state === 'stopped') {
       throw new CellularError('CELL_ERR_CLOSED', `organism ${this.id} is ${this.#state.state}: no new cells`);
     }
@@ -214,7 +228,7 @@ export class Organism {
     const cell = await spawnCell({
       organism: this.id, access: this.access, genome: this.genome, stateDir: this.stateDir, rootPub: this.#rootKey!.pub,
       maker: { id: ROOT_ISSUER, key: this.#rootKey!.privateKey, generation: -1, budget: 0 },
-      tissue, lineage: this.#lineage!, ...(this.#o.genomeDir ? { baseDir: this.#o.genomeDir } : {}),
+      tissue, lineage: this.#lineage!, ...(this.#o.genomeDir ? { baseDir: this.#o.genomeDir } : {}), ...(id ? { id } : {}),
     });
     this.spawned.set(cell.id, cell);
     // stop() began while we were spawning: its sweep may have looked before this process
@@ -233,11 +247,38 @@ export class Organism {
     for (;;) {
       const living = this.observer.census.living().filter((c) => c.state === 'alive');
       const short = Object.entries(this.genome.tissues).filter(([t, g]) => living.filter((c) => c.tissue === t).length < g.min);
-      if (short.length === 0) return living;
+      if (short.length === 0) {
+        await this.#clearSeeds(new Set(living.map((c) => c.id)));
+        return living;
+      }
       if (Date.now() > end) {
         throw new CellularError('CELL_ERR_SPAWN', `census did not reach the genome within ${timeoutMs} ms; short: ${short.map(([t]) => t).join(', ')} (see ${join(this.stateDir, 'logs')})`);
       }
       await sleep(25);
+    }
+  }
+
+  /**
+   * The first cells are born: take them off their tissues' pending lists, so no cell born
+   * later (which never saw them) mistakes them for births that failed, or waits for them.
+   */
+  async #clearSeeds(born: Set<string>): Promise<void> {
+    const kv = this.#homeostasis;
+    if (!kv) return;
+    for (const tissue of Object.keys(this.genome.tissues)) {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const current = await readTissueRecord(kv, tissue).catch(() => null);
+        if (!current) break;
+        const { record, revision } = current;
+        const pending = record.pending.filter((p) => !(p.how === 'seed' && born.has(p.id)));
+        if (pending.length === record.pending.length) break;
+        try {
+          await kv.update(tissueKey(tissue), packRecord({ ...record, pending }), revision);
+          break;
+        } catch {
+          // a cell wrote meanwhile: read again
+        }
+      }
     }
   }
 

@@ -75,6 +75,17 @@ export function processesWith(marker: string): { pid: number; cmdline: string }[
   return found;
 }
 
+/** True if `pid` is stopped (SIGSTOP, a debugger) or a zombie: alive on paper, doing nothing. */
+export function isStopped(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'T' || state === 't' || state === 'Z';
+  } catch {
+    return false;
+  }
+}
+
 /** Parses a cell's command-line markers (`--cell <id> --organism <id>`), exactly. */
 export function cellMarkersOf(cmdline: string): { cell: string; organism: string } | undefined {
   const m = / --cell (\S+) --organism (\S+)$/.exec(cmdline);

@@ -1,13 +1,15 @@
 /**
  * The organism's JetStream state, created idempotently at every grow: the lineage bucket
  * (every cell's certificate, so a late observer can verify a cell it never saw born) and
- * the events stream (births, deaths, shutdowns: a short durable history).
+ * the events stream (births, deaths, shutdowns, decisions: a short durable history), and the
+ * homeostasis bucket (one compare-and-set record per tissue: organism/homeostasis-record.ts).
  */
 import { jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Namespace } from './namespace.ts';
 import { CellularError } from './errors.ts';
+import { HOMEOSTASIS_BUCKET } from './homeostasis-record.ts';
 
 export const LINEAGE_BUCKET = 'lineage';
 export const EVENTS_STREAM = 'events';
@@ -18,7 +20,7 @@ export interface StoreOptions {
 }
 
 /** Creates (or binds to) every stream and bucket; safe to run on every start. */
-export async function ensureStores(nc: NatsConnection, ns: Namespace, options: StoreOptions = {}): Promise<{ lineage: KV }> {
+export async function ensureStores(nc: NatsConnection, ns: Namespace, options: StoreOptions = {}): Promise<{ lineage: KV; homeostasis: KV }> {
   try {
     return await setUp(nc, ns, options.replicas ?? 1);
   } catch (cause) {
@@ -26,11 +28,11 @@ export async function ensureStores(nc: NatsConnection, ns: Namespace, options: S
   }
 }
 
-async function setUp(nc: NatsConnection, ns: Namespace, replicas: number): Promise<{ lineage: KV }> {
+async function setUp(nc: NatsConnection, ns: Namespace, replicas: number): Promise<{ lineage: KV; homeostasis: KV }> {
   const jsm = await jetstreamManager(nc);
   const events = {
     name: ns.stream(EVENTS_STREAM),
-    subjects: [ns.hormone('birth'), ns.hormone('death'), ns.hormone('shutdown')],
+    subjects: [ns.hormone('birth'), ns.hormone('death'), ns.hormone('shutdown'), ns.hormone('decision'), ns.hormone('differentiate')],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     discard: DiscardPolicy.Old,
@@ -45,7 +47,14 @@ async function setUp(nc: NatsConnection, ns: Namespace, replicas: number): Promi
     await jsm.streams.add(events);
   }
   const lineage = await new Kvm(nc).create(ns.bucket(LINEAGE_BUCKET), { history: 1, replicas, max_bytes: 64 * 1024 * 1024, storage: StorageType.File });
-  return { lineage };
+  // Compare-and-set needs no history; a short one shows the last decisions when debugging.
+  const homeostasis = await new Kvm(nc).create(ns.bucket(HOMEOSTASIS_BUCKET), { history: 5, replicas, max_bytes: 16 * 1024 * 1024, storage: StorageType.File });
+  return { lineage, homeostasis };
+}
+
+/** Binds to the homeostasis bucket without creating it (cells). */
+export async function openHomeostasis(nc: NatsConnection, ns: Namespace): Promise<KV> {
+  return new Kvm(nc).open(ns.bucket(HOMEOSTASIS_BUCKET));
 }
 
 /** Binds to the lineage bucket without creating it (cells and CLI observers). */

@@ -44,6 +44,12 @@ export interface PulseBody {
   state: CellState;
   /** Load in [0,1]: the highest of CPU, event-loop lag and work pressure. */
   load: number;
+  /**
+   * The same pressure without the cap at 1, in cells' worth of work: mean concurrency over
+   * the interval divided by capacity (Little's law), or CPU, or lag. A tissue needs about
+   * Σ demand / target cells; a saturated cell's load hides how much more it is asked.
+   */
+  demand: number;
   /** CPU percent of one core (pidusage). */
   cpu: number;
   /** Resident set size in bytes (pidusage). */
@@ -78,6 +84,35 @@ export interface ShutdownBody {
   reason: string;
 }
 
+/** What homeostasis decided. `divide` spawns, `differentiate` recruits a stem cell, `die` is apoptosis. */
+export type DecisionAction = 'divide' | 'differentiate' | 'die' | 'refuse' | 'back-off' | 'recover';
+
+export const DECISION_ACTIONS: readonly DecisionAction[] = ['divide', 'differentiate', 'die', 'refuse', 'back-off', 'recover'];
+
+/** Numbers (or short words) a decision was made from: stress, demand, population, limits. */
+export type Readings = Record<string, number | string>;
+
+export interface DecisionBody {
+  tissue: string;
+  action: DecisionAction;
+  /** Cells the decision makes, recruits or ends (empty for a refusal or a back-off). */
+  cells: string[];
+  /** How many cells it concerns (a refusal names how many were refused). */
+  count: number;
+  /** Why, in words. */
+  reason: string;
+  /** Epoch of the tissue's homeostasis record this decision wrote. */
+  epoch: number;
+  readings: Readings;
+}
+
+/** A stem cell announces it now serves `tissue`, recruited by `by`. */
+export interface DifferentiateBody {
+  tissue: string;
+  by: string;
+  epoch: number;
+}
+
 type Check = (b: Record<string, unknown>) => boolean;
 
 const str = (v: unknown, max = 256): boolean => typeof v === 'string' && v.length <= max;
@@ -96,6 +131,7 @@ const CHECKS: Partial<Record<HormoneKind, Check>> = {
     nonNegInt(b.born) &&
     (b.state === 'alive' || b.state === 'draining') &&
     finite(b.load, 0, 1) &&
+    finite(b.demand, 0, 1e6) &&
     finite(b.cpu, 0, 100_000) &&
     nonNegInt(b.rss) &&
     finite(b.lag, 0, 1e9) &&
@@ -110,7 +146,19 @@ const CHECKS: Partial<Record<HormoneKind, Check>> = {
   birth: (b) => nonNegInt(b.pid) && isObj(b.cert) && (b.url === null || str(b.url, 512)),
   death: (b) => nonNegInt(b.pid) && typeof b.cause === 'string' && DEATH_CAUSES.has(b.cause) && str(b.detail, 1024),
   shutdown: (b) => str(b.reason, 1024),
+  decision: (b) =>
+    str(b.tissue, 32) &&
+    typeof b.action === 'string' && (DECISION_ACTIONS as readonly string[]).includes(b.action) &&
+    Array.isArray(b.cells) && b.cells.length <= 256 && b.cells.every((c) => str(c, 64)) &&
+    nonNegInt(b.count) && str(b.reason, 512) && nonNegInt(b.epoch) && readingsFit(b.readings),
+  differentiate: (b) => str(b.tissue, 32) && str(b.by, 64) && nonNegInt(b.epoch),
 };
+
+function readingsFit(r: unknown): boolean {
+  if (!isObj(r)) return false;
+  const entries = Object.entries(r);
+  return entries.length <= 32 && entries.every(([k, v]) => k.length <= 32 && (str(v, 128) || (typeof v === 'number' && Number.isFinite(v))));
+}
 
 export function isHormoneKind(kind: unknown): kind is HormoneKind {
   return typeof kind === 'string' && (HORMONE_KINDS as readonly string[]).includes(kind);

@@ -12,6 +12,12 @@ import { runSpawnBench, validateOptions } from './bench-spawn.ts';
 import { machineInfo, summaryRows, textTable, writeSpawnReport } from './report.ts';
 import { runBusyBench } from './bench-busy.ts';
 import { busyRows, writeBusyReport } from './report-busy.ts';
+import { runHomeostasisBench } from './bench-homeostasis.ts';
+import { homeostasisRows, writeHomeostasisReport } from './report-homeostasis.ts';
+import { runChatBench, validateChatOptions } from './bench-chat.ts';
+import { chatRows, writeChatReport } from './report-chat.ts';
+import { runBrowserBench } from './bench-browser.ts';
+import { browserRows, writeBrowserReport } from './report-browser.ts';
 
 interface Benchmark {
   summary: string;
@@ -25,6 +31,9 @@ const USAGE = `Usage:
 Benchmarks:
   spawn   cell spawn → first pulse against a bare fork, idle cell memory, pulse traffic and its CPU
   busy    a cell whose main thread is stuck in a CPU loop keeps pulsing (against a main-thread pulser)
+  homeostasis  load steps grow and shrink a tissue; kill -9 is replaced (against a 15 s-polling HPA model)
+  chat    clients messaging each other through the swarm, against raw JetStream, a ws relay and Socket.IO + Redis
+  browser the browser client in Chromium: failover time under kill -9 (10 kills), encryption cost per message against Node
 
 Options of spawn:
   --spawns N       timed spawns, each after its fork peers (default 20)
@@ -36,6 +45,25 @@ Options of busy:
   --burn MS        how long the cell's main thread is kept busy (default 5000)
   --interval MS    pulse interval for the run (default 500)
   --state-dir DIR  as above
+
+Options of homeostasis:
+  --steps N        load steps in each growth phase, stem dispatch and cold spawn (default 10)
+  --hold MS        how long each step's peak lasts (default 6000)
+  --kills N        kill -9 rounds (default 10)
+  --state-dir DIR  as above (default .organism/bench-homeostasis)
+
+Options of chat:
+  --seconds S      length of each measured window, after a 1 s warm-up (default 10)
+  --clients N      chat clients (users) of every system (default 50)
+  --rate R         fixed offered load, messages/s in total (default 5000)
+  --window W       sends each client keeps awaiting their ack at saturation (default 32)
+  --idle N         idle sockets held open to one receiver for the memory figure; 0 skips it (default 10000)
+  --state-dir DIR  as above (default .organism/bench-chat)
+
+Options of browser (needs Debian's chromium, or CHROMIUM_BIN):
+  --kills N        kill -9 rounds of the page's receiver (default 10)
+  --messages N     seals and opens timed in Chromium and in Node (default 500)
+  --state-dir DIR  as above (default .organism/bench-browser)
 `;
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -95,7 +123,68 @@ const busyBench: Benchmark = {
   },
 };
 
-const BENCHMARKS: Record<string, Benchmark> = { spawn: spawnBench, busy: busyBench };
+const homeostasisBench: Benchmark = {
+  summary: 'load steps grow and shrink a tissue; kill -9 is replaced (against a 15 s-polling HPA model)',
+  async run(args, signal) {
+    const values = flags(args, { steps: '10', hold: '6000', kills: '10', 'state-dir': join('.organism', 'bench-homeostasis') });
+    const steps = intFlag('steps', values.steps);
+    const holdMs = intFlag('hold', values.hold);
+    const kills = intFlag('kills', values.kills);
+    if (steps < 1 || steps > 100) throw new CellularError('CLI_ERR_USAGE', `--steps must be from 1 to 100, received ${steps}`);
+    if (holdMs < 1_000 || holdMs > 120_000) throw new CellularError('CLI_ERR_USAGE', `--hold must be from 1000 to 120000 ms, received ${holdMs}`);
+    if (kills > 100) throw new CellularError('CLI_ERR_USAGE', `--kills must be at most 100, received ${kills}`);
+    const stateDir = resolve(values['state-dir']);
+    const startedAt = new Date();
+    const machine = machineInfo();
+    say(`homeostasis benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
+    const result = await runHomeostasisBench({ steps, holdMs, kills, stateDir, progress: say, signal });
+    const paths = writeHomeostasisReport(result, join(stateDir, 'reports'), startedAt, machine);
+    process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(homeostasisRows(result))}\n`);
+    return 0;
+  },
+};
+
+const chatBench: Benchmark = {
+  summary: 'clients messaging each other through the swarm, against raw JetStream, a ws relay and Socket.IO + Redis',
+  async run(args, signal) {
+    const values = flags(args, { seconds: '10', clients: '50', rate: '5000', window: '32', idle: '10000', 'state-dir': join('.organism', 'bench-chat') });
+    const options = {
+      seconds: intFlag('seconds', values.seconds), clients: intFlag('clients', values.clients), rate: intFlag('rate', values.rate),
+      window: intFlag('window', values.window), idle: intFlag('idle', values.idle),
+    };
+    validateChatOptions(options);
+    const stateDir = resolve(values['state-dir']);
+    const startedAt = new Date();
+    const machine = machineInfo();
+    say(`chat benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
+    const result = await runChatBench({ ...options, stateDir, progress: say, say: (l) => say(`  organism: ${l}`), signal });
+    const paths = writeChatReport(result, join(stateDir, 'reports'), startedAt, machine);
+    process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(chatRows(result))}\n`);
+    // Targets are reported, not enforced; leaving a process behind is a failure.
+    return result.shutdown.leftovers.length === 0 ? 0 : 1;
+  },
+};
+
+const browserBench: Benchmark = {
+  summary: 'the browser client in Chromium: failover time under kill -9, and encryption cost per message (against Node)',
+  async run(args, signal) {
+    const values = flags(args, { kills: '10', messages: '500', 'state-dir': join('.organism', 'bench-browser') });
+    const kills = intFlag('kills', values.kills);
+    const messages = intFlag('messages', values.messages);
+    if (kills < 1 || kills > 100) throw new CellularError('CLI_ERR_USAGE', `--kills must be from 1 to 100, received ${kills}`);
+    if (messages < 10 || messages > 100_000) throw new CellularError('CLI_ERR_USAGE', `--messages must be from 10 to 100000, received ${messages}`);
+    const stateDir = resolve(values['state-dir']);
+    const startedAt = new Date();
+    const machine = machineInfo();
+    say(`browser benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
+    const result = await runBrowserBench({ kills, messages, stateDir, progress: say, say: (l) => say(`  organism: ${l}`), signal });
+    const paths = writeBrowserReport(result, join(stateDir, 'reports'), startedAt, machine);
+    process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(browserRows(result))}\n`);
+    return 0;
+  },
+};
+
+const BENCHMARKS: Record<string, Benchmark> = { spawn: spawnBench, busy: busyBench, homeostasis: homeostasisBench, chat: chatBench, browser: browserBench };
 
 async function main(argv: string[], signal: AbortSignal): Promise<number> {
   const [name, ...rest] = argv;
@@ -104,12 +193,12 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
     return 0;
   }
   if (name === 'list') {
-    for (const [n, b] of Object.entries(BENCHMARKS)) process.stdout.write(`${n.padEnd(8)}${b.summary}\n`);
+    for (const [n, b] of Object.entries(BENCHMARKS)) process.stdout.write(`${n.padEnd(13)}${b.summary}\n`);
     return 0;
   }
   const bench = name === undefined ? undefined : BENCHMARKS[name];
   if (!bench) {
-    throw new CellularError('CLI_ERR_USAGE', `${name === undefined ? 'no benchmark named' : `unknown benchmark ${JSON.stringify(name)}`}; known: ${Object.keys(BENCHMARKS).join(', ')}\n\n${USAGE}`);
+    throw new CellularError('CLI_ERR_USAGE', `${name === undefined ? 'name a benchmark' : `unknown benchmark ${JSON.stringify(name)}`}; known: ${Object.keys(BENCHMARKS).join(', ')} (npm run bench -- list)\n\n${USAGE}`);
   }
   return bench.run(rest, signal);
 }

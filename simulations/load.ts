@@ -27,6 +27,8 @@ export interface LoadOptions {
   timeoutMs?: number;
   /** Called once a second, and once at the end. */
   progress?: (second: LoadSecond) => void;
+  /** Called with every reply value as it arrives (e.g. which cell served it). */
+  onReply?: (value: unknown, at: number) => void;
   signal?: AbortSignal;
 }
 
@@ -108,7 +110,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     const p = o.nc
       .request(subject, payload, { timeout: timeoutMs })
       .then((msg) => {
-        openReply(msg.data);
+        const value = openReply(msg.data);
+        o.onReply?.(value, Date.now());
         const ms = performance.now() - t0;
         current.ok++;
         totals.ok++;

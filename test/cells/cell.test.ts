@@ -16,7 +16,8 @@ import { isAlive } from '../../organism/processes.ts';
 // Timing-sensitive: one organism at a time in this file.
 
 test.serial('cell - kill -9 shows suspect, then dead, within the configured pulses', async (t) => {
-  const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
+  // Homeostasis off: this is about missed pulses (regrowth is tested in homeostasis.test).
+  const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1', 'limits.homeostasis=false'] });
   const observer = await observe(t, g);
   const { pulseIntervalMs, suspectAfterPulses, deadAfterPulses } = g.genome.limits;
   const [victim] = (await censusJson(g)).filter((e) => e.tissue === 'echo');
@@ -87,7 +88,7 @@ test.serial('cell - answers ping, info and stats; counts bad and foreign hormone
   const info = await ask<{ pid: number; tissue: string; endpoints: string[]; genome: string }>('info');
   t.is(info.pid, cell.pid);
   t.is(info.tissue, 'echo');
-  t.deepEqual(info.endpoints, ['echo', 'burn', 'fail']);
+  t.deepEqual(info.endpoints, ['echo', 'burn', 'wait', 'fail']);
   t.is(info.genome, cell.genome);
 
   type Stats = { hormones: { accepted: number; dropped: Record<string, number> } };

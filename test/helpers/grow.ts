@@ -20,7 +20,9 @@ import { reapOnExit } from './reaper.ts';
 export const CLI = fileURLToPath(new URL('../../organism/cli.js', import.meta.url));
 
 /** Fast pulses keep tests short: suspect after 0.75 s, dead after 1.5 s (slack for a loaded 2-core machine). */
-export const FAST = ['limits.pulseIntervalMs=250', 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.drainTimeoutMs=3000', 'limits.shutdownTimeoutMs=8000'];
+/** The organism's own tissues only (stem, echo): tests of the swarm itself leave the messenger out. */
+export const ORGANISM_ONLY = ['tissues.receiver=null', 'tissues.worker=null'];
+export const FAST = ['limits.pulseIntervalMs=250', 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.drainTimeoutMs=3000', 'limits.shutdownTimeoutMs=8000', ...ORGANISM_ONLY];
 
 export interface Grown {
   child: ChildProcess;
@@ -64,6 +66,8 @@ export async function grow(t: ExecutionContext, options: GrowOptions = {}): Prom
     reapAll();
   });
   t.teardown(async () => {
+    // A failed test shows what grow printed: census changes and every homeostasis decision.
+    if (!t.passed) console.error(`--- grow output (${stateDir}):\n${out.split('\n').slice(-60).join('\n')}\n${err.split('\n').slice(-20).join('\n')}`);
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGINT');
       const done = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000))]);
@@ -123,9 +127,9 @@ export function cellsOf(organism: string): number[] {
 }
 
 /** Waits until `predicate` holds, polling; fails the wait after `timeoutMs`. */
-export async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+export async function until(predicate: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const end = Date.now() + timeoutMs;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -87,16 +87,16 @@ test('genome - cross-field rules are enforced', (t) => {
   rejects(t, ['limits.deadAfterPulses=3'], 'GENOME_ERR_INVALID', 'genome.limits.deadAfterPulses', 'greater than limits.suspectAfterPulses (3)');
   rejects(t, ['limits.suspectAfterPulses=7'], 'GENOME_ERR_INVALID', 'genome.limits.deadAfterPulses');
   rejects(t, ['broker.port=4222'], 'GENOME_ERR_INVALID', 'genome.broker.port', '4222');
-  rejects(t, ['limits.cellsPerHost=2'], 'GENOME_ERR_INVALID', 'genome.limits.cellsPerHost', "sum of every tissue's min (3)", '2');
+  rejects(t, ['limits.cellsPerHost=2'], 'GENOME_ERR_INVALID', 'genome.limits.cellsPerHost', "sum of every tissue's min (5)", '2');
   rejects(t, ['tissues.Bad={"module":"x"}'], 'GENOME_ERR_INVALID', 'genome.tissues["Bad"]', 'lowercase');
   rejects(t, ['tissues.9lives={"module":"x"}'], 'GENOME_ERR_INVALID', 'genome.tissues["9lives"]');
   rejects(t, [`tissues.${'a'.repeat(33)}={"module":"x"}`], 'GENOME_ERR_INVALID', 'genome.tissues[');
-  rejects(t, ['tissues={"stem":null,"echo":null}'], 'GENOME_ERR_INVALID', 'at least one tissue');
-  t.is(Object.keys(loadGenome({ sets: ['tissues={}'] }).tissues).length, 2); // an empty patch removes nothing
+  rejects(t, ['tissues={"stem":null,"echo":null,"receiver":null,"worker":null}'], 'GENOME_ERR_INVALID', 'at least one tissue');
+  t.is(Object.keys(loadGenome({ sets: ['tissues={}'] }).tissues).length, 4); // an empty patch removes nothing
   // The boundaries themselves are valid.
   t.is(loadGenome({ sets: ['tissues.stem.min=8'] }).tissues.stem?.min, 8);
   t.is(loadGenome({ sets: ['limits.deadAfterPulses=4'] }).limits.deadAfterPulses, 4);
-  t.is(loadGenome({ sets: ['limits.cellsPerHost=3'] }).limits.cellsPerHost, 3);
+  t.is(loadGenome({ sets: ['limits.cellsPerHost=5'] }).limits.cellsPerHost, 5);
   t.is(loadGenome({ sets: ['limits.pulseIntervalMs=50'] }).limits.pulseIntervalMs, 50);
 });
 
@@ -110,7 +110,7 @@ test('genome - the file merges over the defaults, then --set overrides win', (t)
     t,
     'genome.json',
     JSON.stringify({
-      tissues: { echo: null, stem: { max: 5 }, worker: { module: 'worker', min: 2, high: 0.9 } },
+      tissues: { echo: null, receiver: null, stem: { max: 5 }, worker: { module: 'worker', min: 2, high: 0.9 } },
       limits: { pulseIntervalMs: 250, cellsPerHost: 16 },
       broker: { monitorPort: 8222 },
     }),
@@ -127,8 +127,8 @@ test('genome - the file merges over the defaults, then --set overrides win', (t)
 });
 
 test('genome - a new tissue without a module takes its own name as module', (t) => {
-  const g = loadGenome({ sets: ['tissues.receiver={"max":2}'] });
-  t.deepEqual(g.tissues.receiver, { ...TISSUE_DEFAULTS, module: 'receiver', max: 2 });
+  const g = loadGenome({ sets: ['tissues.courier={"max":2}'] });
+  t.deepEqual(g.tissues.courier, { ...TISSUE_DEFAULTS, module: 'courier', max: 2 });
 });
 
 test('genome - a --set value that is not JSON is taken as a string', (t) => {
@@ -158,6 +158,7 @@ test('genome - genomeHash ignores key order and changes with any value', (t) => 
     broker: Object.fromEntries(Object.entries(a.broker).reverse()),
     limits: Object.fromEntries(Object.entries(a.limits).reverse()),
     tissues: Object.fromEntries(Object.entries(a.tissues).reverse().map(([k, v]) => [k, Object.fromEntries(Object.entries(v).reverse())])),
+    messenger: Object.fromEntries(Object.entries(a.messenger).reverse()),
     version: 1,
   } as unknown as Genome;
   t.notDeepEqual(Object.keys(reordered), Object.keys(a));
@@ -168,11 +169,24 @@ test('genome - genomeHash ignores key order and changes with any value', (t) => 
   t.not(genomeHash(loadGenome({ sets: ['limits.pulseIntervalMs=501'] })), h);
   t.not(genomeHash(loadGenome({ sets: ['tissues.echo.high=0.76'] })), h);
   t.not(genomeHash(loadGenome({ sets: ['broker.host=localhost'] })), h);
+  t.not(genomeHash(loadGenome({ sets: ['messenger.scryptLogN=16'] })), h);
+});
+
+test('genome - messenger limits are checked against each other', (t) => {
+  const fails = (sets: string[], field: RegExp) => t.throws(() => loadGenome({ sets }), { code: 'GENOME_ERR_INVALID', message: field });
+  fails(['messenger.portMin=9000', 'messenger.portMax=8999'], /messenger\.portMax must be at least messenger\.portMin \(9000\)/);
+  fails(['messenger.frontPort=8150'], /messenger\.frontPort must be outside the receivers' range 8101-8199/);
+  fails(['messenger.maxBodyBytes=65536'], /messenger\.maxBodyBytes must be below messenger\.maxFrameBytes/);
+  fails(['messenger.origins=example.org'], /messenger\.origins must be a comma-separated list of origins/);
+  fails(['messenger.scryptLogN=9'], /messenger\.scryptLogN must be an integer from 10 to 22/);
+  t.is(loadGenome({ sets: ['messenger.origins=https://a.example,http://127.0.0.1:8080'] }).messenger.origins, 'https://a.example,http://127.0.0.1:8080');
+  t.is(loadGenome().messenger.origins, '', 'empty: the receivers\' own origins');
+  t.is(loadGenome({ sets: ['messenger.frontPort=0'] }).messenger.frontPort, 0, '0 turns the front door off');
 });
 
 test('genome - random --set assignments either load a frozen genome or throw a CellularError', (t) => {
   const segment = fc.oneof(
-    fc.constantFrom('tissues', 'limits', 'broker', 'version', 'stem', 'echo', 'worker', 'min', 'max', 'low', 'high', 'module', 'port', 'host'),
+    fc.constantFrom('tissues', 'limits', 'broker', 'messenger', 'version', 'stem', 'echo', 'worker', 'min', 'max', 'low', 'high', 'module', 'port', 'host'),
     fc.constantFrom('pulseIntervalMs', 'cellsPerHost', 'deadAfterPulses', 'suspectAfterPulses', 'halfLifeMs', '__proto__', 'constructor', 'toString', ''),
     fc.string({ maxLength: 8 }),
   );

@@ -38,7 +38,9 @@ function natsChildren(ppid: number): number[] {
     });
 }
 
-test('grow - reaches the genome census, census --json is accurate, Ctrl-C leaves no process or port', async (t) => {
+// Serial: each test grows real organisms; several at once on two cores starve their cells into
+// missed pulses, false deaths and regrowth, and the census counts then measure the machine.
+test.serial('grow - reaches the genome census, census --json is accurate, Ctrl-C leaves no process or port', async (t) => {
   const g = await grow(t, { sets: ['tissues.stem.min=2', 'tissues.echo.min=1'] });
   t.truthy(g.record.broker, 'grow started its own broker');
   const broker = g.record.broker!;
@@ -78,7 +80,7 @@ test('grow - reaches the genome census, census --json is accurate, Ctrl-C leaves
   t.regex(g.stdout(), /alive -> dead \(shutdown\)/);
 });
 
-test('cli - stop from another terminal ends grow and leaves nothing', async (t) => {
+test.serial('cli - stop from another terminal ends grow and leaves nothing', async (t) => {
   const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
   const pids = (await censusJson(g)).map((e) => e.pid);
   t.is(pids.length, 2);
@@ -103,7 +105,7 @@ test('cli - stop from another terminal ends grow and leaves nothing', async (t) 
   t.regex(again.stderr, /STATE_ERR_NO_ORGANISM/);
 });
 
-test('grow - two organisms on one NATS stay apart, and --nats starts no broker', async (t) => {
+test.serial('grow - two organisms on one NATS stay apart, and --nats starts no broker', async (t) => {
   const nats = await startNats(t);
   const a = await grow(t, { args: ['--nats', nats.url, '--id', uniqueId('a')], sets: ['tissues.stem.min=1', 'tissues.echo.min=0'] });
   const b = await grow(t, { args: ['--nats', nats.url, '--id', uniqueId('b')], sets: ['tissues.stem.min=2', 'tissues.echo.min=1'] });
@@ -126,7 +128,7 @@ test('grow - two organisms on one NATS stay apart, and --nats starts no broker',
   t.true(await (async () => isAlive(nats.pid!))(), 'the shared NATS is not stopped by a joined organism');
 });
 
-test('cli - a missing nats-server gives the install message', (t) => {
+test.serial('cli - a missing nats-server gives the install message', (t) => {
   const r = cli(['grow', '--state-dir', join(tempDir(t), 'state')], { NATS_SERVER_BIN: '/nonexistent/nats-server' });
   t.is(r.status, 1);
   t.regex(r.stderr, /BROKER_ERR_NOT_FOUND/);
@@ -134,7 +136,7 @@ test('cli - a missing nats-server gives the install message', (t) => {
   t.regex(r.stderr, /brew install nats-server/);
 });
 
-test('cli - bad flags and bad genome values are refused with a clear message', (t) => {
+test.serial('cli - bad flags and bad genome values are refused with a clear message', (t) => {
   const bad = cli(['grow', '--bogus']);
   t.is(bad.status, 1);
   t.regex(bad.stderr, /CLI_ERR_USAGE/);
@@ -146,7 +148,7 @@ test('cli - bad flags and bad genome values are refused with a clear message', (
   t.regex(help.stdout, /--state-dir/);
 });
 
-test('grow - a reader that goes away (grow | head) does not stop grow from cleaning up', async (t) => {
+test.serial('grow - a reader that goes away (grow | head) does not stop grow from cleaning up', async (t) => {
   // `npm run grow | tee log` then Ctrl-C kills tee too: grow's next write hits a closed pipe.
   // Here `head -c 1` closes the pipe after the first byte, then grow gets SIGINT.
   const stateDir = join(tempDir(t), 'state');
@@ -179,7 +181,7 @@ test('grow - a reader that goes away (grow | head) does not stop grow from clean
   t.is(readRecord(stateDir), undefined, 'record removed: grow finished its stop');
 });
 
-test('cli - stop finishes the job when grow itself was killed', async (t) => {
+test.serial('cli - stop finishes the job when grow itself was killed', async (t) => {
   const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
   const pids = cellsOf(g.record.id);
   t.is(pids.length, 2);
@@ -194,7 +196,7 @@ test('cli - stop finishes the job when grow itself was killed', async (t) => {
   t.false(existsSync(join(g.stateDir, 'grow.lock')), 'lock released');
 });
 
-test('grow - a new grow takes over from a killed one, ending what it left running', async (t) => {
+test.serial('grow - a new grow takes over from a killed one, ending what it left running', async (t) => {
   const first = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=0'] });
   const orphans = cellsOf(first.record.id);
   t.is(orphans.length, 1);
@@ -208,7 +210,7 @@ test('grow - a new grow takes over from a killed one, ending what it left runnin
   t.is((await censusJson(second)).filter((e) => e.state === 'alive').length, 2);
 });
 
-test('cli - joining a NATS without JetStream fails with STORE_ERR_SETUP and leaves nothing', async (t) => {
+test.serial('cli - joining a NATS without JetStream fails with STORE_ERR_SETUP and leaves nothing', async (t) => {
   const port = await freePort('127.0.0.1');
   const server = spawn(ensureNatsServer({ autoInstall: false }), ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
   t.teardown(() => void server.kill('SIGKILL'));

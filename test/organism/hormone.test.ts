@@ -11,7 +11,7 @@ import { CellularError, isCellularError } from '../../organism/errors.ts';
 import { HormoneGate, type GateOptions } from '../../organism/hormone-gate.ts';
 import { DROP_REASONS, openEnvelope, sealHormone, SharedSequence, type Hormone, type Signer } from '../../organism/hormone.ts';
 import { generateKeypair, privateKeyObject, publicKeyObject, signBytes } from '../../organism/keys.ts';
-import { HORMONE_KINDS, HORMONE_VERSION, bodyFits, type HormoneKind, type PulseBody } from '../../organism/vocabulary.ts';
+import { DECISION_ACTIONS, HORMONE_KINDS, HORMONE_VERSION, bodyFits, type HormoneKind, type PulseBody } from '../../organism/vocabulary.ts';
 
 // Same options as organism/hormone.ts, to craft envelopes sealHormone refuses to make.
 
@@ -89,6 +89,7 @@ const pulseBody: fc.Arbitrary<PulseBody> = fc.record({
   born: fc.maxSafeNat(),
   state: fc.constantFrom('alive' as const, 'draining' as const),
   load: unit,
+  demand: finiteIn(1e6),
   cpu: finiteIn(100_000),
   rss: fc.maxSafeNat(),
   lag: finiteIn(1e9),
@@ -114,7 +115,7 @@ const { json } = fc.letrec((tie) => ({
 }));
 const objectBody = fc.dictionary(key, json, { maxKeys: 6, noNullPrototype: true });
 
-const UNCHECKED: HormoneKind[] = ['mitosis', 'differentiate', 'accuse', 'vote', 'verdict', 'toxin', 'decision'];
+const UNCHECKED: HormoneKind[] = ['mitosis', 'accuse', 'vote', 'verdict', 'toxin'];
 
 const validHormone: fc.Arbitrary<{ kind: HormoneKind; body: unknown }> = fc.oneof(
   pulseBody.map((body) => ({ kind: 'pulse' as const, body })),
@@ -129,6 +130,18 @@ const validHormone: fc.Arbitrary<{ kind: HormoneKind; body: unknown }> = fc.oneo
     })
     .map((body) => ({ kind: 'death' as const, body })),
   fc.record({ reason: text(1024) }).map((body) => ({ kind: 'shutdown' as const, body })),
+  fc
+    .record({
+      tissue: text(32),
+      action: fc.constantFrom(...DECISION_ACTIONS),
+      cells: fc.array(text(64), { maxLength: 8 }),
+      count: fc.maxSafeNat(),
+      reason: text(512),
+      epoch: fc.maxSafeNat(),
+      readings: fc.dictionary(text(32).filter((k) => k !== '__proto__'), fc.oneof(text(128), finiteIn(1e12)), { maxKeys: 12, noNullPrototype: true }),
+    })
+    .map((body) => ({ kind: 'decision' as const, body })),
+  fc.record({ tissue: text(32), by: text(64), epoch: fc.maxSafeNat() }).map((body) => ({ kind: 'differentiate' as const, body })),
   fc.tuple(fc.constantFrom(...UNCHECKED), objectBody).map(([kind, body]) => ({ kind, body })),
 );
 
@@ -157,17 +170,17 @@ test('hormone - every valid envelope round-trips through the gate', (t) => {
 test('hormone - every kind in the vocabulary is accepted with a fitting body', (t) => {
   const g = gate();
   const bodies: Record<HormoneKind, unknown> = {
-    pulse: { tissue: 'stem', host: 'h', pid: 1, parent: null, born: 1, state: 'alive', load: 0.5, cpu: 1.5, rss: 1, lag: 0, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, genome: 'g', url: null, n: 1 },
+    pulse: { tissue: 'stem', host: 'h', pid: 1, parent: null, born: 1, state: 'alive', load: 0.5, demand: 0.5, cpu: 1.5, rss: 1, lag: 0, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, genome: 'g', url: null, n: 1 },
     birth: { pid: 1, cert: {}, url: null },
     death: { pid: 1, cause: 'apoptosis', detail: '' },
     shutdown: { reason: 'test' },
     mitosis: {},
-    differentiate: { tissue: 'echo' },
+    differentiate: { tissue: 'echo', by: 'echo-1', epoch: 3 },
     accuse: { cell: 'x' },
     vote: { yes: true },
     verdict: { guilty: false },
     toxin: { cell: 'x' },
-    decision: { why: [1, 2, 3] },
+    decision: { tissue: 'echo', action: 'divide', cells: ['echo-2'], count: 1, reason: 'stress 0.9 above 0.75', epoch: 4, readings: { stress: 0.9, limit: 'none' } },
   };
   for (const kind of HORMONE_KINDS) {
     const r = g.check(sealHormone(alice.signer, kind, bodies[kind], 8192, NOW), keyOf);
@@ -408,6 +421,8 @@ test('hormone - a pulse with a bad body is dropped as badBody', (t) => {
   t.true(g.check(sealHormone(alice.signer, 'pulse', good, BIG, NOW), keyOf).ok);
   const bad: unknown[] = [
     { ...good, load: 1.5 },
+    { ...good, demand: -1 },
+    { ...good, demand: Number.POSITIVE_INFINITY },
     { ...good, state: 'zombie' },
     { ...good, pid: -1 },
     { ...good, work: { ...good.work, queued: 0.5 } },

@@ -8,6 +8,7 @@ import { runLoad } from '../../simulations/load.ts';
 import { FAST } from '../helpers/grow.ts';
 import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
 import { reapOnExit } from '../helpers/reaper.ts';
+import { startOrganism } from '../helpers/organism.ts';
 
 const shape = fc.record({
   name: fc.constantFrom(...SHAPES),
@@ -47,14 +48,7 @@ test('load shape - step, ramp and spike put the peak where they say', (t) => {
 });
 
 test('load - a step reaches a real echo cell on schedule, every request answered and counted by the cell', async (t) => {
-  const nats = await startNats(t);
-  const o = new Organism({ stateDir: tempDir(t), servers: [nats.url], id: uniqueId(), genome: loadGenome({ sets: [...FAST, 'tissues.stem.min=0', 'tissues.echo.min=1'] }) });
-  const unreap = reapOnExit(() => o.emergencyStop());
-  t.teardown(async () => {
-    await o.stop('test teardown');
-    unreap();
-  });
-  await o.start();
+  const { o } = await startOrganism(t, loadGenome({ sets: [...FAST, 'tissues.stem.min=0', 'tissues.echo.min=1'] }));
   const [cell] = await o.waitForPopulation();
   const s: Shape = { name: 'step', rate: 10, peak: 40, durationMs: 3_000 };
   const r = await runLoad({ nc: o.observer.nc, ns: o.observer.ns, tissue: 'echo', endpoint: 'burn', request: { ms: 2 }, shape: s });
@@ -72,14 +66,7 @@ test('load - a step reaches a real echo cell on schedule, every request answered
 });
 
 test('load - requests to a tissue nobody serves are errors by code, and requests beyond the in-flight cap are shed', async (t) => {
-  const nats = await startNats(t);
-  const o = new Organism({ stateDir: tempDir(t), servers: [nats.url], id: uniqueId(), genome: loadGenome({ sets: [...FAST, 'tissues.stem.min=0', 'tissues.echo.min=1'] }) });
-  const unreap = reapOnExit(() => o.emergencyStop());
-  t.teardown(async () => {
-    await o.stop('test teardown');
-    unreap();
-  });
-  await o.start();
+  const { o } = await startOrganism(t, loadGenome({ sets: [...FAST, 'tissues.stem.min=0', 'tissues.echo.min=1'] }));
   await o.waitForPopulation();
   const nobody = await runLoad({ nc: o.observer.nc, ns: o.observer.ns, tissue: 'nobody', endpoint: 'x', request: null, shape: { name: 'constant', rate: 20, peak: 0, durationMs: 500 }, timeoutMs: 500 });
   t.is(nobody.ok, 0);
@@ -96,7 +83,8 @@ test('load - real work on a tissue raises its stress in the census, and it decay
   const nats = await startNats(t);
   const o = new Organism({
     stateDir: tempDir(t), servers: [nats.url], id: uniqueId(),
-    genome: loadGenome({ sets: [...FAST, 'tissues.stem.min=1', 'tissues.echo.min=1', 'tissues.echo.halfLifeMs=500', 'tissues.stem.halfLifeMs=500'] }),
+    // Homeostasis off: this test is about the stress measure; growth would spread the load.
+    genome: loadGenome({ sets: [...FAST, 'limits.homeostasis=false', 'tissues.stem.min=1', 'tissues.echo.min=1', 'tissues.echo.halfLifeMs=500', 'tissues.stem.halfLifeMs=500'] }),
   });
   const unreap = reapOnExit(() => o.emergencyStop());
   t.teardown(async () => {
@@ -116,7 +104,9 @@ test('load - real work on a tissue raises its stress in the census, and it decay
   // 40 requests a second of 20 ms of CPU each: the echo cell is busy most of every second.
   await runLoad({ nc: o.observer.nc, ns: o.observer.ns, tissue: 'echo', endpoint: 'burn', request: { ms: 20 }, shape: { name: 'constant', rate: 40, peak: 0, durationMs: 3_000 } });
   t.true(peak > 0.4, `echo stress peaked at ${peak}`);
-  t.true(stemPeak < 0.3, `stem stress peaked at ${stemPeak}: the load is the echo tissue's, not everyone's`);
+  // The idle stem cell shares the two cores, so its event loop is late too; but the work, and
+  // so most of the stress, is the echo tissue's.
+  t.true(stemPeak < peak / 2, `stem stress peaked at ${stemPeak}, echo at ${peak}: the load is the echo tissue's, not everyone's`);
   // Idle again: stress decays (half-life 0.5 s) below the low mark.
   const end = Date.now() + 6_000;
   while ((census.stress().echo ?? 1) >= 0.2 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));

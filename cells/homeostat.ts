@@ -1,0 +1,418 @@
+/**
+ * The homeostat: every cell runs one. On a timer (half a pulse interval) and whenever the
+ * census changes, it plans each tissue (cells/homeostasis-plan.ts) from its own census and
+ * the tissue's KV record, which it keeps current with a watch. A plan other than `none` is
+ * claimed by compare-and-set on the record; the cell whose write lands acts (recruits a
+ * stem cell, divides, dies, backs off) and publishes a `decision` hormone with the readings
+ * behind it. A cell that loses the race, or cannot write at all (no quorum), does nothing.
+ */
+import { availableParallelism } from 'node:os';
+import type { KV, KvWatchEntry } from '@nats-io/kv';
+import type { QueuedIterator } from '@nats-io/transport-node';
+import type { Census, CensusEntry } from '../organism/census.ts';
+import type { Genome } from '../organism/genome.ts';
+import { backoffMs, emptyTissueRecord, packRecord, parseTissueRecord, readTissueRecord, tissueKey, type PendingCell, type TissueRecord } from '../organism/homeostasis-record.ts';
+import type { DecisionAction, DecisionBody, DifferentiateBody, Readings } from '../organism/vocabulary.ts';
+import { isProcessOf, isStopped, localCells } from '../organism/processes.ts';
+import { hostRoom, takeSpawnTokens } from './atp.ts';
+import { calmMs, nextRecord, plan, type Plan } from './homeostasis-plan.ts';
+import type { Logger } from './logger.ts';
+import type { Mitosis } from './mitosis.ts';
+import { cellMarkers, newCellId } from './spawn.ts';
+
+export interface HomeostatDeps {
+  kv: KV;
+  /** The organism id (to find this host's cell processes). */
+  organism: string;
+  census: Census;
+  genome: Readonly<Genome>;
+  mitosis: Mitosis;
+  log: Logger;
+  /** The cell as it is now (a stem cell's tissue changes when it differentiates). */
+  self(): { id: string; tissue: string; host: string; state: string };
+  publish(kind: 'decision', body: DecisionBody): void;
+  /** Ends this cell by apoptosis. */
+  die(reason: string): void;
+  now?: () => number;
+}
+
+interface Cached {
+  record: TissueRecord;
+  /** KV revision of the entry (0: no entry yet). */
+  revision: number;
+}
+
+export class Homeostat {
+  readonly #d: HomeostatDeps;
+  readonly #now: () => number;
+  readonly #records = new Map<string, Cached>();
+  /** Tissues this cell is acting for right now (one action at a time per tissue). */
+  readonly #acting = new Set<string>();
+  #watch: QueuedIterator<KvWatchEntry> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #offCensus: (() => void) | undefined;
+  #lowSince: number | undefined;
+  #warmUntil = Number.POSITIVE_INFINITY;
+  #watchingSince = Number.POSITIVE_INFINITY;
+  /** Since when each tissue has needed growth, as this cell sees it. */
+  readonly #needSince = new Map<string, number>();
+  #scheduled = false;
+  #closed = false;
+  #started: Promise<void> | undefined;
+  /** Decisions this cell made, by action (shown in stats). */
+  readonly counts: Record<string, number> = {};
+  /**
+   * Compare-and-set outcomes (shown in stats): `won`, `lost` to another cell's write, and
+   * `failed` for any other refusal (no quorum, stream unavailable): the cell stood down.
+   */
+  readonly claims = { won: 0, lost: 0, failed: 0 };
+  #failureLoggedAt = 0;
+
+  constructor(deps: HomeostatDeps) {
+    this.#d = deps;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  start(): Promise<void> {
+    this.#started ??= this.#start();
+    return this.#started;
+  }
+
+  async #start(): Promise<void> {
+    const watch = await this.#d.kv.watch({ key: 'tissue.>' });
+    this.#watch = watch;
+    void (async () => {
+      for await (const e of watch) this.#onEntry(e);
+    })().catch((e: unknown) => this.#d.log.warn({ err: (e as Error).message }, 'homeostasis watch ended'));
+    if (this.#closed) return;
+    // A newborn has not heard every member pulse yet: its census would show living tissues
+    // as empty (and a cell born during a shutdown would regrow what is draining). It only
+    // watches for two pulse intervals.
+    this.#watchingSince = this.#now();
+    this.#warmUntil = this.#watchingSince + 2 * this.#d.genome.limits.pulseIntervalMs;
+    const every = Math.max(25, Math.floor(this.#d.genome.limits.pulseIntervalMs / 2));
+    this.#timer = setInterval(() => this.#schedule(), every);
+    this.#timer.unref();
+    for (const c of this.#d.census.list()) this.#remember(c.id);
+    this.#offCensus = this.#d.census.on((e) => {
+      if (e.type === 'joined') this.#remember(e.entry.id);
+      if (e.type === 'joined' || (e.type === 'state' && (e.entry.state === 'dead' || e.from !== e.entry.state))) this.#schedule();
+    });
+  }
+
+  /**
+   * A member on this host declared dead for missed pulses whose process still runs (not
+   * stopped) is starved, not dead: it counts as suspect, so a loaded host does not spiral
+   * into regrowing cells that are only late. A stopped (SIGSTOP) one is replaced.
+   */
+  #stillHere(c: CensusEntry, host: string): CensusEntry {
+    if (c.state !== 'dead' || c.cause !== 'missed-pulses' || c.host !== host) return c;
+    return isProcessOf(c.pid, cellMarkers(c.id)) && !isStopped(c.pid) ? { ...c, state: 'suspect' } : c;
+  }
+
+  /** Cells seen in the census, kept after they leave it (bounded), so a pending cell that came and went is not a failed birth. */
+  readonly #seen = new Set<string>();
+  #remember(id: string): void {
+    this.#seen.add(id);
+    if (this.#seen.size > 4096) this.#seen.delete(this.#seen.values().next().value!);
+  }
+
+  #onEntry(e: KvWatchEntry): void {
+    const tissue = e.key.slice('tissue.'.length);
+    if (e.operation !== 'PUT') {
+      this.#records.delete(tissue);
+      return;
+    }
+    try {
+      this.#records.set(tissue, { record: parseTissueRecord(e.value, tissue), revision: e.revision });
+    } catch (err) {
+      // Kept as an empty record at this revision: the next decision overwrites it.
+      this.#d.log.warn({ err: (err as Error).message }, 'malformed homeostasis record');
+      this.#records.set(tissue, { record: emptyTissueRecord(tissue), revision: e.revision });
+    }
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#closed) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      if (!this.#closed) this.evaluate();
+    });
+  }
+
+  /** One look at every tissue; acts on what it finds. */
+  evaluate(): void {
+    const self = this.#d.self();
+    if (self.state !== 'alive') return;
+    const now = this.#now();
+    if (now < this.#warmUntil) return;
+    this.#confirmVanished(self.host, now);
+    const all = this.#d.census.list().map((c) => this.#stillHere(c, self.host));
+    this.#trackIdle(all, self.id, now);
+    const known = new Set([...this.#seen, ...all.map((c) => c.id)]);
+    const beingBorn = this.#stillBeingBorn(self.host, now, known);
+    for (const [tissue, gene] of Object.entries(this.#d.genome.tissues)) {
+      if (this.#acting.has(tissue)) continue;
+      const cached = this.#records.get(tissue) ?? { record: emptyTissueRecord(tissue), revision: 0 };
+      const p = plan({
+        tissue, gene, limits: this.#d.genome.limits, members: all.filter((c) => c.tissue === tissue), known, beingBorn, watchingSince: this.#watchingSince, record: cached.record, now, self, lowSince: this.#lowSince,
+      });
+      if (p.type === 'grow') this.#needSince.set(tissue, this.#needSince.get(tissue) ?? now);
+      else this.#needSince.delete(tissue);
+      if (p.type === 'none') continue;
+      this.#acting.add(tissue);
+      void this.#act(tissue, cached, p, all)
+        .catch((e: unknown) => this.#d.log.warn({ err: (e as Error).message, tissue, plan: p.type }, 'homeostasis action failed'))
+        .finally(() => this.#acting.delete(tissue));
+    }
+  }
+
+  /**
+   * A cell being made here that is overdue but whose process exists is slow (a loaded
+   * host), not failed: it counts as known (not a failure) and is returned as being born
+   * (still pending, so not replaced either).
+   */
+  #stillBeingBorn(host: string, now: number, known: Set<string>): Set<string> {
+    const born = new Set<string>();
+    const overdue = [...this.#records.values()].flatMap((c) => c.record.pending).filter((p) => p.host === host && p.due <= now && !known.has(p.id));
+    if (overdue.length === 0) return born;
+    const running = new Set(localCells(this.#d.organism).map((c) => c.cell));
+    for (const p of overdue) {
+      if (!running.has(p.id)) continue;
+      known.add(p.id);
+      born.add(p.id);
+    }
+    return born;
+  }
+
+  /** A member on this host that stopped pulsing and whose pid is gone is dead now, not in 3 s. */
+  #confirmVanished(host: string, now: number): void {
+    // One interval and a little: the next pulse is late, so the pid is worth a look (a /proc read).
+    const late = this.#d.genome.limits.pulseIntervalMs + 50;
+    for (const c of this.#d.census.living()) {
+      if (c.host === host && now - c.lastSeen > late && c.pid > 0 && !isProcessOf(c.pid, cellMarkers(c.id))) this.#d.census.confirmDead(c.id);
+    }
+  }
+
+  #trackIdle(all: CensusEntry[], selfId: string, now: number): void {
+    const me = all.find((c) => c.id === selfId);
+    const gene = me && this.#d.genome.tissues[me.tissue];
+    if (!me || !gene || me.pulses < 1 || me.smoothed >= gene.low) this.#lowSince = undefined;
+    else this.#lowSince ??= now;
+  }
+
+  /** Compare-and-set: true if this cell's write landed and it may act. */
+  async #claim(tissue: string, cached: Cached, next: TissueRecord): Promise<boolean> {
+    try {
+      const bytes = packRecord(next);
+      const revision = cached.revision === 0 ? await this.#d.kv.create(tissueKey(tissue), bytes) : await this.#d.kv.update(tissueKey(tissue), bytes, cached.revision);
+      this.#records.set(tissue, { record: next, revision });
+      this.claims.won++;
+      return true;
+    } catch (e) {
+      // Another cell's write landed first, or the write could not land at all (no quorum,
+      // the bucket unavailable): either way this cell does nothing.
+      if (/wrong last sequence|key exists/i.test((e as Error).message)) {
+        this.claims.lost++;
+      } else {
+        this.claims.failed++;
+        const at = this.#now();
+        if (at - this.#failureLoggedAt > 10_000) {
+          this.#failureLoggedAt = at;
+          this.#d.log.warn({ err: (e as Error).message, record: tissue, failed: this.claims.failed }, 'homeostasis record write failed: standing down');
+        }
+      }
+      return false;
+    }
+  }
+
+  /** Read-modify-write of a record after the fact (pending list changes), retried on conflict. */
+  async #mutate(tissue: string, change: (r: TissueRecord) => TissueRecord): Promise<TissueRecord | undefined> {
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const current = await readTissueRecord(this.#d.kv, tissue);
+      const next = change(current.record);
+      if (await this.#claim(tissue, current, next)) return next;
+      await new Promise((r) => setTimeout(r, 2 + Math.random() * 8));
+    }
+    return undefined;
+  }
+
+  #announce(tissue: string, action: DecisionAction, cells: string[], count: number, reason: string, epoch: number, readings: Readings): void {
+    this.counts[action] = (this.counts[action] ?? 0) + 1;
+    this.#d.publish('decision', { tissue, action, cells, count, reason: reason.slice(0, 512), epoch, readings });
+    this.#d.log.info({ tissue, action, cells, count, epoch, readings }, reason);
+  }
+
+  async #act(tissue: string, cached: Cached, p: Exclude<Plan, { type: 'none' }>, all: CensusEntry[]): Promise<void> {
+    const self = this.#d.self();
+    const now = this.#now();
+    const gene = this.#d.genome.tissues[tissue]!;
+    const calm = calmMs(gene, this.#d.genome.limits.pulseIntervalMs);
+    if (p.type !== 'grow') {
+      const next = nextRecord(cached.record, p, self.id, now, calm);
+      if (!(await this.#claim(tissue, cached, next))) return;
+      switch (p.type) {
+        case 'die':
+          this.#announce(tissue, 'die', [self.id], 1, p.reason, next.epoch, p.readings);
+          this.#d.die(p.reason);
+          return;
+        case 'back-off':
+          this.#announce(tissue, 'back-off', p.failed, p.failed.length, p.reason, next.epoch, p.readings);
+          return;
+        case 'recover':
+          this.#announce(tissue, 'recover', [p.survivor], 0, p.reason, next.epoch, p.readings);
+          return;
+        case 'refuse':
+          this.#announce(tissue, 'refuse', [], p.count, p.reason, next.epoch, p.readings);
+          return;
+      }
+    }
+    await this.#grow(tissue, cached, p, all, now, calm);
+  }
+
+  async #grow(tissue: string, cached: Cached, p: Extract<Plan, { type: 'grow' }>, all: CensusEntry[], now: number, calm: number): Promise<void> {
+    const self = this.#d.self();
+    const limits = this.#d.genome.limits;
+    const pendingEverywhere = [...this.#records.values()].flatMap((c) => c.record.pending.filter((q) => q.due > now));
+    // Stems already being recruited (by any tissue); a stem pool's own seeds and spawns are not recruits.
+    const claimed = new Set(pendingEverywhere.filter((q) => q.how === 'stem').map((q) => q.id));
+    // Stem cells first: differentiation is a request, not a process. A stem pool refills by division.
+    const stems = tissue === 'stem' ? [] : all.filter((c) => c.tissue === 'stem' && c.state === 'alive' && !claimed.has(c.id)).slice(0, p.count);
+    const toSpawn = p.count - stems.length;
+    const room = hostRoom(all, pendingEverywhere, self.host, limits);
+    const budget = this.#d.mitosis.budget;
+    const spawnable = Math.min(toSpawn, room.cells, room.memory, budget);
+    const limitsHit: string[] = [];
+    if (toSpawn > room.cells) limitsHit.push(`limits.cellsPerHost (${limits.cellsPerHost}; ${room.living} on ${self.host})`);
+    if (toSpawn > room.memory) limitsHit.push(`limits.rssPerHostMb (${limits.rssPerHostMb}; ${room.rssMb} MiB used on ${self.host})`);
+    if (toSpawn > budget) limitsHit.push(`lineage budget (${self.id} has ${budget} left)`);
+    const readings: Readings = { ...p.readings, stems: stems.length, budget, hostCells: room.living, hostRssMb: room.rssMb };
+    const due = now + limits.joinTimeoutMs;
+    const plannedSpawns = Array.from({ length: spawnable }, () => newCellId(tissue));
+    const pending: PendingCell[] = [
+      ...stems.map((s) => ({ id: s.id, host: s.host, due, how: 'stem' as const })),
+      ...plannedSpawns.map((id) => ({ id, host: self.host, due, how: 'spawn' as const })),
+    ];
+    const refusedNow = toSpawn - spawnable;
+    if (pending.length === 0) {
+      // Nothing this cell can do. Only the budget is personal: leave it to a cell that has some.
+      if (limitsHit.length === 1 && limitsHit[0]!.startsWith('lineage') && this.#othersCanDivide(all, tissue)) return;
+      const reason = `${p.reason}; refused: ${limitsHit.join(', ')}`;
+      const next = nextRecord(cached.record, { type: 'refuse', count: refusedNow, reason, readings }, self.id, now, calm);
+      if (await this.#claim(tissue, cached, next)) this.#announce(tissue, 'refuse', [], refusedNow, reason, next.epoch, readings);
+      return;
+    }
+    const base = nextRecord(cached.record, p, self.id, now, calm);
+    const next = { ...base, pending: [...base.pending, ...pending], refused: base.refused + refusedNow };
+    if (!(await this.#claim(tissue, cached, next))) return;
+    // Spawns also spend the organism's mitosis-per-minute window.
+    const tokens = await takeSpawnTokens(this.#d.kv, plannedSpawns.length, limits.mitosisPerMinute, this.#now);
+    const spawns = plannedSpawns.slice(0, tokens);
+    const unspent = plannedSpawns.slice(tokens);
+    if (unspent.length > 0) {
+      limitsHit.push(`limits.mitosisPerMinute (${limits.mitosisPerMinute})`);
+      await this.#mutate(tissue, (r) => ({ ...r, pending: r.pending.filter((q) => !unspent.includes(q.id)), refused: r.refused + unspent.length }));
+    }
+    if (stems.length > 0) this.#announce(tissue, 'differentiate', stems.map((s) => s.id), stems.length, p.reason, next.epoch, readings);
+    if (spawns.length > 0) this.#announce(tissue, 'divide', spawns, spawns.length, p.reason, next.epoch, readings);
+    const refused = refusedNow + unspent.length;
+    if (refused > 0) this.#announce(tissue, 'refuse', [], refused, `${p.reason}; ${refused} refused: ${limitsHit.join(', ')}`, next.epoch, readings);
+    // Recruits are requests: all at once. Births are CPU: a new process takes about 150 ms
+    // of a core to boot, so more than one per core at a time only makes every one of them
+    // late (six at once on two cores: the first serves after ~2 s instead of ~0.3 s).
+    const queue = [...spawns];
+    const births = Array.from({ length: Math.min(queue.length, availableParallelism()) }, async () => {
+      for (let id = queue.shift(); id !== undefined; id = queue.shift()) await this.#divide(tissue, id);
+    });
+    await Promise.all([...stems.map((s) => this.#recruit(tissue, s.id, next.epoch)), ...births]);
+  }
+
+  /**
+   * Budgets are not in pulses, so another living cell may still have some: a cell with none
+   * leaves the division to them, and announces the refusal only if the need outlasts two
+   * pulse intervals with nobody acting.
+   */
+  #othersCanDivide(all: CensusEntry[], tissue: string): boolean {
+    const others = all.filter((c) => c.state === 'alive' && c.id !== this.#d.self().id).length;
+    const since = this.#needSince.get(tissue) ?? this.#now();
+    return others > 0 && this.#now() - since < 2 * this.#d.genome.limits.pulseIntervalMs;
+  }
+
+  async #recruit(tissue: string, stem: string, epoch: number): Promise<void> {
+    try {
+      await this.#d.mitosis.recruit(stem, { tissue, by: this.#d.self().id, epoch } satisfies DifferentiateBody);
+      await this.#joined(tissue, stem);
+    } catch (e) {
+      // The stem said no or is gone: divide instead, in its place.
+      this.#d.log.warn({ err: (e as Error).message, stem, tissue }, 'recruit failed; dividing instead');
+      const id = newCellId(tissue);
+      const now = this.#now();
+      const swapped = await this.#mutate(tissue, (r) => ({
+        ...r, pending: [...r.pending.filter((q) => q.id !== stem), ...(this.#d.mitosis.budget > 0 ? [{ id, host: this.#d.self().host, due: now + this.#d.genome.limits.joinTimeoutMs, how: 'spawn' as const }] : [])],
+      }));
+      if (swapped && this.#d.mitosis.budget > 0 && (await takeSpawnTokens(this.#d.kv, 1, this.#d.genome.limits.mitosisPerMinute, this.#now)) === 1) {
+        this.#announce(tissue, 'divide', [id], 1, `stem ${stem} could not differentiate (${(e as Error).message})`, swapped.epoch, {});
+        await this.#divide(tissue, id);
+      }
+    }
+  }
+
+  /** Divides and resolves once the child has joined the census, exited, or overstayed limits.joinTimeoutMs. */
+  async #divide(tissue: string, id: string): Promise<void> {
+    const started = this.#now();
+    let exited!: () => void;
+    const gone = new Promise<void>((r) => (exited = r));
+    try {
+      await this.#d.mitosis.divide(tissue, id, (code, signal) => {
+        exited();
+        // A child that exits before it lived past the crash window is a failed birth.
+        if (this.#now() - started < this.#d.genome.limits.crashWindowMs || !this.#d.census.get(id)) void this.#failedBirth(tissue, id, `exited with ${signal ?? `code ${code}`}`);
+      });
+      if (this.#d.census.get(id)) return;
+      let off: (() => void) | undefined;
+      const joined = new Promise<void>((r) => (off = this.#d.census.on((e) => e.type === 'joined' && e.entry.id === id && r())));
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((r) => (timer = setTimeout(r, this.#d.genome.limits.joinTimeoutMs)));
+      await Promise.race([joined, gone, timeout]);
+      off?.();
+      clearTimeout(timer);
+      if (this.#d.census.get(id)) await this.#joined(tissue, id);
+    } catch (e) {
+      this.#d.log.warn({ err: (e as Error).message, tissue, id }, 'division failed');
+      await this.#failedBirth(tissue, id, (e as Error).message);
+    }
+  }
+
+  /** A new member serves: it is no longer pending (the census counts it from now on). */
+  async #joined(tissue: string, id: string): Promise<void> {
+    await this.#mutate(tissue, (r) => (r.pending.some((q) => q.id === id) ? { ...r, pending: r.pending.filter((q) => q.id !== id) } : r));
+  }
+
+  async #failedBirth(tissue: string, id: string, why: string): Promise<void> {
+    if (this.#closed) return;
+    const limits = this.#d.genome.limits;
+    const now = this.#now();
+    let wait = 0;
+    const next = await this.#mutate(tissue, (r) => {
+      if (r.crashed.includes(id)) return r;
+      const failures = r.failures + 1;
+      wait = backoffMs(failures, limits.regrowBackoffMs, limits.regrowBackoffMaxMs);
+      return {
+        ...r, epoch: r.epoch + 1, at: now, by: this.#d.self().id, action: 'back-off', failures, failedAt: now, retryAt: now + wait,
+        crashed: [...r.crashed, id].slice(-32), pending: r.pending.filter((q) => q.id !== id),
+      };
+    });
+    if (next && next.crashed.includes(id) && wait > 0) {
+      this.#announce(tissue, 'back-off', [id], 1, `new ${tissue} cell ${id} ${why} within ${limits.crashWindowMs} ms of birth (${next.failures} in a row): waiting ${wait} ms before regrowing`, next.epoch, { failures: next.failures, backoffMs: wait });
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#offCensus?.();
+    this.#watch?.stop();
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * How a cell adds a cell: it recruits an idle stem cell (a request; the stem loads the
+ * tissue's DNA in place, in milliseconds) or it divides: it signs a child's lineage
+ * certificate with its own key, spending one unit of its replication budget, and spawns
+ * the child process.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { CellularError } from '../organism/errors.ts';
+import type { Genome } from '../organism/genome.ts';
+import type { Namespace } from '../organism/namespace.ts';
+import { openReply, pack } from '../organism/wire.ts';
+import type { BirthPacket } from './birth-packet.ts';
+import { spawnCell, type SpawnedCell } from './spawn.ts';
+import { fromHex } from '../organism/keys.ts';
+
+export interface RecruitRequest {
+  tissue: string;
+  /** The recruiting cell and the epoch of the decision it won. */
+  by: string;
+  epoch: number;
+}
+
+/** Checks a recruit request from the wire. */
+export function parseRecruit(value: unknown): RecruitRequest {
+  const r = value as Record<string, unknown> | undefined;
+  if (typeof r !== 'object' || r === null || typeof r.tissue !== 'string' || r.tissue.length > 32 || typeof r.by !== 'string' || r.by.length > 64 || typeof r.epoch !== 'number' || !Number.isSafeInteger(r.epoch) || r.epoch < 0) {
+    throw new CellularError('TISSUE_ERR_BAD_REQUEST', 'differentiate expects {tissue: string, by: string, epoch: integer ≥ 0}');
+  }
+  return { tissue: r.tissue, by: r.by, epoch: r.epoch };
+}
+
+export interface MitosisDeps {
+  nc: NatsConnection;
+  ns: Namespace;
+  packet: BirthPacket;
+  genome: Readonly<Genome>;
+  key: KeyObject;
+  /** The cell's certificate generation and budget at birth. */
+  generation: number;
+  budget: number;
+  lineage: Promise<KV | undefined>;
+}
+
+export class Mitosis {
+  readonly #d: MitosisDeps;
+  #spent = 0;
+
+  constructor(deps: MitosisDeps) {
+    this.#d = deps;
+  }
+
+  /** Replication budget left to this cell. */
+  get budget(): number {
+    return Math.max(0, this.#d.budget - this.#spent);
+  }
+
+  /** Asks stem cell `stem` to become `tissue`; resolves when it serves, rejects if it says no. */
+  async recruit(stem: string, request: RecruitRequest, timeoutMs = 2_000): Promise<void> {
+    const reply = await this.#d.nc.request(this.#d.ns.cell(stem, 'differentiate'), pack(request), { timeout: timeoutMs });
+    openReply(reply.data); // throws the stem's error, rebuilt
+  }
+
+  /** Divides: a child of `tissue`, certified by this cell. Spends one unit of budget, even if the child dies young. */
+  async divide(tissue: string, id: string, onExit?: (code: number | null, signal: NodeJS.Signals | null) => void): Promise<SpawnedCell> {
+    const budget = this.budget;
+    if (budget < 1) throw new CellularError('HOMEOSTASIS_ERR_REFUSED', `${this.#d.packet.cell.id} has no replication budget left (Hayflick limit)`);
+    const lineage = await this.#d.lineage;
+    if (!lineage) throw new CellularError('STORE_ERR_SETUP', 'the lineage bucket is unreachable: a child could not be certified');
+    const p = this.#d.packet;
+    this.#spent++;
+    return spawnCell({
+      organism: p.organism, access: { servers: p.servers, token: p.token }, genome: this.#d.genome, stateDir: p.stateDir,
+      rootPub: fromHex(p.rootPub), maker: { id: p.cell.id, key: this.#d.key, generation: this.#d.generation, budget },
+      tissue, lineage, id, host: p.cell.host, ...(p.genomeDir ? { baseDir: p.genomeDir } : {}), ...(onExit ? { onExit } : {}),
+    });
+  }
+}
