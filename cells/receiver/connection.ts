@@ -1,0 +1,490 @@
+/**
+ * One client socket on a receiver: frame limits (size, rate), the session, request/reply
+ * by `id`, sends into JetStream (acked only once stored), and delivery of the user's inbox.
+ * Frames are handled one at a time, in order, so a client's sends are stored in the order
+ * it sent them. Bad frames get an `error` frame with a code and are counted; too many in a
+ * row close the socket (4002). Nothing a client sends can throw out of here.
+ */
+import { createHash } from 'node:crypto';
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
+import { headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { WebSocket } from 'ws';
+import { CellularError } from '../../organism/errors.ts';
+import type { MessengerGene } from '../../organism/genome.ts';
+import type { Namespace } from '../../organism/namespace.ts';
+import type { Logger } from '../logger.ts';
+import type { MessengerStores } from '../messenger/stores.ts';
+import type { WorkMeter } from '../work-meter.ts';
+import { delivered, Delivery, H, type Delivered } from './delivery.ts';
+import { CLOSE, decodeClientFrame, decodeServerFrame, encodeServerFrame, errorFrame, frameIdOf, type ClientFrame, type ServerFrame } from './frames.ts';
+import type { Presence } from './presence.ts';
+import { Slots } from './slots.ts';
+import { TokenBucket } from './token-bucket.ts';
+
+/** How a session is named between receivers (never the token itself). */
+const tokenHash = (token: string) => createHash('sha256').update(token).digest('hex');
+
+/** Frames that read or acknowledge, and change no session state: answered without queueing. */
+const ANSWERED_AT_ONCE: ReadonlySet<ClientFrame['t']> = new Set(['ping', 'deliver.ack', 'history', 'keys.get', 'keys.backup.get', 'users', 'read']);
+
+/** Longest a history page waits for messages it was told are there. */
+const HISTORY_WAIT_MS = 2_000;
+/** Sends one socket may have waiting to be stored; more are refused (PROTO_ERR_RATE), so a flood cannot grow memory. */
+const MAX_QUEUED_SENDS = 256;
+/** Reads (history, keys, users, receipts) one socket may have in progress at once; more wait. */
+const MAX_CONCURRENT_READS = 4;
+
+/** Bad frames in a row after which the socket is closed (a client that is not speaking the protocol). */
+const MAX_BAD_IN_A_ROW = 32;
+
+export interface ConnectionStats {
+  frames: number;
+  bad: Record<string, number>;
+  rateLimited: number;
+  sent: number;
+  delivered: number;
+  slowClosed: number;
+}
+
+export interface ConnectionDeps {
+  gene: MessengerGene;
+  ns: Namespace;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  nc: NatsConnection;
+  stores: MessengerStores;
+  cell: string;
+  log: Logger;
+  stats: ConnectionStats;
+  /** Live receivers' URLs (from the census). */
+  receivers(): string[];
+  /** A request to the worker tissue; rejects with the worker's CellularError. */
+  worker<T>(endpoint: string, request: unknown): Promise<T>;
+  /** Whether a user has an account (cached by the caller). */
+  exists(user: string): Promise<boolean>;
+  /** The cell's work meter: each frame in progress is work (the receiver's load). */
+  work?: WorkMeter;
+  presence?: Presence;
+  /** Bounds the receiver's stores in flight (messenger.storeInflight). */
+  storeSlots?: Slots;
+}
+
+export class Connection {
+  readonly #ws: WebSocket;
+  readonly #d: ConnectionDeps;
+  readonly ip: string;
+  readonly #bucket: TokenBucket;
+  #user: string | null = null;
+  #token: string | null = null;
+  #delivery: Delivery | undefined;
+  /** Receipts and deletions for this user, from whichever receiver the other side is on. */
+  #events: Subscription | undefined;
+  /** Logouts of this user's sessions, anywhere; and this session's expiry. */
+  #ended: Subscription | undefined;
+  #expiry: NodeJS.Timeout | undefined;
+  /** The user this socket counts as present, if any. */
+  #present: string | null = null;
+  #queue: Promise<void> = Promise.resolve();
+  #badInARow = 0;
+  #queuedSends = 0;
+  #deleting = false;
+  /** Reads in progress on this socket (history pages can be large). */
+  readonly #reads = new Slots(MAX_CONCURRENT_READS);
+  #closed = false;
+
+  constructor(ws: WebSocket, ip: string, deps: ConnectionDeps) {
+    this.#ws = ws;
+    this.#d = deps;
+    this.ip = ip;
+    this.#bucket = new TokenBucket(deps.gene.framesPerSecond, deps.gene.framesPerSecond);
+    ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
+    ws.on('close', () => this.#onClose());
+    ws.on('error', () => this.#onClose());
+  }
+
+  get user(): string | null {
+    return this.#user;
+  }
+
+  /** This socket is deleting its own account (it answers, then closes itself). */
+  get deleting(): boolean {
+    return this.#deleting;
+  }
+
+  /** Sends a server frame; a client that leaves too much unread is cut off (4001). */
+  send(frame: ServerFrame): void {
+    if (this.#closed) return;
+    if (this.#ws.bufferedAmount > this.#d.gene.maxPendingBytes) {
+      this.#d.stats.slowClosed++;
+      this.close(CLOSE.SLOW, 'slow consumer: too much unread');
+      return;
+    }
+    this.#ws.send(encodeServerFrame(frame));
+  }
+
+  /**
+   * Waits until the client has read its backlog down to half of maxPendingBytes. A client
+   * that does not within messenger.slowClientMs is cut off (4001): it resumes from its
+   * cursor on a new socket, so nothing is lost.
+   */
+  async writable(): Promise<boolean> {
+    const high = this.#d.gene.maxPendingBytes / 2;
+    const deadline = Date.now() + this.#d.gene.slowClientMs;
+    while (!this.#closed && this.#ws.bufferedAmount > high) {
+      if (Date.now() > deadline) {
+        this.#d.stats.slowClosed++;
+        this.close(CLOSE.SLOW, 'slow consumer: too much unread');
+        return false;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return !this.#closed;
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#ws.close(code, reason);
+    this.#onClose();
+  }
+
+  /** Draining: tell the client where to go, then close with "moved". */
+  moved(receivers: string[]): void {
+    this.send({ t: 'moved', v: 1, receivers } as ServerFrame);
+    this.close(CLOSE.MOVED, 'moved');
+  }
+
+  #onClose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#end();
+  }
+
+  #onMessage(data: Buffer, isBinary: boolean): void {
+    this.#d.stats.frames++;
+    if (!this.#bucket.take()) {
+      this.#d.stats.rateLimited++;
+      this.send(errorFrame(new CellularError('PROTO_ERR_RATE', `more than ${this.#d.gene.framesPerSecond} frames per second`), frameIdOf(data)));
+      return;
+    }
+    let frame: ClientFrame;
+    try {
+      if (!isBinary) throw new CellularError('PROTO_ERR_MALFORMED', 'frames are binary msgpack, not text');
+      frame = decodeClientFrame(data, this.#d.gene);
+    } catch (e) {
+      const code = e instanceof CellularError ? e.code : 'PROTO_ERR_MALFORMED';
+      this.#d.stats.bad[code] = (this.#d.stats.bad[code] ?? 0) + 1;
+      this.send(errorFrame(e, frameIdOf(data)));
+      if (++this.#badInARow >= MAX_BAD_IN_A_ROW) this.close(CLOSE.POLICY, 'too many bad frames');
+      return;
+    }
+    this.#badInARow = 0;
+    const done = this.#d.work?.begin();
+    const answer = (reply: Promise<ServerFrame | undefined>) =>
+      reply.then(
+        (r) => r && this.send(r),
+        (e: unknown) => {
+          if (!(e instanceof CellularError)) this.#d.log.warn({ err: (e as Error).message, t: frame.t }, 'frame failed');
+          this.send(errorFrame(e, frame.id));
+        },
+      ).finally(() => done?.());
+    if (ANSWERED_AT_ONCE.has(frame.t)) {
+      // Reads and acks change no session state: they do not wait behind sends (a few at a time).
+      const f = frame;
+      void answer(this.#reads.acquire().then(() => this.#handle(f)).finally(() => this.#reads.release()));
+    } else if (frame.t === 'send' || frame.t === 'send.group') {
+      // Sends are stored in the order they came: each publish starts after the previous
+      // one started, and their acks are awaited side by side (a pipelining client is not
+      // held to one round trip to JetStream per message).
+      const f = frame;
+      if (this.#queuedSends >= MAX_QUEUED_SENDS) {
+        this.#d.stats.rateLimited++;
+        void answer(Promise.reject(new CellularError('PROTO_ERR_RATE', `more than ${MAX_QUEUED_SENDS} sends waiting to be stored on this socket: wait for acks`)));
+        return;
+      }
+      this.#queuedSends++;
+      const started = this.#queue.then(() => (this.#closed ? undefined : this.#startSend(f))).finally(() => this.#queuedSends--);
+      this.#queue = started.then(() => undefined, () => undefined);
+      void answer(started.then((s) => s?.reply));
+    } else {
+      // Everything else (sessions, accounts, deletions) in order, one at a time.
+      const handled = this.#queue.then(() => (this.#closed ? undefined : this.#handle(frame)));
+      this.#queue = handled.then(() => undefined, () => undefined);
+      void answer(handled);
+    }
+  }
+
+  #session(): string {
+    if (this.#user === null) throw new CellularError('AUTH_ERR_REQUIRED', 'log in or resume a session first');
+    return this.#user;
+  }
+
+  async #handle(f: ClientFrame): Promise<ServerFrame | undefined> {
+    const id = f.id;
+    switch (f.t) {
+      case 'ping':
+        return { v: 1, t: 'pong', id };
+      case 'hello':
+        if (f.session !== undefined) await this.#resume(f.session);
+        return { v: 1, t: 'welcome', id, cell: this.#d.cell, receivers: this.#d.receivers(), user: this.#user };
+      case 'register':
+        await this.#d.worker('register', { user: f.user, password: f.password, ip: this.ip });
+        return { v: 1, t: 'ok', id };
+      case 'login': {
+        const s = await this.#d.worker<{ user: string; token: string; expires: number }>('login', { user: f.user, password: f.password, ip: this.ip });
+        await this.#begin(s.user, s.token, s.expires);
+        return { v: 1, t: 'session', id, user: s.user, token: s.token, expires: s.expires };
+      }
+      case 'resume': {
+        const s = await this.#resume(f.token);
+        return { v: 1, t: 'session', id, user: s.user, token: f.token, expires: s.expires };
+      }
+      case 'logout': {
+        const user = this.#user;
+        const token = this.#token;
+        if (token) await this.#d.worker('logout', { token });
+        this.#end();
+        // Every other socket on this session, on any receiver, ends with it (4005).
+        if (user && token) this.#d.nc.publish(`${this.#d.ns.userEvents(user)}.ended`, new TextEncoder().encode(tokenHash(token)));
+        return { v: 1, t: 'ok', id };
+      }
+      case 'keys.publish':
+        await this.#d.worker('keys-publish', { user: this.#session(), x25519: f.x25519, ed25519: f.ed25519 });
+        return { v: 1, t: 'ok', id };
+      case 'keys.backup.put':
+        await this.#d.worker('backup-put', { user: this.#session(), blob: f.blob });
+        return { v: 1, t: 'ok', id };
+      case 'keys.backup.get': {
+        const r = await this.#d.worker<{ blob: Uint8Array | null }>('backup-get', { user: this.#session() });
+        return { v: 1, t: 'keys.backup', id, blob: r.blob };
+      }
+      case 'keys.get': {
+        this.#session();
+        const r = await this.#d.worker<{ keys: { user: string; x25519: Uint8Array; ed25519: Uint8Array }[] }>('keys-get', { users: f.users });
+        return { v: 1, t: 'keys', id, keys: r.keys };
+      }
+      case 'users': {
+        this.#session();
+        const r = await this.#d.worker<{ users: string[] }>('users', { query: f.query, limit: f.limit ?? 20 });
+        return { v: 1, t: 'users', id, users: r.users.map((user) => ({ user })) };
+      }
+      case 'send':
+      case 'send.group':
+        return (await this.#startSend(f)).reply;
+      case 'deliver.ack':
+        this.#session();
+        if (!this.#delivery) throw new CellularError('AUTH_ERR_REQUIRED', 'no delivery on this socket');
+        await this.#delivery.ack(f.seq);
+        return { v: 1, t: 'ok', id };
+      case 'contacts.set':
+        await this.#d.presence?.setContacts(this.#session(), f.users);
+        return { v: 1, t: 'ok', id };
+      case 'history': {
+        const page = await this.#history(this.#session(), f.after ?? 0, f.limit ?? Math.min(50, this.#d.gene.pageMax), f.with);
+        return { v: 1, t: 'history', id, ...page };
+      }
+      case 'read': {
+        // Only for a message the reader really received from that sender (its copy at
+        // `seq`): no one can push receipts at users they have no messages from.
+        const by = this.#session();
+        const copy = await this.#d.jsm.streams.getMessage(this.#d.stores.messages, { seq: f.seq }).catch(() => null);
+        if (!copy || copy.header?.get(H.MSG) !== f.msg || copy.header.get(H.FROM) !== f.from) throw new CellularError('MESSAGE_ERR_NOT_FOUND', `no copy of message ${f.msg} from ${f.from} at ${f.seq}`);
+        if (copy.subject !== this.#d.ns.inbox(by)) throw new CellularError('MESSAGE_ERR_FORBIDDEN', `the copy at ${f.seq} is in another user's inbox`);
+        this.#d.nc.publish(this.#d.ns.userEvents(f.from), encodeServerFrame({ v: 1, t: 'receipt', msg: f.msg, by, at: Date.now() }));
+        return { v: 1, t: 'ok', id };
+      }
+      case 'delete':
+        await this.#delete(this.#session(), f.msg, f.scope, f.seqs);
+        return { v: 1, t: 'ok', id };
+      case 'account.delete': {
+        const user = this.#session();
+        this.#deleting = true; // this socket says ok, then closes itself
+        try {
+          await this.#d.worker('account-delete', { user, password: f.password });
+        } finally {
+          this.#deleting = false;
+        }
+        this.send({ v: 1, t: 'ok', id });
+        this.#end();
+        this.close(CLOSE.ACCOUNT_DELETED, 'account deleted');
+        return undefined;
+      }
+      default: {
+        const unhandled: never = f; // every client frame type has a case above
+        throw new CellularError('PROTO_ERR_UNKNOWN_TYPE', `frame type ${(unhandled as { t: string }).t} is not served`);
+      }
+    }
+  }
+
+  async #resume(token: string): Promise<{ user: string; expires: number }> {
+    const s = await this.#d.worker<{ user: string; expires: number }>('resume', { token });
+    await this.#begin(s.user, token, s.expires);
+    return s;
+  }
+
+  /** A session starts (or switches user): deliver that user's inbox from its cursor. */
+  async #begin(user: string, token: string, expires: number): Promise<void> {
+    this.#end();
+    // The socket may have closed while the worker checked the password: start nothing.
+    if (this.#closed) return;
+    this.#user = user;
+    this.#token = token;
+    // The session ends here when it expires, or when it is logged out anywhere (4005).
+    const mine = tokenHash(token);
+    this.#ended = this.#d.nc.subscribe(`${this.#d.ns.userEvents(user)}.ended`, {
+      callback: (_e, m) => {
+        if (new TextDecoder().decode(m.data) === mine) this.close(CLOSE.SESSION_ENDED, 'session ended');
+      },
+    });
+    this.#expiry = setTimeout(() => this.close(CLOSE.SESSION_ENDED, 'session expired'), Math.min(Math.max(0, expires - Date.now()), 2 ** 31 - 1));
+    this.#expiry.unref();
+    const delivery = new Delivery({
+      js: this.#d.js, stream: this.#d.stores.messages, subject: this.#d.ns.inbox(user), cursors: this.#d.stores.cursors, user, window: this.#d.gene.pageMax, flushMs: this.#d.gene.cursorFlushMs,
+      writable: () => this.writable(),
+      push: (m: Delivered) => {
+        this.#d.stats.delivered++;
+        this.send({ v: 1, t: 'deliver', ...m } as ServerFrame);
+      },
+      onError: (e) => {
+        this.#d.log.warn({ err: (e as Error).message, user }, 'delivery failed');
+        this.close(CLOSE.MOVED, 'delivery failed: reconnect');
+      },
+    });
+    this.#delivery = delivery;
+    this.#events = this.#d.nc.subscribe(this.#d.ns.userEvents(user), {
+      callback: (_e, m) => {
+        // Frames other receivers encoded for this user: passed on as they are, if they decode.
+        try {
+          this.send(decodeServerFrame(m.data));
+        } catch {
+          // not a frame: ignored
+        }
+      },
+    });
+    try {
+      // Counted as present before the await, so a close meanwhile undoes it (#end).
+      if (this.#d.presence) this.#present = user;
+      const [, others] = await Promise.all([delivery.start(), this.#d.presence?.join(user) ?? []]);
+      if (this.#closed) return this.#end(); // closed while starting: release what started
+      // Told the state of everyone who lets this user see it.
+      for (const p of others) this.send({ v: 1, t: 'presence', user: p.user, online: p.online });
+    } catch (e) {
+      this.#end(); // never half logged in
+      throw e;
+    }
+  }
+
+  #end(): void {
+    if (this.#present !== null) void this.#d.presence?.leave(this.#present).catch(() => undefined);
+    this.#present = null;
+    this.#delivery?.close();
+    this.#delivery = undefined;
+    this.#events?.unsubscribe();
+    this.#events = undefined;
+    this.#ended?.unsubscribe();
+    this.#ended = undefined;
+    clearTimeout(this.#expiry);
+    this.#user = null;
+    this.#token = null;
+  }
+
+  /**
+   * One page of the user's inbox after a stream sequence, oldest first, optionally only
+   * from one sender. Reads through a short-lived ordered consumer up to the inbox's last
+   * message (so an empty inbox answers at once instead of waiting for a fetch to expire).
+   */
+  async #history(user: string, after: number, limit: number, from?: string): Promise<{ messages: Delivered[]; more: boolean }> {
+    const subject = this.#d.ns.inbox(user);
+    const last = (await this.#d.jsm.streams.getMessage(this.#d.stores.messages, { last_by_subj: subject }).catch(() => null))?.seq ?? 0;
+    if (last <= after) return { messages: [], more: false };
+    const consumer = await this.#d.js.consumers.get(this.#d.stores.messages, { filter_subjects: subject, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 });
+    const messages: Delivered[] = [];
+    let more = false;
+    let bytes = 0;
+    const iter = await consumer.consume({ max_messages: Math.min(limit + 1, 256) });
+    // If what was there is deleted meanwhile, nothing comes: end the page instead of waiting.
+    const timer = setTimeout(() => void iter.close().catch(() => undefined), HISTORY_WAIT_MS);
+    try {
+      for await (const m of iter) {
+        const d = delivered(m);
+        if (d && (from === undefined || d.from === from)) {
+          // A page holds at most `limit` messages and half of maxPendingBytes of bodies, so
+          // one reply cannot push a reading client past its unread limit.
+          if (messages.length === limit || (messages.length > 0 && bytes + d.body.length > this.#d.gene.maxPendingBytes / 2)) {
+            more = true;
+            break;
+          }
+          bytes += d.body.length;
+          messages.push(d);
+        }
+        // The last one, or nothing more pending (it may have been deleted meanwhile).
+        if (m.seq >= last || m.info.pending === 0) break;
+      }
+    } finally {
+      clearTimeout(timer);
+      await iter.close().catch(() => undefined);
+    }
+    return { messages, more };
+  }
+
+  /**
+   * Removes stored copies of a message. "me": copies in the user's own inbox. "everyone":
+   * copies the user sent, wherever they are; each recipient's live sockets hear `deleted`.
+   * Every sequence is checked before anything is removed, so a bad one removes nothing.
+   */
+  async #delete(user: string, msg: string, scope: 'me' | 'everyone', seqs: number[]): Promise<void> {
+    const stream = this.#d.stores.messages;
+    const found: StoredMsg[] = [];
+    for (const seq of new Set(seqs)) {
+      const m = await this.#d.jsm.streams.getMessage(stream, { seq }).catch(() => null);
+      if (!m || m.header?.get(H.MSG) !== msg) throw new CellularError('MESSAGE_ERR_NOT_FOUND', `no copy of message ${msg} at ${seq}`);
+      const mine = scope === 'me' ? m.subject === this.#d.ns.inbox(user) : m.header.get(H.FROM) === user;
+      if (!mine) throw new CellularError('MESSAGE_ERR_FORBIDDEN', scope === 'me' ? `the copy at ${seq} is in another user's inbox` : `message ${msg} was not sent by ${user}`);
+      found.push(m);
+    }
+    for (const m of found) {
+      // erase: the bytes are overwritten on disk, not only unlinked from the index.
+      await this.#d.jsm.streams.deleteMessage(stream, m.seq, true);
+      if (scope === 'everyone') {
+        const to = m.subject.slice(m.subject.lastIndexOf('.') + 1);
+        this.#d.nc.publish(this.#d.ns.userEvents(to), encodeServerFrame({ v: 1, t: 'deleted', msg, by: user }));
+      }
+    }
+  }
+
+  /**
+   * Checks a send and starts storing its copies; resolves once every publish is on its
+   * way, with the reply still to come (wrapped, so awaiting the start does not await it).
+   * A group send stores one copy per member inbox, each idempotent by (member, msg): a
+   * retry after a partial failure stores only what is missing; acked when all are stored.
+   */
+  async #startSend(f: Extract<ClientFrame, { t: 'send' | 'send.group' }>): Promise<{ reply: Promise<ServerFrame> }> {
+    const from = this.#session();
+    const copies = f.t === 'send' ? [{ to: f.to, body: f.body }] : f.copies;
+    const group = f.t === 'send.group' ? f.group : undefined;
+    for (const c of copies) if (!(await this.#d.exists(c.to))) throw new CellularError('ACCOUNT_ERR_NOT_FOUND', `no user ${c.to}`);
+    // A slot per copy before it is published (in order): the receiver's stores in flight are bounded.
+    const acks: Promise<number>[] = [];
+    for (const c of copies) {
+      await this.#d.storeSlots?.acquire();
+      acks.push(this.#store(from, c.to, f.msg, c.body, group).finally(() => this.#d.storeSlots?.release()));
+    }
+    return { reply: Promise.all(acks).then((seqs): ServerFrame => ({ v: 1, t: 'ack', id: f.id, msg: f.msg, seq: seqs[0]!, seqs })) };
+  }
+
+  /** Publishes one copy into `to`'s inbox (at once); resolves with its stream sequence once JetStream has it. */
+  async #store(from: string, to: string, msg: string, body: Uint8Array, group?: string): Promise<number> {
+    const h = headers();
+    h.set(H.FROM, from);
+    h.set(H.MSG, msg);
+    h.set(H.AT, String(Date.now()));
+    if (group) h.set(H.GROUP, group);
+    try {
+      // Deduplicated per (recipient, sender, id): another sender's id cannot shadow this one.
+      const ack = await this.#d.js.publish(this.#d.ns.inbox(to), body, { msgID: `${to}.${from}.${msg}`, headers: h });
+      this.#d.stats.sent++;
+      return ack.seq;
+    } catch (cause) {
+      throw new CellularError('MESSAGE_ERR_STORE', `message ${msg} to ${to} was not stored: ${(cause as Error).message}`, { cause });
+    }
+  }
+}

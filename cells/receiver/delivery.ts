@@ -1,0 +1,189 @@
+/**
+ * Delivery of one user's inbox to one socket: an ordered JetStream consumer on the user's
+ * inbox subject, starting after the user's stored cursor, pushing `deliver` frames. The
+ * client acks the highest sequence it holds; the cursor (KV `cursors`, key `u.<user>`)
+ * only moves forward, by compare-and-set, so two sockets of one user never move it back.
+ * A socket that moves to another receiver resumes from the cursor: a message can arrive
+ * twice on the wire (same `msg` id, dropped by the client), never be lost.
+ *
+ * Flow control: at most `window` messages pushed and not yet acked, and nothing pushed while
+ * the socket's unread backlog is over half of messenger.maxPendingBytes; the consumer is not
+ * read further until the client catches up (the JetStream consumer buffers a batch).
+ */
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { CellularError } from '../../organism/errors.ts';
+import { codec } from '../../organism/codec.ts';
+import type { Delivered } from './frames.ts';
+
+export type { Delivered };
+
+/** Message headers the receiver writes on every stored copy (the body itself is opaque). */
+export const H = { FROM: 'Cm-From', MSG: 'Cm-Msg', AT: 'Cm-At', GROUP: 'Cm-Group' } as const;
+
+export const cursorKey = (user: string) => `u.${user}`;
+
+/** A stored message as a `deliver` frame's fields; null when its headers are not ours (skipped). */
+export function delivered(m: Pick<JsMsg, 'seq' | 'headers' | 'data' | 'subject'>): Delivered | null {
+  const from = m.headers?.get(H.FROM);
+  const msg = m.headers?.get(H.MSG);
+  const at = Number(m.headers?.get(H.AT));
+  const to = m.subject.slice(m.subject.lastIndexOf('.') + 1);
+  if (!from || !msg || !Number.isSafeInteger(at)) return null;
+  const group = m.headers?.get(H.GROUP);
+  return { seq: m.seq, msg, from, to, at, body: m.data, ...(group ? { group } : {}) };
+}
+
+export async function readCursor(kv: KV, user: string): Promise<{ seq: number; revision: number }> {
+  const e = await kv.get(cursorKey(user));
+  if (!e || e.operation !== 'PUT') return { seq: 0, revision: e?.revision ?? 0 };
+  const v = codec.unpack(e.value) as { seq?: unknown };
+  return { seq: Number.isSafeInteger(v?.seq) && (v.seq as number) > 0 ? (v.seq as number) : 0, revision: e.revision };
+}
+
+/**
+ * Moves a user's cursor to `seq` unless it is already there or beyond. `known` is the
+ * cursor as this caller last wrote it: tried first, so the usual ack costs one KV write,
+ * not a read and a write; on a conflict (another socket of the user moved it) it reads.
+ */
+export async function advanceCursor(kv: KV, user: string, seq: number, known?: { seq: number; revision: number }): Promise<{ seq: number; revision: number }> {
+  try {
+    return await moveCursor(kv, user, seq, known);
+  } catch (cause) {
+    if (cause instanceof CellularError) throw cause;
+    throw new CellularError('MESSAGE_ERR_STORE', `could not move the cursor of ${user} to ${seq}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+async function moveCursor(kv: KV, user: string, seq: number, known?: { seq: number; revision: number }): Promise<{ seq: number; revision: number }> {
+  let current = known ?? (await readCursor(kv, user));
+  for (let attempt = 0; attempt < 16; attempt++) {
+    if (current.seq >= seq) return current;
+    try {
+      const bytes = codec.pack({ v: 1, seq });
+      const revision = current.revision === 0 ? await kv.create(cursorKey(user), bytes) : await kv.update(cursorKey(user), bytes, current.revision);
+      return { seq, revision };
+    } catch {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 1 + Math.random() * 4));
+      current = await readCursor(kv, user);
+    }
+  }
+  throw new CellularError('MESSAGE_ERR_STORE', `could not move the cursor of ${user} to ${seq}`);
+}
+
+export interface DeliveryOptions {
+  js: JetStreamClient;
+  stream: string;
+  subject: string;
+  cursors: KV;
+  user: string;
+  window: number;
+  /** Acks within this many ms share one cursor write. */
+  flushMs: number;
+  /** Resolves true when the socket can take more (its backlog drained), false if it is gone. */
+  writable(): Promise<boolean>;
+  push(d: Delivered): void;
+  onError(e: unknown): void;
+}
+
+export class Delivery {
+  readonly #o: DeliveryOptions;
+  #messages: ConsumerMessages | undefined;
+  #closed = false;
+  #lastSent = 0;
+  #acked = 0;
+  #wake: (() => void) | undefined;
+  /** Sequences pushed and not yet acked, oldest first: the window counts messages, not sequence distance (sequences are shared by every inbox). */
+  readonly #unacked: number[] = [];
+  /** The cursor as this delivery last read or wrote it. */
+  #cursor = { seq: 0, revision: 0 };
+  /** The next cursor write, not yet started: every ack made before it starts joins it. */
+  #next: Promise<void> | undefined;
+  /** The write in progress (one at a time, so they land in order). */
+  #writing: Promise<void> | undefined;
+
+  constructor(o: DeliveryOptions) {
+    this.#o = o;
+  }
+
+  get lastSent(): number {
+    return this.#lastSent;
+  }
+
+  async start(): Promise<void> {
+    this.#cursor = await readCursor(this.#o.cursors, this.#o.user);
+    const seq = this.#cursor.seq;
+    this.#acked = seq;
+    this.#lastSent = seq;
+    const consumer = await this.#o.js.consumers.get(this.#o.stream, {
+      filter_subjects: this.#o.subject,
+      ...(seq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq + 1 } : { deliver_policy: DeliverPolicy.All }),
+    });
+    if (this.#closed) return;
+    const messages = await consumer.consume({ max_messages: Math.max(16, this.#o.window) });
+    if (this.#closed) return void messages.close().catch(() => undefined); // closed while it opened
+    this.#messages = messages;
+    void this.#pump(messages);
+  }
+
+  async #pump(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const m of messages) {
+        if (this.#closed) break;
+        while (!this.#closed && this.#unacked.length >= this.#o.window) await new Promise<void>((r) => (this.#wake = r));
+        if (this.#closed || !(await this.#o.writable())) break;
+        const d = delivered(m);
+        this.#lastSent = m.seq;
+        if (d) {
+          this.#unacked.push(m.seq);
+          this.#o.push(d);
+        }
+      }
+    } catch (e) {
+      if (!this.#closed) this.#o.onError(e);
+    }
+  }
+
+  /**
+   * The client holds everything up to `seq`: delivery may go on at once, and the cursor
+   * moves within `flushMs` — acks made meanwhile share that one write. Resolves once the
+   * cursor covers `seq`.
+   */
+  ack(seq: number): Promise<void> {
+    if (seq > this.#lastSent) throw new CellularError('PROTO_ERR_BAD_FIELD', `deliver.ack seq ${seq} is beyond the last delivered (${this.#lastSent})`);
+    if (seq > this.#acked) {
+      this.#acked = seq;
+      while (this.#unacked.length > 0 && this.#unacked[0]! <= seq) this.#unacked.shift();
+      this.#wake?.();
+      this.#wake = undefined;
+    }
+    if (this.#cursor.seq >= seq) return Promise.resolve();
+    this.#next ??= this.#flush(this.#o.flushMs);
+    return this.#next;
+  }
+
+  /** After `delayMs` and the write before it, writes the highest ack so far. */
+  async #flush(delayMs: number): Promise<void> {
+    if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+    await this.#writing?.catch(() => undefined);
+    this.#next = undefined; // acks from here on join the next flush
+    const write = advanceCursor(this.#o.cursors, this.#o.user, this.#acked, this.#cursor).then((c) => {
+      if (c.seq > this.#cursor.seq) this.#cursor = c;
+    });
+    this.#writing = write;
+    try {
+      await write;
+    } finally {
+      if (this.#writing === write) this.#writing = undefined;
+    }
+  }
+
+  /** Stops delivering; an ack not yet written is written now (best effort). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#wake?.();
+    void this.#messages?.close().catch(() => undefined);
+    if (this.#cursor.seq < this.#acked && !this.#next) void this.#flush(0).catch(() => undefined);
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * Session tokens in the `sessions` KV bucket (bucket TTL = messenger.sessionTtlMs).
+ *
+ * A token is 32 random bytes (base64url) given to the client once; the bucket only holds
+ * `s.<sha256(token) hex>`, so whoever can read the bucket (any cell, a backup) holds no
+ * usable token. Record: {v: 1, user, created}. Expiry is checked against `created + ttl`
+ * here as well as by the bucket TTL, which is a sweep, not a promise of the second.
+ *
+ * revokeAll needs the sessions of one user. Keys do not carry the user (they are hashes),
+ * so a key scan would read every session of every user; instead each user has an index,
+ * `u.<user>` → the hashes of their sessions (with creation times), kept by compare-and-set.
+ * The index is written BEFORE the session itself, so no session can exist without being
+ * listed. It holds at most MAX_SESSIONS_PER_USER: making one more revokes the oldest, so
+ * the index is always complete and revokeAll never misses one. It is rewritten at every
+ * login, so the bucket TTL never takes it before the sessions it lists.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { KV } from '@nats-io/kv';
+import { codec } from '../../organism/codec.ts';
+import { CellularError } from '../../organism/errors.ts';
+import { isCasConflict } from './rate-limit.ts';
+import { nonNeg, unpackRecord } from '../messenger/record.ts';
+
+/** Live sessions one user may hold (devices, browsers); the 65th login ends the oldest. */
+export const MAX_SESSIONS_PER_USER = 64;
+const MAX_ATTEMPTS = 16;
+
+export interface SessionRecord {
+  v: 1;
+  user: string;
+  created: number;
+}
+
+export interface SessionIndex {
+  v: 1;
+  user: string;
+  /** [sha256(token) hex, created], oldest first. */
+  sessions: [string, number][];
+}
+
+const TOKEN = /^[A-Za-z0-9_-]{43}$/;
+const HASH = /^[0-9a-f]{64}$/;
+const USER = /^[a-z0-9][a-z0-9_-]{2,31}$/;
+
+const sessionKey = (hash: string) => `s.${hash}`;
+const indexKey = (user: string) => `u.${user}`;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+
+export function parseSessionRecord(bytes: Uint8Array): SessionRecord {
+  const r = unpackRecord(bytes, 'session record');
+  if (typeof r.user !== 'string' || !USER.test(r.user) || !nonNeg(r.created)) throw new CellularError('STORE_ERR_RECORD', 'session record rejected: malformed');
+  return r as unknown as SessionRecord;
+}
+
+export function parseSessionIndex(bytes: Uint8Array, user: string): SessionIndex {
+  const r = unpackRecord(bytes, `session index of ${user}`);
+  const ok =
+    r.user === user &&
+    Array.isArray(r.sessions) &&
+    r.sessions.length <= MAX_SESSIONS_PER_USER &&
+    r.sessions.every((s: unknown) => Array.isArray(s) && s.length === 2 && typeof s[0] === 'string' && HASH.test(s[0]) && nonNeg(s[1]));
+  if (!ok) throw new CellularError('STORE_ERR_RECORD', `session index of ${user} rejected: malformed`);
+  return r as unknown as SessionIndex;
+}
+
+/** The bucket key of a token, or null for something that cannot be one of ours. */
+function keyOf(token: unknown): string | null {
+  if (typeof token !== 'string' || !TOKEN.test(token)) return null;
+  return sessionKey(createHash('sha256').update(token).digest('hex'));
+}
+
+const noSession = (why: string, cause?: unknown) => new CellularError('AUTH_ERR_SESSION', `session ${why}: log in again`, cause === undefined ? {} : { cause });
+
+export class Sessions {
+  readonly #kv: KV;
+  readonly #ttlMs: number;
+  readonly #now: () => number;
+
+  constructor(kv: KV, ttlMs: number, now: () => number = Date.now) {
+    this.#kv = kv;
+    this.#ttlMs = ttlMs;
+    this.#now = now;
+  }
+
+  /** A new session for `user` (who has just proven their password). */
+  async create(user: string): Promise<{ token: string; expires: number }> {
+    if (!USER.test(user)) throw new CellularError('ACCOUNT_ERR_USERNAME', `no sessions for ${JSON.stringify(user)}`);
+    const token = randomBytes(32).toString('base64url');
+    const hash = createHash('sha256').update(token).digest('hex');
+    const created = this.#now();
+    const evicted = await this.#updateIndex(user, (list) => [...list.filter(([, at]) => at + this.#ttlMs > created), [hash, created]]);
+    // Past the cap: the oldest sessions end, so the index still lists every live one.
+    await Promise.all(evicted.map((h) => this.#kv.delete(sessionKey(h))));
+    await this.#kv.create(sessionKey(hash), codec.pack({ v: 1, user, created } satisfies SessionRecord));
+    return { token, expires: created + this.#ttlMs };
+  }
+
+  /** Who a token belongs to; AUTH_ERR_SESSION if it is malformed, unknown, revoked or expired. */
+  async resolve(token: string): Promise<{ user: string; expires: number; created: number }> {
+    const key = keyOf(token);
+    if (key === null) throw noSession('token malformed');
+    const e = await this.#kv.get(key);
+    if (!e || e.operation !== 'PUT') throw noSession('unknown or revoked');
+    let record: SessionRecord;
+    try {
+      record = parseSessionRecord(e.value);
+    } catch (cause) {
+      throw noSession('record unreadable', cause); // the cause (STORE_ERR_RECORD) is for the logs
+    }
+    const expires = record.created + this.#ttlMs;
+    if (expires <= this.#now()) {
+      await this.#kv.delete(key).catch(() => {}); // the bucket TTL would too, later
+      throw noSession('expired');
+    }
+    return { user: record.user, expires, created: record.created };
+  }
+
+  /** Ends one session (logout). Unknown tokens are already ended; malformed ones are refused. */
+  async revoke(token: string): Promise<void> {
+    const key = keyOf(token);
+    if (key === null) throw noSession('token malformed');
+    // The user's index keeps the hash until it ages out or is capped: a dead entry costs nothing.
+    await this.#kv.delete(key);
+  }
+
+  /**
+   * Ends every session of `user` (password change, account deletion); returns how many
+   * were listed. The index is removed by compare-and-set at the revision that was read: a
+   * login racing this either lands before (its session is listed on the next pass and
+   * ended) or after (a new session, legitimately kept).
+   */
+  async revokeAll(user: string): Promise<number> {
+    if (!USER.test(user)) return 0;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const e = await this.#kv.get(indexKey(user));
+      if (!e || e.operation !== 'PUT') return 0;
+      const list = this.#readIndex(e.value, user);
+      await Promise.all(list.map(([h]) => this.#kv.delete(sessionKey(h))));
+      try {
+        await this.#kv.delete(indexKey(user), { previousSeq: e.revision });
+        return list.length;
+      } catch (err) {
+        if (!isCasConflict(err) || attempt === MAX_ATTEMPTS - 1) throw err;
+      }
+      await sleep(Math.random() * 4 * (attempt + 1));
+    }
+    return 0; // not reached: the last attempt returns or throws
+  }
+
+  /** A malformed index is read as empty and rewritten (its sessions still expire by TTL). */
+  #readIndex(bytes: Uint8Array, user: string): [string, number][] {
+    try {
+      return parseSessionIndex(bytes, user).sessions;
+    } catch {
+      return [];
+    }
+  }
+
+  /** Rewrites the user's index by compare-and-set; returns the hashes pushed out by the cap. */
+  async #updateIndex(user: string, change: (list: [string, number][]) => [string, number][]): Promise<string[]> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const e = await this.#kv.get(indexKey(user));
+      const next = change(e?.operation === 'PUT' ? this.#readIndex(e.value, user) : []);
+      const evicted = next.splice(0, Math.max(0, next.length - MAX_SESSIONS_PER_USER)).map(([h]) => h);
+      const value = codec.pack({ v: 1, user, sessions: next } satisfies SessionIndex);
+      try {
+        if (!e) await this.#kv.create(indexKey(user), value);
+        else await this.#kv.update(indexKey(user), value, e.revision);
+        return evicted;
+      } catch (err) {
+        if (!isCasConflict(err) || attempt === MAX_ATTEMPTS - 1) throw err;
+      }
+      await sleep(Math.random() * 4 * (attempt + 1));
+    }
+    return []; // not reached: the last attempt returns or throws
+  }
+}
