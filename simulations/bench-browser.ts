@@ -1,0 +1,156 @@
+/**
+ * The browser client's benchmark: `npm run bench -- browser`. Two measurements, in real
+ * Chromium (Debian's, through playwright-core):
+ *  1. failover as the page sees it: a logged-in page's receiver is killed (kill -9) again
+ *     and again; each time, the time from its socket closing to its session resumed on
+ *     another receiver (Connection.failovers, shown in #status data-failovers), and the
+ *     time from the kill to a message sent by another person showing on the page;
+ *  2. end-to-end encryption cost per message copy (seal, open) in Chromium, against the
+ *     same code in Node in the same run (the ratio travels between machines).
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { CensusEntry } from '../organism/census.ts';
+import { CellularError, throwIfAborted } from '../organism/errors.ts';
+import { loadGenome } from '../organism/genome.ts';
+import { Organism } from '../organism/organism.ts';
+import { waitFor } from './bench-chat.ts';
+import { cryptoCost, type CryptoCost } from './crypto-cost.ts';
+import { distribution, type Distribution } from './stats.ts';
+
+export interface BrowserBenchOptions {
+  kills: number;
+  messages: number;
+  stateDir: string;
+  progress: (line: string) => void;
+  say?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface BrowserBenchResult {
+  options: { kills: number; messages: number };
+  chromium: string;
+  failovers: { kill: number; victim: string; to: string; resumedMs: number; messageShownMs: number }[];
+  resumed: Distribution | null;
+  messageShown: Distribution | null;
+  crypto: { chromium: CryptoCost; node: CryptoCost; sealRatio: number; openRatio: number };
+  notes: string[];
+}
+
+const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const RECEIVERS = 3;
+
+/** The crypto-cost function bundled for the page (esbuild, from the TypeScript source). */
+async function cryptoBundle(): Promise<string> {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const out = await build({
+    stdin: { contents: "import { cryptoCost } from './simulations/crypto-cost.ts'; (globalThis as any).cellularCryptoCost = cryptoCost;", resolveDir: root, loader: 'ts' },
+    bundle: true, format: 'iife', platform: 'browser', target: 'es2022', write: false, logLevel: 'warning',
+  });
+  return out.outputFiles[0]!.text;
+}
+
+async function register(browser: Browser, url: string, user: string): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`${url}/`);
+  await page.waitForSelector('#status[data-state=connected]');
+  await page.fill('#user', user);
+  await page.fill('#password', `pw-${user}-bench`);
+  await page.click('#register');
+  await page.waitForSelector(`#status[data-user=${user}]`, { timeout: 30_000 });
+  return page;
+}
+
+export async function runBrowserBench(o: BrowserBenchOptions): Promise<BrowserBenchResult> {
+  if (!existsSync(CHROMIUM)) throw new CellularError('CLI_ERR_USAGE', `no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_BIN)`);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+  const notes: string[] = [];
+  try {
+    // 2. Crypto first, on a quiet machine: Chromium, then Node.
+    o.progress(`crypto: ${o.messages} seals and opens of a 200-byte message in Chromium, then in Node`);
+    const page = await browser.newPage();
+    await page.goto('about:blank');
+    await page.addScriptTag({ content: await cryptoBundle() });
+    const inChromium = await page.evaluate(([n, size]) => (globalThis as unknown as { cellularCryptoCost: typeof cryptoCost }).cellularCryptoCost(n, size), [o.messages, 200] as const);
+    await page.close();
+    const inNode = cryptoCost(o.messages, 200);
+    o.progress(`crypto: Chromium seal ${inChromium.sealMicros.toFixed(0)} µs, open ${inChromium.openMicros.toFixed(0)} µs; Node seal ${inNode.sealMicros.toFixed(0)} µs, open ${inNode.openMicros.toFixed(0)} µs`);
+
+    // 1. Failover under kill -9.
+    const portMin = 20_000 + Math.floor(Math.random() * 40_000);
+    const genome = loadGenome({
+      sets: [
+        'tissues.echo=null', 'tissues.stem.min=0', `tissues.receiver.min=${RECEIVERS}`, `tissues.receiver.max=${RECEIVERS}`, 'tissues.worker.min=1',
+        `messenger.portMin=${portMin}`, `messenger.portMax=${portMin + 40}`, 'messenger.scryptLogN=12', 'messenger.frontPort=0',
+      ],
+    });
+    const organism = new Organism({ stateDir: o.stateDir, genome, autoInstall: false, say: o.say ?? (() => {}), ...(o.signal ? { signal: o.signal } : {}) });
+    const onExit = () => organism.emergencyStop();
+    process.once('exit', onExit);
+    const failovers: BrowserBenchResult['failovers'] = [];
+    try {
+      await organism.start();
+      await organism.waitForPopulation();
+      const census = organism.observer.census;
+      const receivers = (): CensusEntry[] => census.living().filter((c) => c.tissue === 'receiver' && c.state === 'alive' && c.url !== null);
+      await waitFor(() => receivers().length >= RECEIVERS, 30_000, `${RECEIVERS} receivers`, o.signal);
+      const run = Math.random().toString(36).slice(2, 8);
+      const [ra, rb] = receivers();
+      const watcher = await register(browser, ra!.url!, `w${run}`);
+      const consoleLines: string[] = [];
+      watcher.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+      const talker = await register(browser, rb!.url!, `t${run}`);
+      await talker.fill('#find', `w${run}`);
+      await talker.press('#find', 'Enter');
+      await talker.waitForSelector('#shell[data-view=conv]');
+      for (let k = 0; k < o.kills; k++) {
+        throwIfAborted(o.signal);
+        await waitFor(() => receivers().length >= RECEIVERS, 30_000, `${RECEIVERS} receivers again`, o.signal);
+        // The page asks for the live receivers every 5 s: give it the chance to learn the regrown one.
+        if (k > 0) await new Promise((r) => setTimeout(r, 6_000));
+        const cell = await watcher.getAttribute('#status', 'data-cell');
+        const victim = receivers().find((c) => c.id === cell);
+        if (!victim) throw new CellularError('CELL_ERR_SPAWN', `the page's receiver ${cell} is not in the census`);
+        // The talker must not be on the same receiver, or its own failover would be measured too.
+        const text = `after kill ${k + 1}`;
+        const killedAt = performance.now();
+        process.kill(victim.pid, 'SIGKILL');
+        await talker.fill('#text', text);
+        await talker.press('#text', 'Enter');
+        await watcher.waitForSelector(`#status[data-state=connected]:not([data-cell="${victim.id}"])`, { timeout: 30_000 }).catch(async (e: unknown) => {
+          const status = await watcher.evaluate(() => {
+            const el = (globalThis as unknown as { document: { getElementById(id: string): { textContent: string; dataset: Record<string, string> } } }).document.getElementById('status');
+            return `${el.textContent} ${JSON.stringify(el.dataset)}`;
+          });
+          throw new CellularError('CELL_ERR_SPAWN', `kill ${k + 1}: the page did not resume on another receiver: its status says ${status}; live receivers ${receivers().map((c) => `${c.id} ${c.url}`).join(', ')}; console: ${consoleLines.slice(-10).join(' | ')}`, { cause: e });
+        });
+        await watcher.waitForSelector(`#messages li .text:text-is("${text}"), #conversations button .last:text-is("${text}")`, { timeout: 30_000 });
+        const shownMs = performance.now() - killedAt;
+        const list = ((await watcher.getAttribute('#status', 'data-failovers')) ?? '').split(',').filter((x) => x.length > 0).map(Number);
+        const resumedMs = list.at(-1) ?? Number.NaN;
+        if (list.length !== k + 1) notes.push(`kill ${k + 1}: the page counted ${list.length} failovers so far`);
+        const to = (await watcher.getAttribute('#status', 'data-cell')) ?? '?';
+        failovers.push({ kill: k + 1, victim: victim.id, to, resumedMs, messageShownMs: Math.round(shownMs) });
+        o.progress(`kill ${k + 1}/${o.kills}: ${victim.id} → ${to}: resumed ${resumedMs} ms after its socket closed; the talker's message shown ${Math.round(shownMs)} ms after the kill`);
+        // The talker may have been on the victim too (after earlier moves): let it settle.
+        await talker.waitForSelector('#status[data-state=connected]', { timeout: 30_000 });
+      }
+    } finally {
+      await organism.stop('benchmark done');
+      process.off('exit', onExit);
+    }
+    const resumed = failovers.map((f) => f.resumedMs).filter((x) => Number.isFinite(x));
+    return {
+      options: { kills: o.kills, messages: o.messages }, chromium: browser.version(), failovers,
+      resumed: resumed.length > 0 ? distribution(resumed) : null,
+      messageShown: failovers.length > 0 ? distribution(failovers.map((f) => f.messageShownMs)) : null,
+      crypto: { chromium: inChromium, node: inNode, sealRatio: inChromium.sealMicros / inNode.sealMicros, openRatio: inChromium.openMicros / inNode.openMicros },
+      notes,
+    };
+  } finally {
+    await browser.close();
+  }
+}
