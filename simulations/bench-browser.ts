@@ -109,8 +109,8 @@ export async function runBrowserBench(o: BrowserBenchOptions): Promise<BrowserBe
       for (let k = 0; k < o.kills; k++) {
         throwIfAborted(o.signal);
         await waitFor(() => receivers().length >= RECEIVERS, 30_000, `${RECEIVERS} receivers again`, o.signal);
-        // The page asks for the live receivers every 5 s: give it the chance to learn the regrown one.
-        if (k > 0) await new Promise((r) => setTimeout(r, 6_000));
+        // The regrown receiver is pushed to the page ("receivers"): kill once it knows all of them.
+        await watcher.waitForSelector(`#status[data-receivers="${RECEIVERS}"]`, { timeout: 10_000 });
         const cell = await watcher.getAttribute('#status', 'data-cell');
         const victim = receivers().find((c) => c.id === cell);
         if (!victim) throw new CellularError('CELL_ERR_SPAWN', `the page's receiver ${cell} is not in the census`);

@@ -75,6 +75,8 @@ export class Connection {
   readonly ip: string;
   readonly #bucket: TokenBucket;
   #user: string | null = null;
+  /** Said `welcome`: from then on it is told when the live receivers change. */
+  #welcomed = false;
   #token: string | null = null;
   #delivery: Delivery | undefined;
   /** Receipts and deletions for this user, from whichever receiver the other side is on. */
@@ -145,6 +147,11 @@ export class Connection {
     if (this.#closed) return;
     this.#ws.close(code, reason);
     this.#onClose();
+  }
+
+  /** The live receivers changed: tell a client that said hello (it fails over to them). */
+  receivers(receivers: string[]): void {
+    if (this.#welcomed && !this.#closed) this.send({ t: 'receivers', v: 1, receivers } as ServerFrame);
   }
 
   /** Draining: tell the client where to go, then close with "moved". */
@@ -225,6 +232,7 @@ export class Connection {
         return { v: 1, t: 'pong', id };
       case 'hello':
         if (f.session !== undefined) await this.#resume(f.session);
+        this.#welcomed = true;
         return { v: 1, t: 'welcome', id, cell: this.#d.cell, receivers: this.#d.receivers(), user: this.#user };
       case 'register':
         await this.#d.worker('register', { user: f.user, password: f.password, ip: this.ip });

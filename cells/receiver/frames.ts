@@ -128,6 +128,7 @@ export type ServerFrame = Versioned<
   | { t: 'presence'; user: string; online: boolean }
   | { t: 'error'; id?: number; code: string; message: string }
   | { t: 'moved'; receivers: string[] }
+  | { t: 'receivers'; receivers: string[] }
   | { t: 'pong'; id: number }
 >;
 
@@ -352,6 +353,7 @@ const SERVER: Schemas<ServerFrame> = {
   presence: { user: req(user), online: req(bool) },
   error: { id: opt(int(1, MAX_ID)), code: req(text(1, 64)), message: req(text(0, 1024)) },
   moved: { receivers: urls },
+  receivers: { receivers: urls },
   pong: { id },
 };
 

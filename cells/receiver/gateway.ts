@@ -167,6 +167,15 @@ export class Gateway {
     for (const c of [...this.#connections]) c.moved(others);
   }
 
+  /**
+   * The live receivers changed (one was born, drained or died): push the new list to every
+   * client, so a page knows a receiver born a moment ago before its own dies.
+   */
+  announceReceivers(receivers: string[]): void {
+    if (this.#draining) return;
+    for (const c of this.#connections) c.receivers(receivers);
+  }
+
   /** Drains, gives clients up to `graceMs` to finish the close handshake (so "moved" arrives), then ends the rest. */
   async close(graceMs = 1_000): Promise<void> {
     this.drain();

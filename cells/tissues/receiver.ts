@@ -100,6 +100,17 @@ export default defineTissue({
     });
     await g.start();
     gateway = g;
+    // Tell clients when the live receivers change. Polled at the pulse rate rather than on
+    // census events: a newborn's URL arrives in a later pulse, with no change of state.
+    let told = liveReceivers(ctx).join(' ');
+    const watchReceivers = setInterval(() => {
+      const now = liveReceivers(ctx);
+      if (now.join(' ') === told) return;
+      told = now.join(' ');
+      g.announceReceivers(now);
+    }, ctx.genome.limits.pulseIntervalMs);
+    watchReceivers.unref();
+    ctx.signal.addEventListener('abort', () => clearInterval(watchReceivers), { once: true });
     ctx.setUrl(g.url);
     ctx.log.info({ url: g.url }, 'receiver listening');
   },

@@ -1,7 +1,8 @@
 /**
  * The browser's link to the swarm: one WebSocket at a time to a receiver, speaking the
  * documented protocol (docs/protocol.md) with the same frame codec the receivers use.
- * It knows every live receiver (from `welcome` and `moved`) and, when its socket drops or
+ * It knows every live receiver (from `welcome`, the `receivers` pushes sent when one is born
+ * or dies, `moved`, and a poll of `GET /receivers` in case a push was missed) and, when its socket drops or
  * it is told "moved", reconnects to another with jittered backoff and resumes the session
  * from its token; delivery resumes from the server-side cursor, and the chat layer drops
  * the duplicates that can come again. Requests get ids and resolve with their reply.
@@ -22,7 +23,7 @@ const FRAMES_PER_SECOND = 80;
 const SILENT_MS = 10_000;
 /** How often an idle link is checked with a ping. */
 const KEEPALIVE_MS = 15_000;
-/** How often the list of live receivers is asked for. */
+/** How often the list of live receivers is asked for (the pushes usually tell first). */
 const REFRESH_MS = 5_000;
 /** Close codes after which reconnecting as this user is pointless. */
 const FINAL = new Set([4004, 4005]);
@@ -52,6 +53,8 @@ export class Connection {
   /** A pushed frame, with the generation of the socket that brought it. */
   onPush: (f: ServerFrame, generation: number) => void = () => undefined;
   onState: (state: LinkState, detail: string) => void = () => undefined;
+  /** The list of live receivers changed (how many are known now). */
+  onReceivers: (count: number) => void = () => undefined;
   /** The session cannot go on (account deleted, session ended or expired): log in again. */
   onSessionEnded: (reason: string) => void = () => undefined;
 
@@ -111,12 +114,14 @@ export class Connection {
   }
 
   /**
-   * The live receivers (welcome, moved, GET /receivers), as WebSocket URLs: they replace
+   * The live receivers (welcome, receivers, moved, GET /receivers), as WebSocket URLs: they replace
    * what we knew, so receivers that died leave the list and new ones join it.
    */
   #learn(receivers: readonly string[]): void {
     const urls = receivers.filter((r) => /^https?:\/\/[^/\s]+$/.test(r)).map((r) => `${r.replace(/^http/, 'ws')}/ws`);
-    if (urls.length > 0) this.#receivers = [...new Set(urls)];
+    if (urls.length === 0) return;
+    this.#receivers = [...new Set(urls)];
+    this.onReceivers(this.#receivers.length);
   }
 
   /** Asks the receiver we are on who is alive now (receivers are born on new ports). */
@@ -199,7 +204,8 @@ export class Connection {
   }
 
   #onFrame(f: ServerFrame, generation: number): void {
-    if (f.t === 'moved') this.#learn(f.receivers);
+    if (f.t === 'moved' || f.t === 'receivers') this.#learn(f.receivers);
+    if (f.t === 'receivers') return; // the connection's business, not the app's
     const id = 'id' in f && f.t !== 'deliver' ? f.id : undefined;
     const w = id === undefined ? undefined : this.#waiting.get(id);
     if (!w) return this.onPush(f, generation);

@@ -55,6 +55,8 @@ async function main(): Promise<void> {
     status.textContent = state === 'connected' ? `${who}connected to ${detail}` : state === 'reconnecting' ? `${who}reconnecting: ${detail}…` : `${who}${state}: ${detail}`;
     if (state === 'connected') chat.resumed();
   };
+  // How many receivers this page could fail over to: what the pushes and polls told it.
+  conn.onReceivers = (count) => (status.dataset.receivers = String(count));
   conn.onSessionEnded = (reason) => {
     app.replaceChildren(el('p', { id: 'ended', className: 'problem', role: 'alert', textContent: `Logged out: ${reason}. Reload the page to log in again.` }));
   };

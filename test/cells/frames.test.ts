@@ -143,6 +143,7 @@ const SERVER_GEN: Record<ServerFrame['t'], fc.Arbitrary<Record<string, unknown>>
   presence: fc.record({ t: fc.constant('presence'), user, online: fc.boolean() }),
   error: optional({ t: fc.constant('error'), id: reqId, code: fc.stringMatching(/^[A-Z][A-Z_]{0,63}$/), message: text(0, 1024) }, ['t', 'code', 'message']),
   moved: fc.record({ t: fc.constant('moved'), receivers: urls }),
+  receivers: fc.record({ t: fc.constant('receivers'), receivers: urls }),
   pong: fc.record({ t: fc.constant('pong'), id: reqId }),
 };
 
@@ -155,7 +156,7 @@ test('frames - the generators cover every frame type', (t) => {
   t.deepEqual(Object.keys(CLIENT_GEN).sort(), [...CLIENT_FRAME_TYPES].sort());
   t.deepEqual(Object.keys(SERVER_GEN).sort(), [...SERVER_FRAME_TYPES].sort());
   t.is(CLIENT_FRAME_TYPES.length, 19);
-  t.is(SERVER_FRAME_TYPES.length, 15);
+  t.is(SERVER_FRAME_TYPES.length, 16);
 });
 
 for (const type of CLIENT_FRAME_TYPES) {

@@ -18,6 +18,7 @@ import { openReply } from '../../organism/wire.ts';
 import { generateIdentity } from '../../client/crypto/envelope.ts';
 import { backupKeys, restoreKeys } from '../../client/crypto/key-backup.ts';
 import { ChatClient, FrameError } from '../helpers/chat-client.ts';
+import type { ServerFrame } from '../../cells/receiver/frames.ts';
 import { until } from '../helpers/grow.ts';
 import { liveReceivers, messengerGenome, startOrganism } from '../helpers/organism.ts';
 
@@ -383,6 +384,31 @@ test.serial('messenger - the front door is held by one receiver; when it dies an
   // It may be the survivor's brand-new replacement, which the census lists a moment later.
   await until(() => m.receivers().some((r) => r.id === after), 5_000, `${after} to be a live receiver of ours`);
   t.not(after, survivor.id);
+});
+
+test.serial('messenger - every client that said hello is told when a receiver is born or dies ("receivers" push); one that did not is not', async (t) => {
+  const m = await messenger(t, ['tissues.receiver.min=1', 'tissues.receiver.max=3']);
+  const a = m.receivers()[0]!;
+  const told = await m.connect(a.url!);
+  const welcome = await told.request<Extract<ServerFrame, { t: 'welcome' }>>({ t: 'hello' });
+  t.deepEqual(welcome.receivers, [a.url]);
+  const silent = await m.connect(a.url!);
+  const pushes = () => told.frames.filter((f): f is Extract<ServerFrame, { t: 'receivers' }> => f.t === 'receivers').map((f) => [...f.receivers].sort().join(' '));
+
+  // Born: the new receiver's URL is pushed, without the client asking.
+  const born = await m.o.spawn('receiver');
+  let url: string | undefined;
+  await until(() => (url = m.receivers().find((r) => r.id === born.id)?.url ?? undefined) !== undefined, 10_000, 'the new receiver listening');
+  const both = [a.url!, url!].sort().join(' ');
+  await until(() => pushes().includes(both), 5_000, `a push of both receivers (pushes: ${JSON.stringify(pushes())})`);
+
+  // Died (kill -9, no goodbye): the census declares it dead, and the list without it is pushed.
+  process.kill(born.pid, 'SIGKILL');
+  await until(() => pushes().at(-1) === a.url, 10_000, `a push without the dead receiver (pushes: ${JSON.stringify(pushes())})`);
+  t.true(pushes().indexOf(both) < pushes().lastIndexOf(a.url!), 'born, then gone, in that order');
+  t.false(silent.frames.some((f) => f.t === 'receivers'), 'a socket that never said hello is not pushed to');
+  // The push changes nothing else: the socket still answers.
+  t.is((await told.request({ t: 'ping' })).t, 'pong');
 });
 
 test.serial('messenger - group sends store one copy per member and ack once every copy is stored; history pages an inbox from a cursor; receipts and deletions reach the other side', async (t) => {

@@ -139,6 +139,12 @@ test.serial('browser - the client page loads under the CSP with SRI, connects to
   await page.waitForSelector('#status[data-state=connected]', { timeout: 10_000 });
   await shot(page, 'login');
   t.regex((await page.textContent('#status')) ?? '', new RegExp(`connected to ${receiver.id} \\(1 receiver live\\)`));
+  // A receiver born now is pushed to the page ("receivers"): it could fail over to it.
+  const born = await m.o.spawn('receiver');
+  await page.waitForSelector('#status[data-receivers="2"]', { timeout: 10_000 });
+  process.kill(born.pid, 'SIGKILL');
+  await page.waitForSelector('#status[data-receivers="1"]', { timeout: 10_000 });
+  t.is(await page.getAttribute('#status', 'data-state'), 'connected', 'its own receiver still serves it');
   t.deepEqual(problems, []);
 });
 
