@@ -14,9 +14,9 @@ import { HormoneBus } from '../organism/hormone-bus.ts';
 import { HormoneGate } from '../organism/hormone-gate.ts';
 import type { Hormone } from '../organism/hormone.ts';
 import { fromHex, privateKeyObject, publicKeyOf } from '../organism/keys.ts';
-import { unpackCertificate, ROOT_ISSUER } from '../organism/lineage.ts';
+import { unpackCertificate, ROOT_ISSUER, type Certificate } from '../organism/lineage.ts';
 import { Namespace, type CellVerb } from '../organism/namespace.ts';
-import type { BirthBody, DeathBody, DeathCause } from '../organism/vocabulary.ts';
+import type { BirthBody, DeathBody, DeathCause, HormoneKind } from '../organism/vocabulary.ts';
 import { packError, packReply, unpack } from '../organism/wire.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import type { Logger } from './logger.ts';
@@ -26,6 +26,8 @@ import type { WorkMeter } from './work-meter.ts';
 import { Homeostat } from './homeostat.ts';
 import { Mitosis, parseRecruit, type RecruitRequest } from './mitosis.ts';
 import { loadTissue, resolveTissueModule } from './tissue-loader.ts';
+import { Immune } from './immune/immune.ts';
+import { startFault, type FaultKind } from './immune/faults.ts';
 
 export type CellLifecycle =
   | { state: 'embryo' }
@@ -38,6 +40,8 @@ export interface CellDeps {
   log: Logger;
   /** The cell's heart, already beating (the entry point starts it first). @default a new Heart */
   heart?: Heart;
+  /** Tests and simulations only: the cell misbehaves (cells/immune/faults.ts). */
+  fault?: FaultKind;
 }
 
 export class Cell {
@@ -63,6 +67,8 @@ export class Cell {
   #starting: Promise<void> | undefined;
   #tissueStarted = false;
   #homeostat: Homeostat | undefined;
+  #immune: Immune | undefined;
+  #stopFault: (() => void) | undefined;
   #mitosis: Mitosis | undefined;
   #differentiating: Promise<void> | undefined;
   /** Tissue DNA a stem cell loads ahead of need, so differentiation takes milliseconds. */
@@ -157,7 +163,40 @@ export class Cell {
     this.#deps.log.info({ pid: process.pid, parent: this.identity.parent }, 'born');
     this.#mitosis = new Mitosis({ nc, ns: this.ns, packet, genome: this.genome, key: privateKeyObject(seed), generation: myCert.generation, budget: myCert.budget, lineage });
     if (this.identity.tissue === 'stem') this.#prepareDna();
+    if (this.genome.immune.enabled) {
+      this.#immune = new Immune({
+        gene: this.genome.immune, limits, organism: packet.organism, self: { id: this.identity.id, host: this.identity.host },
+        genomeHash: genomeHash(this.genome), bus: this.#bus, census: this.#census, certs, log: this.#deps.log,
+      });
+      this.#immune.start();
+    }
     if (limits.homeostasis) void this.#startHomeostat(nc);
+    if (this.#deps.fault) this.#startFault(this.#deps.fault, seed, myCert);
+  }
+
+  /** An injected fault (tests only): the misbehaviour starts once the cell is born. */
+  #startFault(kind: FaultKind, seed: Uint8Array, cert: Certificate): void {
+    const bus = this.#bus!;
+    const nc = this.#nc!;
+    const signer = { id: this.identity.id, key: privateKeyObject(seed), nextSeq: () => this.#heart.seq.next() };
+    this.#deps.log.warn({ fault: kind }, 'injected fault');
+    this.#stopFault = startFault(kind, {
+      gene: this.genome.immune, signer, log: this.#deps.log,
+      publishRaw: (k, bytes) => nc.publish(this.ns.hormone(k as HormoneKind), bytes),
+      publishPulse: (body) => bus.publish('pulse', body),
+      pulse: () => this.#heart.pulseNow(),
+      peers: () => this.#census.living().filter((c) => c.id !== this.identity.id).map((c) => c.id),
+      // Cancer: its certificate's whole budget on every division (never spent), the fault passed on.
+      divide: async () => {
+        const { spawnCell } = await import('./spawn.ts');
+        const lineage = await (await import('../organism/stores.ts')).openLineage(nc, this.ns);
+        return spawnCell({
+          organism: this.packet.organism, access: { servers: this.packet.servers, token: this.packet.token }, genome: this.genome, stateDir: this.packet.stateDir,
+          rootPub: fromHex(this.packet.rootPub), maker: { id: this.identity.id, key: privateKeyObject(seed), generation: cert.generation, budget: Math.max(1, cert.budget) },
+          tissue: this.identity.tissue, lineage, fault: 'cancer', ...(this.packet.genomeDir ? { baseDir: this.packet.genomeDir } : {}),
+        });
+      },
+    });
   }
 
   async #startHomeostat(nc: NatsConnection): Promise<void> {
@@ -299,6 +338,7 @@ export class Cell {
         return {
           ...base, hormones: this.#bus?.stats(), work: this.work.counters(), census: { known: this.#census.list().length, living: this.#census.living().length },
           rss: process.memoryUsage().rss, uptime: Date.now() - this.identity.born, decisions: this.#homeostat?.counts ?? {}, claims: this.#homeostat?.claims ?? { won: 0, lost: 0, failed: 0 },
+          immune: this.#immune ? { ...this.#immune.stats, condemned: [...this.#immune.condemned] } : null,
           tissueStats: this.#tissueStarted ? (this.#tissue.stats?.() ?? null) : null,
         };
     }
@@ -356,6 +396,7 @@ export class Cell {
   async #drain(cause: DeathCause, detail: string): Promise<void> {
     this.#state = { state: 'draining', cause, detail };
     this.#homeostat?.close(); // a cell on its way out takes no more decisions
+    this.#stopFault?.();
     this.#deps.log.info({ cause, detail }, 'draining');
     this.#drainAbort.abort(new CellularError('CELL_ERR_CLOSED', `cell draining: ${cause}`));
     this.#heart.setState('draining');
@@ -388,6 +429,7 @@ export class Cell {
       this.#deps.log.warn({ err: (e as Error).message }, 'could not announce death');
     }
     for (const s of this.#subs) s.unsubscribe();
+    this.#immune?.close();
     this.#census.close();
     await this.#bus?.close();
     await this.#nc?.close().catch(() => {});

@@ -14,6 +14,7 @@ import { fillPulse } from './metabolism.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import type { PacemakerCommand, PacemakerData } from './pacemaker.ts';
 import { WorkMeter } from './work-meter.ts';
+import { tamperedHash, type FaultKind } from './immune/faults.ts';
 
 /**
  * How often the main thread proves it is not blocked, and the resolution of its
@@ -40,7 +41,11 @@ export class Heart {
   #url: string | null = null;
   #capacity = DEFAULT_CAPACITY;
 
-  constructor(packet: BirthPacket, pacemakerUrl: URL = new URL('./pacemaker.js', import.meta.url)) {
+  /**
+   * `fault` (tests and simulations only, from the command line: cells/immune/faults.ts) makes
+   * the pulses lie (`liar`: 100 % CPU) or carry another genome hash (`tamper`).
+   */
+  constructor(packet: BirthPacket, pacemakerUrl: URL = new URL('./pacemaker.js', import.meta.url), fault?: FaultKind) {
     this.work = new WorkMeter();
     this.seq = new SharedSequence();
     const intervalMs = packet.genome.limits.pulseIntervalMs;
@@ -75,8 +80,9 @@ export class Heart {
       capacity: DEFAULT_CAPACITY,
       pulse: {
         tissue: packet.cell.tissue, host: packet.cell.host, pid: process.pid, parent: packet.cell.parent,
-        born: packet.cell.born, genome: genomeHash(packet.genome), url: null,
+        born: packet.cell.born, genome: fault === 'tamper' ? tamperedHash(genomeHash(packet.genome)) : genomeHash(packet.genome), url: null,
       },
+      lie: fault === 'liar',
     };
     this.#template = data.pulse;
     this.#worker = new Worker(pacemakerUrl, { workerData: data });
@@ -135,6 +141,11 @@ export class Heart {
    */
   firstPulse(): PulseBody | undefined {
     if (this.work.pulses > 0) return undefined;
+    return this.pulseNow();
+  }
+
+  /** A pulse body as of now, measured on the main thread (the first pulse; the `flood` fault's copies). */
+  pulseNow(): PulseBody {
     const used = process.cpuUsage();
     const body: PulseBody = {
       ...this.#template, url: this.#url, state: this.#bodyState, load: 0, demand: 0, cpu: 0, rss: 0, lag: 0,

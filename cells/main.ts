@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { CellularError } from '../organism/errors.ts';
 import { parseBirthPacket } from './birth-packet.ts';
 import { Heart } from './heart.ts';
+import { faultFromArgv } from './immune/faults.ts';
 
 async function main(): Promise<void> {
   let text: string;
@@ -20,11 +21,13 @@ async function main(): Promise<void> {
     throw new CellularError('CELL_ERR_BIRTH_PACKET', 'cannot read the birth packet from stdin', { cause });
   }
   const packet = parseBirthPacket(text);
-  const heart = new Heart(packet);
+  // Tests and simulations only (see cells/immune/faults.ts): never set by a maker on its own.
+  const fault = faultFromArgv(process.argv);
+  const heart = new Heart(packet, undefined, fault);
   const [{ Cell }, { fileLogger }, { loadTissue }] = await Promise.all([import('./cell.ts'), import('./logger.ts'), import('./tissue-loader.ts')]);
   const log = fileLogger(join(packet.stateDir, 'logs', `${packet.cell.id}.log`), { cell: packet.cell.id, tissue: packet.cell.tissue });
   const tissue = await loadTissue(packet.cell.module);
-  const cell = new Cell(packet, { tissue, log, heart });
+  const cell = new Cell(packet, { tissue, log, heart, ...(fault ? { fault } : {}) });
 
   const onSignal = (sig: string) => void cell.drain('signal', sig);
   process.on('SIGTERM', onSignal);

@@ -28,6 +28,8 @@ export interface PacemakerData {
   tickMs: number;
   capacity: number;
   pulse: Pick<PulseBody, 'tissue' | 'host' | 'pid' | 'parent' | 'born' | 'genome' | 'url'>;
+  /** Injected fault `liar` (tests only): every pulse claims a full core and full load. */
+  lie?: boolean;
 }
 
 /** Messages from the main thread. */
@@ -97,6 +99,7 @@ async function run(data: PacemakerData): Promise<void> {
     busy = integral;
     busyAt = now;
     fillPulse(body, { cpu, rss, lag: Math.max(blocked, work.lag), work: work.counters(), concurrency, capacity, newborn });
+    if (data.lie) Object.assign(body, { cpu: 100, load: 1, demand: 1 });
     body.n++;
     nc.publish(data.subject, sealHormone(signer, 'pulse', body, data.maxBytes));
     work.countPulse();

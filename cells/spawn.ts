@@ -4,6 +4,7 @@
  * bucket, and a detached OS process started from compiled JavaScript with its birth packet
  * on stdin.
  */
+import type { FaultKind } from './immune/faults.ts';
 import { spawn } from 'node:child_process';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { CellularError } from '../organism/errors.ts';
 import type { Genome } from '../organism/genome.ts';
 import type { NatsAccess } from '../organism/access.ts';
 import { generateKeypair, toHex } from '../organism/keys.ts';
-import { issueCertificate, packCertificate, ROOT_ISSUER, type Certificate } from '../organism/lineage.ts';
+import { childBudget, issueCertificate, packCertificate, ROOT_ISSUER, type Certificate } from '../organism/lineage.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import { resolveTissueModule } from './tissue-loader.ts';
 
@@ -27,14 +28,7 @@ export const CELL_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
  */
 export const CELL_NODE_FLAGS: readonly string[] = (process.env.CELLULAR_CELL_FLAGS ?? '--max-semi-space-size=1').split(' ').filter(Boolean);
 
-/**
- * The Hayflick rule: a cell with replication budget `b` may divide while b ≥ 1; each
- * division costs it one, and the child starts with less than half of what was left, so a
- * lineage can never replicate without bound (a chain from budget 16 is at most 5 deep).
- */
-export function childBudget(parentBudget: number): number {
-  return Math.max(0, Math.floor((parentBudget - 1) / 2));
-}
+export { childBudget } from '../organism/lineage.ts';
 
 export interface Maker {
   /** `root`, or the parent cell's id. */
@@ -59,6 +53,8 @@ export interface SpawnOptions {
   host?: string;
   /** The new cell's id, when the maker chose it beforehand (to record it as pending). */
   id?: string;
+  /** Tests and simulations only: the child misbehaves (cells/immune/faults.ts). */
+  fault?: FaultKind;
   /** Called when the child process exits (the maker watches for failed births). */
   onExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -116,7 +112,7 @@ export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
   const errFd = openSync(join(logDir, `${id}.stderr.log`), 'a');
   let child;
   try {
-    child = spawn(process.execPath, [...CELL_NODE_FLAGS, CELL_MAIN, '--cell', id, '--organism', o.organism], {
+    child = spawn(process.execPath, [...CELL_NODE_FLAGS, CELL_MAIN, ...(o.fault ? ['--fault', o.fault] : []), '--cell', id, '--organism', o.organism], {
       detached: true,
       stdio: ['pipe', 'ignore', errFd],
     });

@@ -239,6 +239,15 @@ export class Census {
     this.#setState(entry, 'dead', cause);
   }
 
+  /**
+   * A jury condemned `id`: it is dead to this census at once (cause `toxin`), whatever it
+   * says next; its pulses are ignored like those of any cell that announced its death.
+   */
+  condemn(id: string): void {
+    const entry = this.#entries.get(id);
+    if (entry) this.#setState(entry, 'dead', 'toxin');
+  }
+
   /** Re-evaluates silence; called by the timer, or by a test driving the clock. */
   tick(): void {
     const now = this.#now();

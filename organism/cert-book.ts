@@ -6,7 +6,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import { publicKeyObject } from './keys.ts';
-import { certificateSignedBy, parseCertificate, ROOT_ISSUER, unpackCertificate, type Certificate } from './lineage.ts';
+import { certificateSignedBy, childBudget, parseCertificate, ROOT_ISSUER, unpackCertificate, type Certificate } from './lineage.ts';
 
 /** Deepest lineage followed; deeper chains are refused (runaway lineages are suspect anyway). */
 const MAX_CHAIN = 64;
@@ -75,6 +75,14 @@ export class CertBook {
     }
     // The issuer of a child must be its parent; the root issues only generation 0.
     if ((cert.issuer === ROOT_ISSUER) !== (cert.parent === null) || (cert.parent !== null && cert.parent !== cert.issuer)) {
+      this.refused++;
+      return undefined;
+    }
+    // The Hayflick rule, enforced by trust: a child is one generation below its parent and
+    // gets at most childBudget of the most its parent ever had. A parent that signs more
+    // budget than it has makes foreign children.
+    const parent = cert.issuer === ROOT_ISSUER ? undefined : this.certOf(cert.issuer);
+    if (cert.issuer === ROOT_ISSUER ? cert.generation !== 0 : parent !== undefined && (cert.generation !== parent.generation + 1 || cert.budget > childBudget(parent.budget))) {
       this.refused++;
       return undefined;
     }

@@ -250,7 +250,7 @@ export async function gatherCensus(observer: Observer, limits: Genome['limits'])
 
 async function census(flags: Flags): Promise<number> {
   const t = target(flags);
-  const observer = await Observer.open({ servers: t.servers, token: t.token, organism: t.id, rootPub: t.rootPub, limits: t.genome.limits, name: 'cellular census', halfLifeOf: (x) => t.genome.tissues[x]?.halfLifeMs ?? 2_000 });
+  const observer = await Observer.open({ servers: t.servers, token: t.token, organism: t.id, rootPub: t.rootPub, limits: t.genome.limits, voteDeadlineMs: t.genome.immune?.voteDeadlineMs ?? 3_000, name: 'cellular census', halfLifeOf: (x) => t.genome.tissues[x]?.halfLifeMs ?? 2_000 });
   try {
     const entries = await gatherCensus(observer, t.genome.limits);
     process.stdout.write(flags.json ? `${JSON.stringify(entries, null, 2)}\n` : `${censusTable(entries)}\n${censusSummary(entries)}\n`);

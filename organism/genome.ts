@@ -158,6 +158,35 @@ export interface MessengerGene {
   workerWaitMs: number;
 }
 
+/**
+ * The immune system: what counts as misbehaviour, and how the jury works (docs/immune.md).
+ * Every threshold is evidence a cell gathers itself; missed pulses are never evidence.
+ */
+export interface ImmuneGene {
+  /** Whether cells gather evidence, accuse, vote and kill. @default true */
+  enabled: boolean;
+  /** Hormones per second one sender may send, averaged over floodWindowMs, before it is flooding. @default 100 */
+  floodPerSecond: number;
+  /** The window of that average. @default 2000 */
+  floodWindowMs: number;
+  /** Forged traffic (signed hormones with a bad body, votes or toxins that break the rules) a sender may send before it is accused. @default 3 */
+  forgeriesMax: number;
+  /** How often cells check the claimed CPU and RSS of peers on their host against the real process. @default 500 */
+  checkIntervalMs: number;
+  /** The span each check compares (claimed mean CPU vs CPU time really used). @default 2000 */
+  liarWindowMs: number;
+  /** Claimed CPU may differ from the real mean by this many points of one core. @default 50 */
+  liarCpuPoints: number;
+  /** Claimed RSS may differ from the real one by this factor (and 64 MiB). @default 4 */
+  liarRssFactor: number;
+  /** Consecutive failed checks before a peer is lying. @default 2 */
+  liarChecks: number;
+  /** Pulses with a genome hash other than the organism's before a peer is tampered. @default 2 */
+  genomeMismatches: number;
+  /** How long the jury has to vote; a trial without 2/3 guilty by then is an acquittal. @default 3000 */
+  voteDeadlineMs: number;
+}
+
 export interface Genome {
   /** Genome format version. @default 1 */
   version: 1;
@@ -165,6 +194,7 @@ export interface Genome {
   limits: Limits;
   broker: BrokerGene;
   messenger: MessengerGene;
+  immune: ImmuneGene;
 }
 
 export const TISSUE_DEFAULTS: Readonly<TissueGene> = Object.freeze({
@@ -235,6 +265,19 @@ export function defaultGenome(): Genome {
       messageRetentionMs: 30 * 24 * 3_600_000,
       dedupeWindowMs: 600_000,
       workerWaitMs: 3_000,
+    },
+    immune: {
+      enabled: true,
+      floodPerSecond: 100,
+      floodWindowMs: 2_000,
+      forgeriesMax: 3,
+      checkIntervalMs: 500,
+      liarWindowMs: 2_000,
+      liarCpuPoints: 50,
+      liarRssFactor: 4,
+      liarChecks: 2,
+      genomeMismatches: 2,
+      voteDeadlineMs: 3_000,
     },
   };
 }
@@ -309,6 +352,20 @@ const MESSENGER_RULES: Record<keyof MessengerGene, Rule> = {
   workerWaitMs: { kind: 'int', min: 0, max: 60_000 },
 };
 
+const IMMUNE_RULES: Record<keyof ImmuneGene, Rule> = {
+  enabled: { kind: 'boolean' },
+  floodPerSecond: { kind: 'int', min: 1, max: 1_000_000 },
+  floodWindowMs: { kind: 'int', min: 100, max: 600_000 },
+  forgeriesMax: { kind: 'int', min: 1, max: 1_000_000 },
+  checkIntervalMs: { kind: 'int', min: 50, max: 600_000 },
+  liarWindowMs: { kind: 'int', min: 100, max: 600_000 },
+  liarCpuPoints: { kind: 'number', min: 1, max: 100_000 },
+  liarRssFactor: { kind: 'number', min: 1.1, max: 1_000 },
+  liarChecks: { kind: 'int', min: 1, max: 1_000 },
+  genomeMismatches: { kind: 'int', min: 1, max: 1_000 },
+  voteDeadlineMs: { kind: 'int', min: 100, max: 600_000 },
+};
+
 /** Tissue names become NATS subject tokens and file names, so keep them plain. */
 const TISSUE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
@@ -365,14 +422,15 @@ function checkSection(prefix: string, rules: Record<string, Rule>, value: unknow
 export function validateGenome(value: unknown): Readonly<Genome> {
   if (!isRecord(value)) throw invalid('', 'an object', value);
   for (const key of Object.keys(value)) {
-    if (!['version', 'tissues', 'limits', 'broker', 'messenger'].includes(key)) {
-      throw new CellularError('GENOME_ERR_UNKNOWN_FIELD', `genome.${key} is not a genome field; known fields: version, tissues, limits, broker, messenger`);
+    if (!['version', 'tissues', 'limits', 'broker', 'messenger', 'immune'].includes(key)) {
+      throw new CellularError('GENOME_ERR_UNKNOWN_FIELD', `genome.${key} is not a genome field; known fields: version, tissues, limits, broker, messenger, immune`);
     }
   }
   if (value.version !== 1) throw invalid('version', 'the number 1', value.version);
   checkSection('limits', LIMIT_RULES, value.limits);
   checkSection('broker', BROKER_RULES, value.broker);
   checkSection('messenger', MESSENGER_RULES, value.messenger);
+  checkSection('immune', IMMUNE_RULES, value.immune);
   const messenger = value.messenger as unknown as MessengerGene;
   if (messenger.portMax < messenger.portMin) throw invalid('messenger.portMax', `at least messenger.portMin (${messenger.portMin})`, messenger.portMax);
   if (messenger.frontPort !== 0 && messenger.frontPort >= messenger.portMin && messenger.frontPort <= messenger.portMax) {
@@ -438,7 +496,7 @@ export function mergeGenome(base: Genome, patch: unknown, source: string): Genom
         if (t === null) delete tissues[name];
         else tissues[name] = isRecord(t) ? { ...TISSUE_DEFAULTS, ...(isRecord(tissues[name]) ? tissues[name] : { module: name }), ...t } : t;
       }
-    } else if ((key === 'limits' || key === 'broker' || key === 'messenger') && isRecord(value)) {
+    } else if ((key === 'limits' || key === 'broker' || key === 'messenger' || key === 'immune') && isRecord(value)) {
       out[key] = { ...(out[key] as object), ...value };
     } else {
       out[key] = value;

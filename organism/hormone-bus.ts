@@ -8,7 +8,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { CellularError } from './errors.ts';
 import type { CertBook } from './cert-book.ts';
 import { HormoneGate, type DropCounters } from './hormone-gate.ts';
-import { sealHormone, type Hormone, type Signer } from './hormone.ts';
+import { sealHormone, signatureHolds, type Hormone, type Signer } from './hormone.ts';
 import type { Namespace } from './namespace.ts';
 import type { HormoneKind } from './vocabulary.ts';
 
@@ -27,11 +27,16 @@ export interface HormoneBusOptions {
 }
 
 export type HormoneListener = (h: Hormone) => void;
+/** A hormone dropped for its kind or body whose signature verified under its sender's key. */
+export type ForgeryListener = (from: string, reason: 'unknownKind' | 'badBody', kind: string) => void;
 
 export class HormoneBus {
   readonly #o: HormoneBusOptions;
   readonly #listeners = new Set<HormoneListener>();
   readonly #pending = new Map<string, Hormone[]>();
+  readonly #forgeryListeners = new Set<ForgeryListener>();
+  /** Senders condemned by a verdict: their hormones are dropped unread (see docs/immune.md). */
+  readonly #quarantined = new Set<string>();
   #sub: Subscription | undefined;
   #closed = false;
   /** Listener exceptions: counted, never allowed to kill the bus. */
@@ -52,6 +57,22 @@ export class HormoneBus {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Called for signed hormones dropped for their kind or body (attributable: their sender signed them). */
+  onForgery(listener: ForgeryListener): () => void {
+    this.#forgeryListeners.add(listener);
+    return () => this.#forgeryListeners.delete(listener);
+  }
+
+  /** From now on, hormones from `id` are dropped before any work (counted `quarantined`). */
+  quarantine(id: string): void {
+    this.#quarantined.add(id);
+    this.#pending.delete(id);
+  }
+
+  isQuarantined(id: string): boolean {
+    return this.#quarantined.has(id);
+  }
+
   /** Seals and publishes. Throws HORMONE_ERR_* on a caller bug, CELL_ERR_CLOSED after close. */
   publish<B>(kind: HormoneKind, body: B): void {
     if (this.#closed) throw new CellularError('CELL_ERR_CLOSED', `hormone bus closed; cannot publish ${kind}`);
@@ -66,8 +87,15 @@ export class HormoneBus {
   #receive(bytes: Uint8Array): void {
     const { gate, certs } = this.#o;
     const opened = gate.open(bytes);
-    if (!opened.ok) return;
+    if (!opened.ok) {
+      if (opened.envelope && (opened.reason === 'badBody' || opened.reason === 'unknownKind')) this.#attribute(opened.envelope, opened.reason);
+      return;
+    }
     const h = opened.hormone;
+    if (this.#quarantined.has(h.from)) {
+      gate.quarantined(h);
+      return;
+    }
     // While earlier hormones of this sender wait for its certificate, queue behind them:
     // per-sender order is kept even if the key became known meanwhile.
     const queue = this.#pending.get(h.from);
@@ -99,6 +127,20 @@ export class HormoneBus {
     });
   }
 
+  /** A bad hormone whose signature holds under a known sender's key: that sender made it. */
+  #attribute(h: Hormone, reason: 'badBody' | 'unknownKind'): void {
+    if (this.#forgeryListeners.size === 0 || this.#quarantined.has(h.from)) return;
+    const key = this.#o.certs.keyOf(h.from);
+    if (!key || !signatureHolds(h, key)) return;
+    for (const l of this.#forgeryListeners) {
+      try {
+        l(h.from, reason, String(h.kind).slice(0, 32));
+      } catch {
+        this.listenerErrors++;
+      }
+    }
+  }
+
   #deliver(result: ReturnType<HormoneGate['admit']>): void {
     if (!result.ok) return;
     for (const l of this.#listeners) {
@@ -115,6 +157,7 @@ export class HormoneBus {
     if (this.#closed) return;
     this.#closed = true;
     this.#listeners.clear();
+    this.#forgeryListeners.clear();
     this.#pending.clear();
     this.#sub?.unsubscribe();
   }

@@ -21,7 +21,7 @@ export interface GateOptions {
   maxSenders?: number;
 }
 
-export type Admitted = { ok: true; hormone: Hormone } | { ok: false; reason: DropReason; from?: string };
+export type Admitted = { ok: true; hormone: Hormone } | { ok: false; reason: DropReason; from?: string; envelope?: Hormone };
 
 class ReplayWindow {
   #highest = 0;
@@ -71,6 +71,12 @@ export class HormoneGate {
     const opened = openEnvelope(bytes, this.#opts.maxBytes);
     if (!opened.ok) this.dropped[opened.reason]++;
     return opened;
+  }
+
+  /** Drops a parsed hormone whose sender was condemned (before any signature work). */
+  quarantined(h: Hormone): Admitted {
+    this.dropped.quarantined++;
+    return { ok: false, reason: 'quarantined', from: h.from };
   }
 
   /** Finishes admission of a parsed hormone. `key` undefined means the sender is foreign. */

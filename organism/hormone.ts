@@ -28,10 +28,15 @@ export interface Hormone<B = unknown> {
   sig: Uint8Array;
 }
 
-export const DROP_REASONS = ['malformed', 'tooLarge', 'unknownKind', 'badBody', 'foreign', 'badSignature', 'replayed', 'stale'] as const;
+export const DROP_REASONS = ['malformed', 'tooLarge', 'unknownKind', 'badBody', 'quarantined', 'foreign', 'badSignature', 'replayed', 'stale'] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
-export type Opened = { ok: true; hormone: Hormone } | { ok: false; reason: DropReason };
+/**
+ * A drop for an unknown kind or a bad body still carries the well-formed envelope, so the
+ * receiver can check its signature and hold the sender to account (a signed bad body is
+ * forgery, see docs/immune.md); it is never delivered.
+ */
+export type Opened = { ok: true; hormone: Hormone } | { ok: false; reason: DropReason; envelope?: Hormone };
 
 
 function signedBytes(h: Omit<Hormone, 'sig'>): Uint8Array {
@@ -90,6 +95,15 @@ export function sealHormone<B>(signer: Signer, kind: HormoneKind, body: B, maxBy
   return bytes;
 }
 
+/**
+ * Signs any kind and body without the checks sealHormone makes: only for injected faults
+ * (cells/immune/faults.ts), which must be able to send what an honest cell never would.
+ */
+export function sealUnchecked(signer: Signer, kind: string, body: unknown, now: number = Date.now()): Uint8Array {
+  const unsigned = { v: HORMONE_VERSION, kind: kind as HormoneKind, from: signer.id, seq: signer.nextSeq(), ts: now, body };
+  return packr.pack({ ...unsigned, sig: signBytes(signer.key, signedBytes(unsigned)) });
+}
+
 const ENVELOPE_KEYS = ['v', 'kind', 'from', 'seq', 'ts', 'body', 'sig'];
 
 /** Parses bytes into an envelope without checking the signature or freshness. */
@@ -111,8 +125,8 @@ export function openEnvelope(bytes: Uint8Array, maxBytes: number): Opened {
   if (typeof e.seq !== 'number' || !Number.isSafeInteger(e.seq) || e.seq <= 0) return { ok: false, reason: 'malformed' };
   if (typeof e.ts !== 'number' || !Number.isSafeInteger(e.ts) || e.ts <= 0) return { ok: false, reason: 'malformed' };
   if (!(e.sig instanceof Uint8Array) || e.sig.length !== 64) return { ok: false, reason: 'malformed' };
-  if (!isHormoneKind(e.kind)) return { ok: false, reason: 'unknownKind' };
-  if (!bodyFits(e.kind, e.body)) return { ok: false, reason: 'badBody' };
+  if (!isHormoneKind(e.kind)) return { ok: false, reason: 'unknownKind', envelope: e as unknown as Hormone };
+  if (!bodyFits(e.kind, e.body)) return { ok: false, reason: 'badBody', envelope: e as unknown as Hormone };
   // Canonical form: anything that does not re-encode to the same bytes was not made by us.
   let again: Uint8Array;
   try {

@@ -32,6 +32,15 @@ export interface Certificate {
   sig: Uint8Array;
 }
 
+/**
+ * The Hayflick rule: a cell with replication budget `b` may divide while b ≥ 1; each
+ * division costs it one, and the child starts with less than half of what was left, so a
+ * lineage can never replicate without bound (a chain from budget 16 is at most 5 deep).
+ */
+export function childBudget(parentBudget: number): number {
+  return Math.max(0, Math.floor((parentBudget - 1) / 2));
+}
+
 export type UnsignedCertificate = Omit<Certificate, 'sig' | 'v'>;
 
 

@@ -16,6 +16,7 @@ import { Namespace } from './namespace.ts';
 import type { RootKey } from './root-key.ts';
 import { openLineage } from './stores.ts';
 import { natsOptions } from './access.ts';
+import { Witness } from '../cells/immune/witness.ts';
 
 export interface ObserverOptions {
   servers: string[];
@@ -29,6 +30,8 @@ export interface ObserverOptions {
   name?: string;
   /** Half-life of each tissue's load smoothing, from the genome. */
   halfLifeOf?: (tissue: string) => number;
+  /** The genome's immune.voteDeadlineMs (how long the witness keeps a trial open). @default 3000 */
+  voteDeadlineMs?: number;
   /** Reuse a connection instead of opening one (it is not closed by close()). */
   nc?: NatsConnection;
 }
@@ -71,6 +74,10 @@ export class Observer {
     });
     const census = new Census({ limits: o.limits, certOf: (id) => certs.certOf(id), ...(o.halfLifeOf ? { halfLifeOf: o.halfLifeOf } : {}) });
     bus.on((h) => census.observe(h));
+    // An observer is not a juror, but it counts the votes as one does, so it shows a
+    // condemned cell dead at once, and a forged verdict or toxin changes nothing it shows.
+    const witness = new Witness(census, o.voteDeadlineMs ?? 3_000);
+    bus.on((h) => witness.observe(h));
     census.on((e) => e.type === 'left' && certs.forget(e.entry.id));
     bus.start();
     census.start();

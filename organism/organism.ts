@@ -3,6 +3,7 @@
  * key, the first cells of every tissue, and the propagated shutdown that leaves nothing
  * behind. The CLI is a thin shell around this class; tests and simulations use it too.
  */
+import type { FaultKind } from '../cells/immune/faults.ts';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -145,7 +146,7 @@ export class Organism {
       this.#lineage = lineage;
       this.#homeostasis = homeostasis;
       this.#observer = await Observer.open({
-        servers: this.#servers, organism: this.id, rootPub: this.#rootKey.pub, rootKey: this.#rootKey, limits: this.genome.limits, nc: this.#nc,
+        servers: this.#servers, organism: this.id, rootPub: this.#rootKey.pub, rootKey: this.#rootKey, limits: this.genome.limits, nc: this.#nc, voteDeadlineMs: this.genome.immune.voteDeadlineMs,
         halfLifeOf: (tissue) => this.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
       });
       this.#writeRecord();
@@ -199,8 +200,11 @@ export class Organism {
     this.#ownsRecord = true;
   }
 
-  /** Spawns one cell of `tissue`, signed by the root key. */
-  async spawn(tissue: string, id?: string): Promise<SpawnedCell> {
+  /**
+   * Spawns one cell of `tissue`, signed by the root key. `options.fault` (tests and
+   * simulations only; never reachable from the CLI or the network) starts it misbehaving.
+   */
+  async spawn(tissue: string, id?: string, options: { fault?: FaultKind } = {}): Promise<SpawnedCell> {
     if (this.#state.state === 'shutting-down' || this.#state.state === 'stopped') {
       throw new CellularError('CELL_ERR_CLOSED', `organism ${this.id} is ${this.#state.state}: no new cells`);
     }
@@ -229,6 +233,7 @@ export class Organism {
       organism: this.id, access: this.access, genome: this.genome, stateDir: this.stateDir, rootPub: this.#rootKey!.pub,
       maker: { id: ROOT_ISSUER, key: this.#rootKey!.privateKey, generation: -1, budget: 0 },
       tissue, lineage: this.#lineage!, ...(this.#o.genomeDir ? { baseDir: this.#o.genomeDir } : {}), ...(id ? { id } : {}),
+      ...(options.fault ? { fault: options.fault } : {}),
     });
     this.spawned.set(cell.id, cell);
     // stop() began while we were spawning: its sweep may have looked before this process

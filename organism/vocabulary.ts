@@ -113,6 +113,57 @@ export interface DifferentiateBody {
   epoch: number;
 }
 
+/** What a cell can be accused of (docs/immune.md). Missed pulses are never evidence. */
+export type EvidenceKind = 'flood' | 'forgery' | 'liar' | 'genome' | 'cancer';
+export const EVIDENCE_KINDS: readonly EvidenceKind[] = ['flood', 'forgery', 'liar', 'genome', 'cancer'];
+
+/** A cell's evidence against `accused` passed its threshold: the jury is called. */
+export interface AccuseBody {
+  /** The accusation's id (the accuser's choice, unique). */
+  id: string;
+  accused: string;
+  kind: EvidenceKind;
+  /** What the accuser saw, in words and numbers (for people and the dashboard). */
+  detail: string;
+  /** When the accusation was made (ms since the epoch): who may vote is fixed at this time. */
+  at: number;
+  /** Whether the accused's descendants are condemned with it (cancer: the lineage is the disease). */
+  lineage: boolean;
+}
+
+/** One juror's vote, from its own evidence. */
+export interface VoteBody {
+  accusation: string;
+  accused: string;
+  guilty: boolean;
+  detail: string;
+}
+
+/** What the accuser's tally decided (every cell acts on its own tally; this is the record). */
+export interface VerdictBody {
+  accusation: string;
+  accused: string;
+  kind: EvidenceKind;
+  guilty: boolean;
+  /** Guilty and innocent votes counted, the jury's size and the votes a verdict needed. */
+  votes: number;
+  against: number;
+  jury: number;
+  needed: number;
+  /** The cells condemned (the accused, and for cancer its descendants). */
+  condemned: string[];
+}
+
+/** A cell on the condemned's host killed it. */
+export interface ToxinBody {
+  accusation: string;
+  accused: string;
+  /** The cell killed (the accused or one of its descendants), its pid and host. */
+  cell: string;
+  pid: number;
+  host: string;
+}
+
 type Check = (b: Record<string, unknown>) => boolean;
 
 const str = (v: unknown, max = 256): boolean => typeof v === 'string' && v.length <= max;
@@ -152,7 +203,18 @@ const CHECKS: Partial<Record<HormoneKind, Check>> = {
     Array.isArray(b.cells) && b.cells.length <= 256 && b.cells.every((c) => str(c, 64)) &&
     nonNegInt(b.count) && str(b.reason, 512) && nonNegInt(b.epoch) && readingsFit(b.readings),
   differentiate: (b) => str(b.tissue, 32) && str(b.by, 64) && nonNegInt(b.epoch),
+  accuse: (b) => str(b.id, 64) && str(b.accused, 64) && isEvidence(b.kind) && str(b.detail, 512) && nonNegInt(b.at) && typeof b.lineage === 'boolean',
+  vote: (b) => str(b.accusation, 64) && str(b.accused, 64) && typeof b.guilty === 'boolean' && str(b.detail, 512),
+  verdict: (b) =>
+    str(b.accusation, 64) && str(b.accused, 64) && isEvidence(b.kind) && typeof b.guilty === 'boolean' &&
+    nonNegInt(b.votes) && nonNegInt(b.against) && nonNegInt(b.jury) && nonNegInt(b.needed) &&
+    Array.isArray(b.condemned) && b.condemned.length <= 256 && b.condemned.every((c) => str(c, 64)),
+  toxin: (b) => str(b.accusation, 64) && str(b.accused, 64) && str(b.cell, 64) && nonNegInt(b.pid) && str(b.host),
 };
+
+function isEvidence(v: unknown): v is EvidenceKind {
+  return typeof v === 'string' && (EVIDENCE_KINDS as readonly string[]).includes(v);
+}
 
 function readingsFit(r: unknown): boolean {
   if (!isObj(r)) return false;

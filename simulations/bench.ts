@@ -18,6 +18,8 @@ import { runChatBench, validateChatOptions } from './bench-chat.ts';
 import { chatRows, writeChatReport } from './report-chat.ts';
 import { runBrowserBench } from './bench-browser.ts';
 import { browserRows, writeBrowserReport } from './report-browser.ts';
+import { runImmuneBench } from './bench-immune.ts';
+import { immuneRows, writeImmuneReport } from './report-immune.ts';
 
 interface Benchmark {
   summary: string;
@@ -34,6 +36,7 @@ Benchmarks:
   homeostasis  load steps grow and shrink a tissue; kill -9 is replaced (against a 15 s-polling HPA model)
   chat    clients messaging each other through the swarm, against raw JetStream, a ws relay and Socket.IO + Redis
   browser the browser client in Chromium: failover time under kill -9 (10 kills), encryption cost per message against Node
+  immune  each misbehaving cell kind voted out and killed (onset → quarantined, → dead), and false verdicts in an honest run under load
 
 Options of spawn:
   --spawns N       timed spawns, each after its fork peers (default 20)
@@ -64,6 +67,11 @@ Options of browser (needs Debian's chromium, or CHROMIUM_BIN):
   --kills N        kill -9 rounds of the page's receiver (default 10)
   --messages N     seals and opens timed in Chromium and in Node (default 500)
   --state-dir DIR  as above (default .organism/bench-browser)
+
+Options of immune:
+  --runs N         runs per misbehaviour: flood, forger, liar, tamper, cancer (default 10)
+  --honest S       seconds of the honest run under load (default 600)
+  --state-dir DIR  as above (default .organism/bench-immune)
 `;
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -184,7 +192,26 @@ const browserBench: Benchmark = {
   },
 };
 
-const BENCHMARKS: Record<string, Benchmark> = { spawn: spawnBench, busy: busyBench, homeostasis: homeostasisBench, chat: chatBench, browser: browserBench };
+const immuneBench: Benchmark = {
+  summary: 'each misbehaving cell kind voted out and killed (onset → quarantined, → dead), and false verdicts in an honest run under load',
+  async run(args, signal) {
+    const values = flags(args, { runs: '10', honest: '600', 'state-dir': join('.organism', 'bench-immune') });
+    const runs = intFlag('runs', values.runs);
+    const honestSeconds = intFlag('honest', values.honest);
+    if (runs < 1 || runs > 1000) throw new CellularError('CLI_ERR_USAGE', `--runs must be from 1 to 1000, received ${runs}`);
+    if (honestSeconds < 1 || honestSeconds > 86_400) throw new CellularError('CLI_ERR_USAGE', `--honest must be from 1 to 86400 seconds, received ${honestSeconds}`);
+    const stateDir = resolve(values['state-dir']);
+    const startedAt = new Date();
+    const machine = machineInfo();
+    say(`immune benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
+    const result = await runImmuneBench({ runs, honestSeconds, stateDir, progress: say, say: (l) => say(`  organism: ${l}`), signal });
+    const paths = writeImmuneReport(result, join(stateDir, 'reports'), startedAt, machine);
+    process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(immuneRows(result))}\n`);
+    return 0;
+  },
+};
+
+const BENCHMARKS: Record<string, Benchmark> = { spawn: spawnBench, busy: busyBench, homeostasis: homeostasisBench, chat: chatBench, browser: browserBench, immune: immuneBench };
 
 async function main(argv: string[], signal: AbortSignal): Promise<number> {
   const [name, ...rest] = argv;

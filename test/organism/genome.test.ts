@@ -159,6 +159,7 @@ test('genome - genomeHash ignores key order and changes with any value', (t) => 
     limits: Object.fromEntries(Object.entries(a.limits).reverse()),
     tissues: Object.fromEntries(Object.entries(a.tissues).reverse().map(([k, v]) => [k, Object.fromEntries(Object.entries(v).reverse())])),
     messenger: Object.fromEntries(Object.entries(a.messenger).reverse()),
+    immune: Object.fromEntries(Object.entries(a.immune).reverse()),
     version: 1,
   } as unknown as Genome;
   t.notDeepEqual(Object.keys(reordered), Object.keys(a));
@@ -170,6 +171,15 @@ test('genome - genomeHash ignores key order and changes with any value', (t) => 
   t.not(genomeHash(loadGenome({ sets: ['tissues.echo.high=0.76'] })), h);
   t.not(genomeHash(loadGenome({ sets: ['broker.host=localhost'] })), h);
   t.not(genomeHash(loadGenome({ sets: ['messenger.scryptLogN=16'] })), h);
+  t.not(genomeHash(loadGenome({ sets: ['immune.floodPerSecond=101'] })), h);
+});
+
+test('genome - the immune section is validated like every other, and an unknown field is refused by name', (t) => {
+  t.is(loadGenome().immune.voteDeadlineMs, 3_000);
+  t.is(loadGenome({ sets: ['immune.enabled=false'] }).immune.enabled, false);
+  t.throws(() => loadGenome({ sets: ['immune.floodPerSecond=0'] }), { code: 'GENOME_ERR_INVALID', message: /immune\.floodPerSecond must be an integer from 1/ });
+  t.throws(() => loadGenome({ sets: ['immune.liarRssFactor=1'] }), { code: 'GENOME_ERR_INVALID', message: /immune\.liarRssFactor must be a number from 1\.1/ });
+  t.throws(() => loadGenome({ sets: ['immune.jury=5'] }), { code: 'GENOME_ERR_UNKNOWN_FIELD', message: /genome\.immune\.jury is not a genome field/ });
 });
 
 test('genome - messenger limits are checked against each other', (t) => {

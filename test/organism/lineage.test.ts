@@ -12,6 +12,7 @@ import { CellularError } from '../../organism/errors.ts';
 import { generateKeypair, privateKeyObject, publicKeyObject, signBytes, toHex, verifyBytes, type Keypair } from '../../organism/keys.ts';
 import {
   certificateSignedBy,
+  childBudget,
   issueCertificate,
   packCertificate,
   parseCertificate,
@@ -33,7 +34,7 @@ function fields(cell: string, pair: Keypair, over: Partial<UnsignedCertificate> 
 }
 
 const zygoteCert = issueCertificate(fields('z1', zygote), rootKey);
-const childCert = issueCertificate(fields('c1', child, { generation: 1, budget: 3, parent: 'z1', issuer: 'z1', tissue: 'echo' }), privateKeyObject(zygote.seed));
+const childCert = issueCertificate(fields('c1', child, { generation: 1, budget: 1, parent: 'z1', issuer: 'z1', tissue: 'echo' }), privateKeyObject(zygote.seed));
 
 /** msgpackr decodes bin as Buffer; compare as plain Uint8Array. */
 function plain(c: unknown): unknown {
@@ -77,9 +78,28 @@ test('lineage - a child certificate issued by a learnt parent is learnt', async 
   t.truthy(book.keyOf('c1'));
   t.is(book.certOf('c1')?.generation, 1);
   // A grandchild, issued by the child.
-  const grand = issueCertificate(fields('g1', generateKeypair(), { generation: 2, budget: 2, parent: 'c1', issuer: 'c1' }), privateKeyObject(child.seed));
+  const grand = issueCertificate(fields('g1', generateKeypair(), { generation: 2, budget: 0, parent: 'c1', issuer: 'c1' }), privateKeyObject(child.seed));
   t.is(await book.learn(grand), grand);
   t.is(book.refused, 0);
+});
+
+test('lineage - the Hayflick rule is enforced by trust: a child one generation down with at most childBudget of its parent, or it is foreign', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 8 }), fc.integer({ min: 0, max: 80 }), fc.integer({ min: 0, max: 10 }), async (parentBudget, parentGen, budget, generation) => {
+      const book = new CertBook(root.pub);
+      const p = generateKeypair();
+      // The root issues generation 0 only.
+      const parent = issueCertificate(fields('p1', p, { budget: parentBudget, generation: parentGen }), rootKey);
+      const rootOk = (await book.learn(parent)) !== undefined;
+      if (rootOk !== (parentGen === 0)) return false;
+      if (!rootOk) return true;
+      const kid = issueCertificate(fields('k1', generateKeypair(), { budget, generation, parent: 'p1', issuer: 'p1' }), privateKeyObject(p.seed));
+      const ok = (await book.learn(kid)) !== undefined;
+      return ok === (generation === parentGen + 1 && budget <= childBudget(parentBudget));
+    }),
+    { numRuns: 200 },
+  );
+  t.pass();
 });
 
 test('lineage - a child whose parent is unknown is refused (no lineage bucket to ask)', async (t) => {

@@ -1,0 +1,146 @@
+/**
+ * What one cell has seen each peer do wrong, and whether it is past the genome's threshold.
+ * Only behaviour a peer cannot be framed for counts: hormones that verified under its own
+ * key (so nobody else sent them), the process behind its own pid, its own pulses. Missed
+ * pulses are never evidence: a silent cell is dead or cut off, not guilty.
+ */
+import type { ImmuneGene } from '../../organism/genome.ts';
+import type { EvidenceKind } from '../../organism/vocabulary.ts';
+
+export interface Finding {
+  kind: EvidenceKind;
+  detail: string;
+}
+
+interface Ledger {
+  /** Sliding-window rate: hormones in the current and the previous window. */
+  windowStart: number;
+  count: number;
+  previous: number;
+  forgeries: number;
+  lastForgery: string;
+  liarStreak: number;
+  lastLie: string;
+  genomeMismatches: number;
+  lastGenome: string;
+  /** Children seen, and the replication budget its certificate gave it. */
+  children: Set<string>;
+  budget: number | undefined;
+}
+
+/** Peers remembered at most (a flood of identities must not grow memory without bound). */
+const MAX_PEERS = 4096;
+
+export class Evidence {
+  readonly #gene: ImmuneGene;
+  readonly #now: () => number;
+  readonly #peers = new Map<string, Ledger>();
+
+  constructor(gene: ImmuneGene, now: () => number = Date.now) {
+    this.#gene = gene;
+    this.#now = now;
+  }
+
+  #ledger(peer: string): Ledger {
+    let l = this.#peers.get(peer);
+    if (!l) {
+      if (this.#peers.size >= MAX_PEERS) this.#peers.delete(this.#peers.keys().next().value!);
+      l = { windowStart: this.#now(), count: 0, previous: 0, forgeries: 0, lastForgery: '', liarStreak: 0, lastLie: '', genomeMismatches: 0, lastGenome: '', children: new Set(), budget: undefined };
+      this.#peers.set(peer, l);
+    }
+    return l;
+  }
+
+  /** Hormones per second from `peer` over the last floodWindowMs (sliding-window estimate). */
+  rate(peer: string): number {
+    const l = this.#peers.get(peer);
+    if (!l) return 0;
+    this.#roll(l);
+    const w = this.#gene.floodWindowMs;
+    const into = (this.#now() - l.windowStart) / w;
+    return ((l.previous * (1 - into) + l.count) * 1000) / w;
+  }
+
+  #roll(l: Ledger): void {
+    const w = this.#gene.floodWindowMs;
+    const now = this.#now();
+    if (now - l.windowStart >= 2 * w) {
+      l.previous = 0;
+      l.count = 0;
+      l.windowStart = now - ((now - l.windowStart) % w);
+    } else if (now - l.windowStart >= w) {
+      l.previous = l.count;
+      l.count = 0;
+      l.windowStart += w;
+    }
+  }
+
+  /** A hormone that verified under `peer`'s key. */
+  hormone(peer: string): void {
+    const l = this.#ledger(peer);
+    this.#roll(l);
+    l.count++;
+  }
+
+  /** Signed traffic from `peer` that breaks the rules (a bad body, a vote or toxin it had no right to). */
+  forgery(peer: string, detail: string): void {
+    const l = this.#ledger(peer);
+    l.forgeries++;
+    l.lastForgery = detail;
+  }
+
+  /** One check of `peer`'s claimed metabolism against its process: `lie` says what was off, or undefined. */
+  metabolism(peer: string, lie: string | undefined): void {
+    const l = this.#ledger(peer);
+    if (lie === undefined) l.liarStreak = 0;
+    else {
+      l.liarStreak++;
+      l.lastLie = lie;
+    }
+  }
+
+  /** One pulse's genome hash, against ours. */
+  genome(peer: string, theirs: string, ours: string): void {
+    if (theirs === ours) return;
+    const l = this.#ledger(peer);
+    l.genomeMismatches++;
+    l.lastGenome = theirs;
+  }
+
+  /** A certified child of `parent` was born; `budget` is what the parent's own certificate gave it. */
+  child(parent: string, child: string, budget: number): void {
+    const l = this.#ledger(parent);
+    l.budget = budget;
+    l.children.add(child);
+  }
+
+  /** The first kind of evidence against `peer` past its threshold, if any. */
+  against(peer: string, only?: EvidenceKind): Finding | undefined {
+    const l = this.#peers.get(peer);
+    if (!l) return undefined;
+    const g = this.#gene;
+    const want = (k: EvidenceKind) => only === undefined || only === k;
+    if (want('cancer') && l.budget !== undefined && l.children.size > l.budget) {
+      return { kind: 'cancer', detail: `${l.children.size} children on a replication budget of ${l.budget}` };
+    }
+    if (want('genome') && l.genomeMismatches >= g.genomeMismatches) {
+      return { kind: 'genome', detail: `${l.genomeMismatches} pulses with genome ${l.lastGenome}` };
+    }
+    if (want('flood')) {
+      const rate = this.rate(peer);
+      if (rate > g.floodPerSecond) return { kind: 'flood', detail: `${Math.round(rate)} hormones/s over ${g.floodWindowMs} ms (limit ${g.floodPerSecond})` };
+    }
+    if (want('forgery') && l.forgeries >= g.forgeriesMax) return { kind: 'forgery', detail: `${l.forgeries} forged hormones, last: ${l.lastForgery}`.slice(0, 500) };
+    if (want('liar') && l.liarStreak >= g.liarChecks) return { kind: 'liar', detail: `${l.liarStreak} checks in a row: ${l.lastLie}`.slice(0, 500) };
+    return undefined;
+  }
+
+  /** Peers with any evidence at all (to be checked against the thresholds). */
+  peers(): IterableIterator<string> {
+    return this.#peers.keys();
+  }
+
+  forget(peer: string): void {
+    this.#peers.delete(peer);
+  }
+}

@@ -1,0 +1,393 @@
+/**
+ * A cell's immune duties: gather evidence on its peers, accuse past a threshold, vote from
+ * its own evidence, and on a guilty verdict of its own tally quarantine the condemned (and,
+ * for cancer, its lineage) and kill it if it lives on this host. No cell judges alone and
+ * none trusts another's verdict: each counts the signed votes itself (cells/immune/jury.ts).
+ *
+ * Every step is a hormone (`accuse`, `vote`, `verdict`, `toxin`) the dashboard can show.
+ */
+import pidusage from 'pidusage';
+import type { Census, CensusEntry } from '../../organism/census.ts';
+import type { CertBook } from '../../organism/cert-book.ts';
+import type { ImmuneGene, Limits } from '../../organism/genome.ts';
+import type { HormoneBus } from '../../organism/hormone-bus.ts';
+import type { Hormone } from '../../organism/hormone.ts';
+import { ROOT_ISSUER } from '../../organism/lineage.ts';
+import { isProcessOf, localCells, signalCell } from '../../organism/processes.ts';
+import { cellMarkers } from '../spawn.ts';
+import type { AccuseBody, HormoneKind, PulseBody, ToxinBody, VerdictBody, VoteBody } from '../../organism/vocabulary.ts';
+import type { Logger } from '../logger.ts';
+import { Evidence } from './evidence.ts';
+import { lineageOf, Trial } from './jury.ts';
+
+export interface ImmuneDeps {
+  gene: ImmuneGene;
+  limits: Pick<Limits, 'pulseIntervalMs'>;
+  organism: string;
+  self: { id: string; host: string };
+  genomeHash: string;
+  bus: Pick<HormoneBus, 'on' | 'onForgery' | 'quarantine' | 'isQuarantined' | 'publish'>;
+  census: Pick<Census, 'list' | 'get' | 'condemn'>;
+  certs: Pick<CertBook, 'certOf'>;
+  log: Logger;
+  now?: () => number;
+}
+
+export interface ImmuneStats {
+  accusations: number;
+  votes: { guilty: number; innocent: number };
+  verdicts: { guilty: number; acquitted: number };
+  toxins: number;
+  quarantined: number;
+  forgeries: number;
+}
+
+interface Claim {
+  ts: number;
+  cpu: number;
+  rss: number;
+}
+
+/** Trials remembered after they closed (so late votes and toxins are judged against them). */
+const CLOSED_KEPT = 256;
+/** Votes held for accusations not heard yet (a cluster may reorder hormones). */
+const EARLY_VOTES_MAX = 1024;
+
+export class Immune {
+  readonly #d: ImmuneDeps;
+  readonly #now: () => number;
+  readonly evidence: Evidence;
+  readonly #trials = new Map<string, { trial: Trial; opened: number; voted: boolean; published: boolean }>();
+  /** accused → until when no new accusation is made against it (one trial at a time; a pause after an acquittal). */
+  readonly #calm = new Map<string, number>();
+  readonly #early: Array<{ h: Hormone<VoteBody>; until: number }> = [];
+  /** Toxins to judge once their trial had time to close here. */
+  readonly #toxins: Array<{ from: string; body: ToxinBody; at: number }> = [];
+  /** Lineages condemned for cancer: a child born into one is condemned at birth. */
+  readonly #condemnedLineages = new Set<string>();
+  readonly #condemned = new Set<string>();
+  readonly #claims = new Map<string, Claim[]>();
+  readonly #usage = new Map<string, Array<{ t: number; ctime: number }>>();
+  readonly #offs: Array<() => void> = [];
+  #tick: NodeJS.Timeout | undefined;
+  #check: NodeJS.Timeout | undefined;
+  #checking = false;
+  #seq = 0;
+  readonly stats: ImmuneStats = { accusations: 0, votes: { guilty: 0, innocent: 0 }, verdicts: { guilty: 0, acquitted: 0 }, toxins: 0, quarantined: 0, forgeries: 0 };
+
+  constructor(deps: ImmuneDeps) {
+    this.#d = deps;
+    this.#now = deps.now ?? Date.now;
+    this.evidence = new Evidence(deps.gene, this.#now);
+  }
+
+  start(): void {
+    if (this.#tick) return;
+    this.#offs.push(this.#d.bus.on((h) => this.#onHormone(h)));
+    this.#offs.push(this.#d.bus.onForgery((from, reason, kind) => this.#forgery(from, `signed ${kind} hormone with ${reason === 'badBody' ? 'a bad body' : 'an unknown kind'}`)));
+    this.#tick = setInterval(() => this.#review(), Math.max(50, Math.min(250, this.#d.limits.pulseIntervalMs / 2)));
+    this.#tick.unref();
+    this.#check = setInterval(() => void this.#checkMetabolism(), this.#d.gene.checkIntervalMs);
+    this.#check.unref();
+  }
+
+  close(): void {
+    clearInterval(this.#tick);
+    clearInterval(this.#check);
+    for (const off of this.#offs.splice(0)) off();
+  }
+
+  /** Cells this cell has condemned. */
+  get condemned(): ReadonlySet<string> {
+    return this.#condemned;
+  }
+
+  #forgery(from: string, detail: string): void {
+    if (from === ROOT_ISSUER || from === this.#d.self.id) return;
+    this.stats.forgeries++;
+    this.evidence.forgery(from, detail);
+  }
+
+  #onHormone(h: Hormone): void {
+    const { self } = this.#d;
+    if (h.from === ROOT_ISSUER || h.from === self.id || this.#condemned.has(h.from)) {
+      if (h.from === self.id) this.#onOwn(h);
+      return;
+    }
+    this.evidence.hormone(h.from);
+    switch (h.kind as HormoneKind) {
+      case 'pulse': {
+        const b = h.body as PulseBody;
+        this.evidence.genome(h.from, b.genome, this.#d.genomeHash);
+        let claims = this.#claims.get(h.from);
+        if (!claims) this.#claims.set(h.from, (claims = []));
+        claims.push({ ts: h.ts, cpu: b.cpu, rss: b.rss });
+        const keep = this.#now() - 2 * this.#d.gene.liarWindowMs;
+        while (claims.length > 0 && claims[0]!.ts < keep) claims.shift();
+        break;
+      }
+      case 'birth':
+        return this.#onBirth(h.from);
+      case 'accuse':
+        return this.#onAccuse(h as Hormone<AccuseBody>);
+      case 'vote':
+        return this.#onVote(h as Hormone<VoteBody>);
+      case 'toxin':
+        this.#toxins.push({ from: h.from, body: h.body as ToxinBody, at: this.#now() });
+        return;
+      default:
+    }
+  }
+
+  /** Our own accusations and votes come back to us over NATS: count them like anyone's. */
+  #onOwn(h: Hormone): void {
+    if (h.kind === 'accuse') this.#onAccuse(h as Hormone<AccuseBody>);
+    else if (h.kind === 'vote') this.#onVote(h as Hormone<VoteBody>);
+  }
+
+  #onBirth(id: string): void {
+    const cert = this.#d.certs.certOf(id);
+    if (!cert || cert.parent === null) return;
+    // Antibodies: a child born into a condemned lineage is condemned with it.
+    if (this.#condemnedLineages.has(cert.parent) || this.#condemned.has(cert.parent)) {
+      this.#condemnedLineages.add(id);
+      this.#kill(id, 'born into a condemned lineage');
+      return;
+    }
+    const parent = this.#d.certs.certOf(cert.parent);
+    if (parent) this.evidence.child(cert.parent, id, parent.budget);
+  }
+
+  #census(): CensusEntry[] {
+    return this.#d.census.list();
+  }
+
+  #onAccuse(h: Hormone<AccuseBody>): void {
+    const a = h.body;
+    if (this.#trials.has(a.id) || this.#condemned.has(a.accused)) return;
+    const census = this.#census();
+    const trial = new Trial(a, h.from, census.map((c) => ({ id: c.id, born: c.born, state: c.state, parent: c.parent })));
+    // An accusation by the accused's own lineage against… anyone is still heard; its
+    // accuser simply cannot vote if barred. One trial per accused at a time.
+    this.#trials.set(a.id, { trial, opened: this.#now(), voted: false, published: false });
+    this.#calm.set(a.accused, this.#now() + this.#d.gene.voteDeadlineMs);
+    this.#trim();
+    // Votes that came before the accusation.
+    for (let i = this.#early.length - 1; i >= 0; i--) {
+      const e = this.#early[i]!;
+      if (e.h.body.accusation === a.id) {
+        this.#early.splice(i, 1);
+        this.#count(e.h);
+      }
+    }
+    this.#maybeVote(a.id);
+  }
+
+  #onVote(h: Hormone<VoteBody>): void {
+    const t = this.#trials.get(h.body.accusation);
+    if (!t) {
+      if (this.#early.length >= EARLY_VOTES_MAX) this.#early.shift();
+      this.#early.push({ h, until: this.#now() + this.#d.gene.voteDeadlineMs });
+      return;
+    }
+    this.#count(h);
+  }
+
+  #count(h: Hormone<VoteBody>): void {
+    const t = this.#trials.get(h.body.accusation)!;
+    if (h.body.accused !== t.trial.accusation.accused) {
+      this.#forgery(h.from, `a vote naming ${h.body.accused} on the trial of ${t.trial.accusation.accused}`);
+      return;
+    }
+    const before = t.trial.standing;
+    const outcome = t.trial.vote(h.from, h.body.guilty);
+    if (outcome === 'barred') this.#forgery(h.from, `a vote in the trial of ${t.trial.accusation.accused}, its own lineage`);
+    else if (outcome === 'changed') this.#forgery(h.from, `a second, different vote on ${h.body.accusation}`);
+    if (before === 'open' && t.trial.standing !== 'open') this.#closed(h.body.accusation);
+  }
+
+  /** Votes guilty once our own evidence says so; innocent when the deadline is near and it does not. */
+  #maybeVote(id: string): void {
+    const t = this.#trials.get(id);
+    if (!t || t.voted || t.trial.standing !== 'open') return;
+    const a = t.trial.accusation;
+    if (!t.trial.jurors.has(this.#d.self.id)) {
+      t.voted = true; // not on this jury (born after it, or the accused's lineage)
+      return;
+    }
+    const finding = this.evidence.against(a.accused, a.kind);
+    const late = this.#now() - t.opened >= this.#d.gene.voteDeadlineMs * 0.8;
+    if (!finding && !late) return;
+    t.voted = true;
+    const vote: VoteBody = { accusation: id, accused: a.accused, guilty: finding !== undefined, detail: finding?.detail ?? `no ${a.kind} evidence against ${a.accused} here` };
+    if (vote.guilty) this.stats.votes.guilty++;
+    else this.stats.votes.innocent++;
+    this.#publish('vote', vote);
+  }
+
+  #closed(id: string): void {
+    const t = this.#trials.get(id)!;
+    const a = t.trial.accusation;
+    if (t.trial.standing === 'guilty') {
+      this.stats.verdicts.guilty++;
+      const condemned = a.lineage ? [...lineageOf(a.accused, this.#census())] : [a.accused];
+      if (a.lineage) this.#condemnedLineages.add(a.accused);
+      this.#d.log.warn({ accused: a.accused, kind: a.kind, votes: t.trial.guilty, jury: t.trial.jurors.size, condemned }, 'guilty');
+      for (const c of condemned) this.#kill(c, `${a.kind}: ${a.detail}`, id);
+    } else {
+      this.stats.verdicts.acquitted++;
+      // Evidence that convinced no jury is not held against the accused again at once.
+      this.#calm.set(a.accused, this.#now() + 3 * this.#d.gene.voteDeadlineMs);
+      this.#d.log.info({ accused: a.accused, kind: a.kind, votes: t.trial.guilty, against: t.trial.innocent, jury: t.trial.jurors.size }, 'acquitted');
+    }
+    if (t.trial.by === this.#d.self.id && !t.published) {
+      t.published = true;
+      const verdict: VerdictBody = {
+        accusation: id, accused: a.accused, kind: a.kind, guilty: t.trial.standing === 'guilty', votes: t.trial.guilty, against: t.trial.innocent,
+        jury: t.trial.jurors.size, needed: t.trial.needed, condemned: t.trial.standing === 'guilty' ? (a.lineage ? [...lineageOf(a.accused, this.#census())] : [a.accused]).slice(0, 256) : [],
+      };
+      this.#publish('verdict', verdict);
+    }
+  }
+
+  /** Quarantine at once; kill if it lives on this host (by its command line, never a claimed pid). */
+  #kill(cell: string, why: string, accusation = 'lineage'): void {
+    if (!this.#condemned.has(cell)) {
+      this.#condemned.add(cell);
+      this.stats.quarantined++;
+      this.#d.bus.quarantine(cell);
+      this.#d.census.condemn(cell);
+      this.evidence.forget(cell);
+      this.#claims.delete(cell);
+      this.#usage.delete(cell);
+    }
+    const entry = this.#d.census.get(cell);
+    const host = entry?.host ?? this.#d.certs.certOf(cell)?.host;
+    if (host !== this.#d.self.host) return;
+    const claimed = entry && isProcessOf(entry.pid, cellMarkers(cell)) ? [{ pid: entry.pid, cell }] : undefined;
+    for (const p of claimed ?? localCells(this.#d.organism)) {
+      if (p.cell !== cell) continue;
+      if (signalCell(p.pid, cell, this.#d.organism, 'SIGKILL')) {
+        this.stats.toxins++;
+        this.#d.log.warn({ cell, pid: p.pid, why }, 'toxin');
+        this.#publish('toxin', { accusation, accused: cell, cell, pid: p.pid, host } satisfies ToxinBody);
+      }
+    }
+  }
+
+  #publish(kind: HormoneKind, body: unknown): void {
+    try {
+      this.#d.bus.publish(kind, body);
+    } catch (e) {
+      this.#d.log.warn({ err: (e as Error).message, kind }, 'immune hormone not sent');
+    }
+  }
+
+  /** Periodic: accuse, vote, close trials past their deadline, judge toxins, drop stale state. */
+  #review(): void {
+    const now = this.#now();
+    const living = new Map(this.#census().filter((c) => c.state !== 'dead').map((c) => [c.id, c]));
+    for (const peer of [...this.evidence.peers()]) {
+      if (peer === this.#d.self.id || this.#condemned.has(peer)) continue;
+      if ((this.#calm.get(peer) ?? 0) > now) continue;
+      if (!living.has(peer)) continue; // gone: nothing to accuse
+      const finding = this.evidence.against(peer);
+      if (!finding) continue;
+      const accusation: AccuseBody = { id: `${this.#d.self.id}.${++this.#seq}`, accused: peer, kind: finding.kind, detail: finding.detail, at: now, lineage: finding.kind === 'cancer' };
+      this.stats.accusations++;
+      this.#calm.set(peer, now + this.#d.gene.voteDeadlineMs);
+      this.#d.log.warn({ accused: peer, kind: finding.kind, detail: finding.detail }, 'accusing');
+      this.#publish('accuse', accusation);
+    }
+    for (const [id, t] of this.#trials) {
+      if (t.trial.standing !== 'open') continue;
+      this.#maybeVote(id);
+      if (now - t.opened >= this.#d.gene.voteDeadlineMs) {
+        t.trial.expire();
+        this.#closed(id);
+      }
+    }
+    for (let i = this.#early.length - 1; i >= 0; i--) {
+      const e = this.#early[i]!;
+      if (e.until <= now) {
+        this.#early.splice(i, 1);
+        this.#forgery(e.h.from, `a vote on ${e.h.body.accusation}, which no cell accused`);
+      }
+    }
+    // A toxin is only legitimate after a guilty verdict; give our own tally the deadline to agree.
+    for (let i = this.#toxins.length - 1; i >= 0; i--) {
+      const x = this.#toxins[i]!;
+      const t = this.#trials.get(x.body.accusation);
+      const lineage = x.body.accusation === 'lineage' && this.#condemned.has(x.body.cell);
+      if (lineage || t?.trial.standing === 'guilty') {
+        this.#toxins.splice(i, 1);
+      } else if (now - x.at >= this.#d.gene.voteDeadlineMs + 500) {
+        this.#toxins.splice(i, 1);
+        this.#forgery(x.from, `a toxin for ${x.body.cell} without a guilty verdict (${x.body.accusation})`);
+      }
+    }
+  }
+
+  #trim(): void {
+    if (this.#trials.size <= CLOSED_KEPT) return;
+    for (const [id, t] of this.#trials) {
+      if (this.#trials.size <= CLOSED_KEPT) break;
+      if (t.trial.standing !== 'open') this.#trials.delete(id);
+    }
+  }
+
+  /**
+   * Peers on this host: is what they claim (CPU, RSS) what their process does? CPU is
+   * compared over liarWindowMs (claimed pulses' mean against CPU time really used, from
+   * pidusage's cumulative ctime), so pulse timing cannot make an honest cell look a liar.
+   */
+  async #checkMetabolism(): Promise<void> {
+    if (this.#checking) return;
+    this.#checking = true;
+    try {
+      const g = this.#d.gene;
+      const peers = this.#census().filter((c) => c.state === 'alive' && c.host === this.#d.self.host && c.id !== this.#d.self.id && !this.#condemned.has(c.id));
+      if (peers.length === 0) return;
+      // The real pid of each peer: the one it claims if that process is this cell (checked by
+      // its command line), else found by scanning for it (a liar may claim any pid).
+      const pids = new Map<string, number>();
+      let scanned: Map<string, number> | undefined;
+      for (const p of peers) {
+        if (isProcessOf(p.pid, cellMarkers(p.id))) pids.set(p.id, p.pid);
+        else {
+          scanned ??= new Map(localCells(this.#d.organism).map((c) => [c.cell, c.pid]));
+          const real = scanned.get(p.id);
+          if (real !== undefined) pids.set(p.id, real);
+        }
+      }
+      const mine = peers.filter((p) => pids.has(p.id));
+      if (mine.length === 0) return;
+      const usage = await pidusage(mine.map((p) => pids.get(p.id)!)).catch(() => undefined);
+      if (!usage) return;
+      const now = this.#now();
+      for (const p of mine) {
+        const u = usage[pids.get(p.id)!];
+        if (!u) continue;
+        let history = this.#usage.get(p.id);
+        if (!history) this.#usage.set(p.id, (history = []));
+        history.push({ t: now, ctime: u.ctime });
+        while (history.length > 2 && now - history[1]!.t >= g.liarWindowMs) history.shift();
+        const from = history[0]!;
+        if (now - from.t < g.liarWindowMs * 0.9) continue; // not enough history yet
+        const real = ((u.ctime - from.ctime) / (now - from.t)) * 100;
+        // Pulses measure the interval before them: those sent within the window.
+        const claims = (this.#claims.get(p.id) ?? []).filter((c) => c.ts > from.t + this.#d.limits.pulseIntervalMs / 2 && c.ts <= now);
+        if (claims.length < 2) continue;
+        const claimed = claims.reduce((s, c) => s + c.cpu, 0) / claims.length;
+        const rss = claims.at(-1)!.rss;
+        const ratio = Math.max(rss, u.memory) / Math.max(1, Math.min(rss, u.memory));
+        let lie: string | undefined;
+        if (Math.abs(claimed - real) > g.liarCpuPoints) lie = `claims ${claimed.toFixed(0)} % CPU, its process used ${real.toFixed(0)} % over ${now - from.t} ms`;
+        else if (ratio > g.liarRssFactor && Math.abs(rss - u.memory) > 64 * 1024 * 1024) lie = `claims ${(rss / 2 ** 20).toFixed(0)} MiB RSS, its process has ${(u.memory / 2 ** 20).toFixed(0)} MiB`;
+        this.evidence.metabolism(p.id, lie);
+      }
+    } finally {
+      this.#checking = false;
+    }
+  }
+}

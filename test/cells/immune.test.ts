@@ -1,0 +1,200 @@
+/**
+ * The immune system with real cells on a real nats-server: each injected misbehaviour is
+ * accused, voted out by 2/3 of the census, quarantined and killed, and the tissue regrown;
+ * forged accusations, votes and toxins change nothing; a minority of colluding liars cannot
+ * condemn an honest cell.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { hostname } from 'node:os';
+import { encode } from 'msgpackr';
+import { connect } from '@nats-io/transport-node';
+import { genomeHash, loadGenome } from '../../organism/genome.ts';
+import { generateKeypair, privateKeyObject } from '../../organism/keys.ts';
+import { issueCertificate, packCertificate, ROOT_ISSUER } from '../../organism/lineage.ts';
+import { loadRootKey } from '../../organism/root-key.ts';
+import { openLineage } from '../../organism/stores.ts';
+import type { Hormone } from '../../organism/hormone.ts';
+import { sealHormone, SharedSequence } from '../../organism/hormone.ts';
+import { isAlive, waitGone } from '../../organism/processes.ts';
+import type { AccuseBody, HormoneKind, ToxinBody, VerdictBody, VoteBody } from '../../organism/vocabulary.ts';
+import type { FaultKind } from '../../cells/immune/faults.ts';
+import { openReply } from '../../organism/wire.ts';
+import { until } from '../helpers/grow.ts';
+import { startOrganism } from '../helpers/organism.ts';
+
+const FAST = ['limits.pulseIntervalMs=250', 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.drainTimeoutMs=2000', 'limits.shutdownTimeoutMs=8000'];
+
+async function organism(t: ExecutionContext, sets: string[] = []) {
+  const genome = loadGenome({ sets: [...FAST, 'tissues.stem.min=0', 'tissues.echo.min=4', 'tissues.echo.max=6', ...sets] });
+  const { o, nats } = await startOrganism(t, genome);
+  const heard: Hormone[] = [];
+  o.observer.bus.on((h) => {
+    if (h.kind === 'accuse' || h.kind === 'vote' || h.kind === 'verdict' || h.kind === 'toxin') heard.push(h);
+  });
+  await o.waitForPopulation();
+  const of = <B>(kind: string) => heard.filter((h) => h.kind === kind) as Hormone<B>[];
+  return { o, nats, genome, heard, of };
+}
+
+/** Inject `fault` into a new echo cell; wait until it is voted out and killed. */
+async function convicts(t: ExecutionContext, fault: FaultKind, sets: string[] = []) {
+  const m = await organism(t, sets);
+  const honest = m.o.observer.census.living().filter((c) => c.state === 'alive').map((c) => c.id);
+  const bad = await m.o.spawn('echo', undefined, { fault });
+  const onset = Date.now();
+  await until(() => m.of<VerdictBody>('verdict').some((v) => v.body.accused === bad.id && v.body.guilty), 20_000, `a guilty verdict on the ${fault} ${bad.id}`);
+  const verdict = m.of<VerdictBody>('verdict').find((v) => v.body.accused === bad.id && v.body.guilty)!.body;
+  t.is(await waitGone(bad.pid, 5_000), true, `the ${fault} cell is dead`);
+  const dead = Date.now() - onset;
+  t.log(`${fault}: ${verdict.kind} — ${verdict.votes} of a jury of ${verdict.jury} (needed ${verdict.needed}); dead ${dead} ms after it was made`);
+  t.true(verdict.votes >= Math.ceil((2 * verdict.jury) / 3), 'at least 2/3 of the jury voted guilty');
+  t.true(verdict.jury >= honest.length - 1, `the jury is the census (${verdict.jury} of ${honest.length} honest cells)`);
+  // Jurors are honest cells only: never the accused.
+  const voters = m.of<VoteBody>('vote').filter((v) => v.body.accused === bad.id && v.body.guilty).map((v) => v.from);
+  t.false(voters.includes(bad.id));
+  t.true(m.of<ToxinBody>('toxin').some((x) => x.body.cell === bad.id), 'a toxin was announced');
+  // No honest cell was condemned, and every honest cell still lives.
+  t.deepEqual(m.of<VerdictBody>('verdict').filter((v) => v.body.guilty && honest.includes(v.body.accused)), []);
+  for (const id of honest) t.not(m.o.observer.census.get(id)?.state, 'dead', `${id} lives`);
+  return { ...m, bad, verdict, honest };
+}
+
+test.serial('immune - a flooder is accused, voted out by 2/3 of the census and killed', async (t) => {
+  const { verdict } = await convicts(t, 'flood');
+  t.is(verdict.kind, 'flood');
+});
+
+test.serial('immune - a cell running another genome (tampered hash) is voted out and killed', async (t) => {
+  const { verdict } = await convicts(t, 'tamper');
+  t.is(verdict.kind, 'genome');
+});
+
+test.serial('immune - a liar (claims a full core while idle) is caught by cells on its host checking its real process, and killed', async (t) => {
+  const { verdict } = await convicts(t, 'liar');
+  t.is(verdict.kind, 'liar');
+  t.regex(verdict.kind, /liar/);
+});
+
+test.serial('immune - a forger (signed bad bodies, votes and toxins for trials that never were) is voted out; its toxins kill nobody', async (t) => {
+  const { verdict, of, bad } = await convicts(t, 'forger');
+  t.is(verdict.kind, 'forgery');
+  // Its forged toxins named honest cells: none of them died.
+  const forgedToxins = of<ToxinBody>('toxin').filter((x) => x.from === bad.id);
+  t.true(forgedToxins.length > 0, 'it did send toxins');
+});
+
+test.serial('immune - cancer: a lineage dividing past its budget is condemned whole, and the tissue regrows to its healthy size', async (t) => {
+  const { o, verdict, bad } = await convicts(t, 'cancer', ['limits.lineageBudget=3', 'tissues.echo.max=12', 'limits.cellsPerHost=40']);
+  t.is(verdict.kind, 'cancer');
+  t.true(verdict.condemned.includes(bad.id));
+  // Every cell of the lineage, condemned with it or born into it later, is dead.
+  const lineage = new Set([bad.id]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const c of o.observer.census.list()) if (c.parent && lineage.has(c.parent) && !lineage.has(c.id)) (lineage.add(c.id), (grew = true));
+  }
+  await until(() => [...lineage].every((id) => { const c = o.observer.census.get(id); return !c || c.state === 'dead'; }), 10_000, 'the whole lineage dead');
+  const { localCells } = await import('../../organism/processes.ts');
+  await until(() => localCells(o.id).every((p) => !lineage.has(p.cell)), 10_000, 'no process of the lineage left');
+  t.log(`lineage of ${lineage.size} cells removed`);
+  // Regrown to the healthy size (min 4), and no larger than the genome allows.
+  await until(() => o.observer.census.living().filter((c) => c.tissue === 'echo' && c.state === 'alive').length >= 4, 15_000, 'echo regrown to 4');
+});
+
+test.serial('immune - forged accusations, votes and toxins (foreign key, bad signature, replay) change nothing', async (t) => {
+  const m = await organism(t);
+  const victim = m.o.observer.census.living().find((c) => c.tissue === 'echo')!;
+  const nc = await connect({ servers: m.nats.url });
+  t.teardown(() => nc.close());
+  const foreign = generateKeyPairSync('ed25519').privateKey;
+  const seq = new SharedSequence();
+  const at = Date.now();
+  const accuse: AccuseBody = { id: 'forged.1', accused: victim.id, kind: 'flood', detail: 'forged', at, lineage: false };
+  // A foreign key speaking as itself, and as a real cell (the signature cannot verify).
+  for (const from of ['echo-0badc0de', ...m.o.observer.census.living().map((c) => c.id)]) {
+    const signer = { id: from, key: foreign, nextSeq: () => seq.next() };
+    nc.publish(m.o.observer.ns.hormone('accuse'), sealHormone(signer, 'accuse', accuse, 8192));
+    nc.publish(m.o.observer.ns.hormone('vote'), sealHormone(signer, 'vote', { accusation: 'forged.1', accused: victim.id, guilty: true, detail: 'forged' }, 8192));
+    nc.publish(m.o.observer.ns.hormone('toxin'), sealHormone(signer, 'toxin', { accusation: 'forged.1', accused: victim.id, cell: victim.id, pid: victim.pid, host: victim.host }, 8192));
+  }
+  // Replays of real hormones (a pulse of the victim's) change nothing either.
+  await nc.flush();
+  await new Promise((r) => setTimeout(r, 4_000));
+  t.true(isAlive(victim.pid), 'the victim lives');
+  t.is(m.o.observer.census.get(victim.id)?.state, 'alive');
+  t.deepEqual(m.of('verdict'), [], 'no verdict');
+  t.deepEqual(m.of('vote').filter((v) => (v.body as VoteBody).accusation === 'forged.1'), [], 'no cell voted on the forged accusation');
+  // Every cell dropped them as foreign or badly signed: counted in stats.
+  const stats = openReply<{ hormones: { dropped: { foreign: number; badSignature: number } } }>((await m.o.observer.nc.request(m.o.observer.ns.cell(victim.id, 'stats'), new Uint8Array(0), { timeout: 2_000 })).data);
+  t.true(stats.hormones.dropped.foreign > 0, 'foreign senders counted');
+  t.true(stats.hormones.dropped.badSignature > 0, 'bad signatures counted');
+});
+
+/** A certified identity the test speaks as (signed by the organism's root key, like any first cell). */
+async function certifiedImpostor(m: Awaited<ReturnType<typeof organism>>, tissue = 'echo') {
+  const root = loadRootKey(m.o.stateDir);
+  const pair = generateKeypair();
+  const id = `${tissue}-${randomBytes(4).toString('hex')}`;
+  const cert = issueCertificate({ cell: id, pub: pair.pub, tissue, host: hostname(), born: Date.now(), generation: 0, budget: 0, parent: null, issuer: ROOT_ISSUER }, root.privateKey);
+  const lineage = await openLineage(m.o.observer.nc, m.o.observer.ns);
+  await lineage.create(id, packCertificate(cert));
+  const seq = new SharedSequence();
+  const signer = { id, key: privateKeyObject(pair.seed), nextSeq: () => seq.next() };
+  const say = (kind: HormoneKind, body: unknown) => m.o.observer.nc.publish(m.o.observer.ns.hormone(kind), sealHormone(signer, kind, body, 8192));
+  return { id, cert, say };
+}
+
+test.serial('immune - fewer than 1/3 colluding liars cannot condemn an honest cell', async (t) => {
+  const m = await organism(t, ['tissues.echo.min=5']);
+  const honest = m.o.observer.census.living().filter((c) => c.state === 'alive');
+  const victim = honest.find((c) => c.tissue === 'echo')!;
+  // Two certified colluders, alive in the census (they pulse), out of a jury of 2 + the
+  // honest cells but the victim: short of 2/3 by themselves.
+  const colluders = [await certifiedImpostor(m), await certifiedImpostor(m)];
+  const beat = setInterval(() => {
+    for (const c of colluders) {
+      c.say('pulse', { tissue: 'echo', host: hostname(), pid: process.pid, parent: null, born: c.cert.born, state: 'alive', load: 0, demand: 0, cpu: 1, rss: 50e6, lag: 0, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, genome: genomeHash(m.genome), url: null, n: 1 });
+    }
+  }, 200);
+  t.teardown(() => clearInterval(beat));
+  await until(() => colluders.every((c) => m.o.observer.census.get(c.id)?.state === 'alive'), 5_000, 'colluders in the census');
+  await new Promise((r) => setTimeout(r, 500));
+  const accusation: AccuseBody = { id: `${colluders[0]!.id}.1`, accused: victim.id, kind: 'flood', detail: 'colluding', at: Date.now(), lineage: false };
+  colluders[0]!.say('accuse', accusation);
+  for (const c of colluders) c.say('vote', { accusation: accusation.id, accused: victim.id, guilty: true, detail: 'colluding' });
+  await new Promise((r) => setTimeout(r, m.genome.immune.voteDeadlineMs + 1_500));
+  t.true(isAlive(victim.pid), 'the victim lives');
+  t.is(m.o.observer.census.get(victim.id)?.state, 'alive', 'the witness did not condemn it either');
+  t.deepEqual(m.of<ToxinBody>('toxin'), [], 'no toxin');
+  // Honest jurors voted innocent (no evidence of their own) until 2/3 guilty was out of
+  // reach: a jury of the honest cells but the victim, and the two colluders.
+  const votes = m.of<VoteBody>('vote').filter((v) => v.body.accusation === accusation.id && !colluders.some((c) => c.id === v.from));
+  const jury = honest.length - 1 + colluders.length;
+  t.true(votes.length >= jury - Math.ceil((2 * jury) / 3) + 1, `${votes.length} honest votes out of a jury of ${jury}`);
+  t.true(votes.every((v) => !v.body.guilty), 'all innocent');
+  const stats = openReply<{ immune: { verdicts: { acquitted: number; guilty: number } } }>((await m.o.observer.nc.request(m.o.observer.ns.cell(victim.id === honest[0]!.id ? honest[1]!.id : honest[0]!.id, 'stats'), new Uint8Array(0), { timeout: 2_000 })).data);
+  t.is(stats.immune.verdicts.guilty, 0);
+  t.is(stats.immune.verdicts.acquitted, 1, 'the trial ended in an acquittal');
+});
+
+test.serial('immune - an honest swarm with its CPU saturated (pulses late, cells busy) accuses nobody', async (t) => {
+  const m = await organism(t, ['tissues.echo.min=6', 'limits.homeostasis=false']);
+  // Two busy loops per core's worth, started and stopped by this test.
+  const hogs = Array.from({ length: 4 }, () => spawn(process.execPath, ['-e', 'const end = Date.now() + 30000; while (Date.now() < end) {}'], { stdio: 'ignore' }));
+  t.teardown(() => hogs.forEach((h) => h.kill('SIGKILL')));
+  // And the cells themselves busy: requests that burn CPU in the echo cells.
+  const echo = m.o.observer.ns.tissue('echo', 'burn');
+  const end = Date.now() + 15_000;
+  let sent = 0;
+  while (Date.now() < end) {
+    await Promise.allSettled(Array.from({ length: 16 }, () => m.o.observer.nc.request(echo, encode({ ms: 20 }), { timeout: 5_000 })));
+    sent += 16;
+  }
+  hogs.forEach((h) => h.kill('SIGKILL'));
+  t.log(`${sent} requests over 15 s with 4 busy loops on the cores`);
+  t.deepEqual(m.of('accuse').map((h) => (h.body as AccuseBody).detail), [], 'no accusation');
+  t.deepEqual(m.of('verdict'), [], 'no verdict');
+  for (const c of m.o.observer.census.living()) t.true(isAlive(c.pid), `${c.id} lives`);
+});
