@@ -166,7 +166,7 @@ export class Cell {
     if (this.genome.immune.enabled) {
       this.#immune = new Immune({
         gene: this.genome.immune, limits, organism: packet.organism, self: { id: this.identity.id, host: this.identity.host },
-        genomeHash: genomeHash(this.genome), bus: this.#bus, census: this.#census, certs, log: this.#deps.log,
+        genomeHash: genomeHash(this.genome), bus: this.#bus, census: this.#census, certs, lineage, log: this.#deps.log,
       });
       this.#immune.start();
     }

@@ -148,11 +148,12 @@ export class Heart {
   pulseNow(): PulseBody {
     const used = process.cpuUsage();
     const body: PulseBody = {
-      ...this.#template, url: this.#url, state: this.#bodyState, load: 0, demand: 0, cpu: 0, rss: 0, lag: 0,
+      ...this.#template, url: this.#url, state: this.#bodyState, load: 0, demand: 0, cpu: 0, cpuMs: 0, rss: 0, lag: 0,
       work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, n: 0,
     };
     fillPulse(body, {
       cpu: ((used.user + used.system) / 1000 / Math.max(1, process.uptime() * 1000)) * 100,
+      cpuMs: (used.user + used.system) / 1000,
       rss: process.memoryUsage.rss(),
       lag: this.work.lag,
       work: this.work.counters(),

@@ -54,6 +54,8 @@ export function inStartupGrace(ageMs: number, intervalMs: number): boolean {
 export interface Measures {
   /** CPU percent of one core. */
   cpu: number;
+  /** CPU time used since the process started, ms. */
+  cpuMs: number;
   /** Resident set size, bytes. */
   rss: number;
   /** Event-loop delay, ms. */
@@ -69,6 +71,7 @@ export interface Measures {
 /** Writes one interval's measures into a pulse body (shared by the pacemaker and the first pulse). */
 export function fillPulse(body: PulseBody, m: Measures): void {
   body.cpu = Math.round(m.cpu * 10) / 10;
+  body.cpuMs = Math.round(m.cpuMs);
   body.rss = Math.round(m.rss);
   body.lag = Math.round(m.lag * 10) / 10;
   body.work = m.work;

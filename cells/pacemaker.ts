@@ -47,7 +47,7 @@ async function run(data: PacemakerData): Promise<void> {
   const body: PulseBody = {
     ...data.pulse,
     host: data.pulse.host || hostname(),
-    state: 'alive', load: 0, demand: 0, cpu: 0, rss: 0, lag: 0,
+    state: 'alive', load: 0, demand: 0, cpu: 0, cpuMs: 0, rss: 0, lag: 0,
     work: { handled: 0, inflight: 0, queued: 0, errors: 0 },
     n: 0,
   };
@@ -78,16 +78,21 @@ async function run(data: PacemakerData): Promise<void> {
     pidusage(data.pulse.pid).catch(() => undefined),
   ]);
 
+  // The `liar` fault keeps its story straight: its CPU time grows as if it used a full core.
+  let told: { cpuMs: number; at: number } | undefined;
   const beat = async (): Promise<void> => {
     let cpu = 0;
+    let cpuMs = 0;
     let rss = 0;
     try {
       const u = await pidusage(body.pid);
       cpu = u.cpu;
+      cpuMs = u.ctime;
       rss = u.memory;
     } catch {
       // pidusage can fail transiently (e.g. /proc race); report the last values.
       cpu = body.cpu;
+      cpuMs = body.cpuMs;
       rss = body.rss;
     }
     if (stopped) return;
@@ -98,8 +103,12 @@ async function run(data: PacemakerData): Promise<void> {
     const concurrency = now > busyAt ? (integral - busy) / (now - busyAt) : work.inflight;
     busy = integral;
     busyAt = now;
-    fillPulse(body, { cpu, rss, lag: Math.max(blocked, work.lag), work: work.counters(), concurrency, capacity, newborn });
-    if (data.lie) Object.assign(body, { cpu: 100, load: 1, demand: 1 });
+    fillPulse(body, { cpu, cpuMs, rss, lag: Math.max(blocked, work.lag), work: work.counters(), concurrency, capacity, newborn });
+    if (data.lie) {
+      const at = Date.now();
+      told = told ? { cpuMs: told.cpuMs + (at - told.at), at } : { cpuMs, at };
+      Object.assign(body, { cpu: 100, cpuMs: Math.round(told.cpuMs), load: 1, demand: 1 });
+    }
     body.n++;
     nc.publish(data.subject, sealHormone(signer, 'pulse', body, data.maxBytes));
     work.countPulse();

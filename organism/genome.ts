@@ -173,9 +173,9 @@ export interface ImmuneGene {
   forgeriesMax: number;
   /** How often cells check the claimed CPU and RSS of peers on their host against the real process. @default 500 */
   checkIntervalMs: number;
-  /** The span each check compares (claimed mean CPU vs CPU time really used). @default 2000 */
-  liarWindowMs: number;
-  /** Claimed CPU may differ from the real mean by this many points of one core. @default 50 */
+  /** A peer's claimed CPU time may differ from its process's real one by this much, ms (beyond what it could use since the pulse). @default 500 */
+  liarSlackMs: number;
+  /** A pulse's claimed CPU percent may differ from what its own CPU time grew by since the previous pulse by this many points. @default 50 */
   liarCpuPoints: number;
   /** Claimed RSS may differ from the real one by this factor (and 64 MiB). @default 4 */
   liarRssFactor: number;
@@ -272,7 +272,7 @@ export function defaultGenome(): Genome {
       floodWindowMs: 2_000,
       forgeriesMax: 3,
       checkIntervalMs: 500,
-      liarWindowMs: 2_000,
+      liarSlackMs: 500,
       liarCpuPoints: 50,
       liarRssFactor: 4,
       liarChecks: 2,
@@ -358,7 +358,7 @@ const IMMUNE_RULES: Record<keyof ImmuneGene, Rule> = {
   floodWindowMs: { kind: 'int', min: 100, max: 600_000 },
   forgeriesMax: { kind: 'int', min: 1, max: 1_000_000 },
   checkIntervalMs: { kind: 'int', min: 50, max: 600_000 },
-  liarWindowMs: { kind: 'int', min: 100, max: 600_000 },
+  liarSlackMs: { kind: 'int', min: 10, max: 600_000 },
   liarCpuPoints: { kind: 'number', min: 1, max: 100_000 },
   liarRssFactor: { kind: 'number', min: 1.1, max: 1_000 },
   liarChecks: { kind: 'int', min: 1, max: 1_000 },

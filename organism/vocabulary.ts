@@ -50,8 +50,13 @@ export interface PulseBody {
    * Σ demand / target cells; a saturated cell's load hides how much more it is asked.
    */
   demand: number;
-  /** CPU percent of one core (pidusage). */
+  /** CPU percent of one core (pidusage), over the interval before this pulse. */
   cpu: number;
+  /**
+   * CPU time the process has used since it started, ms (pidusage ctime): cells on the same
+   * host check it, and `cpu` against its growth, against the real process (docs/immune.md).
+   */
+  cpuMs: number;
   /** Resident set size in bytes (pidusage). */
   rss: number;
   /** Event-loop delay of the cell's main thread, ms (worst tick delay over the last interval, or how long it has been blocked). */
@@ -184,6 +189,7 @@ const CHECKS: Partial<Record<HormoneKind, Check>> = {
     finite(b.load, 0, 1) &&
     finite(b.demand, 0, 1e6) &&
     finite(b.cpu, 0, 100_000) &&
+    finite(b.cpuMs, 0, 1e13) &&
     nonNegInt(b.rss) &&
     finite(b.lag, 0, 1e9) &&
     isObj(b.work) &&

@@ -6,13 +6,15 @@
  *
  * Every step is a hormone (`accuse`, `vote`, `verdict`, `toxin`) the dashboard can show.
  */
+import { availableParallelism } from 'node:os';
 import pidusage from 'pidusage';
 import type { Census, CensusEntry } from '../../organism/census.ts';
 import type { CertBook } from '../../organism/cert-book.ts';
 import type { ImmuneGene, Limits } from '../../organism/genome.ts';
 import type { HormoneBus } from '../../organism/hormone-bus.ts';
 import type { Hormone } from '../../organism/hormone.ts';
-import { ROOT_ISSUER } from '../../organism/lineage.ts';
+import { ROOT_ISSUER, unpackCertificate } from '../../organism/lineage.ts';
+import type { KV } from '@nats-io/kv';
 import { isProcessOf, localCells, signalCell } from '../../organism/processes.ts';
 import { cellMarkers } from '../spawn.ts';
 import type { AccuseBody, HormoneKind, PulseBody, ToxinBody, VerdictBody, VoteBody } from '../../organism/vocabulary.ts';
@@ -28,7 +30,12 @@ export interface ImmuneDeps {
   genomeHash: string;
   bus: Pick<HormoneBus, 'on' | 'onForgery' | 'quarantine' | 'isQuarantined' | 'publish'>;
   census: Pick<Census, 'list' | 'get' | 'condemn'>;
-  certs: Pick<CertBook, 'certOf'>;
+  certs: Pick<CertBook, 'certOf' | 'learn'>;
+  /**
+   * The lineage bucket: certificates are written there before a child's process starts, so
+   * watching it counts a runaway parent's children before they are even born.
+   */
+  lineage?: Promise<KV | undefined>;
   log: Logger;
   now?: () => number;
 }
@@ -44,12 +51,25 @@ export interface ImmuneStats {
 
 interface Claim {
   ts: number;
+  n: number;
   cpu: number;
+  cpuMs: number;
   rss: number;
 }
 
+/**
+ * A claimed CPU time above the real one by more than this is a lie: CPU time only grows, and
+ * the claim was read from the same kernel counter earlier (the margin covers rounding).
+ */
+const OVERCLAIM_MS = 50;
+
+/** Cores of this host: a process's CPU time grows at most this fast. */
+const CORES = Math.max(1, availableParallelism());
+
 /** Trials remembered after they closed (so late votes and toxins are judged against them). */
 const CLOSED_KEPT = 256;
+/** Trials one accuser may have open at once (each makes every cell vote). */
+const OPEN_TRIALS_PER_ACCUSER = 16;
 /** Votes held for accusations not heard yet (a cluster may reorder hormones). */
 const EARLY_VOTES_MAX = 1024;
 
@@ -67,9 +87,10 @@ export class Immune {
   readonly #condemnedLineages = new Set<string>();
   readonly #condemned = new Set<string>();
   readonly #claims = new Map<string, Claim[]>();
-  readonly #usage = new Map<string, Array<{ t: number; ctime: number }>>();
   readonly #offs: Array<() => void> = [];
   #tick: NodeJS.Timeout | undefined;
+  #watch: { stop(): void } | undefined;
+  #stopped = false;
   #check: NodeJS.Timeout | undefined;
   #checking = false;
   #seq = 0;
@@ -89,9 +110,33 @@ export class Immune {
     this.#tick.unref();
     this.#check = setInterval(() => void this.#checkMetabolism(), this.#d.gene.checkIntervalMs);
     this.#check.unref();
+    if (this.#d.lineage) void this.#watchLineage(this.#d.lineage).catch((e: unknown) => this.#d.log.warn({ err: (e as Error).message }, 'lineage watch ended'));
+  }
+
+  /** Every certificate made from now on: a verified child counts against its parent's budget. */
+  async #watchLineage(lineage: Promise<KV | undefined>): Promise<void> {
+    const kv = await lineage;
+    if (!kv || this.#stopped) return;
+    const watch = await kv.watch({ include: 'updates' });
+    this.#watch = watch;
+    if (this.#stopped) return watch.stop();
+    for await (const e of watch) {
+      if (e.operation !== 'PUT') continue;
+      let cert;
+      try {
+        cert = await this.#d.certs.learn(unpackCertificate(e.value)); // verified: chain and Hayflick rule
+      } catch {
+        continue;
+      }
+      if (!cert || cert.parent === null || cert.parent === this.#d.self.id) continue;
+      const parent = this.#d.certs.certOf(cert.parent);
+      if (parent) this.evidence.child(cert.parent, cert.cell, parent.budget);
+    }
   }
 
   close(): void {
+    this.#stopped = true;
+    this.#watch?.stop();
     clearInterval(this.#tick);
     clearInterval(this.#check);
     for (const off of this.#offs.splice(0)) off();
@@ -121,9 +166,8 @@ export class Immune {
         this.evidence.genome(h.from, b.genome, this.#d.genomeHash);
         let claims = this.#claims.get(h.from);
         if (!claims) this.#claims.set(h.from, (claims = []));
-        claims.push({ ts: h.ts, cpu: b.cpu, rss: b.rss });
-        const keep = this.#now() - 2 * this.#d.gene.liarWindowMs;
-        while (claims.length > 0 && claims[0]!.ts < keep) claims.shift();
+        claims.push({ ts: h.ts, n: b.n, cpu: b.cpu, cpuMs: b.cpuMs, rss: b.rss });
+        if (claims.length > 2) claims.shift(); // the last two are all a check compares
         break;
       }
       case 'birth':
@@ -165,6 +209,13 @@ export class Immune {
   #onAccuse(h: Hormone<AccuseBody>): void {
     const a = h.body;
     if (this.#trials.has(a.id) || this.#condemned.has(a.accused)) return;
+    // Every accusation makes every cell vote: one accuser may keep only a few trials open
+    // (one per accused), so a certified cell cannot make the whole swarm vote at its pace.
+    let open = 0;
+    for (const t of this.#trials.values()) {
+      if (t.trial.by !== h.from || t.trial.standing !== 'open') continue;
+      if (t.trial.accusation.accused === a.accused || ++open >= OPEN_TRIALS_PER_ACCUSER) return;
+    }
     const census = this.#census();
     const trial = new Trial(a, h.from, census.map((c) => ({ id: c.id, born: c.born, state: c.state, parent: c.parent })));
     // An accusation by the accused's own lineage against… anyone is still heard; its
@@ -236,6 +287,11 @@ export class Immune {
       for (const c of condemned) this.#kill(c, `${a.kind}: ${a.detail}`, id);
     } else {
       this.stats.verdicts.acquitted++;
+      // An accusation no other juror supported, that the jury rejected, was baseless: held
+      // against the accuser like forged traffic (three of them and it is accused itself).
+      let support = 0;
+      for (const j of t.trial.jurors) if (j !== t.trial.by && t.trial.voteOf(j) === true) support++;
+      if (support === 0 && t.trial.innocent > 0) this.#forgery(t.trial.by, `a baseless accusation of ${a.accused} (${a.kind}): no other juror had evidence`);
       // Evidence that convinced no jury is not held against the accused again at once.
       this.#calm.set(a.accused, this.#now() + 3 * this.#d.gene.voteDeadlineMs);
       this.#d.log.info({ accused: a.accused, kind: a.kind, votes: t.trial.guilty, against: t.trial.innocent, jury: t.trial.jurors.size }, 'acquitted');
@@ -259,7 +315,6 @@ export class Immune {
       this.#d.census.condemn(cell);
       this.evidence.forget(cell);
       this.#claims.delete(cell);
-      this.#usage.delete(cell);
     }
     const entry = this.#d.census.get(cell);
     const host = entry?.host ?? this.#d.certs.certOf(cell)?.host;
@@ -337,9 +392,16 @@ export class Immune {
   }
 
   /**
-   * Peers on this host: is what they claim (CPU, RSS) what their process does? CPU is
-   * compared over liarWindowMs (claimed pulses' mean against CPU time really used, from
-   * pidusage's cumulative ctime), so pulse timing cannot make an honest cell look a liar.
+   * Peers on this host: is what they claim what their process does? Pulses carry the CPU
+   * time the process has used (cpuMs) and the CPU percent of the interval before them:
+   *  - the percent must match how much cpuMs grew since the previous pulse (a liar that
+   *    claims a full core while reporting its true CPU time contradicts itself);
+   *  - cpuMs must match the real process's CPU time (pidusage ctime): never more than it
+   *    (beyond OVERCLAIM_MS), and not less than it by more than the process could have used
+   *    since the pulse plus liarSlackMs (a liar whose story is consistent drifts past the
+   *    truth within a pulse);
+   *  - RSS must be within liarRssFactor (and 64 MiB) of the real one.
+   * Exact accounting, not sampling: pulse timing cannot make an honest cell look a liar.
    */
   async #checkMetabolism(): Promise<void> {
     if (this.#checking) return;
@@ -353,6 +415,7 @@ export class Immune {
       const pids = new Map<string, number>();
       let scanned: Map<string, number> | undefined;
       for (const p of peers) {
+        if (!this.#claims.has(p.id)) continue;
         if (isProcessOf(p.pid, cellMarkers(p.id))) pids.set(p.id, p.pid);
         else {
           scanned ??= new Map(localCells(this.#d.organism).map((c) => [c.cell, c.pid]));
@@ -360,31 +423,32 @@ export class Immune {
           if (real !== undefined) pids.set(p.id, real);
         }
       }
-      const mine = peers.filter((p) => pids.has(p.id));
-      if (mine.length === 0) return;
-      const usage = await pidusage(mine.map((p) => pids.get(p.id)!)).catch(() => undefined);
+      if (pids.size === 0) return;
+      const usage = await pidusage([...pids.values()]).catch(() => undefined);
       if (!usage) return;
       const now = this.#now();
-      for (const p of mine) {
-        const u = usage[pids.get(p.id)!];
-        if (!u) continue;
-        let history = this.#usage.get(p.id);
-        if (!history) this.#usage.set(p.id, (history = []));
-        history.push({ t: now, ctime: u.ctime });
-        while (history.length > 2 && now - history[1]!.t >= g.liarWindowMs) history.shift();
-        const from = history[0]!;
-        if (now - from.t < g.liarWindowMs * 0.9) continue; // not enough history yet
-        const real = ((u.ctime - from.ctime) / (now - from.t)) * 100;
-        // Pulses measure the interval before them: those sent within the window.
-        const claims = (this.#claims.get(p.id) ?? []).filter((c) => c.ts > from.t + this.#d.limits.pulseIntervalMs / 2 && c.ts <= now);
-        if (claims.length < 2) continue;
-        const claimed = claims.reduce((s, c) => s + c.cpu, 0) / claims.length;
-        const rss = claims.at(-1)!.rss;
-        const ratio = Math.max(rss, u.memory) / Math.max(1, Math.min(rss, u.memory));
+      for (const [id, pid] of pids) {
+        const u = usage[pid];
+        const claims = this.#claims.get(id);
+        if (!u || !claims || claims.length === 0) continue;
+        const last = claims.at(-1)!;
+        const prev = claims.length > 1 ? claims.at(-2)! : undefined;
         let lie: string | undefined;
-        if (Math.abs(claimed - real) > g.liarCpuPoints) lie = `claims ${claimed.toFixed(0)} % CPU, its process used ${real.toFixed(0)} % over ${now - from.t} ms`;
-        else if (ratio > g.liarRssFactor && Math.abs(rss - u.memory) > 64 * 1024 * 1024) lie = `claims ${(rss / 2 ** 20).toFixed(0)} MiB RSS, its process has ${(u.memory / 2 ** 20).toFixed(0)} MiB`;
-        this.evidence.metabolism(p.id, lie);
+        const since = Math.max(0, now - last.ts);
+        if (last.cpuMs > u.ctime + OVERCLAIM_MS) {
+          lie = `claims ${Math.round(last.cpuMs)} ms of CPU by its last pulse; its process has used ${Math.round(u.ctime)} ms`;
+        } else if (u.ctime - last.cpuMs > since * CORES + g.liarSlackMs) {
+          lie = `claims ${Math.round(last.cpuMs)} ms of CPU ${since} ms ago; its process has used ${Math.round(u.ctime)} ms`;
+        } else if (prev && last.n === prev.n + 1 && prev.n >= 1 && last.ts > prev.ts) {
+          // (Pulse 0, from the main thread at birth, gives the percent since the process started: not comparable.)
+          const grew = ((last.cpuMs - prev.cpuMs) / (last.ts - prev.ts)) * 100;
+          if (Math.abs(grew - last.cpu) > g.liarCpuPoints) lie = `claims ${last.cpu.toFixed(0)} % CPU while its CPU time grew ${grew.toFixed(0)} % over ${last.ts - prev.ts} ms`;
+        }
+        if (!lie) {
+          const ratio = Math.max(last.rss, u.memory) / Math.max(1, Math.min(last.rss, u.memory));
+          if (ratio > g.liarRssFactor && Math.abs(last.rss - u.memory) > 64 * 1024 * 1024) lie = `claims ${(last.rss / 2 ** 20).toFixed(0)} MiB RSS, its process has ${(u.memory / 2 ** 20).toFixed(0)} MiB`;
+        }
+        this.evidence.metabolism(id, lie);
       }
     } finally {
       this.#checking = false;

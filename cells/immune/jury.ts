@@ -93,6 +93,11 @@ export class Trial {
     return this.#votes.size - this.guilty;
   }
 
+  /** How `voter` voted, if it did. */
+  voteOf(voter: string): boolean | undefined {
+    return this.#votes.get(voter);
+  }
+
   get standing(): Standing {
     return this.#standing;
   }

@@ -12,7 +12,7 @@ import { encode } from 'msgpackr';
 import { connect } from '@nats-io/transport-node';
 import { genomeHash, loadGenome } from '../../organism/genome.ts';
 import { generateKeypair, privateKeyObject } from '../../organism/keys.ts';
-import { issueCertificate, packCertificate, ROOT_ISSUER } from '../../organism/lineage.ts';
+import { issueCertificate, packCertificate, ROOT_ISSUER, unpackCertificate } from '../../organism/lineage.ts';
 import { loadRootKey } from '../../organism/root-key.ts';
 import { openLineage } from '../../organism/stores.ts';
 import type { Hormone } from '../../organism/hormone.ts';
@@ -23,6 +23,7 @@ import type { FaultKind } from '../../cells/immune/faults.ts';
 import { openReply } from '../../organism/wire.ts';
 import { until } from '../helpers/grow.ts';
 import { startOrganism } from '../helpers/organism.ts';
+import type { Organism } from '../../organism/organism.ts';
 
 const FAST = ['limits.pulseIntervalMs=250', 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.drainTimeoutMs=2000', 'limits.shutdownTimeoutMs=8000'];
 
@@ -54,17 +55,41 @@ async function convicts(t: ExecutionContext, fault: FaultKind, sets: string[] = 
   // Jurors are honest cells only: never the accused.
   const voters = m.of<VoteBody>('vote').filter((v) => v.body.accused === bad.id && v.body.guilty).map((v) => v.from);
   t.false(voters.includes(bad.id));
-  t.true(m.of<ToxinBody>('toxin').some((x) => x.body.cell === bad.id), 'a toxin was announced');
+  // The toxin is announced just after the kill: it may arrive a moment after the pid is gone.
+  await until(() => m.of<ToxinBody>('toxin').some((x) => x.body.cell === bad.id), 3_000, 'the toxin announced');
   // No honest cell was condemned, and every honest cell still lives.
   t.deepEqual(m.of<VerdictBody>('verdict').filter((v) => v.body.guilty && honest.includes(v.body.accused)), []);
   for (const id of honest) t.not(m.o.observer.census.get(id)?.state, 'dead', `${id} lives`);
   return { ...m, bad, verdict, honest };
 }
 
-test.serial('immune - a flooder is accused, voted out by 2/3 of the census and killed', async (t) => {
-  const { verdict } = await convicts(t, 'flood');
+test.serial('immune - a flooder is accused, voted out by 2/3 of the census and killed; its trial replayed changes nothing', async (t) => {
+  const { verdict, o, nats, of, honest } = await convicts(t, 'flood');
   t.is(verdict.kind, 'flood');
+  // Record the trial's hormones as they crossed the wire… (they are in the census's past by now)
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const raw: Uint8Array[] = [];
+  // …re-encoded exactly (the codec is canonical: the same bytes, the same signatures).
+  const { codec } = await import('../../organism/codec.ts');
+  for (const h of of('accuse').concat(of('vote'), of('verdict'), of('toxin'))) raw.push(codec.pack(h));
+  const verdicts = of('verdict').length;
+  const toxins = of('toxin').length;
+  const before = await Promise.all(honest.map((id) => stats(o, id).catch(() => undefined)));
+  for (const bytes of raw) nc.publish(o.observer.ns.hormone((codec.unpack(bytes) as { kind: HormoneKind }).kind), bytes);
+  await nc.flush();
+  await new Promise((r) => setTimeout(r, 1_500));
+  t.is(of('verdict').length, verdicts, 'no new verdict');
+  t.is(of('toxin').length, toxins, 'no new toxin');
+  const after = await Promise.all(honest.map((id) => stats(o, id).catch(() => undefined)));
+  const replayed = after.reduce((n, s, i) => n + (s && before[i] ? (s.hormones.dropped.replayed ?? 0) - (before[i]!.hormones.dropped.replayed ?? 0) : 0), 0);
+  t.true(replayed >= raw.length, `${replayed} replays dropped (${raw.length} sent, to each cell)`);
+  for (const id of honest) t.not(o.observer.census.get(id)?.state, 'dead', `${id} lives`);
 });
+
+async function stats(o: Organism, id: string) {
+  return openReply<{ hormones: { dropped: Record<string, number> }; immune: { verdicts: { guilty: number; acquitted: number } } }>((await o.observer.nc.request(o.observer.ns.cell(id, 'stats'), new Uint8Array(0), { timeout: 2_000 })).data);
+}
 
 test.serial('immune - a cell running another genome (tampered hash) is voted out and killed', async (t) => {
   const { verdict } = await convicts(t, 'tamper');
@@ -96,11 +121,34 @@ test.serial('immune - cancer: a lineage dividing past its budget is condemned wh
     for (const c of o.observer.census.list()) if (c.parent && lineage.has(c.parent) && !lineage.has(c.id)) (lineage.add(c.id), (grew = true));
   }
   await until(() => [...lineage].every((id) => { const c = o.observer.census.get(id); return !c || c.state === 'dead'; }), 10_000, 'the whole lineage dead');
+  // And no process anywhere on this host descends from it, by its certificate chain (a child
+  // whose process started as the verdict fell is condemned at its birth).
   const { localCells } = await import('../../organism/processes.ts');
-  await until(() => localCells(o.id).every((p) => !lineage.has(p.cell)), 10_000, 'no process of the lineage left');
-  t.log(`lineage of ${lineage.size} cells removed`);
+  const kv = await openLineage(o.observer.nc, o.observer.ns);
+  const descends = async (id: string): Promise<boolean> => {
+    for (let at: string | null = id, depth = 0; at !== null && depth < 64; depth++) {
+      if (at === bad.id) return true;
+      const e = await kv.get(at);
+      if (!e || e.operation !== 'PUT') return false;
+      at = (unpackCertificate(e.value) as { parent: string | null }).parent;
+    }
+    return false;
+  };
+  let survivors: string[] = [];
+  await until(async () => {
+    survivors = [];
+    for (const p of localCells(o.id)) if (await descends(p.cell)) survivors.push(`${p.cell} (pid ${p.pid}, census: ${o.observer.census.get(p.cell)?.state ?? 'unknown'})`);
+    return survivors.length === 0;
+  }, 10_000, 'no process descending from the cancer left').catch((e: Error) => {
+    throw new Error(`${e.message}; still alive: ${survivors.join(', ')}`);
+  });
+  let made = 0;
+  for await (const _ of await kv.keys()) made++;
+  t.log(`lineage of ${lineage.size} cells in the census removed (${made} certificates made in all)`);
   // Regrown to the healthy size (min 4), and no larger than the genome allows.
-  await until(() => o.observer.census.living().filter((c) => c.tissue === 'echo' && c.state === 'alive').length >= 4, 15_000, 'echo regrown to 4');
+  await until(() => o.observer.census.living().filter((c) => c.tissue === 'echo' && c.state === 'alive').length >= 4, 15_000, 'echo regrown to 4').catch((e: Error) => {
+    throw new Error(`${e.message}; census: ${o.observer.census.list().map((c) => `${c.id} ${c.state}${c.cause ? ` (${c.cause})` : ''}`).join(', ')}`);
+  });
 });
 
 test.serial('immune - forged accusations, votes and toxins (foreign key, bad signature, replay) change nothing', async (t) => {
@@ -155,7 +203,7 @@ test.serial('immune - fewer than 1/3 colluding liars cannot condemn an honest ce
   const colluders = [await certifiedImpostor(m), await certifiedImpostor(m)];
   const beat = setInterval(() => {
     for (const c of colluders) {
-      c.say('pulse', { tissue: 'echo', host: hostname(), pid: process.pid, parent: null, born: c.cert.born, state: 'alive', load: 0, demand: 0, cpu: 1, rss: 50e6, lag: 0, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, genome: genomeHash(m.genome), url: null, n: 1 });
+      c.say('pulse', { tissue: 'echo', host: hostname(), pid: process.pid, parent: null, born: c.cert.born, state: 'alive', load: 0, demand: 0, cpu: 1, cpuMs: 10, rss: 50e6, lag: 0, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, genome: genomeHash(m.genome), url: null, n: 1 });
     }
   }, 200);
   t.teardown(() => clearInterval(beat));
@@ -177,6 +225,21 @@ test.serial('immune - fewer than 1/3 colluding liars cannot condemn an honest ce
   const stats = openReply<{ immune: { verdicts: { acquitted: number; guilty: number } } }>((await m.o.observer.nc.request(m.o.observer.ns.cell(victim.id === honest[0]!.id ? honest[1]!.id : honest[0]!.id, 'stats'), new Uint8Array(0), { timeout: 2_000 })).data);
   t.is(stats.immune.verdicts.guilty, 0);
   t.is(stats.immune.verdicts.acquitted, 1, 'the trial ended in an acquittal');
+
+  // Alone, an accuser whose accusations no juror supports is held to account: three
+  // baseless accusations are forgery, and the jury condemns it (quarantined: it has no
+  // process of ours to kill).
+  const [liar] = colluders;
+  for (let i = 2; i <= 4; i++) {
+    const id = `${liar!.id}.${i}`;
+    liar!.say('accuse', { ...accusation, id, at: Date.now() });
+    liar!.say('vote', { accusation: id, accused: victim.id, guilty: true, detail: 'alone' });
+    await until(() => m.of<VoteBody>('vote').filter((v) => v.body.accusation === id && !v.body.guilty).length >= 3, 5_000, `innocent votes on ${id}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  await until(() => m.of<VerdictBody>('verdict').some((v) => v.body.accused === liar!.id && v.body.guilty && v.body.kind === 'forgery'), 10_000, 'the lone false accuser condemned for forgery');
+  t.is(m.o.observer.census.get(liar!.id)?.state, 'dead', 'quarantined: dead to the census');
+  t.true(isAlive(victim.pid), 'the victim still lives');
 });
 
 test.serial('immune - an honest swarm with its CPU saturated (pulses late, cells busy) accuses nobody', async (t) => {
