@@ -180,7 +180,10 @@ export function nextRecord(record: TissueRecord, p: Exclude<Plan, { type: 'none'
     case 'grow':
       return { ...base, action: 'divide', calmUntil: p.regrow ? record.calmUntil : now + calm };
     case 'refuse':
-      return { ...base, action: 'refuse', refused: record.refused + p.count, calmUntil: now + calm };
+      // Regrowth is not held by calm, so a refusal (every cell out of budget, a full host)
+      // also sets retryAt: without it the tissue would ask, be refused and announce it at
+      // every tick while the cause lasts.
+      return { ...base, action: 'refuse', refused: record.refused + p.count, calmUntil: now + calm, retryAt: Math.max(record.retryAt, now + calm) };
     case 'die':
       return { ...base, action: 'die', calmUntil: now + calm };
   }

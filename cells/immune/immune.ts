@@ -342,6 +342,9 @@ export class Immune {
   #review(): void {
     const now = this.#now();
     const living = new Map(this.#census().filter((c) => c.state !== 'dead').map((c) => [c.id, c]));
+    // Forget what concerns cells that left, so a long life with many births holds no more than its census.
+    for (const id of this.#claims.keys()) if (!living.has(id)) this.#claims.delete(id);
+    for (const [id, until] of this.#calm) if (until <= now) this.#calm.delete(id);
     for (const peer of [...this.evidence.peers()]) {
       if (peer === this.#d.self.id || this.#condemned.has(peer)) continue;
       if ((this.#calm.get(peer) ?? 0) > now) continue;

@@ -71,6 +71,18 @@ test('plan - below min it regrows at once, whatever the calm, unless backing off
   t.like(plan(input({ gene, members: suspect })), { type: 'none' }, 'a silent (maybe stopped) cell is not replaced until it is dead');
 });
 
+test('plan - a refused regrowth waits a calm before it asks again (no refusal at every tick)', (t) => {
+  const gene = { ...GENE, min: 3 };
+  const members = [member('echo-1', { smoothed: 0, load: 0, demand: 0 })];
+  const p = plan(input({ gene, members }));
+  t.like(p, { type: 'grow', regrow: true, count: 2 });
+  // Every cell was out of budget: the acting cell wrote a refusal instead.
+  const refused = nextRecord(emptyTissueRecord('echo'), { type: 'refuse', count: 2, reason: 'lineage budget', readings: {} }, 'echo-1', NOW, 6_000);
+  t.is(refused.retryAt, NOW + 6_000);
+  t.like(plan(input({ gene, members, record: refused, now: NOW + 5_999 })), { type: 'none' }, 'still waiting');
+  t.like(plan(input({ gene, members, record: refused, now: NOW + 6_000 })), { type: 'grow', regrow: true }, 'then it asks again');
+});
+
 test('plan - failed births are counted once and the wait doubles to the cap', (t) => {
   const young = member('echo-2', { state: 'dead', cause: 'error', born: NOW - 300, died: NOW - 100 });
   const p = plan(input({ members: [member('echo-1'), young] }));
