@@ -193,7 +193,7 @@ export class Immune {
     const cert = this.#d.certs.certOf(id);
     if (!cert || cert.parent === null) return;
     // Antibodies: a child born into a condemned lineage is condemned with it.
-    if (this.#condemnedLineages.has(cert.parent) || this.#condemned.has(cert.parent)) {
+    if ((this.#condemnedLineages.has(cert.parent) || this.#condemned.has(cert.parent)) && id !== this.#d.self.id) {
       this.#condemnedLineages.add(id);
       this.#kill(id, 'born into a condemned lineage');
       return;
@@ -284,7 +284,9 @@ export class Immune {
       const condemned = a.lineage ? [...lineageOf(a.accused, this.#census())] : [a.accused];
       if (a.lineage) this.#condemnedLineages.add(a.accused);
       this.#d.log.warn({ accused: a.accused, kind: a.kind, votes: t.trial.guilty, jury: t.trial.jurors.size, condemned }, 'guilty');
-      for (const c of condemned) this.#kill(c, `${a.kind}: ${a.detail}`, id);
+      // Never its own executioner: a condemned cell that killed itself would die before it
+      // could say so, and the cells that find its pid gone would announce nothing.
+      for (const c of condemned) if (c !== this.#d.self.id) this.#kill(c, `${a.kind}: ${a.detail}`, id);
     } else {
       this.stats.verdicts.acquitted++;
       // An accusation no other juror supported, that the jury rejected, was baseless: held
