@@ -14,7 +14,7 @@ import { fillPulse } from './metabolism.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import type { PacemakerCommand, PacemakerData } from './pacemaker.ts';
 import { WorkMeter } from './work-meter.ts';
-import { tamperedHash, type FaultKind } from './immune/faults.ts';
+import type { FaultKind } from './immune/faults.ts';
 
 /**
  * How often the main thread proves it is not blocked, and the resolution of its
@@ -43,7 +43,7 @@ export class Heart {
 
   /**
    * `fault` (tests and simulations only, from the command line: cells/immune/faults.ts) makes
-   * the pulses lie (`liar`: 100 % CPU) or carry another genome hash (`tamper`).
+   * the pulses lie (`liar`: 100 % CPU) or carry another code hash (`tamper`).
    */
   constructor(packet: BirthPacket, pacemakerUrl: URL = new URL('./pacemaker.js', import.meta.url), fault?: FaultKind) {
     this.work = new WorkMeter();
@@ -80,9 +80,10 @@ export class Heart {
       capacity: DEFAULT_CAPACITY,
       pulse: {
         tissue: packet.cell.tissue, host: packet.cell.host, pid: process.pid, parent: packet.cell.parent,
-        born: packet.cell.born, genome: fault === 'tamper' ? tamperedHash(genomeHash(packet.genome)) : genomeHash(packet.genome), url: null,
+        born: packet.cell.born, genome: genomeHash(packet.genome), code: '', url: null,
       },
       lie: fault === 'liar',
+      tamper: fault === 'tamper',
     };
     this.#template = data.pulse;
     this.#worker = new Worker(pacemakerUrl, { workerData: data });

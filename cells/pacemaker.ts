@@ -4,6 +4,8 @@
  * (a long CPU task) keeps pulsing: busy is not dead. It reads the work counters and the
  * main thread's heartbeat from shared memory; a stale heartbeat shows up as event-loop lag.
  */
+import { codeHash } from './code-hash.ts';
+import { tamperedHash } from './immune/faults.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import { hostname } from 'node:os';
 import { connect } from '@nats-io/transport-node';
@@ -27,7 +29,9 @@ export interface PacemakerData {
   /** Main thread heartbeat period, ms (blocking beyond it is lag). */
   tickMs: number;
   capacity: number;
-  pulse: Pick<PulseBody, 'tissue' | 'host' | 'pid' | 'parent' | 'born' | 'genome' | 'url'>;
+  pulse: Pick<PulseBody, 'tissue' | 'host' | 'pid' | 'parent' | 'born' | 'genome' | 'code' | 'url'>;
+  /** Injected fault `tamper` (tests only): pulses carry another code hash. */
+  tamper?: boolean;
   /** Injected fault `liar` (tests only): every pulse claims a full core and full load. */
   lie?: boolean;
 }
@@ -73,10 +77,13 @@ async function run(data: PacemakerData): Promise<void> {
     }
   });
   // pidusage's first call shells out to getconf (~8 ms): do it while the connection opens.
-  const [nc] = await Promise.all([
+  // The code hash is read while the connection opens too (a few ms of file reads).
+  const [nc, code] = await Promise.all([
     connect(natsOptions(data.access, `${data.id}/pacemaker`)),
+    codeHash(),
     pidusage(data.pulse.pid).catch(() => undefined),
   ]);
+  body.code = data.tamper ? tamperedHash(code) : code;
 
   // The `liar` fault keeps its story straight: its CPU time grows as if it used a full core.
   let told: { cpuMs: number; at: number } | undefined;

@@ -64,6 +64,8 @@ export interface PulseBody {
   work: WorkCounters;
   /** Genome hash the cell runs. */
   genome: string;
+  /** Hash of the code the cell runs (cells/code-hash.ts); '' in the first pulse, sent before it is known. */
+  code: string;
   /** URL of the cell's listener, if it listens. */
   url: string | null;
   /** Pulses sent so far, counting this one. */
@@ -198,6 +200,7 @@ const CHECKS: Partial<Record<HormoneKind, Check>> = {
     nonNegInt(b.work.queued) &&
     nonNegInt(b.work.errors) &&
     str(b.genome, 64) &&
+    str(b.code, 64) &&
     (b.url === null || str(b.url, 512)) &&
     nonNegInt(b.n),
   birth: (b) => nonNegInt(b.pid) && isObj(b.cert) && (b.url === null || str(b.url, 512)),

@@ -124,7 +124,7 @@ export class Evidence {
       return { kind: 'cancer', detail: `${l.children.size} children on a replication budget of ${l.budget}` };
     }
     if (want('genome') && l.genomeMismatches >= g.genomeMismatches) {
-      return { kind: 'genome', detail: `${l.genomeMismatches} pulses with genome ${l.lastGenome}` };
+      return { kind: 'genome', detail: `${l.genomeMismatches} pulses with genome/code ${l.lastGenome}` };
     }
     if (want('flood')) {
       const rate = this.rate(peer);

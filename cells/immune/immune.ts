@@ -20,6 +20,7 @@ import { cellMarkers } from '../spawn.ts';
 import type { AccuseBody, HormoneKind, PulseBody, ToxinBody, VerdictBody, VoteBody } from '../../organism/vocabulary.ts';
 import type { Logger } from '../logger.ts';
 import { Evidence } from './evidence.ts';
+import { codeHash } from '../code-hash.ts';
 import { lineageOf, Trial } from './jury.ts';
 
 export interface ImmuneDeps {
@@ -94,6 +95,8 @@ export class Immune {
   #check: NodeJS.Timeout | undefined;
   #checking = false;
   #seq = 0;
+  /** This cell's own code hash, once read (cells/code-hash.ts). */
+  #code: string | undefined;
   readonly stats: ImmuneStats = { accusations: 0, votes: { guilty: 0, innocent: 0 }, verdicts: { guilty: 0, acquitted: 0 }, toxins: 0, quarantined: 0, forgeries: 0 };
 
   constructor(deps: ImmuneDeps) {
@@ -110,6 +113,7 @@ export class Immune {
     this.#tick.unref();
     this.#check = setInterval(() => void this.#checkMetabolism(), this.#d.gene.checkIntervalMs);
     this.#check.unref();
+    void codeHash().then((h) => (this.#code = h), (e: unknown) => this.#d.log.warn({ err: (e as Error).message }, 'code hash unreadable: code not compared'));
     if (this.#d.lineage) void this.#watchLineage(this.#d.lineage).catch((e: unknown) => this.#d.log.warn({ err: (e as Error).message }, 'lineage watch ended'));
   }
 
@@ -163,7 +167,10 @@ export class Immune {
     switch (h.kind as HormoneKind) {
       case 'pulse': {
         const b = h.body as PulseBody;
-        this.evidence.genome(h.from, b.genome, this.#d.genomeHash);
+        // Genome and code. The main thread's pulse at birth (n 0) has no code hash yet; every
+        // pacemaker pulse must have ours (an empty one is a mismatch too).
+        if (b.n >= 1 && this.#code !== undefined) this.evidence.genome(h.from, `${b.genome}/${b.code}`, `${this.#d.genomeHash}/${this.#code}`);
+        else this.evidence.genome(h.from, b.genome, this.#d.genomeHash);
         let claims = this.#claims.get(h.from);
         if (!claims) this.#claims.set(h.from, (claims = []));
         claims.push({ ts: h.ts, n: b.n, cpu: b.cpu, cpuMs: b.cpuMs, rss: b.rss });

@@ -20,6 +20,7 @@ import { sealHormone, SharedSequence } from '../../organism/hormone.ts';
 import { isAlive, waitGone } from '../../organism/processes.ts';
 import type { AccuseBody, HormoneKind, ToxinBody, VerdictBody, VoteBody } from '../../organism/vocabulary.ts';
 import type { FaultKind } from '../../cells/immune/faults.ts';
+import { codeHash } from '../../cells/code-hash.ts';
 import { openReply } from '../../organism/wire.ts';
 import { until } from '../helpers/grow.ts';
 import { startOrganism } from '../helpers/organism.ts';
@@ -201,9 +202,11 @@ test.serial('immune - fewer than 1/3 colluding liars cannot condemn an honest ce
   // Two certified colluders, alive in the census (they pulse), out of a jury of 2 + the
   // honest cells but the victim: short of 2/3 by themselves.
   const colluders = [await certifiedImpostor(m), await certifiedImpostor(m)];
+  const code = await codeHash(); // the organism's own code: they are not caught for that
+
   const beat = setInterval(() => {
     for (const c of colluders) {
-      c.say('pulse', { tissue: 'echo', host: hostname(), pid: process.pid, parent: null, born: c.cert.born, state: 'alive', load: 0, demand: 0, cpu: 1, cpuMs: 10, rss: 50e6, lag: 0, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, genome: genomeHash(m.genome), url: null, n: 1 });
+      c.say('pulse', { tissue: 'echo', host: hostname(), pid: process.pid, parent: null, born: c.cert.born, state: 'alive', load: 0, demand: 0, cpu: 1, cpuMs: 10, rss: 50e6, lag: 0, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, genome: genomeHash(m.genome), code, url: null, n: 1 });
     }
   }, 200);
   t.teardown(() => clearInterval(beat));

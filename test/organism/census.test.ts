@@ -36,7 +36,7 @@ function setup() {
 
 function pulseBody(over: Partial<PulseBody> = {}): PulseBody {
   return {
-    tissue: 'stem', host: 'host-1', pid: 4242, parent: null, born: T0 - 5_000, state: 'alive', load: 0.25, demand: 0.25, cpu: 3, cpuMs: 1_200, rss: 50_000_000, lag: 1.5,
+    tissue: 'stem', host: 'host-1', pid: 4242, parent: null, born: T0 - 5_000, state: 'alive', load: 0.25, demand: 0.25, cpu: 3, cpuMs: 1_200, rss: 50_000_000, lag: 1.5, code: 'c0de',
     work: { handled: 10, inflight: 1, queued: 0, errors: 0 }, genome: 'abcd', url: null, n: 1, ...over,
   };
 }

@@ -92,6 +92,7 @@ const pulseBody: fc.Arbitrary<PulseBody> = fc.record({
   demand: finiteIn(1e6),
   cpu: finiteIn(100_000),
   cpuMs: finiteIn(1e13),
+  code: text(64),
   rss: fc.maxSafeNat(),
   lag: finiteIn(1e9),
   work: fc.record({ handled: fc.maxSafeNat(), inflight: fc.maxSafeNat(), queued: fc.maxSafeNat(), errors: fc.maxSafeNat() }),
@@ -181,7 +182,7 @@ test('hormone - every valid envelope round-trips through the gate', (t) => {
 test('hormone - every kind in the vocabulary is accepted with a fitting body', (t) => {
   const g = gate();
   const bodies: Record<HormoneKind, unknown> = {
-    pulse: { tissue: 'stem', host: 'h', pid: 1, parent: null, born: 1, state: 'alive', load: 0.5, demand: 0.5, cpu: 1.5, cpuMs: 30, rss: 1, lag: 0, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, genome: 'g', url: null, n: 1 },
+    pulse: { tissue: 'stem', host: 'h', pid: 1, parent: null, born: 1, state: 'alive', load: 0.5, demand: 0.5, cpu: 1.5, cpuMs: 30, rss: 1, lag: 0, code: 'c0de', work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, genome: 'g', url: null, n: 1 },
     birth: { pid: 1, cert: {}, url: null },
     death: { pid: 1, cause: 'apoptosis', detail: '' },
     shutdown: { reason: 'test' },
