@@ -181,7 +181,7 @@ export interface ImmuneGene {
   liarRssFactor: number;
   /** Consecutive failed checks before a peer is lying. @default 2 */
   liarChecks: number;
-  /** Pulses with a genome hash other than the organism's before a peer is tampered. @default 2 */
+  /** Pulses with a genome or code hash other than ours before a peer is tampered. @default 2 */
   genomeMismatches: number;
   /** How long the jury has to vote; a trial without 2/3 guilty by then is an acquittal. @default 3000 */
   voteDeadlineMs: number;
