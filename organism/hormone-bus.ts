@@ -69,10 +69,6 @@ export class HormoneBus {
     this.#pending.delete(id);
   }
 
-  isQuarantined(id: string): boolean {
-    return this.#quarantined.has(id);
-  }
-
   /** Seals and publishes. Throws HORMONE_ERR_* on a caller bug, CELL_ERR_CLOSED after close. */
   publish<B>(kind: HormoneKind, body: B): void {
     if (this.#closed) throw new CellularError('CELL_ERR_CLOSED', `hormone bus closed; cannot publish ${kind}`);

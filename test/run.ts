@@ -17,6 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const MARK = 'CELLULAR_TEST_RUN';
 const budgetMs = Number(process.env.CELLULAR_TEST_BUDGET_S ?? 1_800) * 1_000;
@@ -48,8 +49,6 @@ function marked(): Array<{ pid: number; cmd: string }> {
   }
   return found;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<number> {
   const started = Date.now();

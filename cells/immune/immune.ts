@@ -29,7 +29,7 @@ export interface ImmuneDeps {
   organism: string;
   self: { id: string; host: string };
   genomeHash: string;
-  bus: Pick<HormoneBus, 'on' | 'onForgery' | 'quarantine' | 'isQuarantined' | 'publish'>;
+  bus: Pick<HormoneBus, 'on' | 'onForgery' | 'quarantine' | 'publish'>;
   census: Pick<Census, 'list' | 'get' | 'condemn'>;
   certs: Pick<CertBook, 'certOf' | 'learn'>;
   /**
@@ -223,10 +223,9 @@ export class Immune {
       if (t.trial.by !== h.from || t.trial.standing !== 'open') continue;
       if (t.trial.accusation.accused === a.accused || ++open >= OPEN_TRIALS_PER_ACCUSER) return;
     }
-    const census = this.#census();
-    const trial = new Trial(a, h.from, census.map((c) => ({ id: c.id, born: c.born, state: c.state, parent: c.parent })));
-    // An accusation by the accused's own lineage against… anyone is still heard; its
-    // accuser simply cannot vote if barred. One trial per accused at a time.
+    const trial = new Trial(a, h.from, this.#census());
+    // An accusation by the accused's own lineage is still heard; its accuser simply cannot
+    // vote (barred).
     this.#trials.set(a.id, { trial, opened: this.#now(), voted: false, published: false });
     this.#calm.set(a.accused, this.#now() + this.#d.gene.voteDeadlineMs);
     this.#trim();
@@ -286,9 +285,10 @@ export class Immune {
   #closed(id: string): void {
     const t = this.#trials.get(id)!;
     const a = t.trial.accusation;
-    if (t.trial.standing === 'guilty') {
+    const guilty = t.trial.standing === 'guilty';
+    const condemned = !guilty ? [] : a.lineage ? [...lineageOf(a.accused, this.#census())] : [a.accused];
+    if (guilty) {
       this.stats.verdicts.guilty++;
-      const condemned = a.lineage ? [...lineageOf(a.accused, this.#census())] : [a.accused];
       if (a.lineage) this.#condemnedLineages.add(a.accused);
       this.#d.log.warn({ accused: a.accused, kind: a.kind, votes: t.trial.guilty, jury: t.trial.jurors.size, condemned }, 'guilty');
       // Never its own executioner: a condemned cell that killed itself would die before it
@@ -308,8 +308,8 @@ export class Immune {
     if (t.trial.by === this.#d.self.id && !t.published) {
       t.published = true;
       const verdict: VerdictBody = {
-        accusation: id, accused: a.accused, kind: a.kind, guilty: t.trial.standing === 'guilty', votes: t.trial.guilty, against: t.trial.innocent,
-        jury: t.trial.jurors.size, needed: t.trial.needed, condemned: t.trial.standing === 'guilty' ? (a.lineage ? [...lineageOf(a.accused, this.#census())] : [a.accused]).slice(0, 256) : [],
+        accusation: id, accused: a.accused, kind: a.kind, guilty, votes: t.trial.guilty, against: t.trial.innocent,
+        jury: t.trial.jurors.size, needed: t.trial.needed, condemned: condemned.slice(0, 256),
       };
       this.#publish('verdict', verdict);
     }

@@ -52,7 +52,7 @@ export class Witness {
     if (this.#trials.has(h.body.id)) return;
     const now = Date.now();
     for (const [id, t] of this.#trials) if (this.#trials.size >= TRIALS_MAX || now - t.opened > 10 * this.#deadlineMs) this.#trials.delete(id);
-    const trial = new Trial(h.body, h.from, this.#census.list().map((c) => ({ id: c.id, born: c.born, state: c.state, parent: c.parent })));
+    const trial = new Trial(h.body, h.from, this.#census.list());
     this.#trials.set(h.body.id, { trial, opened: now });
     for (const v of this.#early.get(h.body.id) ?? []) this.#vote(v);
     this.#early.delete(h.body.id);
