@@ -380,6 +380,10 @@ export class Cell {
         this.#url = url;
         this.#heart.setUrl(url);
       },
+      stateDir: this.packet.stateDir,
+      onHormone: (listener) => this.#bus?.on(listener) ?? (() => false),
+      certOf: (id) => this.#certs?.certOf(id),
+      evidenceAgainst: (id) => this.#immune?.evidence.view(id),
     };
   }
 

@@ -1,5 +1,5 @@
 /**
- * Finds and loads a tissue's DNA: a built-in name (`stem`, `echo`, `receiver`, `worker`) or a path to a compiled
+ * Finds and loads a tissue's DNA: a built-in name (`stem`, `echo`, `receiver`, `worker`, `dashboard`) or a path to a compiled
  * `.js` module whose default export is a `defineTissue(...)` value.
  */
 import { existsSync } from 'node:fs';
@@ -18,7 +18,7 @@ export function resolveTissueModule(module: string, baseDir: string = process.cw
       ? module
       : resolve(baseDir, module);
   if (!existsSync(path)) {
-    throw new CellularError('CELL_ERR_TISSUE_MODULE', `tissue module ${JSON.stringify(module)} not found (looked at ${path}); use a built-in name (stem, echo, receiver, worker) or a path to a compiled .js file`);
+    throw new CellularError('CELL_ERR_TISSUE_MODULE', `tissue module ${JSON.stringify(module)} not found (looked at ${path}); use a built-in name (stem, echo, receiver, worker, dashboard) or a path to a compiled .js file`);
   }
   return path;
 }

@@ -7,6 +7,9 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Census } from '../organism/census.ts';
 import type { Genome } from '../organism/genome.ts';
+import type { Hormone } from '../organism/hormone.ts';
+import type { Certificate } from '../organism/lineage.ts';
+import type { LedgerView } from './immune/evidence.ts';
 import type { Namespace } from '../organism/namespace.ts';
 import type { Logger } from './logger.ts';
 import type { WorkMeter } from './work-meter.ts';
@@ -33,6 +36,14 @@ export interface TissueContext {
   signal: AbortSignal;
   /** Announces the URL this cell listens on (shown in the census). */
   setUrl(url: string | null): void;
+  /** The organism's state dir on this host (the dashboard reads its token there). */
+  stateDir: string;
+  /** Every hormone the cell admits (verified, in the vocabulary), as it arrives. */
+  onHormone(listener: (h: Hormone) => void): () => void;
+  /** A cell's verified lineage certificate, if this cell knows it. */
+  certOf(id: string): Certificate | undefined;
+  /** What this cell's immune system holds against `id` (undefined: nothing, or immunity off). */
+  evidenceAgainst(id: string): LedgerView | undefined;
 }
 
 /** An endpoint handler gets the decoded request and returns the reply value (or throws). */

@@ -64,6 +64,16 @@ async function frontDoorHolder(url: string, census: { get(id: string): { tissue:
   return undefined;
 }
 
+/** Polls `read` until it gives a value or `ms` pass. */
+async function until<T>(read: () => T | undefined, ms: number): Promise<T | undefined> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = read();
+    if (v !== undefined || Date.now() > end) return v;
+    await sleep(50);
+  }
+}
+
 const OPTIONS = {
   'state-dir': { type: 'string', default: '.organism' },
   genome: { type: 'string' },
@@ -158,6 +168,13 @@ async function grow(flags: Flags): Promise<number> {
         ? `messenger: ${front} (front door, held by ${holder}; receivers also at ${own})`
         : `messenger: ${own} (the front door ${front} is not ours: another program holds port ${m.frontPort}; set messenger.frontPort)`);
     }
+  }
+
+  if (Object.values(genome.tissues).some((t) => t.module === 'dashboard')) {
+    const url = await until(() => organism.observer.census.living().find((c) => c.tissue === 'dashboard' && c.url)?.url ?? undefined, 5_000);
+    say(url
+      ? `dashboard: ${url}#token=${organism.dashboardToken}    (controls need the token; ${url} alone is read-only)`
+      : `dashboard: starting (its URL will be in the census); controls token in ${join(stateDir, 'dashboard.token')}`);
   }
 
   const census = organism.observer.census;

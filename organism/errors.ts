@@ -51,6 +51,11 @@ export const ErrorCodes = {
   MESSAGE_ERR_NOT_FOUND: 'no such message',
   MESSAGE_ERR_STORE: 'JetStream did not store the message (no ack was given: send it again)',
   RECEIVER_ERR_NO_PORT: 'no free port in messenger.portMin-portMax for a receiver',
+  DASHBOARD_ERR_TOKEN: 'a control needs the dashboard token that grow prints; without it the dashboard is read-only',
+  DASHBOARD_ERR_FRAME: 'a frame from a dashboard page is not JSON, too large, of an unknown type, or lacks a field',
+  DASHBOARD_ERR_RATE: 'a dashboard page sent more controls than dashboard.controlsPerMinute',
+  DASHBOARD_ERR_CONTROL: 'a control names no such cell, tissue, fault or scenario, or cannot be done now',
+  OPERATOR_ERR_UNAVAILABLE: 'no operator (the grow process, which holds the root key) answered a control',
   STATE_ERR_NO_ORGANISM: 'no organism record was found in the state dir (is grow running?)',
   STATE_ERR_LOCKED: 'another grow already runs with this state dir',
 } as const;

@@ -187,6 +187,36 @@ export interface ImmuneGene {
   voteDeadlineMs: number;
 }
 
+/** The dashboard cell's page, its live feed, its controls and the flight recorder (docs/dashboard.md). */
+export interface DashboardGene {
+  /** Address the dashboard listens on. @default '127.0.0.1' */
+  host: string;
+  /** Its port; when taken, it listens on a free one (shown in the census and by grow). 0 always picks a free one. @default 8090 */
+  port: number;
+  /** How often the page gets the census and new events. @default 500 */
+  pushIntervalMs: number;
+  /** Events (births, deaths, decisions, trials…) the cell keeps in memory and sends a new page. @default 2000 */
+  eventsMax: number;
+  /** Points of each time series kept (one per second). @default 900 */
+  seriesPoints: number;
+  /** Pages connected at once; more are refused. @default 16 */
+  clientsMax: number;
+  /** Largest frame a page may send, bytes. @default 4096 */
+  frameMaxBytes: number;
+  /** Controls one page may send per minute. @default 30 */
+  controlsPerMinute: number;
+  /** Longest load a control may apply, seconds. @default 120 */
+  loadMaxSeconds: number;
+  /** Highest request rate a load control may apply, per second. @default 2000 */
+  loadMaxRate: number;
+  /** How long the flight recorder keeps hormones and census frames, ms. @default 1800000 */
+  recorderMaxAgeMs: number;
+  /** The flight recorder's size cap (oldest dropped first), bytes. @default 67108864 */
+  recorderMaxBytes: number;
+  /** How often the dashboard records a census frame into the flight recorder, ms. @default 1000 */
+  frameIntervalMs: number;
+}
+
 export interface Genome {
   /** Genome format version. @default 1 */
   version: 1;
@@ -195,6 +225,7 @@ export interface Genome {
   broker: BrokerGene;
   messenger: MessengerGene;
   immune: ImmuneGene;
+  dashboard: DashboardGene;
 }
 
 export const TISSUE_DEFAULTS: Readonly<TissueGene> = Object.freeze({
@@ -216,6 +247,8 @@ export function defaultGenome(): Genome {
       echo: { ...TISSUE_DEFAULTS, module: 'echo', min: 1, max: 4 },
       receiver: { ...TISSUE_DEFAULTS, module: 'receiver', min: 1, max: 4 },
       worker: { ...TISSUE_DEFAULTS, module: 'worker', min: 1, max: 4 },
+      // A singleton: regrown when it dies, never divided.
+      dashboard: { ...TISSUE_DEFAULTS, module: 'dashboard', min: 1, max: 1 },
     },
     limits: {
       cellsPerHost: 32,
@@ -278,6 +311,21 @@ export function defaultGenome(): Genome {
       liarChecks: 2,
       genomeMismatches: 2,
       voteDeadlineMs: 3_000,
+    },
+    dashboard: {
+      host: '127.0.0.1',
+      port: 8090,
+      pushIntervalMs: 500,
+      eventsMax: 2_000,
+      seriesPoints: 900,
+      clientsMax: 16,
+      frameMaxBytes: 4_096,
+      controlsPerMinute: 30,
+      loadMaxSeconds: 120,
+      loadMaxRate: 2_000,
+      recorderMaxAgeMs: 30 * 60_000,
+      recorderMaxBytes: 64 * 1024 * 1024,
+      frameIntervalMs: 1_000,
     },
   };
 }
@@ -366,6 +414,22 @@ const IMMUNE_RULES: Record<keyof ImmuneGene, Rule> = {
   voteDeadlineMs: { kind: 'int', min: 100, max: 600_000 },
 };
 
+const DASHBOARD_RULES: Record<keyof DashboardGene, Rule> = {
+  host: { kind: 'string', pattern: /^[0-9a-zA-Z.:\-[\]]+$/, hint: 'an IP address or host name' },
+  port: { kind: 'int', min: 0, max: 65_535 },
+  pushIntervalMs: { kind: 'int', min: 50, max: 60_000 },
+  eventsMax: { kind: 'int', min: 10, max: 1_000_000 },
+  seriesPoints: { kind: 'int', min: 10, max: 100_000 },
+  clientsMax: { kind: 'int', min: 1, max: 10_000 },
+  frameMaxBytes: { kind: 'int', min: 256, max: 1_048_576 },
+  controlsPerMinute: { kind: 'int', min: 1, max: 100_000 },
+  loadMaxSeconds: { kind: 'int', min: 1, max: 86_400 },
+  loadMaxRate: { kind: 'int', min: 1, max: 1_000_000 },
+  recorderMaxAgeMs: { kind: 'int', min: 60_000, max: 30 * 86_400_000 },
+  recorderMaxBytes: { kind: 'int', min: 1_048_576, max: 1_099_511_627_776 },
+  frameIntervalMs: { kind: 'int', min: 100, max: 60_000 },
+};
+
 /** Tissue names become NATS subject tokens and file names, so keep them plain. */
 const TISSUE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
@@ -422,8 +486,8 @@ function checkSection(prefix: string, rules: Record<string, Rule>, value: unknow
 export function validateGenome(value: unknown): Readonly<Genome> {
   if (!isRecord(value)) throw invalid('', 'an object', value);
   for (const key of Object.keys(value)) {
-    if (!['version', 'tissues', 'limits', 'broker', 'messenger', 'immune'].includes(key)) {
-      throw new CellularError('GENOME_ERR_UNKNOWN_FIELD', `genome.${key} is not a genome field; known fields: version, tissues, limits, broker, messenger, immune`);
+    if (!['version', 'tissues', 'limits', 'broker', 'messenger', 'immune', 'dashboard'].includes(key)) {
+      throw new CellularError('GENOME_ERR_UNKNOWN_FIELD', `genome.${key} is not a genome field; known fields: version, tissues, limits, broker, messenger, immune, dashboard`);
     }
   }
   if (value.version !== 1) throw invalid('version', 'the number 1', value.version);
@@ -431,6 +495,9 @@ export function validateGenome(value: unknown): Readonly<Genome> {
   checkSection('broker', BROKER_RULES, value.broker);
   checkSection('messenger', MESSENGER_RULES, value.messenger);
   checkSection('immune', IMMUNE_RULES, value.immune);
+  checkSection('dashboard', DASHBOARD_RULES, value.dashboard);
+  const dashboard = value.dashboard as unknown as DashboardGene;
+  if (dashboard.port === 4222) throw invalid('dashboard.port', 'a port other than 4222', 4222);
   const messenger = value.messenger as unknown as MessengerGene;
   if (messenger.portMax < messenger.portMin) throw invalid('messenger.portMax', `at least messenger.portMin (${messenger.portMin})`, messenger.portMax);
   if (messenger.frontPort !== 0 && messenger.frontPort >= messenger.portMin && messenger.frontPort <= messenger.portMax) {
@@ -496,7 +563,7 @@ export function mergeGenome(base: Genome, patch: unknown, source: string): Genom
         if (t === null) delete tissues[name];
         else tissues[name] = isRecord(t) ? { ...TISSUE_DEFAULTS, ...(isRecord(tissues[name]) ? tissues[name] : { module: name }), ...t } : t;
       }
-    } else if ((key === 'limits' || key === 'broker' || key === 'messenger' || key === 'immune') && isRecord(value)) {
+    } else if ((key === 'limits' || key === 'broker' || key === 'messenger' || key === 'immune' || key === 'dashboard') && isRecord(value)) {
       out[key] = { ...(out[key] as object), ...value };
     } else {
       out[key] = value;

@@ -69,6 +69,16 @@ export class Namespace {
     return `${this.prefix}.user.${user}`;
   }
 
+  /** Operator requests (controls from the dashboard), answered by grow, which holds the root key. */
+  get operator(): string {
+    return `${this.prefix}.operator`;
+  }
+
+  /** What the dashboard writes into the flight recorder besides hormones (census frames). */
+  recorder(kind: string): string {
+    return `${this.prefix}.recorder.${kind}`;
+  }
+
   bucket(name: string): string {
     return `org_${this.id}_${name}`;
   }

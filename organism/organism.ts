@@ -25,6 +25,8 @@ import type { KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Namespace } from './namespace.ts';
 import { natsOptions, type NatsAccess } from './access.ts';
+import { loadOrCreateDashboardToken } from './dashboard-token.ts';
+import { Operator } from './operator.ts';
 
 export interface OrganismOptions {
   stateDir: string;
@@ -66,6 +68,8 @@ export class Organism {
   #ownsRecord = false;
   #id: string | undefined;
   #release: (() => void) | undefined;
+  #operator: Operator | undefined;
+  #dashboardToken: string | undefined;
 
   constructor(options: OrganismOptions) {
     this.#o = options;
@@ -102,6 +106,12 @@ export class Organism {
     return this.#observer;
   }
 
+  /** The token that unlocks the dashboard's controls (kept in the state dir, 0600). */
+  get dashboardToken(): string {
+    if (this.#dashboardToken === undefined) throw new CellularError('CELL_ERR_CLOSED', 'organism not started');
+    return this.#dashboardToken;
+  }
+
   #say(line: string): void {
     this.#o.say?.(line);
   }
@@ -124,6 +134,7 @@ export class Organism {
       throw e;
     }
     this.#rootKey = loadOrCreateRootKey(this.stateDir);
+    this.#dashboardToken = loadOrCreateDashboardToken(this.stateDir);
     if (this.#o.servers && this.#o.servers.length > 0) {
       this.#servers = [...this.#o.servers];
       this.#say(`joining NATS at ${this.#servers.join(', ')} (no broker started)`);
@@ -141,7 +152,8 @@ export class Organism {
         throw new CellularError('BROKER_ERR_CONNECT', `cannot reach NATS at ${this.#servers.join(', ')}: ${(cause as Error).message}`, { cause });
       }
       // Stores first: the observer's certificate book binds to the lineage bucket.
-      const { lineage, homeostasis } = await ensureStores(this.#nc, new Namespace(this.id));
+      const d = this.genome.dashboard;
+      const { lineage, homeostasis } = await ensureStores(this.#nc, new Namespace(this.id), { recorderMaxAgeMs: d.recorderMaxAgeMs, recorderMaxBytes: d.recorderMaxBytes });
       await ensureMessengerStores(this.#nc, new Namespace(this.id), this.genome.messenger);
       this.#lineage = lineage;
       this.#homeostasis = homeostasis;
@@ -150,6 +162,14 @@ export class Organism {
         halfLifeOf: (tissue) => this.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
       });
       this.#writeRecord();
+      this.#operator = new Operator({
+        nc: this.#nc, ns: new Namespace(this.id), genome: this.genome, token: this.#dashboardToken!,
+        living: () => this.#observer?.census.living() ?? [],
+        spawn: (tissue, fault) => this.spawn(tissue, undefined, { fault }),
+        stop: (reason) => void this.stop(reason),
+        say: (line) => this.#say(line),
+      });
+      this.#operator.start();
       // The operator's `stop` (a root-signed shutdown) ends this grow too, even mid-growth.
       this.#observer.bus.on((h) => {
         if (h.kind === 'shutdown' && h.from === ROOT_ISSUER && (this.#state.state === 'alive' || this.#state.state === 'growing')) {
@@ -299,6 +319,7 @@ export class Organism {
 
   async #stop(reason: string, announce: boolean): Promise<OrganismState> {
     this.#state = { state: 'shutting-down', reason };
+    this.#operator?.close();
     const observer = this.#observer;
     let stragglers = 0;
     if (observer) {

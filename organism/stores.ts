@@ -1,7 +1,8 @@
 /**
  * The organism's JetStream state, created idempotently at every grow: the lineage bucket
  * (every cell's certificate, so a late observer can verify a cell it never saw born) and
- * the events stream (births, deaths, shutdowns, decisions: a short durable history), and the
+ * the flight recorder (every hormone but pulses, and the dashboard's census frames, kept
+ * within the genome's dashboard.recorderMaxAgeMs / recorderMaxBytes), and the
  * homeostasis bucket (one compare-and-set record per tissue: organism/homeostasis-record.ts).
  */
 import { jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy } from '@nats-io/jetstream';
@@ -12,39 +13,51 @@ import { CellularError } from './errors.ts';
 import { HOMEOSTASIS_BUCKET } from './homeostasis-record.ts';
 
 export const LINEAGE_BUCKET = 'lineage';
-export const EVENTS_STREAM = 'events';
+/** The flight recorder stream (docs/dashboard.md). */
+export const RECORDER_STREAM = 'recorder';
+
+/** Hormones the recorder keeps: every kind but pulses (those are summed up in census frames). */
+export const RECORDED_KINDS = ['birth', 'death', 'shutdown', 'decision', 'differentiate', 'mitosis', 'accuse', 'vote', 'verdict', 'toxin'] as const;
 
 export interface StoreOptions {
   /** JetStream replicas; 1 on a single server. @default 1 */
   replicas?: number;
+  /** How long the flight recorder keeps what it holds, ms. @default 1800000 */
+  recorderMaxAgeMs?: number;
+  /** The flight recorder's size cap, bytes. @default 67108864 */
+  recorderMaxBytes?: number;
 }
 
 /** Creates (or binds to) every stream and bucket; safe to run on every start. */
 export async function ensureStores(nc: NatsConnection, ns: Namespace, options: StoreOptions = {}): Promise<{ lineage: KV; homeostasis: KV }> {
   try {
-    return await setUp(nc, ns, options.replicas ?? 1);
+    return await setUp(nc, ns, options);
   } catch (cause) {
     throw new CellularError('STORE_ERR_SETUP', `cannot create the organism's streams and buckets (is JetStream enabled on the server?): ${(cause as Error).message}`, { cause });
   }
 }
 
-async function setUp(nc: NatsConnection, ns: Namespace, replicas: number): Promise<{ lineage: KV; homeostasis: KV }> {
+async function setUp(nc: NatsConnection, ns: Namespace, options: StoreOptions): Promise<{ lineage: KV; homeostasis: KV }> {
+  const replicas = options.replicas ?? 1;
   const jsm = await jetstreamManager(nc);
-  const events = {
-    name: ns.stream(EVENTS_STREAM),
-    subjects: [ns.hormone('birth'), ns.hormone('death'), ns.hormone('shutdown'), ns.hormone('decision'), ns.hormone('differentiate')],
+  // The broker records the signed hormones themselves: nothing in a cell's path waits on it.
+  const recorder = {
+    name: ns.stream(RECORDER_STREAM),
+    subjects: [...RECORDED_KINDS.map((k) => ns.hormone(k)), ns.recorder('>')],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     discard: DiscardPolicy.Old,
-    max_age: 60 * 60 * 1e9, // one hour, in ns
-    max_bytes: 64 * 1024 * 1024,
+    max_age: (options.recorderMaxAgeMs ?? 30 * 60_000) * 1e6, // ns
+    max_bytes: options.recorderMaxBytes ?? 64 * 1024 * 1024,
     num_replicas: replicas,
   };
+  // The stream that held births and deaths before the flight recorder took its subjects.
+  await jsm.streams.delete(ns.stream('events')).catch(() => false);
   try {
-    await jsm.streams.info(events.name);
-    await jsm.streams.update(events.name, events);
+    await jsm.streams.info(recorder.name);
+    await jsm.streams.update(recorder.name, recorder);
   } catch {
-    await jsm.streams.add(events);
+    await jsm.streams.add(recorder);
   }
   const lineage = await new Kvm(nc).create(ns.bucket(LINEAGE_BUCKET), { history: 1, replicas, max_bytes: 64 * 1024 * 1024, storage: StorageType.File });
   // Compare-and-set needs no history; a short one shows the last decisions when debugging.

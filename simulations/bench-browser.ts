@@ -83,7 +83,7 @@ export async function runBrowserBench(o: BrowserBenchOptions): Promise<BrowserBe
     const portMin = 20_000 + Math.floor(Math.random() * 40_000);
     const genome = loadGenome({
       sets: [
-        'tissues.echo=null', 'tissues.stem.min=0', `tissues.receiver.min=${RECEIVERS}`, `tissues.receiver.max=${RECEIVERS}`, 'tissues.worker.min=1',
+        'tissues.echo=null', 'tissues.dashboard=null', 'tissues.stem.min=0', `tissues.receiver.min=${RECEIVERS}`, `tissues.receiver.max=${RECEIVERS}`, 'tissues.worker.min=1',
         `messenger.portMin=${portMin}`, `messenger.portMax=${portMin + 40}`, 'messenger.scryptLogN=12', 'messenger.frontPort=0',
       ],
     });

@@ -82,7 +82,7 @@ function longestGap(times: readonly number[], from: number, to: number): number 
 export async function runBusyBench(o: BusyBenchOptions): Promise<BusyBenchResult> {
   const { progress, signal } = o;
   mkdirSync(o.stateDir, { recursive: true });
-  const genome = loadGenome({ sets: ['tissues.stem.min=0', 'tissues.echo.min=1', 'tissues.receiver=null', 'tissues.worker=null', `limits.pulseIntervalMs=${o.pulseIntervalMs}`] });
+  const genome = loadGenome({ sets: ['tissues.stem.min=0', 'tissues.echo.min=1', 'tissues.receiver=null', 'tissues.worker=null', 'tissues.dashboard=null', `limits.pulseIntervalMs=${o.pulseIntervalMs}`] });
   const organism = new Organism({ stateDir: o.stateDir, genome, autoInstall: false });
   const peerScript = join(o.stateDir, 'peer-busy.mjs');
   writeFileSync(peerScript, PEER);

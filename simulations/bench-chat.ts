@@ -574,7 +574,7 @@ const MAX_IDLE = 100_000;
 
 function genomeSets(o: ChatBenchOptions, portMin: number): string[] {
   return [
-    'tissues.echo=null', 'tissues.stem.min=0',
+    'tissues.echo=null', 'tissues.dashboard=null', 'tissues.stem.min=0',
     'tissues.receiver.min=2', 'tissues.receiver.max=2', 'tissues.worker.min=1', 'tissues.worker.max=1',
     'limits.drainTimeoutMs=3000', 'limits.shutdownTimeoutMs=8000',
     'messenger.frontPort=0', `messenger.portMin=${portMin}`, `messenger.portMax=${portMin + 40}`,

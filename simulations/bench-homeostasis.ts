@@ -121,7 +121,7 @@ export interface HomeostasisBenchResult {
 
 function genomeFor(phase: 'stem' | 'cold' | 'kill', pulseIntervalMs: number): Readonly<Genome> {
   const sets = [
-    'tissues.receiver=null', 'tissues.worker=null', `limits.pulseIntervalMs=${pulseIntervalMs}`, 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.lineageBudget=100000', 'limits.mitosisPerMinute=600',
+    'tissues.receiver=null', 'tissues.worker=null', 'tissues.dashboard=null', `limits.pulseIntervalMs=${pulseIntervalMs}`, 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.lineageBudget=100000', 'limits.mitosisPerMinute=600',
     'limits.drainTimeoutMs=3000', 'limits.shutdownTimeoutMs=8000',
     'tissues.echo.max=8', 'tissues.echo.halfLifeMs=500', 'tissues.echo.idleMs=1500', 'tissues.stem.halfLifeMs=500',
     phase === 'kill' ? 'tissues.echo.min=2' : 'tissues.echo.min=1',

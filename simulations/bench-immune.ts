@@ -49,7 +49,7 @@ export interface ImmuneBenchResult {
   notes: string[];
 }
 
-const SETS = ['tissues.stem.min=0', 'tissues.echo.min=4', 'tissues.echo.max=16', 'tissues.receiver=null', 'tissues.worker=null', 'limits.lineageBudget=3', 'limits.cellsPerHost=48'];
+const SETS = ['tissues.stem.min=0', 'tissues.echo.min=4', 'tissues.echo.max=16', 'tissues.receiver=null', 'tissues.worker=null', 'tissues.dashboard=null', 'limits.lineageBudget=3', 'limits.cellsPerHost=48'];
 
 export async function runImmuneBench(o: ImmuneBenchOptions): Promise<ImmuneBenchResult> {
   if (o.runs < 1) throw new CellularError('CLI_ERR_USAGE', '--runs must be at least 1');

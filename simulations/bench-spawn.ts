@@ -55,7 +55,7 @@ export interface SpawnBenchOptions {
 
 export function benchGenome(cells: number): Readonly<Genome> {
   const max = Math.max(64, cells);
-  return loadGenome({ sets: ['tissues.echo.min=0', 'tissues.stem.min=0', 'tissues.receiver=null', 'tissues.worker=null', `tissues.stem.max=${max}`, `limits.cellsPerHost=${max}`] });
+  return loadGenome({ sets: ['tissues.echo.min=0', 'tissues.stem.min=0', 'tissues.receiver=null', 'tissues.worker=null', 'tissues.dashboard=null', `tissues.stem.max=${max}`, `limits.cellsPerHost=${max}`] });
 }
 
 export function validateOptions(o: Pick<SpawnBenchOptions, 'spawns' | 'cells' | 'seconds'>): void {

@@ -28,6 +28,22 @@ interface Ledger {
   budget: number | undefined;
 }
 
+/** What one cell holds against a peer, for people (the dashboard's cell detail). */
+export interface LedgerView {
+  /** Hormones per second over the flood window. */
+  rate: number;
+  forgeries: number;
+  lastForgery: string;
+  liarStreak: number;
+  lastLie: string;
+  genomeMismatches: number;
+  lastGenome: string;
+  children: number;
+  budget: number | null;
+  /** The evidence past its threshold, if any. */
+  finding: Finding | null;
+}
+
 /** Peers remembered at most (a flood of identities must not grow memory without bound). */
 const MAX_PEERS = 4096;
 
@@ -133,6 +149,15 @@ export class Evidence {
     if (want('forgery') && l.forgeries >= g.forgeriesMax) return { kind: 'forgery', detail: `${l.forgeries} forged hormones, last: ${l.lastForgery}`.slice(0, 500) };
     if (want('liar') && l.liarStreak >= g.liarChecks) return { kind: 'liar', detail: `${l.liarStreak} checks in a row: ${l.lastLie}`.slice(0, 500) };
     return undefined;
+  }
+
+  view(peer: string): LedgerView | undefined {
+    const l = this.#peers.get(peer);
+    if (!l) return undefined;
+    return {
+      rate: Math.round(this.rate(peer) * 10) / 10, forgeries: l.forgeries, lastForgery: l.lastForgery, liarStreak: l.liarStreak, lastLie: l.lastLie,
+      genomeMismatches: l.genomeMismatches, lastGenome: l.lastGenome, children: l.children.size, budget: l.budget ?? null, finding: this.against(peer) ?? null,
+    };
   }
 
   /** Peers with any evidence at all (to be checked against the thresholds). */

@@ -16,6 +16,7 @@ import type { Logger } from '../logger.ts';
 import type { MessengerStores } from '../messenger/stores.ts';
 import type { WorkMeter } from '../work-meter.ts';
 import { delivered, Delivery, H, type Delivered } from './delivery.ts';
+import type { LatencyWindow } from './latency-window.ts';
 import { CLOSE, decodeClientFrame, decodeServerFrame, encodeServerFrame, errorFrame, frameIdOf, type ClientFrame, type ServerFrame } from './frames.ts';
 import type { Presence } from './presence.ts';
 import { Slots } from './slots.ts';
@@ -67,6 +68,8 @@ export interface ConnectionDeps {
   presence?: Presence;
   /** Bounds the receiver's stores in flight (messenger.storeInflight). */
   storeSlots?: Slots;
+  /** Where delivery latencies go (stored → pushed). */
+  latency?: LatencyWindow;
 }
 
 export class Connection {
@@ -350,6 +353,7 @@ export class Connection {
       writable: () => this.writable(),
       push: (m: Delivered) => {
         this.#d.stats.delivered++;
+        this.#d.latency?.record(Date.now() - m.at);
         this.send({ v: 1, t: 'deliver', ...m } as ServerFrame);
       },
       onError: (e) => {

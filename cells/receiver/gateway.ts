@@ -8,6 +8,7 @@
  * port, the kernel lets exactly one succeed, and when the holder exits the port is free
  * for the next try (every `FRONT_RETRY_MS`).
  */
+import { LatencyWindow } from './latency-window.ts';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
@@ -41,6 +42,8 @@ export class Gateway {
   readonly stats = { frames: 0, bad: {} as Record<string, number>, rateLimited: 0, sent: 0, delivered: 0, slowClosed: 0, refused: {} as Record<string, number>, accepted: 0 };
 
   readonly #storeSlots: Slots;
+  /** Delivery latencies of the last 10 s (the dashboard's delivery p99). */
+  readonly latency = new LatencyWindow();
 
   constructor(deps: GatewayDeps) {
     this.#d = deps;
@@ -143,7 +146,7 @@ export class Gateway {
     });
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       this.stats.accepted++;
-      const c = new Connection(ws, ip, { ...this.#d, stats: this.stats, storeSlots: this.#storeSlots });
+      const c = new Connection(ws, ip, { ...this.#d, stats: this.stats, storeSlots: this.#storeSlots, latency: this.latency });
       this.#connections.add(c);
       ws.on('close', () => this.#connections.delete(c));
     });

@@ -115,7 +115,7 @@ export default defineTissue({
     ctx.log.info({ url: g.url }, 'receiver listening');
   },
   stats() {
-    return gateway ? { url: gateway.url, frontDoor: gateway.holdsFrontDoor, connections: gateway.connections, ...gateway.stats } : {};
+    return gateway ? { url: gateway.url, frontDoor: gateway.holdsFrontDoor, connections: gateway.connections, ...gateway.stats, deliveryP99Ms: gateway.latency.percentile(99) } : {};
   },
   async drain() {
     await gateway?.close();

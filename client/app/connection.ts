@@ -206,7 +206,7 @@ export class Connection {
   #onFrame(f: ServerFrame, generation: number): void {
     if (f.t === 'moved' || f.t === 'receivers') this.#learn(f.receivers);
     if (f.t === 'receivers') return; // the connection's business, not the app's
-    const id = 'id' in f && f.t !== 'deliver' ? f.id : undefined;
+    const id = 'id' in f ? f.id : undefined;
     const w = id === undefined ? undefined : this.#waiting.get(id);
     if (!w) return this.onPush(f, generation);
     this.#waiting.delete(id!);
@@ -259,7 +259,7 @@ export class Connection {
     return new Promise<T>((resolve, reject) => {
       if (!this.#usable(early)) return reject(new ClientError('CLIENT_ERR_OFFLINE'));
       this.#waiting.set(id, { resolve: resolve as (f: ServerFrame) => void, reject });
-      this.#ws.send(encodeClientFrame({ v: 1, id, ...frame } as ClientFrame));
+      this.#ws.send(encodeClientFrame({ v: 1, id, ...frame } as ClientFrame) as Uint8Array<ArrayBuffer>);
     });
   }
 }

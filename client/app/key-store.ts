@@ -12,7 +12,7 @@ import { IDENTITIES, run } from './idb.ts';
 interface Stored {
   user: string;
   key: CryptoKey;
-  iv: Uint8Array;
+  iv: Uint8Array<ArrayBuffer>;
   sealed: ArrayBuffer;
 }
 

@@ -21,7 +21,7 @@ export const CLI = fileURLToPath(new URL('../../organism/cli.js', import.meta.ur
 
 /** Fast pulses keep tests short: suspect after 0.75 s, dead after 1.5 s (slack for a loaded 2-core machine). */
 /** The organism's own tissues only (stem, echo): tests of the swarm itself leave the messenger out. */
-export const ORGANISM_ONLY = ['tissues.receiver=null', 'tissues.worker=null'];
+export const ORGANISM_ONLY = ['tissues.receiver=null', 'tissues.worker=null', 'tissues.dashboard=null'];
 export const FAST = ['limits.pulseIntervalMs=250', 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.drainTimeoutMs=3000', 'limits.shutdownTimeoutMs=8000', ...ORGANISM_ONLY];
 
 export interface Grown {

@@ -33,7 +33,7 @@ export function messengerGenome(sets: readonly string[] = [], options: { frontDo
   const genome = loadGenome({
     sets: [
       'limits.pulseIntervalMs=250', 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.drainTimeoutMs=3000', 'limits.shutdownTimeoutMs=8000',
-      'tissues.echo=null', 'tissues.stem.min=0', 'tissues.receiver.min=1', 'tissues.worker.min=1',
+      'tissues.echo=null', 'tissues.dashboard=null', 'tissues.stem.min=0', 'tissues.receiver.min=1', 'tissues.worker.min=1',
       `messenger.portMin=${portMin}`, `messenger.portMax=${portMin + 40}`, 'messenger.scryptLogN=12', `messenger.frontPort=${options.frontDoor ? frontPort : 0}`,
       ...sets,
     ],

@@ -87,12 +87,12 @@ test('genome - cross-field rules are enforced', (t) => {
   rejects(t, ['limits.deadAfterPulses=3'], 'GENOME_ERR_INVALID', 'genome.limits.deadAfterPulses', 'greater than limits.suspectAfterPulses (3)');
   rejects(t, ['limits.suspectAfterPulses=7'], 'GENOME_ERR_INVALID', 'genome.limits.deadAfterPulses');
   rejects(t, ['broker.port=4222'], 'GENOME_ERR_INVALID', 'genome.broker.port', '4222');
-  rejects(t, ['limits.cellsPerHost=2'], 'GENOME_ERR_INVALID', 'genome.limits.cellsPerHost', "sum of every tissue's min (5)", '2');
+  rejects(t, ['limits.cellsPerHost=2'], 'GENOME_ERR_INVALID', 'genome.limits.cellsPerHost', "sum of every tissue's min (6)", '2');
   rejects(t, ['tissues.Bad={"module":"x"}'], 'GENOME_ERR_INVALID', 'genome.tissues["Bad"]', 'lowercase');
   rejects(t, ['tissues.9lives={"module":"x"}'], 'GENOME_ERR_INVALID', 'genome.tissues["9lives"]');
   rejects(t, [`tissues.${'a'.repeat(33)}={"module":"x"}`], 'GENOME_ERR_INVALID', 'genome.tissues[');
-  rejects(t, ['tissues={"stem":null,"echo":null,"receiver":null,"worker":null}'], 'GENOME_ERR_INVALID', 'at least one tissue');
-  t.is(Object.keys(loadGenome({ sets: ['tissues={}'] }).tissues).length, 4); // an empty patch removes nothing
+  rejects(t, ['tissues={"stem":null,"echo":null,"receiver":null,"worker":null,"dashboard":null}'], 'GENOME_ERR_INVALID', 'at least one tissue');
+  t.is(Object.keys(loadGenome({ sets: ['tissues={}'] }).tissues).length, 5); // an empty patch removes nothing
   // The boundaries themselves are valid.
   t.is(loadGenome({ sets: ['tissues.stem.min=8'] }).tissues.stem?.min, 8);
   t.is(loadGenome({ sets: ['limits.deadAfterPulses=4'] }).limits.deadAfterPulses, 4);
@@ -110,7 +110,7 @@ test('genome - the file merges over the defaults, then --set overrides win', (t)
     t,
     'genome.json',
     JSON.stringify({
-      tissues: { echo: null, receiver: null, stem: { max: 5 }, worker: { module: 'worker', min: 2, high: 0.9 } },
+      tissues: { echo: null, receiver: null, dashboard: null, stem: { max: 5 }, worker: { module: 'worker', min: 2, high: 0.9 } },
       limits: { pulseIntervalMs: 250, cellsPerHost: 16 },
       broker: { monitorPort: 8222 },
     }),
@@ -160,6 +160,7 @@ test('genome - genomeHash ignores key order and changes with any value', (t) => 
     tissues: Object.fromEntries(Object.entries(a.tissues).reverse().map(([k, v]) => [k, Object.fromEntries(Object.entries(v).reverse())])),
     messenger: Object.fromEntries(Object.entries(a.messenger).reverse()),
     immune: Object.fromEntries(Object.entries(a.immune).reverse()),
+    dashboard: Object.fromEntries(Object.entries(a.dashboard).reverse()),
     version: 1,
   } as unknown as Genome;
   t.notDeepEqual(Object.keys(reordered), Object.keys(a));
@@ -172,6 +173,21 @@ test('genome - genomeHash ignores key order and changes with any value', (t) => 
   t.not(genomeHash(loadGenome({ sets: ['broker.host=localhost'] })), h);
   t.not(genomeHash(loadGenome({ sets: ['messenger.scryptLogN=16'] })), h);
   t.not(genomeHash(loadGenome({ sets: ['immune.floodPerSecond=101'] })), h);
+  t.not(genomeHash(loadGenome({ sets: ['dashboard.port=8091'] })), h);
+});
+
+test('genome - the dashboard section is validated, and the dashboard tissue is a singleton by default', (t) => {
+  const g = loadGenome();
+  t.is(g.tissues.dashboard?.module, 'dashboard');
+  t.is(g.tissues.dashboard?.min, 1);
+  t.is(g.tissues.dashboard?.max, 1);
+  t.is(g.dashboard.host, '127.0.0.1');
+  rejects(t, ['dashboard.port=4222'], 'GENOME_ERR_INVALID', 'genome.dashboard.port', '4222');
+  rejects(t, ['dashboard.port=70000'], 'GENOME_ERR_INVALID', 'genome.dashboard.port', 'from 0 to 65535');
+  rejects(t, ['dashboard.recorderMaxAgeMs=10'], 'GENOME_ERR_INVALID', 'genome.dashboard.recorderMaxAgeMs');
+  rejects(t, ['dashboard.controlsPerMinute=0'], 'GENOME_ERR_INVALID', 'genome.dashboard.controlsPerMinute');
+  rejects(t, ['dashboard.colour=1'], 'GENOME_ERR_UNKNOWN_FIELD', 'genome.dashboard.colour');
+  t.is(loadGenome({ sets: ['dashboard.port=0'] }).dashboard.port, 0);
 });
 
 test('genome - the immune section is validated like every other, and an unknown field is refused by name', (t) => {

@@ -1,0 +1,127 @@
+/**
+ * The flight recorder (docs/dashboard.md): the broker keeps every hormone but pulses in a
+ * JetStream stream (organism/stores.ts), and the dashboard adds one census frame per
+ * dashboard.frameIntervalMs. Reading a span back gives the events (signatures checked where
+ * the sender's certificate is known) and the frames, thinned to at most `framesMax`.
+ */
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { ControlRecord } from '../../organism/control.ts';
+import { openEnvelope, signatureHolds } from '../../organism/hormone.ts';
+import { publicKeyObject } from '../../organism/keys.ts';
+import type { Certificate } from '../../organism/lineage.ts';
+import type { Namespace } from '../../organism/namespace.ts';
+import { RECORDER_STREAM } from '../../organism/stores.ts';
+import { pack, unpack } from '../../organism/wire.ts';
+import type { CellRow, RecordedFrame, SwarmEvent } from './frames.ts';
+import { controlEvent, eventOf } from './model.ts';
+
+export interface Replay {
+  from: number;
+  to: number;
+  frames: RecordedFrame[];
+  events: Omit<SwarmEvent, 'n'>[];
+  /** Messages read from the stream, and those left out (malformed, or a signature that does not hold). */
+  read: number;
+  rejected: number;
+}
+
+/** Rows one frame holds at most (a frame must stay well under the broker's max payload). */
+const FRAME_ROWS_MAX = 2_000;
+/** Messages one replay reads at most, and how long it may take. */
+const READ_MAX = 50_000;
+const READ_WAIT_MS = 5_000;
+
+export interface RecorderDeps {
+  nc: NatsConnection;
+  ns: Namespace;
+  hormoneMaxBytes: number;
+  certOf(id: string): Certificate | undefined;
+  tissueOf(id: string): string | null;
+}
+
+function isRow(v: unknown): v is CellRow {
+  const r = v as CellRow;
+  return typeof r === 'object' && r !== null && typeof r.id === 'string' && typeof r.tissue === 'string' && typeof r.host === 'string' && typeof r.state === 'string' && typeof r.load === 'number';
+}
+
+function isControlRecord(v: unknown): v is ControlRecord {
+  const r = v as ControlRecord;
+  return typeof r === 'object' && r !== null && typeof r.ts === 'number' && typeof r.by === 'string' && typeof r.ok === 'boolean' && typeof r.message === 'string' && typeof r.control === 'object' && r.control !== null && typeof r.control.action === 'string';
+}
+
+export class Recorder {
+  readonly #d: RecorderDeps;
+
+  constructor(deps: RecorderDeps) {
+    this.#d = deps;
+  }
+
+  /** Records one census frame (core publish: the stream takes it; nothing waits on an ack). */
+  frame(ts: number, cells: readonly CellRow[]): void {
+    this.#d.nc.publish(this.#d.ns.recorder('frame'), pack({ ts, cells: cells.slice(0, FRAME_ROWS_MAX) }));
+  }
+
+  /** Reads [from, to] back. `framesMax` thins the frames evenly (events are all kept). */
+  async read(from: number, to: number, framesMax: number): Promise<Replay> {
+    const { nc, ns } = this.#d;
+    const name = ns.stream(RECORDER_STREAM);
+    const out: Replay = { from, to, frames: [], events: [], read: 0, rejected: 0 };
+    const info = await (await jetstreamManager(nc)).streams.info(name);
+    const last = info.state.last_seq;
+    if (info.state.messages === 0 || info.state.last_ts === undefined || Date.parse(info.state.last_ts) < from) return out;
+    const consumer = await jetstream(nc).consumers.get(name, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(from).toISOString() });
+    const iter = await consumer.consume({ max_messages: 512 });
+    const timer = setTimeout(() => void iter.close().catch(() => undefined), READ_WAIT_MS);
+    const frames: RecordedFrame[] = [];
+    const frameSubject = ns.recorder('frame');
+    const controlSubject = ns.recorder('control');
+    try {
+      for await (const m of iter) {
+        out.read++;
+        const ts = Number(BigInt(m.info.timestampNanos) / 1_000_000n);
+        if (ts > to) break;
+        if (m.subject === frameSubject) {
+          const f = safeUnpack(m.data) as RecordedFrame | undefined;
+          if (f && typeof f.ts === 'number' && Array.isArray(f.cells) && f.cells.every(isRow)) frames.push(f);
+          else out.rejected++;
+        } else if (m.subject === controlSubject) {
+          const r = safeUnpack(m.data);
+          if (isControlRecord(r)) out.events.push(controlEvent(r));
+          else out.rejected++;
+        } else {
+          const e = this.#hormoneEvent(m.data);
+          if (e === null) out.rejected++;
+          else if (e) out.events.push(e);
+        }
+        if (m.seq >= last || m.info.pending === 0 || out.read >= READ_MAX) break;
+      }
+    } finally {
+      clearTimeout(timer);
+      await iter.close().catch(() => undefined);
+    }
+    const step = Math.max(1, Math.ceil(frames.length / Math.max(1, framesMax)));
+    out.frames = frames.filter((_f, i) => i % step === 0 || i === frames.length - 1);
+    return out;
+  }
+
+  /** The event a recorded hormone makes; null when it is malformed or its signature fails; undefined when it makes none. */
+  #hormoneEvent(bytes: Uint8Array): Omit<SwarmEvent, 'n'> | null | undefined {
+    const opened = openEnvelope(bytes, this.#d.hormoneMaxBytes);
+    if (!opened.ok) return null;
+    const h = opened.hormone;
+    // Certificates of cells long gone may be unknown here: their events are kept, flagged.
+    const cert = h.from === 'root' ? undefined : this.#d.certOf(h.from);
+    if (cert && !signatureHolds(h, publicKeyObject(cert.pub))) return null;
+    const e = eventOf(h, this.#d.tissueOf);
+    return e && (cert || h.from === 'root' ? e : { ...e, data: { ...e.data, unverified: true } });
+  }
+}
+
+function safeUnpack(bytes: Uint8Array): unknown {
+  try {
+    return unpack(bytes);
+  } catch {
+    return undefined;
+  }
+}

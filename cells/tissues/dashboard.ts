@@ -1,0 +1,191 @@
+/**
+ * Dashboard tissue: a singleton cell (genome min = max = 1, regrown when it dies) that shows
+ * the swarm live in a browser (docs/dashboard.md). It hears every hormone like any cell,
+ * keeps the event log and the time series, writes census frames into the flight recorder,
+ * serves the page, the live feed and Prometheus metrics, and relays controls to the
+ * operator (grow) — only with the dashboard token.
+ */
+import { RequestError } from '@nats-io/transport-node';
+import { readDashboardToken, tokenChecker } from '../../organism/dashboard-token.ts';
+import { CellularError, isCellularError } from '../../organism/errors.ts';
+import { toHex } from '../../organism/keys.ts';
+import { openReply, pack, unpack } from '../../organism/wire.ts';
+import { SCENARIOS } from '../../simulations/scenarios.ts';
+import { censusEvent, controlEvent, eventOf, rowOf, SwarmModel } from '../dashboard/model.ts';
+import { Metrics } from '../dashboard/metrics.ts';
+import { Recorder } from '../dashboard/recorder.ts';
+import { DashboardServer } from '../dashboard/server.ts';
+import type { SwarmEvent } from '../dashboard/frames.ts';
+import { FAULT_KINDS } from '../immune/faults.ts';
+import { defineTissue, type TissueContext } from '../tissue.ts';
+import type { ControlRecord } from '../../organism/control.ts';
+
+/** Frames a replay sends at most (the page plays them; a span has one per frameIntervalMs). */
+const REPLAY_FRAMES_MAX = 300;
+/** Events a new page gets in its snapshot (the rest of the log stays on the cell). */
+const SNAPSHOT_EVENTS = 1_000;
+/** How far back a newborn dashboard refills its log from the recorder. */
+const BACKFILL_MS = 10 * 60_000;
+
+let server: DashboardServer | undefined;
+let model: SwarmModel | undefined;
+
+async function receiverTotals(ctx: TissueContext): Promise<{ delivered: number; p99: number | null }> {
+  const receivers = ctx.census.living().filter((c) => c.tissue === 'receiver' && c.state !== 'suspect');
+  let delivered = 0;
+  let p99: number | null = null;
+  await Promise.all(receivers.map(async (c) => {
+    try {
+      const s = openReply<{ tissueStats?: { delivered?: unknown; deliveryP99Ms?: unknown } | null }>((await ctx.nc.request(ctx.ns.cell(c.id, 'stats'), new Uint8Array(0), { timeout: 800 })).data);
+      const t = s.tissueStats ?? {};
+      if (typeof t.delivered === 'number') delivered += t.delivered;
+      if (typeof t.deliveryP99Ms === 'number') p99 = Math.max(p99 ?? 0, t.deliveryP99Ms);
+    } catch {
+      // a receiver that does not answer now adds nothing this second
+    }
+  }));
+  return { delivered, p99 };
+}
+
+export default defineTissue({
+  name: 'dashboard',
+  capacity: 16,
+  async start(ctx) {
+    const gene = ctx.genome.dashboard;
+    const m = new SwarmModel(gene);
+    model = m;
+    const metrics = new Metrics();
+    const tissueOf = (id: string) => ctx.census.get(id)?.tissue ?? ctx.certOf(id)?.tissue ?? null;
+    const recorder = new Recorder({ nc: ctx.nc, ns: ctx.ns, hormoneMaxBytes: ctx.genome.limits.hormoneMaxBytes, certOf: ctx.certOf, tissueOf });
+    let allowed: (token: unknown) => boolean = () => false;
+    try {
+      allowed = tokenChecker(readDashboardToken(ctx.stateDir));
+    } catch (e) {
+      ctx.log.warn({ err: (e as Error).message }, 'no dashboard token here: the dashboard is read-only');
+    }
+    const add = (e: Omit<SwarmEvent, 'n'>) => metrics.event(m.add(e));
+
+    // A regrown dashboard starts with the recent past, not an empty log.
+    try {
+      const past = await recorder.read(Date.now() - BACKFILL_MS, Date.now(), 0);
+      for (const e of past.events.sort((a, b) => a.ts - b.ts)) m.add(e);
+    } catch (e) {
+      ctx.log.warn({ err: (e as Error).message }, 'flight recorder unreadable: the log starts empty');
+    }
+    const offs = [
+      ctx.onHormone((h) => {
+        metrics.hormone(h.kind);
+        const e = eventOf(h, tissueOf);
+        if (e) add(e);
+      }),
+      ctx.census.on((e) => {
+        const event = censusEvent(e);
+        if (event) add(event);
+      }),
+    ];
+    const controls = ctx.nc.subscribe(ctx.ns.recorder('control'), {
+      callback: (_e, msg) => {
+        try {
+          const r = unpack(msg.data) as ControlRecord;
+          if (typeof r?.ts === 'number' && typeof r.control?.action === 'string') add(controlEvent(r));
+        } catch {
+          // not a control record: nothing to show
+        }
+      },
+    });
+
+    const s = new DashboardServer({
+      gene, log: ctx.log,
+      welcome: () => [
+        {
+          t: 'hello', organism: ctx.ns.id, cell: ctx.cell.id, host: ctx.cell.host, pushIntervalMs: gene.pushIntervalMs, recorderMaxAgeMs: gene.recorderMaxAgeMs,
+          tissues: Object.fromEntries(Object.entries(ctx.genome.tissues).map(([t, g]) => [t, { min: g.min, max: g.max, high: g.high, low: g.low, target: g.target }])),
+          faults: FAULT_KINDS, scenarios: SCENARIOS.map((x) => ({ name: x.name, description: x.description })),
+          loadMaxRate: gene.loadMaxRate, loadMaxSeconds: gene.loadMaxSeconds,
+        },
+        { t: 'snapshot', ts: Date.now(), cells: ctx.census.list().map(rowOf), events: m.events.slice(-SNAPSHOT_EVENTS), series: m.series, last: m.last },
+      ],
+      metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+      health: () => ({ cell: ctx.cell.id, ok: !ctx.signal.aborted }),
+      authorized: (token) => allowed(token),
+      control: async (token, control, page) => {
+        try {
+          const reply = await ctx.nc.request(ctx.ns.operator, pack({ token, by: `${ctx.cell.id}/${page}`, control }), { timeout: 15_000 });
+          return openReply<{ message: string }>(reply.data).message;
+        } catch (cause) {
+          if (isCellularError(cause)) throw cause;
+          throw new CellularError('OPERATOR_ERR_UNAVAILABLE', cause instanceof RequestError && cause.isNoResponders() ? 'no operator is listening (grow is not running?)' : `the operator did not answer: ${(cause as Error).message}`, { cause });
+        }
+      },
+      detail: async (id) => {
+        const entry = ctx.census.get(id);
+        const cert = ctx.certOf(id);
+        if (!entry && !cert) return undefined;
+        let stats: unknown = null;
+        if (entry && entry.state !== 'dead') {
+          stats = await ctx.nc.request(ctx.ns.cell(id, 'stats'), new Uint8Array(0), { timeout: 1_000 }).then((r) => openReply(r.data), () => null);
+        }
+        return {
+          id, row: entry ? rowOf(entry) : null, age: entry ? Date.now() - entry.born : null, pulses: entry?.pulses ?? null, genome: entry?.genome ?? null, demand: entry?.demand ?? null, work: entry?.work ?? null,
+          cert: cert ? { issuer: cert.issuer, parent: cert.parent, generation: cert.generation, budget: cert.budget, tissue: cert.tissue, host: cert.host, born: cert.born, pub: toHex(cert.pub) } : null,
+          evidence: ctx.evidenceAgainst(id) ?? null,
+          decisions: m.about(id, ['decision']).slice(-20),
+          events: m.about(id).slice(-50),
+          stats,
+        };
+      },
+      replay: async (from, to) => {
+        const r = await recorder.read(from, to, REPLAY_FRAMES_MAX);
+        return { from: r.from, to: r.to, frames: r.frames, events: r.events, read: r.read, rejected: r.rejected };
+      },
+    });
+    ctx.setUrl(await s.start());
+    server = s;
+
+    // The feed: census and new events at the push rate; a series point, metrics and a
+    // recorder frame on their own clocks.
+    let sent = m.last;
+    const push = setInterval(() => {
+      const events = m.since(sent);
+      sent = m.last;
+      s.broadcast({ t: 'tick', ts: Date.now(), cells: ctx.census.list().map(rowOf), events, last: sent });
+    }, gene.pushIntervalMs);
+    let previous: { at: number; delivered: number } | undefined;
+    let sampling = false;
+    const sample = setInterval(() => {
+      if (sampling) return;
+      sampling = true;
+      void receiverTotals(ctx).then(({ delivered, p99 }) => {
+        const now = Date.now();
+        // Counters of receivers that died or were born make the sum jump: clamp at 0.
+        const rate = previous ? Math.max(0, ((delivered - previous.delivered) * 1000) / (now - previous.at)) : 0;
+        previous = { at: now, delivered };
+        const living = ctx.census.living();
+        const point = m.point(living, rate, p99, now);
+        metrics.update(ctx.census.list(), point);
+        s.broadcast({ t: 'point', point });
+      }).finally(() => (sampling = false));
+    }, 1_000);
+    const frames = setInterval(() => {
+      try {
+        recorder.frame(Date.now(), ctx.census.list().map(rowOf));
+      } catch (e) {
+        ctx.log.warn({ err: (e as Error).message }, 'recorder frame not written');
+      }
+    }, gene.frameIntervalMs);
+    for (const t of [push, sample, frames]) t.unref();
+    ctx.signal.addEventListener('abort', () => {
+      for (const t of [push, sample, frames]) clearInterval(t);
+      for (const off of offs) off();
+      controls.unsubscribe();
+    }, { once: true });
+    ctx.log.info({ url: s.url }, 'dashboard listening');
+  },
+  stats() {
+    return server ? { url: server.url, ...server.stats, open: server.pages, events: model?.events.length ?? 0 } : {};
+  },
+  async drain() {
+    await server?.close();
+    server = undefined;
+  },
+});
