@@ -96,7 +96,7 @@ test('genome - cross-field rules are enforced', (t) => {
   // The boundaries themselves are valid.
   t.is(loadGenome({ sets: ['tissues.stem.min=8'] }).tissues.stem?.min, 8);
   t.is(loadGenome({ sets: ['limits.deadAfterPulses=4'] }).limits.deadAfterPulses, 4);
-  t.is(loadGenome({ sets: ['limits.cellsPerHost=5'] }).limits.cellsPerHost, 5);
+  t.is(loadGenome({ sets: ['limits.cellsPerHost=6'] }).limits.cellsPerHost, 6);
   t.is(loadGenome({ sets: ['limits.pulseIntervalMs=50'] }).limits.pulseIntervalMs, 50);
 });
 
