@@ -8,10 +8,10 @@
  *  2. end-to-end encryption cost per message copy (seal, open) in Chromium, against the
  *     same code in Node in the same run (the ratio travels between machines).
  */
-import { existsSync } from 'node:fs';
+import { launchChromium } from './chromium.ts';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { CensusEntry } from '../organism/census.ts';
 import { CellularError, throwIfAborted } from '../organism/errors.ts';
 import { loadGenome } from '../organism/genome.ts';
@@ -39,8 +39,6 @@ export interface BrowserBenchResult {
   notes: string[];
 }
 
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const RECEIVERS = 3;
 
 /** The crypto-cost function bundled for the page (esbuild, from the TypeScript source). */
@@ -65,8 +63,7 @@ async function register(browser: Browser, url: string, user: string): Promise<Pa
 }
 
 export async function runBrowserBench(o: BrowserBenchOptions): Promise<BrowserBenchResult> {
-  if (!existsSync(CHROMIUM)) throw new CellularError('CLI_ERR_USAGE', `no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_BIN)`);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+  const browser = await launchChromium();
   const notes: string[] = [];
   try {
     // 2. Crypto first, on a quiet machine: Chromium, then Node.

@@ -7,27 +7,17 @@
  * subscription are scanned for the plaintext typed in the pages.
  */
 import test, { type ExecutionContext } from 'ava';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { generateIdentity, keyId, seal } from '../../client/crypto/envelope.ts';
 import { encodeContent } from '../../client/app/content.ts';
 import { ChatClient } from '../helpers/chat-client.ts';
+import { launch, shot } from '../helpers/browser.ts';
 import { until } from '../helpers/grow.ts';
 import { liveReceivers, messengerGenome, startOrganism } from '../helpers/organism.ts';
 
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const ARTIFACTS = 'test-artifacts';
-
-async function launch(t: ExecutionContext): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_BIN)`);
-  // playwright gives each launch a fresh temporary profile of its own, removed on close.
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
-  t.teardown(() => browser.close());
-  return browser;
-}
 
 /** An organism of receivers and a worker on its own port range (cheap scrypt), stopped in teardown. */
 async function messenger(t: ExecutionContext, sets: string[] = []) {
@@ -60,10 +50,6 @@ async function messenger(t: ExecutionContext, sets: string[] = []) {
   return { o, nats, receivers, url: receivers()[0]!.url!, scan };
 }
 
-async function shot(page: Page, name: string): Promise<void> {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true }).catch((e: unknown) => console.error(`screenshot ${name}: ${(e as Error).message}`));
-}
 
 let shots = 0;
 
