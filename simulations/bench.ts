@@ -20,6 +20,8 @@ import { runBrowserBench } from './bench-browser.ts';
 import { browserRows, writeBrowserReport } from './report-browser.ts';
 import { runImmuneBench } from './bench-immune.ts';
 import { immuneRows, writeImmuneReport } from './report-immune.ts';
+import { runDashboardBench } from './bench-dashboard.ts';
+import { dashboardRows, writeDashboardReport } from './report-dashboard.ts';
 
 interface Benchmark {
   summary: string;
@@ -37,6 +39,7 @@ Benchmarks:
   chat    clients messaging each other through the swarm, against raw JetStream, a ws relay and Socket.IO + Redis
   browser the browser client in Chromium: failover time under kill -9 (10 kills), encryption cost per message against Node
   immune  each misbehaving cell kind voted out and killed (onset → quarantined, → dead), and false verdicts in an honest run under load
+  dashboard  the dashboard cell's CPU (against a plain cell) and its page's frame rate, with and without 200 synthetic cells pulsing
 
 Options of spawn:
   --spawns N       timed spawns, each after its fork peers (default 20)
@@ -72,6 +75,11 @@ Options of immune:
   --runs N         runs per misbehaviour: flood, forger, liar, tamper, cancer (default 10)
   --honest S       seconds of the honest run under load (default 600)
   --state-dir DIR  as above (default .organism/bench-immune)
+
+Options of dashboard (needs Debian's chromium, or CHROMIUM_BIN):
+  --cells N        synthetic cells added for the loaded window (default 200)
+  --seconds S      length of each measured window (default 30)
+  --state-dir DIR  as above (default .organism/bench-dashboard)
 `;
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -211,7 +219,26 @@ const immuneBench: Benchmark = {
   },
 };
 
-const BENCHMARKS: Record<string, Benchmark> = { spawn: spawnBench, busy: busyBench, homeostasis: homeostasisBench, chat: chatBench, browser: browserBench, immune: immuneBench };
+const dashboardBench: Benchmark = {
+  summary: "the dashboard cell's CPU (against a plain cell) and its page's frame rate, with and without 200 synthetic cells pulsing",
+  async run(args, signal) {
+    const values = flags(args, { cells: '200', seconds: '30', 'state-dir': join('.organism', 'bench-dashboard') });
+    const cells = intFlag('cells', values.cells);
+    const seconds = intFlag('seconds', values.seconds);
+    if (cells > 5_000) throw new CellularError('CLI_ERR_USAGE', `--cells must be at most 5000, received ${cells}`);
+    if (seconds < 1 || seconds > 3_600) throw new CellularError('CLI_ERR_USAGE', `--seconds must be from 1 to 3600, received ${seconds}`);
+    const stateDir = resolve(values['state-dir']);
+    const startedAt = new Date();
+    const machine = machineInfo();
+    say(`dashboard benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
+    const result = await runDashboardBench({ cells, seconds, stateDir, progress: say, say: (l) => say(`  organism: ${l}`), signal });
+    const paths = writeDashboardReport(result, join(stateDir, 'reports'), startedAt, machine);
+    process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(dashboardRows(result))}\n`);
+    return 0;
+  },
+};
+
+const BENCHMARKS: Record<string, Benchmark> = { spawn: spawnBench, busy: busyBench, homeostasis: homeostasisBench, chat: chatBench, browser: browserBench, immune: immuneBench, dashboard: dashboardBench };
 
 async function main(argv: string[], signal: AbortSignal): Promise<number> {
   const [name, ...rest] = argv;

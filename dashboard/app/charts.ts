@@ -75,7 +75,7 @@ export class Charts {
       current?.plot.destroy();
       const box = document.getElementById(`chart-${spec.id}`)!;
       const plot = new uPlot({
-        width, height: 110, legend: { show: true }, cursor: { drag: { x: false, y: false } },
+        width, height: 110, legend: { show: true, live: false }, cursor: { drag: { x: false, y: false } },
         scales: { x: { time: true }, ...(spec.scale ? { ms: { auto: true } } : {}) },
         axes: spec.axes ?? [{ stroke: '#8a909c', grid: { stroke: '#2a2f3a' } }, { stroke: '#8a909c', grid: { stroke: '#2a2f3a' } }],
         series: [{}, ...keys.map((k, i) => ({ label: k, stroke: spec.colour(k, i), width: 1.5, scale: spec.scale?.(k) ?? 'y', spanGaps: true }))],

@@ -54,6 +54,7 @@ export class SwarmGraph {
       .autoPauseRedraw(false)
       .onNodeClick((n) => onClick(n.id))
       .nodeCanvasObject((n, ctx, scale) => this.#draw(n, ctx, scale))
+      .onRenderFramePre((ctx, scale) => this.#hostLabels(ctx, scale))
       .onRenderFramePost(() => void this.frames++);
     // Cells of one host gather around its own point; with one host, around the middle.
     const hostForce = Object.assign((alpha: number) => {
@@ -74,6 +75,21 @@ export class SwarmGraph {
     if (this.#hosts.length <= 1 || i < 0) return { x: 0, y: 0 };
     const a = (2 * Math.PI * i) / this.#hosts.length;
     return { x: Math.cos(a) * 160, y: Math.sin(a) * 160 };
+  }
+
+  /** Each host's name above its group (only when there is more than one). */
+  #hostLabels(ctx: CanvasRenderingContext2D, scale: number): void {
+    if (this.#hosts.length <= 1) return;
+    ctx.fillStyle = '#8a909c';
+    ctx.font = `${12 / scale}px sans-serif`;
+    ctx.textAlign = 'center';
+    for (const host of this.#hosts) {
+      const members = [...this.#nodes.values()].filter((n) => n.host === host);
+      const top = Math.min(...members.map((n) => n.y ?? 0));
+      const x = members.reduce((s, n) => s + (n.x ?? 0), 0) / Math.max(1, members.length);
+      ctx.fillText(host, x, top - 14 / scale);
+    }
+    ctx.textAlign = 'start';
   }
 
   #draw(n: CellNode, ctx: CanvasRenderingContext2D, scale: number): void {

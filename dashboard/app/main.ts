@@ -43,8 +43,9 @@ const timeline = new Timeline(byId('timeline'), feed, {
     }
   },
 });
-// For people measuring the page (docs/benchmarks.md#dashboard): frames the graph drew.
-Object.assign(window, { cellularDashboard: { frames: () => graph.frames } });
+// For people measuring the page (docs/benchmarks.md#dashboard): frames the graph drew, feed ticks taken.
+let ticks = 0;
+Object.assign(window, { cellularDashboard: { frames: () => graph.frames, ticks: () => ticks } });
 
 function showCells(rows: readonly CellRow[], animate = true): void {
   graph.show(rows, { animate });
@@ -52,16 +53,7 @@ function showCells(rows: readonly CellRow[], animate = true): void {
   const count = byId('cell-count');
   count.dataset.count = String(living.length);
   count.textContent = `${living.length} cells`;
-  const now = Date.now();
-  const body = byId('cells').querySelector('tbody')!;
-  body.replaceChildren(...[...rows].sort((a, b) => a.tissue.localeCompare(b.tissue) || a.born - b.born).map((r) => {
-    const tr = h('tr', { 'data-id': r.id, 'data-state': r.state, 'data-tissue': r.tissue },
-      h('td', {}, r.id), h('td', {}, h('span', { class: 'swatch', 'data-tissue': r.tissue }), r.tissue), h('td', {}, r.host), h('td', {}, r.cause ? `${r.state} (${r.cause})` : r.state),
-      h('td', {}, r.load.toFixed(2)), h('td', {}, r.cpu.toFixed(1)), h('td', {}, mib(r.rss)), h('td', {}, age(now - r.born)));
-    tr.addEventListener('click', () => void select(r.id));
-    return tr;
-  }));
-  for (const s of body.querySelectorAll<HTMLElement>('.swatch')) s.style.background = colourOf(s.dataset.tissue ?? '');
+  renderTable(rows);
   const legend = byId('legend');
   const tissues = [...new Set(rows.map((r) => r.tissue))].sort();
   if (legend.dataset.tissues !== tissues.join(',')) {
@@ -71,6 +63,40 @@ function showCells(rows: readonly CellRow[], animate = true): void {
       sw.style.background = colourOf(t);
       return h('span', {}, sw, t);
     }));
+  }
+}
+
+/** The cell table, updated in place: a row is built once per cell and only its changed cells are written. */
+const tableRows = new Map<string, { tr: HTMLTableRowElement; tds: HTMLTableCellElement[]; last: string[] }>();
+function renderTable(rows: readonly CellRow[]): void {
+  const now = Date.now();
+  const body = byId('cells').querySelector('tbody')!;
+  const sorted = [...rows].sort((a, b) => a.tissue.localeCompare(b.tissue) || a.born - b.born || a.id.localeCompare(b.id));
+  const keep = new Set(sorted.map((r) => r.id));
+  for (const [id, row] of tableRows) if (!keep.has(id)) (row.tr.remove(), tableRows.delete(id));
+  let previous: HTMLTableRowElement | null = null;
+  for (const r of sorted) {
+    let row = tableRows.get(r.id);
+    if (!row) {
+      const tds = Array.from({ length: 8 }, () => h('td'));
+      const sw = h('span', { class: 'swatch' });
+      sw.style.background = colourOf(r.tissue);
+      const tr = h('tr', { 'data-id': r.id, 'data-tissue': r.tissue }, ...tds);
+      tr.addEventListener('click', () => void select(r.id));
+      row = { tr, tds, last: [] };
+      tableRows.set(r.id, row);
+      tds[1]!.append(sw, r.tissue);
+    }
+    const values = [r.id, '', r.host, r.cause ? `${r.state} (${r.cause})` : r.state, r.load.toFixed(2), r.cpu.toFixed(1), mib(r.rss), age(now - r.born)];
+    values.forEach((v, i) => {
+      if (i !== 1 && row.last[i] !== v) row.tds[i]!.textContent = v;
+    });
+    row.last = values;
+    if (row.tr.dataset.state !== r.state) row.tr.dataset.state = r.state;
+    // Keep document order = sorted order, moving only what is out of place.
+    const want: ChildNode | null = previous ? previous.nextSibling : body.firstChild;
+    if (want !== row.tr) body.insertBefore(row.tr, want);
+    previous = row.tr;
   }
 }
 
@@ -105,6 +131,7 @@ function onFrame(f: Frame): void {
       return;
     }
     case 'tick': {
+      ticks++;
       liveRows = f.cells as CellRow[];
       const events = f.events as SwarmEvent[];
       liveEvents.push(...events);

@@ -1,0 +1,102 @@
+/**
+ * Synthetic cells: hundreds of certified cells that exist only as hormones, to load the
+ * organism's observers (the dashboard above all) as a large swarm would, on a small machine.
+ * Each has its own key and a root-signed certificate in the lineage bucket (so every cell
+ * verifies it like any other), announces its birth, pulses every interval with a slowly
+ * varying load, and announces its death at close. They live on made-up hosts (`sim-0`…),
+ * so no cell looks for their processes; they never vote, which a real jury would notice.
+ */
+import { randomBytes } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { codeHash } from '../cells/code-hash.ts';
+import { genomeHash, type Genome } from '../organism/genome.ts';
+import { sealHormone, SharedSequence, type Signer } from '../organism/hormone.ts';
+import { generateKeypair, privateKeyObject } from '../organism/keys.ts';
+import { issueCertificate, packCertificate, ROOT_ISSUER, type Certificate } from '../organism/lineage.ts';
+import type { Namespace } from '../organism/namespace.ts';
+import type { HormoneKind, PulseBody } from '../organism/vocabulary.ts';
+
+export interface SyntheticOptions {
+  nc: NatsConnection;
+  ns: Namespace;
+  lineage: KV;
+  genome: Readonly<Genome>;
+  rootKey: KeyObject;
+  count: number;
+  /** Made-up hosts the cells are spread over. @default 4 */
+  hosts?: number;
+  /** Tissue name on their certificates. @default 'synthetic' */
+  tissue?: string;
+}
+
+interface Synthetic {
+  signer: Signer;
+  cert: Certificate;
+  pid: number;
+  n: number;
+  cpuMs: number;
+  phase: number;
+}
+
+export class SyntheticSwarm {
+  readonly #o: SyntheticOptions;
+  readonly cells: Synthetic[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  /** Hormones published so far. */
+  published = 0;
+
+  constructor(o: SyntheticOptions) {
+    this.#o = o;
+  }
+
+  async start(): Promise<void> {
+    const { genome, count } = this.#o;
+    const hosts = this.#o.hosts ?? 4;
+    const tissue = this.#o.tissue ?? 'synthetic';
+    const genomeH = genomeHash(genome);
+    const code = await codeHash();
+    for (let i = 0; i < count; i++) {
+      const pair = generateKeypair();
+      const id = `${tissue}-${randomBytes(4).toString('hex')}`;
+      const cert = issueCertificate({ cell: id, pub: pair.pub, tissue, host: `sim-${i % hosts}`, born: Date.now(), generation: 0, budget: 0, parent: null, issuer: ROOT_ISSUER }, this.#o.rootKey);
+      await this.#o.lineage.create(id, packCertificate(cert));
+      const seq = new SharedSequence();
+      this.cells.push({ signer: { id, key: privateKeyObject(pair.seed), nextSeq: () => seq.next() }, cert, pid: 4_000_000 + i, n: 0, cpuMs: 0, phase: Math.random() * Math.PI * 2 });
+    }
+    for (const c of this.cells) this.#publish(c, 'birth', { pid: c.pid, cert: c.cert, url: null });
+    // Pulses spread evenly over the interval, as real cells' are (each on its own clock).
+    const interval = genome.limits.pulseIntervalMs;
+    const slice = Math.max(5, Math.floor(interval / 20));
+    let tick = 0;
+    this.#timer = setInterval(() => {
+      const now = Date.now();
+      const share = Math.ceil(this.cells.length / Math.max(1, Math.floor(interval / slice)));
+      const from = (tick * share) % Math.max(1, this.cells.length);
+      tick++;
+      for (const c of this.cells.slice(from, from + share)) {
+        const load = 0.15 + 0.1 * Math.sin(now / 20_000 + c.phase);
+        c.cpuMs += load * interval;
+        c.n++;
+        const body: PulseBody = {
+          tissue, host: c.cert.host, pid: c.pid, parent: null, born: c.cert.born, state: 'alive', load: Math.round(load * 1000) / 1000, demand: load, cpu: Math.round(load * 1000) / 10, cpuMs: Math.round(c.cpuMs),
+          rss: 60 * 1_048_576, lag: 1, work: { handled: c.n, inflight: 0, queued: 0, errors: 0 }, genome: genomeH, code, url: null, n: c.n,
+        };
+        this.#publish(c, 'pulse', body);
+      }
+    }, slice);
+  }
+
+  #publish(c: Synthetic, kind: HormoneKind, body: unknown): void {
+    this.#o.nc.publish(this.#o.ns.hormone(kind), sealHormone(c.signer, kind, body, this.#o.genome.limits.hormoneMaxBytes));
+    this.published++;
+  }
+
+  /** Stops pulsing and announces every death, so the census lets them go at once. */
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    for (const c of this.cells) this.#publish(c, 'death', { pid: c.pid, cause: 'shutdown', detail: 'synthetic swarm closed' });
+    await this.#o.nc.flush();
+  }
+}
