@@ -87,9 +87,12 @@ export class Homeostat {
     if (this.#closed) return;
     // A newborn has not heard every member pulse yet: its census would show living tissues
     // as empty (and a cell born during a shutdown would regrow what is draining). It only
-    // watches for two pulse intervals.
+    // watches for as long as the census itself takes to doubt a silent member
+    // (suspectAfterPulses intervals, at least two): on a loaded host a peer born a moment
+    // earlier may not pulse again within two intervals (seen: a third cell at grow).
     this.#watchingSince = this.#now();
-    this.#warmUntil = this.#watchingSince + 2 * this.#d.genome.limits.pulseIntervalMs;
+    const { pulseIntervalMs, suspectAfterPulses } = this.#d.genome.limits;
+    this.#warmUntil = this.#watchingSince + Math.max(2, suspectAfterPulses) * pulseIntervalMs;
     const every = Math.max(25, Math.floor(this.#d.genome.limits.pulseIntervalMs / 2));
     this.#timer = setInterval(() => this.#schedule(), every);
     this.#timer.unref();

@@ -79,13 +79,17 @@ function renderTable(rows: readonly CellRow[]): void {
     let row = tableRows.get(r.id);
     if (!row) {
       const tds = Array.from({ length: 8 }, () => h('td'));
-      const sw = h('span', { class: 'swatch' });
-      sw.style.background = colourOf(r.tissue);
-      const tr = h('tr', { 'data-id': r.id, 'data-tissue': r.tissue }, ...tds);
+      const tr = h('tr', { 'data-id': r.id }, ...tds);
       tr.addEventListener('click', () => void select(r.id));
       row = { tr, tds, last: [] };
       tableRows.set(r.id, row);
-      tds[1]!.append(sw, r.tissue);
+    }
+    // A stem cell that differentiates changes tissue in place.
+    if (row.tr.dataset.tissue !== r.tissue) {
+      row.tr.dataset.tissue = r.tissue;
+      const sw = h('span', { class: 'swatch' });
+      sw.style.background = colourOf(r.tissue);
+      row.tds[1]!.replaceChildren(sw, r.tissue);
     }
     const values = [r.id, '', r.host, r.cause ? `${r.state} (${r.cause})` : r.state, r.load.toFixed(2), r.cpu.toFixed(1), mib(r.rss), age(now - r.born)];
     values.forEach((v, i) => {

@@ -113,6 +113,11 @@ test.serial('messenger - register, log in, publish and fetch keys, search users;
   t.deepEqual(bob.inbox.map((d) => d.msg), ids);
   t.true(bob.inbox.every((d) => d.from === 'alice' && d.to === 'bob'));
   t.is(bob.duplicates, 0);
+  // The receivers count what they delivered and how long it waited (the dashboard plots both).
+  const delivered = await Promise.all(m.receivers().map(async (r) => openReply<{ tissueStats: { delivered: number; deliveryP99Ms: number | null } }>((await m.o.observer.nc.request(m.o.observer.ns.cell(r.id, 'stats'), new Uint8Array(0), { timeout: 2_000 })).data).tissueStats));
+  t.true(delivered.reduce((n, x) => n + x.delivered, 0) >= 3, 'deliveries counted');
+  const p99 = Math.max(...delivered.map((x) => x.deliveryP99Ms ?? -1));
+  t.true(p99 >= 0 && p99 < 10_000, `a delivery p99 (${p99} ms) within the 10 s window`);
   await bob.request({ t: 'deliver.ack', seq: bob.inbox[1]!.seq });
   bob.close();
   // A new socket resumes the session from the cursor: only what was not acked comes again.
