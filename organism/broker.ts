@@ -231,6 +231,24 @@ export class Broker {
     }
   }
 
+  /**
+   * Chaos only: kill -9 the server, as a crash would (simulations/chaos). The store and the
+   * ports stay; `restart()` starts it again on them.
+   */
+  async crash(): Promise<void> {
+    const child = this.#child;
+    if (this.#state.state !== 'running' || child === undefined) return;
+    child.kill('SIGKILL');
+    await this.#exit;
+  }
+
+  /** Starts the server again after a crash, on the same ports, config and store. */
+  async restart(): Promise<void> {
+    if (this.#state.state === 'closed') throw new CellularError('BROKER_ERR_START', 'the broker was closed: it is not restarted');
+    if (this.#child && this.#child.exitCode === null && this.#child.signalCode === null) return;
+    await this.#launch();
+  }
+
   /** Stops the server (SIGTERM, then SIGKILL after 5 s). Safe to call twice. */
   async close(): Promise<void> {
     const child = this.#child;

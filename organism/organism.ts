@@ -266,6 +266,19 @@ export class Organism {
     return cell;
   }
 
+  /** Chaos only: kill -9 the private broker (nothing else is touched). */
+  async crashBroker(): Promise<void> {
+    if (!this.#broker) throw new CellularError('CELL_ERR_CLOSED', 'this organism joined a NATS it did not start: there is no broker of its own to crash');
+    await this.#broker.crash();
+  }
+
+  /** Starts the private broker again after crashBroker(), and records its new pid. */
+  async restartBroker(): Promise<void> {
+    if (!this.#broker) throw new CellularError('CELL_ERR_CLOSED', 'no private broker');
+    await this.#broker.restart();
+    if (this.#ownsRecord) this.#writeRecord();
+  }
+
   /** Resolves once the census holds every tissue's min living cells (or throws on timeout). */
   async waitForPopulation(timeoutMs = 15_000): Promise<CensusEntry[]> {
     const end = Date.now() + timeoutMs;

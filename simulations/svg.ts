@@ -156,7 +156,14 @@ export function barChart(f: ChartFrame & { series: BarSeries[] }): string {
   return p.parts.join('\n');
 }
 
-export function lineChart(f: ChartFrame & { series: Segment[] }): string {
+/** A vertical line at a category (a fault in a time series), labelled at the top. */
+export interface Mark {
+  at: number;
+  label: string;
+  color?: string;
+}
+
+export function lineChart(f: ChartFrame & { series: Segment[]; marks?: Mark[] }): string {
   const dataMax = Math.max(0, ...f.series.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v))));
   const p = frame(f, dataMax);
   const n = f.categories.length;
@@ -169,6 +176,12 @@ export function lineChart(f: ChartFrame & { series: Segment[] }): string {
       p.parts.push(`<circle cx="${x(i).toFixed(1)}" cy="${p.y(v).toFixed(1)}" r="2.5" fill="${s.color}"><title>${escapeXml(`${f.categories[i]} · ${s.name}: ${fmt(v)}`)}</title></circle>`);
     });
     p.parts.push(`<path d="${d.trim()}" fill="none" stroke="${s.color}" stroke-width="${s.width ?? 1.5}"/>`);
+  }
+  for (const [i, m] of (f.marks ?? []).entries()) {
+    const xx = x(Math.max(0, Math.min(n - 1, m.at))).toFixed(1);
+    const color = m.color ?? '#d62728';
+    p.parts.push(`<line x1="${xx}" x2="${xx}" y1="${M.top}" y2="${M.top + p.ph}" stroke="${color}" stroke-width="1.2" stroke-dasharray="4 3"/>`);
+    p.parts.push(`<text x="${Number(xx) + 3}" y="${M.top + 10 + (i % 3) * 11}" fill="${color}" stroke="#fff" stroke-width="3" paint-order="stroke">${escapeXml(m.label)}</text>`);
   }
   refLines(p, f.refLines);
   categoryLabels(p, f.categories, x);

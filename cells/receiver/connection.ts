@@ -146,6 +146,28 @@ export class Connection {
     return !this.#closed;
   }
 
+  /** The broker is back after an outage: delivery goes on on a new consumer (or the client moves). */
+  restartDelivery(): void {
+    const d = this.#delivery;
+    if (!d) return;
+    void (async () => {
+      // JetStream may need a moment after the broker restarts: a few tries, then the client moves.
+      for (let attempt = 0, pause = 250; attempt < 6; attempt++, pause *= 2) {
+        try {
+          await d.restart();
+          return;
+        } catch (e) {
+          if (attempt === 5 || this.#delivery !== d) {
+            this.#d.log.warn({ err: (e as Error).message }, 'delivery could not restart');
+            if (this.#delivery === d) this.close(CLOSE.MOVED, 'delivery lost: reconnect');
+            return;
+          }
+          await new Promise((r) => setTimeout(r, pause));
+        }
+      }
+    })();
+  }
+
   close(code: number, reason: string): void {
     if (this.#closed) return;
     this.#ws.close(code, reason);

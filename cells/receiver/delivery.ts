@@ -90,6 +90,8 @@ export class Delivery {
   readonly #o: DeliveryOptions;
   #messages: ConsumerMessages | undefined;
   #closed = false;
+  /** Bumped by restart(): a pump of an older consumer stops. */
+  #generation = 0;
   #lastSent = 0;
   #acked = 0;
   #wake: (() => void) | undefined;
@@ -115,23 +117,46 @@ export class Delivery {
     const seq = this.#cursor.seq;
     this.#acked = seq;
     this.#lastSent = seq;
+    await this.#open(seq);
+  }
+
+  /** A consumer of the inbox from just after `seq`. */
+  async #open(seq: number): Promise<void> {
+    const generation = this.#generation;
     const consumer = await this.#o.js.consumers.get(this.#o.stream, {
       filter_subjects: this.#o.subject,
       ...(seq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq + 1 } : { deliver_policy: DeliverPolicy.All }),
     });
-    if (this.#closed) return;
+    if (this.#closed || generation !== this.#generation) return;
     const messages = await consumer.consume({ max_messages: Math.max(16, this.#o.window) });
-    if (this.#closed) return void messages.close().catch(() => undefined); // closed while it opened
+    // Closed (or restarted) while it opened.
+    if (this.#closed || generation !== this.#generation) return void messages.close().catch(() => undefined);
     this.#messages = messages;
-    void this.#pump(messages);
+    void this.#pump(messages, generation);
   }
 
-  async #pump(messages: ConsumerMessages): Promise<void> {
+  /**
+   * The broker came back after being away (a restart loses its consumers, and the client's
+   * pulls go unanswered until heartbeats time out, ~30 s): go on from the last message this
+   * socket was given, on a new consumer. Nothing is sent twice; nothing is skipped.
+   */
+  async restart(): Promise<void> {
+    if (this.#closed) return;
+    this.#generation++;
+    const old = this.#messages;
+    this.#messages = undefined;
+    await old?.close().catch(() => undefined);
+    await this.#open(this.#lastSent);
+  }
+
+  async #pump(messages: ConsumerMessages, generation: number): Promise<void> {
     try {
       for await (const m of messages) {
-        if (this.#closed) break;
+        if (this.#closed || generation !== this.#generation) break;
         while (!this.#closed && this.#unacked.length >= this.#o.window) await new Promise<void>((r) => (this.#wake = r));
         if (this.#closed || !(await this.#o.writable())) break;
+        // A restart began while this waited: the new consumer delivers from lastSent on.
+        if (generation !== this.#generation) break;
         const d = delivered(m);
         this.#lastSent = m.seq;
         if (d) {
@@ -140,7 +165,7 @@ export class Delivery {
         }
       }
     } catch (e) {
-      if (!this.#closed) this.#o.onError(e);
+      if (!this.#closed && generation === this.#generation) this.#o.onError(e);
     }
   }
 

@@ -81,6 +81,15 @@ export class Gateway {
   async start(): Promise<void> {
     this.#port = await listenInRange(this.#server, this.#d.gene.host, this.#d.gene.portMin, this.#d.gene.portMax);
     if (this.#d.gene.frontPort !== 0) void this.#tryFrontDoor();
+    // A broker that comes back (a restart) has lost every consumer: each socket's delivery
+    // starts again where it was (found by `npm run chaos -- broker-loss`).
+    void (async () => {
+      for await (const st of this.#d.nc.status()) {
+        if (st.type !== 'reconnect' || this.#draining) continue;
+        this.#d.log.info({ sockets: this.#connections.size }, 'broker back: restarting delivery');
+        for (const c of this.#connections) c.restartDelivery();
+      }
+    })().catch(() => undefined);
   }
 
   async #tryFrontDoor(): Promise<void> {
