@@ -124,7 +124,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       }
     };
     await waitUntil(() => receivers().length >= (genome.tissues.receiver?.min ?? 1), 20_000, 'the receivers');
+    // Who made whom, kept for the whole run (the census and its certificate book forget
+    // cells that left, and a cancer's children leave quickly).
+    const parents = new Map<string, string>();
     organism.observer.bus.on((h) => {
+      if (h.kind === 'birth') {
+        const parent = (h.body as { cert?: { parent?: unknown } }).cert?.parent;
+        if (typeof parent === 'string') parents.set(h.from, parent);
+      }
       if (h.kind !== 'verdict') return;
       const v = h.body as VerdictBody;
       if (!v.guilty || guilty.some((g) => g.condemned.join() === v.condemned.join())) return;
@@ -257,8 +264,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       peak[t] = Math.max(0, ...samples.map((x) => x.population[t] ?? 0));
     }
     const lineageOf = (id: string): string[] => {
-      const chain: string[] = [];
-      for (let c = organism.observer.certs.certOf(id); c && chain.length < 64; c = c.parent ? organism.observer.certs.certOf(c.parent) : undefined) chain.push(c.cell);
+      const chain: string[] = [id];
+      for (let p = parents.get(id) ?? organism.observer.certs.certOf(id)?.parent ?? undefined; p && chain.length < 64; p = parents.get(p) ?? organism.observer.certs.certOf(p)?.parent ?? undefined) chain.push(p);
       return chain;
     };
     const isInjected = (id: string) => injected.has(id) || lineageOf(id).some((x) => injected.has(x));
@@ -281,7 +288,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const overMax = Object.entries(genome.tissues).filter(([t, g]) => (peak[t] ?? 0) > g.max).map(([t]) => `${t} peaked at ${peak[t]} (max ${genome.tissues[t]!.max})`);
     const outOfBounds = Object.entries(genome.tissues).filter(([t, g]) => final[t]! < g.min || final[t]! > g.max).map(([t, g]) => `${t} ${final[t]} (${g.min}–${g.max})`);
     const falseVerdicts = guilty.flatMap((g) => g.condemned.filter((id) => !isInjected(id)));
-    const injectedAlive = [...injected.keys()].flatMap((id) => [id, ...census.list().filter((c) => lineageOf(c.id).includes(id)).map((c) => c.id)]).filter((id) => census.get(id)?.state === 'alive' || localCells(organism.id).some((c) => c.cell === id));
+    const running = localCells(organism.id).map((c) => c.cell);
+    const injectedAlive = [...new Set([...census.list().map((c) => c.id), ...running])].filter((id) => isInjected(id) && (census.get(id)?.state === 'alive' || running.includes(id)));
     // Recovery from a fault: from the fault until the first of three healthy samples in a row
     // (every tissue at its min, and messages opened in that half second) that follows an
     // unhealthy one; 0 when no sample after it was unhealthy.
