@@ -8,8 +8,10 @@ import { hostname } from 'node:os';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { SpawnedCell } from '../cells/spawn.ts';
 import type { FaultKind } from '../cells/immune/faults.ts';
+import { LIVE_SCENARIOS, type ChaosContext } from '../simulations/chaos/scenarios.ts';
+import type { Shape } from '../simulations/load-shape.ts';
 import { runLoad } from '../simulations/load.ts';
-import { scenario, seeded } from '../simulations/scenarios.ts';
+import { seeded } from '../simulations/seeded.ts';
 import type { CensusEntry } from './census.ts';
 import { describeControl, parseControl, type Control, type ControlRecord } from './control.ts';
 import { tokenChecker } from './dashboard-token.ts';
@@ -27,6 +29,9 @@ export interface OperatorDeps {
   living(): CensusEntry[];
   spawn(tissue: string, fault: FaultKind): Promise<SpawnedCell>;
   stop(reason: string): void;
+  /** kill -9 and restart of the private broker (the broker-loss scenario); absent when grow joined a NATS. */
+  crashBroker?(): Promise<void>;
+  restartBroker?(): Promise<void>;
   say?(line: string): void;
 }
 
@@ -126,30 +131,53 @@ export class Operator {
         return `${c.rate} ${endpoint} requests/s on ${c.tissue} for ${c.seconds} s`;
       }
       case 'chaos': {
-        const s = scenario(c.scenario);
+        const scenario = LIVE_SCENARIOS.find((x) => x.name === c.scenario);
+        if (!scenario) throw new CellularError('DASHBOARD_ERR_CONTROL', `no chaos scenario ${JSON.stringify(c.scenario)} runs on a live organism; scenarios: ${LIVE_SCENARIOS.map((x) => x.name).join(', ')} (the others: npm run chaos)`);
         if (this.#chaos) throw new CellularError('DASHBOARD_ERR_CONTROL', `chaos ${this.#chaos} is still running`);
-        this.#chaos = s.name;
-        const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout((s.seconds + 5) * 1000)]);
-        const by = `chaos ${s.name}`;
-        void s.run({
-          living: () => this.#d.living(), kill: (cell) => this.#kill(cell), random: seeded(c.seed), signal,
-          load: async (tissue, rate, seconds, sig) => {
-            const { endpoint, request } = await this.#loadEndpoint(tissue);
-            await this.#load(tissue, endpoint, request, rate, seconds, sig);
-          },
-          say: (line) => this.#record({ ts: Date.now(), by, control: c, ok: true, message: line }),
-        }).catch((e: unknown) => this.#record({ ts: Date.now(), by, control: c, ok: false, message: (e as Error).message }))
+        this.#chaos = scenario.name;
+        const by = `chaos ${scenario.name}`;
+        const say = (line: string) => this.#record({ ts: Date.now(), by, control: c, ok: true, message: line });
+        // The scenario's own time ends its faults (a monkey stops killing then).
+        const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(scenario.defaults.durationS * 1000)]);
+        void scenario.run(this.#chaosContext(c.seed, scenario.defaults.durationS, signal, say))
+          .catch((e: unknown) => this.#record({ ts: Date.now(), by, control: c, ok: false, message: (e as Error).message }))
           .finally(() => {
             this.#chaos = undefined;
-            this.#record({ ts: Date.now(), by, control: c, ok: true, message: 'scenario ended' });
+            say('scenario ended');
           });
-        return `chaos ${s.name} started: ${s.description}`;
+        return `chaos ${scenario.name} started: ${scenario.description}`;
       }
       case 'shutdown':
         // Answer first: the operator's own connection ends with the organism.
         setTimeout(() => this.#d.stop('shutdown from the dashboard'), 100).unref();
         return 'the organism is shutting down';
     }
+  }
+
+  /** What a chaos scenario may do here: the operator's own powers, on this host. */
+  #chaosContext(seed: number, durationS: number, signal: AbortSignal, say: (line: string) => void): ChaosContext {
+    const sleep = (ms: number) => new Promise<void>((r) => {
+      const t = setTimeout(r, ms);
+      signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+    });
+    const unavailable = (what: string) => () => Promise.reject(new CellularError('DASHBOARD_ERR_CONTROL', `${what} is not possible on this organism`));
+    return {
+      random: seeded(seed), signal, durationMs: durationS * 1000,
+      living: (tissue) => this.#d.living().filter((x) => x.state === 'alive' && (tissue === undefined || x.tissue === tissue)),
+      signal_: (cell, sig) => cell.host === hostname() && signalCell(cell.pid, cell.id, this.#d.ns.id, sig),
+      inject: async (fault, tissue = 'echo') => (await this.#d.spawn(tissue, fault)).id,
+      load: async (shape: Shape) => {
+        const { endpoint, request } = await this.#loadEndpoint('echo');
+        await runLoad({ nc: this.#d.nc, ns: this.#d.ns, tissue: 'echo', endpoint, request, signal, shape });
+      },
+      crashBroker: this.#d.crashBroker ?? unavailable('crashing the broker (grow joined a NATS it did not start)'),
+      restartBroker: this.#d.restartBroker ?? unavailable('restarting the broker'),
+      addChatters: unavailable('adding chat clients (npm run chaos runs this scenario)'),
+      stopped: (id) => say(`${id} stopped (SIGSTOP)`),
+      mark: (label) => say(label),
+      say,
+      sleep,
+    };
   }
 
   /** Where load goes: a living cell of the tissue says which endpoints it serves. */

@@ -168,6 +168,7 @@ export class Organism {
         spawn: (tissue, fault) => this.spawn(tissue, undefined, { fault }),
         stop: (reason) => void this.stop(reason),
         say: (line) => this.#say(line),
+        ...(this.#broker ? { crashBroker: () => this.crashBroker(), restartBroker: () => this.restartBroker() } : {}),
       });
       this.#operator.start();
       // The operator's `stop` (a root-signed shutdown) ends this grow too, even mid-growth.

@@ -10,7 +10,7 @@ import { readDashboardToken, tokenChecker } from '../../organism/dashboard-token
 import { CellularError, isCellularError } from '../../organism/errors.ts';
 import { toHex } from '../../organism/keys.ts';
 import { openReply, pack, unpack } from '../../organism/wire.ts';
-import { SCENARIOS } from '../../simulations/scenarios.ts';
+import { LIVE_SCENARIOS } from '../../simulations/chaos/scenarios.ts';
 import { censusEvent, controlEvent, eventOf, rowOf, SwarmModel } from '../dashboard/model.ts';
 import { Metrics } from '../dashboard/metrics.ts';
 import { Recorder } from '../dashboard/recorder.ts';
@@ -100,7 +100,7 @@ export default defineTissue({
         {
           t: 'hello', organism: ctx.ns.id, cell: ctx.cell.id, host: ctx.cell.host, pushIntervalMs: gene.pushIntervalMs, recorderMaxAgeMs: gene.recorderMaxAgeMs,
           tissues: Object.fromEntries(Object.entries(ctx.genome.tissues).map(([t, g]) => [t, { min: g.min, max: g.max, high: g.high, low: g.low, target: g.target }])),
-          faults: FAULT_KINDS, scenarios: SCENARIOS.map((x) => ({ name: x.name, description: x.description })),
+          faults: FAULT_KINDS, scenarios: LIVE_SCENARIOS.map((x) => ({ name: x.name, description: x.description })),
           loadMaxRate: gene.loadMaxRate, loadMaxSeconds: gene.loadMaxSeconds,
         },
         { t: 'snapshot', ts: Date.now(), cells: ctx.census.list().map(rowOf), events: m.events.slice(-SNAPSHOT_EVENTS), series: m.series, last: m.last },

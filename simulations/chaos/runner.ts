@@ -18,7 +18,7 @@ import { tissueStress } from '../../organism/stress.ts';
 import type { VerdictBody } from '../../organism/vocabulary.ts';
 import { openReply } from '../../organism/wire.ts';
 import { runLoad } from '../load.ts';
-import { seeded } from '../scenarios.ts';
+import { seeded } from '../seeded.ts';
 import { percentile } from '../stats.ts';
 import { Chatter } from './chatter.ts';
 import type { ChaosContext, ChaosScenario, Invariant, RunFacts } from './scenarios.ts';
@@ -124,6 +124,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       }
     };
     await waitUntil(() => receivers().length >= (genome.tissues.receiver?.min ?? 1), 20_000, 'the receivers');
+    // Alive cells per tissue. On this host the process table is the truth: a cell killed a
+    // moment ago is not counted while the census still waits for its missed pulses.
+    const livePopulation = (): Record<string, number> => {
+      const running = new Set(localCells(organism.id).map((c) => c.cell));
+      const population: Record<string, number> = {};
+      for (const c of alive()) if (c.host !== hostname() || running.has(c.id)) population[c.tissue] = (population[c.tissue] ?? 0) + 1;
+      return population;
+    };
     // Who made whom, kept for the whole run (the census and its certificate book forget
     // cells that left, and a cancer's children leave quickly).
     const parents = new Map<string, string>();
@@ -170,11 +178,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     }, Math.max(1, Math.round(1000 / o.rate)));
     let counted = 0;
     const sample = setInterval(() => {
-      // On this host the process table is the truth: a cell killed a moment ago is not
-      // counted while the census still waits for its missed pulses.
-      const running = new Set(localCells(organism.id).map((c) => c.cell));
-      const population: Record<string, number> = {};
-      for (const c of alive()) if (c.host !== hostname() || running.has(c.id)) population[c.tissue] = (population[c.tissue] ?? 0) + 1;
+      const population = livePopulation();
       const fresh: number[] = [];
       let total = 0;
       for (const c of chatters) for (const r of c.received.values()) {
@@ -202,8 +206,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const ctx: ChaosContext = {
       random, signal: faultSignal, durationMs: o.durationS * 1000,
       living: (tissue) => alive(tissue),
-      signal_: (cell, sig) => cell.host === hostname() && signalCell(cell.pid, cell.id, organism.id, sig),
+      // A fault step that fires as the run ends is not done (the run is being judged).
+      signal_: (cell, sig) => (!faultSignal.aborted || sig === 'SIGCONT') && cell.host === hostname() && signalCell(cell.pid, cell.id, organism.id, sig),
       inject: async (fault, tissue = 'echo') => {
+        if (faultSignal.aborted) throw new CellularError('CELL_ERR_ABORTED', 'the run is over');
         const cell = await organism.spawn(tissue, undefined, { fault });
         injected.set(cell.id, at());
         return cell.id;
@@ -228,6 +234,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     // A fault step under way (a broker restarting) finishes; nothing new starts.
     await Promise.race([fault, new Promise((r) => setTimeout(r, 15_000))]);
     sending = false;
+    const sendingUntil = at();
     if (o.signal?.aborted) throw new CellularError('CELL_ERR_ABORTED', 'chaos run interrupted');
 
     // Drain: slow readers read again, unacknowledged sends go again, every ack must arrive.
@@ -241,8 +248,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       await new Promise((r) => setTimeout(r, 500));
     }
     // Population settles within bounds (a replacement being born, a surplus cell dying).
-    const within = () => Object.entries(genome.tissues).every(([t, g]) => alive(t).length >= g.min && alive(t).length <= g.max);
-    await waitUntil(within, 20_000, 'the population within its bounds').catch(() => undefined);
+    const within = () => {
+      const p = livePopulation();
+      return Object.entries(genome.tissues).every(([t, g]) => (p[t] ?? 0) >= g.min && (p[t] ?? 0) <= g.max);
+    };
+    // Three samples in a row within bounds: a fault of the last moments is judged too.
+    await waitUntil(() => samples.length >= 3 && samples.slice(-3).every((x) => x.t > sendingUntil) && within(), 20_000, 'the population within its bounds').catch(() => undefined);
     for (const t of timers) clearInterval(t);
     timers = [];
 
@@ -293,7 +304,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     // Recovery from a fault: from the fault until the first of three healthy samples in a row
     // (every tissue at its min, and messages opened in that half second) that follows an
     // unhealthy one; 0 when no sample after it was unhealthy.
-    const healthy = (x: Sample) => x.delivered > 0 && Object.entries(genome.tissues).every(([t, g]) => (x.population[t] ?? 0) >= g.min);
+    // (After the last send, only the population can say: nothing more is being delivered.)
+    const healthy = (x: Sample) => (x.delivered > 0 || x.t > sendingUntil + 1_000) && Object.entries(genome.tissues).every(([t, g]) => (x.population[t] ?? 0) >= g.min);
     const recoveries = marks.map((m) => {
       const after = samples.filter((x) => x.t > m.t);
       let hurt = false;

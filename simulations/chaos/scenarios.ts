@@ -61,6 +61,11 @@ export interface ChaosScenario {
   /** Genome overrides on top of the chaos base. */
   sets?: string[];
   defaults: { durationS: number; rate: number; clients: number };
+  /**
+   * Whether the dashboard's operator can run it on a live organism (it has no chat clients
+   * of its own: a scenario that adds clients runs only under `npm run chaos`). @default true
+   */
+  live?: boolean;
   run(ctx: ChaosContext): Promise<void>;
   invariants?(facts: RunFacts): Invariant[];
 }
@@ -190,6 +195,7 @@ export const CHAOS_SCENARIOS: readonly ChaosScenario[] = [
     description: '40 more clients connect and chat at once, 5 of them slow readers that stop reading (cut off, then catch up): nothing lost',
     sets: ['messenger.slowClientMs=3000'],
     defaults: { durationS: 25, rate: 60, clients: 4 },
+    live: false,
     async run(ctx) {
       await ctx.sleep(3_000);
       ctx.mark('storm: 40 clients');
@@ -198,6 +204,9 @@ export const CHAOS_SCENARIOS: readonly ChaosScenario[] = [
     },
   },
 ];
+
+/** The scenarios the dashboard's operator may start on a live organism. */
+export const LIVE_SCENARIOS: readonly ChaosScenario[] = CHAOS_SCENARIOS.filter((s) => s.live !== false);
 
 export function chaosScenario(name: string): ChaosScenario | undefined {
   return CHAOS_SCENARIOS.find((s) => s.name === name);

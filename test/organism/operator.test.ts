@@ -62,11 +62,13 @@ test('operator - load reaches the tissue; an injected fault is voted out; chaos 
   t.is(o.observer.census.get(flooder)?.cause, 'toxin');
   // Chaos: an unknown scenario is refused by name; the monkey kills within its first step.
   const unknown = await t.throwsAsync(ask({ action: 'chaos', scenario: 'meteor', seed: 1 }));
-  t.regex(unknown?.message ?? '', /no chaos scenario "meteor"; scenarios: monkey, massacre, spike/);
+  t.regex(unknown?.message ?? '', /no chaos scenario "meteor" runs on a live organism; scenarios: spike, ramp, monkey, massacre, stop-the-world, flood/);
+  const storm = await t.throwsAsync(ask({ action: 'chaos', scenario: 'storm', seed: 1 }));
+  t.regex(storm?.message ?? '', /the others: npm run chaos/, 'a scenario that needs chat clients is refused here');
   t.regex(await ask({ action: 'chaos', scenario: 'monkey', seed: 7 }), /chaos monkey started/);
   const busy = await t.throwsAsync(ask({ action: 'chaos', scenario: 'massacre', seed: 1 }));
   t.regex(busy?.message ?? '', /chaos monkey is still running/);
-  await until(() => records.some((r) => r.by === 'chaos monkey' && /^killed /.test(r.message)), 5_000, 'the monkey to kill a cell');
+  await until(() => records.some((r) => r.by === 'chaos monkey' && /^kill -9 /.test(r.message)), 6_000, 'the monkey to kill a cell');
   t.false(records.some((r) => r.by === 'chaos monkey' && /dashboard/.test(r.message)), 'never the dashboard');
 });
 

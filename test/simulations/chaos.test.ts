@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { localCells } from '../../organism/processes.ts';
 import { runChaos } from '../../simulations/chaos/runner.ts';
 import { CHAOS_SCENARIOS, chaosScenario } from '../../simulations/chaos/scenarios.ts';
-import { seeded } from '../../simulations/scenarios.ts';
+import { seeded } from '../../simulations/seeded.ts';
 import { until } from '../helpers/grow.ts';
 import { tempDir } from '../helpers/nats.ts';
 

@@ -1,0 +1,14 @@
+/**
+ * A small seeded random generator (mulberry32): chaos runs and the operator's scenarios pick
+ * victims and pairs from it, so the same seed makes the same choices.
+ */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
