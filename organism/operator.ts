@@ -104,9 +104,9 @@ export class Operator {
     return cell;
   }
 
-  #kill(cell: CensusEntry): boolean {
-    if (cell.host !== hostname()) return false;
-    return signalCell(cell.pid, cell.id, this.#d.ns.id, 'SIGKILL');
+  /** Signals a cell of this host, after checking its pid is still that cell. */
+  #signal(cell: CensusEntry, signal: NodeJS.Signals): boolean {
+    return cell.host === hostname() && signalCell(cell.pid, cell.id, this.#d.ns.id, signal);
   }
 
   async #do(c: Control): Promise<string> {
@@ -115,7 +115,7 @@ export class Operator {
       case 'kill': {
         const cell = this.#cell(c.cell);
         if (cell.host !== hostname()) throw new CellularError('DASHBOARD_ERR_CONTROL', `${cell.id} lives on host ${cell.host}; this operator kills only on ${hostname()}`);
-        if (!this.#kill(cell)) throw new CellularError('DASHBOARD_ERR_CONTROL', `pid ${cell.pid} is not ${cell.id} any more (it died meanwhile)`);
+        if (!this.#signal(cell, 'SIGKILL')) throw new CellularError('DASHBOARD_ERR_CONTROL', `pid ${cell.pid} is not ${cell.id} any more (it died meanwhile)`);
         return `killed ${cell.id} (pid ${cell.pid}) with SIGKILL`;
       }
       case 'inject': {
@@ -164,7 +164,7 @@ export class Operator {
     return {
       random: seeded(seed), signal, durationMs: durationS * 1000,
       living: (tissue) => this.#d.living().filter((x) => x.state === 'alive' && (tissue === undefined || x.tissue === tissue)),
-      signal_: (cell, sig) => cell.host === hostname() && signalCell(cell.pid, cell.id, this.#d.ns.id, sig),
+      signal_: (cell, sig) => this.#signal(cell, sig),
       inject: async (fault, tissue = 'echo') => (await this.#d.spawn(tissue, fault)).id,
       load: async (shape: Shape) => {
         const { endpoint, request } = await this.#loadEndpoint('echo');

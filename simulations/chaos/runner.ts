@@ -305,7 +305,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     // (every tissue at its min, and messages opened in that half second) that follows an
     // unhealthy one; 0 when no sample after it was unhealthy.
     // (After the last send, only the population can say: nothing more is being delivered.)
-    const healthy = (x: Sample) => (x.delivered > 0 || x.t > sendingUntil + 1_000) && Object.entries(genome.tissues).every(([t, g]) => (x.population[t] ?? 0) >= g.min);
+    const healthy = (x: Sample) => (x.delivered > 0 || x.t > sendingUntil) && Object.entries(genome.tissues).every(([t, g]) => (x.population[t] ?? 0) >= g.min);
     const recoveries = marks.map((m) => {
       const after = samples.filter((x) => x.t > m.t);
       let hurt = false;
