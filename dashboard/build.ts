@@ -1,7 +1,8 @@
 /**
  * Builds the dashboard page into dashboard/dist (client/page-build.ts): one bundle with
  * force-graph and uPlot, one stylesheet, and index.html with Subresource Integrity hashes.
- * The page's CSP allows no inline styles, so the CSS that force-graph and its tooltip would inject as <style> elements at run time is moved into the stylesheet here.
+ * The page's CSP allows no inline styles, so the CSS that force-graph and its tooltip
+ * would inject as <style> elements at run time is moved into the stylesheet here.
  * Run by `npm run build` after tsc.
  */
 import { readFileSync } from 'node:fs';
