@@ -62,7 +62,7 @@ export class Recorder {
     this.#d.nc.publish(this.#d.ns.recorder('frame'), pack({ ts, cells: cells.slice(0, FRAME_ROWS_MAX) }));
   }
 
-  /** Reads [from, to] back. `framesMax` thins the frames evenly (events are all kept). */
+  /** Reads [from, to] back. `framesMax` thins the frames evenly (events are all kept); 0 reads events only. */
   async read(from: number, to: number, framesMax: number): Promise<Replay> {
     const { nc, ns } = this.#d;
     const name = ns.stream(RECORDER_STREAM);
@@ -82,9 +82,12 @@ export class Recorder {
         const ts = Number(BigInt(m.info.timestampNanos) / 1_000_000n);
         if (ts > to) break;
         if (m.subject === frameSubject) {
-          const f = safeUnpack(m.data) as RecordedFrame | undefined;
-          if (f && typeof f.ts === 'number' && Array.isArray(f.cells) && f.cells.every(isRow)) frames.push(f);
-          else out.rejected++;
+          // Events only (a newborn dashboard refilling its log): a frame is not decoded at all.
+          if (framesMax > 0) {
+            const f = safeUnpack(m.data) as RecordedFrame | undefined;
+            if (f && typeof f.ts === 'number' && Array.isArray(f.cells) && f.cells.every(isRow)) frames.push(f);
+            else out.rejected++;
+          }
         } else if (m.subject === controlSubject) {
           const r = safeUnpack(m.data);
           if (isControlRecord(r)) out.events.push(controlEvent(r));
