@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { SpawnedCell } from '../cells/spawn.ts';
 import type { FaultKind } from '../cells/immune/faults.ts';
-import { LIVE_SCENARIOS, type ChaosContext } from '../simulations/chaos/scenarios.ts';
+import { LIVE_SCENARIOS, pause, type ChaosContext } from '../simulations/chaos/scenarios.ts';
 import type { Shape } from '../simulations/load-shape.ts';
 import { runLoad } from '../simulations/load.ts';
 import { seeded } from '../simulations/seeded.ts';
@@ -156,10 +156,6 @@ export class Operator {
 
   /** What a chaos scenario may do here: the operator's own powers, on this host. */
   #chaosContext(seed: number, durationS: number, signal: AbortSignal, say: (line: string) => void): ChaosContext {
-    const sleep = (ms: number) => new Promise<void>((r) => {
-      const t = setTimeout(r, ms);
-      signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
-    });
     const unavailable = (what: string) => () => Promise.reject(new CellularError('DASHBOARD_ERR_CONTROL', `${what} is not possible on this organism`));
     return {
       random: seeded(seed), signal, durationMs: durationS * 1000,
@@ -176,7 +172,7 @@ export class Operator {
       stopped: (id) => say(`${id} stopped (SIGSTOP)`),
       mark: (label) => say(label),
       say,
-      sleep,
+      sleep: (ms) => pause(ms, signal),
     };
   }
 

@@ -21,7 +21,7 @@ import { runLoad } from '../load.ts';
 import { seeded } from '../seeded.ts';
 import { percentile } from '../stats.ts';
 import { Chatter } from './chatter.ts';
-import type { ChaosContext, ChaosScenario, Invariant, RunFacts } from './scenarios.ts';
+import { pause, type ChaosContext, type ChaosScenario, type Invariant, type RunFacts } from './scenarios.ts';
 
 export interface ChaosOptions {
   scenario: ChaosScenario;
@@ -104,10 +104,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const urls = new Set<string>();
   let stopped: string | undefined;
   let timers: NodeJS.Timeout[] = [];
-  const sleep = (ms: number) => new Promise<void>((r) => {
-    const t = setTimeout(r, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
-  });
+  const sleep = (ms: number) => pause(ms, signal);
   try {
     o.progress(`${s.name}: growing an organism (seed ${o.seed})…`);
     await organism.start();
@@ -199,10 +196,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     // The fault's own time ends with the run's duration (a monkey stops killing then).
     const faultTime = new AbortController();
     const faultSignal = AbortSignal.any([signal, faultTime.signal]);
-    const faultSleep = (ms: number) => new Promise<void>((r) => {
-      const t = setTimeout(r, ms);
-      faultSignal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
-    });
     const ctx: ChaosContext = {
       random, signal: faultSignal, durationMs: o.durationS * 1000,
       living: (tissue) => alive(tissue),
@@ -226,7 +219,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         say(`FAULT: ${label}`);
       },
       say,
-      sleep: faultSleep,
+      sleep: (ms) => pause(ms, faultSignal),
     };
     const fault = s.run(ctx).catch((e: unknown) => say(`scenario failed: ${(e as Error).message}`));
     await sleep(o.durationS * 1000);

@@ -70,6 +70,20 @@ export interface ChaosScenario {
   invariants?(facts: RunFacts): Invariant[];
 }
 
+/** Sleeps `ms`, or less when `signal` aborts first (a chaos step never outlives its run). */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 const notDashboard = (c: CensusEntry) => c.tissue !== 'dashboard';
 
 function grewAndShrank(f: RunFacts): Invariant[] {
