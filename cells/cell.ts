@@ -4,6 +4,7 @@
  * keeps a census from the hormones it hears, announces its birth, and on `shutdown` or
  * SIGTERM drains, announces its death with the cause, and exits.
  */
+import { createHash } from 'node:crypto';
 import { connect, type NatsConnection, type Subscription, type Msg } from '@nats-io/transport-node';
 import { natsOptions } from '../organism/access.ts';
 import { CertBook } from '../organism/cert-book.ts';
@@ -16,8 +17,8 @@ import type { Hormone } from '../organism/hormone.ts';
 import { fromHex, privateKeyObject, publicKeyOf } from '../organism/keys.ts';
 import { unpackCertificate, ROOT_ISSUER, type Certificate } from '../organism/lineage.ts';
 import { Namespace, type CellVerb } from '../organism/namespace.ts';
-import type { BirthBody, DeathBody, DeathCause, HormoneKind } from '../organism/vocabulary.ts';
-import { packError, packReply, unpack } from '../organism/wire.ts';
+import type { BirthBody, DeathBody, DeathCause, HormoneKind, ShutdownBody } from '../organism/vocabulary.ts';
+import { openReply, pack, packError, packReply, unpack } from '../organism/wire.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import type { Logger } from './logger.ts';
 import { DEFAULT_CAPACITY, Heart } from './heart.ts';
@@ -67,6 +68,7 @@ export class Cell {
   #starting: Promise<void> | undefined;
   #tissueStarted = false;
   #homeostat: Homeostat | undefined;
+  #verdicts: Promise<import('@nats-io/kv').KV> | undefined;
   #immune: Immune | undefined;
   #stopFault: (() => void) | undefined;
   #mitosis: Mitosis | undefined;
@@ -167,6 +169,7 @@ export class Cell {
       this.#immune = new Immune({
         gene: this.genome.immune, limits, organism: packet.organism, self: { id: this.identity.id, host: this.identity.host },
         genomeHash: genomeHash(this.genome), bus: this.#bus, census: this.#census, certs, lineage, log: this.#deps.log,
+        commitVerdict: (accusation, accused) => this.#commitVerdict(nc, accusation, accused),
       });
       this.#immune.start();
     }
@@ -199,6 +202,20 @@ export class Cell {
     });
   }
 
+  /** Records a guilty verdict in the homeostasis bucket (replicated: a minority cannot write). */
+  async #commitVerdict(nc: NatsConnection, accusation: string, accused: string): Promise<boolean> {
+    this.#verdicts ??= (await import('../organism/stores.ts')).openHomeostasis(nc, this.ns);
+    const kv = await this.#verdicts;
+    const key = `verdict.${createHash('sha256').update(accusation).digest('hex').slice(0, 32)}`;
+    try {
+      await kv.create(key, pack({ accusation, accused, by: this.identity.id, at: Date.now() }));
+      return true;
+    } catch (e) {
+      // Another juror recorded it first: it stands. Anything else (no quorum, timeout): it does not.
+      return /wrong last sequence|key exists/i.test((e as Error).message);
+    }
+  }
+
   async #startHomeostat(nc: NatsConnection): Promise<void> {
     try {
       const kv = await (await import('../organism/stores.ts')).openHomeostasis(nc, this.ns);
@@ -208,6 +225,11 @@ export class Cell {
         self: () => ({ id: this.identity.id, tissue: this.identity.tissue, host: this.identity.host, state: this.#state.state }),
         publish: (kind, body) => this.#bus?.publish(kind, body),
         die: (reason) => void this.drain('apoptosis', reason),
+        placeOn: async (host, request) => {
+          // That host's grow answers (organism/host-agent.ts); no responder = no grow there.
+          const reply = await nc.request(this.ns.place(host), pack(request), { timeout: this.genome.limits.joinTimeoutMs });
+          openReply(reply.data);
+        },
       });
       await this.#homeostat.start();
     } catch (e) {
@@ -285,7 +307,9 @@ export class Cell {
     this.#census.observe(h);
     // Only the operator (root key) may stop the organism; issue-6 verdicts come later.
     if (h.kind === 'shutdown' && h.from === ROOT_ISSUER) {
-      void this.drain('shutdown', String((h.body as { reason?: unknown }).reason ?? 'shutdown'));
+      const body = h.body as ShutdownBody;
+      // A host leaving the organism shuts down its own cells only.
+      if (body.host === undefined || body.host === this.identity.host) void this.drain('shutdown', body.reason);
     }
   }
 

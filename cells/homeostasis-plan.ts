@@ -12,6 +12,7 @@ import type { CensusEntry } from '../organism/census.ts';
 import type { Limits, TissueGene } from '../organism/genome.ts';
 import { backoffMs, CRASHED_MEMORY, type TissueRecord } from '../organism/homeostasis-record.ts';
 import type { Readings } from '../organism/vocabulary.ts';
+import { perHostDeficits } from './placement.ts';
 
 /** Deaths that are not failed births: the organism or homeostasis meant them. */
 const INTENDED: ReadonlySet<string> = new Set(['shutdown', 'apoptosis', 'toxin', 'signal']);
@@ -42,7 +43,9 @@ export interface PlanInput {
   record: TissueRecord;
   now: number;
   /** The deciding cell; it may only plan its own death. */
-  self: { id: string; tissue: string; state: string };
+  self: { id: string; tissue: string; state: string; host?: string };
+  /** Live hosts (cells/placement.ts liveHosts): where tissues.<t>.perHost applies. */
+  hosts?: readonly string[];
   /** Since when the deciding cell's own smoothed load has stayed below `low` (undefined: it is not). */
   lowSince: number | undefined;
 }
@@ -53,7 +56,8 @@ export type Plan =
   | { type: 'back-off'; failed: string[]; failures: number; retryAt: number; reason: string; readings: Readings }
   /** A cell made after the last failure lived past the crash window: the cause went away. */
   | { type: 'recover'; survivor: string; reason: string; readings: Readings }
-  | { type: 'grow'; count: number; regrow: boolean; reason: string; readings: Readings }
+  /** `targets`: the hosts the new cells must go to (one per cell), else placement chooses. */
+  | { type: 'grow'; count: number; regrow: boolean; reason: string; readings: Readings; targets?: string[] }
   | { type: 'refuse'; count: number; reason: string; readings: Readings }
   | { type: 'die'; reason: string; readings: Readings };
 
@@ -129,17 +133,41 @@ export function plan(i: PlanInput): Plan {
     }
   }
 
-  // 3. Regrowth below min: at once, unless backing off. Not held by calm: a crash is not stress.
+  // 3. Duplicates: more cells than max (both sides of a healed partition grew what they
+  //    missed). The youngest extras die, each deciding for itself, oldest kept.
+  const present = [...pop.alive, ...pop.suspect];
+  if (present.length > gene.max && i.self.tissue === i.tissue && i.self.state === 'alive') {
+    const extras = [...pop.alive].sort((a, b) => b.born - a.born || a.id.localeCompare(b.id)).slice(0, present.length - gene.max);
+    if (extras.some((m) => m.id === i.self.id)) {
+      return { type: 'die', readings, reason: `${i.tissue} has ${present.length} cells, above its max ${gene.max} (a healed partition's duplicates): ${i.self.id}, among the youngest, leaves` };
+    }
+  }
+
+  // 4. Regrowth below min: at once, unless backing off. Not held by calm: a crash is not stress.
   if (pop.n < gene.min) {
     if (now < record.retryAt) return { type: 'none', why: `backing off until ${record.retryAt}` };
     return { type: 'grow', count: gene.min - pop.n, regrow: true, readings, reason: `${i.tissue} has ${pop.n} of its min ${gene.min} cells` };
+  }
+
+  // 5. Hosts short of tissues.<t>.perHost (a host joined, or lost its cells): placed there, like regrowth.
+  if (gene.perHost > 0 && i.hosts && pop.n < gene.max) {
+    const coming = record.pending.filter((p) => p.due > now || (i.beingBorn?.has(p.id) ?? false));
+    const short = perHostDeficits(i.members, coming, i.hosts, gene.perHost);
+    if (short.length > 0) {
+      if (now < record.retryAt) return { type: 'none', why: `backing off until ${record.retryAt}` };
+      const count = Math.min(short.length, gene.max - pop.n);
+      return {
+        type: 'grow', count, regrow: true, readings, targets: short.slice(0, count),
+        reason: `${i.tissue} wants ${gene.perHost} cell(s) on every host; short on ${[...new Set(short)].join(', ')}`,
+      };
+    }
   }
 
   // Everything below is driven by stress; it waits for cells being made and for calm.
   if (pop.pending > 0) return { type: 'none', why: 'cells are being made' };
   if (now < record.calmUntil) return { type: 'none', why: 'calm after the last decision' };
 
-  // 4. Mitosis: stress above high. Grow to what demand asks for; if demand does not say
+  // 6. Mitosis: stress above high. Grow to what demand asks for; if demand does not say
   //    (a pressure it cannot see), by one. The stem pool serves nothing, so its "stress" is
   //    only its host's: it is kept at its min, never grown by stress.
   if (i.tissue !== STEM && pop.alive.length > 0 && pop.stress > gene.high) {
@@ -153,9 +181,11 @@ export function plan(i: PlanInput): Plan {
     };
   }
 
-  // 5. Apoptosis: only of the deciding cell itself, idle for idleMs, where the others can
-  //    carry the demand at or below target (so its death does not call for a division).
-  if (i.self.tissue === i.tissue && i.self.state === 'alive' && i.lowSince !== undefined && now - i.lowSince >= gene.idleMs && pop.n > gene.min) {
+  // 7. Apoptosis: only of the deciding cell itself, idle for idleMs, where the others can
+  //    carry the demand at or below target (so its death does not call for a division),
+  //    and not below its host's share (tissues.<t>.perHost).
+  const onMyHost = present.filter((m) => m.host === i.self.host).length;
+  if (i.self.tissue === i.tissue && i.self.state === 'alive' && i.lowSince !== undefined && now - i.lowSince >= gene.idleMs && pop.n > gene.min && (i.self.host === undefined || onMyHost - 1 >= gene.perHost)) {
     if (pop.needed <= pop.n - 1) {
       return {
         type: 'die', readings: { ...readings, idleMs: now - i.lowSince },

@@ -15,6 +15,8 @@ import { backoffMs, emptyTissueRecord, packRecord, parseTissueRecord, readTissue
 import type { DecisionAction, DecisionBody, DifferentiateBody, Readings } from '../organism/vocabulary.ts';
 import { isProcessOf, isStopped, localCells } from '../organism/processes.ts';
 import { hostRoom, takeSpawnTokens } from './atp.ts';
+import { liveHosts, placeCells, type PlaceRequest } from './placement.ts';
+import { CellularError } from '../organism/errors.ts';
 import { calmMs, nextRecord, plan, type Plan } from './homeostasis-plan.ts';
 import type { Logger } from './logger.ts';
 import type { Mitosis } from './mitosis.ts';
@@ -33,6 +35,8 @@ export interface HomeostatDeps {
   publish(kind: 'decision', body: DecisionBody): void;
   /** Ends this cell by apoptosis. */
   die(reason: string): void;
+  /** Asks another host's grow to make a cell this cell's decision placed there (cells/placement.ts). */
+  placeOn?(host: string, request: PlaceRequest): Promise<void>;
   now?: () => number;
 }
 
@@ -79,11 +83,7 @@ export class Homeostat {
   }
 
   async #start(): Promise<void> {
-    const watch = await this.#d.kv.watch({ key: 'tissue.>' });
-    this.#watch = watch;
-    void (async () => {
-      for await (const e of watch) this.#onEntry(e);
-    })().catch((e: unknown) => this.#d.log.warn({ err: (e as Error).message }, 'homeostasis watch ended'));
+    void this.#keepWatching();
     if (this.#closed) return;
     // A newborn has not heard every member pulse yet: its census would show living tissues
     // as empty (and a cell born during a shutdown would regrow what is draining). It only
@@ -101,6 +101,26 @@ export class Homeostat {
       if (e.type === 'joined') this.#remember(e.entry.id);
       if (e.type === 'joined' || (e.type === 'state' && (e.entry.state === 'dead' || e.from !== e.entry.state))) this.#schedule();
     });
+  }
+
+  /**
+   * The records, kept current by a watch that is made again whenever it fails or ends (a
+   * cluster member lost, JetStream without a leader for a moment): a cell that stopped
+   * hearing the records would lose every compare-and-set from then on.
+   */
+  async #keepWatching(): Promise<void> {
+    for (let pause = 500; !this.#closed; pause = Math.min(pause * 2, 5_000)) {
+      try {
+        const watch = await this.#d.kv.watch({ key: 'tissue.>' });
+        this.#watch = watch;
+        if (this.#closed) return watch.stop();
+        pause = 500;
+        for await (const e of watch) this.#onEntry(e);
+      } catch (e) {
+        if (!this.#closed) this.#d.log.warn({ err: (e as Error).message }, 'homeostasis watch failed: watching again');
+      }
+      await new Promise((r) => setTimeout(r, pause));
+    }
   }
 
   /**
@@ -156,11 +176,12 @@ export class Homeostat {
     this.#trackIdle(all, self.id, now);
     const known = new Set([...this.#seen, ...all.map((c) => c.id)]);
     const beingBorn = this.#stillBeingBorn(self.host, now, known);
+    const hosts = liveHosts(all);
     for (const [tissue, gene] of Object.entries(this.#d.genome.tissues)) {
       if (this.#acting.has(tissue)) continue;
       const cached = this.#records.get(tissue) ?? { record: emptyTissueRecord(tissue), revision: 0 };
       const p = plan({
-        tissue, gene, limits: this.#d.genome.limits, members: all.filter((c) => c.tissue === tissue), known, beingBorn, watchingSince: this.#watchingSince, record: cached.record, now, self, lowSince: this.#lowSince,
+        tissue, gene, limits: this.#d.genome.limits, members: all.filter((c) => c.tissue === tissue), known, beingBorn, watchingSince: this.#watchingSince, record: cached.record, now, self, lowSince: this.#lowSince, hosts,
       });
       if (p.type === 'grow') this.#needSince.set(tissue, this.#needSince.get(tissue) ?? now);
       else this.#needSince.delete(tissue);
@@ -219,6 +240,10 @@ export class Homeostat {
       // the bucket unavailable): either way this cell does nothing.
       if (/wrong last sequence|key exists/i.test((e as Error).message)) {
         this.claims.lost++;
+        // The record moved on: read it now rather than wait for the watch (which may be lagging).
+        void readTissueRecord(this.#d.kv, tissue).then((r) => {
+          if (r.revision > (this.#records.get(tissue)?.revision ?? 0)) this.#records.set(tissue, r);
+        }, () => undefined);
       } else {
         this.claims.failed++;
         const at = this.#now();
@@ -281,24 +306,42 @@ export class Homeostat {
     const pendingEverywhere = [...this.#records.values()].flatMap((c) => c.record.pending.filter((q) => q.due > now));
     // Stems already being recruited (by any tissue); a stem pool's own seeds and spawns are not recruits.
     const claimed = new Set(pendingEverywhere.filter((q) => q.how === 'stem').map((q) => q.id));
-    // Stem cells first: differentiation is a request, not a process. A stem pool refills by division.
-    const stems = tissue === 'stem' ? [] : all.filter((c) => c.tissue === 'stem' && c.state === 'alive' && !claimed.has(c.id)).slice(0, p.count);
-    const toSpawn = p.count - stems.length;
+    // Stem cells first: differentiation is a request, not a process. A stem pool refills by
+    // division. Cells meant for given hosts (perHost) take only stems on those hosts.
+    const targets = p.targets ? [...p.targets] : undefined;
+    const stems: CensusEntry[] = [];
+    for (const s of tissue === 'stem' ? [] : all.filter((c) => c.tissue === 'stem' && c.state === 'alive' && !claimed.has(c.id))) {
+      if (stems.length >= p.count) break;
+      if (targets) {
+        const k = targets.indexOf(s.host);
+        if (k < 0) continue;
+        targets.splice(k, 1);
+      }
+      stems.push(s);
+    }
+    const toPlace = p.count - stems.length;
+    // The rest are made where there is room: here by division, elsewhere by that host's grow.
+    const placed = placeCells({
+      census: all, pending: pendingEverywhere, tissuePending: this.#records.get(tissue)?.record.pending.filter((q) => q.due > now) ?? [],
+      limits, tissue, count: toPlace, self: self.host, ...(targets ? { targets } : {}),
+    });
     const room = hostRoom(all, pendingEverywhere, self.host, limits);
     const budget = this.#d.mitosis.budget;
-    const spawnable = Math.min(toSpawn, room.cells, room.memory, budget);
+    const here = placed.hosts.filter((h) => h === self.host).length;
     const limitsHit: string[] = [];
-    if (toSpawn > room.cells) limitsHit.push(`limits.cellsPerHost (${limits.cellsPerHost}; ${room.living} on ${self.host})`);
-    if (toSpawn > room.memory) limitsHit.push(`limits.rssPerHostMb (${limits.rssPerHostMb}; ${room.rssMb} MiB used on ${self.host})`);
-    if (toSpawn > budget) limitsHit.push(`lineage budget (${self.id} has ${budget} left)`);
-    const readings: Readings = { ...p.readings, stems: stems.length, budget, hostCells: room.living, hostRssMb: room.rssMb };
+    if (placed.refused > 0) limitsHit.push(`no host has room (limits.cellsPerHost ${limits.cellsPerHost}, limits.rssPerHostMb ${limits.rssPerHostMb}; full: ${placed.full.join(', ') || 'the target hosts are not live'})`);
+    if (here > budget) limitsHit.push(`lineage budget (${self.id} has ${budget} left)`);
+    const readings: Readings = { ...p.readings, stems: stems.length, budget, hostCells: room.living, hostRssMb: room.rssMb, hosts: liveHosts(all).length };
     const due = now + limits.joinTimeoutMs;
-    const plannedSpawns = Array.from({ length: spawnable }, () => newCellId(tissue));
+    const planned = [
+      ...Array.from({ length: Math.min(here, budget) }, () => ({ id: newCellId(tissue), host: self.host })),
+      ...placed.hosts.filter((h) => h !== self.host).map((host) => ({ id: newCellId(tissue), host })),
+    ];
     const pending: PendingCell[] = [
       ...stems.map((s) => ({ id: s.id, host: s.host, due, how: 'stem' as const })),
-      ...plannedSpawns.map((id) => ({ id, host: self.host, due, how: 'spawn' as const })),
+      ...planned.map(({ id, host }) => ({ id, host, due, how: 'spawn' as const })),
     ];
-    const refusedNow = toSpawn - spawnable;
+    const refusedNow = toPlace - planned.length;
     if (pending.length === 0) {
       // Nothing this cell can do. Only the budget is personal: leave it to a cell that has some.
       if (limitsHit.length === 1 && limitsHit[0]!.startsWith('lineage') && this.#othersCanDivide(all, tissue)) return;
@@ -311,15 +354,21 @@ export class Homeostat {
     const next = { ...base, pending: [...base.pending, ...pending], refused: base.refused + refusedNow };
     if (!(await this.#claim(tissue, cached, next))) return;
     // Spawns also spend the organism's mitosis-per-minute window.
-    const tokens = await takeSpawnTokens(this.#d.kv, plannedSpawns.length, limits.mitosisPerMinute, this.#now);
-    const spawns = plannedSpawns.slice(0, tokens);
-    const unspent = plannedSpawns.slice(tokens);
+    const tokens = await takeSpawnTokens(this.#d.kv, planned.length, limits.mitosisPerMinute, this.#now);
+    const granted = planned.slice(0, tokens);
+    const unspent = planned.slice(tokens).map((c) => c.id);
     if (unspent.length > 0) {
       limitsHit.push(`limits.mitosisPerMinute (${limits.mitosisPerMinute})`);
       await this.#mutate(tissue, (r) => ({ ...r, pending: r.pending.filter((q) => !unspent.includes(q.id)), refused: r.refused + unspent.length }));
     }
+    const spawns = granted.filter((c) => c.host === self.host).map((c) => c.id);
+    const remote = granted.filter((c) => c.host !== self.host);
     if (stems.length > 0) this.#announce(tissue, 'differentiate', stems.map((s) => s.id), stems.length, p.reason, next.epoch, readings);
     if (spawns.length > 0) this.#announce(tissue, 'divide', spawns, spawns.length, p.reason, next.epoch, readings);
+    if (remote.length > 0) {
+      const where = [...new Set(remote.map((c) => c.host))].join(', ');
+      this.#announce(tissue, 'divide', remote.map((c) => c.id), remote.length, `${p.reason}; placed on ${where} (room there; that host's grow makes them)`, next.epoch, readings);
+    }
     const refused = refusedNow + unspent.length;
     if (refused > 0) this.#announce(tissue, 'refuse', [], refused, `${p.reason}; ${refused} refused: ${limitsHit.join(', ')}`, next.epoch, readings);
     // Recruits are requests: all at once. Births are CPU: a new process takes about 150 ms
@@ -329,7 +378,32 @@ export class Homeostat {
     const births = Array.from({ length: Math.min(queue.length, availableParallelism()) }, async () => {
       for (let id = queue.shift(); id !== undefined; id = queue.shift()) await this.#divide(tissue, id);
     });
-    await Promise.all([...stems.map((s) => this.#recruit(tissue, s.id, next.epoch)), ...births]);
+    await Promise.all([...stems.map((s) => this.#recruit(tissue, s.id, next.epoch)), ...births, ...remote.map((c) => this.#placeOn(tissue, c.id, c.host, next.epoch))]);
+  }
+
+  /** Asks `host`'s grow to make cell `id` (a pending cell of this decision); a refusal or silence is a failed birth. */
+  async #placeOn(tissue: string, id: string, host: string, epoch: number): Promise<void> {
+    try {
+      if (!this.#d.placeOn) throw new CellularError('PLACEMENT_ERR_REFUSED', 'this cell cannot reach other hosts');
+      await this.#d.placeOn(host, { tissue, id, by: this.#d.self().id, epoch });
+      await this.#awaitJoin(id);
+      if (this.#d.census.get(id)) await this.#joined(tissue, id);
+    } catch (e) {
+      this.#d.log.warn({ err: (e as Error).message, tissue, id, host }, 'placement failed');
+      await this.#failedBirth(tissue, id, `was not made on host ${host}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Resolves once `id` joined the census, `gone` resolved, or limits.joinTimeoutMs passed. */
+  async #awaitJoin(id: string, gone?: Promise<void>): Promise<void> {
+    if (this.#d.census.get(id)) return;
+    let off: (() => void) | undefined;
+    const joined = new Promise<void>((r) => (off = this.#d.census.on((e) => e.type === 'joined' && e.entry.id === id && r())));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => (timer = setTimeout(r, this.#d.genome.limits.joinTimeoutMs)));
+    await Promise.race([joined, timeout, ...(gone ? [gone] : [])]);
+    off?.();
+    clearTimeout(timer);
   }
 
   /**
@@ -374,13 +448,7 @@ export class Homeostat {
         if (this.#now() - started < this.#d.genome.limits.crashWindowMs || !this.#d.census.get(id)) void this.#failedBirth(tissue, id, `exited with ${signal ?? `code ${code}`}`);
       });
       if (this.#d.census.get(id)) return;
-      let off: (() => void) | undefined;
-      const joined = new Promise<void>((r) => (off = this.#d.census.on((e) => e.type === 'joined' && e.entry.id === id && r())));
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((r) => (timer = setTimeout(r, this.#d.genome.limits.joinTimeoutMs)));
-      await Promise.race([joined, gone, timeout]);
-      off?.();
-      clearTimeout(timer);
+      await this.#awaitJoin(id, gone);
       if (this.#d.census.get(id)) await this.#joined(tissue, id);
     } catch (e) {
       this.#d.log.warn({ err: (e as Error).message, tissue, id }, 'division failed');

@@ -7,7 +7,7 @@
 import { codeHash } from './code-hash.ts';
 import { tamperedHash } from './immune/faults.ts';
 import { parentPort, workerData } from 'node:worker_threads';
-import { hostname } from 'node:os';
+import { hostName } from '../organism/host.ts';
 import { connect } from '@nats-io/transport-node';
 import pidusage from 'pidusage';
 import { sealHormone, SharedSequence } from '../organism/hormone.ts';
@@ -50,7 +50,7 @@ async function run(data: PacemakerData): Promise<void> {
   const work = new WorkMeter(data.workBuffer);
   const body: PulseBody = {
     ...data.pulse,
-    host: data.pulse.host || hostname(),
+    host: data.pulse.host || hostName(),
     state: 'alive', load: 0, demand: 0, cpu: 0, cpuMs: 0, rss: 0, lag: 0,
     work: { handled: 0, inflight: 0, queued: 0, errors: 0 },
     n: 0,

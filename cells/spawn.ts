@@ -8,10 +8,10 @@ import type { FaultKind } from './immune/faults.ts';
 import { spawn } from 'node:child_process';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KV } from '@nats-io/kv';
+import { HOST_ENV, hostName } from '../organism/host.ts';
 import { CellularError } from '../organism/errors.ts';
 import type { Genome } from '../organism/genome.ts';
 import type { NatsAccess } from '../organism/access.ts';
@@ -87,7 +87,7 @@ export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
   const id = o.id ?? newCellId(o.tissue);
   const pair = generateKeypair();
   const born = Date.now();
-  const host = o.host ?? hostname();
+  const host = o.host ?? hostName();
   const cert = issueCertificate(
     {
       cell: id, pub: pair.pub, tissue: o.tissue, host, born,
@@ -112,8 +112,10 @@ export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
   const errFd = openSync(join(logDir, `${id}.stderr.log`), 'a');
   let child;
   try {
-    child = spawn(process.execPath, [...CELL_NODE_FLAGS, CELL_MAIN, ...(o.fault ? ['--fault', o.fault] : []), '--cell', id, '--organism', o.organism], {
+    // The host on the command line too: test hosts share one process table (organism/host.ts).
+    child = spawn(process.execPath, [...CELL_NODE_FLAGS, CELL_MAIN, ...(o.fault ? ['--fault', o.fault] : []), '--host', host, '--cell', id, '--organism', o.organism], {
       detached: true,
+      env: { ...process.env, [HOST_ENV]: host },
       stdio: ['pipe', 'ignore', errFd],
     });
   } finally {

@@ -5,13 +5,13 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CellularError, throwIfAborted } from './errors.ts';
 import type { BrokerGene } from './genome.ts';
-import { signalIfOurs, waitGone } from './processes.ts';
+import { isExecutableFile, signalIfOurs, waitGone } from './processes.ts';
 
 export const NATS_DEFAULT_PORT = 4222;
 
@@ -24,22 +24,13 @@ export const INSTALL_HINT = [
 
 const SEARCH_DIRS = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin', '/opt/homebrew/bin'];
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Finds nats-server: NATS_SERVER_BIN, then PATH, then the usual sbin dirs. */
 export function findNatsServer(env: NodeJS.ProcessEnv = process.env, searchDirs: readonly string[] = SEARCH_DIRS): string | undefined {
-  if (env.NATS_SERVER_BIN) return executable(env.NATS_SERVER_BIN) ? env.NATS_SERVER_BIN : undefined;
+  if (env.NATS_SERVER_BIN) return isExecutableFile(env.NATS_SERVER_BIN) ? env.NATS_SERVER_BIN : undefined;
   const dirs = [...(env.PATH ?? '').split(delimiter).filter(Boolean), ...searchDirs];
   for (const dir of dirs) {
     const candidate = join(dir, 'nats-server');
-    if (executable(candidate)) return candidate;
+    if (isExecutableFile(candidate)) return candidate;
   }
   return undefined;
 }
@@ -115,7 +106,21 @@ export interface BrokerOptions {
   startTimeoutMs?: number;
   /** Demand the token from every client. @default true (false makes a plain server, as tests use for "an existing NATS") */
   auth?: boolean;
+  /** A fixed token (cluster members share one: organism/cluster.ts); default a random one per start. */
+  token?: string;
+  /** Start as a member of a NATS cluster (`grow --cluster`); absent: a lone server. */
+  cluster?: ClusterConfig;
   signal?: AbortSignal;
+}
+
+/** This server's part in a NATS cluster. */
+export interface ClusterConfig {
+  /** The cluster's name: every member names the same. */
+  name: string;
+  /** The route port this server listens on (on gene.host). */
+  port: number;
+  /** Every member's route address `host:port` (this one's may be listed too: servers skip themselves). */
+  routes: string[];
 }
 
 export type BrokerState = { state: 'idle' } | { state: 'running'; pid: number } | { state: 'closed'; error?: Error };
@@ -134,7 +139,7 @@ export class Broker {
 
   constructor(options: BrokerOptions) {
     this.#opts = options;
-    this.token = options.auth === false ? null : randomBytes(24).toString('base64url');
+    this.token = options.auth === false ? null : (options.token ?? randomBytes(24).toString('base64url'));
   }
 
   get state(): BrokerState {
@@ -188,6 +193,7 @@ export class Broker {
         `jetstream {`,
         `  store_dir: ${JSON.stringify(join(dir, 'jetstream'))}`,
         `}`,
+        ...clusterBlock(host, this.#opts.cluster, this.token),
         '',
       ].join('\n'),
       { mode: 0o600 }, // it holds the token
@@ -203,7 +209,9 @@ export class Broker {
       child.once('error', () => resolve(-1));
     });
     const exited = this.#exit.then((code) => ({ exited: code }));
-    const deadline = Date.now() + (this.#opts.startTimeoutMs ?? 10_000);
+    const timeout = this.#opts.startTimeoutMs ?? (this.#opts.cluster ? 120_000 : 10_000);
+    const deadline = Date.now() + timeout;
+    let nextWord = Date.now() + 5_000;
     this.monitorUrl = `http://${hostPort(host, this.monitorPort)}`;
     this.url = `nats://${hostPort(host, this.port)}`;
     while (Date.now() < deadline) {
@@ -216,10 +224,31 @@ export class Broker {
       if (typeof r === 'object') {
         throw new CellularError('BROKER_ERR_START', `nats-server exited with code ${r.exited} before answering; last log lines:\n${tail(logPath)}`);
       }
+      if (this.#opts.cluster && Date.now() > nextWord) {
+        // A clustered JetStream answers only once a majority of its members elected a leader.
+        nextWord = Date.now() + 10_000;
+        this.#opts.log?.(`waiting for the cluster ${this.#opts.cluster.name}: JetStream needs a majority of ${this.#opts.cluster.routes.join(', ')} up (${await this.#why()})`);
+      }
+      if (this.#opts.signal?.aborted) {
+        await this.close();
+        throwIfAborted(this.#opts.signal);
+      }
       await sleep(50);
     }
+    const why = await this.#why();
     await this.close();
-    throw new CellularError('BROKER_ERR_START', `nats-server did not answer on ${this.monitorUrl}/healthz within ${this.#opts.startTimeoutMs ?? 10_000} ms`);
+    throw new CellularError(this.#opts.cluster ? 'BROKER_ERR_CLUSTER' : 'BROKER_ERR_START', `nats-server did not answer on ${this.monitorUrl}/healthz within ${timeout} ms${why ? `: ${why}` : ''}`);
+  }
+
+  /** What /healthz says while it is not ok (e.g. no JetStream meta leader yet). */
+  async #why(): Promise<string> {
+    try {
+      const res = await fetch(`${this.monitorUrl}/healthz`, { signal: AbortSignal.timeout(500) });
+      const body = (await res.json()) as { error?: unknown };
+      return typeof body.error === 'string' ? body.error : `status ${res.status}`;
+    } catch (e) {
+      return (e as Error).message;
+    }
   }
 
   async #healthy(): Promise<boolean> {
@@ -281,8 +310,27 @@ export async function stopBrokerByPid(pid: number, configPath: string): Promise<
   return waitGone(pid, 2_000);
 }
 
+/**
+ * The `cluster {}` block: routes authenticate with the organism's broker token, so a server
+ * that does not hold it cannot join the cluster (and so cannot read the organism's streams).
+ */
+function clusterBlock(host: string, cluster: ClusterConfig | undefined, token: string | null): string[] {
+  if (!cluster) return [];
+  const auth = token ? `cellular:${encodeURIComponent(token)}@` : '';
+  return [
+    `cluster {`,
+    `  name: ${JSON.stringify(cluster.name)}`,
+    `  listen: "${hostPort(host, cluster.port)}"`,
+    ...(token ? [`  authorization {`, `    user: "cellular"`, `    password: ${JSON.stringify(token)}`, `  }`] : []),
+    `  routes: [`,
+    ...cluster.routes.map((r) => `    ${JSON.stringify(`nats-route://${auth}${r}`)}`),
+    `  ]`,
+    `}`,
+  ];
+}
+
 /** `host:port`, with an IPv6 host in brackets. */
-function hostPort(host: string, port: number): string {
+export function hostPort(host: string, port: number): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 

@@ -1,13 +1,19 @@
 #!/usr/bin/env node
 /**
- * `cellular` — grow an organism, read its census, stop it. Every flag is documented in
+ * `cellular` — grow an organism, read its census, stop it, back it up and restore it. Every flag is documented in
  * README.md ("Commands"); `cellular help` prints the same summary.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { natsOptions } from './access.ts';
+import { backupOrganism, progressPrinter, readManifest, restoreOrganism } from './backup.ts';
+import { Namespace } from './namespace.ts';
 import { stopBrokerByPid } from './broker.ts';
+import { BROKER_TOKEN_FILE, loadOrCreateBrokerToken, parseCluster } from './cluster.ts';
+import { checkHostName, HOST_ENV } from './host.ts';
 import { censusSummary, censusTable, decisionLine } from './census-table.ts';
 import type { DecisionBody } from './vocabulary.ts';
 import { isCensusEntry, type CensusEntry } from './census.ts';
@@ -15,10 +21,11 @@ import { CellularError, isCellularError } from './errors.ts';
 import { defaultGenome, loadGenome, validateGenome, type Genome } from './genome.ts';
 import { fromHex } from './keys.ts';
 import { Observer } from './observer.ts';
+import { nginxCommand, nginxRenderOptions } from './nginx-door.ts';
 import { Organism } from './organism.ts';
 import { sweepCells } from './sweep.ts';
 import { waitGone } from './processes.ts';
-import { claimStateDir, ownerAlive, readRecord, removeRecord, requireRecord } from './record.ts';
+import { claimStateDir, ownerAlive, readRecord, removeRecord, requireRecord, type OrganismRecord } from './record.ts';
 import { loadRootKey, ROOT_PUB_FILE } from './root-key.ts';
 import { openReply } from './wire.ts';
 
@@ -26,9 +33,15 @@ export const HELP = `cellular — a messenger server that is a swarm of processe
 
 Usage:
   cellular grow   [--state-dir DIR] [--genome FILE] [--set PATH=VALUE]... [--nats URL[,URL...]]
-                  [--id ID] [--no-install] [--plain]
+                  [--id ID] [--no-install] [--plain] [--host NAME]
+                  [--cluster NAME --routes HOST:PORT[,HOST:PORT...] [--cluster-port PORT]]
   cellular census [--state-dir DIR] [--json] [--nats URL[,URL...]] [--id ID]
   cellular stop   [--state-dir DIR] [--nats URL[,URL...]] [--id ID]
+  cellular backup --out DIR [--state-dir DIR] [--nats URL[,URL...]] [--id ID]
+  cellular restore --from DIR [--force] [--state-dir DIR] [--nats URL[,URL...]] [--id ID]
+  cellular nginx  [--state-dir DIR | --nats URL[,URL...] --id ID] [--listen HOST:PORT] [--out FILE]
+                  [--watch] [--run | --nginx-pid FILE] [--server-name NAME] [--public-url URL]
+                  [--tls-cert FILE --tls-key FILE]
   cellular help | --help | --version
 
 Options:
@@ -38,11 +51,29 @@ Options:
   --nats URLS       join these NATS servers instead of starting a private nats-server
   --id ID           organism id (namespace org.<id>.); default: kept in the state dir
   --no-install      never install nats-server with apt-get, even as root on Debian
+  --host NAME       this host's name in the census (default: the machine's hostname)
+  --cluster NAME    start this host's nats-server as a member of NATS cluster NAME (with --routes);
+                    every host shares root.key, root.pub, broker.token and the --id (docs/deployment.md)
+  --routes LIST     the cluster members' route addresses host:port (this host's may be listed)
+  --cluster-port P  the route port this member listens on (on broker.host); default 6222
   --plain           log census changes and homeostasis decisions as lines instead of redrawing a table
   --json            census as a JSON array (like pm2 jlist)
+  --out DIR         backup: snapshot every stream and bucket into DIR (new or empty), with manifest.json
+  --out FILE        nginx: write the config here (default: stdout; with --watch/--run <state-dir>/nginx/nginx.conf)
+  --listen HOST:PORT  nginx: where the front door listens; default 127.0.0.1:8088 (loopback only)
+  --watch           nginx: keep the config current as receivers come and go (debounced 500 ms)
+  --run             nginx: also run Debian's nginx (prefix <state-dir>/nginx), reload it, stop it on exit
+  --nginx-pid FILE  nginx: reload (SIGHUP) the nginx master whose pid is in FILE after each write
+  --server-name NAME  nginx: server_name (comma-separated); other Host names get no answer
+  --public-url URL  nginx: the URL browsers use, answered on /receivers; default from the listen/name
+  --tls-cert FILE   nginx: TLS certificate chain (with --tls-key): listen ... ssl
+  --tls-key FILE    nginx: TLS private key
+  --from DIR        restore: the backup directory; the organism id defaults to the backup's with --nats
+  --force           restore: even while the organism is alive, deleting the streams the backup holds
 
 Environment:
   NATS_SERVER_BIN     path of the nats-server binary to use
+  NGINX_BIN           path of the nginx binary for cellular nginx (default /usr/sbin/nginx)
   CELLULAR_CELL_FLAGS V8 flags for cell processes (default --max-semi-space-size=1)
 
 The genome's fields, homeostasis and the protocol: README.md and docs/.
@@ -81,8 +112,23 @@ const OPTIONS = {
   nats: { type: 'string' },
   id: { type: 'string' },
   'no-install': { type: 'boolean', default: false },
+  host: { type: 'string' },
+  cluster: { type: 'string' },
+  routes: { type: 'string' },
+  'cluster-port': { type: 'string' },
   plain: { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
+  out: { type: 'string' },
+  from: { type: 'string' },
+  listen: { type: 'string' },
+  watch: { type: 'boolean', default: false },
+  run: { type: 'boolean', default: false },
+  'nginx-pid': { type: 'string' },
+  'server-name': { type: 'string' },
+  'public-url': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  force: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
   version: { type: 'boolean', default: false },
 } as const satisfies ParseArgsConfig['options'];
@@ -114,8 +160,13 @@ async function grow(flags: Flags): Promise<number> {
   const genome = loadGenome({ ...(flags.genome ? { file: flags.genome } : {}), sets: flags.set ?? [] });
   const stateDir = resolve(flags['state-dir'] ?? '.organism');
   const joined = servers(flags);
+  if (flags.host !== undefined) process.env[HOST_ENV] = checkHostName(flags.host); // inherited by every cell
+  if ((flags.routes !== undefined || flags['cluster-port'] !== undefined) && flags.cluster === undefined) throw new CellularError('CLI_ERR_USAGE', '--routes and --cluster-port need --cluster NAME');
+  if (flags.cluster !== undefined && joined) throw new CellularError('CLI_ERR_USAGE', '--cluster starts a broker of our own; --nats joins one: use one or the other');
+  const cluster = flags.cluster === undefined ? undefined : parseCluster(flags.cluster, flags.routes, flags['cluster-port']);
   const abort = new AbortController();
   const organism = new Organism({
+    ...(cluster ? { cluster } : {}),
     stateDir, genome, say, autoInstall: !flags['no-install'], signal: abort.signal,
     ...(flags.genome ? { genomeDir: dirname(resolve(flags.genome)) } : {}),
     ...(joined ? { servers: joined } : {}),
@@ -241,7 +292,9 @@ function target(flags: Flags): Target {
   } catch (cause) {
     throw new CellularError('TRUST_ERR_ROOT_KEY', `cannot read ${join(stateDir, ROOT_PUB_FILE)}: the census verifies every pulse against the organism's root key`, { cause });
   }
-  return { stateDir, id: flags.id ?? record!.id, servers: joined ?? record!.servers, token: joined ? null : (record?.token ?? null), genome, rootPub };
+  // Joining a cluster by --nats: its members' shared token, if this state dir holds it.
+  const shared = joined && existsSync(join(stateDir, BROKER_TOKEN_FILE)) ? loadOrCreateBrokerToken(stateDir) : null;
+  return { stateDir, id: flags.id ?? record!.id, servers: joined ?? record!.servers, token: joined ? shared : (record?.token ?? null), genome, rootPub };
 }
 
 /** The census as one process sees it: a living cell's view, refreshed by pulses heard here. */
@@ -312,6 +365,86 @@ async function stop(flags: Flags): Promise<number> {
   return 0;
 }
 
+/** Where backup and restore reach NATS: --nats (with --id, or the backup's id) or the state dir's record; no root key needed. */
+function reach(flags: Flags, backupOf?: string): { id: string; servers: string[]; token: string | null; record: OrganismRecord | undefined } {
+  const stateDir = resolve(flags['state-dir'] ?? '.organism');
+  const joined = servers(flags);
+  const record = readRecord(stateDir);
+  const id = flags.id ?? (joined ? backupOf : undefined) ?? requireRecord(stateDir).id;
+  // As target(): joining a cluster by --nats uses its members' shared token when this state dir holds it.
+  const shared = joined && existsSync(join(stateDir, BROKER_TOKEN_FILE)) ? loadOrCreateBrokerToken(stateDir) : null;
+  return { id, servers: joined ?? requireRecord(stateDir).servers, token: joined ? shared : (record?.token ?? null), record };
+}
+
+/** A short-lived connection for backup and restore: Ctrl-C aborts, every wait is bounded in organism/backup.ts. */
+async function withNats<T>(r: { servers: string[]; token: string | null }, name: string, run: (nc: NatsConnection, signal: AbortSignal) => Promise<T>): Promise<T> {
+  let nc: NatsConnection;
+  try {
+    nc = await connect({ ...natsOptions(r, name), maxReconnectAttempts: 3 });
+  } catch (cause) {
+    throw new CellularError('BROKER_ERR_CONNECT', `cannot reach NATS at ${r.servers.join(', ')}: ${(cause as Error).message}`, { cause });
+  }
+  const abort = new AbortController();
+  const onSignal = () => abort.abort(new CellularError('CELL_ERR_ABORTED', `${name} interrupted`));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await run(nc, abort.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await nc.close().catch(() => {});
+  }
+}
+
+async function backup(flags: Flags): Promise<number> {
+  if (!flags.out) throw new CellularError('CLI_ERR_USAGE', `backup needs --out DIR\n\n${HELP}`);
+  const r = reach(flags);
+  const out = resolve(flags.out);
+  const manifest = await withNats(r, 'cellular backup', (nc, signal) => backupOrganism(nc, r.id, out, { signal, progress: progressPrinter('backup', say) }));
+  say(`backup of organism ${r.id}: ${manifest.streams.length} streams and buckets in ${out}`);
+  return 0;
+}
+
+async function restore(flags: Flags): Promise<number> {
+  if (!flags.from) throw new CellularError('CLI_ERR_USAGE', `restore needs --from DIR\n\n${HELP}`);
+  const from = resolve(flags.from);
+  // Checked before anything is reached: a bad backup fails fast and touches nothing.
+  const manifest = readManifest(from);
+  const r = reach(flags, manifest.organism);
+  await withNats(r, 'cellular restore', async (nc, signal) => {
+    // Restoring under living cells would rewrite what they are reading and writing. Only this
+    // NATS counts: the same organism id may well live on another server (the one backed up).
+    const alive: string[] = [];
+    const sameServers = r.record?.id === r.id && r.servers.join() === r.record.servers.join();
+    if (sameServers && ownerAlive(r.record!)) alive.push(`its grow runs (pid ${r.record!.grow.pid})`);
+    const answered = await nc.request(new Namespace(r.id).census, new Uint8Array(0), { timeout: 750 }).then(() => true, () => false);
+    if (answered) alive.push('a cell answered its census');
+    if (alive.length > 0 && !flags.force) throw new CellularError('BACKUP_ERR_ALIVE', `organism ${r.id} is alive: ${alive.join('; ')}. Stop it first (cellular stop), or pass --force`);
+    if (alive.length > 0) say(`warning: organism ${r.id} is alive (${alive.join('; ')}); restoring anyway (--force)`);
+    await restoreOrganism(nc, r.id, from, { force: flags.force, signal, progress: progressPrinter('restore', say) });
+  });
+  say(`organism ${r.id} restored from ${from} (backup of ${manifest.created}): ${manifest.streams.length} streams and buckets`);
+  return 0;
+}
+
+/** `cellular nginx`: the front door's config from the census (organism/nginx-door.ts). */
+async function nginx(flags: Flags): Promise<number> {
+  const nf = { listen: flags.listen, out: flags.out, watch: flags.watch, run: flags.run, serverName: flags['server-name'], tlsCert: flags['tls-cert'], tlsKey: flags['tls-key'], nginxPid: flags['nginx-pid'], publicUrl: flags['public-url'] };
+  nginxRenderOptions(nf); // bad flags fail before the organism is reached
+  const t = target(flags);
+  const observer = await Observer.open({ servers: t.servers, token: t.token, organism: t.id, rootPub: t.rootPub, limits: t.genome.limits, voteDeadlineMs: t.genome.immune?.voteDeadlineMs ?? 3_000, name: 'cellular nginx' });
+  try {
+    return await nginxCommand({
+      flags: nf,
+      stateDir: t.stateDir, census: observer.census, say, gather: () => gatherCensus(observer, t.genome.limits),
+      receiverTissues: new Set(Object.entries(t.genome.tissues).filter(([, x]) => x.module === 'receiver').map(([name]) => name)),
+    });
+  } finally {
+    await observer.close();
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const { command, flags } = parse(argv);
   if (flags.version) {
@@ -330,6 +463,12 @@ export async function main(argv: string[]): Promise<number> {
       return census(flags);
     case 'stop':
       return stop(flags);
+    case 'backup':
+      return backup(flags);
+    case 'restore':
+      return restore(flags);
+    case 'nginx':
+      return nginx(flags);
     default:
       throw new CellularError('CLI_ERR_USAGE', `unknown command ${JSON.stringify(command)}\n\n${HELP}`);
   }

@@ -15,6 +15,9 @@ export const ErrorCodes = {
   BROKER_ERR_START: 'nats-server exited or did not answer in time',
   BROKER_ERR_NO_PORT: 'no free port could be found for nats-server',
   BROKER_ERR_CONNECT: 'the NATS server or cluster could not be reached',
+  BROKER_ERR_CLUSTER: 'the cluster flags are invalid, or the JetStream cluster elected no leader in time (too few servers up)',
+  HOST_ERR_NAME: 'a host name (grow --host, CELLULAR_HOST) is not 1-63 letters, digits, dashes or underscores',
+  PLACEMENT_ERR_REFUSED: 'a host asked to make a cell refused: it has no room (limits.cellsPerHost, limits.rssPerHostMb) or no cell there has budget',
   HORMONE_ERR_KIND: 'a hormone kind is not in the vocabulary',
   HORMONE_ERR_BODY: 'a hormone body does not fit its kind, or would not survive decoding unchanged',
   HORMONE_ERR_TOO_LARGE: 'an encoded hormone exceeds limits.hormoneMaxBytes',
@@ -58,6 +61,17 @@ export const ErrorCodes = {
   OPERATOR_ERR_UNAVAILABLE: 'no operator (the grow process, which holds the root key) answered a control',
   STATE_ERR_NO_ORGANISM: 'no organism record was found in the state dir (is grow running?)',
   STATE_ERR_LOCKED: 'another grow already runs with this state dir',
+  NGINX_ERR_INPUT: 'an input of the nginx front door config (receiver URL, listen address, server name, TLS path, public URL) is malformed or could inject nginx syntax',
+  NGINX_ERR_NOT_FOUND: 'the nginx binary was not found (Debian: apt-get install nginx, or set NGINX_BIN)',
+  NGINX_ERR_START: 'nginx refused the config (nginx -t) or exited or did not come up in time',
+  NGINX_ERR_RELOAD: 'nginx could not be reloaded (no pid, or the pid is not an nginx master)',
+  BACKUP_ERR_MANIFEST: "a backup's manifest.json is missing, not JSON, of another format version or organism, or a field is missing, of the wrong type or out of range",
+  BACKUP_ERR_CHECKSUM: 'a snapshot file of a backup is missing, or its size or sha256 differs from the manifest',
+  BACKUP_ERR_EXISTS: 'a stream or bucket the backup would restore already exists on the server (restore --force deletes it first)',
+  BACKUP_ERR_SNAPSHOT: 'the server refused or stalled a stream snapshot, or the organism has no streams there',
+  BACKUP_ERR_RESTORE: 'the server refused, stalled or failed a stream restore, or the stream came back behind the backup',
+  BACKUP_ERR_DIR: 'the backup directory cannot be created or written, or is not empty',
+  BACKUP_ERR_ALIVE: 'restore was refused because the organism is alive (its grow runs or a cell answered); stop it first, or pass --force',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -30,6 +30,12 @@ export interface TissueGene {
   idleMs: number;
   /** Half-life of the decayed stress mean. @default 2000 */
   halfLifeMs: number;
+  /**
+   * Fewest cells of this tissue on every live host (a host with a living cell of the
+   * organism), within `max`: a host that joins brings them, and a host short of them gets
+   * them placed there. @default 0 (receivers: 1, so every host has a front door)
+   */
+  perHost: number;
 }
 
 export interface Limits {
@@ -86,6 +92,11 @@ export interface BrokerGene {
   monitorPort: number;
   /** Largest message the private server accepts. @default 1048576 */
   maxPayload: number;
+  /**
+   * JetStream replicas of every stream and bucket: 1, 3, or 0 = 3 when the cluster can place
+   * three (at least three JetStream servers up), else 1. @default 0
+   */
+  replicas: 0 | 1 | 3;
 }
 
 /** The messenger: receivers' sockets and limits, accounts, sessions and message storage. */
@@ -104,6 +115,13 @@ export interface MessengerGene {
    * (a non-browser client) is allowed. @default ''
    */
   origins: string;
+  /**
+   * The one URL receivers give clients for failover (`welcome`, `receivers`, `moved`, GET
+   * /receivers) instead of their own: the front door in front of them (nginx,
+   * docs/deployment.md), when their own addresses are not reachable from browsers. Empty:
+   * their own URLs. @default ''
+   */
+  publicUrl: string;
   /** Largest client frame, bytes; a larger one is refused with PROTO_ERR_TOO_LARGE. @default 65536 */
   maxFrameBytes: number;
   /** Largest message body (ciphertext), bytes. @default 32768 */
@@ -237,6 +255,7 @@ export const TISSUE_DEFAULTS: Readonly<TissueGene> = Object.freeze({
   target: 0.6,
   idleMs: 30_000,
   halfLifeMs: 2_000,
+  perHost: 0,
 });
 
 export function defaultGenome(): Genome {
@@ -245,7 +264,7 @@ export function defaultGenome(): Genome {
     tissues: {
       stem: { ...TISSUE_DEFAULTS, module: 'stem', min: 2, max: 8 },
       echo: { ...TISSUE_DEFAULTS, module: 'echo', min: 1, max: 4 },
-      receiver: { ...TISSUE_DEFAULTS, module: 'receiver', min: 1, max: 4 },
+      receiver: { ...TISSUE_DEFAULTS, module: 'receiver', min: 1, max: 4, perHost: 1 },
       worker: { ...TISSUE_DEFAULTS, module: 'worker', min: 1, max: 4 },
       // A singleton: regrown when it dies, never divided.
       dashboard: { ...TISSUE_DEFAULTS, module: 'dashboard', min: 1, max: 1 },
@@ -271,13 +290,14 @@ export function defaultGenome(): Genome {
       deadRetentionMs: 10_000,
       brokerLossMs: 15_000,
     },
-    broker: { host: '127.0.0.1', port: 0, monitorPort: 0, maxPayload: 1_048_576 },
+    broker: { host: '127.0.0.1', port: 0, monitorPort: 0, maxPayload: 1_048_576, replicas: 0 },
     messenger: {
       host: '127.0.0.1',
       portMin: 8101,
       portMax: 8199,
       frontPort: 8080,
       origins: '',
+      publicUrl: '',
       maxFrameBytes: 65_536,
       maxBodyBytes: 32_768,
       framesPerSecond: 100,
@@ -363,6 +383,7 @@ const TISSUE_RULES: Record<keyof TissueGene, Rule> = {
   target: { kind: 'number', min: 0, max: 1 },
   idleMs: { kind: 'int', min: 0, max: 86_400_000 },
   halfLifeMs: { kind: 'int', min: 1, max: 3_600_000 },
+  perHost: { kind: 'int', min: 0, max: 10_000 },
 };
 
 const BROKER_RULES: Record<keyof BrokerGene, Rule> = {
@@ -370,6 +391,7 @@ const BROKER_RULES: Record<keyof BrokerGene, Rule> = {
   port: { kind: 'int', min: 0, max: 65_535 },
   monitorPort: { kind: 'int', min: 0, max: 65_535 },
   maxPayload: { kind: 'int', min: 1024, max: 67_108_864 },
+  replicas: { kind: 'int', min: 0, max: 3 },
 };
 
 const MESSENGER_RULES: Record<keyof MessengerGene, Rule> = {
@@ -378,6 +400,7 @@ const MESSENGER_RULES: Record<keyof MessengerGene, Rule> = {
   portMax: { kind: 'int', min: 1, max: 65_535 },
   frontPort: { kind: 'int', min: 0, max: 65_535 },
   origins: { kind: 'string', pattern: /^(https?:\/\/[^\s,/]+(,https?:\/\/[^\s,/]+)*)?$/, hint: 'a comma-separated list of origins such as https://chat.example.org, or empty', empty: true },
+  publicUrl: { kind: 'string', pattern: /^(https?:\/\/[^\s,/"'<>]+)?$/, hint: 'a base URL such as https://chat.example.org (scheme and host[:port], no path), or empty', empty: true },
   maxFrameBytes: { kind: 'int', min: 1024, max: 16_777_216 },
   maxBodyBytes: { kind: 'int', min: 64, max: 16_777_216 },
   framesPerSecond: { kind: 'int', min: 1, max: 1_000_000 },
@@ -516,6 +539,7 @@ export function validateGenome(value: unknown): Readonly<Genome> {
     throw invalid('limits.regrowBackoffMaxMs', `at least limits.regrowBackoffMs (${limits.regrowBackoffMs})`, limits.regrowBackoffMaxMs);
   }
   const broker = value.broker as unknown as BrokerGene;
+  if ((broker.replicas as number) === 2) throw invalid('broker.replicas', '0 (automatic), 1 or 3 (JetStream replicates to an odd number of servers)', 2);
   if (broker.port === 4222) throw invalid('broker.port', 'a port other than 4222 (the default NATS port is left to system servers)', 4222);
   if (broker.monitorPort === 4222) throw invalid('broker.monitorPort', 'a port other than 4222', 4222);
   if (broker.port !== 0 && broker.monitorPort === broker.port) throw invalid('broker.monitorPort', `a port other than broker.port (${broker.port})`, broker.monitorPort);
@@ -630,8 +654,23 @@ export function loadGenome(sources: GenomeSources = {}): Readonly<Genome> {
 }
 
 /** A stable hash of the genome (keys sorted), carried in every pulse. */
+/**
+ * Fields each host sets for itself (its own addresses and ports): hosts of one organism
+ * differ in them, so they are left out of the genome hash peers compare.
+ */
+export const HOST_LOCAL_FIELDS: ReadonlyArray<readonly [section: 'broker' | 'messenger' | 'dashboard', field: string]> = [
+  ['broker', 'host'], ['broker', 'port'], ['broker', 'monitorPort'], ['messenger', 'host'], ['dashboard', 'host'], ['dashboard', 'port'],
+];
+
 export function genomeHash(genome: Readonly<Genome>): string {
-  return createHash('sha256').update(canonicalJson(genome)).digest('hex').slice(0, 16);
+  const shared: Record<string, unknown> = { ...genome };
+  for (const [section, field] of HOST_LOCAL_FIELDS) {
+    const s = genome[section] as unknown as Record<string, unknown> | undefined;
+    if (s === undefined) continue;
+    const { [field]: _local, ...rest } = (shared[section] ?? s) as Record<string, unknown>;
+    shared[section] = rest;
+  }
+  return createHash('sha256').update(canonicalJson(shared)).digest('hex').slice(0, 16);
 }
 
 function canonicalJson(value: unknown): string {

@@ -74,6 +74,16 @@ export class Namespace {
     return `${this.prefix}.operator`;
   }
 
+  /** Operator requests for one host's grow (a kill of a cell there, relayed by another host's operator). */
+  operatorOn(host: string): string {
+    return `${this.prefix}.operator.${host}`;
+  }
+
+  /** Growth requests to one host: its grow (the host agent) makes a cell a homeostasis decision placed there. */
+  place(host: string): string {
+    return `${this.prefix}.place.${host}`;
+  }
+
   /** What the dashboard writes into the flight recorder besides hormones (census frames). */
   recorder(kind: string): string {
     return `${this.prefix}.recorder.${kind}`;

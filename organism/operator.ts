@@ -4,8 +4,8 @@
  * and does a control only when the request carries the dashboard token. Every control it
  * does or refuses is written to the flight recorder, so the dashboard's log shows it.
  */
-import { hostname } from 'node:os';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { hostName } from './host.ts';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { SpawnedCell } from '../cells/spawn.ts';
 import type { FaultKind } from '../cells/immune/faults.ts';
 import { LIVE_SCENARIOS, pause, type ChaosContext } from '../simulations/chaos/scenarios.ts';
@@ -50,6 +50,7 @@ export class Operator {
   readonly #loads = new Map<string, Promise<void>>();
   #chaos: string | undefined;
   #sub: Subscription | undefined;
+  #hostSub: Subscription | undefined;
 
   constructor(deps: OperatorDeps) {
     this.#d = deps;
@@ -57,19 +58,33 @@ export class Operator {
   }
 
   start(): void {
-    this.#sub = this.#d.nc.subscribe(this.#d.ns.operator, {
-      callback: (_e, msg) => {
-        void this.#handle(msg.data).then(
-          (message) => msg.respond(packReply({ message })),
-          (e: unknown) => msg.respond(packError(e, 'operator')),
-        );
-      },
-    });
+    const callback = (_e: unknown, msg: Msg) => {
+      void this.#handle(msg.data).then(
+        (message) => msg.respond(packReply({ message })),
+        (e: unknown) => msg.respond(packError(e, 'operator')),
+      );
+    };
+    // One grow per host runs an operator: a control goes to one of them (queue group), and
+    // a kill of a cell on another host is relayed to that host's own (only it can signal).
+    this.#sub = this.#d.nc.subscribe(this.#d.ns.operator, { queue: 'operator', callback });
+    this.#hostSub = this.#d.nc.subscribe(this.#d.ns.operatorOn(hostName()), { callback });
   }
 
   close(): void {
     this.#abort.abort();
     this.#sub?.unsubscribe();
+    this.#hostSub?.unsubscribe();
+  }
+
+  /** Hands a request to the operator of `host` (its grow) and gives back its answer. */
+  async #relay(host: string, data: Uint8Array): Promise<string> {
+    let reply;
+    try {
+      reply = await this.#d.nc.request(this.#d.ns.operatorOn(host), data, { timeout: 10_000 });
+    } catch (cause) {
+      throw new CellularError('DASHBOARD_ERR_CONTROL', `no grow on host ${host} answered (${(cause as Error).message})`, { cause });
+    }
+    return openReply<{ message: string }>(reply.data).message;
   }
 
   async #handle(data: Uint8Array): Promise<string> {
@@ -80,6 +95,10 @@ export class Operator {
     let control: Control | undefined;
     try {
       control = parseControl(request.control, this.#d.genome.dashboard);
+      if (control.action === 'kill') {
+        const cell = this.#cell(control.cell);
+        if (cell.host !== hostName()) return await this.#relay(cell.host, data); // recorded there
+      }
       const message = await this.#do(control);
       this.#record({ ts: Date.now(), by, control, ok: true, message });
       return message;
@@ -106,7 +125,7 @@ export class Operator {
 
   /** Signals a cell of this host, after checking its pid is still that cell. */
   #signal(cell: CensusEntry, signal: NodeJS.Signals): boolean {
-    return cell.host === hostname() && signalCell(cell.pid, cell.id, this.#d.ns.id, signal);
+    return cell.host === hostName() && signalCell(cell.pid, cell.id, this.#d.ns.id, signal);
   }
 
   async #do(c: Control): Promise<string> {
@@ -114,7 +133,7 @@ export class Operator {
     switch (c.action) {
       case 'kill': {
         const cell = this.#cell(c.cell);
-        if (cell.host !== hostname()) throw new CellularError('DASHBOARD_ERR_CONTROL', `${cell.id} lives on host ${cell.host}; this operator kills only on ${hostname()}`);
+        if (cell.host !== hostName()) throw new CellularError('DASHBOARD_ERR_CONTROL', `${cell.id} lives on host ${cell.host}; this operator kills only on ${hostName()}`);
         if (!this.#signal(cell, 'SIGKILL')) throw new CellularError('DASHBOARD_ERR_CONTROL', `pid ${cell.pid} is not ${cell.id} any more (it died meanwhile)`);
         return `killed ${cell.id} (pid ${cell.pid}) with SIGKILL`;
       }

@@ -3,8 +3,8 @@
  * key, the first cells of every tissue, and the propagated shutdown that leaves nothing
  * behind. The CLI is a thin shell around this class; tests and simulations use it too.
  */
+import { hostName } from './host.ts';
 import type { FaultKind } from '../cells/immune/faults.ts';
-import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureMessengerStores } from '../cells/messenger/stores.ts';
@@ -24,9 +24,19 @@ import { ROOT_ISSUER } from './lineage.ts';
 import type { KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Namespace } from './namespace.ts';
+import { pack } from './wire.ts';
 import { natsOptions, type NatsAccess } from './access.ts';
 import { loadOrCreateDashboardToken } from './dashboard-token.ts';
 import { Operator } from './operator.ts';
+import { HostAgent } from './host-agent.ts';
+import { chooseReplication, loadOrCreateBrokerToken, whileForming, type Replication } from './cluster.ts';
+import type { ClusterConfig } from './broker.ts';
+import type { ShutdownBody } from './vocabulary.ts';
+
+/** The homeostasis bucket key hosts race for: whoever creates it seeds the organism. */
+const SEED_KEY = 'seed';
+/** How long a grow waits for its JetStream cluster to form (members elect a leader, find their peers). */
+const CLUSTER_FORMING_MS = 60_000;
 
 export interface OrganismOptions {
   stateDir: string;
@@ -35,6 +45,8 @@ export interface OrganismOptions {
   genomeDir?: string;
   /** Join these NATS servers instead of starting a private broker. */
   servers?: string[];
+  /** Start the private broker as a member of this NATS cluster (grow --cluster). */
+  cluster?: ClusterConfig;
   id?: string;
   /** Install nats-server with apt-get when missing (root, Debian). @default true */
   autoInstall?: boolean;
@@ -69,6 +81,9 @@ export class Organism {
   #id: string | undefined;
   #release: (() => void) | undefined;
   #operator: Operator | undefined;
+  #agent: HostAgent | undefined;
+  /** How many replicas the streams and buckets got, and why (known after start()). */
+  replication: Replication | undefined;
   #dashboardToken: string | undefined;
 
   constructor(options: OrganismOptions) {
@@ -140,7 +155,13 @@ export class Organism {
       this.#say(`joining NATS at ${this.#servers.join(', ')} (no broker started)`);
     } else {
       const binary = ensureNatsServer({ autoInstall: this.#o.autoInstall ?? true, log: (l) => this.#say(l) });
-      this.#broker = new Broker({ gene: this.genome.broker, dir: join(this.stateDir, 'broker'), name: `cellular-${this.id}`, binary, log: (l) => this.#say(l), ...(signal ? { signal } : {}) });
+      const cluster = this.#o.cluster;
+      this.#broker = new Broker({
+        gene: this.genome.broker, dir: join(this.stateDir, 'broker'), name: `cellular-${this.id}-${hostName()}`, binary, log: (l) => this.#say(l),
+        // Members share one token: cells fail over to any member, and routes present it too.
+        ...(cluster ? { cluster, token: loadOrCreateBrokerToken(this.stateDir) } : {}),
+        ...(signal ? { signal } : {}),
+      });
       await this.#broker.start();
       this.#servers = [this.#broker.url];
       this.#token = this.#broker.token;
@@ -153,8 +174,20 @@ export class Organism {
       }
       // Stores first: the observer's certificate book binds to the lineage bucket.
       const d = this.genome.dashboard;
-      const { lineage, homeostasis } = await ensureStores(this.#nc, new Namespace(this.id), { recorderMaxAgeMs: d.recorderMaxAgeMs, recorderMaxBytes: d.recorderMaxBytes });
-      await ensureMessengerStores(this.#nc, new Namespace(this.id), this.genome.messenger);
+      const ns = new Namespace(this.id);
+      const nc = this.#nc;
+      // Only a cluster forms: a lone server's errors are final at once.
+      const forming = nc.info?.cluster ? CLUSTER_FORMING_MS : 0;
+      const replication = await whileForming(() => chooseReplication(nc, ns, this.genome.broker.replicas), forming, (l) => this.#say(l));
+      this.replication = replication;
+      this.#say(`JetStream: R${replication.replicas} streams and buckets (${replication.why})`);
+      const replicas = replication.replicas;
+      // Hosts started together create the same streams at once: a lost race is retried (it is idempotent).
+      const { lineage, homeostasis } = await whileForming(async () => {
+        const stores = await ensureStores(nc, ns, { replicas, recorderMaxAgeMs: d.recorderMaxAgeMs, recorderMaxBytes: d.recorderMaxBytes });
+        await ensureMessengerStores(nc, ns, this.genome.messenger, replicas);
+        return stores;
+      }, forming, (l) => this.#say(l));
       this.#lineage = lineage;
       this.#homeostasis = homeostasis;
       this.#observer = await Observer.open({
@@ -171,19 +204,33 @@ export class Organism {
         ...(this.#broker ? { crashBroker: () => this.crashBroker(), restartBroker: () => this.restartBroker() } : {}),
       });
       this.#operator.start();
-      // The operator's `stop` (a root-signed shutdown) ends this grow too, even mid-growth.
+      this.#agent = new HostAgent({
+        nc: this.#nc, ns, host: hostName(), homeostasis, limits: this.genome.limits, census: () => this.#observer?.census.list() ?? [],
+        spawn: (tissue, id) => this.spawn(tissue, id), say: (line) => this.#say(line),
+      });
+      this.#agent.start();
+      // The operator's `stop` (a root-signed shutdown) ends this grow too, even mid-growth;
+      // another host leaving (a shutdown naming its host) does not.
       this.#observer.bus.on((h) => {
-        if (h.kind === 'shutdown' && h.from === ROOT_ISSUER && (this.#state.state === 'alive' || this.#state.state === 'growing')) {
+        const to = h.kind === 'shutdown' ? (h.body as ShutdownBody).host : undefined;
+        if (h.kind === 'shutdown' && h.from === ROOT_ISSUER && (to === undefined || to === hostName()) && (this.#state.state === 'alive' || this.#state.state === 'growing')) {
           void this.stop('shutdown hormone', { announce: false });
         }
       });
+      // A host joining a living organism (another host's grow seeded it) brings only its
+      // share (tissues.<t>.perHost); homeostasis places the rest where there is room.
+      if ((this.#o.cluster || this.#o.servers) && !(await this.#claimSeed(homeostasis))) {
+        await this.#joinHost(homeostasis);
+        if ((this.#state as OrganismState).state === 'growing') this.#state = { state: 'alive', since: Date.now() };
+        return;
+      }
       // The first population is grow's decision: recorded as pending before any cell can
       // look, so the newborns' homeostasis does not regrow what is already on its way.
       // Records left by an earlier run of this state dir are replaced (no cell of it lives).
       const seeds = Object.entries(this.genome.tissues).map(([tissue, gene]) => ({ tissue, ids: Array.from({ length: gene.min }, () => newCellId(tissue)) }));
       const due = Date.now() + this.genome.limits.joinTimeoutMs + seeds.reduce((n, s) => n + s.ids.length, 0) * 200;
       for (const { tissue, ids } of seeds) {
-        const record = { ...emptyTissueRecord(tissue), epoch: 1, at: Date.now(), by: ROOT_ISSUER, action: 'seed' as const, pending: ids.map((id) => ({ id, host: hostname(), due, how: 'seed' as const })) };
+        const record = { ...emptyTissueRecord(tissue), epoch: 1, at: Date.now(), by: ROOT_ISSUER, action: 'seed' as const, pending: ids.map((id) => ({ id, host: hostName(), due, how: 'seed' as const })) };
         await homeostasis.put(tissueKey(tissue), packRecord(record));
       }
       for (const { tissue, ids } of seeds) {
@@ -197,6 +244,77 @@ export class Organism {
     } catch (e) {
       await this.stop(`start failed: ${(e as Error).message}`);
       throw e;
+    }
+  }
+
+  /**
+   * Whether this grow seeds the organism. Hosts started together race for one KV key
+   * (compare-and-set: one wins). A loser joins once the winner's cells pulse; a key left by
+   * an organism whose cells are all gone (a restart) is taken over, again by compare-and-set.
+   */
+  async #claimSeed(kv: KV): Promise<boolean> {
+    const mine = pack({ host: hostName(), pid: process.pid, at: Date.now() });
+    try {
+      await kv.create(SEED_KEY, mine);
+      return true;
+    } catch (e) {
+      if (!/wrong last sequence|key exists/i.test((e as Error).message)) throw e;
+    }
+    const limits = this.genome.limits;
+    // The winner may be spawning its first cells right now: give them time to be born and pulse.
+    if (await this.#someoneAlive(limits.joinTimeoutMs + limits.pulseIntervalMs * (limits.suspectAfterPulses + 1))) return false;
+    const entry = await kv.get(SEED_KEY);
+    try {
+      await kv.update(SEED_KEY, mine, entry?.revision ?? 0);
+      this.#say(`organism ${this.id} has no living cell: host ${hostName()} seeds it again`);
+      return true;
+    } catch {
+      // Another host took it over first: join what it grows.
+      if (await this.#someoneAlive(limits.joinTimeoutMs * 2)) return false;
+      throw new CellularError('CELL_ERR_SPAWN', `another host claimed the seeding of organism ${this.id} but no cell of it pulsed within ${limits.joinTimeoutMs * 2} ms`);
+    }
+  }
+
+  /** Waits up to `ms` for a living cell of the organism on any host. */
+  async #someoneAlive(ms: number): Promise<boolean> {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      const living = this.observer.census.living().filter((c) => c.state === 'alive');
+      if (living.length > 0) {
+        this.#say(`organism ${this.id} is alive (${living.length} cells on ${[...new Set(living.map((c) => c.host))].join(', ')}): host ${hostName()} joins it`);
+        return true;
+      }
+      await sleep(50);
+    }
+    return false;
+  }
+
+  /** Makes this host's share of every tissue (perHost), each recorded as pending first (compare-and-set). */
+  async #joinHost(kv: KV): Promise<void> {
+    const host = hostName();
+    for (const [tissue, gene] of Object.entries(this.genome.tissues)) {
+      const here = this.observer.census.living().filter((c) => c.tissue === tissue && c.host === host).length;
+      for (let k = here; k < gene.perHost; k++) {
+        const id = newCellId(tissue);
+        let recorded = false;
+        for (let attempt = 0; attempt < 8 && !recorded; attempt++) {
+          const { record, revision } = await readTissueRecord(kv, tissue);
+          const next = { ...record, epoch: record.epoch + 1, at: Date.now(), by: ROOT_ISSUER, action: 'seed' as const, pending: [...record.pending, { id, host, due: Date.now() + this.genome.limits.joinTimeoutMs, how: 'seed' as const }] };
+          try {
+            await (revision === 0 ? kv.create(tissueKey(tissue), packRecord(next)) : kv.update(tissueKey(tissue), packRecord(next), revision));
+            recorded = true;
+          } catch {
+            await sleep(5 + Math.random() * 20); // a cell wrote meanwhile: read again
+          }
+        }
+        if (!recorded) throw new CellularError('CELL_ERR_SPAWN', `could not record ${id} in the ${tissue} record (no KV quorum?)`);
+        try {
+          await this.spawn(tissue, id);
+          this.#say(`joined with ${id} (tissues.${tissue}.perHost ${gene.perHost})`);
+        } catch (e) {
+          this.#say(`no ${tissue} cell here: ${(e as Error).message}`);
+        }
+      }
     }
   }
 
@@ -233,7 +351,7 @@ export class Organism {
     if (!gene) throw new CellularError('CELL_ERR_SPAWN', `no tissue ${JSON.stringify(tissue)} in the genome`);
     // Population: on this host the process table is the truth (a cell killed a moment ago
     // is not a member, one that has not pulsed yet is); elsewhere, the census.
-    const host = hostname();
+    const host = hostName();
     const members = new Map<string, { tissue: string; host: string }>();
     for (const c of this.#observer?.census.living() ?? []) if (c.host !== host) members.set(c.id, c);
     for (const c of localCells(this.id)) {
@@ -334,26 +452,32 @@ export class Organism {
   async #stop(reason: string, announce: boolean): Promise<OrganismState> {
     this.#state = { state: 'shutting-down', reason };
     this.#operator?.close();
+    this.#agent?.close();
     const observer = this.#observer;
     let stragglers = 0;
+    // Other hosts still hold cells: this host leaves the organism, which lives on there.
+    const host = hostName();
+    const hostOnly = announce && (observer?.census.living().some((c) => c.host !== host && c.state !== 'dead') ?? false);
     if (observer) {
       if (announce) {
         try {
-          observer.bus.publish('shutdown', { reason });
+          observer.bus.publish('shutdown', { reason, ...(hostOnly ? { host } : {}) });
           await observer.nc.flush();
         } catch {
           // The broker may be gone already; the pid sweep below still ends every cell.
         }
       }
-      this.#say(`shutdown: ${reason}; waiting for cells to drain…`);
+      this.#say(hostOnly ? `host ${host} leaves the organism (${reason}): its cells drain; the other hosts carry on` : `shutdown: ${reason}; waiting for cells to drain…`);
     }
     if (this.#id !== undefined) {
       const swept = await sweepCells({
         organism: this.#id, timeoutMs: this.genome.limits.shutdownTimeoutMs, intervalMs: this.genome.limits.pulseIntervalMs,
-        reason, say: (l) => this.#say(l), ...(observer ? { observer } : {}),
+        reason, hostOnly, say: (l) => this.#say(l), ...(observer ? { observer } : {}),
       });
       stragglers = swept.killed;
     }
+    // The whole organism is gone: the next grow seeds at once instead of waiting for cells.
+    if (!hostOnly) await this.#homeostasis?.delete(SEED_KEY).catch(() => {});
     await observer?.close();
     this.#observer = undefined;
     await this.#nc?.close().catch(() => {});

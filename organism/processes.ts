@@ -3,8 +3,19 @@
  * is the process we started (a pid can be reused by the kernel once its owner exits).
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { hostName } from './host.ts';
+
+/** True if `path` is a file this process may execute (a binary found by name: nats-server, nginx). */
+export function isExecutableFile(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** The command line of `pid` as one space-joined string, or undefined if it is gone. */
 export function commandLineOf(pid: number): string | undefined {
@@ -86,17 +97,20 @@ export function isStopped(pid: number): boolean {
   }
 }
 
-/** Parses a cell's command-line markers (`--cell <id> --organism <id>`), exactly. */
-export function cellMarkersOf(cmdline: string): { cell: string; organism: string } | undefined {
-  const m = / --cell (\S+) --organism (\S+)$/.exec(cmdline);
-  return m ? { cell: m[1]!, organism: m[2]! } : undefined;
+/** Parses a cell's command-line markers (`[--host <h>] --cell <id> --organism <id>`), exactly. */
+export function cellMarkersOf(cmdline: string): { cell: string; organism: string; host: string | null } | undefined {
+  const m = /(?: --host (\S+))? --cell (\S+) --organism (\S+)$/.exec(cmdline);
+  return m ? { cell: m[2]!, organism: m[3]!, host: m[1] ?? null } : undefined;
 }
 
-/** The cell processes of `organism` on this host, found by their command-line markers. */
-export function localCells(organism: string): { pid: number; cell: string }[] {
+/**
+ * The cell processes of `organism` on `host` (default this process's host), found by their
+ * command-line markers. Test hosts share one process table, so the host is checked too.
+ */
+export function localCells(organism: string, host: string = hostName()): { pid: number; cell: string }[] {
   return processesWith(` --organism ${organism}`).flatMap(({ pid, cmdline }) => {
     const m = cellMarkersOf(cmdline);
-    return m && m.organism === organism ? [{ pid, cell: m.cell }] : [];
+    return m && m.organism === organism && (m.host ?? hostName()) === host ? [{ pid, cell: m.cell }] : [];
   });
 }
 

@@ -11,6 +11,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Namespace } from './namespace.ts';
 import { CellularError } from './errors.ts';
 import { HOMEOSTASIS_BUCKET } from './homeostasis-record.ts';
+import { tuneStream } from './cluster.ts';
 
 export const LINEAGE_BUCKET = 'lineage';
 /** The flight recorder stream (docs/dashboard.md). */
@@ -54,14 +55,19 @@ async function setUp(nc: NatsConnection, ns: Namespace, options: StoreOptions): 
   // The stream that held births and deaths before the flight recorder took its subjects.
   await jsm.streams.delete(ns.stream('events')).catch(() => false);
   try {
-    await jsm.streams.info(recorder.name);
-    await jsm.streams.update(recorder.name, recorder);
+    const info = await jsm.streams.info(recorder.name);
+    // Never fewer replicas than it has (a member down at this grow is not a smaller cluster).
+    await jsm.streams.update(recorder.name, { ...recorder, num_replicas: Math.max(replicas, info.config.num_replicas) });
   } catch {
     await jsm.streams.add(recorder);
   }
-  const lineage = await new Kvm(nc).create(ns.bucket(LINEAGE_BUCKET), { history: 1, replicas, max_bytes: 64 * 1024 * 1024, storage: StorageType.File });
+  // Replicated: reads from the leader only (allow_direct off; see cluster.ts tuneStream).
+  const direct = replicas === 1;
+  const lineage = await new Kvm(nc).create(ns.bucket(LINEAGE_BUCKET), { history: 1, replicas, max_bytes: 64 * 1024 * 1024, storage: StorageType.File, allow_direct: direct });
   // Compare-and-set needs no history; a short one shows the last decisions when debugging.
-  const homeostasis = await new Kvm(nc).create(ns.bucket(HOMEOSTASIS_BUCKET), { history: 5, replicas, max_bytes: 16 * 1024 * 1024, storage: StorageType.File });
+  const homeostasis = await new Kvm(nc).create(ns.bucket(HOMEOSTASIS_BUCKET), { history: 5, replicas, max_bytes: 16 * 1024 * 1024, storage: StorageType.File, allow_direct: direct });
+  // Buckets made by an earlier grow (a smaller cluster, older settings) keep theirs on create(): tune them.
+  for (const bucket of [LINEAGE_BUCKET, HOMEOSTASIS_BUCKET]) await tuneStream(jsm, `KV_${ns.bucket(bucket)}`, replicas, !direct);
   return { lineage, homeostasis };
 }
 

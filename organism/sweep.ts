@@ -8,9 +8,9 @@
  * still alive past 60% of the timeout get SIGTERM (they drain on it), and past the timeout
  * SIGKILL. Every signal goes to a pid only after checking it is still that cell.
  */
-import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Observer } from './observer.ts';
+import { hostName } from './host.ts';
 import { localCells, signalCell, waitGone } from './processes.ts';
 
 export interface SweepOptions {
@@ -21,6 +21,8 @@ export interface SweepOptions {
   /** Re-announces `shutdown` through this observer (it must hold the root key). */
   observer?: Observer;
   reason?: string;
+  /** The shutdown is this host's alone (its grow leaves the organism): other hosts' cells are not waited for. */
+  hostOnly?: boolean;
   say?: (line: string) => void;
 }
 
@@ -39,15 +41,15 @@ export async function sweepCells(o: SweepOptions): Promise<SweepResult> {
   let nextAnnounce = start + o.intervalMs;
   const terminated = new Set<number>();
   // Cells on other hosts cannot be signalled from here: wait for their deaths in the census.
-  const host = hostname();
-  const remote = () => o.observer?.census.living().filter((e) => e.host !== host).length ?? 0;
+  const host = hostName();
+  const remote = () => (o.hostOnly ? 0 : (o.observer?.census.living().filter((e) => e.host !== host).length ?? 0));
   let left = localCells(o.organism);
   while ((left.length > 0 || remote() > 0) && Date.now() < end) {
     const now = Date.now();
     if (o.observer && o.reason !== undefined && now >= nextAnnounce) {
       nextAnnounce = now + o.intervalMs;
       try {
-        o.observer.bus.publish('shutdown', { reason: o.reason });
+        o.observer.bus.publish('shutdown', { reason: o.reason, ...(o.hostOnly ? { host } : {}) });
       } catch {
         // No broker any more: the signals below still end every local cell.
       }

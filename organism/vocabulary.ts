@@ -89,6 +89,8 @@ export interface DeathBody {
 
 export interface ShutdownBody {
   reason: string;
+  /** Only the cells of this host shut down (its grow is leaving a multi-host organism); absent: all. */
+  host?: string;
 }
 
 /** What homeostasis decided. `divide` spawns, `differentiate` recruits a stem cell, `die` is apoptosis. */
@@ -205,7 +207,7 @@ const CHECKS: Partial<Record<HormoneKind, Check>> = {
     nonNegInt(b.n),
   birth: (b) => nonNegInt(b.pid) && isObj(b.cert) && (b.url === null || str(b.url, 512)),
   death: (b) => nonNegInt(b.pid) && typeof b.cause === 'string' && DEATH_CAUSES.has(b.cause) && str(b.detail, 1024),
-  shutdown: (b) => str(b.reason, 1024),
+  shutdown: (b) => str(b.reason, 1024) && (b.host === undefined || str(b.host, 63)),
   decision: (b) =>
     str(b.tissue, 32) &&
     typeof b.action === 'string' && (DECISION_ACTIONS as readonly string[]).includes(b.action) &&

@@ -7,8 +7,8 @@
  * peer), the page's frame rate, feed ticks and long tasks, and whether the page showed
  * every cell.
  */
+import { hostName } from '../organism/host.ts';
 import { mkdirSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CellularError, throwIfAborted } from '../organism/errors.ts';
 import { loadGenome } from '../organism/genome.ts';
@@ -89,7 +89,7 @@ export async function runDashboardBench(o: DashboardBenchOptions): Promise<Dashb
       o.progress(`${label}: the page shows them after ${Date.now() - t0} ms; settling 5 s`);
       await new Promise((r) => setTimeout(r, 5_000));
       const d = dash();
-      const peer = census.living().find((c) => c.tissue === 'echo' && c.state === 'alive' && c.host === hostname())!;
+      const peer = census.living().find((c) => c.tissue === 'echo' && c.state === 'alive' && c.host === hostName())!;
       const cpu0 = { dash: readCpuMicros(d.pid), peer: readCpuMicros(peer.pid), at: performance.now() };
       const p0 = await pageStats();
       const sent0 = await sentBytes(organism, d.id);

@@ -37,6 +37,12 @@ export interface ImmuneDeps {
    * watching it counts a runaway parent's children before they are even born.
    */
   lineage?: Promise<KV | undefined>;
+  /**
+   * Records a guilty tally where only a quorum can write (the homeostasis bucket): true once
+   * it is recorded, by this cell or another; false if it cannot be (a minority partition).
+   * Without it (tests) a tally is acted on at once.
+   */
+  commitVerdict?: (accusation: string, accused: string) => Promise<boolean>;
   log: Logger;
   now?: () => number;
 }
@@ -48,6 +54,8 @@ export interface ImmuneStats {
   toxins: number;
   quarantined: number;
   forgeries: number;
+  /** Guilty tallies that could not be recorded (no KV quorum): not acted on. */
+  withheld: number;
 }
 
 interface Claim {
@@ -97,7 +105,7 @@ export class Immune {
   #seq = 0;
   /** This cell's own code hash, once read (cells/code-hash.ts). */
   #code: string | undefined;
-  readonly stats: ImmuneStats = { accusations: 0, votes: { guilty: 0, innocent: 0 }, verdicts: { guilty: 0, acquitted: 0 }, toxins: 0, quarantined: 0, forgeries: 0 };
+  readonly stats: ImmuneStats = { accusations: 0, votes: { guilty: 0, innocent: 0 }, verdicts: { guilty: 0, acquitted: 0 }, toxins: 0, quarantined: 0, forgeries: 0, withheld: 0 };
 
   constructor(deps: ImmuneDeps) {
     this.#d = deps;
@@ -114,7 +122,20 @@ export class Immune {
     this.#check = setInterval(() => void this.#checkMetabolism(), this.#d.gene.checkIntervalMs);
     this.#check.unref();
     void codeHash().then((h) => (this.#code = h), (e: unknown) => this.#d.log.warn({ err: (e as Error).message }, 'code hash unreadable: code not compared'));
-    if (this.#d.lineage) void this.#watchLineage(this.#d.lineage).catch((e: unknown) => this.#d.log.warn({ err: (e as Error).message }, 'lineage watch ended'));
+    if (this.#d.lineage) void this.#keepWatchingLineage(this.#d.lineage);
+  }
+
+  /** The lineage watch, made again whenever it fails or ends (a cluster member lost, no leader for a moment). */
+  async #keepWatchingLineage(lineage: Promise<KV | undefined>): Promise<void> {
+    for (let pause = 500; !this.#stopped; pause = Math.min(pause * 2, 5_000)) {
+      try {
+        await this.#watchLineage(lineage);
+        if ((await lineage) === undefined) return;
+      } catch (e) {
+        if (!this.#stopped) this.#d.log.warn({ err: (e as Error).message }, 'lineage watch failed: watching again');
+      }
+      await new Promise((r) => setTimeout(r, pause));
+    }
   }
 
   /** Every certificate made from now on: a verified child counts against its parent's budget. */
@@ -284,6 +305,24 @@ export class Immune {
 
   #closed(id: string): void {
     const t = this.#trials.get(id)!;
+    const commit = this.#d.commitVerdict;
+    if (t.trial.standing !== 'guilty' || !commit) return this.#settle(id);
+    // A side of a partition may hold 2/3 of what it can see: the verdict stands only once a
+    // quorum of the whole organism's store has it (a minority cannot write there).
+    void commit(id, t.trial.accusation.accused).then(
+      (recorded) => {
+        if (recorded) return this.#settle(id);
+        this.stats.withheld++;
+        this.#d.log.warn({ accused: t.trial.accusation.accused, votes: t.trial.guilty, jury: t.trial.jurors.size }, 'guilty by this tally, but the verdict cannot be recorded (no KV quorum: a minority side?): withheld');
+      },
+      (e: unknown) => this.#d.log.warn({ err: (e as Error).message }, 'verdict commit failed'),
+    );
+  }
+
+  /** Acts on a closed trial: kill the condemned, or hold a baseless accusation against its maker; the accuser publishes the verdict. */
+  #settle(id: string): void {
+    const t = this.#trials.get(id);
+    if (!t || this.#stopped) return;
     const a = t.trial.accusation;
     const guilty = t.trial.standing === 'guilty';
     const condemned = !guilty ? [] : a.lineage ? [...lineageOf(a.accused, this.#census())] : [a.accused];

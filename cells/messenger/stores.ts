@@ -9,6 +9,7 @@
 import { jetstreamManager, DiscardPolicy, RetentionPolicy, StorageType, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { tuneStream } from '../../organism/cluster.ts';
 import { CellularError } from '../../organism/errors.ts';
 import type { MessengerGene } from '../../organism/genome.ts';
 import type { Namespace } from '../../organism/namespace.ts';
@@ -61,14 +62,17 @@ export async function ensureMessengerStores(nc: NatsConnection, ns: Namespace, g
     const jsm = await jetstreamManager(nc);
     const stream = messagesStreamConfig(ns, gene, replicas);
     try {
-      await jsm.streams.info(stream.name);
-      await jsm.streams.update(stream.name, stream);
+      const info = await jsm.streams.info(stream.name);
+      // Never fewer replicas than it has (a member down at this grow is not a smaller cluster).
+      await jsm.streams.update(stream.name, { ...stream, num_replicas: Math.max(replicas, info.config.num_replicas) });
     } catch {
       await jsm.streams.add(stream);
     }
     const kvm = new Kvm(nc);
-    const file = { replicas, storage: StorageType.File } as const;
-    return {
+    // Replicated, reads go to the leader only: a replica just back from a partition must not answer
+    // "no such session" for one made a moment ago (organism/cluster.ts tuneStream).
+    const file = { replicas, storage: StorageType.File, allow_direct: replicas === 1 } as const;
+    const stores = {
       accounts: await kvm.create(ns.bucket(ACCOUNTS_BUCKET), { ...file, history: 1 }),
       directory: await kvm.create(ns.bucket(DIRECTORY_BUCKET), { ...file, history: 1 }),
       sessions: await kvm.create(ns.bucket(SESSIONS_BUCKET), { ...file, history: 1, ttl: gene.sessionTtlMs }),
@@ -79,6 +83,10 @@ export async function ensureMessengerStores(nc: NatsConnection, ns: Namespace, g
       presence: await kvm.create(ns.bucket(PRESENCE_BUCKET), { replicas, storage: StorageType.Memory, history: 1 }),
       messages: stream.name,
     };
+    // Buckets made by an earlier grow (a smaller cluster, older settings) keep theirs on create(): tune them.
+    for (const b of [ACCOUNTS_BUCKET, DIRECTORY_BUCKET, SESSIONS_BUCKET, RATE_BUCKET, CURSORS_BUCKET, CONTACTS_BUCKET]) await tuneStream(jsm, `KV_${ns.bucket(b)}`, replicas, replicas > 1);
+    await tuneStream(jsm, `KV_${ns.bucket(PRESENCE_BUCKET)}`, replicas, false); // soft state: any replica will do
+    return stores;
   } catch (cause) {
     throw new CellularError('STORE_ERR_SETUP', `cannot create the messenger's streams and buckets: ${(cause as Error).message}`, { cause });
   }

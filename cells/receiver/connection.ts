@@ -382,6 +382,10 @@ export class Connection {
         this.#d.log.warn({ err: (e as Error).message, user }, 'delivery failed');
         this.close(CLOSE.MOVED, 'delivery failed: reconnect');
       },
+      onStall: (why) => {
+        this.#d.log.info({ why, user }, 'delivery consumer stalled: restarting it');
+        this.restartDelivery();
+      },
     });
     this.#delivery = delivery;
     this.#events = this.#d.nc.subscribe(this.#d.ns.userEvents(user), {

@@ -71,6 +71,11 @@ async function moveCursor(kv: KV, user: string, seq: number, known?: { seq: numb
   throw new CellularError('MESSAGE_ERR_STORE', `could not move the cursor of ${user} to ${seq}`);
 }
 
+/** Pull expiry of a delivery's consumer; idle heartbeats come at half of it. */
+const PULL_EXPIRES_MS = 5_000;
+/** Consumer notifications after which a delivery starts again on a new consumer. */
+const STALLED: ReadonlySet<string> = new Set(['heartbeats_missed', 'consumer_not_found', 'consumer_deleted', 'stream_not_found', 'no_responders']);
+
 export interface DeliveryOptions {
   js: JetStreamClient;
   stream: string;
@@ -84,6 +89,11 @@ export interface DeliveryOptions {
   writable(): Promise<boolean>;
   push(d: Delivered): void;
   onError(e: unknown): void;
+  /**
+   * The consumer went quiet (heartbeats missed) or away (its server lost it: a partition, a
+   * member restarted, leadership moved) while this connection to NATS stayed up: restart().
+   */
+  onStall?(why: string): void;
 }
 
 export class Delivery {
@@ -128,11 +138,21 @@ export class Delivery {
       ...(seq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq + 1 } : { deliver_policy: DeliverPolicy.All }),
     });
     if (this.#closed || generation !== this.#generation) return;
-    const messages = await consumer.consume({ max_messages: Math.max(16, this.#o.window) });
+    // Short pulls (heartbeats every 2.5 s): a consumer lost in a cluster is noticed in ~5 s, not 30.
+    const messages = await consumer.consume({ max_messages: Math.max(16, this.#o.window), expires: PULL_EXPIRES_MS });
     // Closed (or restarted) while it opened.
     if (this.#closed || generation !== this.#generation) return void messages.close().catch(() => undefined);
     this.#messages = messages;
     void this.#pump(messages, generation);
+    void (async () => {
+      for await (const s of messages.status()) {
+        if (this.#closed || generation !== this.#generation) break;
+        if (STALLED.has(s.type)) {
+          this.#o.onStall?.(s.type);
+          break;
+        }
+      }
+    })().catch(() => undefined);
   }
 
   /**

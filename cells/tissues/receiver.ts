@@ -24,6 +24,8 @@ const EXISTS_CACHE_MAX = 100_000;
 let gateway: Gateway | undefined;
 
 function liveReceivers(ctx: TissueContext): string[] {
+  // Behind a front door the receivers' own addresses are not the browsers' to use.
+  if (ctx.genome.messenger.publicUrl !== '') return [ctx.genome.messenger.publicUrl];
   return ctx.census.living().filter((c) => c.tissue === ctx.cell.tissue && c.state === 'alive' && c.url !== null).map((c) => c.url!).sort();
 }
 

@@ -48,6 +48,11 @@ export interface ChatterOptions {
   random: () => number;
   /** Stops reading its socket (a slow reader): delivery must wait for it, then cut it off; nothing may be lost. */
   slow?: boolean;
+  /**
+   * A request unanswered this long gives the socket up (as the browser client does after
+   * SILENT_MS): a receiver cut off by a partition never closes its socket. @default 10000
+   */
+  requestTimeoutMs?: number;
   onEvent?(line: string): void;
 }
 
@@ -155,7 +160,16 @@ export class Chatter {
         await sleep(pause / 2 + this.#o.random() * pause);
         try {
           await this.#open();
-          const w = (await this.request({ t: 'hello', session: this.#token! })) as Extract<ServerFrame, { t: 'welcome' }>;
+          let w: Extract<ServerFrame, { t: 'welcome' }>;
+          try {
+            w = (await this.request({ t: 'hello', session: this.#token! })) as Extract<ServerFrame, { t: 'welcome' }>;
+          } catch (e) {
+            // The session is gone (expired, or a store that lost it): log in again, as a user would.
+            if ((e as ChatError).code !== 'AUTH_ERR_SESSION') throw e;
+            this.#count('AUTH_ERR_SESSION');
+            await this.#login();
+            w = (await this.request({ t: 'hello', session: this.#token! })) as Extract<ServerFrame, { t: 'welcome' }>;
+          }
           if (w.user !== this.user) await this.#login();
           this.reconnects++;
           this.#o.onEvent?.(`${this.user} moved to ${w.cell}`);
@@ -220,10 +234,14 @@ export class Chatter {
     this.#id = this.#id >= 2 ** 31 - 1 ? 1 : this.#id + 1;
     const id = this.#id;
     return new Promise((resolve, reject) => {
+      const ms = this.#o.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
       const timer = setTimeout(() => {
         this.#waiting.delete(id);
-        reject(new ChatError('TIMEOUT', `no reply to ${String(frame.t)} within ${REQUEST_TIMEOUT_MS} ms`));
-      }, REQUEST_TIMEOUT_MS);
+        reject(new ChatError('TIMEOUT', `no reply to ${String(frame.t)} within ${ms} ms`));
+        // Silence: the receiver is gone or cut off (no FIN ever comes): move on, resend on
+        // reconnect. A slow reader is silent by its own choice (it does not read its replies).
+        if (this.#ws === ws && !this.#o.slow) ws.terminate();
+      }, ms);
       this.#waiting.set(id, { resolve, reject, timer });
       ws.send(encodeClientFrame({ v: 1, id, ...frame } as never));
     });
@@ -240,10 +258,16 @@ export class Chatter {
   }
 
   readonly #bodies = new Map<string, Uint8Array>();
+  /** Failed sends per message (for the back-off), dropped once acknowledged. */
+  readonly #tries = new Map<string, number>();
 
   async #send(s: Sent, text?: string, peer?: { x25519: Uint8Array }): Promise<void> {
+    // A retry timer and a reconnection may both resend: once acknowledged, it is done.
+    if (s.ackedAt !== null) return;
     let body = this.#bodies.get(s.msg);
     if (!body) {
+      peer ??= this.#peers.get(s.to);
+      if (!peer) return this.#count('NO_KEY');
       body = seal({
         plaintext: new TextEncoder().encode(text ?? ''),
         header: { v: 1, from: this.user, to: s.to, msg: s.msg, at: s.at, senderKeyId: keyId(this.identity.ed25519.publicKey), recipientKeyId: keyId(peer!.x25519) },
@@ -257,12 +281,18 @@ export class Chatter {
         s.ackedAt = Date.now();
         s.seq = ack.seq;
         this.#bodies.delete(s.msg);
+        this.#tries.delete(s.msg);
       }
     } catch (e) {
       // Not acknowledged: sent again after the next reconnection (a closed socket), or now (other errors, once).
       const code = (e as ChatError).code ?? 'SEND';
       this.#count(code);
-      if (code !== 'CLOSED' && code !== 'TIMEOUT' && !this.#closed && this.connected) setTimeout(() => void this.#send(s), 200 + this.#o.random() * 300);
+      // Backing off per message, as a client should: a store without quorum for ten seconds
+      // is not worth a hundred requests a second (the receiver's rate limit would say so).
+      const tries = (this.#tries.get(s.msg) ?? 0) + 1;
+      this.#tries.set(s.msg, tries);
+      const pause = Math.min(200 * 2 ** Math.min(tries, 5), 5_000);
+      if (code !== 'CLOSED' && code !== 'TIMEOUT' && !this.#closed && this.connected) setTimeout(() => void this.#send(s), pause / 2 + this.#o.random() * pause);
     }
   }
 

@@ -5,8 +5,8 @@
  * message lost, none stored twice, population within bounds, no false guilty verdict,
  * every injected cell dead, recovery time, nothing left running.
  */
+import { hostName } from '../../organism/host.ts';
 import { connect as tcpConnect } from 'node:net';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { CensusEntry } from '../../organism/census.ts';
 import { isCensusEntry } from '../../organism/census.ts';
@@ -126,7 +126,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const livePopulation = (): Record<string, number> => {
       const running = new Set(localCells(organism.id).map((c) => c.cell));
       const population: Record<string, number> = {};
-      for (const c of alive()) if (c.host !== hostname() || running.has(c.id)) population[c.tissue] = (population[c.tissue] ?? 0) + 1;
+      for (const c of alive()) if (c.host !== hostName() || running.has(c.id)) population[c.tissue] = (population[c.tissue] ?? 0) + 1;
       return population;
     };
     // Who made whom, kept for the whole run (the census and its certificate book forget
@@ -200,7 +200,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       random, signal: faultSignal, durationMs: o.durationS * 1000,
       living: (tissue) => alive(tissue),
       // A fault step that fires as the run ends is not done (the run is being judged).
-      signal_: (cell, sig) => (!faultSignal.aborted || sig === 'SIGCONT') && cell.host === hostname() && signalCell(cell.pid, cell.id, organism.id, sig),
+      signal_: (cell, sig) => (!faultSignal.aborted || sig === 'SIGCONT') && cell.host === hostName() && signalCell(cell.pid, cell.id, organism.id, sig),
       inject: async (fault, tissue = 'echo') => {
         if (faultSignal.aborted) throw new CellularError('CELL_ERR_ABORTED', 'the run is over');
         const cell = await organism.spawn(tissue, undefined, { fault });

@@ -4,12 +4,13 @@
  * forged accusations, votes and toxins change nothing; a minority of colluding liars cannot
  * condemn an honest cell.
  */
+import { hostName } from '../../organism/host.ts';
 import test, { type ExecutionContext } from 'ava';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { hostname } from 'node:os';
 import { encode } from 'msgpackr';
 import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { genomeHash, loadGenome } from '../../organism/genome.ts';
 import { generateKeypair, privateKeyObject } from '../../organism/keys.ts';
 import { issueCertificate, packCertificate, ROOT_ISSUER, unpackCertificate } from '../../organism/lineage.ts';
@@ -189,7 +190,7 @@ async function certifiedImpostor(m: Awaited<ReturnType<typeof organism>>, tissue
   const root = loadRootKey(m.o.stateDir);
   const pair = generateKeypair();
   const id = `${tissue}-${randomBytes(4).toString('hex')}`;
-  const cert = issueCertificate({ cell: id, pub: pair.pub, tissue, host: hostname(), born: Date.now(), generation: 0, budget: 0, parent: null, issuer: ROOT_ISSUER }, root.privateKey);
+  const cert = issueCertificate({ cell: id, pub: pair.pub, tissue, host: hostName(), born: Date.now(), generation: 0, budget: 0, parent: null, issuer: ROOT_ISSUER }, root.privateKey);
   const lineage = await openLineage(m.o.observer.nc, m.o.observer.ns);
   await lineage.create(id, packCertificate(cert));
   const seq = new SharedSequence();
@@ -209,7 +210,7 @@ test.serial('immune - fewer than 1/3 colluding liars cannot condemn an honest ce
 
   const beat = setInterval(() => {
     for (const c of colluders) {
-      c.say('pulse', { tissue: 'echo', host: hostname(), pid: process.pid, parent: null, born: c.cert.born, state: 'alive', load: 0, demand: 0, cpu: 1, cpuMs: 10, rss: 50e6, lag: 0, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, genome: genomeHash(m.genome), code, url: null, n: 1 });
+      c.say('pulse', { tissue: 'echo', host: hostName(), pid: process.pid, parent: null, born: c.cert.born, state: 'alive', load: 0, demand: 0, cpu: 1, cpuMs: 10, rss: 50e6, lag: 0, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, genome: genomeHash(m.genome), code, url: null, n: 1 });
     }
   }, 200);
   t.teardown(() => clearInterval(beat));
@@ -266,4 +267,26 @@ test.serial('immune - an honest swarm with its CPU saturated (pulses late, cells
   t.deepEqual(m.of('accuse').map((h) => (h.body as AccuseBody).detail), [], 'no accusation');
   t.deepEqual(m.of('verdict'), [], 'no verdict');
   for (const c of m.o.observer.census.living()) t.true(isAlive(c.pid), `${c.id} lives`);
+});
+
+test.serial('immune - a side that cannot write the store (a minority without KV quorum; here the bucket is sealed) reaches no verdict and grows nothing', async (t) => {
+  const m = await organism(t);
+  // Sealing makes every write to the homeostasis bucket fail, as losing the quorum does.
+  const jsm = await jetstreamManager(m.o.observer.nc);
+  const stream = `KV_${m.o.observer.ns.bucket('homeostasis')}`;
+  const info = await jsm.streams.info(stream);
+  await jsm.streams.update(stream, { ...info.config, sealed: true } as Parameters<typeof jsm.streams.update>[1]);
+  const decisionsBefore = m.heard.length;
+  const bad = await m.o.spawn('echo', undefined, { fault: 'flood' });
+  // The jurors still accuse and vote guilty: each tally reaches 2/3 on its own.
+  await until(() => m.of<VoteBody>('vote').filter((v) => v.body.accused === bad.id && v.body.guilty).length >= 3, 20_000, `guilty votes on the flooder ${bad.id}`);
+  // …but nobody can record the verdict, so nobody acts on it (a vote deadline and more).
+  await new Promise((r) => setTimeout(r, m.genome.immune.voteDeadlineMs + 1_500));
+  t.false(m.of<VerdictBody>('verdict').some((v) => v.body.accused === bad.id && v.body.guilty), 'no guilty verdict published');
+  t.deepEqual(m.of<ToxinBody>('toxin').filter((h) => h.body.cell === bad.id), [], 'no toxin');
+  t.true(isAlive(bad.pid), 'the accused still runs: convicting it needs the whole organism\'s store');
+  t.true(m.heard.length > decisionsBefore, 'the trial itself was heard');
+  // Kill it ourselves (the test made it), and see that no regrowth can be decided either.
+  process.kill(bad.pid, 'SIGKILL');
+  await waitGone(bad.pid, 5_000);
 });

@@ -170,10 +170,14 @@ test('genome - genomeHash ignores key order and changes with any value', (t) => 
   t.is(genomeHash(loadGenome()), h);
   t.not(genomeHash(loadGenome({ sets: ['limits.pulseIntervalMs=501'] })), h);
   t.not(genomeHash(loadGenome({ sets: ['tissues.echo.high=0.76'] })), h);
-  t.not(genomeHash(loadGenome({ sets: ['broker.host=localhost'] })), h);
+  t.not(genomeHash(loadGenome({ sets: ['broker.maxPayload=2097152'] })), h);
   t.not(genomeHash(loadGenome({ sets: ['messenger.scryptLogN=16'] })), h);
   t.not(genomeHash(loadGenome({ sets: ['immune.floodPerSecond=101'] })), h);
-  t.not(genomeHash(loadGenome({ sets: ['dashboard.port=8091'] })), h);
+  t.not(genomeHash(loadGenome({ sets: ['dashboard.pushIntervalMs=501'] })), h);
+  // Each host sets its own addresses: hosts of one organism still agree on the hash.
+  for (const set of ['broker.host=10.0.0.2', 'broker.port=4250', 'broker.monitorPort=8250', 'messenger.host=10.0.0.2', 'dashboard.host=10.0.0.2', 'dashboard.port=8091']) {
+    t.is(genomeHash(loadGenome({ sets: [set] })), h, `${set} is host-local`);
+  }
 });
 
 test('genome - the dashboard section is validated, and the dashboard tissue is a singleton by default', (t) => {

@@ -1,6 +1,6 @@
 import test from 'ava';
+import { hostName } from '../../organism/host.ts';
 import { connect as tcpConnect } from 'node:net';
-import { hostname } from 'node:os';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -56,7 +56,7 @@ test.serial('grow - reaches the genome census, census --json is accurate, Ctrl-C
   for (const e of alive) {
     // Accurate: every row is a live process of that cell, on this host, made by the root.
     t.true((commandLineOf(e.pid) ?? '').includes(`--cell ${e.id}`), `pid ${e.pid} is cell ${e.id}`);
-    t.is(e.host, hostname());
+    t.is(e.host, hostName());
     t.is(e.parent, null);
     t.true(e.rss > 10 * 1024 * 1024, 'rss measured');
     t.true(e.load >= 0 && e.load <= 1);

@@ -1,0 +1,412 @@
+/**
+ * The organism across three hosts (simulations/test-hosts.ts: network namespaces, or
+ * loopback addresses where namespaces cannot be made), each running the real
+ * `cellular grow --cluster … --routes …` with its own nats-server, one NATS cluster, one
+ * organism, under E2E-encrypted chat from clients that fail over like the browser client:
+ *
+ *   1. grow on all three at once (they race to seed: one seeds, two join);
+ *   2. host loss: kill -9 one host's grow, broker and cells; the organism regrows on the
+ *      survivors, clients move, no acknowledged message is lost (R3 streams);
+ *   3. the lost host comes back (grow again on its old store) and rejoins;
+ *   4. partition (namespaces only): one host cut off, then healed. The minority side cannot
+ *      write the KV (no quorum) so it grows nothing; after healing the census converges and
+ *      duplicates (a singleton regrown by the majority) are resolved.
+ *
+ * Everything it starts is stopped by pid, and the namespaces deleted, before it returns.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Chatter } from './chaos/chatter.ts';
+import { TestHosts, type HostsMode, type TestHost } from './test-hosts.ts';
+import { loadOrCreateBrokerToken, BROKER_TOKEN_FILE } from '../organism/cluster.ts';
+import { loadOrCreateDashboardToken, DASHBOARD_TOKEN_FILE } from '../organism/dashboard-token.ts';
+import { loadGenome } from '../organism/genome.ts';
+import { Namespace } from '../organism/namespace.ts';
+import { Observer } from '../organism/observer.ts';
+import { localCells, signalCell, signalIfOurs } from '../organism/processes.ts';
+import { readRecord } from '../organism/record.ts';
+import { loadOrCreateRootKey, ROOT_KEY_FILE, ROOT_PUB_FILE } from '../organism/root-key.ts';
+import type { CensusEntry } from '../organism/census.ts';
+
+const CLI = fileURLToPath(new URL('../organism/cli.js', import.meta.url));
+const BROKER_PORT = 4250;
+const MONITOR_PORT = 8250;
+const ROUTE_PORT = 6250;
+
+export interface MultiHostOptions {
+  stateDir: string;
+  /** Seconds of chat around each fault. @default 6 */
+  phaseS?: number;
+  /** How long the partition lasts, s. @default 15 */
+  partitionS?: number;
+  /** Messages per second among the clients. @default 10 */
+  rate?: number;
+  clients?: number;
+  /** Use loopback addresses even where namespaces could be made. */
+  loopback?: boolean;
+  progress?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface Check {
+  name: string;
+  pass: boolean;
+  value: string;
+}
+
+export interface Sample {
+  t: number;
+  /** Living cells per host. */
+  hosts: Record<string, number>;
+  /** Living cells per tissue. */
+  tissues: Record<string, number>;
+  delivered: number;
+}
+
+export interface MultiHostResult {
+  mode: HostsMode;
+  fallbackReason: string | null;
+  organism: string;
+  startedAt: string;
+  replicas: number;
+  seededBy: string[];
+  hostLoss: { host: string; cellsKilled: number; recoveryMs: number | null; sentDuring: number; ackedDuring: number } | null;
+  rejoin: { host: string; ms: number | null } | null;
+  partition: { host: string; minorityDecisions: string[]; minorityGrew: number; minorityFailedClaims: number; majorityRegrewMs: number | null; convergeMs: number | null; duplicatesResolvedMs: number | null; duplicate: string | null } | null;
+  counts: { sent: number; acked: number; delivered: number; lost: number; duplicates: number; redelivered: number; reconnects: number; unreadable: number };
+  checks: Check[];
+  pass: boolean;
+  samples: Sample[];
+  marks: { t: number; label: string }[];
+  log: string[];
+}
+
+interface Grown {
+  host: TestHost;
+  child: ChildProcess;
+  dir: string;
+  lines: { t: number; line: string }[];
+  alive: Promise<boolean>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult> {
+  const say = o.progress ?? (() => {});
+  const phaseMs = (o.phaseS ?? 6) * 1000;
+  const partitionMs = (o.partitionS ?? 15) * 1000;
+  const rate = o.rate ?? 10;
+  const log: string[] = [];
+  const t0 = Date.now();
+  const at = () => Date.now() - t0;
+  const note = (line: string) => {
+    log.push(`${(at() / 1000).toFixed(1)}s ${line}`);
+    say(line);
+  };
+  const marks: { t: number; label: string }[] = [];
+  const mark = (label: string) => {
+    marks.push({ t: at(), label });
+    note(`== ${label}`);
+  };
+  const hosts = TestHosts.create({ count: 3, ...(o.loopback ? { loopback: true } : {}), say: note });
+  const id = `mh-${Math.random().toString(36).slice(2, 8)}`;
+  const base = join(o.stateDir, id);
+  const grown = new Map<string, Grown>();
+  const chatters: Chatter[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  let observer: Observer | undefined;
+  const samples: Sample[] = [];
+  const healthz = new Set<string>();
+  const checks: Check[] = [];
+  const result: MultiHostResult = {
+    mode: hosts.mode, fallbackReason: hosts.fallbackReason, organism: id, startedAt: new Date(t0).toISOString(), replicas: 0, seededBy: [],
+    hostLoss: null, rejoin: null, partition: null,
+    counts: { sent: 0, acked: 0, delivered: 0, lost: 0, duplicates: 0, redelivered: 0, reconnects: 0, unreadable: 0 }, checks, pass: false, samples, marks, log,
+  };
+  // Whatever ends this process (an uncaught error, a second Ctrl-C), nothing it started survives.
+  const emergency = () => {
+    for (const g of grown.values()) killHost(g, id);
+    hosts.close();
+  };
+  process.once('exit', emergency);
+  try {
+    // One root key, broker token and dashboard token for the whole organism, copied to every host (docs/deployment.md).
+    const dirs = new Map(hosts.hosts.map((h) => [h.name, join(base, h.name)]));
+    const first = dirs.get('h1')!;
+    loadOrCreateRootKey(first);
+    const token = loadOrCreateBrokerToken(first);
+    loadOrCreateDashboardToken(first);
+    for (const [name, dir] of dirs) {
+      if (name === 'h1') continue;
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      for (const f of [ROOT_KEY_FILE, ROOT_PUB_FILE, BROKER_TOKEN_FILE, DASHBOARD_TOKEN_FILE]) copyFileSync(join(first, f), join(dir, f));
+    }
+    const sets = [
+      'limits.pulseIntervalMs=250', 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.drainTimeoutMs=3000', 'limits.shutdownTimeoutMs=8000', 'limits.lineageBudget=64',
+      'tissues.echo=null', 'tissues.dashboard=null', 'tissues.stem.min=0', 'tissues.receiver.min=2', 'tissues.receiver.max=6', 'tissues.worker.min=1', 'tissues.worker.max=1',
+      'messenger.portMin=8301', 'messenger.portMax=8340', 'messenger.frontPort=0', 'messenger.scryptLogN=12', `broker.port=${BROKER_PORT}`, `broker.monitorPort=${MONITOR_PORT}`,
+    ];
+    const genome = loadGenome({ sets });
+    const routes = hosts.hosts.map((h) => `${h.ip}:${ROUTE_PORT}`).join(',');
+    const startGrow = (h: TestHost): Grown => {
+      const dir = dirs.get(h.name)!;
+      const argv = h.command([
+        process.execPath, CLI, 'grow', '--plain', '--host', h.name, '--id', id, '--state-dir', dir, '--cluster', 'cellular', '--routes', routes, '--cluster-port', String(ROUTE_PORT),
+        ...[...sets, `broker.host=${h.ip}`, `messenger.host=${h.ip}`].flatMap((s) => ['--set', s]),
+      ]);
+      const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+      const g: Grown = { host: h, child, dir, lines: [], alive: Promise.resolve(false) };
+      let buf = '';
+      let onAlive: (v: boolean) => void = () => {};
+      g.alive = new Promise((r) => (onAlive = r));
+      const read = (d: Buffer) => {
+        buf += d.toString();
+        for (let k = buf.indexOf('\n'); k >= 0; k = buf.indexOf('\n')) {
+          const line = buf.slice(0, k);
+          buf = buf.slice(k + 1);
+          g.lines.push({ t: at(), line });
+          if (/^(organism \S+ is alive|organism \S+ alive:|host \S+ leaves|JetStream:|placed here|joined with|error)/.test(line) || / seeds it again/.test(line)) note(`[${h.name}] ${line}`);
+          if (/^organism \S+ alive:/.test(line)) onAlive(true);
+        }
+      };
+      child.stdout!.on('data', read);
+      child.stderr!.on('data', read);
+      child.once('exit', () => onAlive(false));
+      grown.set(h.name, g);
+      return g;
+    };
+
+    // 1. Three hosts grow at once.
+    mark('grow on h1, h2, h3 at once');
+    for (const h of hosts.hosts) startGrow(h);
+    const alive = await Promise.race([Promise.all([...grown.values()].map((g) => g.alive)), sleep(120_000).then(() => [false])]);
+    if (!alive.every(Boolean)) throw new Error(`not every host grew: ${[...grown.values()].map((g) => `${g.host.name}: ${g.lines.slice(-3).map((l) => l.line).join(' | ')}`).join('; ')}`);
+    result.seededBy = [...grown.values()].filter((g) => !g.lines.some((l) => /joins it$/.test(l.line))).map((g) => g.host.name);
+    note(`seeded by ${result.seededBy.join(', ')}; the others joined`);
+    const servers = hosts.hosts.map((h) => `nats://${h.ip}:${BROKER_PORT}`);
+    const watch = (on: string[]) => Observer.open({ servers: on, token, organism: id, rootPub: loadOrCreateRootKey(first).pub, rootKey: loadOrCreateRootKey(first), limits: genome.limits, name: 'multihost', voteDeadlineMs: genome.immune.voteDeadlineMs });
+    observer = await watch(servers);
+    const living = (): CensusEntry[] => observer!.census.living().filter((c) => c.state === 'alive');
+    const receivers = () => living().filter((c) => c.tissue === 'receiver' && c.url).map((c) => c.url!);
+    const spread = () => new Set(living().filter((c) => c.tissue === 'receiver').map((c) => c.host));
+    await until(() => spread().size === 3 && living().some((c) => c.tissue === 'worker'), 30_000, 'a receiver on every host and a worker');
+    note(`census: ${living().map((c) => `${c.id}@${c.host}`).join(', ')}`);
+    const jsm = await jetstreamManager(observer.nc);
+    result.replicas = (await jsm.streams.info(new Namespace(id).stream('messages'))).config.num_replicas;
+    note(`messages stream: R${result.replicas}`);
+
+    // Chat among real accounts, E2E encrypted, failing over like the browser client.
+    let rnd = 1;
+    const random = () => ((rnd = (rnd * 48271) % 2147483647) / 2147483647);
+    for (let i = 0; i < (o.clients ?? 6); i++) chatters.push(new Chatter({ user: `m${i}-${id.slice(3)}`, receivers, random, requestTimeoutMs: 3_000, onEvent: (l) => note(l) }));
+    for (const c of chatters) await c.start();
+    await Promise.all(chatters.map((c) => c.learn(chatters.map((x) => x.user))));
+    let sending = true;
+    timers.push(setInterval(() => {
+      if (!sending) return;
+      const from = chatters[Math.floor(random() * chatters.length)]!;
+      const to = chatters[(chatters.indexOf(from) + 1 + Math.floor(random() * (chatters.length - 1))) % chatters.length]!;
+      from.say(to.user, `multihost message ${from.sent.size} from ${from.user}`);
+    }, Math.max(1, Math.round(1000 / rate))));
+    let delivered = 0;
+    timers.push(setInterval(() => {
+      const hostCounts: Record<string, number> = {};
+      const tissues: Record<string, number> = {};
+      for (const c of living()) {
+        hostCounts[c.host] = (hostCounts[c.host] ?? 0) + 1;
+        tissues[c.tissue] = (tissues[c.tissue] ?? 0) + 1;
+      }
+      const total = chatters.reduce((n, c) => n + c.received.size, 0);
+      samples.push({ t: at(), hosts: hostCounts, tissues, delivered: total - delivered });
+      delivered = total;
+      say(`${(at() / 1000).toFixed(0)} s · ${Object.entries(hostCounts).sort().map(([h, n]) => `${h} ${n}`).join(' · ')} · sent ${chatters.reduce((n, c) => n + c.sent.size, 0)} delivered ${total}`);
+    }, 1_000));
+    await sleep(phaseMs);
+
+    // 2. Host loss: the host with the most cells loses its grow, broker and cells at once.
+    const byHost = (h: string) => living().filter((c) => c.host === h).length;
+    const victim = [...hosts.hosts].sort((a, b) => byHost(b.name) - byHost(a.name) || a.name.localeCompare(b.name))[0]!;
+    const sentBefore = chatters.reduce((n, c) => n + c.sent.size, 0);
+    mark(`host loss: kill -9 ${victim.name} (grow, nats-server, ${byHost(victim.name)} cells)`);
+    const killed = killHost(grown.get(victim.name)!, id).filter((what) => !what.startsWith('grow ') && !what.startsWith('nats-server ')).length;
+    const lossAt = Date.now();
+    const minOf = (t: string) => genome.tissues[t]!.min;
+    const recovered = await until(() => {
+      const l = living().filter((c) => c.host !== victim.name);
+      return l.filter((c) => c.tissue === 'receiver').length >= minOf('receiver') && l.some((c) => c.tissue === 'worker') && chatters.every((c) => c.connected) && !living().some((c) => c.host === victim.name);
+    }, 60_000, 'regrown on the survivors, every client connected').then(() => Date.now() - lossAt, () => null);
+    note(recovered === null ? 'did NOT recover within 60 s' : `recovered in ${recovered} ms: ${living().map((c) => `${c.id}@${c.host}`).join(', ')}`);
+    await sleep(phaseMs);
+    const during = chatters.flatMap((c) => [...c.sent.values()]).slice(sentBefore);
+    result.hostLoss = { host: victim.name, cellsKilled: killed, recoveryMs: recovered, sentDuring: during.length, ackedDuring: during.filter((s) => s.ackedAt !== null).length };
+
+    // 3. The lost host comes back on its old store and rejoins.
+    mark(`${victim.name} comes back`);
+    const back = Date.now();
+    startGrow(victim);
+    const rejoined = await Promise.race([grown.get(victim.name)!.alive, sleep(90_000).then(() => false)]);
+    const withReceiver = rejoined && (await until(() => spread().has(victim.name), 30_000, `a receiver on ${victim.name}`).then(() => true, () => false));
+    result.rejoin = { host: victim.name, ms: withReceiver ? Date.now() - back : null };
+    note(withReceiver ? `${victim.name} rejoined in ${Date.now() - back} ms` : `${victim.name} did NOT rejoin`);
+    await sleep(phaseMs);
+    // R3 survives one failure at a time: a member back from a crash must catch up (its
+    // /healthz says when every stream is current) before another may be cut off.
+    const current = Date.now();
+    const healthy = await until(() => healthz.size === 3, 90_000, 'every member current', async () => {
+      for (const h of hosts.hosts) {
+        const ok = await fetch(`http://${h.ip}:${MONITOR_PORT}/healthz`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false);
+        if (ok) healthz.add(h.name);
+        else healthz.delete(h.name);
+      }
+    }).then(() => true, () => false);
+    note(healthy ? `every member's JetStream current ${Date.now() - current} ms later` : 'a member did NOT catch up within 90 s');
+
+    // 4. Partition: the worker's host (a singleton the majority will regrow) is cut off.
+    if (hosts.mode === 'netns') {
+      const worker = living().find((c) => c.tissue === 'worker');
+      const cut = hosts.hosts.find((h) => h.name === worker?.host) ?? hosts.hosts[2]!;
+      const g = grown.get(cut.name)!;
+      // This process watches from the majority side: a connection to the cut host's broker
+      // would go silent (no FIN crosses a cut link) until NATS's pings give up on it.
+      if (observer.nc.info?.server_name?.endsWith(`-${cut.name}`)) {
+        await observer.close();
+        observer = await watch(hosts.hosts.filter((h) => h !== cut).map((h) => `nats://${h.ip}:${BROKER_PORT}`));
+        await sleep(1_000); // a pulse interval or four: the new census hears every member
+      }
+      const census = observer.census;
+      const cutIds = new Set(living().filter((c) => c.host === cut.name).map((c) => c.id));
+      mark(`partition: ${cut.name} cut off for ${partitionMs / 1000} s (it holds ${[...cutIds].join(', ')})`);
+      const from = g.lines.length;
+      hosts.partition(cut);
+      const cutAt = Date.now();
+      // The majority should regrow what it lost (the worker, a singleton) while the cut lasts.
+      let regrownMs: number | null = null;
+      while (Date.now() - cutAt < partitionMs) {
+        if (regrownMs === null && living().some((c) => c.tissue === 'worker' && c.host !== cut.name)) regrownMs = Date.now() - cutAt;
+        await sleep(100);
+      }
+      // What the minority decided, as its own grow heard it (its observer is on its side).
+      const minorityDecisions = g.lines.slice(from).map((l) => l.line).filter((l) => / decision \S+ (divide|differentiate|die|refuse|back-off|recover)\b/.test(l));
+      const minorityGrew = minorityDecisions.filter((l) => / decision \S+ (divide|differentiate)\b/.test(l)).length;
+      // …and that it tried: its cells' failed compare-and-sets (each cell logs its running count).
+      const minorityFailedClaims = failedClaims(join(g.dir, 'logs'), cutAt);
+      const majorityWorker = living().find((c) => c.tissue === 'worker' && c.host !== cut.name);
+      note(`minority decisions during the partition: ${minorityDecisions.length ? minorityDecisions.join(' | ') : 'none'}; majority worker ${majorityWorker ? `${majorityWorker.id}, alive ${regrownMs} ms after the cut` : 'none'}`);
+      mark(`partition healed after ${Date.now() - cutAt} ms`);
+      hosts.heal(cut);
+      const healedAt = Date.now();
+      const converge = await until(() => [...cutIds].every((cid) => census.get(cid)?.state === 'alive' || census.get(cid)?.state === 'draining' || census.get(cid) === undefined) && spread().has(cut.name), 30_000, 'the cut host back in the census').then(() => Date.now() - healedAt, () => null);
+      const resolved = await until(() => living().filter((c) => c.tissue === 'worker').length === 1, 30_000, 'one worker').then(() => Date.now() - healedAt, () => null);
+      const workers = living().filter((c) => c.tissue === 'worker');
+      note(`converged in ${converge} ms; workers now ${workers.map((c) => `${c.id}@${c.host}`).join(', ')}`);
+      result.partition = {
+        host: cut.name, minorityDecisions, minorityGrew, minorityFailedClaims, majorityRegrewMs: regrownMs, convergeMs: converge, duplicatesResolvedMs: majorityWorker && cutIds.has(worker?.id ?? '') ? resolved : null,
+        duplicate: majorityWorker && cutIds.has(worker?.id ?? '') ? `${worker!.id} (cut off) and ${majorityWorker.id} (regrown by the majority)` : null,
+      };
+      await sleep(phaseMs / 2);
+    } else {
+      note(`partition skipped: ${hosts.fallbackReason}`);
+    }
+
+    // Drain: stop sending, resend what is unacknowledged, wait for every acknowledged message.
+    sending = false;
+    mark('chat stops; draining');
+    const missing = () => chatters.flatMap((c) => [...c.sent.values()].filter((s) => s.ackedAt !== null && !chatters.find((r) => r.user === s.to)?.received.has(s.msg)));
+    const unacked = () => chatters.flatMap((c) => [...c.sent.values()].filter((s) => s.ackedAt === null));
+    const drainEnd = Date.now() + 30_000;
+    while (Date.now() < drainEnd && (missing().length > 0 || unacked().length > 0)) {
+      for (const c of chatters) c.retryUnacked();
+      await sleep(500);
+    }
+    const sum = (f: (c: Chatter) => number) => chatters.reduce((n, c) => n + f(c), 0);
+    result.counts = {
+      sent: sum((c) => c.sent.size), acked: sum((c) => [...c.sent.values()].filter((s) => s.ackedAt !== null).length), delivered: sum((c) => c.received.size),
+      lost: missing().length, duplicates: sum((c) => c.duplicates), redelivered: sum((c) => c.redelivered), reconnects: sum((c) => c.reconnects), unreadable: sum((c) => c.unreadable),
+    };
+    const c = result.counts;
+    const errors: Record<string, number> = {};
+    for (const ch of chatters) for (const [k, v] of Object.entries(ch.errors)) errors[k] = (errors[k] ?? 0) + v;
+    note(`client-side errors: ${Object.entries(errors).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}; connected at the end: ${chatters.filter((x) => x.connected).length}/${chatters.length}`);
+    checks.push(
+      { name: 'three hosts grew one organism (one seeded, two joined)', pass: result.seededBy.length === 1, value: `seeded by ${result.seededBy.join(', ') || 'none'}` },
+      { name: 'streams replicated R3', pass: result.replicas === 3, value: `R${result.replicas}` },
+      { name: 'no acknowledged message lost', pass: c.lost === 0, value: `${c.lost} of ${c.acked} acknowledged missing` },
+      { name: 'every send acknowledged in the end', pass: unacked().length === 0, value: `${unacked().length} of ${c.sent} never acknowledged` },
+      { name: 'none stored twice', pass: c.duplicates === 0, value: `${c.duplicates} (redelivered after failover: ${c.redelivered})` },
+      { name: 'every body opened', pass: c.unreadable === 0, value: `${c.unreadable} unreadable` },
+      { name: 'regrown on the survivors after the host loss', pass: result.hostLoss?.recoveryMs !== null, value: result.hostLoss?.recoveryMs === null ? 'not within 60 s' : `${result.hostLoss?.recoveryMs} ms after kill -9 of ${victim.name}` },
+      { name: 'the lost host rejoined', pass: result.rejoin?.ms !== null, value: result.rejoin?.ms === null ? 'no' : `${result.rejoin?.ms} ms` },
+    );
+    if (result.partition) {
+      const p = result.partition;
+      checks.push(
+        { name: 'the minority grew nothing (no KV quorum)', pass: p.minorityGrew === 0, value: `${p.minorityGrew} divisions/recruits decided on ${p.host}; its cells' record writes that failed: ${p.minorityFailedClaims}` },
+        { name: 'the majority regrew what it lost during the partition', pass: p.majorityRegrewMs !== null, value: p.majorityRegrewMs === null ? 'no worker on the majority side while the cut lasted' : `a worker ${p.majorityRegrewMs} ms after the cut` },
+        { name: 'the census converged after healing', pass: p.convergeMs !== null, value: p.convergeMs === null ? 'not within 30 s' : `${p.convergeMs} ms` },
+        { name: 'duplicates resolved after healing', pass: p.duplicate === null || p.duplicatesResolvedMs !== null, value: p.duplicate === null ? 'no duplicate arose' : `${p.duplicate}: one left ${p.duplicatesResolvedMs} ms after healing` },
+      );
+    }
+    return result;
+  } finally {
+    for (const t of timers) clearInterval(t);
+    for (const c of chatters) c.close();
+    // Everything the organism runs, stopped: a root-signed shutdown first, then by pid.
+    try {
+      observer?.bus.publish('shutdown', { reason: 'multihost simulation over' });
+      await observer?.nc.flush();
+    } catch {
+      // a broker may be gone: the pids below still end everything
+    }
+    await Promise.race([Promise.all([...grown.values()].map((g) => (g.child.exitCode === null && g.child.signalCode === null ? new Promise((r) => g.child.once('exit', r)) : undefined))), sleep(20_000)]);
+    await observer?.close().catch(() => {});
+    const orphans: string[] = [];
+    for (const g of grown.values()) orphans.push(...killHost(g, id));
+    hosts.close();
+    process.removeListener('exit', emergency);
+    checks.push({ name: 'no orphan process after the run', pass: orphans.length === 0, value: orphans.join(', ') || '0 processes' });
+    result.pass = checks.every((x) => x.pass);
+  }
+}
+
+/** kill -9 of everything of one host: its grow, its nats-server (pid from its record) and its cells; says what it killed. */
+function killHost(g: Grown, organism: string): string[] {
+  const killed: string[] = [];
+  if (g.child.pid && g.child.exitCode === null && g.child.signalCode === null) {
+    killed.push(`grow ${g.host.name} (pid ${g.child.pid})`);
+    g.child.kill('SIGKILL');
+  }
+  const record = readRecord(g.dir);
+  if (record?.broker && signalIfOurs(record.broker.pid, [`-c ${record.broker.config}`], 'SIGKILL')) killed.push(`nats-server ${g.host.name} (pid ${record.broker.pid})`);
+  for (const c of localCells(organism, g.host.name)) if (signalCell(c.pid, c.cell, organism, 'SIGKILL')) killed.push(`${c.cell} (pid ${c.pid})`);
+  return killed;
+}
+
+/** The highest failed-claim count the cells in `logDir` logged after `since` (cells/homeostat.ts logs its running count). */
+function failedClaims(logDir: string, since: number): number {
+  let most = 0;
+  for (const f of readdirSync(logDir).filter((n) => n.endsWith('.log') && !n.endsWith('.stderr.log'))) {
+    for (const line of readFileSync(join(logDir, f), 'utf8').split('\n')) {
+      if (!line.includes('homeostasis record write failed')) continue;
+      try {
+        const e = JSON.parse(line) as { time?: string; failed?: number };
+        if (Date.parse(e.time ?? '') >= since && typeof e.failed === 'number') most = Math.max(most, e.failed);
+      } catch {
+        // a line cut short by a kill: skipped
+      }
+    }
+  }
+  return most;
+}
+
+async function until(ok: () => boolean, ms: number, what: string, refresh?: () => Promise<void>): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    await refresh?.();
+    if (ok()) return;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(refresh ? 500 : 100);
+  }
+}
