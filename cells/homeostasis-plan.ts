@@ -183,9 +183,10 @@ export function plan(i: PlanInput): Plan {
 
   // 7. Apoptosis: only of the deciding cell itself, idle for idleMs, where the others can
   //    carry the demand at or below target (so its death does not call for a division),
-  //    and not below its host's share (tissues.<t>.perHost).
+  //    and not below its host's share (tissues.<t>.perHost). Above max the youngest go (3.),
+  //    not whoever idles.
   const onMyHost = present.filter((m) => m.host === i.self.host).length;
-  if (i.self.tissue === i.tissue && i.self.state === 'alive' && i.lowSince !== undefined && now - i.lowSince >= gene.idleMs && pop.n > gene.min && (i.self.host === undefined || onMyHost - 1 >= gene.perHost)) {
+  if (i.self.tissue === i.tissue && i.self.state === 'alive' && i.lowSince !== undefined && now - i.lowSince >= gene.idleMs && pop.n > gene.min && present.length <= gene.max && (i.self.host === undefined || onMyHost - 1 >= gene.perHost)) {
     if (pop.needed <= pop.n - 1) {
       return {
         type: 'die', readings: { ...readings, idleMs: now - i.lowSince },

@@ -298,8 +298,15 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
       mark(`partition healed after ${Date.now() - cutAt} ms`);
       hosts.heal(cut);
       const healedAt = Date.now();
-      const converge = await until(() => [...cutIds].every((cid) => census.get(cid)?.state === 'alive' || census.get(cid)?.state === 'draining' || census.get(cid) === undefined) && spread().has(cut.name), 30_000, 'the cut host back in the census').then(() => Date.now() - healedAt, () => null);
-      const resolved = await until(() => living().filter((c) => c.tissue === 'worker').length === 1, 30_000, 'one worker').then(() => Date.now() - healedAt, () => null);
+      // Converged: every cell process of every host (the process table is the truth here, one
+      // kernel) is alive in the census again, the cut host's included.
+      const running = () => hosts.hosts.flatMap((h) => localCells(id, h.name).map((c) => c.cell));
+      const converge = await until(() => running().every((cid) => census.get(cid)?.state === 'alive' || census.get(cid)?.state === 'draining') && spread().has(cut.name), 30_000, 'every running cell alive in the census').then(() => Date.now() - healedAt, () => null);
+      // Resolved: one worker is left, and it is the one that ran on (no worker process besides it).
+      const resolved = await until(() => {
+        const workers = living().filter((c) => c.tissue === 'worker');
+        return workers.length === 1 && running().filter((cid) => cid.startsWith('worker-')).length === 1;
+      }, 30_000, 'one worker').then(() => Date.now() - healedAt, () => null);
       const workers = living().filter((c) => c.tissue === 'worker');
       note(`converged in ${converge} ms; workers now ${workers.map((c) => `${c.id}@${c.host}`).join(', ')}`);
       result.partition = {

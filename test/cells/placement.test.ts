@@ -132,4 +132,5 @@ test('plan - above max (a healed partition), the youngest extras die and the old
   t.like(p, { type: 'die' });
   t.regex((p as { reason: string }).reason, /above its max 1 .*worker-new, among the youngest, leaves/);
   t.like(plan(mk(old)), { type: 'none' }, 'the oldest stays');
+  t.like(plan({ ...mk(old), gene: { ...worker, idleMs: 1_000 }, lowSince: NOW - 60_000 }), { type: 'none' }, 'even idle: above max the youngest go, not whoever idles');
 });
