@@ -82,6 +82,7 @@ export class Organism {
   #release: (() => void) | undefined;
   #operator: Operator | undefined;
   #agent: HostAgent | undefined;
+  #shareTimer: NodeJS.Timeout | undefined;
   /** How many replicas the streams and buckets got, and why (known after start()). */
   replication: Replication | undefined;
   #dashboardToken: string | undefined;
@@ -220,8 +221,9 @@ export class Organism {
       // A host joining a living organism (another host's grow seeded it) brings only its
       // share (tissues.<t>.perHost); homeostasis places the rest where there is room.
       if ((this.#o.cluster || this.#o.servers) && !(await this.#claimSeed(homeostasis))) {
-        await this.#joinHost(homeostasis);
+        await this.#fillShare(homeostasis, 'joined with');
         if ((this.#state as OrganismState).state === 'growing') this.#state = { state: 'alive', since: Date.now() };
+        if (this.#o.cluster) this.#keepShare(homeostasis);
         return;
       }
       // The first population is grow's decision: recorded as pending before any cell can
@@ -241,6 +243,7 @@ export class Organism {
       }
       // Unless a stop began meanwhile (a shutdown hormone while we spawned).
       if ((this.#state as OrganismState).state === 'growing') this.#state = { state: 'alive', since: Date.now() };
+      if (this.#o.cluster) this.#keepShare(homeostasis);
     } catch (e) {
       await this.stop(`start failed: ${(e as Error).message}`);
       throw e;
@@ -289,33 +292,58 @@ export class Organism {
     return false;
   }
 
-  /** Makes this host's share of every tissue (perHost), each recorded as pending first (compare-and-set). */
-  async #joinHost(kv: KV): Promise<void> {
+  /**
+   * Makes this host's share of every tissue (tissues.<t>.perHost) that it lacks, each cell
+   * recorded as pending for this host first (compare-and-set: a homeostasis decision placing
+   * one here at the same time is seen, and nothing is made twice). At join, and then
+   * regularly in cluster mode: a host whose last cell died is no longer a live host to the
+   * others, so only its own grow can bring it back into the organism.
+   */
+  async #fillShare(kv: KV, why: 'joined with' | 'refilled'): Promise<void> {
     const host = hostName();
+    const running = new Set(localCells(this.id).map((c) => c.cell));
     for (const [tissue, gene] of Object.entries(this.genome.tissues)) {
-      const here = this.observer.census.living().filter((c) => c.tissue === tissue && c.host === host).length;
+      if (gene.perHost <= 0) continue;
+      const living = this.observer.census.living().filter((c) => c.tissue === tissue && c.state !== 'dead');
+      const here = living.filter((c) => c.host === host && running.has(c.id)).length;
       for (let k = here; k < gene.perHost; k++) {
         const id = newCellId(tissue);
         let recorded = false;
         for (let attempt = 0; attempt < 8 && !recorded; attempt++) {
           const { record, revision } = await readTissueRecord(kv, tissue);
-          const next = { ...record, epoch: record.epoch + 1, at: Date.now(), by: ROOT_ISSUER, action: 'seed' as const, pending: [...record.pending, { id, host, due: Date.now() + this.genome.limits.joinTimeoutMs, how: 'seed' as const }] };
+          const now = Date.now();
+          const coming = record.pending.filter((p) => p.due > now && !living.some((c) => c.id === p.id));
+          // Already on its way here, or the tissue is full: nothing to do.
+          if (here + coming.filter((p) => p.host === host).length > k || living.length + coming.length >= gene.max) return;
+          const next = { ...record, epoch: record.epoch + 1, at: now, by: ROOT_ISSUER, action: 'seed' as const, pending: [...record.pending, { id, host, due: now + this.genome.limits.joinTimeoutMs, how: 'seed' as const }] };
           try {
             await (revision === 0 ? kv.create(tissueKey(tissue), packRecord(next)) : kv.update(tissueKey(tissue), packRecord(next), revision));
             recorded = true;
           } catch {
-            await sleep(5 + Math.random() * 20); // a cell wrote meanwhile: read again
+            await sleep(5 + Math.random() * 20); // a cell wrote meanwhile (or no quorum): read again
           }
         }
-        if (!recorded) throw new CellularError('CELL_ERR_SPAWN', `could not record ${id} in the ${tissue} record (no KV quorum?)`);
+        if (!recorded) return;
         try {
           await this.spawn(tissue, id);
-          this.#say(`joined with ${id} (tissues.${tissue}.perHost ${gene.perHost})`);
+          this.#say(`${why} ${id} (tissues.${tissue}.perHost ${gene.perHost})`);
         } catch (e) {
           this.#say(`no ${tissue} cell here: ${(e as Error).message}`);
         }
       }
     }
+  }
+
+  /** In cluster mode: keeps this host's share (see #fillShare) every two pulse intervals. */
+  #keepShare(kv: KV): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || this.#state.state !== 'alive' || !this.genome.limits.homeostasis) return;
+      busy = true;
+      void this.#fillShare(kv, 'refilled').catch(() => undefined).finally(() => (busy = false));
+    }, Math.max(1_000, 2 * this.genome.limits.pulseIntervalMs));
+    timer.unref();
+    this.#shareTimer = timer;
   }
 
   /** A previous owner died (SIGKILL, power cut): end what it left running before we grow. */
@@ -453,6 +481,7 @@ export class Organism {
     this.#state = { state: 'shutting-down', reason };
     this.#operator?.close();
     this.#agent?.close();
+    clearInterval(this.#shareTimer);
     const observer = this.#observer;
     let stragglers = 0;
     // Other hosts still hold cells: this host leaves the organism, which lives on there.
