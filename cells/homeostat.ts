@@ -83,7 +83,19 @@ export class Homeostat {
   }
 
   async #start(): Promise<void> {
-    void this.#keepWatching();
+    // The first watch is made before the warm-up starts: a newborn plans only once it holds
+    // the records (pending seeds included), or it would regrow what is already on its way.
+    // (Born while JetStream has no quorum, it keeps trying: it plans nothing meanwhile.)
+    let first: QueuedIterator<KvWatchEntry> | undefined;
+    for (let pause = 500; first === undefined; pause = Math.min(pause * 2, 5_000)) {
+      if (this.#closed) return;
+      first = await this.#d.kv.watch({ key: 'tissue.>' }).catch((e: unknown) => {
+        this.#d.log.warn({ err: (e as Error).message }, 'homeostasis watch failed: trying again');
+        return undefined;
+      });
+      if (first === undefined) await new Promise((r) => setTimeout(r, pause));
+    }
+    void this.#keepWatching(first);
     if (this.#closed) return;
     // A newborn has not heard every member pulse yet: its census would show living tissues
     // as empty (and a cell born during a shutdown would regrow what is draining). It only
@@ -108,10 +120,12 @@ export class Homeostat {
    * cluster member lost, JetStream without a leader for a moment): a cell that stopped
    * hearing the records would lose every compare-and-set from then on.
    */
-  async #keepWatching(): Promise<void> {
+  async #keepWatching(first: QueuedIterator<KvWatchEntry>): Promise<void> {
+    let next: QueuedIterator<KvWatchEntry> | undefined = first;
     for (let pause = 500; !this.#closed; pause = Math.min(pause * 2, 5_000)) {
       try {
-        const watch = await this.#d.kv.watch({ key: 'tissue.>' });
+        const watch: QueuedIterator<KvWatchEntry> = next ?? (await this.#d.kv.watch({ key: 'tissue.>' }));
+        next = undefined;
         this.#watch = watch;
         if (this.#closed) return watch.stop();
         pause = 500;
