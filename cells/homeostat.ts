@@ -17,6 +17,7 @@ import { isProcessOf, isStopped, localCells } from '../organism/processes.ts';
 import { hostRoom, takeSpawnTokens } from './atp.ts';
 import { liveHosts, placeCells, type PlaceRequest } from './placement.ts';
 import { CellularError } from '../organism/errors.ts';
+import { transientClusterError } from '../organism/cluster.ts';
 import { calmMs, nextRecord, plan, type Plan } from './homeostasis-plan.ts';
 import type { Logger } from './logger.ts';
 import type { Mitosis } from './mitosis.ts';
@@ -404,7 +405,7 @@ export class Homeostat {
       if (this.#d.census.get(id)) await this.#joined(tissue, id);
     } catch (e) {
       this.#d.log.warn({ err: (e as Error).message, tissue, id, host }, 'placement failed');
-      await this.#failedBirth(tissue, id, `was not made on host ${host}: ${(e as Error).message}`);
+      await this.#failedBirth(tissue, id, `was not made on host ${host}: ${(e as Error).message}`, transientClusterError(e));
     }
   }
 
@@ -466,7 +467,7 @@ export class Homeostat {
       if (this.#d.census.get(id)) await this.#joined(tissue, id);
     } catch (e) {
       this.#d.log.warn({ err: (e as Error).message, tissue, id }, 'division failed');
-      await this.#failedBirth(tissue, id, (e as Error).message);
+      await this.#failedBirth(tissue, id, (e as Error).message, transientClusterError(e));
     }
   }
 
@@ -475,22 +476,31 @@ export class Homeostat {
     await this.#mutate(tissue, (r) => (r.pending.some((q) => q.id === id) ? { ...r, pending: r.pending.filter((q) => q.id !== id) } : r));
   }
 
-  async #failedBirth(tissue: string, id: string, why: string): Promise<void> {
+  /**
+   * A birth that failed. A cell that crashed young counts towards the crash-loop back-off
+   * (exponential); one that could not be made because the store was unavailable (a cluster
+   * electing a leader, a partition: `unavailable`) waits the base back-off only and counts
+   * nothing, or a few seconds of JetStream outage would hold regrowth for half a minute.
+   */
+  async #failedBirth(tissue: string, id: string, why: string, unavailable = false): Promise<void> {
     if (this.#closed) return;
     const limits = this.#d.genome.limits;
     const now = this.#now();
     let wait = 0;
     const next = await this.#mutate(tissue, (r) => {
       if (r.crashed.includes(id)) return r;
-      const failures = r.failures + 1;
-      wait = backoffMs(failures, limits.regrowBackoffMs, limits.regrowBackoffMaxMs);
+      const failures = unavailable ? r.failures : r.failures + 1;
+      wait = unavailable ? limits.regrowBackoffMs : backoffMs(failures, limits.regrowBackoffMs, limits.regrowBackoffMaxMs);
       return {
-        ...r, epoch: r.epoch + 1, at: now, by: this.#d.self().id, action: 'back-off', failures, failedAt: now, retryAt: now + wait,
+        ...r, epoch: r.epoch + 1, at: now, by: this.#d.self().id, action: 'back-off', failures, failedAt: unavailable ? r.failedAt : now, retryAt: now + wait,
         crashed: [...r.crashed, id].slice(-32), pending: r.pending.filter((q) => q.id !== id),
       };
     });
     if (next && next.crashed.includes(id) && wait > 0) {
-      this.#announce(tissue, 'back-off', [id], 1, `new ${tissue} cell ${id} ${why} within ${limits.crashWindowMs} ms of birth (${next.failures} in a row): waiting ${wait} ms before regrowing`, next.epoch, { failures: next.failures, backoffMs: wait });
+      const reason = unavailable
+        ? `new ${tissue} cell ${id} ${why}: the store is unavailable, not the cell: waiting ${wait} ms before regrowing`
+        : `new ${tissue} cell ${id} ${why} within ${limits.crashWindowMs} ms of birth (${next.failures} in a row): waiting ${wait} ms before regrowing`;
+      this.#announce(tissue, 'back-off', [id], 1, reason, next.epoch, { failures: next.failures, backoffMs: wait });
     }
   }
 

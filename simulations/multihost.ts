@@ -331,13 +331,22 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
 
     // 5. Controls reach every host: a kill sent to one host's grow for a cell on another is
     //    relayed to the grow that can signal it; that host then gets its receiver back (perHost).
-    const victimCell = living().find((c) => c.tissue === 'receiver' && c.host !== hosts.hosts[0]!.name);
+    // A receiver that has lived a while: every grow's census knows it by now.
+    const victimCell = living().find((c) => c.tissue === 'receiver' && c.host !== hosts.hosts[0]!.name && Date.now() - c.born > 3_000);
     if (victimCell) {
       const via = hosts.hosts.find((h) => h.name !== victimCell.host)!;
       mark(`kill ${victimCell.id} (on ${victimCell.host}) through ${via.name}'s operator`);
       const killedAt = Date.now();
-      const answer = await observer.nc.request(new Namespace(id).operatorOn(via.name), pack({ token: loadOrCreateDashboardToken(first), by: 'multihost', control: { action: 'kill', cell: victimCell.id } }), { timeout: 15_000 })
-        .then((m) => openReply<{ message: string }>(m.data).message, (e: unknown) => `refused: ${(e as Error).message}`);
+      let answer = '';
+      for (let attempt = 1; attempt <= 3 && !/^killed /.test(answer); attempt++) {
+        if (attempt > 1) await sleep(1_000);
+        try {
+          const m = await observer.nc.request(new Namespace(id).operatorOn(via.name), pack({ token: loadOrCreateDashboardToken(first), by: 'multihost', control: { action: 'kill', cell: victimCell.id } }), { timeout: 15_000 });
+          answer = openReply<{ message: string }>(m.data).message;
+        } catch (e) {
+          answer = `refused: ${(e as Error).message}`;
+        }
+      }
       const gone = await until(() => !localCells(id, victimCell.host).some((c) => c.cell === victimCell.id), 10_000, `${victimCell.id} gone`).then(() => true, () => false);
       const back = await until(() => living().some((c) => c.tissue === 'receiver' && c.host === victimCell.host && c.id !== victimCell.id), 30_000, `a new receiver on ${victimCell.host}`).then(() => Date.now() - killedAt, () => null);
       note(`${via.name}'s operator: ${answer}; ${victimCell.host} has a receiver again ${back} ms later`);
