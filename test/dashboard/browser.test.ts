@@ -196,8 +196,9 @@ test.serial('dashboard - a kill from the controls shows the death and the regrow
   t.is(await page.locator('#control-result').getAttribute('data-ok'), 'true', (await page.locator('#control-result').textContent()) ?? '');
   // The death: in the log (the control, then the census's conclusion) and in the table.
   await page.waitForSelector(`#log li[data-kind="control"][data-cells~="${victim.id}"]`, { timeout: 10_000 });
-  await page.waitForSelector(`#log li[data-kind="state"][data-cells~="${victim.id}"]`, { timeout: 10_000 });
-  t.regex((await page.locator(`#log li[data-kind="state"][data-cells~="${victim.id}"]`).first().textContent()) ?? '', /→ dead/);
+  // (A cell that was a stem recruited into echo has an earlier state line: its differentiation.)
+  await page.waitForSelector(`#log li[data-kind="state"][data-cells~="${victim.id}"]:has-text("→ dead")`, { timeout: 10_000 });
+  t.regex((await page.locator(`#log li[data-kind="state"][data-cells~="${victim.id}"]:has-text("→ dead")`).first().textContent()) ?? '', /→ dead/);
   await until(async () => (await rowState(page, victim.id)) === 'dead' || (await rowState(page, victim.id)) === null, 10_000, `${victim.id} shown dead`);
   await shot(page, 'dashboard-kill');
   // The regrowth: a decision for echo, and a new echo cell alive on the page and in the census.
