@@ -255,9 +255,10 @@ export class Homeostat {
       // the bucket unavailable): either way this cell does nothing.
       if (/wrong last sequence|key exists/i.test((e as Error).message)) {
         this.claims.lost++;
-        // The record moved on: read it now rather than wait for the watch (which may be lagging).
+        // The record moved on: read it now rather than wait for the watch (which may be lagging,
+        // or hold a revision the store no longer has after a partition): the store is the truth.
         void readTissueRecord(this.#d.kv, tissue).then((r) => {
-          if (r.revision > (this.#records.get(tissue)?.revision ?? 0)) this.#records.set(tissue, r);
+          if (r.revision !== (this.#records.get(tissue)?.revision ?? 0)) this.#records.set(tissue, r);
         }, () => undefined);
       } else {
         this.claims.failed++;
