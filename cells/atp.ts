@@ -5,9 +5,9 @@
  * the lineage budget travels in certificates (cells/spawn.ts childBudget).
  */
 import type { KV } from '@nats-io/kv';
-import type { CensusEntry } from '../organism/census.ts';
-import type { Limits } from '../organism/genome.ts';
-import { ATP_KEY, packRecord, parseAtpRecord, type AtpRecord, type PendingCell } from '../organism/homeostasis-record.ts';
+import type { CensusEntry } from '../organism/kernel/census.ts';
+import type { Limits } from '../organism/kernel/genome.ts';
+import { ATP_KEY, packRecord, parseAtpRecord, type AtpRecord, type PendingCell } from '../organism/kernel/homeostasis-record.ts';
 
 const MIB = 1024 * 1024;
 const MINUTE = 60_000;

@@ -3,9 +3,9 @@
  * child's stdin and closed. Secrets (the cell's private seed) never appear on the command
  * line or in the environment, where other users could read them.
  */
-import { CellularError } from '../organism/errors.ts';
-import { validateGenome, type Genome } from '../organism/genome.ts';
-import { CELL_ID, ORGANISM_ID } from '../organism/namespace.ts';
+import { CellularError } from '../organism/wire/errors.ts';
+import { validateGenome, type Genome } from '../organism/kernel/genome.ts';
+import { CELL_ID, ORGANISM_ID } from '../organism/kernel/namespace.ts';
 
 export interface BirthPacket {
   v: 1;

@@ -6,19 +6,19 @@
  */
 import { createHash } from 'node:crypto';
 import { connect, type NatsConnection, type Subscription, type Msg } from '@nats-io/transport-node';
-import { natsOptions } from '../organism/access.ts';
-import { CertBook } from '../organism/cert-book.ts';
-import { Census } from '../organism/census.ts';
-import { CellularError } from '../organism/errors.ts';
-import { genomeHash, type Genome } from '../organism/genome.ts';
-import { HormoneBus } from '../organism/hormone-bus.ts';
-import { HormoneGate } from '../organism/hormone-gate.ts';
-import type { Hormone } from '../organism/hormone.ts';
-import { fromHex, privateKeyObject, publicKeyOf } from '../organism/keys.ts';
-import { unpackCertificate, ROOT_ISSUER, type Certificate } from '../organism/lineage.ts';
-import { Namespace, type CellVerb } from '../organism/namespace.ts';
-import type { BirthBody, DeathBody, DeathCause, HormoneKind, ShutdownBody } from '../organism/vocabulary.ts';
-import { openReply, pack, packError, packReply, unpack } from '../organism/wire.ts';
+import { natsOptions } from '../organism/kernel/access.ts';
+import { CertBook } from '../organism/kernel/cert-book.ts';
+import { Census } from '../organism/kernel/census.ts';
+import { CellularError } from '../organism/wire/errors.ts';
+import { genomeHash, type Genome } from '../organism/kernel/genome.ts';
+import { HormoneBus } from '../organism/kernel/hormone-bus.ts';
+import { HormoneGate } from '../organism/kernel/hormone-gate.ts';
+import type { Hormone } from '../organism/kernel/hormone.ts';
+import { fromHex, privateKeyObject, publicKeyOf } from '../organism/kernel/keys.ts';
+import { unpackCertificate, ROOT_ISSUER, type Certificate } from '../organism/kernel/lineage.ts';
+import { Namespace, type CellVerb } from '../organism/kernel/namespace.ts';
+import type { BirthBody, DeathBody, DeathCause, HormoneKind, ShutdownBody } from '../organism/kernel/vocabulary.ts';
+import { openReply, pack, packError, packReply, unpack } from '../organism/kernel/reply.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import type { Logger } from './logger.ts';
 import { DEFAULT_CAPACITY, Heart } from './heart.ts';
@@ -134,7 +134,7 @@ export class Cell {
     this.#watchBroker(nc);
     // Not awaited: the bucket is only needed to look up senders born before us, and its
     // client (JetStream + KV, ≈ 10 ms of imports and a round trip) need not delay our birth.
-    const lineage = import('../organism/stores.ts').then((m) => m.openLineage(nc, this.ns)).catch(() => undefined);
+    const lineage = import('../organism/kernel/stores.ts').then((m) => m.openLineage(nc, this.ns)).catch(() => undefined);
     const certs = new CertBook(fromHex(packet.rootPub), lineage);
     this.#certs = certs;
     const myCert = await certs.learn(unpackCertificate(Buffer.from(packet.cell.cert, 'base64')));
@@ -192,7 +192,7 @@ export class Cell {
       // Cancer: its certificate's whole budget on every division (never spent), the fault passed on.
       divide: async () => {
         const { spawnCell } = await import('./spawn.ts');
-        const lineage = await (await import('../organism/stores.ts')).openLineage(nc, this.ns);
+        const lineage = await (await import('../organism/kernel/stores.ts')).openLineage(nc, this.ns);
         return spawnCell({
           organism: this.packet.organism, access: { servers: this.packet.servers, token: this.packet.token }, genome: this.genome, stateDir: this.packet.stateDir,
           rootPub: fromHex(this.packet.rootPub), maker: { id: this.identity.id, key: privateKeyObject(seed), generation: cert.generation, budget: Math.max(1, cert.budget) },
@@ -204,7 +204,7 @@ export class Cell {
 
   /** Records a guilty verdict in the homeostasis bucket (replicated: a minority cannot write). */
   async #commitVerdict(nc: NatsConnection, accusation: string, accused: string): Promise<boolean> {
-    this.#verdicts ??= (await import('../organism/stores.ts')).openHomeostasis(nc, this.ns);
+    this.#verdicts ??= (await import('../organism/kernel/stores.ts')).openHomeostasis(nc, this.ns);
     const kv = await this.#verdicts;
     const key = `verdict.${createHash('sha256').update(accusation).digest('hex').slice(0, 32)}`;
     try {
@@ -218,7 +218,7 @@ export class Cell {
 
   async #startHomeostat(nc: NatsConnection): Promise<void> {
     try {
-      const kv = await (await import('../organism/stores.ts')).openHomeostasis(nc, this.ns);
+      const kv = await (await import('../organism/kernel/stores.ts')).openHomeostasis(nc, this.ns);
       if (this.#draining) return;
       this.#homeostat = new Homeostat({
         kv, organism: this.packet.organism, census: this.#census, genome: this.genome, mitosis: this.#mitosis!, log: this.#deps.log,
@@ -226,7 +226,7 @@ export class Cell {
         publish: (kind, body) => this.#bus?.publish(kind, body),
         die: (reason) => void this.drain('apoptosis', reason),
         placeOn: async (host, request) => {
-          // That host's grow answers (organism/host-agent.ts); no responder = no grow there.
+          // That host's grow answers (organism/grow/host-agent.ts); no responder = no grow there.
           const reply = await nc.request(this.ns.place(host), pack(request), { timeout: this.genome.limits.joinTimeoutMs });
           openReply(reply.data);
         },

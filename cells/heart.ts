@@ -6,10 +6,10 @@
  * time to first pulse is how fast a tissue can grow.
  */
 import { Worker } from 'node:worker_threads';
-import { genomeHash } from '../organism/genome.ts';
-import { SharedSequence } from '../organism/hormone.ts';
-import { Namespace } from '../organism/namespace.ts';
-import type { CellState, PulseBody } from '../organism/vocabulary.ts';
+import { genomeHash } from '../organism/kernel/genome.ts';
+import { SharedSequence } from '../organism/kernel/hormone.ts';
+import { Namespace } from '../organism/kernel/namespace.ts';
+import type { CellState, PulseBody } from '../organism/kernel/vocabulary.ts';
 import { fillPulse } from './metabolism.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import type { PacemakerCommand, PacemakerData } from './pacemaker.ts';

@@ -8,10 +8,10 @@
  * once and not again while the newcomers' smoothed stress catches up. The trigger uses
  * stress (mean smoothed load), so a short burst does not grow anything.
  */
-import type { CensusEntry } from '../organism/census.ts';
-import type { Limits, TissueGene } from '../organism/genome.ts';
-import { backoffMs, CRASHED_MEMORY, type TissueRecord } from '../organism/homeostasis-record.ts';
-import type { Readings } from '../organism/vocabulary.ts';
+import type { CensusEntry } from '../organism/kernel/census.ts';
+import type { Limits, TissueGene } from '../organism/kernel/genome.ts';
+import { backoffMs, CRASHED_MEMORY, type TissueRecord } from '../organism/kernel/homeostasis-record.ts';
+import type { Readings } from '../organism/kernel/vocabulary.ts';
 import { perHostDeficits } from './placement.ts';
 
 /** Deaths that are not failed births: the organism or homeostasis meant them. */

@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CellularError } from '../organism/errors.ts';
+import { CellularError } from '../organism/wire/errors.ts';
 import { parseBirthPacket } from './birth-packet.ts';
 import { Heart } from './heart.ts';
 import { faultFromArgv } from './immune/faults.ts';

@@ -3,7 +3,7 @@
  * is as loaded as its most exhausted resource (one core of CPU, a blocked event loop,
  * or a full work queue).
  */
-import type { PulseBody, WorkCounters } from '../organism/vocabulary.ts';
+import type { PulseBody, WorkCounters } from '../organism/kernel/vocabulary.ts';
 
 /** Event-loop delay at which a cell counts as saturated: requests already wait this long. */
 export const LAG_SATURATION_MS = 100;

@@ -7,13 +7,13 @@
 import type { KeyObject } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { CellularError } from '../organism/errors.ts';
-import type { Genome } from '../organism/genome.ts';
-import type { Namespace } from '../organism/namespace.ts';
-import { openReply, pack } from '../organism/wire.ts';
+import { CellularError } from '../organism/wire/errors.ts';
+import type { Genome } from '../organism/kernel/genome.ts';
+import type { Namespace } from '../organism/kernel/namespace.ts';
+import { openReply, pack } from '../organism/kernel/reply.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import { spawnCell, type SpawnedCell } from './spawn.ts';
-import { fromHex } from '../organism/keys.ts';
+import { fromHex } from '../organism/kernel/keys.ts';
 
 export interface RecruitRequest {
   tissue: string;

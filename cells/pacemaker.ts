@@ -7,14 +7,14 @@
 import { codeHash } from './code-hash.ts';
 import { tamperedHash } from './immune/faults.ts';
 import { parentPort, workerData } from 'node:worker_threads';
-import { hostName } from '../organism/host.ts';
+import { hostName } from '../organism/kernel/host.ts';
 import { connect } from '@nats-io/transport-node';
 import pidusage from 'pidusage';
-import { sealHormone, SharedSequence } from '../organism/hormone.ts';
-import { privateKeyObject, fromHex } from '../organism/keys.ts';
-import type { CellState, PulseBody } from '../organism/vocabulary.ts';
+import { sealHormone, SharedSequence } from '../organism/kernel/hormone.ts';
+import { privateKeyObject, fromHex } from '../organism/kernel/keys.ts';
+import type { CellState, PulseBody } from '../organism/kernel/vocabulary.ts';
 import { fillPulse, inStartupGrace } from './metabolism.ts';
-import { natsOptions, type NatsAccess } from '../organism/access.ts';
+import { natsOptions, type NatsAccess } from '../organism/kernel/access.ts';
 import { preciseNow, WorkMeter } from './work-meter.ts';
 
 export interface PacemakerData {

@@ -6,11 +6,11 @@
  * the deciding cell's own host (a division there needs no request). A saturated host gets
  * nothing; a departed host is not live, so it gets nothing either.
  */
-import type { CensusEntry } from '../organism/census.ts';
-import type { Limits } from '../organism/genome.ts';
-import type { PendingCell } from '../organism/homeostasis-record.ts';
+import type { CensusEntry } from '../organism/kernel/census.ts';
+import type { Limits } from '../organism/kernel/genome.ts';
+import type { PendingCell } from '../organism/kernel/homeostasis-record.ts';
 import { hostRoom } from './atp.ts';
-import { CellularError } from '../organism/errors.ts';
+import { CellularError } from '../organism/wire/errors.ts';
 
 /** Hosts holding a cell that is alive, draining or suspect (not yet dead), sorted. */
 export function liveHosts(census: readonly CensusEntry[]): string[] {

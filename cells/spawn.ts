@@ -11,12 +11,12 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KV } from '@nats-io/kv';
-import { HOST_ENV, hostName } from '../organism/host.ts';
-import { CellularError } from '../organism/errors.ts';
-import type { Genome } from '../organism/genome.ts';
-import type { NatsAccess } from '../organism/access.ts';
-import { generateKeypair, toHex } from '../organism/keys.ts';
-import { childBudget, issueCertificate, packCertificate, ROOT_ISSUER, type Certificate } from '../organism/lineage.ts';
+import { HOST_ENV, hostName } from '../organism/kernel/host.ts';
+import { CellularError } from '../organism/wire/errors.ts';
+import type { Genome } from '../organism/kernel/genome.ts';
+import type { NatsAccess } from '../organism/kernel/access.ts';
+import { generateKeypair, toHex } from '../organism/kernel/keys.ts';
+import { childBudget, issueCertificate, packCertificate, ROOT_ISSUER, type Certificate } from '../organism/kernel/lineage.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import { resolveTissueModule } from './tissue-loader.ts';
 
@@ -28,7 +28,7 @@ export const CELL_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
  */
 export const CELL_NODE_FLAGS: readonly string[] = (process.env.CELLULAR_CELL_FLAGS ?? '--max-semi-space-size=1').split(' ').filter(Boolean);
 
-export { childBudget } from '../organism/lineage.ts';
+export { childBudget } from '../organism/kernel/lineage.ts';
 
 export interface Maker {
   /** `root`, or the parent cell's id. */
@@ -112,7 +112,7 @@ export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
   const errFd = openSync(join(logDir, `${id}.stderr.log`), 'a');
   let child;
   try {
-    // The host on the command line too: test hosts share one process table (organism/host.ts).
+    // The host on the command line too: test hosts share one process table (organism/kernel/host.ts).
     child = spawn(process.execPath, [...CELL_NODE_FLAGS, CELL_MAIN, ...(o.fault ? ['--fault', o.fault] : []), '--host', host, '--cell', id, '--organism', o.organism], {
       detached: true,
       env: { ...process.env, [HOST_ENV]: host },

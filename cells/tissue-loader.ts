@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { CellularError } from '../organism/errors.ts';
+import { CellularError } from '../organism/wire/errors.ts';
 import { isTissue, type Tissue } from './tissue.ts';
 
 const BUILTIN = /^[a-z][a-z0-9-]*$/;

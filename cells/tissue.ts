@@ -5,12 +5,12 @@
  * (so the tissue's cells share the work) and calls the hooks at birth and at drain.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Census } from '../organism/census.ts';
-import type { Genome } from '../organism/genome.ts';
-import type { Hormone } from '../organism/hormone.ts';
-import type { Certificate } from '../organism/lineage.ts';
+import type { Census } from '../organism/kernel/census.ts';
+import type { Genome } from '../organism/kernel/genome.ts';
+import type { Hormone } from '../organism/kernel/hormone.ts';
+import type { Certificate } from '../organism/kernel/lineage.ts';
 import type { LedgerView } from './immune/evidence.ts';
-import type { Namespace } from '../organism/namespace.ts';
+import type { Namespace } from '../organism/kernel/namespace.ts';
 import type { Logger } from './logger.ts';
 import type { WorkMeter } from './work-meter.ts';
 

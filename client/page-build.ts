@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 
 const sri = (path: string) => `sha384-${createHash('sha384').update(readFileSync(path)).digest('base64')}`;
@@ -20,11 +21,27 @@ export interface PageBuild {
   plugins?: Plugin[];
 }
 
+/**
+ * What a page may bundle: its own folder, the wire contracts (pure and isomorphic) and
+ * packages. A server module in a bundle would ship server code to every browser and tie the
+ * page to the server's internals, so the build fails instead.
+ */
+export const BROWSER_SOURCES = ['organism/wire/', 'node_modules/'] as const;
+
+function assertBrowserOnly(p: PageBuild, inputs: readonly string[]): void {
+  const own = relative(process.cwd(), p.root).replace(/\/?$/, '/');
+  const foreign = inputs.filter((i) => !i.startsWith(own) && !BROWSER_SOURCES.some((b) => i.startsWith(b)));
+  if (foreign.length > 0) {
+    throw new Error(`${p.name}: the browser bundle would include server modules (${foreign.join(', ')}); a page may import only ${own}, ${BROWSER_SOURCES.join(', ')}`);
+  }
+}
+
 export async function buildPage(p: PageBuild): Promise<void> {
   const out = `${p.root}dist/`;
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
-  await build({
+  const result = await build({
+    metafile: true,
     entryPoints: [`${p.root}app/main.ts`],
     outfile: `${out}app.js`,
     bundle: true,
@@ -36,6 +53,7 @@ export async function buildPage(p: PageBuild): Promise<void> {
     logLevel: 'warning',
     plugins: p.plugins ?? [],
   });
+  assertBrowserOnly(p, Object.keys(result.metafile.inputs));
   writeFileSync(`${out}app.css`, p.css());
   const html = readFileSync(`${p.root}index.html`, 'utf8')
     .replace('<link rel="stylesheet" href="app.css">', `<link rel="stylesheet" href="app.css" integrity="${sri(`${out}app.css`)}" crossorigin="anonymous">`)

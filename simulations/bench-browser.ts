@@ -12,13 +12,13 @@ import { launchChromium } from './chromium.ts';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import type { Browser, Page } from 'playwright-core';
-import type { CensusEntry } from '../organism/census.ts';
-import { CellularError, throwIfAborted } from '../organism/errors.ts';
-import { loadGenome } from '../organism/genome.ts';
-import { Organism } from '../organism/organism.ts';
+import type { CensusEntry } from '../organism/kernel/census.ts';
+import { CellularError, throwIfAborted } from '../organism/wire/errors.ts';
+import { loadGenome } from '../organism/kernel/genome.ts';
+import { Organism } from '../organism/grow/organism.ts';
 import { waitFor } from './bench-chat.ts';
 import { cryptoCost, type CryptoCost } from './crypto-cost.ts';
-import { distribution, type Distribution } from './stats.ts';
+import { distribution, type Distribution } from '../organism/chaos/stats.ts';
 
 export interface BrowserBenchOptions {
   kills: number;

@@ -14,14 +14,14 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CELL_NODE_FLAGS } from '../cells/spawn.ts';
-import { throwIfAborted } from '../organism/errors.ts';
-import { loadGenome } from '../organism/genome.ts';
-import type { Hormone } from '../organism/hormone.ts';
-import { Organism } from '../organism/organism.ts';
-import type { PulseBody } from '../organism/vocabulary.ts';
-import { openReply, pack } from '../organism/wire.ts';
+import { throwIfAborted } from '../organism/wire/errors.ts';
+import { loadGenome } from '../organism/kernel/genome.ts';
+import type { Hormone } from '../organism/kernel/hormone.ts';
+import { Organism } from '../organism/grow/organism.ts';
+import type { PulseBody } from '../organism/kernel/vocabulary.ts';
+import { openReply, pack } from '../organism/kernel/reply.ts';
 import { natsClientUrl } from './peer.ts';
-import { distribution, type Distribution } from './stats.ts';
+import { distribution, type Distribution } from '../organism/chaos/stats.ts';
 
 export interface BusyBenchOptions {
   /** How long the main loop is kept busy, ms. @default 5000 */

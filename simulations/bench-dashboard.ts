@@ -7,16 +7,16 @@
  * peer), the page's frame rate, feed ticks and long tasks, and whether the page showed
  * every cell.
  */
-import { hostName } from '../organism/host.ts';
+import { hostName } from '../organism/kernel/host.ts';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CellularError, throwIfAborted } from '../organism/errors.ts';
-import { loadGenome } from '../organism/genome.ts';
-import { Organism } from '../organism/organism.ts';
-import { loadRootKey } from '../organism/root-key.ts';
-import { openLineage } from '../organism/stores.ts';
+import { CellularError, throwIfAborted } from '../organism/wire/errors.ts';
+import { loadGenome } from '../organism/kernel/genome.ts';
+import { Organism } from '../organism/grow/organism.ts';
+import { loadRootKey } from '../organism/grow/root-key.ts';
+import { openLineage } from '../organism/kernel/stores.ts';
 import { launchChromium } from './chromium.ts';
-import { openReply } from '../organism/wire.ts';
+import { openReply } from '../organism/kernel/reply.ts';
 import { readCpuMicros, readMemory } from './procfs.ts';
 import { SyntheticSwarm } from './synthetic-cells.ts';
 import { waitFor } from './bench-chat.ts';

@@ -23,13 +23,13 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { throwIfAborted } from '../organism/errors.ts';
-import { loadGenome, type Genome } from '../organism/genome.ts';
-import type { Hormone } from '../organism/hormone.ts';
-import { Organism } from '../organism/organism.ts';
-import type { DecisionBody } from '../organism/vocabulary.ts';
-import { runLoad } from './load.ts';
-import { distribution, median, type Distribution } from './stats.ts';
+import { throwIfAborted } from '../organism/wire/errors.ts';
+import { loadGenome, type Genome } from '../organism/kernel/genome.ts';
+import type { Hormone } from '../organism/kernel/hormone.ts';
+import { Organism } from '../organism/grow/organism.ts';
+import type { DecisionBody } from '../organism/kernel/vocabulary.ts';
+import { runLoad } from '../organism/chaos/load.ts';
+import { distribution, median, type Distribution } from '../organism/chaos/stats.ts';
 
 export interface HomeostasisBenchOptions {
   /** Load steps per growth phase (stem and cold each run this many). @default 10 */

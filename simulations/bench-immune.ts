@@ -7,15 +7,15 @@
  *     and two busy loops on the cores): accusations and guilty verdicts (none is the target).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { CellularError, throwIfAborted } from '../organism/errors.ts';
-import { loadGenome } from '../organism/genome.ts';
-import { Organism } from '../organism/organism.ts';
-import { isAlive, localCells } from '../organism/processes.ts';
-import type { AccuseBody, VerdictBody } from '../organism/vocabulary.ts';
-import { pack } from '../organism/wire.ts';
+import { CellularError, throwIfAborted } from '../organism/wire/errors.ts';
+import { loadGenome } from '../organism/kernel/genome.ts';
+import { Organism } from '../organism/grow/organism.ts';
+import { isAlive, localCells } from '../organism/kernel/processes.ts';
+import type { AccuseBody, VerdictBody } from '../organism/kernel/vocabulary.ts';
+import { pack } from '../organism/kernel/reply.ts';
 import type { FaultKind } from '../cells/immune/faults.ts';
 import { waitFor } from './bench-chat.ts';
-import { distribution, type Distribution } from './stats.ts';
+import { distribution, type Distribution } from '../organism/chaos/stats.ts';
 
 export const IMMUNE_FAULTS: readonly FaultKind[] = ['flood', 'forger', 'liar', 'tamper', 'cancer'];
 

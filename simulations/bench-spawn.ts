@@ -22,15 +22,15 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Subscription } from '@nats-io/transport-node';
 import { CELL_NODE_FLAGS, type SpawnedCell } from '../cells/spawn.ts';
-import { CellularError } from '../organism/errors.ts';
-import { loadGenome, type Genome } from '../organism/genome.ts';
-import { Organism } from '../organism/organism.ts';
-import { commandLineOf, isProcessOf } from '../organism/processes.ts';
+import { CellularError } from '../organism/wire/errors.ts';
+import { loadGenome, type Genome } from '../organism/kernel/genome.ts';
+import { Organism } from '../organism/grow/organism.ts';
+import { commandLineOf, isProcessOf } from '../organism/kernel/processes.ts';
 import { FirstSeen } from './first-seen.ts';
 import { natsClientUrl, Peers, writePeerScripts, type ForkedPeer } from './peer.ts';
 import { readCpuMicros, readMemory } from './procfs.ts';
 import { mb, summarize, type CellCpu, type MemoryRow, type ShutdownResult, type SpawnBenchRaw, type SpawnBenchResult, type SpawnSample, type TrafficResult, type TrafficSecond } from './spawn-result.ts';
-import { median } from './stats.ts';
+import { median } from '../organism/chaos/stats.ts';
 
 export type { SpawnBenchResult } from './spawn-result.ts';
 

@@ -7,7 +7,7 @@
  */
 import { resolve, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CellularError, isCellularError } from '../organism/errors.ts';
+import { CellularError, isCellularError } from '../organism/wire/errors.ts';
 import { runSpawnBench, validateOptions } from './bench-spawn.ts';
 import { machineInfo, summaryRows, textTable, writeSpawnReport } from './report.ts';
 import { runBusyBench } from './bench-busy.ts';

@@ -5,7 +5,7 @@
  * a timer as a client does once it has stored what arrived. It keeps no history, so 50 of
  * them can push tens of thousands of messages a second from one process.
  *
- * Frames are packed with the organism's one msgpack configuration (organism/codec.ts), as
+ * Frames are packed with the organism's one msgpack configuration (organism/wire/codec.ts), as
  * the protocol requires; replies are trusted, not checked field by field (the receiver
  * checks what it is sent, and this client only reads `t`, `id`, `seq` and `body`).
  *
@@ -13,7 +13,7 @@
  * answers the same frames, so both are measured through the same client code.
  */
 import { WebSocket } from 'ws';
-import { codec } from '../organism/codec.ts';
+import { codec } from '../organism/wire/codec.ts';
 
 export class ReplyError extends Error {
   constructor(

@@ -4,8 +4,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CellularError } from '../organism/errors.ts';
-import type { Hormone } from '../organism/hormone.ts';
+import { CellularError } from '../organism/wire/errors.ts';
+import type { Hormone } from '../organism/kernel/hormone.ts';
 
 /** Records the first admitted hormone of each kind from each sender, and wakes waiters. */
 export class FirstSeen {

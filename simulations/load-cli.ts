@@ -9,12 +9,12 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
-import { natsOptions } from '../organism/access.ts';
-import { CellularError, isCellularError } from '../organism/errors.ts';
-import { Namespace } from '../organism/namespace.ts';
-import { requireRecord } from '../organism/record.ts';
-import { runLoad, type LoadResult, type LoadSecond } from './load.ts';
-import { SHAPES, validateShape, type ShapeName } from './load-shape.ts';
+import { natsOptions } from '../organism/kernel/access.ts';
+import { CellularError, isCellularError } from '../organism/wire/errors.ts';
+import { Namespace } from '../organism/kernel/namespace.ts';
+import { requireRecord } from '../organism/grow/record.ts';
+import { runLoad, type LoadResult, type LoadSecond } from '../organism/chaos/load.ts';
+import { SHAPES, validateShape, type ShapeName } from '../organism/chaos/load-shape.ts';
 import { stamp } from './report.ts';
 import { escapeXml, lineChart } from './svg.ts';
 

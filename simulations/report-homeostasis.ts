@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HomeostasisBenchResult } from './bench-homeostasis.ts';
 import { stamp, textTable, type MachineInfo, type Row } from './report.ts';
-import type { Distribution } from './stats.ts';
+import type { Distribution } from '../organism/chaos/stats.ts';
 import { barChart, escapeXml, lineChart } from './svg.ts';
 
 export const HOMEOSTASIS_TARGETS = { stemDispatchP95Ms: 50, coldSpawnP95Ms: 300, replacementP95Ms: 2_000 };

@@ -7,9 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, cpus, hostname, loadavg, platform, release, totalmem, type as osType } from 'node:os';
 import { join } from 'node:path';
-import { findNatsServer } from '../organism/broker.ts';
+import { findNatsServer } from '../organism/grow/broker.ts';
 import { mb, TARGETS, type SpawnBenchResult } from './spawn-result.ts';
-import { round, type Distribution } from './stats.ts';
+import { round, type Distribution } from '../organism/chaos/stats.ts';
 import { barChart, escapeXml, lineChart } from './svg.ts';
 
 export interface MachineInfo {

@@ -11,12 +11,12 @@ import type { KeyObject } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { codeHash } from '../cells/code-hash.ts';
-import { genomeHash, type Genome } from '../organism/genome.ts';
-import { sealHormone, SharedSequence, type Signer } from '../organism/hormone.ts';
-import { generateKeypair, privateKeyObject } from '../organism/keys.ts';
-import { issueCertificate, packCertificate, ROOT_ISSUER, type Certificate } from '../organism/lineage.ts';
-import type { Namespace } from '../organism/namespace.ts';
-import type { HormoneKind, PulseBody } from '../organism/vocabulary.ts';
+import { genomeHash, type Genome } from '../organism/kernel/genome.ts';
+import { sealHormone, SharedSequence, type Signer } from '../organism/kernel/hormone.ts';
+import { generateKeypair, privateKeyObject } from '../organism/kernel/keys.ts';
+import { issueCertificate, packCertificate, ROOT_ISSUER, type Certificate } from '../organism/kernel/lineage.ts';
+import type { Namespace } from '../organism/kernel/namespace.ts';
+import type { HormoneKind, PulseBody } from '../organism/kernel/vocabulary.ts';
 
 export interface SyntheticOptions {
   nc: NatsConnection;

@@ -5,8 +5,8 @@
  * nothing global leaks between cells or tests.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { CensusEntry } from '../../organism/census.ts';
-import type { SeriesPoint, SwarmEvent } from './frames.ts';
+import type { CensusEntry } from '../../organism/kernel/census.ts';
+import type { SeriesPoint, SwarmEvent } from '../../organism/wire/dashboard-frames.ts';
 
 export class Metrics {
   readonly registry = new Registry();

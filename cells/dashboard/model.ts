@@ -3,13 +3,13 @@
  * hormone worth a line, with the numbers behind it), and one time-series point per second.
  * Bounded by the genome (dashboard.eventsMax, dashboard.seriesPoints).
  */
-import type { CensusEntry, CensusEvent } from '../../organism/census.ts';
-import type { ControlRecord } from '../../organism/control.ts';
-import { describeControl } from '../../organism/control.ts';
-import type { Hormone } from '../../organism/hormone.ts';
-import { tissueStress } from '../../organism/stress.ts';
-import type { AccuseBody, BirthBody, DeathBody, DecisionBody, DifferentiateBody, ShutdownBody, ToxinBody, VerdictBody, VoteBody } from '../../organism/vocabulary.ts';
-import type { CellRow, EventKind, SeriesPoint, SwarmEvent } from './frames.ts';
+import type { CensusEntry, CensusEvent } from '../../organism/kernel/census.ts';
+import type { ControlRecord } from '../../organism/wire/control.ts';
+import { describeControl } from '../../organism/wire/control.ts';
+import type { Hormone } from '../../organism/kernel/hormone.ts';
+import { tissueStress } from '../../organism/kernel/stress.ts';
+import type { AccuseBody, BirthBody, DeathBody, DecisionBody, DifferentiateBody, ShutdownBody, ToxinBody, VerdictBody, VoteBody } from '../../organism/kernel/vocabulary.ts';
+import type { CellRow, EventKind, SeriesPoint, SwarmEvent } from '../../organism/wire/dashboard-frames.ts';
 
 export function rowOf(e: CensusEntry): CellRow {
   return {

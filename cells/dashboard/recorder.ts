@@ -1,19 +1,19 @@
 /**
  * The flight recorder (docs/dashboard.md): the broker keeps every hormone but pulses in a
- * JetStream stream (organism/stores.ts), and the dashboard adds one census frame per
+ * JetStream stream (organism/kernel/stores.ts), and the dashboard adds one census frame per
  * dashboard.frameIntervalMs. Reading a span back gives the events (signatures checked where
  * the sender's certificate is known) and the frames, thinned to at most `framesMax`.
  */
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { ControlRecord } from '../../organism/control.ts';
-import { openEnvelope, signatureHolds } from '../../organism/hormone.ts';
-import { publicKeyObject } from '../../organism/keys.ts';
-import type { Certificate } from '../../organism/lineage.ts';
-import type { Namespace } from '../../organism/namespace.ts';
-import { RECORDER_STREAM } from '../../organism/stores.ts';
-import { pack, unpack } from '../../organism/wire.ts';
-import type { CellRow, RecordedFrame, SwarmEvent } from './frames.ts';
+import type { ControlRecord } from '../../organism/wire/control.ts';
+import { openEnvelope, signatureHolds } from '../../organism/kernel/hormone.ts';
+import { publicKeyObject } from '../../organism/kernel/keys.ts';
+import type { Certificate } from '../../organism/kernel/lineage.ts';
+import type { Namespace } from '../../organism/kernel/namespace.ts';
+import { RECORDER_STREAM } from '../../organism/kernel/stores.ts';
+import { pack, unpack } from '../../organism/kernel/reply.ts';
+import type { CellRow, RecordedFrame, SwarmEvent } from '../../organism/wire/dashboard-frames.ts';
 import { controlEvent, eventOf } from './model.ts';
 
 export interface Replay {

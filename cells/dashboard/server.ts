@@ -9,12 +9,12 @@ import { extname, join, normalize, sep } from 'node:path';
 import { pipeline } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { CellularError, isCellularError } from '../../organism/errors.ts';
-import type { DashboardGene } from '../../organism/genome.ts';
+import { CellularError, isCellularError } from '../../organism/wire/errors.ts';
+import type { DashboardGene } from '../../organism/kernel/genome.ts';
 import type { Logger } from '../logger.ts';
 import { tryListen } from '../receiver/listen.ts';
 import { TokenBucket } from '../receiver/token-bucket.ts';
-import { parsePageFrame, type PageFrame } from './frames.ts';
+import { parsePageFrame, type PageFrame } from '../../organism/wire/dashboard-frames.ts';
 
 /** Where the page is built (dashboard/dist at the repository root). */
 export const PAGE_DIR = fileURLToPath(new URL('../../../dashboard/dist/', import.meta.url));

@@ -14,13 +14,14 @@
  *   its children do the same (at most CANCER_MAX_CHILDREN each, so a test whose immune
  *   system fails still cannot fork-bomb the machine).
  */
-import { CellularError } from '../../organism/errors.ts';
-import { sealUnchecked, type Signer } from '../../organism/hormone.ts';
-import type { ImmuneGene } from '../../organism/genome.ts';
-import type { PulseBody } from '../../organism/vocabulary.ts';
+import { CellularError } from '../../organism/wire/errors.ts';
+import { sealUnchecked, type Signer } from '../../organism/kernel/hormone.ts';
+import type { ImmuneGene } from '../../organism/kernel/genome.ts';
+import type { PulseBody } from '../../organism/kernel/vocabulary.ts';
 
-export type FaultKind = 'flood' | 'liar' | 'forger' | 'tamper' | 'cancer';
-export const FAULT_KINDS: readonly FaultKind[] = ['flood', 'liar', 'forger', 'tamper', 'cancer'];
+// The fault names are a wire contract (the dashboard's controls name them); their behaviour lives here.
+import { FAULT_KINDS, type FaultKind } from '../../organism/wire/control.ts';
+export { FAULT_KINDS, type FaultKind };
 
 /** Children one cancerous cell makes at most. */
 export const CANCER_MAX_CHILDREN = 24;

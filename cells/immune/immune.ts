@@ -8,16 +8,16 @@
  */
 import { availableParallelism } from 'node:os';
 import pidusage from 'pidusage';
-import type { Census, CensusEntry } from '../../organism/census.ts';
-import type { CertBook } from '../../organism/cert-book.ts';
-import type { ImmuneGene, Limits } from '../../organism/genome.ts';
-import type { HormoneBus } from '../../organism/hormone-bus.ts';
-import type { Hormone } from '../../organism/hormone.ts';
-import { ROOT_ISSUER, unpackCertificate } from '../../organism/lineage.ts';
+import type { Census, CensusEntry } from '../../organism/kernel/census.ts';
+import type { CertBook } from '../../organism/kernel/cert-book.ts';
+import type { ImmuneGene, Limits } from '../../organism/kernel/genome.ts';
+import type { HormoneBus } from '../../organism/kernel/hormone-bus.ts';
+import type { Hormone } from '../../organism/kernel/hormone.ts';
+import { ROOT_ISSUER, unpackCertificate } from '../../organism/kernel/lineage.ts';
 import type { KV } from '@nats-io/kv';
-import { isProcessOf, localCells, signalCell } from '../../organism/processes.ts';
+import { isProcessOf, localCells, signalCell } from '../../organism/kernel/processes.ts';
 import { cellMarkers } from '../spawn.ts';
-import type { AccuseBody, HormoneKind, PulseBody, ToxinBody, VerdictBody, VoteBody } from '../../organism/vocabulary.ts';
+import type { AccuseBody, HormoneKind, PulseBody, ToxinBody, VerdictBody, VoteBody } from '../../organism/kernel/vocabulary.ts';
 import type { Logger } from '../logger.ts';
 import { Evidence } from './evidence.ts';
 import { codeHash } from '../code-hash.ts';

@@ -7,7 +7,7 @@
  * guilty once at least 2/3 of that jury voted guilty; it is an acquittal once so many voted
  * innocent that 2/3 can no longer be reached, or when the deadline passes first.
  */
-import type { AccuseBody } from '../../organism/vocabulary.ts';
+import type { AccuseBody } from '../../organism/kernel/vocabulary.ts';
 
 /** What a juror needs to be known by: its census entry (born, state) and its parent. */
 export interface JurorView {

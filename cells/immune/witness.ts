@@ -4,9 +4,9 @@
  * marks in its census the cells a guilty verdict condemned. It never votes, and it takes no
  * single cell's word: a forged verdict or toxin changes nothing it shows.
  */
-import type { Census } from '../../organism/census.ts';
-import type { Hormone } from '../../organism/hormone.ts';
-import type { AccuseBody, VoteBody } from '../../organism/vocabulary.ts';
+import type { Census } from '../../organism/kernel/census.ts';
+import type { Hormone } from '../../organism/kernel/hormone.ts';
+import type { AccuseBody, VoteBody } from '../../organism/kernel/vocabulary.ts';
 import { lineageOf, Trial, type Standing } from './jury.ts';
 
 const TRIALS_MAX = 256;

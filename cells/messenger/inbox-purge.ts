@@ -5,7 +5,7 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Namespace } from '../../organism/namespace.ts';
+import type { Namespace } from '../../organism/kernel/namespace.ts';
 import { checkUsername } from '../worker/accounts.ts';
 import { MESSAGES_STREAM } from './stores.ts';
 

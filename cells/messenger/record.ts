@@ -2,8 +2,8 @@
  * Reading the messenger's KV records back: every record is a msgpack map with `v: 1`,
  * checked field by field by its own parser; this is the part they share.
  */
-import { codec } from '../../organism/codec.ts';
-import { CellularError } from '../../organism/errors.ts';
+import { codec } from '../../organism/wire/codec.ts';
+import { CellularError } from '../../organism/wire/errors.ts';
 
 export const nonNeg = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 

@@ -9,10 +9,10 @@
 import { jetstreamManager, DiscardPolicy, RetentionPolicy, StorageType, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { tuneStream } from '../../organism/cluster.ts';
-import { CellularError } from '../../organism/errors.ts';
-import type { MessengerGene } from '../../organism/genome.ts';
-import type { Namespace } from '../../organism/namespace.ts';
+import { tuneStream } from '../../organism/kernel/cluster.ts';
+import { CellularError } from '../../organism/wire/errors.ts';
+import type { MessengerGene } from '../../organism/kernel/genome.ts';
+import type { Namespace } from '../../organism/kernel/namespace.ts';
 
 export const ACCOUNTS_BUCKET = 'accounts';
 export const DIRECTORY_BUCKET = 'directory';
@@ -70,7 +70,7 @@ export async function ensureMessengerStores(nc: NatsConnection, ns: Namespace, g
     }
     const kvm = new Kvm(nc);
     // Replicated, reads go to the leader only: a replica just back from a partition must not answer
-    // "no such session" for one made a moment ago (organism/cluster.ts tuneStream).
+    // "no such session" for one made a moment ago (organism/kernel/cluster.ts tuneStream).
     const file = { replicas, storage: StorageType.File, allow_direct: replicas === 1 } as const;
     const stores = {
       accounts: await kvm.create(ns.bucket(ACCOUNTS_BUCKET), { ...file, history: 1 }),

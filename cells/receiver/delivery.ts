@@ -12,9 +12,9 @@
  */
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { CellularError } from '../../organism/errors.ts';
-import { codec } from '../../organism/codec.ts';
-import type { Delivered } from './frames.ts';
+import { CellularError } from '../../organism/wire/errors.ts';
+import { codec } from '../../organism/wire/codec.ts';
+import type { Delivered } from '../../organism/wire/frames.ts';
 
 export type { Delivered };
 

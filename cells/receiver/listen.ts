@@ -3,7 +3,7 @@
  * random offset so receivers born together do not all race for the same port.
  */
 import type { Server } from 'node:http';
-import { CellularError } from '../../organism/errors.ts';
+import { CellularError } from '../../organism/wire/errors.ts';
 
 /** Listens on `port`; resolves false if it is taken (EADDRINUSE/EACCES), rejects on anything else. */
 export function tryListen(server: Server, port: number, host: string): Promise<boolean> {

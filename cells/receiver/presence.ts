@@ -11,7 +11,7 @@
  * size of organism, and the first thing to shard when it grows.
  */
 import { KvWatchInclude, type KV } from '@nats-io/kv';
-import { codec } from '../../organism/codec.ts';
+import { codec } from '../../organism/wire/codec.ts';
 
 export interface PresenceDeps {
   presence: KV;

@@ -6,19 +6,19 @@
  * operator (grow) — only with the dashboard token.
  */
 import { RequestError } from '@nats-io/transport-node';
-import { readDashboardToken, tokenChecker } from '../../organism/dashboard-token.ts';
-import { CellularError, isCellularError } from '../../organism/errors.ts';
-import { toHex } from '../../organism/keys.ts';
-import { openReply, pack, unpack } from '../../organism/wire.ts';
-import { LIVE_SCENARIOS } from '../../simulations/chaos/scenarios.ts';
+import { readDashboardToken, tokenChecker } from '../../organism/kernel/dashboard-token.ts';
+import { CellularError, isCellularError } from '../../organism/wire/errors.ts';
+import { toHex } from '../../organism/kernel/keys.ts';
+import { openReply, pack, unpack } from '../../organism/kernel/reply.ts';
+import { LIVE_SCENARIOS } from '../../organism/chaos/scenarios.ts';
 import { censusEvent, controlEvent, eventOf, rowOf, SwarmModel } from '../dashboard/model.ts';
 import { Metrics } from '../dashboard/metrics.ts';
 import { Recorder } from '../dashboard/recorder.ts';
 import { DashboardServer } from '../dashboard/server.ts';
-import type { SwarmEvent } from '../dashboard/frames.ts';
+import type { SwarmEvent } from '../../organism/wire/dashboard-frames.ts';
 import { FAULT_KINDS } from '../immune/faults.ts';
 import { defineTissue, type TissueContext } from '../tissue.ts';
-import type { ControlRecord } from '../../organism/control.ts';
+import type { ControlRecord } from '../../organism/wire/control.ts';
 
 /** Frames a replay sends at most (the page plays them; a span has one per frameIntervalMs). */
 const REPLAY_FRAMES_MAX = 300;

@@ -5,7 +5,7 @@
  * milliseconds without using the CPU (work that waits on something else, like a database:
  * its load is concurrency, so many cells on two cores can share it); `fail` throws a coded error.
  */
-import { CellularError } from '../../organism/errors.ts';
+import { CellularError } from '../../organism/wire/errors.ts';
 import { defineTissue } from '../tissue.ts';
 
 /** Longest burn a request may ask for, so no request can wedge a cell for long. */

@@ -5,7 +5,7 @@
  * Requests come from cells of the organism (NATS is token-protected), and are still
  * validated here: a receiver bug must not corrupt an account.
  */
-import { CellularError } from '../../organism/errors.ts';
+import { CellularError } from '../../organism/wire/errors.ts';
 import { openMessengerStores } from '../messenger/stores.ts';
 import { purgeInbox } from '../messenger/inbox-purge.ts';
 import { defineTissue, type TissueContext } from '../tissue.ts';

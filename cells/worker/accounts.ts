@@ -12,9 +12,9 @@
  * one answer, AUTH_ERR_CREDENTIALS, for a wrong name and a wrong password alike.
  */
 import type { KvEntry } from '@nats-io/kv';
-import { codec } from '../../organism/codec.ts';
-import { CellularError } from '../../organism/errors.ts';
-import type { MessengerGene } from '../../organism/genome.ts';
+import { codec } from '../../organism/wire/codec.ts';
+import { CellularError } from '../../organism/wire/errors.ts';
+import type { MessengerGene } from '../../organism/kernel/genome.ts';
 import type { MessengerStores } from '../messenger/stores.ts';
 import { dummyHash, scryptHasher, type PasswordHasher, type ScryptParams } from './password.ts';
 import { ipKey, isCasConflict, userKey, type RateLimiter } from './rate-limit.ts';

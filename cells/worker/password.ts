@@ -8,7 +8,7 @@
  * old hashes still verify (and are rehashed at the next login, see `needsRehash`).
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { CellularError } from '../../organism/errors.ts';
+import { CellularError } from '../../organism/wire/errors.ts';
 
 export interface ScryptParams {
   /** log2 of the cost N. */

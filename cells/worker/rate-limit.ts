@@ -11,8 +11,8 @@
 import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { KV } from '@nats-io/kv';
-import { codec } from '../../organism/codec.ts';
-import { CellularError } from '../../organism/errors.ts';
+import { codec } from '../../organism/wire/codec.ts';
+import { CellularError } from '../../organism/wire/errors.ts';
 
 export interface RateHit {
   allowed: boolean;

@@ -16,8 +16,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
-import { codec } from '../../organism/codec.ts';
-import { CellularError } from '../../organism/errors.ts';
+import { codec } from '../../organism/wire/codec.ts';
+import { CellularError } from '../../organism/wire/errors.ts';
 import { isCasConflict } from './rate-limit.ts';
 import { nonNeg, unpackRecord } from '../messenger/record.ts';
 

@@ -9,7 +9,7 @@
  * resends with the same message id after a failover until the server acknowledges it.
  * Received copies are handled one at a time, in stream order, then acknowledged.
  */
-import type { ServerFrame } from '../../cells/receiver/frames.ts';
+import type { ServerFrame } from '../../organism/wire/frames.ts';
 import { generateIdentity, keyId, open, peekSenderKeyId, safetyNumber, seal, type Header, type Identity } from '../crypto/envelope.ts';
 import { backupKeys, restoreKeys } from '../crypto/key-backup.ts';
 import type { Connection } from './connection.ts';

@@ -9,7 +9,7 @@
  * Frames are paced under the receivers' per-connection rate, so a burst waits here
  * instead of being refused there.
  */
-import { decodeServerFrame, encodeClientFrame, type ClientFrame, type ServerFrame } from '../../cells/receiver/frames.ts';
+import { decodeServerFrame, encodeClientFrame, type ClientFrame, type ServerFrame } from '../../organism/wire/frames.ts';
 import { CLOSE_TEXT, ClientError } from './errors.ts';
 
 type Request = ClientFrame extends infer F ? (F extends { id: number } ? Omit<F, 'id' | 'v'> : never) : never;

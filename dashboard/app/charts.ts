@@ -4,7 +4,7 @@
  * chart is rebuilt only when its set of series changes (a new tissue or host).
  */
 import uPlot from 'uplot';
-import type { SeriesPoint } from '../../cells/dashboard/frames.ts';
+import type { SeriesPoint } from '../../organism/wire/dashboard-frames.ts';
 import { colourOf, h } from './dom.ts';
 
 interface ChartSpec {

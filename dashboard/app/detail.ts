@@ -2,8 +2,8 @@
  * Cell detail, on a click in the graph or the table: metabolism, lineage certificate, age,
  * the evidence the dashboard cell holds against it, its recent decisions and events.
  */
-import type { SwarmEvent } from '../../cells/dashboard/frames.ts';
-import type { CellRow } from '../../cells/dashboard/frames.ts';
+import type { SwarmEvent } from '../../organism/wire/dashboard-frames.ts';
+import type { CellRow } from '../../organism/wire/dashboard-frames.ts';
 import { age, clock, h, mib } from './dom.ts';
 
 export interface Detail {

@@ -5,7 +5,7 @@
  * deaths grey out and fade, a quarantine flashes red.
  */
 import ForceGraph from 'force-graph';
-import type { CellRow } from '../../cells/dashboard/frames.ts';
+import type { CellRow } from '../../organism/wire/dashboard-frames.ts';
 import { colourOf } from './dom.ts';
 
 interface CellNode {

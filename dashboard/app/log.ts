@@ -3,7 +3,7 @@
  * readings behind it, accusations, votes as they arrive, verdicts, toxins, refusals and
  * the operator's controls. Filterable by kind and by text; newest first.
  */
-import { EVENT_KINDS, type EventKind, type SwarmEvent } from '../../cells/dashboard/frames.ts';
+import { EVENT_KINDS, type EventKind, type SwarmEvent } from '../../organism/wire/dashboard-frames.ts';
 import { clock, h } from './dom.ts';
 
 /** Lines kept on the page, and drawn at once (the cell keeps more). */

@@ -4,7 +4,7 @@
  * timeline current. Everything the page shows comes from the feed; it holds no secrets but
  * the dashboard token, kept in this tab's sessionStorage.
  */
-import type { CellRow, RecordedFrame, SeriesPoint, SwarmEvent } from '../../cells/dashboard/frames.ts';
+import type { CellRow, RecordedFrame, SeriesPoint, SwarmEvent } from '../../organism/wire/dashboard-frames.ts';
 import { Charts } from './charts.ts';
 import { Controls, takeToken, type Hello } from './controls.ts';
 import { renderDetail, type Detail } from './detail.ts';

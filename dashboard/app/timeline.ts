@@ -3,7 +3,7 @@
  * age limit, at most 10), and the graph, the table and the log show what was recorded then;
  * play steps through the recorded frames at their own pace. "live" returns to the feed.
  */
-import type { RecordedFrame, SwarmEvent } from '../../cells/dashboard/frames.ts';
+import type { RecordedFrame, SwarmEvent } from '../../organism/wire/dashboard-frames.ts';
 import { clock, h } from './dom.ts';
 import type { Feed } from './feed.ts';
 

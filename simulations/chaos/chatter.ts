@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
-import { decodeServerFrame, encodeClientFrame, type ServerFrame } from '../../cells/receiver/frames.ts';
+import { decodeServerFrame, encodeClientFrame, type ServerFrame } from '../../organism/wire/frames.ts';
 import { generateIdentity, keyId, open, seal, type Identity } from '../../client/crypto/envelope.ts';
 
 type Deliver = Extract<ServerFrame, { t: 'deliver' }>;

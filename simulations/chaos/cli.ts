@@ -7,11 +7,11 @@
  */
 import { resolve, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CellularError, isCellularError } from '../../organism/errors.ts';
+import { CellularError, isCellularError } from '../../organism/wire/errors.ts';
 import { machineInfo } from '../report.ts';
 import { writeChaosReport, writeChaosSummary } from './report.ts';
 import { runChaos, type ChaosResult } from './runner.ts';
-import { CHAOS_SCENARIOS, chaosScenario } from './scenarios.ts';
+import { CHAOS_SCENARIOS, chaosScenario } from '../../organism/chaos/scenarios.ts';
 
 const USAGE = `Usage:
   npm run chaos -- <scenario> [--seed N] [--duration S] [--rate R] [--clients N] [--state-dir DIR]

@@ -5,23 +5,23 @@
  * message lost, none stored twice, population within bounds, no false guilty verdict,
  * every injected cell dead, recovery time, nothing left running.
  */
-import { hostName } from '../../organism/host.ts';
+import { hostName } from '../../organism/kernel/host.ts';
 import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
-import type { CensusEntry } from '../../organism/census.ts';
-import { isCensusEntry } from '../../organism/census.ts';
-import { CellularError } from '../../organism/errors.ts';
-import { loadGenome } from '../../organism/genome.ts';
-import { Organism } from '../../organism/organism.ts';
-import { isAlive, localCells, signalCell } from '../../organism/processes.ts';
-import { tissueStress } from '../../organism/stress.ts';
-import type { VerdictBody } from '../../organism/vocabulary.ts';
-import { openReply } from '../../organism/wire.ts';
-import { runLoad } from '../load.ts';
-import { seeded } from '../seeded.ts';
-import { percentile } from '../stats.ts';
+import type { CensusEntry } from '../../organism/kernel/census.ts';
+import { isCensusEntry } from '../../organism/kernel/census.ts';
+import { CellularError } from '../../organism/wire/errors.ts';
+import { loadGenome } from '../../organism/kernel/genome.ts';
+import { Organism } from '../../organism/grow/organism.ts';
+import { isAlive, localCells, signalCell } from '../../organism/kernel/processes.ts';
+import { tissueStress } from '../../organism/kernel/stress.ts';
+import type { VerdictBody } from '../../organism/kernel/vocabulary.ts';
+import { openReply } from '../../organism/kernel/reply.ts';
+import { runLoad } from '../../organism/chaos/load.ts';
+import { seeded } from '../../organism/chaos/seeded.ts';
+import { percentile } from '../../organism/chaos/stats.ts';
 import { Chatter } from './chatter.ts';
-import { pause, type ChaosContext, type ChaosScenario, type Invariant, type RunFacts } from './scenarios.ts';
+import { pause, type ChaosContext, type ChaosScenario, type Invariant, type RunFacts } from '../../organism/chaos/scenarios.ts';
 
 export interface ChaosOptions {
   scenario: ChaosScenario;

@@ -9,7 +9,7 @@
  * listening and exits when the parent disconnects or on SIGTERM.
  */
 import { WebSocketServer, type WebSocket } from 'ws';
-import { codec } from '../../organism/codec.ts';
+import { codec } from '../../organism/wire/codec.ts';
 
 interface Frame {
   t: string;

@@ -1,17 +1,17 @@
 import test from 'ava';
-import { codec as packr } from '../../organism/codec.ts';
-import type { CensusEntry, CensusEvent } from '../../organism/census.ts';
-import { isCellularError } from '../../organism/errors.ts';
-import type { Hormone } from '../../organism/hormone.ts';
-import { sealHormone, SharedSequence } from '../../organism/hormone.ts';
-import { generateKeypair, privateKeyObject } from '../../organism/keys.ts';
-import { issueCertificate, packCertificate } from '../../organism/lineage.ts';
-import { loadRootKey } from '../../organism/root-key.ts';
-import { openLineage } from '../../organism/stores.ts';
-import { pack, openReply } from '../../organism/wire.ts';
-import type { PulseBody } from '../../organism/vocabulary.ts';
+import { codec as packr } from '../../organism/wire/codec.ts';
+import type { CensusEntry, CensusEvent } from '../../organism/kernel/census.ts';
+import { isCellularError } from '../../organism/wire/errors.ts';
+import type { Hormone } from '../../organism/kernel/hormone.ts';
+import { sealHormone, SharedSequence } from '../../organism/kernel/hormone.ts';
+import { generateKeypair, privateKeyObject } from '../../organism/kernel/keys.ts';
+import { issueCertificate, packCertificate } from '../../organism/kernel/lineage.ts';
+import { loadRootKey } from '../../organism/grow/root-key.ts';
+import { openLineage } from '../../organism/kernel/stores.ts';
+import { pack, openReply } from '../../organism/kernel/reply.ts';
+import type { PulseBody } from '../../organism/kernel/vocabulary.ts';
 import { censusJson, grow, observe, until } from '../helpers/grow.ts';
-import { isAlive } from '../../organism/processes.ts';
+import { isAlive } from '../../organism/kernel/processes.ts';
 
 // Timing-sensitive: one organism at a time in this file.
 

@@ -5,12 +5,12 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { parseControl } from '../../organism/control.ts';
-import { isCellularError } from '../../organism/errors.ts';
-import { parsePageFrame, REPLAY_MAX_SPAN_MS, type PageFrame } from '../../cells/dashboard/frames.ts';
+import { parseControl } from '../../organism/wire/control.ts';
+import { isCellularError } from '../../organism/wire/errors.ts';
+import { parsePageFrame, REPLAY_MAX_SPAN_MS, type PageFrame } from '../../organism/wire/dashboard-frames.ts';
 import { eventOf, SwarmModel } from '../../cells/dashboard/model.ts';
 import { LatencyWindow } from '../../cells/receiver/latency-window.ts';
-import type { Hormone } from '../../organism/hormone.ts';
+import type { Hormone } from '../../organism/kernel/hormone.ts';
 
 const LIMITS = { loadMaxRate: 2_000, loadMaxSeconds: 120 };
 const id = fc.nat({ max: 2 ** 31 });

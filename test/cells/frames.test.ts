@@ -1,5 +1,5 @@
 /**
- * The client protocol's frame codec (cells/receiver/frames.ts): every frame type round-trips,
+ * The client protocol's frame codec (organism/wire/frames.ts): every frame type round-trips,
  * every bad frame is refused with its PROTO_ERR_* code, and no bytes at all can make the
  * decoder throw anything else or hand back an object with a foreign prototype.
  * Pure functions: no sockets, no NATS.
@@ -24,10 +24,10 @@ import {
   type ClientFrame,
   type FrameLimits,
   type ServerFrame,
-} from '../../cells/receiver/frames.ts';
-import { codec } from '../../organism/codec.ts';
-import { CellularError, type ErrorCode } from '../../organism/errors.ts';
-import { defaultGenome } from '../../organism/genome.ts';
+} from '../../organism/wire/frames.ts';
+import { codec } from '../../organism/wire/codec.ts';
+import { CellularError, type ErrorCode } from '../../organism/wire/errors.ts';
+import { defaultGenome } from '../../organism/kernel/genome.ts';
 
 // Small limits, so generated frames reach them.
 const LIMITS: FrameLimits = { maxFrameBytes: 16_384, maxBodyBytes: 256, groupMaxMembers: 8, pageMax: 40 };

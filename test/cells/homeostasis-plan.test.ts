@@ -1,9 +1,9 @@
 import test from 'ava';
 import fc from 'fast-check';
-import type { CensusEntry } from '../../organism/census.ts';
-import { TISSUE_DEFAULTS, type TissueGene } from '../../organism/genome.ts';
-import { backoffMs, emptyTissueRecord, packRecord, parseTissueRecord, type TissueRecord } from '../../organism/homeostasis-record.ts';
-import { isCellularError } from '../../organism/errors.ts';
+import type { CensusEntry } from '../../organism/kernel/census.ts';
+import { TISSUE_DEFAULTS, type TissueGene } from '../../organism/kernel/genome.ts';
+import { backoffMs, emptyTissueRecord, packRecord, parseTissueRecord, type TissueRecord } from '../../organism/kernel/homeostasis-record.ts';
+import { isCellularError } from '../../organism/wire/errors.ts';
 import { hostRoom } from '../../cells/atp.ts';
 import { calmMs, nextRecord, plan, population, type PlanInput } from '../../cells/homeostasis-plan.ts';
 import { childBudget } from '../../cells/spawn.ts';

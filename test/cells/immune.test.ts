@@ -4,28 +4,28 @@
  * forged accusations, votes and toxins change nothing; a minority of colluding liars cannot
  * condemn an honest cell.
  */
-import { hostName } from '../../organism/host.ts';
+import { hostName } from '../../organism/kernel/host.ts';
 import test, { type ExecutionContext } from 'ava';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { encode } from 'msgpackr';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { genomeHash, loadGenome } from '../../organism/genome.ts';
-import { generateKeypair, privateKeyObject } from '../../organism/keys.ts';
-import { issueCertificate, packCertificate, ROOT_ISSUER, unpackCertificate } from '../../organism/lineage.ts';
-import { loadRootKey } from '../../organism/root-key.ts';
-import { openLineage } from '../../organism/stores.ts';
-import type { Hormone } from '../../organism/hormone.ts';
-import { sealHormone, SharedSequence } from '../../organism/hormone.ts';
-import { isAlive, waitGone } from '../../organism/processes.ts';
-import type { AccuseBody, HormoneKind, ToxinBody, VerdictBody, VoteBody } from '../../organism/vocabulary.ts';
+import { genomeHash, loadGenome } from '../../organism/kernel/genome.ts';
+import { generateKeypair, privateKeyObject } from '../../organism/kernel/keys.ts';
+import { issueCertificate, packCertificate, ROOT_ISSUER, unpackCertificate } from '../../organism/kernel/lineage.ts';
+import { loadRootKey } from '../../organism/grow/root-key.ts';
+import { openLineage } from '../../organism/kernel/stores.ts';
+import type { Hormone } from '../../organism/kernel/hormone.ts';
+import { sealHormone, SharedSequence } from '../../organism/kernel/hormone.ts';
+import { isAlive, waitGone } from '../../organism/kernel/processes.ts';
+import type { AccuseBody, HormoneKind, ToxinBody, VerdictBody, VoteBody } from '../../organism/kernel/vocabulary.ts';
 import type { FaultKind } from '../../cells/immune/faults.ts';
 import { codeHash } from '../../cells/code-hash.ts';
-import { openReply } from '../../organism/wire.ts';
+import { openReply } from '../../organism/kernel/reply.ts';
 import { until } from '../helpers/grow.ts';
 import { startOrganism } from '../helpers/organism.ts';
-import type { Organism } from '../../organism/organism.ts';
+import type { Organism } from '../../organism/grow/organism.ts';
 
 const FAST = ['limits.pulseIntervalMs=250', 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.drainTimeoutMs=2000', 'limits.shutdownTimeoutMs=8000'];
 
@@ -73,7 +73,7 @@ test.serial('immune - a flooder is accused, voted out by 2/3 of the census and k
   t.teardown(() => nc.close());
   const raw: Uint8Array[] = [];
   // …re-encoded exactly (the codec is canonical: the same bytes, the same signatures).
-  const { codec } = await import('../../organism/codec.ts');
+  const { codec } = await import('../../organism/wire/codec.ts');
   for (const h of of('accuse').concat(of('vote'), of('verdict'), of('toxin'))) raw.push(codec.pack(h));
   // Two cells may have accused it at the same moment: each trial's verdict arrives in its own
   // time, so what the replay must not change is judged by content, not by counting.
@@ -128,7 +128,7 @@ test.serial('immune - cancer: a lineage dividing past its budget is condemned wh
   await until(() => [...lineage].every((id) => { const c = o.observer.census.get(id); return !c || c.state === 'dead'; }), 10_000, 'the whole lineage dead');
   // And no process anywhere on this host descends from it, by its certificate chain (a child
   // whose process started as the verdict fell is condemned at its birth).
-  const { localCells } = await import('../../organism/processes.ts');
+  const { localCells } = await import('../../organism/kernel/processes.ts');
   const kv = await openLineage(o.observer.nc, o.observer.ns);
   const descends = async (id: string): Promise<boolean> => {
     for (let at: string | null = id, depth = 0; at !== null && depth < 64; depth++) {

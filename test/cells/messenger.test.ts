@@ -12,13 +12,13 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { encode } from 'msgpackr';
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { CensusEntry } from '../../organism/census.ts';
-import { Organism } from '../../organism/organism.ts';
-import { openReply } from '../../organism/wire.ts';
+import type { CensusEntry } from '../../organism/kernel/census.ts';
+import { Organism } from '../../organism/grow/organism.ts';
+import { openReply } from '../../organism/kernel/reply.ts';
 import { generateIdentity } from '../../client/crypto/envelope.ts';
 import { backupKeys, restoreKeys } from '../../client/crypto/key-backup.ts';
 import { ChatClient, FrameError } from '../helpers/chat-client.ts';
-import type { ServerFrame } from '../../cells/receiver/frames.ts';
+import type { ServerFrame } from '../../organism/wire/frames.ts';
 import { until } from '../helpers/grow.ts';
 import { liveReceivers, messengerGenome, startOrganism } from '../helpers/organism.ts';
 

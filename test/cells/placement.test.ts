@@ -5,10 +5,10 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import type { CensusEntry } from '../../organism/census.ts';
-import { TISSUE_DEFAULTS, type TissueGene } from '../../organism/genome.ts';
-import { emptyTissueRecord, type PendingCell } from '../../organism/homeostasis-record.ts';
-import { isCellularError } from '../../organism/errors.ts';
+import type { CensusEntry } from '../../organism/kernel/census.ts';
+import { TISSUE_DEFAULTS, type TissueGene } from '../../organism/kernel/genome.ts';
+import { emptyTissueRecord, type PendingCell } from '../../organism/kernel/homeostasis-record.ts';
+import { isCellularError } from '../../organism/wire/errors.ts';
 import { liveHosts, parsePlaceRequest, perHostDeficits, placeCells } from '../../cells/placement.ts';
 import { plan, type PlanInput } from '../../cells/homeostasis-plan.ts';
 

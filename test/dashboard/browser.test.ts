@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import type { Page } from 'playwright-core';
 import WebSocket from 'ws';
-import { freePort } from '../../organism/broker.ts';
-import { Namespace } from '../../organism/namespace.ts';
-import { localCells, signalCell } from '../../organism/processes.ts';
-import { openReply, pack } from '../../organism/wire.ts';
+import { freePort } from '../../organism/grow/broker.ts';
+import { Namespace } from '../../organism/kernel/namespace.ts';
+import { localCells, signalCell } from '../../organism/kernel/processes.ts';
+import { openReply, pack } from '../../organism/kernel/reply.ts';
 import { launch, shot } from '../helpers/browser.ts';
 import { censusJson, grow, until, type Grown } from '../helpers/grow.ts';
 

@@ -5,7 +5,7 @@
  * id as a client must, and acked on demand.
  */
 import { WebSocket } from 'ws';
-import { decodeServerFrame, encodeClientFrame, type ServerFrame } from '../../cells/receiver/frames.ts';
+import { decodeServerFrame, encodeClientFrame, type ServerFrame } from '../../organism/wire/frames.ts';
 
 export class FrameError extends Error {
   constructor(

@@ -8,16 +8,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
-import type { CensusEntry } from '../../organism/census.ts';
-import { fromHex } from '../../organism/keys.ts';
-import { Observer } from '../../organism/observer.ts';
-import { localCells, signalCell, signalIfOurs, waitGone } from '../../organism/processes.ts';
-import { readRecord, type OrganismRecord } from '../../organism/record.ts';
-import { loadGenome, type Genome } from '../../organism/genome.ts';
+import type { CensusEntry } from '../../organism/kernel/census.ts';
+import { fromHex } from '../../organism/kernel/keys.ts';
+import { Observer } from '../../organism/grow/observer.ts';
+import { localCells, signalCell, signalIfOurs, waitGone } from '../../organism/kernel/processes.ts';
+import { readRecord, type OrganismRecord } from '../../organism/grow/record.ts';
+import { loadGenome, type Genome } from '../../organism/kernel/genome.ts';
 import { tempDir } from './nats.ts';
 import { reapOnExit } from './reaper.ts';
 
-export const CLI = fileURLToPath(new URL('../../organism/cli.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../organism/grow/cli.js', import.meta.url));
 
 /** Fast pulses keep tests short: suspect after 0.75 s, dead after 1.5 s (slack for a loaded 2-core machine). */
 /** The organism's own tissues only (stem, echo): tests of the swarm itself leave the messenger out. */

@@ -6,9 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { Broker, ensureNatsServer } from '../../organism/broker.ts';
-import { defaultGenome } from '../../organism/genome.ts';
-import { signalIfOurs } from '../../organism/processes.ts';
+import { Broker, ensureNatsServer } from '../../organism/grow/broker.ts';
+import { defaultGenome } from '../../organism/kernel/genome.ts';
+import { signalIfOurs } from '../../organism/kernel/processes.ts';
 import { reapOnExit } from './reaper.ts';
 
 export function tempDir(t: ExecutionContext, prefix = 'cellular-test-'): string {

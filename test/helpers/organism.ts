@@ -4,9 +4,9 @@
  * the caller, which may want to listen to hormones from the very first one.
  */
 import type { ExecutionContext } from 'ava';
-import type { CensusEntry } from '../../organism/census.ts';
-import { loadGenome, type Genome } from '../../organism/genome.ts';
-import { Organism } from '../../organism/organism.ts';
+import type { CensusEntry } from '../../organism/kernel/census.ts';
+import { loadGenome, type Genome } from '../../organism/kernel/genome.ts';
+import { Organism } from '../../organism/grow/organism.ts';
 import { startNats, tempDir, uniqueId } from './nats.ts';
 import { reapOnExit } from './reaper.ts';
 

@@ -2,10 +2,10 @@ import test from 'ava';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { statSync } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
-import { Broker, ensureNatsServer, freePort } from '../../organism/broker.ts';
-import { isCellularError } from '../../organism/errors.ts';
-import { defaultGenome } from '../../organism/genome.ts';
-import { isAlive } from '../../organism/processes.ts';
+import { Broker, ensureNatsServer, freePort } from '../../organism/grow/broker.ts';
+import { isCellularError } from '../../organism/wire/errors.ts';
+import { defaultGenome } from '../../organism/kernel/genome.ts';
+import { isAlive } from '../../organism/kernel/processes.ts';
 import { startNats, tempDir } from '../helpers/nats.ts';
 
 function portOpen(port: number): Promise<boolean> {

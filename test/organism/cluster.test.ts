@@ -9,14 +9,14 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Broker, ensureNatsServer, freePort } from '../../organism/broker.ts';
-import { chooseReplication, loadOrCreateBrokerToken, parseCluster, transientClusterError } from '../../organism/cluster.ts';
-import { isCellularError } from '../../organism/errors.ts';
-import { loadGenome } from '../../organism/genome.ts';
-import { checkHostName, hostName } from '../../organism/host.ts';
-import { Namespace } from '../../organism/namespace.ts';
-import { cellMarkersOf } from '../../organism/processes.ts';
-import { ensureStores } from '../../organism/stores.ts';
+import { Broker, ensureNatsServer, freePort } from '../../organism/grow/broker.ts';
+import { chooseReplication, loadOrCreateBrokerToken, parseCluster, transientClusterError } from '../../organism/kernel/cluster.ts';
+import { isCellularError } from '../../organism/wire/errors.ts';
+import { loadGenome } from '../../organism/kernel/genome.ts';
+import { checkHostName, hostName } from '../../organism/kernel/host.ts';
+import { Namespace } from '../../organism/kernel/namespace.ts';
+import { cellMarkersOf } from '../../organism/kernel/processes.ts';
+import { ensureStores } from '../../organism/kernel/stores.ts';
 import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
 
 test('cluster - flags: a name, every member\'s route, a route port', (t) => {

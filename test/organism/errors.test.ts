@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import test from 'ava';
 import fc from 'fast-check';
-import { CellularError, ErrorCodes, isCellularError, throwIfAborted, type ErrorCode } from '../../organism/errors.ts';
+import { CellularError, ErrorCodes, isCellularError, throwIfAborted, type ErrorCode } from '../../organism/wire/errors.ts';
 
 // The compiled test runs from dist/test/organism; the docs stay at the repo root.
 const DOC = new URL('../../../docs/errors.md', import.meta.url);
@@ -31,7 +31,7 @@ test('errors - docs/errors.md names no unknown code and none twice', (t) => {
   const rows = documentedCodes();
   t.true(rows.length > 0);
   const unknown = rows.filter((c) => !Object.hasOwn(ErrorCodes, c));
-  t.deepEqual(unknown, [], `not in organism/errors.ts: ${unknown.join(', ')}`);
+  t.deepEqual(unknown, [], `not in organism/wire/errors.ts: ${unknown.join(', ')}`);
   t.is(new Set(rows).size, rows.length, 'a code is listed twice');
 });
 

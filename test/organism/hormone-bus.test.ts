@@ -1,12 +1,12 @@
 import test from 'ava';
 import { connect } from '@nats-io/transport-node';
-import { CertBook } from '../../organism/cert-book.ts';
-import { HormoneBus } from '../../organism/hormone-bus.ts';
-import { HormoneGate } from '../../organism/hormone-gate.ts';
-import { sealHormone, SharedSequence, type Hormone } from '../../organism/hormone.ts';
-import { generateKeypair, privateKeyObject } from '../../organism/keys.ts';
-import { issueCertificate, ROOT_ISSUER } from '../../organism/lineage.ts';
-import { Namespace } from '../../organism/namespace.ts';
+import { CertBook } from '../../organism/kernel/cert-book.ts';
+import { HormoneBus } from '../../organism/kernel/hormone-bus.ts';
+import { HormoneGate } from '../../organism/kernel/hormone-gate.ts';
+import { sealHormone, SharedSequence, type Hormone } from '../../organism/kernel/hormone.ts';
+import { generateKeypair, privateKeyObject } from '../../organism/kernel/keys.ts';
+import { issueCertificate, ROOT_ISSUER } from '../../organism/kernel/lineage.ts';
+import { Namespace } from '../../organism/kernel/namespace.ts';
 import { startNats, uniqueId } from '../helpers/nats.ts';
 import { until } from '../helpers/grow.ts';
 

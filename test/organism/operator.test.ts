@@ -5,11 +5,11 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { connect } from '@nats-io/transport-node';
-import { loadGenome } from '../../organism/genome.ts';
-import type { ControlRecord } from '../../organism/control.ts';
-import { isCellularError } from '../../organism/errors.ts';
-import { localCells } from '../../organism/processes.ts';
-import { openReply, pack, unpack } from '../../organism/wire.ts';
+import { loadGenome } from '../../organism/kernel/genome.ts';
+import type { ControlRecord } from '../../organism/wire/control.ts';
+import { isCellularError } from '../../organism/wire/errors.ts';
+import { localCells } from '../../organism/kernel/processes.ts';
+import { openReply, pack, unpack } from '../../organism/kernel/reply.ts';
 import { FAST, until } from '../helpers/grow.ts';
 import { startOrganism } from '../helpers/organism.ts';
 

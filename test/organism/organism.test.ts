@@ -1,10 +1,10 @@
 import test from 'ava';
-import { Observer } from '../../organism/observer.ts';
-import { Organism } from '../../organism/organism.ts';
-import { loadGenome } from '../../organism/genome.ts';
-import { isCellularError } from '../../organism/errors.ts';
-import { isAlive } from '../../organism/processes.ts';
-import type { Hormone } from '../../organism/hormone.ts';
+import { Observer } from '../../organism/grow/observer.ts';
+import { Organism } from '../../organism/grow/organism.ts';
+import { loadGenome } from '../../organism/kernel/genome.ts';
+import { isCellularError } from '../../organism/wire/errors.ts';
+import { isAlive } from '../../organism/kernel/processes.ts';
+import type { Hormone } from '../../organism/kernel/hormone.ts';
 import { FAST } from '../helpers/grow.ts';
 import { reapOnExit } from '../helpers/reaper.ts';
 import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';

@@ -10,10 +10,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-import { localCells } from '../../organism/processes.ts';
+import { localCells } from '../../organism/kernel/processes.ts';
 import { runChaos } from '../../simulations/chaos/runner.ts';
-import { CHAOS_SCENARIOS, chaosScenario } from '../../simulations/chaos/scenarios.ts';
-import { seeded } from '../../simulations/seeded.ts';
+import { CHAOS_SCENARIOS, chaosScenario } from '../../organism/chaos/scenarios.ts';
+import { seeded } from '../../organism/chaos/seeded.ts';
 import { until } from '../helpers/grow.ts';
 import { tempDir } from '../helpers/nats.ts';
 

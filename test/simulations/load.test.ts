@@ -1,10 +1,10 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { loadGenome } from '../../organism/genome.ts';
-import { Organism } from '../../organism/organism.ts';
-import { openReply } from '../../organism/wire.ts';
-import { arrivals, rateAt, SHAPES, validateShape, type Shape } from '../../simulations/load-shape.ts';
-import { runLoad } from '../../simulations/load.ts';
+import { loadGenome } from '../../organism/kernel/genome.ts';
+import { Organism } from '../../organism/grow/organism.ts';
+import { openReply } from '../../organism/kernel/reply.ts';
+import { arrivals, rateAt, SHAPES, validateShape, type Shape } from '../../organism/chaos/load-shape.ts';
+import { runLoad } from '../../organism/chaos/load.ts';
 import { FAST } from '../helpers/grow.ts';
 import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
 import { reapOnExit } from '../helpers/reaper.ts';

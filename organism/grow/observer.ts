@@ -1,0 +1,98 @@
+/**
+ * An observer of an organism: a NATS connection, the certificate book, the hormone bus
+ * and a census, for processes that are not cells (grow, census, stop, tests, simulations).
+ * With the root key it may also speak, as the operator (`root`).
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { CertBook } from '../kernel/cert-book.ts';
+import { Census } from '../kernel/census.ts';
+import { CellularError } from '../wire/errors.ts';
+import type { Limits } from '../kernel/genome.ts';
+import { HormoneBus } from '../kernel/hormone-bus.ts';
+import { HormoneGate } from '../kernel/hormone-gate.ts';
+import { SharedSequence } from '../kernel/hormone.ts';
+import { ROOT_ISSUER } from '../kernel/lineage.ts';
+import { Namespace } from '../kernel/namespace.ts';
+import type { RootKey } from './root-key.ts';
+import { openLineage } from '../kernel/stores.ts';
+import { natsOptions } from '../kernel/access.ts';
+import { Witness } from '../../cells/immune/witness.ts';
+
+export interface ObserverOptions {
+  servers: string[];
+  /** The private broker's token, if it has one. */
+  token?: string | null;
+  organism: string;
+  rootPub: Uint8Array;
+  limits: Limits;
+  /** With the root key the observer can publish as `root` (shutdown). */
+  rootKey?: RootKey;
+  name?: string;
+  /** Half-life of each tissue's load smoothing, from the genome. */
+  halfLifeOf?: (tissue: string) => number;
+  /** The genome's immune.voteDeadlineMs (how long the witness keeps a trial open). @default 3000 */
+  voteDeadlineMs?: number;
+  /** Reuse a connection instead of opening one (it is not closed by close()). */
+  nc?: NatsConnection;
+}
+
+export class Observer {
+  readonly ns: Namespace;
+  readonly census: Census;
+  readonly nc: NatsConnection;
+  readonly bus: HormoneBus;
+  readonly certs: CertBook;
+  readonly #ownsConnection: boolean;
+  #closed = false;
+
+  private constructor(ns: Namespace, nc: NatsConnection, bus: HormoneBus, certs: CertBook, census: Census, owns: boolean) {
+    this.ns = ns;
+    this.nc = nc;
+    this.bus = bus;
+    this.certs = certs;
+    this.census = census;
+    this.#ownsConnection = owns;
+  }
+
+  static async open(o: ObserverOptions): Promise<Observer> {
+    const ns = new Namespace(o.organism);
+    let nc = o.nc;
+    if (!nc) {
+      try {
+        nc = await connect(natsOptions({ servers: o.servers, token: o.token ?? null }, o.name ?? 'observer'));
+      } catch (cause) {
+        throw new CellularError('BROKER_ERR_CONNECT', `cannot reach NATS at ${o.servers.join(', ')}: ${(cause as Error).message}`, { cause });
+      }
+    }
+    const lineage = await openLineage(nc, ns).catch(() => undefined);
+    const certs = new CertBook(o.rootPub, lineage);
+    const seq = new SharedSequence();
+    const bus = new HormoneBus({
+      nc, ns, certs, maxBytes: o.limits.hormoneMaxBytes,
+      gate: new HormoneGate({ maxBytes: o.limits.hormoneMaxBytes, maxAgeMs: o.limits.hormoneMaxAgeMs, replayWindow: o.limits.replayWindowMs * 1000 }),
+      ...(o.rootKey ? { signer: { id: ROOT_ISSUER, key: o.rootKey.privateKey, nextSeq: () => seq.next() } } : {}),
+    });
+    const census = new Census({ limits: o.limits, certOf: (id) => certs.certOf(id), ...(o.halfLifeOf ? { halfLifeOf: o.halfLifeOf } : {}) });
+    bus.on((h) => census.observe(h));
+    // An observer is not a juror, but it counts the votes as one does, so it shows a
+    // condemned cell dead at once, and a forged verdict or toxin changes nothing it shows.
+    const witness = new Witness(census, o.voteDeadlineMs ?? 3_000);
+    bus.on((h) => witness.observe(h));
+    census.on((e) => e.type === 'left' && certs.forget(e.entry.id));
+    bus.start();
+    census.start();
+    return new Observer(ns, nc, bus, certs, census, !o.nc);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.census.close();
+    await this.bus.close();
+    if (this.#ownsConnection) await this.nc.close().catch(() => {});
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

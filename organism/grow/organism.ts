@@ -1,0 +1,541 @@
+/**
+ * An organism, as grown by `grow`: its broker (started or joined), its stores, its root
+ * key, the first cells of every tissue, and the propagated shutdown that leaves nothing
+ * behind. The CLI is a thin shell around this class; tests and simulations use it too.
+ */
+import { hostName } from '../kernel/host.ts';
+import type { FaultKind } from '../../cells/immune/faults.ts';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ensureMessengerStores } from '../../cells/messenger/stores.ts';
+import { newCellId, spawnCell, type SpawnedCell } from '../../cells/spawn.ts';
+import { emptyTissueRecord, packRecord, readTissueRecord, tissueKey } from '../kernel/homeostasis-record.ts';
+import { sweepCells } from './sweep.ts';
+import { Broker, ensureNatsServer, stopBrokerByPid } from './broker.ts';
+import type { CensusEntry } from '../kernel/census.ts';
+import { CellularError, throwIfAborted } from '../wire/errors.ts';
+import { genomeHash, type Genome } from '../kernel/genome.ts';
+import { isProcessOf, localCells, signalCell, signalIfOurs } from '../kernel/processes.ts';
+import { claimStateDir, organismId, removeRecord, self, writeRecord, type OrganismRecord } from './record.ts';
+import { loadOrCreateRootKey, type RootKey } from './root-key.ts';
+import { Observer } from './observer.ts';
+import { ensureStores } from '../kernel/stores.ts';
+import { ROOT_ISSUER } from '../kernel/lineage.ts';
+import type { KV } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Namespace } from '../kernel/namespace.ts';
+import { pack } from '../kernel/reply.ts';
+import { natsOptions, type NatsAccess } from '../kernel/access.ts';
+import { loadOrCreateDashboardToken } from '../kernel/dashboard-token.ts';
+import { Operator } from './operator.ts';
+import { HostAgent } from './host-agent.ts';
+import { chooseReplication, loadOrCreateBrokerToken, whileForming, type ClusterConfig, type Replication } from '../kernel/cluster.ts';
+import type { ShutdownBody } from '../kernel/vocabulary.ts';
+
+/** The homeostasis bucket key hosts race for: whoever creates it seeds the organism. */
+const SEED_KEY = 'seed';
+/** How long a grow waits for its JetStream cluster to form (members elect a leader, find their peers). */
+const CLUSTER_FORMING_MS = 60_000;
+
+export interface OrganismOptions {
+  stateDir: string;
+  genome: Readonly<Genome>;
+  /** Directory that relative tissue module paths are resolved from (the genome file's). */
+  genomeDir?: string;
+  /** Join these NATS servers instead of starting a private broker. */
+  servers?: string[];
+  /** Start the private broker as a member of this NATS cluster (grow --cluster). */
+  cluster?: ClusterConfig;
+  id?: string;
+  /** Install nats-server with apt-get when missing (root, Debian). @default true */
+  autoInstall?: boolean;
+  /** Progress lines for the operator. */
+  say?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export type OrganismState =
+  | { state: 'idle' }
+  | { state: 'growing' }
+  | { state: 'alive'; since: number }
+  | { state: 'shutting-down'; reason: string }
+  | { state: 'stopped'; stragglers: number };
+
+export class Organism {
+  readonly stateDir: string;
+  readonly genome: Readonly<Genome>;
+  readonly spawned = new Map<string, SpawnedCell>();
+  #o: OrganismOptions;
+  #state: OrganismState = { state: 'idle' };
+  #broker: Broker | undefined;
+  #observer: Observer | undefined;
+  #rootKey: RootKey | undefined;
+  #lineage: KV | undefined;
+  #homeostasis: KV | undefined;
+  #nc: NatsConnection | undefined;
+  #servers: string[] = [];
+  #token: string | null = null;
+  #stopping: Promise<OrganismState> | undefined;
+  #ownsRecord = false;
+  #id: string | undefined;
+  #release: (() => void) | undefined;
+  #operator: Operator | undefined;
+  #agent: HostAgent | undefined;
+  #shareTimer: NodeJS.Timeout | undefined;
+  /** How many replicas the streams and buckets got, and why (known after start()). */
+  replication: Replication | undefined;
+  #dashboardToken: string | undefined;
+
+  constructor(options: OrganismOptions) {
+    this.#o = options;
+    this.stateDir = resolve(options.stateDir);
+    this.genome = options.genome;
+  }
+
+  /** The organism id: known once start() has claimed the state dir. */
+  get id(): string {
+    if (this.#id === undefined) throw new CellularError('CELL_ERR_CLOSED', 'organism not started: its id is read from the state dir at start()');
+    return this.#id;
+  }
+
+  get state(): OrganismState {
+    return this.#state;
+  }
+  /** The organism's root public key (what every certificate chains to). */
+  get rootPub(): Uint8Array {
+    if (!this.#rootKey) throw new CellularError('CELL_ERR_CLOSED', 'organism not started');
+    return this.#rootKey.pub;
+  }
+  get servers(): string[] {
+    return this.#servers;
+  }
+  /** Servers and token: what any other process needs to reach this organism's NATS. */
+  get access(): NatsAccess {
+    return { servers: this.#servers, token: this.#token };
+  }
+  get broker(): Broker | undefined {
+    return this.#broker;
+  }
+  get observer(): Observer {
+    if (!this.#observer) throw new CellularError('CELL_ERR_CLOSED', 'organism not started');
+    return this.#observer;
+  }
+
+  /** The token that unlocks the dashboard's controls (kept in the state dir, 0600). */
+  get dashboardToken(): string {
+    if (this.#dashboardToken === undefined) throw new CellularError('CELL_ERR_CLOSED', 'organism not started');
+    return this.#dashboardToken;
+  }
+
+  #say(line: string): void {
+    this.#o.say?.(line);
+  }
+
+  /** Starts (or joins) the broker, creates the stores, spawns every tissue's min cells. */
+  async start(): Promise<void> {
+    if (this.#state.state !== 'idle') return;
+    this.#state = { state: 'growing' };
+    const { signal } = this.#o;
+    throwIfAborted(signal);
+    // Claim the state dir before touching anything in it.
+    const claim = claimStateDir(this.stateDir);
+    this.#release = claim.release;
+    try {
+      if (claim.stale) await this.#recover(claim.stale);
+      this.#id = organismId(this.stateDir, this.#o.id);
+    } catch (e) {
+      this.#release();
+      this.#state = { state: 'stopped', stragglers: 0 };
+      throw e;
+    }
+    this.#rootKey = loadOrCreateRootKey(this.stateDir);
+    this.#dashboardToken = loadOrCreateDashboardToken(this.stateDir);
+    if (this.#o.servers && this.#o.servers.length > 0) {
+      this.#servers = [...this.#o.servers];
+      this.#say(`joining NATS at ${this.#servers.join(', ')} (no broker started)`);
+    } else {
+      const binary = ensureNatsServer({ autoInstall: this.#o.autoInstall ?? true, log: (l) => this.#say(l) });
+      const cluster = this.#o.cluster;
+      this.#broker = new Broker({
+        gene: this.genome.broker, dir: join(this.stateDir, 'broker'), name: `cellular-${this.id}-${hostName()}`, binary, log: (l) => this.#say(l),
+        // Members share one token: cells fail over to any member, and routes present it too.
+        ...(cluster ? { cluster, token: loadOrCreateBrokerToken(this.stateDir) } : {}),
+        ...(signal ? { signal } : {}),
+      });
+      await this.#broker.start();
+      this.#servers = [this.#broker.url];
+      this.#token = this.#broker.token;
+    }
+    try {
+      try {
+        this.#nc = await connect(natsOptions(this.access, `grow/${this.id}`));
+      } catch (cause) {
+        throw new CellularError('BROKER_ERR_CONNECT', `cannot reach NATS at ${this.#servers.join(', ')}: ${(cause as Error).message}`, { cause });
+      }
+      // Stores first: the observer's certificate book binds to the lineage bucket.
+      const d = this.genome.dashboard;
+      const ns = new Namespace(this.id);
+      const nc = this.#nc;
+      // Only a cluster forms: a lone server's errors are final at once.
+      const forming = nc.info?.cluster ? CLUSTER_FORMING_MS : 0;
+      const replication = await whileForming(() => chooseReplication(nc, ns, this.genome.broker.replicas), forming, (l) => this.#say(l));
+      this.replication = replication;
+      this.#say(`JetStream: R${replication.replicas} streams and buckets (${replication.why})`);
+      const replicas = replication.replicas;
+      // Hosts started together create the same streams at once: a lost race is retried (it is idempotent).
+      const { lineage, homeostasis } = await whileForming(async () => {
+        const stores = await ensureStores(nc, ns, { replicas, recorderMaxAgeMs: d.recorderMaxAgeMs, recorderMaxBytes: d.recorderMaxBytes });
+        await ensureMessengerStores(nc, ns, this.genome.messenger, replicas);
+        return stores;
+      }, forming, (l) => this.#say(l));
+      this.#lineage = lineage;
+      this.#homeostasis = homeostasis;
+      this.#observer = await Observer.open({
+        servers: this.#servers, organism: this.id, rootPub: this.#rootKey.pub, rootKey: this.#rootKey, limits: this.genome.limits, nc: this.#nc, voteDeadlineMs: this.genome.immune.voteDeadlineMs,
+        halfLifeOf: (tissue) => this.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
+      });
+      this.#writeRecord();
+      this.#operator = new Operator({
+        nc: this.#nc, ns: new Namespace(this.id), genome: this.genome, token: this.#dashboardToken!,
+        living: () => this.#observer?.census.living() ?? [],
+        spawn: (tissue, fault) => this.spawn(tissue, undefined, { fault }),
+        stop: (reason) => void this.stop(reason),
+        say: (line) => this.#say(line),
+        ...(this.#broker ? { crashBroker: () => this.crashBroker(), restartBroker: () => this.restartBroker() } : {}),
+      });
+      this.#operator.start();
+      this.#agent = new HostAgent({
+        nc: this.#nc, ns, host: hostName(), homeostasis, limits: this.genome.limits, census: () => this.#observer?.census.list() ?? [],
+        spawn: (tissue, id) => this.spawn(tissue, id), say: (line) => this.#say(line),
+      });
+      this.#agent.start();
+      // The operator's `stop` (a root-signed shutdown) ends this grow too, even mid-growth;
+      // another host leaving (a shutdown naming its host) does not.
+      this.#observer.bus.on((h) => {
+        const to = h.kind === 'shutdown' ? (h.body as ShutdownBody).host : undefined;
+        if (h.kind === 'shutdown' && h.from === ROOT_ISSUER && (to === undefined || to === hostName()) && (this.#state.state === 'alive' || this.#state.state === 'growing')) {
+          void this.stop('shutdown hormone', { announce: false });
+        }
+      });
+      // A host joining a living organism (another host's grow seeded it) brings only its
+      // share (tissues.<t>.perHost); homeostasis places the rest where there is room.
+      if ((this.#o.cluster || this.#o.servers) && !(await this.#claimSeed(homeostasis))) {
+        await this.#fillShare(homeostasis, 'joined with');
+        if ((this.#state as OrganismState).state === 'growing') this.#state = { state: 'alive', since: Date.now() };
+        if (this.#o.cluster) this.#keepShare(homeostasis);
+        return;
+      }
+      // The first population is grow's decision: recorded as pending before any cell can
+      // look, so the newborns' homeostasis does not regrow what is already on its way.
+      // Records left by an earlier run of this state dir are replaced (no cell of it lives).
+      const seeds = Object.entries(this.genome.tissues).map(([tissue, gene]) => ({ tissue, ids: Array.from({ length: gene.min }, () => newCellId(tissue)) }));
+      const due = Date.now() + this.genome.limits.joinTimeoutMs + seeds.reduce((n, s) => n + s.ids.length, 0) * 200;
+      for (const { tissue, ids } of seeds) {
+        const record = { ...emptyTissueRecord(tissue), epoch: 1, at: Date.now(), by: ROOT_ISSUER, action: 'seed' as const, pending: ids.map((id) => ({ id, host: hostName(), due, how: 'seed' as const })) };
+        await homeostasis.put(tissueKey(tissue), packRecord(record));
+      }
+      for (const { tissue, ids } of seeds) {
+        for (const id of ids) {
+          throwIfAborted(signal);
+          await this.spawn(tissue, id);
+        }
+      }
+      // Unless a stop began meanwhile (a shutdown hormone while we spawned).
+      if ((this.#state as OrganismState).state === 'growing') this.#state = { state: 'alive', since: Date.now() };
+      if (this.#o.cluster) this.#keepShare(homeostasis);
+    } catch (e) {
+      await this.stop(`start failed: ${(e as Error).message}`);
+      throw e;
+    }
+  }
+
+  /**
+   * Whether this grow seeds the organism. Hosts started together race for one KV key
+   * (compare-and-set: one wins). A loser joins once the winner's cells pulse; a key left by
+   * an organism whose cells are all gone (a restart) is taken over, again by compare-and-set.
+   */
+  async #claimSeed(kv: KV): Promise<boolean> {
+    const mine = pack({ host: hostName(), pid: process.pid, at: Date.now() });
+    try {
+      await kv.create(SEED_KEY, mine);
+      return true;
+    } catch (e) {
+      if (!/wrong last sequence|key exists/i.test((e as Error).message)) throw e;
+    }
+    const limits = this.genome.limits;
+    // The winner may be spawning its first cells right now: give them time to be born and pulse.
+    if (await this.#someoneAlive(limits.joinTimeoutMs + limits.pulseIntervalMs * (limits.suspectAfterPulses + 1))) return false;
+    const entry = await kv.get(SEED_KEY);
+    try {
+      await kv.update(SEED_KEY, mine, entry?.revision ?? 0);
+      this.#say(`organism ${this.id} has no living cell: host ${hostName()} seeds it again`);
+      return true;
+    } catch {
+      // Another host took it over first: join what it grows.
+      if (await this.#someoneAlive(limits.joinTimeoutMs * 2)) return false;
+      throw new CellularError('CELL_ERR_SPAWN', `another host claimed the seeding of organism ${this.id} but no cell of it pulsed within ${limits.joinTimeoutMs * 2} ms`);
+    }
+  }
+
+  /** Waits up to `ms` for a living cell of the organism on any host. */
+  async #someoneAlive(ms: number): Promise<boolean> {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      const living = this.observer.census.living().filter((c) => c.state === 'alive');
+      if (living.length > 0) {
+        this.#say(`organism ${this.id} is alive (${living.length} cells on ${[...new Set(living.map((c) => c.host))].join(', ')}): host ${hostName()} joins it`);
+        return true;
+      }
+      await sleep(50);
+    }
+    return false;
+  }
+
+  /**
+   * Makes this host's share of every tissue (tissues.<t>.perHost) that it lacks, each cell
+   * recorded as pending for this host first (compare-and-set: a homeostasis decision placing
+   * one here at the same time is seen, and nothing is made twice). At join, and then
+   * regularly in cluster mode: a host whose last cell died is no longer a live host to the
+   * others, so only its own grow can bring it back into the organism.
+   */
+  async #fillShare(kv: KV, why: 'joined with' | 'refilled'): Promise<void> {
+    const host = hostName();
+    const running = new Set(localCells(this.id).map((c) => c.cell));
+    for (const [tissue, gene] of Object.entries(this.genome.tissues)) {
+      if (gene.perHost <= 0) continue;
+      const living = this.observer.census.living().filter((c) => c.tissue === tissue && c.state !== 'dead');
+      const here = living.filter((c) => c.host === host && running.has(c.id)).length;
+      for (let k = here; k < gene.perHost; k++) {
+        const id = newCellId(tissue);
+        let recorded = false;
+        for (let attempt = 0; attempt < 8 && !recorded; attempt++) {
+          const { record, revision } = await readTissueRecord(kv, tissue);
+          const now = Date.now();
+          const coming = record.pending.filter((p) => p.due > now && !living.some((c) => c.id === p.id));
+          // Already on its way here, or the tissue is full: nothing to do.
+          if (here + coming.filter((p) => p.host === host).length > k || living.length + coming.length >= gene.max) return;
+          const next = { ...record, epoch: record.epoch + 1, at: now, by: ROOT_ISSUER, action: 'seed' as const, pending: [...record.pending, { id, host, due: now + this.genome.limits.joinTimeoutMs, how: 'seed' as const }] };
+          try {
+            await (revision === 0 ? kv.create(tissueKey(tissue), packRecord(next)) : kv.update(tissueKey(tissue), packRecord(next), revision));
+            recorded = true;
+          } catch {
+            await sleep(5 + Math.random() * 20); // a cell wrote meanwhile (or no quorum): read again
+          }
+        }
+        if (!recorded) return;
+        try {
+          await this.spawn(tissue, id);
+          this.#say(`${why} ${id} (tissues.${tissue}.perHost ${gene.perHost})`);
+        } catch (e) {
+          this.#say(`no ${tissue} cell here: ${(e as Error).message}`);
+        }
+      }
+    }
+  }
+
+  /** In cluster mode: keeps this host's share (see #fillShare) every two pulse intervals. */
+  #keepShare(kv: KV): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || this.#state.state !== 'alive' || !this.genome.limits.homeostasis) return;
+      busy = true;
+      void this.#fillShare(kv, 'refilled').catch(() => undefined).finally(() => (busy = false));
+    }, Math.max(1_000, 2 * this.genome.limits.pulseIntervalMs));
+    timer.unref();
+    this.#shareTimer = timer;
+  }
+
+  /** A previous owner died (SIGKILL, power cut): end what it left running before we grow. */
+  async #recover(stale: OrganismRecord): Promise<void> {
+    const cells = localCells(stale.id);
+    const brokerUp = stale.broker !== null && isProcessOf(stale.broker.pid, [`-c ${stale.broker.config}`]);
+    if (cells.length === 0 && !brokerUp) return;
+    this.#say(`the previous owner (pid ${stale.grow.pid}) died and left ${cells.length} cells${brokerUp ? ' and its nats-server' : ''}: stopping them first`);
+    for (const c of cells) signalCell(c.pid, c.cell, stale.id, 'SIGTERM');
+    await sweepCells({ organism: stale.id, timeoutMs: stale.genome?.limits?.shutdownTimeoutMs ?? 10_000, intervalMs: 1_000 });
+    if (stale.broker) await stopBrokerByPid(stale.broker.pid, stale.broker.config);
+  }
+
+  #writeRecord(): void {
+    const record: OrganismRecord = {
+      v: 1, id: this.id, servers: this.#servers, token: this.#token,
+      broker: this.#broker?.pid ? { pid: this.#broker.pid, config: this.#broker.configPath, monitorUrl: this.#broker.monitorUrl } : null,
+      grow: self(), genome: this.genome as Genome, genomeHash: genomeHash(this.genome), started: Date.now(),
+    };
+    writeRecord(this.stateDir, record);
+    this.#ownsRecord = true;
+  }
+
+  /**
+   * Spawns one cell of `tissue`, signed by the root key. `options.fault` (tests and
+   * simulations only; never reachable from the CLI or the network) starts it misbehaving.
+   */
+  async spawn(tissue: string, id?: string, options: { fault?: FaultKind } = {}): Promise<SpawnedCell> {
+    if (this.#state.state === 'shutting-down' || this.#state.state === 'stopped') {
+      throw new CellularError('CELL_ERR_CLOSED', `organism ${this.id} is ${this.#state.state}: no new cells`);
+    }
+    const gene = this.genome.tissues[tissue];
+    if (!gene) throw new CellularError('CELL_ERR_SPAWN', `no tissue ${JSON.stringify(tissue)} in the genome`);
+    // Population: on this host the process table is the truth (a cell killed a moment ago
+    // is not a member, one that has not pulsed yet is); elsewhere, the census.
+    const host = hostName();
+    const members = new Map<string, { tissue: string; host: string }>();
+    for (const c of this.#observer?.census.living() ?? []) if (c.host !== host) members.set(c.id, c);
+    for (const c of localCells(this.id)) {
+      const known = this.#observer?.census.get(c.cell) ?? this.spawned.get(c.cell)?.cert;
+      members.set(c.cell, { tissue: known?.tissue ?? c.cell.replace(/-[0-9a-f]+$/, ''), host });
+    }
+    for (const [id, c] of this.spawned) if (!members.has(id) && !isProcessOf(c.pid, c.markers)) this.spawned.delete(id);
+    const all = [...members.values()];
+    const here = all.filter((c) => c.host === host).length;
+    const ofTissue = all.filter((c) => c.tissue === tissue).length;
+    if (ofTissue >= gene.max) {
+      throw new CellularError('CELL_ERR_POPULATION_MAX', `spawning a ${tissue} cell would exceed tissues.${tissue}.max (${gene.max})`);
+    }
+    if (here >= this.genome.limits.cellsPerHost) {
+      throw new CellularError('CELL_ERR_POPULATION_MAX', `spawning a ${tissue} cell would exceed limits.cellsPerHost (${this.genome.limits.cellsPerHost})`);
+    }
+    const cell = await spawnCell({
+      organism: this.id, access: this.access, genome: this.genome, stateDir: this.stateDir, rootPub: this.#rootKey!.pub,
+      maker: { id: ROOT_ISSUER, key: this.#rootKey!.privateKey, generation: -1, budget: 0 },
+      tissue, lineage: this.#lineage!, ...(this.#o.genomeDir ? { baseDir: this.#o.genomeDir } : {}), ...(id ? { id } : {}),
+      ...(options.fault ? { fault: options.fault } : {}),
+    });
+    this.spawned.set(cell.id, cell);
+    // stop() began while we were spawning: its sweep may have looked before this process
+    // existed, so end it here (it is too young to have handlers: SIGTERM ends it at once).
+    const now = this.#state as OrganismState; // may have changed while we awaited
+    if (now.state === 'shutting-down' || now.state === 'stopped') {
+      signalCell(cell.pid, cell.id, this.id, 'SIGTERM');
+      throw new CellularError('CELL_ERR_CLOSED', `organism ${this.id} began to stop while ${cell.id} was spawning; it was ended`);
+    }
+    return cell;
+  }
+
+  /** Chaos only: kill -9 the private broker (nothing else is touched). */
+  async crashBroker(): Promise<void> {
+    if (!this.#broker) throw new CellularError('CELL_ERR_CLOSED', 'this organism joined a NATS it did not start: there is no broker of its own to crash');
+    await this.#broker.crash();
+  }
+
+  /** Starts the private broker again after crashBroker(), and records its new pid. */
+  async restartBroker(): Promise<void> {
+    if (!this.#broker) throw new CellularError('CELL_ERR_CLOSED', 'no private broker');
+    await this.#broker.restart();
+    if (this.#ownsRecord) this.#writeRecord();
+  }
+
+  /** Resolves once the census holds every tissue's min living cells (or throws on timeout). */
+  async waitForPopulation(timeoutMs = 15_000): Promise<CensusEntry[]> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const living = this.observer.census.living().filter((c) => c.state === 'alive');
+      const short = Object.entries(this.genome.tissues).filter(([t, g]) => living.filter((c) => c.tissue === t).length < g.min);
+      if (short.length === 0) {
+        await this.#clearSeeds(new Set(living.map((c) => c.id)));
+        return living;
+      }
+      if (Date.now() > end) {
+        throw new CellularError('CELL_ERR_SPAWN', `census did not reach the genome within ${timeoutMs} ms; short: ${short.map(([t]) => t).join(', ')} (see ${join(this.stateDir, 'logs')})`);
+      }
+      await sleep(25);
+    }
+  }
+
+  /**
+   * The first cells are born: take them off their tissues' pending lists, so no cell born
+   * later (which never saw them) mistakes them for births that failed, or waits for them.
+   */
+  async #clearSeeds(born: Set<string>): Promise<void> {
+    const kv = this.#homeostasis;
+    if (!kv) return;
+    for (const tissue of Object.keys(this.genome.tissues)) {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const current = await readTissueRecord(kv, tissue).catch(() => null);
+        if (!current) break;
+        const { record, revision } = current;
+        const pending = record.pending.filter((p) => !(p.how === 'seed' && born.has(p.id)));
+        if (pending.length === record.pending.length) break;
+        try {
+          await kv.update(tissueKey(tissue), packRecord({ ...record, pending }), revision);
+          break;
+        } catch {
+          // a cell wrote meanwhile: read again
+        }
+      }
+    }
+  }
+
+  /**
+   * Propagated shutdown: publish `shutdown`, wait (bounded by limits.shutdownTimeoutMs)
+   * until no cell lives, kill stragglers by pid after checking each is that cell, stop the
+   * broker we started. Safe to call twice.
+   */
+  stop(reason = 'operator', options: { announce?: boolean } = {}): Promise<OrganismState> {
+    this.#stopping ??= this.#stop(reason, options.announce ?? true);
+    return this.#stopping;
+  }
+
+  async #stop(reason: string, announce: boolean): Promise<OrganismState> {
+    this.#state = { state: 'shutting-down', reason };
+    this.#operator?.close();
+    this.#agent?.close();
+    clearInterval(this.#shareTimer);
+    const observer = this.#observer;
+    let stragglers = 0;
+    // Other hosts still hold cells: this host leaves the organism, which lives on there.
+    const host = hostName();
+    const hostOnly = announce && (observer?.census.living().some((c) => c.host !== host && c.state !== 'dead') ?? false);
+    if (observer) {
+      if (announce) {
+        try {
+          observer.bus.publish('shutdown', { reason, ...(hostOnly ? { host } : {}) });
+          await observer.nc.flush();
+        } catch {
+          // The broker may be gone already; the pid sweep below still ends every cell.
+        }
+      }
+      this.#say(hostOnly ? `host ${host} leaves the organism (${reason}): its cells drain; the other hosts carry on` : `shutdown: ${reason}; waiting for cells to drain…`);
+    }
+    if (this.#id !== undefined) {
+      const swept = await sweepCells({
+        organism: this.#id, timeoutMs: this.genome.limits.shutdownTimeoutMs, intervalMs: this.genome.limits.pulseIntervalMs,
+        reason, hostOnly, say: (l) => this.#say(l), ...(observer ? { observer } : {}),
+      });
+      stragglers = swept.killed;
+    }
+    // The whole organism is gone: the next grow seeds at once instead of waiting for cells.
+    if (!hostOnly) await this.#homeostasis?.delete(SEED_KEY).catch(() => {});
+    await observer?.close();
+    this.#observer = undefined;
+    await this.#nc?.close().catch(() => {});
+    if (this.#broker) {
+      await this.#broker.close();
+      this.#say('nats-server stopped');
+    }
+    if (this.#ownsRecord) removeRecord(this.stateDir);
+    this.#release?.();
+    this.#state = { state: 'stopped', stragglers };
+    return this.#state;
+  }
+
+  /**
+   * Last resort, synchronous (safe in a process 'exit' handler): SIGTERM every cell we
+   * spawned and the broker we started, each after checking its pid is still ours, without
+   * waiting. Cells drain on SIGTERM; nats-server shuts down on it. A no-op after stop().
+   */
+  emergencyStop(): number {
+    if (this.#state.state === 'stopped' || this.#state.state === 'idle') return 0;
+    let signalled = 0;
+    if (this.#id !== undefined) for (const c of localCells(this.#id)) if (signalCell(c.pid, c.cell, this.#id, 'SIGTERM')) signalled++;
+    const pid = this.#broker?.pid;
+    if (pid !== undefined && signalIfOurs(pid, [`-c ${this.#broker!.configPath}`], 'SIGTERM')) signalled++;
+    this.#state = { state: 'stopped', stragglers: signalled };
+    this.#release?.();
+    return signalled;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop('disposed');
+  }
+}

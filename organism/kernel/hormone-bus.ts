@@ -1,0 +1,164 @@
+/**
+ * The hormone bus: publish signed hormones on `org.<id>.hormone.<kind>` and receive the
+ * organism's hormones through the gate. Hormones from a sender not yet known wait (a few
+ * per sender) while its certificate is fetched, so a late observer loses nothing; a sender
+ * without a valid lineage is foreign and its hormones are dropped and counted.
+ */
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { CellularError } from '../wire/errors.ts';
+import type { CertBook } from './cert-book.ts';
+import { HormoneGate, type DropCounters } from './hormone-gate.ts';
+import { sealHormone, signatureHolds, type Hormone, type Signer } from './hormone.ts';
+import type { Namespace } from './namespace.ts';
+import type { HormoneKind } from './vocabulary.ts';
+
+export interface HormoneBusOptions {
+  nc: NatsConnection;
+  ns: Namespace;
+  certs: CertBook;
+  gate: HormoneGate;
+  maxBytes: number;
+  /** Needed to publish; an observer without one only listens. */
+  signer?: Signer;
+  /** Hormones waiting per unknown sender. @default 16 */
+  maxPendingPerSender?: number;
+  /** Unknown senders waiting at once. @default 1024 */
+  maxPendingSenders?: number;
+}
+
+export type HormoneListener = (h: Hormone) => void;
+/** A hormone dropped for its kind or body whose signature verified under its sender's key. */
+export type ForgeryListener = (from: string, reason: 'unknownKind' | 'badBody', kind: string) => void;
+
+export class HormoneBus {
+  readonly #o: HormoneBusOptions;
+  readonly #listeners = new Set<HormoneListener>();
+  readonly #pending = new Map<string, Hormone[]>();
+  readonly #forgeryListeners = new Set<ForgeryListener>();
+  /** Senders condemned by a verdict: their hormones are dropped unread (see docs/immune.md). */
+  readonly #quarantined = new Set<string>();
+  #sub: Subscription | undefined;
+  #closed = false;
+  /** Listener exceptions: counted, never allowed to kill the bus. */
+  listenerErrors = 0;
+
+  constructor(options: HormoneBusOptions) {
+    this.#o = options;
+  }
+
+  start(): void {
+    if (this.#sub || this.#closed) return;
+    this.#sub = this.#o.nc.subscribe(this.#o.ns.hormones, { callback: (_err, msg) => this.#receive(msg.data) });
+  }
+
+  /** Called for every admitted hormone, in arrival order per sender. Returns an unsubscribe. */
+  on(listener: HormoneListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Called for signed hormones dropped for their kind or body (attributable: their sender signed them). */
+  onForgery(listener: ForgeryListener): () => void {
+    this.#forgeryListeners.add(listener);
+    return () => this.#forgeryListeners.delete(listener);
+  }
+
+  /** From now on, hormones from `id` are dropped before any work (counted `quarantined`). */
+  quarantine(id: string): void {
+    this.#quarantined.add(id);
+    this.#pending.delete(id);
+  }
+
+  /** Seals and publishes. Throws HORMONE_ERR_* on a caller bug, CELL_ERR_CLOSED after close. */
+  publish<B>(kind: HormoneKind, body: B): void {
+    if (this.#closed) throw new CellularError('CELL_ERR_CLOSED', `hormone bus closed; cannot publish ${kind}`);
+    if (!this.#o.signer) throw new CellularError('CELL_ERR_CLOSED', 'this bus has no signer: it only listens');
+    this.#o.nc.publish(this.#o.ns.hormone(kind), sealHormone(this.#o.signer, kind, body, this.#o.maxBytes));
+  }
+
+  stats(): { accepted: number; dropped: DropCounters; pendingSenders: number; certsRefused: number; listenerErrors: number } {
+    return { ...this.#o.gate.stats(), pendingSenders: this.#pending.size, certsRefused: this.#o.certs.refused, listenerErrors: this.listenerErrors };
+  }
+
+  #receive(bytes: Uint8Array): void {
+    const { gate, certs } = this.#o;
+    const opened = gate.open(bytes);
+    if (!opened.ok) {
+      if (opened.envelope && (opened.reason === 'badBody' || opened.reason === 'unknownKind')) this.#attribute(opened.envelope, opened.reason);
+      return;
+    }
+    const h = opened.hormone;
+    if (this.#quarantined.has(h.from)) {
+      gate.quarantined(h);
+      return;
+    }
+    // While earlier hormones of this sender wait for its certificate, queue behind them:
+    // per-sender order is kept even if the key became known meanwhile.
+    const queue = this.#pending.get(h.from);
+    const key = queue ? undefined : certs.keyOf(h.from);
+    if (key) {
+      this.#deliver(gate.admit(h, key));
+      return;
+    }
+    if (queue) {
+      if (queue.length < (this.#o.maxPendingPerSender ?? 16)) queue.push(h);
+      else gate.admit(h, undefined); // counted as foreign: we will not hold more
+      return;
+    }
+    if (this.#pending.size >= (this.#o.maxPendingSenders ?? 1024)) {
+      gate.admit(h, undefined);
+      return;
+    }
+    this.#pending.set(h.from, [h]);
+    // A birth carries its own certificate; anything else is looked up in the lineage bucket.
+    const lookup =
+      h.kind === 'birth'
+        ? certs.learn((h.body as { cert?: unknown }).cert).then((c) => (c && c.cell === h.from ? certs.keyOf(c.cell) : certs.resolve(h.from)))
+        : certs.resolve(h.from);
+    void lookup.then((k) => {
+      const waiting = this.#pending.get(h.from) ?? [];
+      this.#pending.delete(h.from);
+      if (this.#closed) return;
+      for (const w of waiting) this.#deliver(gate.admit(w, k));
+    });
+  }
+
+  /** A bad hormone whose signature holds under a known sender's key: that sender made it. */
+  #attribute(h: Hormone, reason: 'badBody' | 'unknownKind'): void {
+    if (this.#forgeryListeners.size === 0 || this.#quarantined.has(h.from)) return;
+    const key = this.#o.certs.keyOf(h.from);
+    if (!key || !signatureHolds(h, key)) return;
+    for (const l of this.#forgeryListeners) {
+      try {
+        l(h.from, reason, String(h.kind).slice(0, 32));
+      } catch {
+        this.listenerErrors++;
+      }
+    }
+  }
+
+  #deliver(result: ReturnType<HormoneGate['admit']>): void {
+    if (!result.ok) return;
+    for (const l of this.#listeners) {
+      try {
+        l(result.hormone);
+      } catch {
+        this.listenerErrors++;
+      }
+    }
+  }
+
+  /** Unsubscribes and forgets listeners. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listeners.clear();
+    this.#forgeryListeners.clear();
+    this.#pending.clear();
+    this.#sub?.unsubscribe();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

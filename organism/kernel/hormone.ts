@@ -1,0 +1,146 @@
+/**
+ * The hormone envelope `{v, kind, from, seq, ts, body, sig}`: msgpackr-encoded and
+ * Ed25519-signed by the sender. Decoding never throws: bad bytes, unknown kinds, oversize,
+ * bad signatures, replayed or stale sequence numbers come back as a drop reason, which
+ * the caller counts (see HormoneGate).
+ *
+ * Only the canonical encoding is accepted: the decoded envelope must re-encode to the
+ * exact bytes received, so no two byte strings carry one signed meaning.
+ */
+import type { KeyObject } from 'node:crypto';
+import { codec as packr } from '../wire/codec.ts';
+import { CellularError } from '../wire/errors.ts';
+import { signBytes, verifyBytes } from './keys.ts';
+import { CELL_ID } from './namespace.ts';
+import { ROOT_ISSUER } from './lineage.ts';
+import { bodyFits, HORMONE_VERSION, isHormoneKind, type HormoneKind } from './vocabulary.ts';
+
+export interface Hormone<B = unknown> {
+  v: number;
+  kind: HormoneKind;
+  /** Sender cell id, or `root` for the operator (grow, stop). */
+  from: string;
+  /** Strictly increasing per sender and never behind its clock in µs, so restarts never reuse one. */
+  seq: number;
+  /** Send time, ms since the epoch. */
+  ts: number;
+  body: B;
+  sig: Uint8Array;
+}
+
+export const DROP_REASONS = ['malformed', 'tooLarge', 'unknownKind', 'badBody', 'quarantined', 'foreign', 'badSignature', 'replayed', 'stale'] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+/**
+ * A drop for an unknown kind or a bad body still carries the well-formed envelope, so the
+ * receiver can check its signature and hold the sender to account (a signed bad body is
+ * forgery, see docs/immune.md); it is never delivered.
+ */
+export type Opened = { ok: true; hormone: Hormone } | { ok: false; reason: DropReason; envelope?: Hormone };
+
+
+function signedBytes(h: Omit<Hormone, 'sig'>): Uint8Array {
+  return packr.pack([h.v, h.kind, h.from, h.seq, h.ts, h.body]);
+}
+
+export interface Signer {
+  /** The sending cell's id (or `root`). */
+  readonly id: string;
+  readonly key: KeyObject;
+  /** Next sequence number; may be shared between threads (see SharedSequence). */
+  nextSeq(): number;
+}
+
+/**
+ * A sender's sequence: strictly increasing and never behind the clock (µs since the
+ * epoch), so two processes speaking as one sender (grow and `cellular stop`, both `root`)
+ * or a restarted one never fall behind each other's replay windows. Shared by a cell's
+ * main thread and its pacemaker thread through a SharedArrayBuffer.
+ */
+export class SharedSequence {
+  readonly buffer: SharedArrayBuffer;
+  readonly #cell: BigInt64Array;
+
+  constructor(buffer?: SharedArrayBuffer) {
+    this.buffer = buffer ?? new SharedArrayBuffer(8);
+    this.#cell = new BigInt64Array(this.buffer);
+  }
+
+  next(): number {
+    for (;;) {
+      const current = Atomics.load(this.#cell, 0);
+      const clock = BigInt(Date.now()) * 1000n;
+      const next = current + 1n > clock ? current + 1n : clock;
+      if (Atomics.compareExchange(this.#cell, 0, current, next) === current) return Number(next);
+    }
+  }
+}
+
+/** Encodes and signs. Throws HORMONE_ERR_* for a caller bug (unknown kind, oversize). */
+export function sealHormone<B>(signer: Signer, kind: HormoneKind, body: B, maxBytes: number, now: number = Date.now()): Uint8Array {
+  if (!isHormoneKind(kind)) throw new CellularError('HORMONE_ERR_KIND', `unknown hormone kind ${JSON.stringify(kind)}`);
+  if (!bodyFits(kind, body)) throw new CellularError('HORMONE_ERR_BODY', `a ${kind} body does not have the shape its kind requires (docs/hormones.md)`);
+  const unsigned = { v: HORMONE_VERSION, kind, from: signer.id, seq: signer.nextSeq(), ts: now, body };
+  const sig = signBytes(signer.key, signedBytes(unsigned));
+  const bytes = packr.pack({ ...unsigned, sig });
+  if (bytes.length > maxBytes) {
+    throw new CellularError('HORMONE_ERR_TOO_LARGE', `a ${kind} hormone of ${bytes.length} bytes exceeds limits.hormoneMaxBytes (${maxBytes})`);
+  }
+  // What every receiver will do to it: a body that does not survive would be dropped
+  // everywhere in silence, so refuse it here, loudly.
+  const check = openEnvelope(bytes, maxBytes);
+  if (!check.ok) {
+    throw new CellularError('HORMONE_ERR_BODY', `a ${kind} body does not survive decoding (${check.reason}): use well-formed strings, no -0, no __proto__ keys`);
+  }
+  return bytes;
+}
+
+/**
+ * Signs any kind and body without the checks sealHormone makes: only for injected faults
+ * (cells/immune/faults.ts), which must be able to send what an honest cell never would.
+ */
+export function sealUnchecked(signer: Signer, kind: string, body: unknown, now: number = Date.now()): Uint8Array {
+  const unsigned = { v: HORMONE_VERSION, kind: kind as HormoneKind, from: signer.id, seq: signer.nextSeq(), ts: now, body };
+  return packr.pack({ ...unsigned, sig: signBytes(signer.key, signedBytes(unsigned)) });
+}
+
+const ENVELOPE_KEYS = ['v', 'kind', 'from', 'seq', 'ts', 'body', 'sig'];
+
+/** Parses bytes into an envelope without checking the signature or freshness. */
+export function openEnvelope(bytes: Uint8Array, maxBytes: number): Opened {
+  if (!(bytes instanceof Uint8Array) || bytes.length === 0) return { ok: false, reason: 'malformed' };
+  if (bytes.length > maxBytes) return { ok: false, reason: 'tooLarge' };
+  let value: unknown;
+  try {
+    value = packr.unpack(bytes);
+  } catch {
+    return { ok: false, reason: 'malformed' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'malformed' };
+  const e = value as Record<string, unknown>;
+  const keys = Object.keys(e);
+  if (keys.length !== ENVELOPE_KEYS.length || !keys.every((k, i) => k === ENVELOPE_KEYS[i])) return { ok: false, reason: 'malformed' };
+  if (e.v !== HORMONE_VERSION) return { ok: false, reason: 'malformed' };
+  if (typeof e.from !== 'string' || (e.from !== ROOT_ISSUER && !CELL_ID.test(e.from))) return { ok: false, reason: 'malformed' };
+  if (typeof e.seq !== 'number' || !Number.isSafeInteger(e.seq) || e.seq <= 0) return { ok: false, reason: 'malformed' };
+  if (typeof e.ts !== 'number' || !Number.isSafeInteger(e.ts) || e.ts <= 0) return { ok: false, reason: 'malformed' };
+  if (!(e.sig instanceof Uint8Array) || e.sig.length !== 64) return { ok: false, reason: 'malformed' };
+  if (!isHormoneKind(e.kind)) return { ok: false, reason: 'unknownKind', envelope: e as unknown as Hormone };
+  if (!bodyFits(e.kind, e.body)) return { ok: false, reason: 'badBody', envelope: e as unknown as Hormone };
+  // Canonical form: anything that does not re-encode to the same bytes was not made by us.
+  let again: Uint8Array;
+  try {
+    again = packr.pack(e);
+  } catch {
+    return { ok: false, reason: 'malformed' };
+  }
+  if (!Buffer.from(again.buffer, again.byteOffset, again.byteLength).equals(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))) {
+    return { ok: false, reason: 'malformed' };
+  }
+  return { ok: true, hormone: e as unknown as Hormone };
+}
+
+/** Checks a parsed envelope's signature against the sender's key. */
+export function signatureHolds(h: Hormone, key: KeyObject): boolean {
+  return verifyBytes(key, signedBytes(h), h.sig);
+}

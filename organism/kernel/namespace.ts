@@ -1,0 +1,99 @@
+/**
+ * Subject, stream and bucket names. Every name an organism uses is built here and carries
+ * its id, so several organisms (and parallel tests) share one NATS without seeing each
+ * other. Stream and bucket names may not contain dots, so they use `org_<id>_<name>`.
+ */
+import { CellularError } from '../wire/errors.ts';
+
+/** Organism ids become subject tokens and stream names: keep them plain. */
+export const ORGANISM_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
+/** Cell ids are subject tokens too. */
+export const CELL_ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
+
+export type CellVerb = 'ping' | 'info' | 'stats' | 'differentiate';
+
+export class Namespace {
+  readonly id: string;
+  readonly prefix: string;
+
+  constructor(id: string) {
+    if (!ORGANISM_ID.test(id)) {
+      throw new CellularError('GENOME_ERR_INVALID', `organism id must be 1-32 lowercase letters, digits or dashes, received ${JSON.stringify(id)}`);
+    }
+    this.id = id;
+    this.prefix = `org.${id}`;
+  }
+
+  /** Where hormones of one kind are published. */
+  hormone(kind: string): string {
+    return `${this.prefix}.hormone.${kind}`;
+  }
+
+  /** Wildcard over every hormone of this organism. */
+  get hormones(): string {
+    return `${this.prefix}.hormone.>`;
+  }
+
+  /** A request addressed to one cell. */
+  cell(cellId: string, verb: CellVerb): string {
+    return `${this.prefix}.cell.${cellId}.${verb}`;
+  }
+
+  /** A request every cell answers (scatter/gather). */
+  cells(verb: CellVerb): string {
+    return `${this.prefix}.cells.${verb}`;
+  }
+
+  /** A tissue endpoint, served in a queue group named after the tissue. */
+  tissue(tissue: string, endpoint: string): string {
+    return `${this.prefix}.tissue.${tissue}.${endpoint}`;
+  }
+
+  /** Any living cell answers with its census view (queue group `census`). */
+  get census(): string {
+    return `${this.prefix}.census`;
+  }
+
+  /** A user's inbox in the messages stream (the user name is one subject token). */
+  inbox(user: string): string {
+    return `${this.prefix}.inbox.${user}`;
+  }
+
+  /** Every inbox: the messages stream's subjects. */
+  get inboxes(): string {
+    return `${this.prefix}.inbox.*`;
+  }
+
+  /** Presence and receipts pushed to a user's live sockets, on whichever receiver holds them. */
+  userEvents(user: string): string {
+    return `${this.prefix}.user.${user}`;
+  }
+
+  /** Operator requests (controls from the dashboard), answered by grow, which holds the root key. */
+  get operator(): string {
+    return `${this.prefix}.operator`;
+  }
+
+  /** Operator requests for one host's grow (a kill of a cell there, relayed by another host's operator). */
+  operatorOn(host: string): string {
+    return `${this.prefix}.operator.${host}`;
+  }
+
+  /** Growth requests to one host: its grow (the host agent) makes a cell a homeostasis decision placed there. */
+  place(host: string): string {
+    return `${this.prefix}.place.${host}`;
+  }
+
+  /** What the dashboard writes into the flight recorder besides hormones (census frames). */
+  recorder(kind: string): string {
+    return `${this.prefix}.recorder.${kind}`;
+  }
+
+  bucket(name: string): string {
+    return `org_${this.id}_${name}`;
+  }
+
+  stream(name: string): string {
+    return `org_${this.id}_${name}`;
+  }
+}
