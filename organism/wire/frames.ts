@@ -13,6 +13,8 @@
  */
 import { codec } from './codec.ts';
 import { CellularError } from './errors.ts';
+import * as schema from './schema.ts';
+import { bool, bytes, describe, fail, fields, int, isMap, list, matching, oneOf, orNull, quote, text } from './schema.ts';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -138,155 +140,32 @@ export type ServerFrameOf<T extends ServerFrame['t']> = Extract<ServerFrame, { t
 // ---- checks -------------------------------------------------------------------------------
 
 type LimitName = Exclude<keyof FrameLimits, 'maxFrameBytes'>;
-/** Checks one decoded value and returns it rebuilt from fresh literals; `at` names it in errors. */
-type Check<T> = (value: unknown, at: string, limits: FrameLimits) => T;
-interface Field<T> {
-  readonly check: Check<T>;
-  readonly optional: boolean;
-}
-/** A map's fields (a frame's, less `v` and `t`), each with its check; the type keeps schema and frame types in step. */
-type Shape<F> = { readonly [K in Exclude<keyof F, 't' | 'v'>]-?: Field<F[K]> };
-type AnyShape = Readonly<Record<string, Field<unknown>>>;
-type Schemas<U extends { t: string }> = { readonly [T in U['t']]: Shape<Extract<U, { t: T }>> };
+type Check<T> = schema.Check<T, LimitName>;
+type Shape<F> = schema.Shape<F, LimitName>;
+type Schemas<U extends { t: string }> = schema.Schemas<U, LimitName>;
+type AnyShape = schema.AnyShape<LimitName>;
 
-const req = <T>(check: Check<T>): Field<T> => ({ check, optional: false });
-const opt = <T>(check: Check<T>): Field<T | undefined> => ({ check, optional: true });
+const req = <T>(check: Check<T>) => schema.req<T, LimitName>(check);
+const opt = <T>(check: Check<T>) => schema.opt<T, LimitName>(check);
+const map = <T>(shape: Shape<T>) => schema.map<T, LimitName>(shape);
 
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (value === null) return 'nil';
-  if (typeof value === 'string') return `a string of ${value.length} characters`;
-  if (value instanceof Uint8Array) return `${value.length} bytes`;
-  if (Array.isArray(value)) return `an array of ${value.length}`;
-  if (typeof value === 'object') return isMap(value) ? 'a map' : 'a msgpack extension value';
-  return `${typeof value} ${String(value)}`;
-}
+/** What frame checks consult: the genome's messenger limits; a failure is PROTO_ERR_BAD_FIELD. */
+const contextOf = (limits: FrameLimits): schema.CheckContext<LimitName> => ({ code: 'PROTO_ERR_BAD_FIELD', limits, limitPrefix: 'messenger.' });
 
-/** A string for a message, quoted and cut short: never a password or token, only names and ids. */
-const quote = (s: string) => JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
-
-function fail(at: string, expected: string, value: unknown): never {
-  throw new CellularError('PROTO_ERR_BAD_FIELD', `${at} must be ${expected}, received ${describe(value)}`);
-}
-
-function isMap(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null) return false;
-  const proto: unknown = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
-function bound(max: number | LimitName, limits: FrameLimits): [number, string] {
-  return typeof max === 'number' ? [max, ''] : [limits[max], ` (messenger.${max})`];
-}
-
-const span = (min: number, max: number) => (max >= Number.MAX_SAFE_INTEGER ? `at least ${min}` : `${min} to ${max}`);
-
-const int =
-  (min: number, max: number | LimitName = Number.MAX_SAFE_INTEGER): Check<number> =>
-  (value, at, limits) => {
-    const [top, note] = bound(max, limits);
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > top) fail(at, `an integer from ${span(min, top)}${note}`, value);
-    return value;
-  };
-
-const text =
-  (min: number, max: number): Check<string> =>
-  (value, at) => {
-    if (typeof value !== 'string' || value.length < min || value.length > max) fail(at, `a string of ${span(min, max)} characters`, value);
-    return value;
-  };
-
-const matching =
-  (pattern: RegExp, what: string): Check<string> =>
-  (value, at) => {
-    if (typeof value !== 'string') fail(at, what, value);
-    if (!pattern.test(value)) throw new CellularError('PROTO_ERR_BAD_FIELD', `${at} must be ${what}, received ${quote(value)}`);
-    return value;
-  };
-
-const bool: Check<boolean> = (value, at) => {
-  if (typeof value !== 'boolean') fail(at, 'true or false', value);
-  return value;
-};
-
-const oneOf =
-  <T extends string>(...values: T[]): Check<T> =>
-  (value, at) => {
-    if (!values.includes(value as T)) fail(at, `one of ${values.map(quote).join(', ')}`, value);
-    return value as T;
-  };
-
-const orNull =
-  <T>(check: Check<T>): Check<T | null> =>
-  (value, at, limits) =>
-    value === null ? null : check(value, at, limits);
-
-const key32: Check<Uint8Array> = (value, at) => {
-  if (!(value instanceof Uint8Array) || value.length !== 32) fail(at, 'bin of 32 bytes', value);
-  return value;
-};
+const key32 = bytes(32, 32);
 
 /** The password-sealed backup of a user's private keys (opaque to the server). */
 export const BACKUP_MAX_BYTES = 1024;
-const backup: Check<Uint8Array> = (value, at) => {
-  if (!(value instanceof Uint8Array) || value.length === 0 || value.length > BACKUP_MAX_BYTES) fail(at, `bin of 1..${BACKUP_MAX_BYTES} bytes`, value);
-  return value;
-};
+const backup = bytes(1, BACKUP_MAX_BYTES);
 
 /** A message body: 1..maxBodyBytes bytes; a larger one is PROTO_ERR_TOO_LARGE, not a bad field. */
-const body: Check<Uint8Array> = (value, at, limits) => {
-  if (!(value instanceof Uint8Array) || value.length === 0) fail(at, 'non-empty bin', value);
-  if (value.length > limits.maxBodyBytes) {
-    throw new CellularError('PROTO_ERR_TOO_LARGE', `${at} is ${value.length} bytes, more than messenger.maxBodyBytes (${limits.maxBodyBytes})`);
+const body: Check<Uint8Array> = (value, at, ctx) => {
+  if (!(value instanceof Uint8Array) || value.length === 0) fail(ctx, at, 'non-empty bin', value);
+  if (value.length > ctx.limits.maxBodyBytes) {
+    throw new CellularError('PROTO_ERR_TOO_LARGE', `${at} is ${value.length} bytes, more than messenger.maxBodyBytes (${ctx.limits.maxBodyBytes})`);
   }
   return value;
 };
-
-const list =
-  <T>(item: Check<T>, min: number, max: number | LimitName, distinct?: (x: T) => string): Check<T[]> =>
-  (value, at, limits) => {
-    const [top, note] = bound(max, limits);
-    if (!Array.isArray(value) || value.length < min || value.length > top) fail(at, `an array of ${span(min, top)} entries${note}`, value);
-    const seen = new Set<string>();
-    return value.map((x, i) => {
-      const checked = item(x, `${at}[${i}]`, limits);
-      const k = distinct?.(checked);
-      if (k !== undefined) {
-        if (seen.has(k)) throw new CellularError('PROTO_ERR_BAD_FIELD', `${at}[${i}] repeats ${quote(k)}: entries must be distinct`);
-        seen.add(k);
-      }
-      return checked;
-    });
-  };
-
-/**
- * Checks a map against its shape into a fresh object. A field whose value is undefined
- * (msgpack's fixext 0, which msgpackr writes for undefined) counts as absent.
- */
-function fields(raw: Record<string, unknown>, shape: AnyShape, prefix: string, limits: FrameLimits, reserved: readonly string[] = []): Record<string, unknown> {
-  for (const key of Object.keys(raw)) {
-    if (raw[key] !== undefined && !Object.hasOwn(shape, key) && !reserved.includes(key)) {
-      throw new CellularError('PROTO_ERR_BAD_FIELD', `${prefix}${quote(key)} is not a field`);
-    }
-  }
-  const out: Record<string, unknown> = {};
-  for (const [key, field] of Object.entries(shape)) {
-    const value = Object.hasOwn(raw, key) ? raw[key] : undefined;
-    if (value === undefined) {
-      if (!field.optional) throw new CellularError('PROTO_ERR_BAD_FIELD', `${prefix}${key} is missing`);
-      continue;
-    }
-    out[key] = field.check(value, `${prefix}${key}`, limits);
-  }
-  return out;
-}
-
-const map =
-  <T>(shape: Shape<T>): Check<T> =>
-  (value, at, limits) => {
-    if (!isMap(value)) fail(at, 'a map', value);
-    return fields(value, shape, `${at}.`, limits) as T;
-  };
 
 // ---- schemas ------------------------------------------------------------------------------
 
@@ -376,7 +255,7 @@ function checkFrame<U extends { t: string }>(raw: unknown, schemas: Schemas<U>, 
     throw new CellularError('PROTO_ERR_UNKNOWN_TYPE', `unknown frame type ${typeof t === 'string' ? quote(t) : describe(t)}`);
   }
   const shape = (schemas as unknown as Record<string, AnyShape>)[t] as AnyShape;
-  return { v: PROTOCOL_VERSION, t, ...fields(raw, shape, `${t}: `, limits, ['v', 't']) } as unknown as U;
+  return { v: PROTOCOL_VERSION, t, ...fields(raw, shape, `${t}: `, contextOf(limits), ['v', 't']) } as unknown as U;
 }
 
 function decode<U extends { t: string }>(bytes: Uint8Array, schemas: Schemas<U>, limits: FrameLimits): U {
