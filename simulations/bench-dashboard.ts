@@ -19,7 +19,7 @@ import { launchChromium } from './chromium.ts';
 import { openReply } from '../organism/kernel/reply.ts';
 import { readCpuMicros, readMemory } from './procfs.ts';
 import { SyntheticSwarm } from './synthetic-cells.ts';
-import { waitFor } from './bench-chat.ts';
+import { waitFor } from './wait-for.ts';
 
 export interface DashboardBenchOptions {
   cells: number;

@@ -14,7 +14,7 @@ import { isAlive, localCells } from '../organism/kernel/processes.ts';
 import type { AccuseBody, VerdictBody } from '../organism/kernel/vocabulary.ts';
 import { pack } from '../organism/kernel/reply.ts';
 import type { FaultKind } from '../cells/immune/faults.ts';
-import { waitFor } from './bench-chat.ts';
+import { waitFor } from './wait-for.ts';
 import { distribution, type Distribution } from '../organism/chaos/stats.ts';
 
 export const IMMUNE_FAULTS: readonly FaultKind[] = ['flood', 'forger', 'liar', 'tamper', 'cancer'];

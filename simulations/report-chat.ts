@@ -7,7 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ACK_EVERY_MS, SYSTEM_LABELS, WARMUP_MS, type ChatBenchResult, type LoadRun, type SystemName } from './bench-chat.ts';
+import { ACK_EVERY_MS, SYSTEM_LABELS, WARMUP_MS, type ChatBenchResult, type LoadRun, type SystemName } from './chat/result.ts';
 import { stamp, textTable, type MachineInfo, type Row } from './report.ts';
 import { barChart, escapeXml, lineChart } from './svg.ts';
 
