@@ -26,7 +26,7 @@
  * saturation), process-pool.ts (the peer processes), and one file per system (cellular.ts,
  * jetstream.ts, ws-relay.ts, socketio.ts with redis.ts; idle-memory.ts).
  */
-import { CellularError } from '../organism/wire/errors.ts';
+import { checkRange } from './bench-options.ts';
 import { cellularPhase } from './chat/cellular.ts';
 import type { DriveContext } from './chat/driver.ts';
 import { ProcessPool } from './chat/process-pool.ts';
@@ -40,14 +40,11 @@ export type { ChatBenchOptions, ChatBenchResult } from './chat/result.ts';
 const MAX_IDLE = 100_000;
 
 export function validateChatOptions(o: Pick<ChatBenchOptions, 'seconds' | 'clients' | 'rate' | 'window' | 'idle'>): void {
-  const check = (name: string, v: number, min: number, max: number) => {
-    if (!Number.isInteger(v) || v < min || v > max) throw new CellularError('CLI_ERR_USAGE', `--${name} must be from ${min} to ${max}, received ${v}`);
-  };
-  check('seconds', o.seconds, 1, 600);
-  check('clients', o.clients, 2, 1_000);
-  check('rate', o.rate, 1, 1_000_000);
-  check('window', o.window, 1, 10_000);
-  check('idle', o.idle, 0, MAX_IDLE);
+  checkRange('seconds', o.seconds, { min: 1, max: 600 });
+  checkRange('clients', o.clients, { min: 2, max: 1_000 });
+  checkRange('rate', o.rate, { min: 1, max: 1_000_000 });
+  checkRange('window', o.window, { min: 1, max: 10_000 });
+  checkRange('idle', o.idle, { min: 0, max: MAX_IDLE });
 }
 
 export async function runChatBench(o: ChatBenchOptions): Promise<ChatBenchResult> {

@@ -4,8 +4,9 @@
  * run, and the whole result the report is written from. The constants here are part of
  * the method (docs/benchmarks.md) and are written into the report.
  */
+import type { BenchRunOptions } from '../bench-options.ts';
 
-export interface ChatBenchOptions {
+export interface ChatBenchOptions extends BenchRunOptions {
   /** Length of each measured window, s. @default 10 */
   seconds: number;
   /** Chat clients (users) of every system. @default 50 */
@@ -16,11 +17,6 @@ export interface ChatBenchOptions {
   window: number;
   /** Idle sockets held open to one receiver for the memory figure (0 skips it). @default 10000 */
   idle: number;
-  stateDir: string;
-  progress: (line: string) => void;
-  /** Lines of the organism (broker start, shutdown). */
-  say?: (line: string) => void;
-  signal?: AbortSignal;
 }
 
 export type SystemName = 'cellular' | 'jetstream' | 'ws-relay' | 'socketio';
