@@ -16,17 +16,14 @@ import type { CensusEntry } from '../organism/kernel/census.ts';
 import { CellularError, throwIfAborted } from '../organism/wire/errors.ts';
 import { loadGenome } from '../organism/kernel/genome.ts';
 import { Organism } from '../organism/grow/organism.ts';
-import { waitFor } from './bench-chat.ts';
+import { waitFor } from './wait-for.ts';
 import { cryptoCost, type CryptoCost } from './crypto-cost.ts';
 import { distribution, type Distribution } from '../organism/chaos/stats.ts';
+import type { BenchRunOptions } from './bench-options.ts';
 
-export interface BrowserBenchOptions {
+export interface BrowserBenchOptions extends BenchRunOptions {
   kills: number;
   messages: number;
-  stateDir: string;
-  progress: (line: string) => void;
-  say?: (line: string) => void;
-  signal?: AbortSignal;
 }
 
 export interface BrowserBenchResult {

@@ -22,15 +22,13 @@ import type { PulseBody } from '../organism/kernel/vocabulary.ts';
 import { openReply, pack } from '../organism/kernel/reply.ts';
 import { natsClientUrl } from './peer.ts';
 import { distribution, type Distribution } from '../organism/chaos/stats.ts';
+import type { BenchRunOptions } from './bench-options.ts';
 
-export interface BusyBenchOptions {
+export interface BusyBenchOptions extends BenchRunOptions {
   /** How long the main loop is kept busy, ms. @default 5000 */
   burnMs: number;
   /** Pulse interval for the run, ms. @default 500 */
   pulseIntervalMs: number;
-  stateDir: string;
-  progress: (line: string) => void;
-  signal?: AbortSignal;
 }
 
 export interface Arrival {

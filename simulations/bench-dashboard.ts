@@ -19,15 +19,12 @@ import { launchChromium } from './chromium.ts';
 import { openReply } from '../organism/kernel/reply.ts';
 import { readCpuMicros, readMemory } from './procfs.ts';
 import { SyntheticSwarm } from './synthetic-cells.ts';
-import { waitFor } from './bench-chat.ts';
+import { waitFor } from './wait-for.ts';
+import type { BenchRunOptions } from './bench-options.ts';
 
-export interface DashboardBenchOptions {
+export interface DashboardBenchOptions extends BenchRunOptions {
   cells: number;
   seconds: number;
-  stateDir: string;
-  progress: (line: string) => void;
-  say?: (line: string) => void;
-  signal?: AbortSignal;
 }
 
 export interface DashboardWindow {

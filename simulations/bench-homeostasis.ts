@@ -30,17 +30,15 @@ import { Organism } from '../organism/grow/organism.ts';
 import type { DecisionBody } from '../organism/kernel/vocabulary.ts';
 import { runLoad } from '../organism/chaos/load.ts';
 import { distribution, median, type Distribution } from '../organism/chaos/stats.ts';
+import type { BenchRunOptions } from './bench-options.ts';
 
-export interface HomeostasisBenchOptions {
+export interface HomeostasisBenchOptions extends BenchRunOptions {
   /** Load steps per growth phase (stem and cold each run this many). @default 10 */
   steps: number;
   /** How long each peak lasts, ms. @default 6000 */
   holdMs: number;
   /** kill -9 rounds in the kill phase. @default 10 */
   kills: number;
-  stateDir: string;
-  progress: (line: string) => void;
-  signal?: AbortSignal;
 }
 
 /** Echo's capacity (work at which a cell is full) and the request each load sends. */

@@ -14,18 +14,15 @@ import { isAlive, localCells } from '../organism/kernel/processes.ts';
 import type { AccuseBody, VerdictBody } from '../organism/kernel/vocabulary.ts';
 import { pack } from '../organism/kernel/reply.ts';
 import type { FaultKind } from '../cells/immune/faults.ts';
-import { waitFor } from './bench-chat.ts';
+import { waitFor } from './wait-for.ts';
 import { distribution, type Distribution } from '../organism/chaos/stats.ts';
+import type { BenchRunOptions } from './bench-options.ts';
 
 export const IMMUNE_FAULTS: readonly FaultKind[] = ['flood', 'forger', 'liar', 'tamper', 'cancer'];
 
-export interface ImmuneBenchOptions {
+export interface ImmuneBenchOptions extends BenchRunOptions {
   runs: number;
   honestSeconds: number;
-  stateDir: string;
-  progress: (line: string) => void;
-  say?: (line: string) => void;
-  signal?: AbortSignal;
 }
 
 export interface ImmuneRun {

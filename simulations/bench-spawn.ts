@@ -31,26 +31,21 @@ import { natsClientUrl, Peers, writePeerScripts, type ForkedPeer } from './peer.
 import { readCpuMicros, readMemory } from './procfs.ts';
 import { mb, summarize, type CellCpu, type MemoryRow, type ShutdownResult, type SpawnBenchRaw, type SpawnBenchResult, type SpawnSample, type TrafficResult, type TrafficSecond } from './spawn-result.ts';
 import { median } from '../organism/chaos/stats.ts';
+import type { BenchRunOptions } from './bench-options.ts';
 
 export type { SpawnBenchResult } from './spawn-result.ts';
 
-export interface SpawnBenchOptions {
+export interface SpawnBenchOptions extends BenchRunOptions {
   /** Timed spawns (and peer runs). @default 20 */
   spawns: number;
   /** Cells alive for the memory and traffic phases; at least `spawns`. @default 20 */
   cells: number;
   /** Length of the traffic window, s. @default 10 */
   seconds: number;
-  stateDir: string;
   /** Quiet spell between the last first pulse and the memory reading, ms. @default 3000 */
   idleMs?: number;
   /** How long one cell may take to pulse and announce its birth, ms. @default 10000 */
   cellTimeoutMs?: number;
-  /** One line per step, for the operator. */
-  progress: (line: string) => void;
-  /** The organism's own lines (broker, shutdown). */
-  say?: (line: string) => void;
-  signal?: AbortSignal;
 }
 
 export function benchGenome(cells: number): Readonly<Genome> {

@@ -9,7 +9,8 @@ import { resolve, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CellularError, isCellularError } from '../organism/wire/errors.ts';
 import { runSpawnBench, validateOptions } from './bench-spawn.ts';
-import { machineInfo, summaryRows, textTable, writeSpawnReport } from './report.ts';
+import { machineInfo, summaryRows, textTable, writeSpawnReport, type MachineInfo, type Row } from './report.ts';
+import { checkRange, type BenchRunOptions, type Range } from './bench-options.ts';
 import { runBusyBench } from './bench-busy.ts';
 import { busyRows, writeBusyReport } from './report-busy.ts';
 import { runHomeostasisBench } from './bench-homeostasis.ts';
@@ -99,144 +100,112 @@ function flags<K extends string>(args: string[], defaults: Record<K, string>): R
   }
 }
 
-const spawnBench: Benchmark = {
+/** What a benchmark adds to the run every benchmark shares: its flags, its options, its run and its report. */
+interface Definition<K extends string, O, R> {
+  summary: string;
+  /** Every flag with its default, --state-dir's included. */
+  flags: Record<K | 'state-dir', string>;
+  /** The flags as the run's options, checked: CLI_ERR_USAGE names the flag, what it must be and what it got. */
+  options(values: Record<K | 'state-dir', string>): O;
+  run(options: NoInfer<O> & BenchRunOptions): Promise<R>;
+  write(result: R, dir: string, startedAt: Date, machine: MachineInfo): { json: string; html: string };
+  rows(result: R): Row[];
+  /** The exit code once the report is written. @default 0 */
+  exitCode?(result: R): number;
+}
+
+/**
+ * A benchmark: flags parsed and checked, the machine said, the run (progress and the
+ * organism's lines on stderr), its reports under `<state-dir>/reports/`, their paths and
+ * the summary table on stdout.
+ */
+function benchmark<K extends string, O, R>(name: string, d: Definition<K, O, R>): Benchmark {
+  return {
+    summary: d.summary,
+    async run(args, signal) {
+      const values = flags(args, d.flags);
+      const options = d.options(values);
+      const stateDir = resolve(values['state-dir']);
+      const startedAt = new Date();
+      const machine = machineInfo();
+      say(`${name} benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
+      const result = await d.run({ ...options, stateDir, progress: say, say: (l) => say(`  organism: ${l}`), signal });
+      const paths = d.write(result, join(stateDir, 'reports'), startedAt, machine);
+      process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(d.rows(result))}\n`);
+      return d.exitCode?.(result) ?? 0;
+    },
+  };
+}
+
+/** `--name` as a whole number in `range`. */
+function intIn(name: string, raw: string, range: Range): number {
+  const v = intFlag(name, raw);
+  checkRange(name, v, range);
+  return v;
+}
+
+// Targets are reported, not enforced; leaving a process behind is a failure.
+const leftoversFail = (r: { shutdown: { leftovers: readonly unknown[] } }) => (r.shutdown.leftovers.length === 0 ? 0 : 1);
+
+const spawnBench = benchmark('spawn', {
   summary: 'cell spawn → first pulse against a bare fork, idle cell memory, pulse traffic and its CPU',
-  async run(args, signal) {
-    const values = flags(args, { spawns: '20', cells: '20', seconds: '10', 'state-dir': join('.organism', 'bench') });
-    const options = { spawns: intFlag('spawns', values.spawns), cells: intFlag('cells', values.cells), seconds: intFlag('seconds', values.seconds) };
+  flags: { spawns: '20', cells: '20', seconds: '10', 'state-dir': join('.organism', 'bench') },
+  options(v) {
+    const options = { spawns: intFlag('spawns', v.spawns), cells: intFlag('cells', v.cells), seconds: intFlag('seconds', v.seconds) };
     validateOptions(options);
-    const stateDir = resolve(values['state-dir']);
-    const startedAt = new Date();
-    const machine = machineInfo();
-    say(`spawn benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
-    const result = await runSpawnBench({
-      ...options, stateDir,
-      progress: say, say: (l) => say(`  organism: ${l}`), signal,
-    });
-    const paths = writeSpawnReport(result, join(stateDir, 'reports'), startedAt, machine);
-    process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(summaryRows(result))}\n`);
-    // Targets are reported, not enforced; leaving a process behind is a failure.
-    return result.shutdown.leftovers.length === 0 ? 0 : 1;
+    return options;
   },
-};
+  run: runSpawnBench, write: writeSpawnReport, rows: summaryRows, exitCode: leftoversFail,
+});
 
-const busyBench: Benchmark = {
+const busyBench = benchmark('busy', {
   summary: 'a cell whose main thread is stuck in a CPU loop keeps pulsing (against a main-thread pulser)',
-  async run(args, signal) {
-    const values = flags(args, { burn: '5000', interval: '500', 'state-dir': join('.organism', 'bench-busy') });
-    const burnMs = intFlag('burn', values.burn);
-    const pulseIntervalMs = intFlag('interval', values.interval);
-    if (burnMs < 100 || burnMs > 30_000) throw new CellularError('CLI_ERR_USAGE', `--burn must be from 100 to 30000 ms, received ${burnMs}`);
-    if (pulseIntervalMs < 50 || pulseIntervalMs > 5_000) throw new CellularError('CLI_ERR_USAGE', `--interval must be from 50 to 5000 ms, received ${pulseIntervalMs}`);
-    const stateDir = resolve(values['state-dir']);
-    const startedAt = new Date();
-    const machine = machineInfo();
-    say(`busy benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
-    const result = await runBusyBench({ burnMs, pulseIntervalMs, stateDir, progress: say, signal });
-    const paths = writeBusyReport(result, join(stateDir, 'reports'), startedAt, machine);
-    process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(busyRows(result))}\n`);
-    return 0;
-  },
-};
+  flags: { burn: '5000', interval: '500', 'state-dir': join('.organism', 'bench-busy') },
+  options: (v) => ({ burnMs: intIn('burn', v.burn, { min: 100, max: 30_000, unit: 'ms' }), pulseIntervalMs: intIn('interval', v.interval, { min: 50, max: 5_000, unit: 'ms' }) }),
+  run: runBusyBench, write: writeBusyReport, rows: busyRows,
+});
 
-const homeostasisBench: Benchmark = {
+const homeostasisBench = benchmark('homeostasis', {
   summary: 'load steps grow and shrink a tissue; kill -9 is replaced (against a 15 s-polling HPA model)',
-  async run(args, signal) {
-    const values = flags(args, { steps: '10', hold: '6000', kills: '10', 'state-dir': join('.organism', 'bench-homeostasis') });
-    const steps = intFlag('steps', values.steps);
-    const holdMs = intFlag('hold', values.hold);
-    const kills = intFlag('kills', values.kills);
-    if (steps < 1 || steps > 100) throw new CellularError('CLI_ERR_USAGE', `--steps must be from 1 to 100, received ${steps}`);
-    if (holdMs < 1_000 || holdMs > 120_000) throw new CellularError('CLI_ERR_USAGE', `--hold must be from 1000 to 120000 ms, received ${holdMs}`);
-    if (kills > 100) throw new CellularError('CLI_ERR_USAGE', `--kills must be at most 100, received ${kills}`);
-    const stateDir = resolve(values['state-dir']);
-    const startedAt = new Date();
-    const machine = machineInfo();
-    say(`homeostasis benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
-    const result = await runHomeostasisBench({ steps, holdMs, kills, stateDir, progress: say, signal });
-    const paths = writeHomeostasisReport(result, join(stateDir, 'reports'), startedAt, machine);
-    process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(homeostasisRows(result))}\n`);
-    return 0;
-  },
-};
+  flags: { steps: '10', hold: '6000', kills: '10', 'state-dir': join('.organism', 'bench-homeostasis') },
+  options: (v) => ({ steps: intIn('steps', v.steps, { min: 1, max: 100 }), holdMs: intIn('hold', v.hold, { min: 1_000, max: 120_000, unit: 'ms' }), kills: intIn('kills', v.kills, { max: 100 }) }),
+  run: runHomeostasisBench, write: writeHomeostasisReport, rows: homeostasisRows,
+});
 
-const chatBench: Benchmark = {
+const chatBench = benchmark('chat', {
   summary: 'clients messaging each other through the swarm, against raw JetStream, a ws relay and Socket.IO + Redis',
-  async run(args, signal) {
-    const values = flags(args, { seconds: '10', clients: '50', rate: '5000', window: '32', idle: '10000', 'state-dir': join('.organism', 'bench-chat') });
+  flags: { seconds: '10', clients: '50', rate: '5000', window: '32', idle: '10000', 'state-dir': join('.organism', 'bench-chat') },
+  options(v) {
     const options = {
-      seconds: intFlag('seconds', values.seconds), clients: intFlag('clients', values.clients), rate: intFlag('rate', values.rate),
-      window: intFlag('window', values.window), idle: intFlag('idle', values.idle),
+      seconds: intFlag('seconds', v.seconds), clients: intFlag('clients', v.clients), rate: intFlag('rate', v.rate),
+      window: intFlag('window', v.window), idle: intFlag('idle', v.idle),
     };
     validateChatOptions(options);
-    const stateDir = resolve(values['state-dir']);
-    const startedAt = new Date();
-    const machine = machineInfo();
-    say(`chat benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
-    const result = await runChatBench({ ...options, stateDir, progress: say, say: (l) => say(`  organism: ${l}`), signal });
-    const paths = writeChatReport(result, join(stateDir, 'reports'), startedAt, machine);
-    process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(chatRows(result))}\n`);
-    // Targets are reported, not enforced; leaving a process behind is a failure.
-    return result.shutdown.leftovers.length === 0 ? 0 : 1;
+    return options;
   },
-};
+  run: runChatBench, write: writeChatReport, rows: chatRows, exitCode: leftoversFail,
+});
 
-const browserBench: Benchmark = {
+const browserBench = benchmark('browser', {
   summary: 'the browser client in Chromium: failover time under kill -9, and encryption cost per message (against Node)',
-  async run(args, signal) {
-    const values = flags(args, { kills: '10', messages: '500', 'state-dir': join('.organism', 'bench-browser') });
-    const kills = intFlag('kills', values.kills);
-    const messages = intFlag('messages', values.messages);
-    if (kills < 1 || kills > 100) throw new CellularError('CLI_ERR_USAGE', `--kills must be from 1 to 100, received ${kills}`);
-    if (messages < 10 || messages > 100_000) throw new CellularError('CLI_ERR_USAGE', `--messages must be from 10 to 100000, received ${messages}`);
-    const stateDir = resolve(values['state-dir']);
-    const startedAt = new Date();
-    const machine = machineInfo();
-    say(`browser benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
-    const result = await runBrowserBench({ kills, messages, stateDir, progress: say, say: (l) => say(`  organism: ${l}`), signal });
-    const paths = writeBrowserReport(result, join(stateDir, 'reports'), startedAt, machine);
-    process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(browserRows(result))}\n`);
-    return 0;
-  },
-};
+  flags: { kills: '10', messages: '500', 'state-dir': join('.organism', 'bench-browser') },
+  options: (v) => ({ kills: intIn('kills', v.kills, { min: 1, max: 100 }), messages: intIn('messages', v.messages, { min: 10, max: 100_000 }) }),
+  run: runBrowserBench, write: writeBrowserReport, rows: browserRows,
+});
 
-const immuneBench: Benchmark = {
+const immuneBench = benchmark('immune', {
   summary: 'each misbehaving cell kind voted out and killed (onset → quarantined, → dead), and false verdicts in an honest run under load',
-  async run(args, signal) {
-    const values = flags(args, { runs: '10', honest: '600', 'state-dir': join('.organism', 'bench-immune') });
-    const runs = intFlag('runs', values.runs);
-    const honestSeconds = intFlag('honest', values.honest);
-    if (runs < 1 || runs > 1000) throw new CellularError('CLI_ERR_USAGE', `--runs must be from 1 to 1000, received ${runs}`);
-    if (honestSeconds < 1 || honestSeconds > 86_400) throw new CellularError('CLI_ERR_USAGE', `--honest must be from 1 to 86400 seconds, received ${honestSeconds}`);
-    const stateDir = resolve(values['state-dir']);
-    const startedAt = new Date();
-    const machine = machineInfo();
-    say(`immune benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
-    const result = await runImmuneBench({ runs, honestSeconds, stateDir, progress: say, say: (l) => say(`  organism: ${l}`), signal });
-    const paths = writeImmuneReport(result, join(stateDir, 'reports'), startedAt, machine);
-    process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(immuneRows(result))}\n`);
-    return 0;
-  },
-};
+  flags: { runs: '10', honest: '600', 'state-dir': join('.organism', 'bench-immune') },
+  options: (v) => ({ runs: intIn('runs', v.runs, { min: 1, max: 1_000 }), honestSeconds: intIn('honest', v.honest, { min: 1, max: 86_400, unit: 'seconds' }) }),
+  run: runImmuneBench, write: writeImmuneReport, rows: immuneRows,
+});
 
-const dashboardBench: Benchmark = {
+const dashboardBench = benchmark('dashboard', {
   summary: "the dashboard cell's CPU (against a plain cell) and its page's frame rate, with and without 200 synthetic cells pulsing",
-  async run(args, signal) {
-    const values = flags(args, { cells: '200', seconds: '30', 'state-dir': join('.organism', 'bench-dashboard') });
-    const cells = intFlag('cells', values.cells);
-    const seconds = intFlag('seconds', values.seconds);
-    if (cells > 5_000) throw new CellularError('CLI_ERR_USAGE', `--cells must be at most 5000, received ${cells}`);
-    if (seconds < 1 || seconds > 3_600) throw new CellularError('CLI_ERR_USAGE', `--seconds must be from 1 to 3600, received ${seconds}`);
-    const stateDir = resolve(values['state-dir']);
-    const startedAt = new Date();
-    const machine = machineInfo();
-    say(`dashboard benchmark: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.natsServer}`);
-    const result = await runDashboardBench({ cells, seconds, stateDir, progress: say, say: (l) => say(`  organism: ${l}`), signal });
-    const paths = writeDashboardReport(result, join(stateDir, 'reports'), startedAt, machine);
-    process.stdout.write(`\nreports:\n  ${paths.json}\n  ${paths.html}\n\n${textTable(dashboardRows(result))}\n`);
-    return 0;
-  },
-};
+  flags: { cells: '200', seconds: '30', 'state-dir': join('.organism', 'bench-dashboard') },
+  options: (v) => ({ cells: intIn('cells', v.cells, { max: 5_000 }), seconds: intIn('seconds', v.seconds, { min: 1, max: 3_600 }) }),
+  run: runDashboardBench, write: writeDashboardReport, rows: dashboardRows,
+});
 
 const BENCHMARKS: Record<string, Benchmark> = { spawn: spawnBench, busy: busyBench, homeostasis: homeostasisBench, chat: chatBench, browser: browserBench, immune: immuneBench, dashboard: dashboardBench };
 

@@ -6,11 +6,11 @@
  * (cells per host and deliveries over time, with every fault marked). Exit 0 when every
  * check passes, 2 when one fails, 130 on Ctrl-C.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runMultiHost, type MultiHostResult } from './multihost.ts';
-import { machineInfo, stamp, type MachineInfo } from './report.ts';
+import { machineInfo, type MachineInfo } from './report.ts';
+import { pageHead, writeReport } from './report-page.ts';
 import { escapeXml, lineChart } from './svg.ts';
 
 const HELP = `npm run multihost -- [options]
@@ -26,9 +26,6 @@ const HELP = `npm run multihost -- [options]
 const COLOURS = ['#2563eb', '#16a34a', '#f59e0b', '#7c3aed', '#db2777'];
 
 export function writeMultiHostReport(r: MultiHostResult, dir: string, machine: MachineInfo): { json: string; html: string } {
-  mkdirSync(dir, { recursive: true });
-  const base = join(dir, `multihost-${stamp(new Date(r.startedAt))}`);
-  writeFileSync(`${base}.json`, `${JSON.stringify({ report: 'multihost', v: 1, machine, result: r }, null, 2)}\n`);
   const cats = r.samples.map((s) => `${Math.round(s.t / 1000)}s`);
   const marks = r.marks.map((m) => ({ at: Math.max(0, r.samples.findIndex((s) => s.t >= m.t)), label: m.label }));
   const hostNames = [...new Set(r.samples.flatMap((s) => Object.keys(s.hosts)))].sort();
@@ -39,16 +36,14 @@ export function writeMultiHostReport(r: MultiHostResult, dir: string, machine: M
     lineChart({ title: 'Messages opened by their recipients per second', yLabel: 'messages/s', categories: cats, marks, series: [{ name: 'delivered/s', color: '#2563eb', values: r.samples.map((s) => s.delivered) }] }),
   ];
   const c = r.counts;
-  writeFileSync(`${base}.html`, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>multihost ${escapeXml(r.startedAt)}</title>
-<style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1000px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}td.pass{background:#2ca02c;color:#fff}td.fail{background:#d62728;color:#fff}pre{font-size:12px;background:#f7f7f7;padding:8px;max-height:400px;overflow:auto}</style></head><body>
-<h1>Three hosts, one organism — ${r.pass ? 'every check passes' : 'CHECKS FAILED'}</h1>
+  const page = `${pageHead(`multihost ${r.startedAt}`, 'body{font:14px system-ui,sans-serif;margin:24px;max-width:1000px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}td.pass{background:#2ca02c;color:#fff}td.fail{background:#d62728;color:#fff}pre{font-size:12px;background:#f7f7f7;padding:8px;max-height:400px;overflow:auto}')}<h1>Three hosts, one organism — ${r.pass ? 'every check passes' : 'CHECKS FAILED'}</h1>
 <p>${escapeXml(r.startedAt)} · hosts: ${r.mode === 'netns' ? 'network namespaces' : `loopback fallback (${escapeXml(r.fallbackReason ?? '')})`} · organism ${escapeXml(r.organism)} · R${r.replicas} · ${machine.cpus} × ${escapeXml(machine.cpuModel)}</p>
 <table><tr><th>check</th><th>value</th><th></th></tr>${r.checks.map((x) => `<tr><td>${escapeXml(x.name)}</td><td>${escapeXml(x.value)}</td><td class="${x.pass ? 'pass' : 'fail'}">${x.pass ? 'PASS' : 'FAIL'}</td></tr>`).join('')}</table>
 <p>${c.sent} sent, ${c.acked} acknowledged, ${c.delivered} opened, ${c.lost} lost, ${c.duplicates} stored twice, ${c.redelivered} redelivered after a failover, ${c.reconnects} client reconnections.</p>
 ${charts.map((svg) => `<figure>${svg}</figure>`).join('\n')}
 <h2>What happened</h2><pre>${escapeXml(r.log.join('\n'))}</pre></body></html>
-`);
-  return { json: `${base}.json`, html: `${base}.html` };
+`;
+  return writeReport(dir, 'multihost', new Date(r.startedAt), { report: 'multihost', v: 1, machine, result: r }, page);
 }
 
 async function main(): Promise<number> {

@@ -331,27 +331,56 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
 
     // 5. Controls reach every host: a kill sent to one host's grow for a cell on another is
     //    relayed to the grow that can signal it; that host then gets its receiver back (perHost).
-    // A receiver that has lived a while: every grow's census knows it by now.
-    const victimCell = living().find((c) => c.tissue === 'receiver' && c.host !== hosts.hosts[0]!.name && Date.now() - c.born > 3_000);
+    const via = hosts.hosts[0]!;
+    // The victim is chosen at the moment of acting, among receivers alive now: alive in the
+    // census (not draining or suspect) and running as that pid in the process table (one
+    // kernel), on another host, old enough that every grow's census knows it. After the
+    // partition cells still come and go (an idle receiver shrinks away, a duplicate is
+    // resolved): a victim picked earlier may be gone by the time the kill arrives.
+    const pickVictim = (exclude: ReadonlySet<string>): CensusEntry | undefined => {
+      const running = new Map(hosts.hosts.filter((h) => h !== via).flatMap((h) => localCells(id, h.name).map((c) => [c.cell, c.pid] as const)));
+      const candidates = living().filter((c) => c.tissue === 'receiver' && c.host !== via.name && !exclude.has(c.id) && Date.now() - c.born > 3_000 && running.get(c.id) === c.pid);
+      // A receiver alone on its host first: that host must then regrow its share.
+      const alone = candidates.filter((c) => candidates.filter((x) => x.host === c.host).length === 1);
+      return alone[0] ?? candidates[0];
+    };
+    const stillThere = (c: CensusEntry) => observer!.census.get(c.id)?.state === 'alive' && localCells(id, c.host).some((x) => x.cell === c.id && x.pid === c.pid);
+    const tried = new Set<string>();
+    let victimCell = await until(() => pickVictim(tried) !== undefined, 30_000, 'a receiver alive in the census and the process table on another host').then(() => pickVictim(tried), () => undefined);
     if (victimCell) {
-      const via = hosts.hosts.find((h) => h.name !== victimCell.host)!;
       mark(`kill ${victimCell.id} (on ${victimCell.host}) through ${via.name}'s operator`);
-      const killedAt = Date.now();
+      let killedAt = Date.now();
       let answer = '';
-      for (let attempt = 1; attempt <= 3 && !/^killed /.test(answer); attempt++) {
+      // Bounded: a refusal because the victim died meanwhile picks another (at most 4 victims);
+      // any other refusal (a relay that timed out) tries the same one again (3 times in all).
+      for (let attempt = 1, picks = 1; attempt <= 3 && !/^killed /.test(answer); attempt++) {
         if (attempt > 1) await sleep(1_000);
+        killedAt = Date.now();
         try {
           const m = await observer.nc.request(new Namespace(id).operatorOn(via.name), pack({ token: loadOrCreateDashboardToken(first), by: 'multihost', control: { action: 'kill', cell: victimCell.id } }), { timeout: 15_000 });
           answer = openReply<{ message: string }>(m.data).message;
         } catch (e) {
           answer = `refused: ${(e as Error).message}`;
+          if (!stillThere(victimCell) && picks < 4) {
+            tried.add(victimCell.id);
+            const next = pickVictim(tried);
+            if (next) {
+              note(`${via.name}'s operator: ${answer}; ${victimCell.id} is gone by itself: picking ${next.id} (on ${next.host}) instead`);
+              victimCell = next;
+              picks++;
+              attempt = 0; // a new victim gets its own attempts
+            }
+          }
         }
       }
-      const gone = await until(() => !localCells(id, victimCell.host).some((c) => c.cell === victimCell.id), 10_000, `${victimCell.id} gone`).then(() => true, () => false);
-      const back = await until(() => living().some((c) => c.tissue === 'receiver' && c.host === victimCell.host && c.id !== victimCell.id), 30_000, `a new receiver on ${victimCell.host}`).then(() => Date.now() - killedAt, () => null);
-      note(`${via.name}'s operator: ${answer}; ${victimCell.host} has a receiver again ${back} ms later`);
-      result.relay = { via: via.name, cell: victimCell.id, host: victimCell.host, answer, killed: gone, regrownMs: back };
+      const victim = victimCell;
+      const gone = await until(() => !localCells(id, victim.host).some((c) => c.cell === victim.id), 10_000, `${victim.id} gone`).then(() => true, () => false);
+      const back = await until(() => living().some((c) => c.tissue === 'receiver' && c.host === victim.host && c.id !== victim.id), 30_000, `a new receiver on ${victim.host}`).then(() => Date.now() - killedAt, () => null);
+      note(`${via.name}'s operator: ${answer}; ${victim.host} has a receiver again ${back} ms later`);
+      result.relay = { via: via.name, cell: victim.id, host: victim.host, answer, killed: gone, regrownMs: back };
       await sleep(phaseMs / 2);
+    } else {
+      note(`relay skipped: no receiver alive in the census and the process table on another host than ${via.name} within 30 s`);
     }
 
     // Drain: stop sending, resend what is unacknowledged, wait for every acknowledged message.

@@ -3,10 +3,9 @@
  * self-contained `.html` with the failover time of every kill and the encryption cost in
  * Chromium beside Node's.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { BrowserBenchResult } from './bench-browser.ts';
-import { stamp, type MachineInfo, type Row } from './report.ts';
+import type { MachineInfo, Row } from './report.ts';
+import { listSection, pageHead, summaryTable, writeReport } from './report-page.ts';
 import { barChart, escapeXml } from './svg.ts';
 
 export const BROWSER_TARGETS = {
@@ -29,12 +28,7 @@ export function browserRows(r: BrowserBenchResult): Row[] {
 }
 
 export function writeBrowserReport(r: BrowserBenchResult, dir: string, startedAt: Date, machine: MachineInfo): { json: string; html: string } {
-  mkdirSync(dir, { recursive: true });
-  const base = join(dir, `browser-${stamp(startedAt)}`);
-  const json = `${base}.json`;
-  const html = `${base}.html`;
-  writeFileSync(json, `${JSON.stringify({ benchmark: 'browser', v: 1, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), machine, targets: BROWSER_TARGETS, result: r }, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
-  const rows = browserRows(r).map((x) => `<tr><td>${escapeXml(x.metric)}</td><td>${escapeXml(x.value)}</td><td>${escapeXml(x.target)}</td><td class="${x.status.toLowerCase()}">${x.status}</td></tr>`).join('');
+  const doc = { benchmark: 'browser', v: 1, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), machine, targets: BROWSER_TARGETS, result: r };
   const kills = r.failovers.map((f) => `kill ${f.kill}`);
   const charts = [
     barChart({
@@ -54,17 +48,14 @@ export function writeBrowserReport(r: BrowserBenchResult, dir: string, startedAt
     }),
   ];
   const m = machine;
-  writeFileSync(html, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cellular browser benchmark ${escapeXml(startedAt.toISOString())}</title>
-<style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1000px;color:#222}table{border-collapse:collapse;margin:12px 0;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f4}
-td.pass{color:#fff;background:#2ca02c;font-weight:600}td.fail{color:#fff;background:#d62728;font-weight:600}.meta{color:#555;font-size:13px}</style></head><body>
-<h1>Browser client: failover and encryption cost</h1>
+  const page = `${pageHead(`cellular browser benchmark ${startedAt.toISOString()}`)}<h1>Browser client: failover and encryption cost</h1>
 <p class="meta">${escapeXml(startedAt.toISOString())} · ${m.cpus} × ${escapeXml(m.cpuModel)} · Node ${escapeXml(m.node)} · Chromium ${escapeXml(r.chromium)} · ${escapeXml(m.natsServer)}</p>
 <p>A page logged in on one of three receivers; its receiver is killed with SIGKILL ${r.options.kills} times (the organism regrows it between kills). "Resumed" is measured by the page itself: from its socket's close event to the <code>welcome</code> that resumed its session on another receiver. "Message shown": from the kill to a message, sent by another person at the moment of the kill, appearing on the page.
 Encryption: ${r.options.messages} seals, then ${r.options.messages} opens, of a ${r.crypto.chromium.textBytes}-byte text by the client's envelope code, in the page and in Node.</p>
-<table><tr><th>metric</th><th>value</th><th>target</th><th></th></tr>${rows}</table>
+${summaryTable(browserRows(r))}
 ${charts.map((svg) => `<figure>${svg}</figure>`).join('\n')}
-${r.notes.length > 0 ? `<h2>Notes</h2><ul>${r.notes.map((n) => `<li>${escapeXml(n)}</li>`).join('')}</ul>` : ''}
+${listSection('Notes', r.notes)}
 </body></html>
-`);
-  return { json, html };
+`;
+  return writeReport(dir, 'browser', startedAt, doc, page);
 }

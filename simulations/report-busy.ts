@@ -3,10 +3,9 @@
  * `.html` with two plots (every pulse's arrival and the lag it reported; the longest
  * silence of the cell against its peer and the death threshold), and a text summary.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { BusyBenchResult } from './bench-busy.ts';
-import { stamp, textTable, type MachineInfo, type Row } from './report.ts';
+import { textTable, type MachineInfo, type Row } from './report.ts';
+import { pageHead, summaryTable, writeReport } from './report-page.ts';
 import { barChart, escapeXml, lineChart } from './svg.ts';
 
 export function busyRows(r: BusyBenchResult): Row[] {
@@ -23,11 +22,7 @@ export function busyRows(r: BusyBenchResult): Row[] {
 }
 
 export function writeBusyReport(r: BusyBenchResult, dir: string, startedAt: Date, machine: MachineInfo): { json: string; html: string } {
-  mkdirSync(dir, { recursive: true });
-  const base = join(dir, `busy-${stamp(startedAt)}`);
-  const json = `${base}.json`;
-  const html = `${base}.html`;
-  writeFileSync(json, `${JSON.stringify({ startedAt: startedAt.toISOString(), machine, result: r }, null, 2)}\n`);
+  const doc = { startedAt: startedAt.toISOString(), machine, result: r };
   const arrivals = r.cell.arrivals;
   const categories = arrivals.map((a) => `${(a.at / 1000).toFixed(1)}s`);
   const gapsOf = (times: number[]) => times.map((t, i) => (i === 0 ? null : t - times[i - 1]!));
@@ -48,20 +43,14 @@ export function writeBusyReport(r: BusyBenchResult, dir: string, startedAt: Date
     series: [{ segments: [{ name: 'longest silence', color: '#2563eb', values: [r.cell.longestGapMs, r.peer.longestGapMs] }] }],
     refLines: [{ value: r.deadAfterMs, label: 'declared dead after', color: '#7c3aed', dash: true }],
   });
-  const rows = busyRows(r).map((x) => `<tr><td>${escapeXml(x.metric)}</td><td>${escapeXml(x.value)}</td><td>${escapeXml(x.target)}</td><td>${x.status}</td></tr>`).join('');
-  writeFileSync(
-    html,
-    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cellular busy benchmark ${escapeXml(startedAt.toISOString())}</title>
-<style>body{font:14px system-ui,sans-serif;margin:24px;max-width:960px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>
-<h1>A busy cell is not a dead cell</h1>
+  const page = `${pageHead(`cellular busy benchmark ${startedAt.toISOString()}`, 'body{font:14px system-ui,sans-serif;margin:24px;max-width:960px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}')}<h1>A busy cell is not a dead cell</h1>
 <p>${escapeXml(startedAt.toISOString())} · ${machine.cpus} × ${escapeXml(machine.cpuModel)} · Node ${escapeXml(machine.node)} · ${escapeXml(machine.natsServer)}</p>
-<table><tr><th>metric</th><th>value</th><th>target</th><th></th></tr>${rows}</table>
+${summaryTable(busyRows(r))}
 ${lag}
 ${silence}
 </body></html>
-`,
-  );
-  return { json, html };
+`;
+  return writeReport(dir, 'busy', startedAt, doc, page);
 }
 
 export { textTable };

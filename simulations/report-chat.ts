@@ -5,10 +5,9 @@
  * over time, CPU per message and the idle-socket memory curve, plus the summary with the
  * issue's targets (reported, not enforced).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ACK_EVERY_MS, SYSTEM_LABELS, WARMUP_MS, type ChatBenchResult, type LoadRun, type SystemName } from './bench-chat.ts';
-import { stamp, textTable, type MachineInfo, type Row } from './report.ts';
+import { ACK_EVERY_MS, SYSTEM_LABELS, WARMUP_MS, type ChatBenchResult, type LoadRun, type SystemName } from './chat/result.ts';
+import { textTable, type MachineInfo, type Row } from './report.ts';
+import { listSection, PAGE_STYLE, pageHead, summaryTable, writeReport } from './report-page.ts';
 import { barChart, escapeXml, lineChart } from './svg.ts';
 
 export const CHAT_TARGETS = {
@@ -217,21 +216,10 @@ function cpuTable(r: ChatBenchResult): string {
 }
 
 export function writeChatReport(r: ChatBenchResult, dir: string, startedAt: Date, machine: MachineInfo): { json: string; html: string } {
-  mkdirSync(dir, { recursive: true });
-  const base = join(dir, `chat-${stamp(startedAt)}`);
-  const json = `${base}.json`;
-  const html = `${base}.html`;
   const doc = { benchmark: 'chat', v: 1, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), machine, targets: CHAT_TARGETS, result: r };
-  writeFileSync(json, `${JSON.stringify(doc, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
   const o = r.options;
-  const rows = chatRows(r).map((x) => `<tr><td>${escapeXml(x.metric)}</td><td>${escapeXml(x.value)}</td><td>${escapeXml(x.target)}</td><td class="${x.status.toLowerCase()}">${x.status}</td></tr>`).join('');
   const m = machine;
-  writeFileSync(
-    html,
-    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cellular chat benchmark ${escapeXml(startedAt.toISOString())}</title>
-<style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1000px;color:#222}table{border-collapse:collapse;margin:12px 0;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f4}
-td.pass{color:#fff;background:#2ca02c;font-weight:600}td.fail{color:#fff;background:#d62728;font-weight:600}.meta{color:#555;font-size:13px}figure{margin:16px 0}</style></head><body>
-<h1>Chat: ${o.clients} clients sending to each other</h1>
+  const page = `${pageHead(`cellular chat benchmark ${startedAt.toISOString()}`, `${PAGE_STYLE}figure{margin:16px 0}`)}<h1>Chat: ${o.clients} clients sending to each other</h1>
 <p class="meta">${escapeXml(startedAt.toISOString())} · ${m.cpus} × ${escapeXml(m.cpuModel)} · ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB · ${escapeXml(m.os)} · Node ${escapeXml(m.node)} · ${escapeXml(m.natsServer)} · Redis ${escapeXml(r.redis.how === 'none' ? 'none' : `${r.redis.url} (${r.redis.how}${r.redis.version ? `, ${r.redis.version}` : ''})`)} · load ${m.loadavg.join(' ')}</p>
 <p>Every system gets the same ${o.clients} clients in this one process: each message goes from a client to a random other client, with a ${r.bodyBytes}-byte body whose first bytes carry the send time
 (performance.now(), the same clock at the recipient). Two loads per system: ${n0(o.rate)} messages/s offered in total (open loop, paced every millisecond, spread over the clients) and
@@ -240,7 +228,7 @@ saturation (each client keeps ${o.window} sends awaiting their ack). Each run: $
 Latency percentiles come from an HdrHistogram of the messages delivered in the window (3 significant digits). Raw JetStream is one NATS connection publishing to a file stream configured like the messages stream,
 with a msg-id and the receiver's headers, ${r.rawInFlight} in flight: it has no recipient, so its "latency" is publish → ack.
 Cellular clients ack what they hold every ${ACK_EVERY_MS} ms (deliver.ack), as a client must. CPU is utime+stime from /proc of the serving processes over the window, divided by the messages completed in it.</p>
-<table><tr><th>metric</th><th>value</th><th>target</th><th></th></tr>${rows}</table>
+${summaryTable(chatRows(r))}
 ${charts(r).map((svg) => `<figure>${svg}</figure>`).join('\n')}
 <h2>Runs</h2>
 ${runTable(r)}
@@ -248,11 +236,10 @@ ${runTable(r)}
 ${cpuTable(r)}
 <h2>Setup</h2>
 <p class="meta">Genome of the cellular run: ${escapeXml(r.genomeSets.join(' · '))}</p>
-${r.notes.length ? `<h2>Notes</h2><ul>${r.notes.map((n) => `<li>${escapeXml(n)}</li>`).join('')}</ul>` : ''}
+${listSection('Notes', r.notes)}
 </body></html>
-`,
-  );
-  return { json, html };
+`;
+  return writeReport(dir, 'chat', startedAt, doc, page);
 }
 
 export { textTable };

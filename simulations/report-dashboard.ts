@@ -3,11 +3,10 @@
  * self-contained `.html` with the dashboard cell's CPU against its peer and the page's
  * frame rate, baseline and with the synthetic swarm.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { DashboardBenchResult } from './bench-dashboard.ts';
-import { stamp, type MachineInfo, type Row } from './report.ts';
+import type { MachineInfo, Row } from './report.ts';
+import { listSection, pageHead, summaryTable, writeReport } from './report-page.ts';
 import { barChart, escapeXml } from './svg.ts';
 
 export const DASHBOARD_TARGETS = {
@@ -37,12 +36,7 @@ export function dashboardRows(r: DashboardBenchResult): Row[] {
 }
 
 export function writeDashboardReport(r: DashboardBenchResult, dir: string, startedAt: Date, machine: MachineInfo): { json: string; html: string } {
-  mkdirSync(dir, { recursive: true });
-  const base = join(dir, `dashboard-${stamp(startedAt)}`);
-  const json = `${base}.json`;
-  const html = `${base}.html`;
-  writeFileSync(json, `${JSON.stringify({ benchmark: 'dashboard', v: 1, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), machine, targets: DASHBOARD_TARGETS, result: r }, null, 2)}\n`);
-  const rows = dashboardRows(r).map((x) => `<tr><td>${escapeXml(x.metric)}</td><td>${escapeXml(x.value)}</td><td>${escapeXml(x.target)}</td><td class="${x.status.toLowerCase()}">${x.status}</td></tr>`).join('');
+  const doc = { benchmark: 'dashboard', v: 1, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), machine, targets: DASHBOARD_TARGETS, result: r };
   const cats = r.windows.map((w) => `${w.cells} cells`);
   const charts = [
     barChart({
@@ -63,17 +57,14 @@ export function writeDashboardReport(r: DashboardBenchResult, dir: string, start
     }),
   ];
   const m = machine;
-  writeFileSync(html, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cellular dashboard benchmark ${escapeXml(startedAt.toISOString())}</title>
-<style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1000px;color:#222}table{border-collapse:collapse;margin:12px 0;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f4}
-td.pass{color:#fff;background:#2ca02c;font-weight:600}td.fail{color:#fff;background:#d62728;font-weight:600}.meta{color:#555;font-size:13px}</style></head><body>
-<h1>Dashboard: ${r.options.cells} extra cells pulsing every ${r.options.pulseIntervalMs} ms</h1>
+  const page = `${pageHead(`cellular dashboard benchmark ${startedAt.toISOString()}`)}<h1>Dashboard: ${r.options.cells} extra cells pulsing every ${r.options.pulseIntervalMs} ms</h1>
 <p class="meta">${escapeXml(startedAt.toISOString())} · ${m.cpus} × ${escapeXml(m.cpuModel)} · Node ${escapeXml(m.node)} · ${escapeXml(m.natsServer)}</p>
 <p>An organism of ${r.realCells} real cells (a stem, an echo, the dashboard), its dashboard page open in Chromium (headless, software rendering), measured for ${r.options.seconds} s with the real cells only, then with ${r.options.cells} synthetic cells (root-certified, signed pulses) on four made-up hosts. CPU from /proc (user + system) over the window.</p>
-<table><tr><th>metric</th><th>value</th><th>target</th><th></th></tr>${rows}</table>
+${summaryTable(dashboardRows(r))}
 ${charts.map((svg) => `<figure>${svg}</figure>`).join('\n')}
 <h2>The page</h2>${r.windows.map((w) => `<figure><img src="${pngData(w.screenshot)}" width="960" alt="the dashboard with ${w.cells} cells"><figcaption>${escapeXml(w.label)}</figcaption></figure>`).join('\n')}
-${r.notes.length > 0 ? `<h2>Notes</h2><ul>${r.notes.map((n) => `<li>${escapeXml(n)}</li>`).join('')}</ul>` : ''}
+${listSection('Notes', r.notes)}
 </body></html>
-`);
-  return { json, html };
+`;
+  return writeReport(dir, 'dashboard', startedAt, doc, page);
 }

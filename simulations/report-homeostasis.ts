@@ -3,10 +3,9 @@
  * self-contained `.html` with capacity against offered load over time (ours and the HPA
  * model's), per-step reaction times, and a text summary with the issue's targets.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { HomeostasisBenchResult } from './bench-homeostasis.ts';
-import { stamp, textTable, type MachineInfo, type Row } from './report.ts';
+import { textTable, type MachineInfo, type Row } from './report.ts';
+import { pageHead, summaryTable, writeReport } from './report-page.ts';
 import type { Distribution } from '../organism/chaos/stats.ts';
 import { barChart, escapeXml, lineChart } from './svg.ts';
 
@@ -35,11 +34,7 @@ export function homeostasisRows(r: HomeostasisBenchResult): Row[] {
 }
 
 export function writeHomeostasisReport(r: HomeostasisBenchResult, dir: string, startedAt: Date, machine: MachineInfo): { json: string; html: string } {
-  mkdirSync(dir, { recursive: true });
-  const base = join(dir, `homeostasis-${stamp(startedAt)}`);
-  const json = `${base}.json`;
-  const html = `${base}.html`;
-  writeFileSync(json, `${JSON.stringify({ startedAt: startedAt.toISOString(), machine, result: r }, null, 2)}\n`);
+  const doc = { startedAt: startedAt.toISOString(), machine, result: r };
   const charts: string[] = [];
   for (const phase of ['stem', 'cold', 'kill']) {
     const samples = r.samples.filter((x) => x.phase === phase);
@@ -76,29 +71,23 @@ export function writeHomeostasisReport(r: HomeostasisBenchResult, dir: string, s
       ],
     }),
   );
-  const rows = homeostasisRows(r).map((x) => `<tr><td>${escapeXml(x.metric)}</td><td>${escapeXml(x.value)}</td><td>${escapeXml(x.target)}</td><td>${x.status}</td></tr>`).join('');
   const stepRows = steps
     .map((s) => `<tr><td>${s.phase} ${s.index + 1}</td><td>${s.peak}/s (${s.demand} cells)</td><td>${s.before}</td><td>${s.needed}</td><td>${s.made}</td><td>${s.decideMs ?? '—'}</td><td>${s.firstServingMs ?? '—'}</td><td>${s.allServingMs ?? '—'}</td><td>${s.hpa.firstServingMs} / ${s.hpa.allServingMs} (${s.hpa.polls} polls)</td></tr>`)
     .join('');
   const g = r.genome;
-  writeFileSync(
-    html,
-    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cellular homeostasis benchmark ${escapeXml(startedAt.toISOString())}</title>
-<style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1000px}table{border-collapse:collapse;margin:12px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>
-<h1>Homeostasis: capacity follows load</h1>
+  const page = `${pageHead(`cellular homeostasis benchmark ${startedAt.toISOString()}`, 'body{font:14px system-ui,sans-serif;margin:24px;max-width:1000px}table{border-collapse:collapse;margin:12px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}')}<h1>Homeostasis: capacity follows load</h1>
 <p>${escapeXml(startedAt.toISOString())} · ${machine.cpus} × ${escapeXml(machine.cpuModel)} · Node ${escapeXml(machine.node)} · ${escapeXml(machine.natsServer)}</p>
 <p>echo.wait requests (100 ms each, capacity 8 per cell); pulse ${g.pulseIntervalMs} ms, half-life ${g.halfLifeMs} ms, high ${g.high}, target ${g.target}, low ${g.low}, idle ${g.idleMs} ms, max ${g.max}.
 The HPA model polls every 15 s, sizes with ceil(current × utilisation / target) (utilisation capped at 100% per pod) and serves after our measured cold-spawn time.</p>
-<table><tr><th>metric</th><th>value</th><th>target</th><th></th></tr>${rows}</table>
+${summaryTable(homeostasisRows(r))}
 ${charts.join('\n')}
 <h2>Steps</h2>
 <table><tr><th>step</th><th>peak</th><th>before</th><th>needed</th><th>made</th><th>onset → decision ms</th><th>onset → first serving ms</th><th>onset → all needed serving ms</th><th>HPA model first / all ms</th></tr>${stepRows}</table>
 <h2>kill -9</h2>
 <table><tr><th>victim</th><th>replacement serving after ms</th><th>how</th></tr>${r.kills.map((k) => `<tr><td>${escapeXml(k.victim)}</td><td>${k.replacementMs ?? '—'}</td><td>${escapeXml(k.how)}</td></tr>`).join('')}</table>
 </body></html>
-`,
-  );
-  return { json, html };
+`;
+  return writeReport(dir, 'homeostasis', startedAt, doc, page);
 }
 
 export { textTable };

@@ -2,10 +2,9 @@
  * Reports of the immune benchmark: `<reports>/immune-<timestamp>.json` and a self-contained
  * `.html` with onset → quarantined and onset → dead per misbehaviour, and the honest run.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ImmuneBenchResult } from './bench-immune.ts';
-import { stamp, type MachineInfo, type Row } from './report.ts';
+import type { MachineInfo, Row } from './report.ts';
+import { listSection, pageHead, summaryTable, writeReport } from './report-page.ts';
 import { barChart, escapeXml } from './svg.ts';
 
 export const IMMUNE_TARGETS = {
@@ -37,12 +36,7 @@ export function immuneRows(r: ImmuneBenchResult): Row[] {
 }
 
 export function writeImmuneReport(r: ImmuneBenchResult, dir: string, startedAt: Date, machine: MachineInfo): { json: string; html: string } {
-  mkdirSync(dir, { recursive: true });
-  const base = join(dir, `immune-${stamp(startedAt)}`);
-  const json = `${base}.json`;
-  const html = `${base}.html`;
-  writeFileSync(json, `${JSON.stringify({ benchmark: 'immune', v: 1, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), machine, targets: IMMUNE_TARGETS, result: r }, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
-  const rows = immuneRows(r).map((x) => `<tr><td>${escapeXml(x.metric)}</td><td>${escapeXml(x.value)}</td><td>${escapeXml(x.target)}</td><td class="${x.status.toLowerCase()}">${x.status}</td></tr>`).join('');
+  const doc = { benchmark: 'immune', v: 1, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), machine, targets: IMMUNE_TARGETS, result: r };
   const faults = Object.keys(r.byFault);
   const pick = (k: 'quarantined' | 'dead', p: 'p50' | 'p95') => faults.map((f) => r.byFault[f]![k]?.[p] ?? null);
   const charts = [
@@ -65,17 +59,14 @@ export function writeImmuneReport(r: ImmuneBenchResult, dir: string, startedAt: 
     }),
   ];
   const m = machine;
-  writeFileSync(html, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cellular immune benchmark ${escapeXml(startedAt.toISOString())}</title>
-<style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1000px;color:#222}table{border-collapse:collapse;margin:12px 0;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f4}
-td.pass{color:#fff;background:#2ca02c;font-weight:600}td.fail{color:#fff;background:#d62728;font-weight:600}.meta{color:#555;font-size:13px}</style></head><body>
-<h1>Immune system: misbehaving cells voted out and killed</h1>
+  const page = `${pageHead(`cellular immune benchmark ${startedAt.toISOString()}`)}<h1>Immune system: misbehaving cells voted out and killed</h1>
 <p class="meta">${escapeXml(startedAt.toISOString())} · ${m.cpus} × ${escapeXml(m.cpuModel)} · Node ${escapeXml(m.node)} · ${escapeXml(m.natsServer)}</p>
 <p>Four honest echo cells (pulse every 500 ms, the default genome's immune thresholds, lineage budget 3). Each run makes one cell with an injected fault; onset is its first hormone heard by this process, "quarantined" when this process's witness counted the guilty verdict (every honest cell acts on its own count at about the same moment), "dead" when its process is gone. ${r.options.runs} runs per misbehaviour. Then ${r.honest.seconds} s of an honest organism kept busy by requests with two busy loops on the cores.</p>
-<table><tr><th>metric</th><th>value</th><th>target</th><th></th></tr>${rows}</table>
+${summaryTable(immuneRows(r))}
 ${charts.map((svg) => `<figure>${svg}</figure>`).join('\n')}
-${r.honest.details.length > 0 ? `<h2>Accusations in the honest run</h2><ul>${r.honest.details.map((n) => `<li>${escapeXml(n)}</li>`).join('')}</ul>` : ''}
-${r.notes.length > 0 ? `<h2>Notes</h2><ul>${r.notes.map((n) => `<li>${escapeXml(n)}</li>`).join('')}</ul>` : ''}
+${listSection('Accusations in the honest run', r.honest.details)}
+${listSection('Notes', r.notes)}
 </body></html>
-`);
-  return { json, html };
+`;
+  return writeReport(dir, 'immune', startedAt, doc, page);
 }

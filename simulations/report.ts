@@ -4,13 +4,12 @@
  * scripts, no network), plus the same summary as a text table for the terminal.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, cpus, hostname, loadavg, platform, release, totalmem, type as osType } from 'node:os';
-import { join } from 'node:path';
 import { findNatsServer } from '../organism/grow/broker.ts';
 import { mb, TARGETS, type SpawnBenchResult } from './spawn-result.ts';
 import { round, type Distribution } from '../organism/chaos/stats.ts';
 import { barChart, escapeXml, lineChart } from './svg.ts';
+import { writeReport, type Row } from './report-page.ts';
 
 export interface MachineInfo {
   host: string;
@@ -38,17 +37,7 @@ export function machineInfo(): MachineInfo {
   };
 }
 
-/** `2025-01-31T12-00-00Z`: sortable and safe in file names. */
-export function stamp(d: Date): string {
-  return d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-}
-
-export interface Row {
-  metric: string;
-  value: string;
-  target: string;
-  status: '' | 'PASS' | 'FAIL';
-}
+export { stamp, type Row } from './report-page.ts';
 
 const d = (x: Distribution, unit = 'ms') => `p50 ${Math.round(x.p50)} / p95 ${Math.round(x.p95)} / max ${Math.round(x.max)} ${unit}`;
 const times = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '-');
@@ -197,16 +186,9 @@ ${htmlTable(['cell', 'pid', 'CPU ms in window', 'main thread ms', 'other threads
 
 /** Writes the JSON and HTML reports into `dir`; returns their paths. */
 export function writeSpawnReport(r: SpawnBenchResult, dir: string, startedAt: Date, machine: MachineInfo): { json: string; html: string } {
-  mkdirSync(dir, { recursive: true });
-  const base = join(dir, `spawn-${stamp(startedAt)}`);
-  const json = `${base}.json`;
-  const html = `${base}.html`;
   const doc = {
     benchmark: 'spawn', v: 1, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), machine,
     summary: r.summary, shutdown: r.shutdown, raw: r.raw,
   };
-  // NaN is not JSON: write null instead.
-  writeFileSync(json, `${JSON.stringify(doc, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
-  writeFileSync(html, renderHtml(r, machine, startedAt));
-  return { json, html };
+  return writeReport(dir, 'spawn', startedAt, doc, renderHtml(r, machine, startedAt));
 }

@@ -4,9 +4,8 @@
  * delivery throughput and latency over time, with every fault marked; `chaos all` adds a
  * summary report across scenarios.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { stamp, type MachineInfo } from '../report.ts';
+import type { MachineInfo } from '../report.ts';
+import { pageHead, writeReport } from '../report-page.ts';
 import { escapeXml, lineChart } from '../svg.ts';
 import type { ChaosResult } from './runner.ts';
 
@@ -31,14 +30,8 @@ function invariantTable(r: ChaosResult): string {
 }
 
 export function writeChaosReport(r: ChaosResult, dir: string, machine: MachineInfo): { json: string; html: string } {
-  mkdirSync(dir, { recursive: true });
-  const base = join(dir, `chaos-${r.scenario}-${stamp(new Date(r.startedAt))}`);
-  const json = `${base}.json`;
-  const html = `${base}.html`;
-  writeFileSync(json, `${JSON.stringify({ report: 'chaos', v: 1, machine, result: r }, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
   const c = r.counts;
-  writeFileSync(html, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>chaos ${escapeXml(r.scenario)} ${escapeXml(r.startedAt)}</title><style>${STYLE}</style></head><body>
-<h1>Chaos: ${escapeXml(r.scenario)} — ${r.pass ? 'every invariant holds' : 'INVARIANTS BROKEN'}</h1>
+  const page = `${pageHead(`chaos ${r.scenario} ${r.startedAt}`, STYLE)}<h1>Chaos: ${escapeXml(r.scenario)} — ${r.pass ? 'every invariant holds' : 'INVARIANTS BROKEN'}</h1>
 <p>${escapeXml(r.description)}</p>
 <p class="meta">${escapeXml(r.startedAt)} · seed ${r.seed} · ${r.durationS} s · ${r.rate} messages/s among ${r.clients} clients · organism ${escapeXml(r.organism)} · ${machine.cpus} × ${escapeXml(machine.cpuModel)} · Node ${escapeXml(machine.node)} · ${escapeXml(machine.natsServer)}</p>
 ${invariantTable(r)}
@@ -46,22 +39,17 @@ ${invariantTable(r)}
 ${charts(r).map((svg) => `<figure>${svg}</figure>`).join('\n')}
 <h2>What happened</h2><pre>${escapeXml(r.log.join('\n'))}</pre>
 </body></html>
-`);
-  return { json, html };
+`;
+  return writeReport(dir, `chaos-${r.scenario}`, new Date(r.startedAt), { report: 'chaos', v: 1, machine, result: r }, page);
 }
 
 /** One report over a whole `chaos all` run: every scenario's invariants side by side. */
 export function writeChaosSummary(results: ChaosResult[], paths: string[], dir: string, startedAt: Date, machine: MachineInfo): { json: string; html: string } {
-  mkdirSync(dir, { recursive: true });
-  const base = join(dir, `chaos-all-${stamp(startedAt)}`);
-  const json = `${base}.json`;
-  const html = `${base}.html`;
-  writeFileSync(json, `${JSON.stringify({ report: 'chaos-all', v: 1, machine, scenarios: results.map((r, i) => ({ scenario: r.scenario, seed: r.seed, pass: r.pass, recoveryMs: r.recoveryMs, counts: r.counts, invariants: r.invariants, report: paths[i] })) }, null, 2)}\n`);
+  const doc = { report: 'chaos-all', v: 1, machine, scenarios: results.map((r, i) => ({ scenario: r.scenario, seed: r.seed, pass: r.pass, recoveryMs: r.recoveryMs, counts: r.counts, invariants: r.invariants, report: paths[i] })) };
   const rows = results.map((r, i) => `<tr><td><a href="${escapeXml(paths[i]!.split('/').pop()!)}">${escapeXml(r.scenario)}</a></td><td>${r.seed}</td><td>${r.counts.acked} / ${r.counts.lost} / ${r.counts.duplicates}</td><td>${r.recoveryMs === null ? '—' : r.recoveryMs < 0 ? 'not recovered' : `${r.recoveryMs} ms`}</td><td>${r.invariants.filter((x) => !x.pass).map((x) => escapeXml(`${x.name}: ${x.value}`)).join('<br>') || 'none'}</td><td class="${r.pass ? 'pass' : 'fail'}">${r.pass ? 'PASS' : 'FAIL'}</td></tr>`).join('');
-  writeFileSync(html, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>chaos all ${escapeXml(startedAt.toISOString())}</title><style>${STYLE}</style></head><body>
-<h1>Chaos: every scenario</h1><p class="meta">${escapeXml(startedAt.toISOString())} · ${machine.cpus} × ${escapeXml(machine.cpuModel)} · Node ${escapeXml(machine.node)}</p>
+  const page = `${pageHead(`chaos all ${startedAt.toISOString()}`, STYLE)}<h1>Chaos: every scenario</h1><p class="meta">${escapeXml(startedAt.toISOString())} · ${machine.cpus} × ${escapeXml(machine.cpuModel)} · Node ${escapeXml(machine.node)}</p>
 <table><tr><th>scenario</th><th>seed</th><th>acked / lost / stored twice</th><th>recovery</th><th>broken invariants</th><th></th></tr>${rows}</table>
 </body></html>
-`);
-  return { json, html };
+`;
+  return writeReport(dir, 'chaos-all', startedAt, doc, page);
 }
