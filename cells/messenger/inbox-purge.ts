@@ -6,7 +6,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Namespace } from '../../organism/kernel/namespace.ts';
-import { checkUsername } from '../worker/accounts.ts';
+import { checkUsername } from './user-name.ts';
 import { MESSAGES_STREAM } from './stores.ts';
 
 /** Purges `user`'s inbox; returns how many messages went. */

@@ -20,8 +20,10 @@ import { dummyHash, scryptHasher, type PasswordHasher, type ScryptParams } from 
 import { ipKey, isCasConflict, userKey, type RateLimiter } from './rate-limit.ts';
 import type { Sessions } from './sessions.ts';
 import { nonNeg, unpackRecord } from '../messenger/record.ts';
+import { checkUsername, isUsername } from '../messenger/user-name.ts';
 
-export const USERNAME = /^[a-z0-9][a-z0-9_-]{2,31}$/;
+/** What a search may start with: the beginning of a user name (USER_NAME, organism/wire/frames.ts), at least one character. */
+export const USER_PREFIX = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 export const PASSWORD_MIN_BYTES = 8;
 export const PASSWORD_MAX_BYTES = 1024;
 export const PUBLIC_KEY_BYTES = 32;
@@ -54,14 +56,6 @@ export const backupKey = (user: string) => `b.${user}`;
 export const accountKey = (user: string): string => `u.${user}`;
 export const directoryKey = (user: string): string => `u.${user}`;
 export const cursorKey = (user: string): string => `u.${user}`;
-
-export const isUsername = (user: unknown): user is string => typeof user === 'string' && USERNAME.test(user);
-
-export function checkUsername(user: unknown): asserts user is string {
-  if (!isUsername(user)) {
-    throw new CellularError('ACCOUNT_ERR_USERNAME', `a username must be 3-32 lowercase letters, digits, dashes or underscores, starting with a letter or digit; received ${JSON.stringify(String(user).slice(0, 40))}`);
-  }
-}
 
 const passwordFits = (password: unknown): password is string => {
   if (typeof password !== 'string') return false;
@@ -248,7 +242,7 @@ export class Accounts {
    */
   async search(query: string, limit: number): Promise<string[]> {
     const n = Math.min(SEARCH_MAX, Math.floor(Number.isFinite(limit) ? limit : 0));
-    if (n <= 0 || typeof query !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,31}$/.test(query)) return [];
+    if (n <= 0 || typeof query !== 'string' || !USER_PREFIX.test(query)) return [];
     const prefix = accountKey(query);
     const found: string[] = [];
     for await (const key of await this.#stores.accounts.keys('u.*')) {

@@ -14,7 +14,8 @@ import { defaultGenome, loadGenome, type MessengerGene } from '../../organism/ke
 import { Namespace } from '../../organism/kernel/namespace.ts';
 import { purgeInbox } from '../../cells/messenger/inbox-purge.ts';
 import { ensureMessengerStores, openMessengerStores, type MessengerStores } from '../../cells/messenger/stores.ts';
-import { Accounts, USERNAME } from '../../cells/worker/accounts.ts';
+import { Accounts } from '../../cells/worker/accounts.ts';
+import { USER_NAME } from '../../organism/wire/frames.ts';
 import { dummyHash, hashPassword, needsRehash, verifyPassword, type PasswordHasher } from '../../cells/worker/password.ts';
 import { ipBucket, ipKey, RateLimiter } from '../../cells/worker/rate-limit.ts';
 import { MAX_SESSIONS_PER_USER, Sessions } from '../../cells/worker/sessions.ts';
@@ -174,11 +175,11 @@ test('accounts - a username is accepted iff it matches the rule; passwords are 8
   const chars = [...'abcdefghijklmnopqrstuvwxyz0123456789_-', ...'AZ. */>é\u0000\n$'];
   await fc.assert(
     fc.asyncProperty(
-      fc.oneof(fc.string({ unit: fc.constantFrom(...chars), maxLength: 40 }), fc.stringMatching(USERNAME)),
+      fc.oneof(fc.string({ unit: fc.constantFrom(...chars), maxLength: 40 }), fc.stringMatching(USER_NAME)),
       async (name) => {
         const result = await code(accounts.register(name, PASSWORD));
         const accepted = result !== 'ACCOUNT_ERR_USERNAME';
-        if (accepted !== USERNAME.test(name)) throw new Error(`${JSON.stringify(name)}: ${result}`);
+        if (accepted !== USER_NAME.test(name)) throw new Error(`${JSON.stringify(name)}: ${result}`);
         if (accepted && result !== 'ok' && result !== 'ACCOUNT_ERR_EXISTS') throw new Error(`${JSON.stringify(name)}: ${result}`);
       },
     ),
