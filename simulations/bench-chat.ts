@@ -36,7 +36,7 @@ import { build, encodeIntoCompressedBase64, type Histogram } from 'hdr-histogram
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { WebSocket } from 'ws';
 import { messagesStreamConfig } from '../cells/messenger/stores.ts';
-import { H } from '../cells/receiver/delivery.ts';
+import { H } from '../cells/messenger/inbox.ts';
 import { natsOptions } from '../organism/kernel/access.ts';
 import { freePort } from '../organism/grow/broker.ts';
 import type { CensusEntry } from '../organism/kernel/census.ts';

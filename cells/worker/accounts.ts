@@ -20,6 +20,7 @@ import { dummyHash, scryptHasher, type PasswordHasher, type ScryptParams } from 
 import { ipKey, isCasConflict, userKey, type RateLimiter } from './rate-limit.ts';
 import type { Sessions } from './sessions.ts';
 import { nonNeg, unpackRecord } from '../messenger/record.ts';
+import { cursorKey } from '../messenger/inbox.ts';
 import { checkUsername, isUsername } from '../messenger/user-name.ts';
 
 /** What a search may start with: the beginning of a user name (USER_NAME, organism/wire/frames.ts), at least one character. */
@@ -55,7 +56,6 @@ export interface PublicKeys {
 export const backupKey = (user: string) => `b.${user}`;
 export const accountKey = (user: string): string => `u.${user}`;
 export const directoryKey = (user: string): string => `u.${user}`;
-export const cursorKey = (user: string): string => `u.${user}`;
 
 const passwordFits = (password: unknown): password is string => {
   if (typeof password !== 'string') return false;
@@ -130,12 +130,9 @@ export class Accounts {
 
   /**
    * Creates an account. The name is claimed with kv.create, so of two registrations of one
-   * name racing on two workers exactly one lands; the other gets ACCOUNT_ERR_EXISTS.
-   * (Registration is not rate limited here: the caller, which knows the address, should.)
-   */
-  /**
-   * Creates an account. With `ip`, every attempt counts against that address's budget
-   * (the same one logins spend), before any scrypt: a registration flood costs no CPU.
+   * name racing on two workers exactly one lands; the other gets ACCOUNT_ERR_EXISTS. With
+   * `ip`, every attempt counts against that address's budget (the same one logins spend),
+   * before any scrypt: a registration flood costs no CPU.
    */
   async register(user: string, password: string, ip?: string): Promise<void> {
     if (ip !== undefined) {
@@ -275,11 +272,9 @@ export class Accounts {
    * Deletes an account after checking its password (rate limited per user like a login:
    * it is a password oracle too). Sessions go first (nobody stays logged in), the account
    * record last, so a deletion cut short leaves an account that can be deleted again.
-   * The caller purges the user's stored messages (purgeInbox in messenger/inbox-purge.ts).
-   */
-  /**
-   * `purge` removes the user's stored messages; it runs after the password check and
-   * before the account record goes, so a purge that fails leaves the account (and a retry).
+   * `purge` removes the user's stored messages (Inboxes.purge, messenger/inbox.ts); it runs
+   * after the password check and before the account record goes, so a purge that fails
+   * leaves the account (and a retry).
    */
   async deleteAccount(user: string, password: string, purge?: () => Promise<unknown>): Promise<void> {
     checkUsername(user);
