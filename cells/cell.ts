@@ -22,7 +22,7 @@ import { openReply, pack, packError, packReply, unpack } from '../organism/kerne
 import type { BirthPacket } from './birth-packet.ts';
 import type { Logger } from './logger.ts';
 import { DEFAULT_CAPACITY, Heart } from './heart.ts';
-import type { CellIdentity, Tissue, TissueContext } from './tissue.ts';
+import { endpointsOf, type CellIdentity, type Endpoints, type Tissue, type TissueContext, type TissueInstance } from './tissue.ts';
 import type { WorkMeter } from './work-meter.ts';
 import { Homeostat } from './homeostat.ts';
 import { Mitosis, parseRecruit, type RecruitRequest } from './mitosis.ts';
@@ -66,7 +66,10 @@ export class Cell {
   #url: string | null = null;
   #draining: Promise<void> | undefined;
   #starting: Promise<void> | undefined;
-  #tissueStarted = false;
+  /** What the tissue's start made (it holds the tissue's state), once started. */
+  #instance: TissueInstance | undefined;
+  /** The endpoints the started tissue serves. */
+  #served: Endpoints = {};
   #homeostat: Homeostat | undefined;
   #verdicts: Promise<import('@nats-io/kv').KV> | undefined;
   #immune: Immune | undefined;
@@ -269,6 +272,7 @@ export class Cell {
         throw new CellularError('HOMEOSTASIS_ERR_DIFFERENTIATE', `${this.identity.id} cannot load ${request.tissue}: ${(cause as Error).message}`, { cause });
       }
       this.#tissue = tissue;
+      this.#instance = undefined; // the stem's (nothing to drain): the new tissue's comes with its start
       this.#identity = Object.freeze({ ...this.#identity, tissue: request.tissue });
       this.#heart.setTissue(request.tissue);
       this.#heart.setCapacity(tissue.capacity ?? DEFAULT_CAPACITY);
@@ -355,7 +359,7 @@ export class Cell {
       case 'info':
         return {
           ...base, parent: this.identity.parent, host: this.identity.host, pid: process.pid, born: this.identity.born,
-          genome: genomeHash(this.genome), url: this.#url, node: process.version, endpoints: Object.keys(this.#tissue.endpoints ?? {}),
+          genome: genomeHash(this.genome), url: this.#url, node: process.version, endpoints: Object.keys(this.#instance ? this.#served : (this.#tissue.endpoints ?? {})),
           budget: this.#mitosis?.budget ?? null,
         };
       case 'stats':
@@ -363,7 +367,7 @@ export class Cell {
           ...base, hormones: this.#bus?.stats(), work: this.work.counters(), census: { known: this.#census.list().length, living: this.#census.living().length },
           rss: process.memoryUsage().rss, uptime: Date.now() - this.identity.born, decisions: this.#homeostat?.counts ?? {}, claims: this.#homeostat?.claims ?? { won: 0, lost: 0, failed: 0 },
           immune: this.#immune ? { ...this.#immune.stats, condemned: [...this.#immune.condemned] } : null,
-          tissueStats: this.#tissueStarted ? (this.#tissue.stats?.() ?? null) : null,
+          tissueStats: this.#instance ? (this.#instance.stats?.() ?? null) : null,
         };
     }
   }
@@ -371,10 +375,11 @@ export class Cell {
   async #startTissue(nc: NatsConnection): Promise<void> {
     const tissue = this.#tissue;
     const ctx = this.#context(nc);
-    await tissue.start?.(ctx);
-    this.#tissueStarted = true;
+    const instance = (await tissue.start?.(ctx)) ?? {};
+    this.#instance = instance;
+    this.#served = endpointsOf(tissue, instance);
     if (this.#draining) return; // no endpoints for a cell already on its way out
-    for (const [name, handler] of Object.entries(tissue.endpoints ?? {})) {
+    for (const [name, handler] of Object.entries(this.#served)) {
       const sub = nc.subscribe(this.ns.tissue(this.identity.tissue, name), {
         queue: this.identity.tissue,
         callback: (_e, msg) => void this.#handle(msg, handler, ctx),
@@ -434,7 +439,7 @@ export class Cell {
     // Let a start in progress reach a checkpoint (it stops there: it sees #draining).
     await bounded((this.#starting ?? Promise.resolve()).catch(() => {}));
     try {
-      if (this.#tissueStarted && this.#nc) await bounded(Promise.resolve(this.#tissue.drain?.(this.#context(this.#nc))));
+      if (this.#instance) await bounded(Promise.resolve(this.#instance.drain?.()));
     } catch (e) {
       this.#deps.log.warn({ err: (e as Error).message }, 'tissue drain hook failed');
     }

@@ -13,6 +13,7 @@ import { tuneStream } from '../../organism/kernel/cluster.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
 import type { MessengerGene } from '../../organism/kernel/genome.ts';
 import type { Namespace } from '../../organism/kernel/namespace.ts';
+import { MessengerSubjects } from './subjects.ts';
 
 export const ACCOUNTS_BUCKET = 'accounts';
 export const DIRECTORY_BUCKET = 'directory';
@@ -43,7 +44,7 @@ const ms = (n: number) => n * 1e6; // JetStream durations are nanoseconds
 export function messagesStreamConfig(ns: Namespace, gene: MessengerGene, replicas: number): Partial<StreamConfig> & { name: string } {
   return {
     name: ns.stream(MESSAGES_STREAM),
-    subjects: [ns.inboxes],
+    subjects: [new MessengerSubjects(ns).inboxes],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     discard: DiscardPolicy.Old,

@@ -6,16 +6,18 @@
  * row close the socket (4002). Nothing a client sends can throw out of here.
  */
 import { createHash } from 'node:crypto';
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
-import { headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { WebSocket } from 'ws';
 import { CellularError } from '../../organism/wire/errors.ts';
 import type { MessengerGene } from '../../organism/kernel/genome.ts';
-import type { Namespace } from '../../organism/kernel/namespace.ts';
 import type { Logger } from '../logger.ts';
+import type { Copy, Delivered, Inboxes } from '../messenger/inbox.ts';
 import type { MessengerStores } from '../messenger/stores.ts';
+import type { MessengerSubjects } from '../messenger/subjects.ts';
 import type { WorkMeter } from '../work-meter.ts';
-import { delivered, Delivery, H, type Delivered } from './delivery.ts';
+import type { WorkerClient } from '../worker/api.ts';
+import { Delivery } from './delivery.ts';
 import type { LatencyWindow } from './latency-window.ts';
 import { CLOSE, decodeClientFrame, decodeServerFrame, encodeServerFrame, errorFrame, frameIdOf, type ClientFrame, type ServerFrame } from '../../organism/wire/frames.ts';
 import type { Presence } from './presence.ts';
@@ -28,8 +30,6 @@ const tokenHash = (token: string) => createHash('sha256').update(token).digest('
 /** Frames that read or acknowledge, and change no session state: answered without queueing. */
 const ANSWERED_AT_ONCE: ReadonlySet<ClientFrame['t']> = new Set(['ping', 'deliver.ack', 'history', 'keys.get', 'keys.backup.get', 'users', 'read']);
 
-/** Longest a history page waits for messages it was told are there. */
-const HISTORY_WAIT_MS = 2_000;
 /** Sends one socket may have waiting to be stored; more are refused (PROTO_ERR_RATE), so a flood cannot grow memory. */
 const MAX_QUEUED_SENDS = 256;
 /** Reads (history, keys, users, receipts) one socket may have in progress at once; more wait. */
@@ -49,9 +49,11 @@ export interface ConnectionStats {
 
 export interface ConnectionDeps {
   gene: MessengerGene;
-  ns: Namespace;
+  subjects: MessengerSubjects;
+  /** Delivery's consumers. */
   js: JetStreamClient;
-  jsm: JetStreamManager;
+  /** Stores, reads and deletes copies in the messages stream. */
+  inboxes: Inboxes;
   nc: NatsConnection;
   stores: MessengerStores;
   cell: string;
@@ -59,8 +61,8 @@ export interface ConnectionDeps {
   stats: ConnectionStats;
   /** Live receivers' URLs (from the census). */
   receivers(): string[];
-  /** A request to the worker tissue; rejects with the worker's CellularError. */
-  worker<T>(endpoint: string, request: unknown): Promise<T>;
+  /** The worker tissue (cells/worker/api.ts); each call rejects with the worker's CellularError. */
+  worker: WorkerClient;
   /** Whether a user has an account (cached by the caller). */
   exists(user: string): Promise<boolean>;
   /** The cell's work meter: each frame in progress is work (the receiver's load). */
@@ -260,10 +262,10 @@ export class Connection {
         this.#welcomed = true;
         return { v: 1, t: 'welcome', id, cell: this.#d.cell, receivers: this.#d.receivers(), user: this.#user };
       case 'register':
-        await this.#d.worker('register', { user: f.user, password: f.password, ip: this.ip });
+        await this.#d.worker.register({ user: f.user, password: f.password, ip: this.ip });
         return { v: 1, t: 'ok', id };
       case 'login': {
-        const s = await this.#d.worker<{ user: string; token: string; expires: number }>('login', { user: f.user, password: f.password, ip: this.ip });
+        const s = await this.#d.worker.login({ user: f.user, password: f.password, ip: this.ip });
         await this.#begin(s.user, s.token, s.expires);
         return { v: 1, t: 'session', id, user: s.user, token: s.token, expires: s.expires };
       }
@@ -274,30 +276,30 @@ export class Connection {
       case 'logout': {
         const user = this.#user;
         const token = this.#token;
-        if (token) await this.#d.worker('logout', { token });
+        if (token) await this.#d.worker.logout({ token });
         this.#end();
         // Every other socket on this session, on any receiver, ends with it (4005).
-        if (user && token) this.#d.nc.publish(`${this.#d.ns.userEvents(user)}.ended`, new TextEncoder().encode(tokenHash(token)));
+        if (user && token) this.#d.nc.publish(this.#d.subjects.sessionEnded(user), new TextEncoder().encode(tokenHash(token)));
         return { v: 1, t: 'ok', id };
       }
       case 'keys.publish':
-        await this.#d.worker('keys-publish', { user: this.#session(), x25519: f.x25519, ed25519: f.ed25519 });
+        await this.#d.worker.keysPublish({ user: this.#session(), x25519: f.x25519, ed25519: f.ed25519 });
         return { v: 1, t: 'ok', id };
       case 'keys.backup.put':
-        await this.#d.worker('backup-put', { user: this.#session(), blob: f.blob });
+        await this.#d.worker.backupPut({ user: this.#session(), blob: f.blob });
         return { v: 1, t: 'ok', id };
       case 'keys.backup.get': {
-        const r = await this.#d.worker<{ blob: Uint8Array | null }>('backup-get', { user: this.#session() });
+        const r = await this.#d.worker.backupGet({ user: this.#session() });
         return { v: 1, t: 'keys.backup', id, blob: r.blob };
       }
       case 'keys.get': {
         this.#session();
-        const r = await this.#d.worker<{ keys: { user: string; x25519: Uint8Array; ed25519: Uint8Array }[] }>('keys-get', { users: f.users });
+        const r = await this.#d.worker.keysGet({ users: f.users });
         return { v: 1, t: 'keys', id, keys: r.keys };
       }
       case 'users': {
         this.#session();
-        const r = await this.#d.worker<{ users: string[] }>('users', { query: f.query, limit: f.limit ?? 20 });
+        const r = await this.#d.worker.users({ query: f.query, limit: f.limit ?? 20 });
         return { v: 1, t: 'users', id, users: r.users.map((user) => ({ user })) };
       }
       case 'send':
@@ -312,27 +314,31 @@ export class Connection {
         await this.#d.presence?.setContacts(this.#session(), f.users);
         return { v: 1, t: 'ok', id };
       case 'history': {
-        const page = await this.#history(this.#session(), f.after ?? 0, f.limit ?? Math.min(50, this.#d.gene.pageMax), f.with);
+        // At most half of maxPendingBytes of bodies: one reply cannot push a reading client past its unread limit.
+        const page = await this.#d.inboxes.history(this.#session(), { after: f.after ?? 0, limit: f.limit ?? Math.min(50, this.#d.gene.pageMax), from: f.with, maxBytes: this.#d.gene.maxPendingBytes / 2 });
         return { v: 1, t: 'history', id, ...page };
       }
       case 'read': {
         // Only for a message the reader really received from that sender (its copy at
         // `seq`): no one can push receipts at users they have no messages from.
         const by = this.#session();
-        const copy = await this.#d.jsm.streams.getMessage(this.#d.stores.messages, { seq: f.seq }).catch(() => null);
-        if (!copy || copy.header?.get(H.MSG) !== f.msg || copy.header.get(H.FROM) !== f.from) throw new CellularError('MESSAGE_ERR_NOT_FOUND', `no copy of message ${f.msg} from ${f.from} at ${f.seq}`);
-        if (copy.subject !== this.#d.ns.inbox(by)) throw new CellularError('MESSAGE_ERR_FORBIDDEN', `the copy at ${f.seq} is in another user's inbox`);
-        this.#d.nc.publish(this.#d.ns.userEvents(f.from), encodeServerFrame({ v: 1, t: 'receipt', msg: f.msg, by, at: Date.now() }));
+        const copy = await this.#d.inboxes.copyOf(f.msg, f.seq, f.from);
+        if (copy.to !== by) throw new CellularError('MESSAGE_ERR_FORBIDDEN', `the copy at ${f.seq} is in another user's inbox`);
+        this.#d.nc.publish(this.#d.subjects.userEvents(f.from), encodeServerFrame({ v: 1, t: 'receipt', msg: f.msg, by, at: Date.now() }));
         return { v: 1, t: 'ok', id };
       }
-      case 'delete':
-        await this.#delete(this.#session(), f.msg, f.scope, f.seqs);
+      case 'delete': {
+        // With "everyone", each recipient's live sockets hear `deleted`.
+        const by = this.#session();
+        const tell = f.scope === 'everyone' ? (c: Delivered) => this.#d.nc.publish(this.#d.subjects.userEvents(c.to), encodeServerFrame({ v: 1, t: 'deleted', msg: f.msg, by })) : undefined;
+        await this.#d.inboxes.delete(by, f.msg, f.scope, f.seqs, tell);
         return { v: 1, t: 'ok', id };
+      }
       case 'account.delete': {
         const user = this.#session();
         this.#deleting = true; // this socket says ok, then closes itself
         try {
-          await this.#d.worker('account-delete', { user, password: f.password });
+          await this.#d.worker.accountDelete({ user, password: f.password });
         } finally {
           this.#deleting = false;
         }
@@ -349,7 +355,7 @@ export class Connection {
   }
 
   async #resume(token: string): Promise<{ user: string; expires: number }> {
-    const s = await this.#d.worker<{ user: string; expires: number }>('resume', { token });
+    const s = await this.#d.worker.resume({ token });
     await this.#begin(s.user, token, s.expires);
     return s;
   }
@@ -363,7 +369,7 @@ export class Connection {
     this.#token = token;
     // The session ends here when it expires, or when it is logged out anywhere (4005).
     const mine = tokenHash(token);
-    this.#ended = this.#d.nc.subscribe(`${this.#d.ns.userEvents(user)}.ended`, {
+    this.#ended = this.#d.nc.subscribe(this.#d.subjects.sessionEnded(user), {
       callback: (_e, m) => {
         if (new TextDecoder().decode(m.data) === mine) this.close(CLOSE.SESSION_ENDED, 'session ended');
       },
@@ -371,7 +377,7 @@ export class Connection {
     this.#expiry = setTimeout(() => this.close(CLOSE.SESSION_ENDED, 'session expired'), Math.min(Math.max(0, expires - Date.now()), 2 ** 31 - 1));
     this.#expiry.unref();
     const delivery = new Delivery({
-      js: this.#d.js, stream: this.#d.stores.messages, subject: this.#d.ns.inbox(user), cursors: this.#d.stores.cursors, user, window: this.#d.gene.pageMax, flushMs: this.#d.gene.cursorFlushMs,
+      js: this.#d.js, stream: this.#d.stores.messages, subject: this.#d.subjects.inbox(user), cursors: this.#d.stores.cursors, user, window: this.#d.gene.pageMax, flushMs: this.#d.gene.cursorFlushMs,
       writable: () => this.writable(),
       push: (m: Delivered) => {
         this.#d.stats.delivered++;
@@ -388,7 +394,7 @@ export class Connection {
       },
     });
     this.#delivery = delivery;
-    this.#events = this.#d.nc.subscribe(this.#d.ns.userEvents(user), {
+    this.#events = this.#d.nc.subscribe(this.#d.subjects.userEvents(user), {
       callback: (_e, m) => {
         // Frames other receivers encoded for this user: passed on as they are, if they decode.
         try {
@@ -426,70 +432,6 @@ export class Connection {
   }
 
   /**
-   * One page of the user's inbox after a stream sequence, oldest first, optionally only
-   * from one sender. Reads through a short-lived ordered consumer up to the inbox's last
-   * message (so an empty inbox answers at once instead of waiting for a fetch to expire).
-   */
-  async #history(user: string, after: number, limit: number, from?: string): Promise<{ messages: Delivered[]; more: boolean }> {
-    const subject = this.#d.ns.inbox(user);
-    const last = (await this.#d.jsm.streams.getMessage(this.#d.stores.messages, { last_by_subj: subject }).catch(() => null))?.seq ?? 0;
-    if (last <= after) return { messages: [], more: false };
-    const consumer = await this.#d.js.consumers.get(this.#d.stores.messages, { filter_subjects: subject, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 });
-    const messages: Delivered[] = [];
-    let more = false;
-    let bytes = 0;
-    const iter = await consumer.consume({ max_messages: Math.min(limit + 1, 256) });
-    // If what was there is deleted meanwhile, nothing comes: end the page instead of waiting.
-    const timer = setTimeout(() => void iter.close().catch(() => undefined), HISTORY_WAIT_MS);
-    try {
-      for await (const m of iter) {
-        const d = delivered(m);
-        if (d && (from === undefined || d.from === from)) {
-          // A page holds at most `limit` messages and half of maxPendingBytes of bodies, so
-          // one reply cannot push a reading client past its unread limit.
-          if (messages.length === limit || (messages.length > 0 && bytes + d.body.length > this.#d.gene.maxPendingBytes / 2)) {
-            more = true;
-            break;
-          }
-          bytes += d.body.length;
-          messages.push(d);
-        }
-        // The last one, or nothing more pending (it may have been deleted meanwhile).
-        if (m.seq >= last || m.info.pending === 0) break;
-      }
-    } finally {
-      clearTimeout(timer);
-      await iter.close().catch(() => undefined);
-    }
-    return { messages, more };
-  }
-
-  /**
-   * Removes stored copies of a message. "me": copies in the user's own inbox. "everyone":
-   * copies the user sent, wherever they are; each recipient's live sockets hear `deleted`.
-   * Every sequence is checked before anything is removed, so a bad one removes nothing.
-   */
-  async #delete(user: string, msg: string, scope: 'me' | 'everyone', seqs: number[]): Promise<void> {
-    const stream = this.#d.stores.messages;
-    const found: StoredMsg[] = [];
-    for (const seq of new Set(seqs)) {
-      const m = await this.#d.jsm.streams.getMessage(stream, { seq }).catch(() => null);
-      if (!m || m.header?.get(H.MSG) !== msg) throw new CellularError('MESSAGE_ERR_NOT_FOUND', `no copy of message ${msg} at ${seq}`);
-      const mine = scope === 'me' ? m.subject === this.#d.ns.inbox(user) : m.header.get(H.FROM) === user;
-      if (!mine) throw new CellularError('MESSAGE_ERR_FORBIDDEN', scope === 'me' ? `the copy at ${seq} is in another user's inbox` : `message ${msg} was not sent by ${user}`);
-      found.push(m);
-    }
-    for (const m of found) {
-      // erase: the bytes are overwritten on disk, not only unlinked from the index.
-      await this.#d.jsm.streams.deleteMessage(stream, m.seq, true);
-      if (scope === 'everyone') {
-        const to = m.subject.slice(m.subject.lastIndexOf('.') + 1);
-        this.#d.nc.publish(this.#d.ns.userEvents(to), encodeServerFrame({ v: 1, t: 'deleted', msg, by: user }));
-      }
-    }
-  }
-
-  /**
    * Checks a send and starts storing its copies; resolves once every publish is on its
    * way, with the reply still to come (wrapped, so awaiting the start does not await it).
    * A group send stores one copy per member inbox, each idempotent by (member, msg): a
@@ -504,25 +446,15 @@ export class Connection {
     const acks: Promise<number>[] = [];
     for (const c of copies) {
       await this.#d.storeSlots?.acquire();
-      acks.push(this.#store(from, c.to, f.msg, c.body, group).finally(() => this.#d.storeSlots?.release()));
+      acks.push(this.#store({ from, to: c.to, msg: f.msg, body: c.body, group }).finally(() => this.#d.storeSlots?.release()));
     }
     return { reply: Promise.all(acks).then((seqs): ServerFrame => ({ v: 1, t: 'ack', id: f.id, msg: f.msg, seq: seqs[0]!, seqs })) };
   }
 
-  /** Publishes one copy into `to`'s inbox (at once); resolves with its stream sequence once JetStream has it. */
-  async #store(from: string, to: string, msg: string, body: Uint8Array, group?: string): Promise<number> {
-    const h = headers();
-    h.set(H.FROM, from);
-    h.set(H.MSG, msg);
-    h.set(H.AT, String(Date.now()));
-    if (group) h.set(H.GROUP, group);
-    try {
-      // Deduplicated per (recipient, sender, id): another sender's id cannot shadow this one.
-      const ack = await this.#d.js.publish(this.#d.ns.inbox(to), body, { msgID: `${to}.${from}.${msg}`, headers: h });
-      this.#d.stats.sent++;
-      return ack.seq;
-    } catch (cause) {
-      throw new CellularError('MESSAGE_ERR_STORE', `message ${msg} to ${to} was not stored: ${(cause as Error).message}`, { cause });
-    }
+  /** Publishes one copy (at once); resolves with its stream sequence once JetStream has it. */
+  async #store(copy: Copy): Promise<number> {
+    const seq = await this.#d.inboxes.store(copy);
+    this.#d.stats.sent++;
+    return seq;
   }
 }

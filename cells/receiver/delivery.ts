@@ -1,7 +1,7 @@
 /**
  * Delivery of one user's inbox to one socket: an ordered JetStream consumer on the user's
  * inbox subject, starting after the user's stored cursor, pushing `deliver` frames. The
- * client acks the highest sequence it holds; the cursor (KV `cursors`, key `u.<user>`)
+ * client acks the highest sequence it holds; the cursor (KV `cursors`, `cursorKey` of messenger/inbox.ts)
  * only moves forward, by compare-and-set, so two sockets of one user never move it back.
  * A socket that moves to another receiver resumes from the cursor: a message can arrive
  * twice on the wire (same `msg` id, dropped by the client), never be lost.
@@ -10,29 +10,11 @@
  * the socket's unread backlog is over half of messenger.maxPendingBytes; the consumer is not
  * read further until the client catches up (the JetStream consumer buffers a batch).
  */
-import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { CellularError } from '../../organism/wire/errors.ts';
 import { codec } from '../../organism/wire/codec.ts';
-import type { Delivered } from '../../organism/wire/frames.ts';
-
-export type { Delivered };
-
-/** Message headers the receiver writes on every stored copy (the body itself is opaque). */
-export const H = { FROM: 'Cm-From', MSG: 'Cm-Msg', AT: 'Cm-At', GROUP: 'Cm-Group' } as const;
-
-export const cursorKey = (user: string) => `u.${user}`;
-
-/** A stored message as a `deliver` frame's fields; null when its headers are not ours (skipped). */
-export function delivered(m: Pick<JsMsg, 'seq' | 'headers' | 'data' | 'subject'>): Delivered | null {
-  const from = m.headers?.get(H.FROM);
-  const msg = m.headers?.get(H.MSG);
-  const at = Number(m.headers?.get(H.AT));
-  const to = m.subject.slice(m.subject.lastIndexOf('.') + 1);
-  if (!from || !msg || !Number.isSafeInteger(at)) return null;
-  const group = m.headers?.get(H.GROUP);
-  return { seq: m.seq, msg, from, to, at, body: m.data, ...(group ? { group } : {}) };
-}
+import { cursorKey, delivered, type Delivered } from '../messenger/inbox.ts';
 
 export async function readCursor(kv: KV, user: string): Promise<{ seq: number; revision: number }> {
   const e = await kv.get(cursorKey(user));

@@ -17,7 +17,7 @@ import { Recorder } from '../dashboard/recorder.ts';
 import { DashboardServer } from '../dashboard/server.ts';
 import type { SwarmEvent } from '../../organism/wire/dashboard-frames.ts';
 import { FAULT_KINDS } from '../immune/faults.ts';
-import { defineTissue, type TissueContext } from '../tissue.ts';
+import { defineTissue, type TissueContext, type TissueInstance } from '../tissue.ts';
 import type { ControlRecord } from '../../organism/wire/control.ts';
 
 /** Frames a replay sends at most (the page plays them; a span has one per frameIntervalMs). */
@@ -26,9 +26,6 @@ const REPLAY_FRAMES_MAX = 300;
 const SNAPSHOT_EVENTS = 1_000;
 /** How far back a newborn dashboard refills its log from the recorder. */
 const BACKFILL_MS = 10 * 60_000;
-
-let server: DashboardServer | undefined;
-let model: SwarmModel | undefined;
 
 async function receiverTotals(ctx: TissueContext): Promise<{ delivered: number; p99: number | null }> {
   const receivers = ctx.census.living().filter((c) => c.tissue === 'receiver' && c.state !== 'suspect');
@@ -50,10 +47,9 @@ async function receiverTotals(ctx: TissueContext): Promise<{ delivered: number; 
 export default defineTissue({
   name: 'dashboard',
   capacity: 16,
-  async start(ctx) {
+  async start(ctx): Promise<TissueInstance> {
     const gene = ctx.genome.dashboard;
     const m = new SwarmModel(gene);
-    model = m;
     const metrics = new Metrics();
     const tissueOf = (id: string) => ctx.census.get(id)?.tissue ?? ctx.certOf(id)?.tissue ?? null;
     const recorder = new Recorder({ nc: ctx.nc, ns: ctx.ns, hormoneMaxBytes: ctx.genome.limits.hormoneMaxBytes, certOf: ctx.certOf, tissueOf });
@@ -140,7 +136,6 @@ export default defineTissue({
       },
     });
     ctx.setUrl(await s.start());
-    server = s;
 
     // The feed: census and new events at the push rate; a series point, metrics and a
     // recorder frame on their own clocks.
@@ -180,12 +175,9 @@ export default defineTissue({
       controls.unsubscribe();
     }, { once: true });
     ctx.log.info({ url: s.url }, 'dashboard listening');
-  },
-  stats() {
-    return server ? { url: server.url, ...server.stats, open: server.pages, events: model?.events.length ?? 0 } : {};
-  },
-  async drain() {
-    await server?.close();
-    server = undefined;
+    return {
+      stats: () => ({ url: s.url, ...s.stats, open: s.pages, events: m.events.length }),
+      drain: () => s.close(),
+    };
   },
 });

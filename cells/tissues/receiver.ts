@@ -11,17 +11,18 @@ import { RequestError } from '@nats-io/transport-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CellularError, isCellularError } from '../../organism/wire/errors.ts';
 import { openReply, pack } from '../../organism/kernel/reply.ts';
+import { Inboxes } from '../messenger/inbox.ts';
 import { openMessengerStores } from '../messenger/stores.ts';
+import { MessengerSubjects } from '../messenger/subjects.ts';
 import { CLOSE } from '../../organism/wire/frames.ts';
 import { Gateway } from '../receiver/gateway.ts';
 import { Presence } from '../receiver/presence.ts';
-import { defineTissue, type TissueContext } from '../tissue.ts';
+import { defineTissue, type TissueContext, type TissueInstance } from '../tissue.ts';
+import { workerClient } from '../worker/api.ts';
 
 /** How long a positive "this user exists" answer is trusted; deletions also evict it at once (watch below). */
 const EXISTS_TTL_MS = 60_000;
 const EXISTS_CACHE_MAX = 100_000;
-
-let gateway: Gateway | undefined;
 
 function liveReceivers(ctx: TissueContext): string[] {
   // Behind a front door the receivers' own addresses are not the browsers' to use.
@@ -32,18 +33,19 @@ function liveReceivers(ctx: TissueContext): string[] {
 export default defineTissue({
   name: 'receiver',
   capacity: 64,
-  async start(ctx) {
+  async start(ctx): Promise<TissueInstance> {
     const stores = await openMessengerStores(ctx.nc, ctx.ns);
     const js = jetstream(ctx.nc);
     const jsm = await jetstreamManager(ctx.nc);
+    const subjects = new MessengerSubjects(ctx.ns);
     const known = new Map<string, number>();
-    const worker = async <T>(endpoint: string, request: unknown): Promise<T> => {
+    const worker = workerClient(async (endpoint, request) => {
       const data = pack(request);
       const giveUp = Date.now() + ctx.genome.messenger.workerWaitMs;
       for (let pause = 25; ; pause = Math.min(pause * 2, 400)) {
         try {
           const reply = await ctx.nc.request(ctx.ns.tissue('worker', endpoint), data, { timeout: 10_000 });
-          return openReply<T>(reply.data);
+          return openReply(reply.data);
         } catch (cause) {
           if (isCellularError(cause)) throw cause;
           // "No responders" means no worker took it (one is being regrown): retrying cannot
@@ -53,7 +55,9 @@ export default defineTissue({
           await sleep(pause);
         }
       }
-    };
+    });
+    /** Set once listening: a deletion before that has no sockets here to end. */
+    let gateway: Gateway | undefined;
     // A deleted account stops receiving at once on every receiver, not when the cache ages.
     const deletions = await stores.accounts.watch({ key: 'u.*', include: KvWatchInclude.UpdatesOnly });
     void (async () => {
@@ -85,7 +89,7 @@ export default defineTissue({
     }, { once: true });
     g = new Gateway({
       presence,
-      gene: ctx.genome.messenger, ns: ctx.ns, js, jsm, nc: ctx.nc, stores, cell: ctx.cell.id, log: ctx.log, work: ctx.work,
+      gene: ctx.genome.messenger, subjects, js, inboxes: new Inboxes({ js, jsm, stream: stores.messages, subjects }), nc: ctx.nc, stores, cell: ctx.cell.id, log: ctx.log, work: ctx.work,
       receivers: () => liveReceivers(ctx),
       worker,
       exists: async (user) => {
@@ -115,12 +119,9 @@ export default defineTissue({
     ctx.signal.addEventListener('abort', () => clearInterval(watchReceivers), { once: true });
     ctx.setUrl(g.url);
     ctx.log.info({ url: g.url }, 'receiver listening');
-  },
-  stats() {
-    return gateway ? { url: gateway.url, frontDoor: gateway.holdsFrontDoor, connections: gateway.connections, ...gateway.stats, deliveryP99Ms: gateway.latency.percentile(99) } : {};
-  },
-  async drain() {
-    await gateway?.close();
-    gateway = undefined;
+    return {
+      stats: () => ({ url: g.url, frontDoor: g.holdsFrontDoor, connections: g.connections, ...g.stats, deliveryP99Ms: g.latency.percentile(99) }),
+      drain: () => g.close(),
+    };
   },
 });

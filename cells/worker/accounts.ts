@@ -20,8 +20,11 @@ import { dummyHash, scryptHasher, type PasswordHasher, type ScryptParams } from 
 import { ipKey, isCasConflict, userKey, type RateLimiter } from './rate-limit.ts';
 import type { Sessions } from './sessions.ts';
 import { nonNeg, unpackRecord } from '../messenger/record.ts';
+import { cursorKey } from '../messenger/inbox.ts';
+import { checkUsername, isUsername } from '../messenger/user-name.ts';
 
-export const USERNAME = /^[a-z0-9][a-z0-9_-]{2,31}$/;
+/** What a search may start with: the beginning of a user name (USER_NAME, organism/wire/frames.ts), at least one character. */
+export const USER_PREFIX = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 export const PASSWORD_MIN_BYTES = 8;
 export const PASSWORD_MAX_BYTES = 1024;
 export const PUBLIC_KEY_BYTES = 32;
@@ -53,15 +56,6 @@ export interface PublicKeys {
 export const backupKey = (user: string) => `b.${user}`;
 export const accountKey = (user: string): string => `u.${user}`;
 export const directoryKey = (user: string): string => `u.${user}`;
-export const cursorKey = (user: string): string => `u.${user}`;
-
-export const isUsername = (user: unknown): user is string => typeof user === 'string' && USERNAME.test(user);
-
-export function checkUsername(user: unknown): asserts user is string {
-  if (!isUsername(user)) {
-    throw new CellularError('ACCOUNT_ERR_USERNAME', `a username must be 3-32 lowercase letters, digits, dashes or underscores, starting with a letter or digit; received ${JSON.stringify(String(user).slice(0, 40))}`);
-  }
-}
 
 const passwordFits = (password: unknown): password is string => {
   if (typeof password !== 'string') return false;
@@ -136,12 +130,9 @@ export class Accounts {
 
   /**
    * Creates an account. The name is claimed with kv.create, so of two registrations of one
-   * name racing on two workers exactly one lands; the other gets ACCOUNT_ERR_EXISTS.
-   * (Registration is not rate limited here: the caller, which knows the address, should.)
-   */
-  /**
-   * Creates an account. With `ip`, every attempt counts against that address's budget
-   * (the same one logins spend), before any scrypt: a registration flood costs no CPU.
+   * name racing on two workers exactly one lands; the other gets ACCOUNT_ERR_EXISTS. With
+   * `ip`, every attempt counts against that address's budget (the same one logins spend),
+   * before any scrypt: a registration flood costs no CPU.
    */
   async register(user: string, password: string, ip?: string): Promise<void> {
     if (ip !== undefined) {
@@ -248,7 +239,7 @@ export class Accounts {
    */
   async search(query: string, limit: number): Promise<string[]> {
     const n = Math.min(SEARCH_MAX, Math.floor(Number.isFinite(limit) ? limit : 0));
-    if (n <= 0 || typeof query !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,31}$/.test(query)) return [];
+    if (n <= 0 || typeof query !== 'string' || !USER_PREFIX.test(query)) return [];
     const prefix = accountKey(query);
     const found: string[] = [];
     for await (const key of await this.#stores.accounts.keys('u.*')) {
@@ -281,11 +272,9 @@ export class Accounts {
    * Deletes an account after checking its password (rate limited per user like a login:
    * it is a password oracle too). Sessions go first (nobody stays logged in), the account
    * record last, so a deletion cut short leaves an account that can be deleted again.
-   * The caller purges the user's stored messages (purgeInbox in messenger/inbox-purge.ts).
-   */
-  /**
-   * `purge` removes the user's stored messages; it runs after the password check and
-   * before the account record goes, so a purge that fails leaves the account (and a retry).
+   * `purge` removes the user's stored messages (Inboxes.purge, messenger/inbox.ts); it runs
+   * after the password check and before the account record goes, so a purge that fails
+   * leaves the account (and a retry).
    */
   async deleteAccount(user: string, password: string, purge?: () => Promise<unknown>): Promise<void> {
     checkUsername(user);

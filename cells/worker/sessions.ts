@@ -20,6 +20,7 @@ import { codec } from '../../organism/wire/codec.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
 import { isCasConflict } from './rate-limit.ts';
 import { nonNeg, unpackRecord } from '../messenger/record.ts';
+import { isUsername } from '../messenger/user-name.ts';
 
 /** Live sessions one user may hold (devices, browsers); the 65th login ends the oldest. */
 export const MAX_SESSIONS_PER_USER = 64;
@@ -40,7 +41,6 @@ export interface SessionIndex {
 
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 const HASH = /^[0-9a-f]{64}$/;
-const USER = /^[a-z0-9][a-z0-9_-]{2,31}$/;
 
 const sessionKey = (hash: string) => `s.${hash}`;
 const indexKey = (user: string) => `u.${user}`;
@@ -49,7 +49,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 export function parseSessionRecord(bytes: Uint8Array): SessionRecord {
   const r = unpackRecord(bytes, 'session record');
-  if (typeof r.user !== 'string' || !USER.test(r.user) || !nonNeg(r.created)) throw new CellularError('STORE_ERR_RECORD', 'session record rejected: malformed');
+  if (!isUsername(r.user) || !nonNeg(r.created)) throw new CellularError('STORE_ERR_RECORD', 'session record rejected: malformed');
   return r as unknown as SessionRecord;
 }
 
@@ -85,7 +85,7 @@ export class Sessions {
 
   /** A new session for `user` (who has just proven their password). */
   async create(user: string): Promise<{ token: string; expires: number }> {
-    if (!USER.test(user)) throw new CellularError('ACCOUNT_ERR_USERNAME', `no sessions for ${JSON.stringify(user)}`);
+    if (!isUsername(user)) throw new CellularError('ACCOUNT_ERR_USERNAME', `no sessions for ${JSON.stringify(user)}`);
     const token = randomBytes(32).toString('base64url');
     const hash = createHash('sha256').update(token).digest('hex');
     const created = this.#now();
@@ -131,7 +131,7 @@ export class Sessions {
    * ended) or after (a new session, legitimately kept).
    */
   async revokeAll(user: string): Promise<number> {
-    if (!USER.test(user)) return 0;
+    if (!isUsername(user)) return 0;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const e = await this.#kv.get(indexKey(user));
       if (!e || e.operation !== 'PUT') return 0;

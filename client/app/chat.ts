@@ -9,13 +9,13 @@
  * resends with the same message id after a failover until the server acknowledges it.
  * Received copies are handled one at a time, in stream order, then acknowledged.
  */
-import type { ServerFrame } from '../../organism/wire/frames.ts';
+import { USER_NAME, type ServerFrame } from '../../organism/wire/frames.ts';
 import { generateIdentity, keyId, open, peekSenderKeyId, safetyNumber, seal, type Header, type Identity } from '../crypto/envelope.ts';
 import { backupKeys, restoreKeys } from '../crypto/key-backup.ts';
 import type { Connection } from './connection.ts';
 import { decodeContent, encodeContent } from './content.ts';
 import { ClientError, describeError, errorCode } from './errors.ts';
-import { byName, directGroupId, newId, USER_NAME } from './ids.ts';
+import { byName, directGroupId, newId } from './ids.ts';
 import { loadIdentity, saveIdentity } from './key-store.ts';
 import { loadProfile, saveProfile, type Group, type PinnedKey, type Profile } from './profile.ts';
 

@@ -4,9 +4,6 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 
-/** The protocol's user name rule (docs/protocol.md, "Value rules"). */
-export const USER_NAME = /^[a-z0-9][a-z0-9_-]{2,31}$/;
-
 export const b64url = (b: Uint8Array) => btoa(String.fromCharCode(...b)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 
 /** 128 random bits: a message or group id (22 characters). */

@@ -54,21 +54,6 @@ export class Namespace {
     return `${this.prefix}.census`;
   }
 
-  /** A user's inbox in the messages stream (the user name is one subject token). */
-  inbox(user: string): string {
-    return `${this.prefix}.inbox.${user}`;
-  }
-
-  /** Every inbox: the messages stream's subjects. */
-  get inboxes(): string {
-    return `${this.prefix}.inbox.*`;
-  }
-
-  /** Presence and receipts pushed to a user's live sockets, on whichever receiver holds them. */
-  userEvents(user: string): string {
-    return `${this.prefix}.user.${user}`;
-  }
-
   /** Operator requests (controls from the dashboard), answered by grow, which holds the root key. */
   get operator(): string {
     return `${this.prefix}.operator`;

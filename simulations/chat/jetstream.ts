@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect, headers as natsHeaders } from '@nats-io/transport-node';
 import { messagesStreamConfig } from '../../cells/messenger/stores.ts';
-import { H } from '../../cells/receiver/delivery.ts';
+import { H } from '../../cells/messenger/inbox.ts';
 import { natsOptions } from '../../organism/kernel/access.ts';
 import { Namespace } from '../../organism/kernel/namespace.ts';
 import type { Organism } from '../../organism/grow/organism.ts';

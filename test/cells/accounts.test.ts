@@ -12,9 +12,11 @@ import { codec } from '../../organism/wire/codec.ts';
 import { isCellularError, type ErrorCode } from '../../organism/wire/errors.ts';
 import { defaultGenome, loadGenome, type MessengerGene } from '../../organism/kernel/genome.ts';
 import { Namespace } from '../../organism/kernel/namespace.ts';
-import { purgeInbox } from '../../cells/messenger/inbox-purge.ts';
+import { Inboxes } from '../../cells/messenger/inbox.ts';
+import { MessengerSubjects } from '../../cells/messenger/subjects.ts';
 import { ensureMessengerStores, openMessengerStores, type MessengerStores } from '../../cells/messenger/stores.ts';
-import { Accounts, USERNAME } from '../../cells/worker/accounts.ts';
+import { Accounts } from '../../cells/worker/accounts.ts';
+import { USER_NAME } from '../../organism/wire/frames.ts';
 import { dummyHash, hashPassword, needsRehash, verifyPassword, type PasswordHasher } from '../../cells/worker/password.ts';
 import { ipBucket, ipKey, RateLimiter } from '../../cells/worker/rate-limit.ts';
 import { MAX_SESSIONS_PER_USER, Sessions } from '../../cells/worker/sessions.ts';
@@ -174,11 +176,11 @@ test('accounts - a username is accepted iff it matches the rule; passwords are 8
   const chars = [...'abcdefghijklmnopqrstuvwxyz0123456789_-', ...'AZ. */>é\u0000\n$'];
   await fc.assert(
     fc.asyncProperty(
-      fc.oneof(fc.string({ unit: fc.constantFrom(...chars), maxLength: 40 }), fc.stringMatching(USERNAME)),
+      fc.oneof(fc.string({ unit: fc.constantFrom(...chars), maxLength: 40 }), fc.stringMatching(USER_NAME)),
       async (name) => {
         const result = await code(accounts.register(name, PASSWORD));
         const accepted = result !== 'ACCOUNT_ERR_USERNAME';
-        if (accepted !== USERNAME.test(name)) throw new Error(`${JSON.stringify(name)}: ${result}`);
+        if (accepted !== USER_NAME.test(name)) throw new Error(`${JSON.stringify(name)}: ${result}`);
         if (accepted && result !== 'ok' && result !== 'ACCOUNT_ERR_EXISTS') throw new Error(`${JSON.stringify(name)}: ${result}`);
       },
     ),
@@ -367,8 +369,10 @@ test('accounts - search finds usernames by prefix, sorted and limited', async (t
   t.deepEqual(await w.accounts.search('al', 0), []);
 });
 
-test('accounts - deleteAccount removes the account, keys, sessions, cursor and (purgeInbox) stored messages', async (t) => {
+test('accounts - deleteAccount removes the account, keys, sessions, cursor and (Inboxes.purge) stored messages', async (t) => {
   const { w, ns } = await setup(t);
+  const subjects = new MessengerSubjects(ns);
+  const inboxes = await Inboxes.open(w.nc, ns);
   await w.accounts.register('carol', PASSWORD);
   await w.accounts.register('dave', PASSWORD);
   const s1 = await w.accounts.login('carol', PASSWORD, '192.0.2.1');
@@ -377,16 +381,16 @@ test('accounts - deleteAccount removes the account, keys, sessions, cursor and (
   await w.accounts.publishKeys('carol', new Uint8Array(32).fill(7), new Uint8Array(32).fill(8));
   await w.stores.cursors.put('u.carol', codec.pack({ v: 1, seq: 2 }));
   const js = jetstream(w.nc);
-  await js.publish(ns.inbox('carol'), codec.pack({ body: 1 }));
-  await js.publish(ns.inbox('carol'), codec.pack({ body: 2 }));
-  await js.publish(ns.inbox('dave'), codec.pack({ body: 3 }));
+  await js.publish(subjects.inbox('carol'), codec.pack({ body: 1 }));
+  await js.publish(subjects.inbox('carol'), codec.pack({ body: 2 }));
+  await js.publish(subjects.inbox('dave'), codec.pack({ body: 3 }));
 
   t.is(await code(w.accounts.deleteAccount('carol', 'wrong password')), 'AUTH_ERR_CREDENTIALS');
   t.true(await w.accounts.exists('carol'), 'a wrong password deletes nothing');
   t.is(await code(w.accounts.deleteAccount('nobody', PASSWORD)), 'AUTH_ERR_CREDENTIALS');
 
   await w.accounts.deleteAccount('carol', PASSWORD);
-  t.is(await purgeInbox(w.nc, ns, 'carol'), 2);
+  t.is(await inboxes.purge('carol'), 2);
   t.false(await w.accounts.exists('carol'));
   t.deepEqual(await w.accounts.getKeys(['carol']), []);
   t.is(await code(w.sessions.resolve(s1.token)), 'AUTH_ERR_SESSION');
@@ -395,14 +399,14 @@ test('accounts - deleteAccount removes the account, keys, sessions, cursor and (
   t.is(await code(w.accounts.login('carol', PASSWORD, '192.0.2.1')), 'AUTH_ERR_CREDENTIALS');
   t.deepEqual(await w.accounts.search('carol', 10), []);
   const jsm = await jetstreamManager(w.nc);
-  const info = await jsm.streams.info(w.stores.messages, { subjects_filter: ns.inboxes });
+  const info = await jsm.streams.info(w.stores.messages, { subjects_filter: subjects.inboxes });
   t.is(info.state.messages, 1, "dave's message stays");
-  t.deepEqual(Object.keys(info.state.subjects ?? {}), [ns.inbox('dave')]);
+  t.deepEqual(Object.keys(info.state.subjects ?? {}), [subjects.inbox('dave')]);
   t.is((await w.sessions.resolve(daves.token)).user, 'dave');
   // The name is free again (create over the delete marker).
   await w.accounts.register('carol', 'a new password');
   t.truthy((await w.accounts.login('carol', 'a new password', '192.0.2.1')).token);
-  t.is(await code(purgeInbox(w.nc, ns, '*')), 'ACCOUNT_ERR_USERNAME', 'a wildcard never reaches the purge');
+  t.is(await code(inboxes.purge('*')), 'ACCOUNT_ERR_USERNAME', 'a wildcard never reaches the purge');
 });
 
 test('accounts - a login rehashes a password made at a lower cost than the genome now asks', async (t) => {

@@ -15,6 +15,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { CensusEntry } from '../../organism/kernel/census.ts';
 import { Organism } from '../../organism/grow/organism.ts';
 import { openReply } from '../../organism/kernel/reply.ts';
+import { MessengerSubjects } from '../../cells/messenger/subjects.ts';
 import { generateIdentity } from '../../client/crypto/envelope.ts';
 import { backupKeys, restoreKeys } from '../../client/crypto/key-backup.ts';
 import { ChatClient, FrameError } from '../helpers/chat-client.ts';
@@ -487,7 +488,8 @@ test.serial('messenger - deleting an account removes the account, its keys, its 
   for (let i = 0; i < 5; i++) await joe.c.request({ t: 'send', msg: msgId(), to: 'kim', body: seal(`for kim ${i}`) });
   const jsm = await jetstreamManager(m.o.observer.nc);
   const stream = m.o.observer.ns.stream('messages');
-  const inKim = async () => (await jsm.streams.info(stream, { subjects_filter: m.o.observer.ns.inbox('kim') })).state.subjects?.[m.o.observer.ns.inbox('kim')] ?? 0;
+  const kimsInbox = new MessengerSubjects(m.o.observer.ns).inbox('kim');
+  const inKim = async () => (await jsm.streams.info(stream, { subjects_filter: kimsInbox })).state.subjects?.[kimsInbox] ?? 0;
   t.is(await inKim(), 5);
   t.is(await code(kim.c.request({ t: 'account.delete', password: 'not my password' })), 'AUTH_ERR_CREDENTIALS');
   const kim2 = await m.connect();

@@ -17,6 +17,7 @@ import { backupOrganism, MANIFEST_FILE, parseManifest, restoreOrganism, type Man
 import { CellularError, type ErrorCode } from '../../organism/wire/errors.ts';
 import { defaultGenome } from '../../organism/kernel/genome.ts';
 import { Namespace } from '../../organism/kernel/namespace.ts';
+import { MessengerSubjects } from '../../cells/messenger/subjects.ts';
 import { ensureStores } from '../../organism/kernel/stores.ts';
 import { ensureMessengerStores } from '../../cells/messenger/stores.ts';
 import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
@@ -65,7 +66,7 @@ async function populate(nc: NatsConnection, id: string) {
   for (let i = 0; i < 600; i++) {
     const h = headers();
     h.set('Nats-Msg-Id', `m${i}`);
-    await js.publish(ns.inbox(['alice', 'bob', 'carol'][i % 3]!), randomBytes(1024), { headers: h });
+    await js.publish(new MessengerSubjects(ns).inbox(['alice', 'bob', 'carol'][i % 3]!), randomBytes(1024), { headers: h });
   }
   const jsm = await jetstreamManager(nc);
   await jsm.streams.deleteMessage(m.messages, 100); // a gap: sequences are not renumbered
@@ -149,11 +150,11 @@ test('backup - a restore into a fresh nats-server brings back every message and 
   const presenceB = await kvb.open(ns.bucket('presence'));
   t.is(await presenceB.get('u.alice.r1'), null, 'presence comes back empty');
   // The restored stream goes on from where it was, and still deduplicates by message id.
-  const ack = await jetstream(b.nc).publish(ns.inbox('alice'), new Uint8Array([1]));
+  const ack = await jetstream(b.nc).publish(new MessengerSubjects(ns).inbox('alice'), new Uint8Array([1]));
   t.is(ack.seq, 601);
   const h = headers();
   h.set('Nats-Msg-Id', 'm599');
-  t.true((await jetstream(b.nc).publish(ns.inbox('alice'), new Uint8Array([2]), { headers: h })).duplicate);
+  t.true((await jetstream(b.nc).publish(new MessengerSubjects(ns).inbox('alice'), new Uint8Array([2]), { headers: h })).duplicate);
 });
 
 test('restore - a damaged backup is refused before anything is created', async (t) => {
@@ -215,7 +216,7 @@ test('restore - existing streams stop it unless forced, which brings back the ba
   const { ns, stores } = await populate(a.nc, id);
   const { dir } = await backupOf(t, a.nc, id);
   // Written after the backup: a forced restore takes the organism back to before it.
-  await jetstream(a.nc).publish(ns.inbox('alice'), new Uint8Array([9]));
+  await jetstream(a.nc).publish(new MessengerSubjects(ns).inbox('alice'), new Uint8Array([9]));
   await stores.cursors.put('alice', '601');
   t.is(await codeOf(restoreOrganism(a.nc, id, dir)), 'BACKUP_ERR_EXISTS');
   const jsm = await jetstreamManager(a.nc);
