@@ -41,7 +41,7 @@ import { natsOptions } from '../organism/kernel/access.ts';
 import { freePort } from '../organism/grow/broker.ts';
 import type { CensusEntry } from '../organism/kernel/census.ts';
 import { CellularError, throwIfAborted } from '../organism/wire/errors.ts';
-import { loadGenome } from '../organism/kernel/genome.ts';
+import { loadGenome } from '../organism/kernel/genome/index.ts';
 import { Namespace } from '../organism/kernel/namespace.ts';
 import { Organism } from '../organism/grow/organism.ts';
 import { LeanClient, ReplyError, wsUrl } from './chat-client.ts';

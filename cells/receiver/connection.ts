@@ -10,7 +10,7 @@ import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type Stored
 import { headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { WebSocket } from 'ws';
 import { CellularError } from '../../organism/wire/errors.ts';
-import type { MessengerGene } from '../../organism/kernel/genome.ts';
+import type { MessengerGene } from '../../organism/kernel/genome/index.ts';
 import type { Namespace } from '../../organism/kernel/namespace.ts';
 import type { Logger } from '../logger.ts';
 import type { MessengerStores } from '../messenger/stores.ts';
