@@ -291,15 +291,20 @@ function compiled<L extends string>(keys: readonly string[], checks: readonly Ch
   }
 }
 
-/** A nested map of a known shape. */
-export const map = <T, L extends string = never>(shape: Shape<T, L>): Check<T, L> =>
-  Object.assign(
+/**
+ * A nested map of a known shape. Its test is compiled on first use only: pages check their
+ * frames and never test them, so no page evaluates code (their CSP forbids it).
+ */
+export const map = <T, L extends string = never>(shape: Shape<T, L>): Check<T, L> => {
+  let test: Test<L> | undefined;
+  return Object.assign(
     (value: unknown, at: string, ctx: CheckContext<L>): T => {
       if (!isMap(value)) fail(ctx, at, ctx.json ? 'an object' : 'a map', value);
       return fields(value, shape as AnyShape<L>, `${at}.`, ctx) as T;
     },
-    { test: shapeTest(shape as AnyShape<L>) },
+    { test: (value: unknown, ctx: CheckContext<L>) => (test ??= shapeTest(shape as AnyShape<L>))(value, ctx) },
   );
+};
 
 /** Checks a whole value against a shape at a boundary (a request, a control): `what` names it in errors. */
 export function checkShape<T, L extends string = never>(value: unknown, shape: Shape<T, L>, what: string, ctx: CheckContext<L>): T {
