@@ -6,7 +6,7 @@
  */
 import type { KV } from '@nats-io/kv';
 import type { CensusEntry } from '../organism/kernel/census.ts';
-import type { Limits } from '../organism/kernel/genome.ts';
+import type { Limits } from '../organism/kernel/genome/index.ts';
 import { ATP_KEY, packRecord, parseAtpRecord, type AtpRecord, type PendingCell } from '../organism/kernel/homeostasis-record.ts';
 
 const MIB = 1024 * 1024;

@@ -4,7 +4,7 @@
  * line or in the environment, where other users could read them.
  */
 import { CellularError } from '../organism/wire/errors.ts';
-import { validateGenome, type Genome } from '../organism/kernel/genome.ts';
+import { validateGenome, type Genome } from '../organism/kernel/genome/index.ts';
 import { CELL_ID, ORGANISM_ID } from '../organism/kernel/namespace.ts';
 
 export interface BirthPacket {

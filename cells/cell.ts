@@ -10,7 +10,7 @@ import { natsOptions } from '../organism/kernel/access.ts';
 import { CertBook } from '../organism/kernel/cert-book.ts';
 import { Census } from '../organism/kernel/census.ts';
 import { CellularError } from '../organism/wire/errors.ts';
-import { genomeHash, type Genome } from '../organism/kernel/genome.ts';
+import { genomeHash, type Genome } from '../organism/kernel/genome/index.ts';
 import { HormoneBus } from '../organism/kernel/hormone-bus.ts';
 import { HormoneGate } from '../organism/kernel/hormone-gate.ts';
 import type { Hormone } from '../organism/kernel/hormone.ts';

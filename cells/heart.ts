@@ -6,7 +6,7 @@
  * time to first pulse is how fast a tissue can grow.
  */
 import { Worker } from 'node:worker_threads';
-import { genomeHash } from '../organism/kernel/genome.ts';
+import { genomeHash } from '../organism/kernel/genome/index.ts';
 import { SharedSequence } from '../organism/kernel/hormone.ts';
 import { Namespace } from '../organism/kernel/namespace.ts';
 import type { CellState, PulseBody } from '../organism/kernel/vocabulary.ts';

@@ -9,7 +9,7 @@
  * stress (mean smoothed load), so a short burst does not grow anything.
  */
 import type { CensusEntry } from '../organism/kernel/census.ts';
-import type { Limits, TissueGene } from '../organism/kernel/genome.ts';
+import type { Limits, TissueGene } from '../organism/kernel/genome/index.ts';
 import { backoffMs, CRASHED_MEMORY, type TissueRecord } from '../organism/kernel/homeostasis-record.ts';
 import type { Readings } from '../organism/kernel/vocabulary.ts';
 import { perHostDeficits } from './placement.ts';

@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import type { Census, CensusEntry } from '../organism/kernel/census.ts';
-import type { Genome } from '../organism/kernel/genome.ts';
+import type { Genome } from '../organism/kernel/genome/index.ts';
 import { backoffMs, emptyTissueRecord, packRecord, parseTissueRecord, readTissueRecord, tissueKey, type PendingCell, type TissueRecord } from '../organism/kernel/homeostasis-record.ts';
 import type { DecisionAction, DecisionBody, DifferentiateBody, Readings } from '../organism/kernel/vocabulary.ts';
 import { isProcessOf, isStopped, localCells } from '../organism/kernel/processes.ts';

@@ -8,7 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { CellularError } from '../organism/wire/errors.ts';
-import type { Genome } from '../organism/kernel/genome.ts';
+import type { Genome } from '../organism/kernel/genome/index.ts';
 import type { Namespace } from '../organism/kernel/namespace.ts';
 import { openReply, pack } from '../organism/kernel/reply.ts';
 import type { BirthPacket } from './birth-packet.ts';

@@ -7,7 +7,7 @@
  * nothing; a departed host is not live, so it gets nothing either.
  */
 import type { CensusEntry } from '../organism/kernel/census.ts';
-import type { Limits } from '../organism/kernel/genome.ts';
+import type { Limits } from '../organism/kernel/genome/index.ts';
 import type { PendingCell } from '../organism/kernel/homeostasis-record.ts';
 import { hostRoom } from './atp.ts';
 import { CellularError } from '../organism/wire/errors.ts';

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { KV } from '@nats-io/kv';
 import { HOST_ENV, hostName } from '../organism/kernel/host.ts';
 import { CellularError } from '../organism/wire/errors.ts';
-import type { Genome } from '../organism/kernel/genome.ts';
+import type { Genome } from '../organism/kernel/genome/index.ts';
 import type { NatsAccess } from '../organism/kernel/access.ts';
 import { generateKeypair, toHex } from '../organism/kernel/keys.ts';
 import { childBudget, issueCertificate, packCertificate, ROOT_ISSUER, type Certificate } from '../organism/kernel/lineage.ts';

@@ -7,7 +7,7 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Census } from '../organism/kernel/census.ts';
-import type { Genome } from '../organism/kernel/genome.ts';
+import type { Genome } from '../organism/kernel/genome/index.ts';
 import type { Hormone } from '../organism/kernel/hormone.ts';
 import type { Certificate } from '../organism/kernel/lineage.ts';
 import type { LedgerView } from './immune/evidence.ts';

@@ -14,7 +14,7 @@ import { build } from 'esbuild';
 import type { Browser, Page } from 'playwright-core';
 import type { CensusEntry } from '../organism/kernel/census.ts';
 import { CellularError, throwIfAborted } from '../organism/wire/errors.ts';
-import { loadGenome } from '../organism/kernel/genome.ts';
+import { loadGenome } from '../organism/kernel/genome/index.ts';
 import { Organism } from '../organism/grow/organism.ts';
 import { waitFor } from './wait-for.ts';
 import { cryptoCost, type CryptoCost } from './crypto-cost.ts';

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CELL_NODE_FLAGS } from '../cells/spawn.ts';
 import { throwIfAborted } from '../organism/wire/errors.ts';
-import { loadGenome } from '../organism/kernel/genome.ts';
+import { loadGenome } from '../organism/kernel/genome/index.ts';
 import type { Hormone } from '../organism/kernel/hormone.ts';
 import { Organism } from '../organism/grow/organism.ts';
 import type { PulseBody } from '../organism/kernel/vocabulary.ts';

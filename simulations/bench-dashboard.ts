@@ -11,7 +11,7 @@ import { hostName } from '../organism/kernel/host.ts';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CellularError, throwIfAborted } from '../organism/wire/errors.ts';
-import { loadGenome } from '../organism/kernel/genome.ts';
+import { loadGenome } from '../organism/kernel/genome/index.ts';
 import { Organism } from '../organism/grow/organism.ts';
 import { loadRootKey } from '../organism/grow/root-key.ts';
 import { openLineage } from '../organism/kernel/stores.ts';

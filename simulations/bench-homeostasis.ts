@@ -24,7 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { throwIfAborted } from '../organism/wire/errors.ts';
-import { loadGenome, type Genome } from '../organism/kernel/genome.ts';
+import { loadGenome, type Genome } from '../organism/kernel/genome/index.ts';
 import type { Hormone } from '../organism/kernel/hormone.ts';
 import { Organism } from '../organism/grow/organism.ts';
 import type { DecisionBody } from '../organism/kernel/vocabulary.ts';

@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { CellularError, throwIfAborted } from '../organism/wire/errors.ts';
-import { loadGenome } from '../organism/kernel/genome.ts';
+import { loadGenome } from '../organism/kernel/genome/index.ts';
 import { Organism } from '../organism/grow/organism.ts';
 import { isAlive, localCells } from '../organism/kernel/processes.ts';
 import type { AccuseBody, VerdictBody } from '../organism/kernel/vocabulary.ts';

@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Subscription } from '@nats-io/transport-node';
 import { CELL_NODE_FLAGS, type SpawnedCell } from '../cells/spawn.ts';
 import { CellularError } from '../organism/wire/errors.ts';
-import { loadGenome, type Genome } from '../organism/kernel/genome.ts';
+import { loadGenome, type Genome } from '../organism/kernel/genome/index.ts';
 import { Organism } from '../organism/grow/organism.ts';
 import { commandLineOf, isProcessOf } from '../organism/kernel/processes.ts';
 import { FirstSeen } from './first-seen.ts';

@@ -23,7 +23,7 @@ import { Chatter } from './chaos/chatter.ts';
 import { TestHosts, type HostsMode, type TestHost } from './test-hosts.ts';
 import { loadOrCreateBrokerToken, BROKER_TOKEN_FILE } from '../organism/kernel/cluster.ts';
 import { loadOrCreateDashboardToken, DASHBOARD_TOKEN_FILE } from '../organism/kernel/dashboard-token.ts';
-import { loadGenome } from '../organism/kernel/genome.ts';
+import { loadGenome } from '../organism/kernel/genome/index.ts';
 import { Namespace } from '../organism/kernel/namespace.ts';
 import { Observer } from '../organism/grow/observer.ts';
 import { localCells, signalCell, signalIfOurs } from '../organism/kernel/processes.ts';

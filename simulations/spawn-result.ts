@@ -3,7 +3,7 @@
  * the summary (distributions, ratios to the peers, CPU per pulse) and the targets with
  * their verdicts. Plain data, written to the JSON report as is.
  */
-import type { Genome } from '../organism/kernel/genome.ts';
+import type { Genome } from '../organism/kernel/genome/index.ts';
 import type { MemorySample } from './procfs.ts';
 import { distribution, median, type Distribution } from '../organism/chaos/stats.ts';
 

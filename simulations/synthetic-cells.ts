@@ -11,7 +11,7 @@ import type { KeyObject } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { codeHash } from '../cells/code-hash.ts';
-import { genomeHash, type Genome } from '../organism/kernel/genome.ts';
+import { genomeHash, type Genome } from '../organism/kernel/genome/index.ts';
 import { sealHormone, SharedSequence, type Signer } from '../organism/kernel/hormone.ts';
 import { generateKeypair, privateKeyObject } from '../organism/kernel/keys.ts';
 import { issueCertificate, packCertificate, ROOT_ISSUER, type Certificate } from '../organism/kernel/lineage.ts';

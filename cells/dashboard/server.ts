@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CellularError, isCellularError } from '../../organism/wire/errors.ts';
-import type { DashboardGene } from '../../organism/kernel/genome.ts';
+import type { DashboardGene } from '../../organism/kernel/genome/index.ts';
 import type { Logger } from '../logger.ts';
 import { tryListen } from '../receiver/listen.ts';
 import { TokenBucket } from '../receiver/token-bucket.ts';

@@ -4,7 +4,7 @@
  * key (so nobody else sent them), the process behind its own pid, its own pulses. Missed
  * pulses are never evidence: a silent cell is dead or cut off, not guilty.
  */
-import type { ImmuneGene } from '../../organism/kernel/genome.ts';
+import type { ImmuneGene } from '../../organism/kernel/genome/index.ts';
 import type { EvidenceKind } from '../../organism/kernel/vocabulary.ts';
 
 export interface Finding {

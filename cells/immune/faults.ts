@@ -16,7 +16,7 @@
  */
 import { CellularError } from '../../organism/wire/errors.ts';
 import { sealUnchecked, type Signer } from '../../organism/kernel/hormone.ts';
-import type { ImmuneGene } from '../../organism/kernel/genome.ts';
+import type { ImmuneGene } from '../../organism/kernel/genome/index.ts';
 import type { PulseBody } from '../../organism/kernel/vocabulary.ts';
 
 // The fault names are a wire contract (the dashboard's controls name them); their behaviour lives here.

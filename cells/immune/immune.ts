@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import pidusage from 'pidusage';
 import type { Census, CensusEntry } from '../../organism/kernel/census.ts';
 import type { CertBook } from '../../organism/kernel/cert-book.ts';
-import type { ImmuneGene, Limits } from '../../organism/kernel/genome.ts';
+import type { ImmuneGene, Limits } from '../../organism/kernel/genome/index.ts';
 import type { HormoneBus } from '../../organism/kernel/hormone-bus.ts';
 import type { Hormone } from '../../organism/kernel/hormone.ts';
 import { ROOT_ISSUER, unpackCertificate } from '../../organism/kernel/lineage.ts';

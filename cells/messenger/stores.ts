@@ -11,7 +11,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { tuneStream } from '../../organism/kernel/cluster.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
-import type { MessengerGene } from '../../organism/kernel/genome.ts';
+import type { MessengerGene } from '../../organism/kernel/genome/index.ts';
 import type { Namespace } from '../../organism/kernel/namespace.ts';
 import { MessengerSubjects } from './subjects.ts';
 

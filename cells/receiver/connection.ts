@@ -10,7 +10,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { WebSocket } from 'ws';
 import { CellularError } from '../../organism/wire/errors.ts';
-import type { MessengerGene } from '../../organism/kernel/genome.ts';
+import type { MessengerGene } from '../../organism/kernel/genome/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Copy, Delivered, Inboxes } from '../messenger/inbox.ts';
 import type { MessengerStores } from '../messenger/stores.ts';

@@ -12,7 +12,7 @@ import { LatencyWindow } from './latency-window.ts';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import type { MessengerGene } from '../../organism/kernel/genome.ts';
+import type { MessengerGene } from '../../organism/kernel/genome/index.ts';
 import type { Logger } from '../logger.ts';
 import { Connection, type ConnectionDeps } from './connection.ts';
 import { httpHandler } from './http.ts';

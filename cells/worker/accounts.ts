@@ -14,7 +14,7 @@
 import type { KvEntry } from '@nats-io/kv';
 import { codec } from '../../organism/wire/codec.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
-import type { MessengerGene } from '../../organism/kernel/genome.ts';
+import type { MessengerGene } from '../../organism/kernel/genome/index.ts';
 import type { MessengerStores } from '../messenger/stores.ts';
 import { dummyHash, scryptHasher, type PasswordHasher, type ScryptParams } from './password.ts';
 import { ipKey, isCasConflict, userKey, type RateLimiter } from './rate-limit.ts';

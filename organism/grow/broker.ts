@@ -11,7 +11,7 @@ import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CellularError, throwIfAborted } from '../wire/errors.ts';
 import type { ClusterConfig } from '../kernel/cluster.ts';
-import type { BrokerGene } from '../kernel/genome.ts';
+import type { BrokerGene } from '../kernel/genome/index.ts';
 import { isExecutableFile, signalIfOurs, waitGone } from '../kernel/processes.ts';
 
 export const NATS_DEFAULT_PORT = 4222;

@@ -18,7 +18,7 @@ import { censusSummary, censusTable, decisionLine } from './census-table.ts';
 import type { DecisionBody } from '../kernel/vocabulary.ts';
 import { isCensusEntry, type CensusEntry } from '../kernel/census.ts';
 import { CellularError, isCellularError } from '../wire/errors.ts';
-import { defaultGenome, loadGenome, validateGenome, type Genome } from '../kernel/genome.ts';
+import { defaultGenome, loadGenome, validateGenome, type Genome } from '../kernel/genome/index.ts';
 import { fromHex } from '../kernel/keys.ts';
 import { Observer } from './observer.ts';
 import { nginxCommand, nginxRenderOptions } from './nginx-door.ts';

@@ -12,7 +12,7 @@ import { hostRoom } from '../../cells/atp.ts';
 import { parsePlaceRequest } from '../../cells/placement.ts';
 import type { CensusEntry } from '../kernel/census.ts';
 import { CellularError } from '../wire/errors.ts';
-import type { Limits } from '../kernel/genome.ts';
+import type { Limits } from '../kernel/genome/index.ts';
 import { readTissueRecord } from '../kernel/homeostasis-record.ts';
 import type { Namespace } from '../kernel/namespace.ts';
 import { packError, packReply, unpack } from '../kernel/reply.ts';

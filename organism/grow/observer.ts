@@ -7,7 +7,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { CertBook } from '../kernel/cert-book.ts';
 import { Census } from '../kernel/census.ts';
 import { CellularError } from '../wire/errors.ts';
-import type { Limits } from '../kernel/genome.ts';
+import type { Limits } from '../kernel/genome/index.ts';
 import { HormoneBus } from '../kernel/hormone-bus.ts';
 import { HormoneGate } from '../kernel/hormone-gate.ts';
 import { SharedSequence } from '../kernel/hormone.ts';

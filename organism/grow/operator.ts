@@ -16,7 +16,7 @@ import type { CensusEntry } from '../kernel/census.ts';
 import { describeControl, parseControl, type Control, type ControlRecord } from '../wire/control.ts';
 import { tokenChecker } from '../kernel/dashboard-token.ts';
 import { CellularError } from '../wire/errors.ts';
-import type { Genome } from '../kernel/genome.ts';
+import type { Genome } from '../kernel/genome/index.ts';
 import type { Namespace } from '../kernel/namespace.ts';
 import { signalCell } from '../kernel/processes.ts';
 import { openReply, pack, packError, packReply, unpack } from '../kernel/reply.ts';

@@ -14,7 +14,7 @@ import { sweepCells } from './sweep.ts';
 import { Broker, ensureNatsServer, stopBrokerByPid } from './broker.ts';
 import type { CensusEntry } from '../kernel/census.ts';
 import { CellularError, throwIfAborted } from '../wire/errors.ts';
-import { genomeHash, type Genome } from '../kernel/genome.ts';
+import { genomeHash, type Genome } from '../kernel/genome/index.ts';
 import { isProcessOf, localCells, signalCell, signalIfOurs } from '../kernel/processes.ts';
 import { claimStateDir, organismId, removeRecord, self, writeRecord, type OrganismRecord } from './record.ts';
 import { loadOrCreateRootKey, type RootKey } from './root-key.ts';

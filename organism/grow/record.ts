@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { CellularError } from '../wire/errors.ts';
-import type { Genome } from '../kernel/genome.ts';
+import type { Genome } from '../kernel/genome/index.ts';
 import { ORGANISM_ID } from '../kernel/namespace.ts';
 import { commandLineOf } from '../kernel/processes.ts';
 

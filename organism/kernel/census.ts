@@ -6,7 +6,7 @@
  * iterable of events tagged by `type`.
  */
 import type { Hormone } from './hormone.ts';
-import type { Limits } from './genome.ts';
+import type { Limits } from './genome/index.ts';
 import type { BirthBody, DeathBody, DifferentiateBody, PulseBody } from './vocabulary.ts';
 import { parseCertificate, type Certificate } from './lineage.ts';
 import { StressMeter, tissueStress } from './stress.ts';

@@ -13,7 +13,7 @@ import { CellularError } from '../wire/errors.ts';
 import { signBytes, verifyBytes } from './keys.ts';
 import { CELL_ID } from './namespace.ts';
 import { ROOT_ISSUER } from './lineage.ts';
-import { bodyFits, HORMONE_VERSION, isHormoneKind, type HormoneKind } from './vocabulary.ts';
+import { bodyFits, checkBody, HORMONE_VERSION, isHormoneKind, type HormoneKind } from './vocabulary.ts';
 
 export interface Hormone<B = unknown> {
   v: number;
@@ -79,7 +79,7 @@ export class SharedSequence {
 /** Encodes and signs. Throws HORMONE_ERR_* for a caller bug (unknown kind, oversize). */
 export function sealHormone<B>(signer: Signer, kind: HormoneKind, body: B, maxBytes: number, now: number = Date.now()): Uint8Array {
   if (!isHormoneKind(kind)) throw new CellularError('HORMONE_ERR_KIND', `unknown hormone kind ${JSON.stringify(kind)}`);
-  if (!bodyFits(kind, body)) throw new CellularError('HORMONE_ERR_BODY', `a ${kind} body does not have the shape its kind requires (docs/hormones.md)`);
+  checkBody(kind, body); // HORMONE_ERR_BODY naming the field (docs/hormones.md)
   const unsigned = { v: HORMONE_VERSION, kind, from: signer.id, seq: signer.nextSeq(), ts: now, body };
   const sig = signBytes(signer.key, signedBytes(unsigned));
   const bytes = packr.pack({ ...unsigned, sig });

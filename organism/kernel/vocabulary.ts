@@ -3,6 +3,7 @@
  * not listed here is dropped on arrival. Bodies are checked for shape only; what a body
  * means is the receiving module's business.
  */
+import { anyMap, bool, checkShape, finite, int, list, map, oneOf, opt, orNull, record, req, shapeTest, text, type AnyShape, type Check, type CheckContext, type Shape, type Test } from '../wire/schema.ts';
 
 export const HORMONE_VERSION = 1;
 
@@ -80,6 +81,7 @@ export interface BirthBody {
 }
 
 export type DeathCause = 'shutdown' | 'signal' | 'apoptosis' | 'toxin' | 'error' | 'drain-timeout';
+export const DEATH_CAUSES: readonly DeathCause[] = ['shutdown', 'signal', 'apoptosis', 'toxin', 'error', 'drain-timeout'];
 
 export interface DeathBody {
   pid: number;
@@ -173,73 +175,101 @@ export interface ToxinBody {
   host: string;
 }
 
-type Check = (b: Record<string, unknown>) => boolean;
+/** The body each kind carries (mitosis: any map). */
+export interface HormoneBodies {
+  pulse: PulseBody;
+  birth: BirthBody;
+  death: DeathBody;
+  shutdown: ShutdownBody;
+  decision: DecisionBody;
+  differentiate: DifferentiateBody;
+  accuse: AccuseBody;
+  vote: VoteBody;
+  verdict: VerdictBody;
+  toxin: ToxinBody;
+  mitosis: Record<string, unknown>;
+}
 
-const str = (v: unknown, max = 256): boolean => typeof v === 'string' && v.length <= max;
-const nonNegInt = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const finite = (v: unknown, lo: number, hi: number): boolean => typeof v === 'number' && Number.isFinite(v) && v >= lo && v <= hi;
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+// ---- body shapes (organism/wire/schema.ts) ---------------------------------------------------
 
-const DEATH_CAUSES: ReadonlySet<string> = new Set<DeathCause>(['shutdown', 'signal', 'apoptosis', 'toxin', 'error', 'drain-timeout']);
+/**
+ * The gate drops a body that does not fit (reason `badBody`); a sender refuses to seal one
+ * (HORMONE_ERR_BODY, naming the field). Bodies are open: a field a kind does not list is let
+ * through, as a newer cell may send it, and the receiver reads only what it knows.
+ */
+const BODY: CheckContext = Object.freeze({ code: 'HORMONE_ERR_BODY', limits: {}, limitPrefix: '', open: true });
 
-const CHECKS: Partial<Record<HormoneKind, Check>> = {
-  pulse: (b) =>
-    str(b.tissue, 32) &&
-    str(b.host) &&
-    nonNegInt(b.pid) &&
-    (b.parent === null || str(b.parent, 64)) &&
-    nonNegInt(b.born) &&
-    (b.state === 'alive' || b.state === 'draining') &&
-    finite(b.load, 0, 1) &&
-    finite(b.demand, 0, 1e6) &&
-    finite(b.cpu, 0, 100_000) &&
-    finite(b.cpuMs, 0, 1e13) &&
-    nonNegInt(b.rss) &&
-    finite(b.lag, 0, 1e9) &&
-    isObj(b.work) &&
-    nonNegInt(b.work.handled) &&
-    nonNegInt(b.work.inflight) &&
-    nonNegInt(b.work.queued) &&
-    nonNegInt(b.work.errors) &&
-    str(b.genome, 64) &&
-    str(b.code, 64) &&
-    (b.url === null || str(b.url, 512)) &&
-    nonNegInt(b.n),
-  birth: (b) => nonNegInt(b.pid) && isObj(b.cert) && (b.url === null || str(b.url, 512)),
-  death: (b) => nonNegInt(b.pid) && typeof b.cause === 'string' && DEATH_CAUSES.has(b.cause) && str(b.detail, 1024),
-  shutdown: (b) => str(b.reason, 1024) && (b.host === undefined || str(b.host, 63)),
-  decision: (b) =>
-    str(b.tissue, 32) &&
-    typeof b.action === 'string' && (DECISION_ACTIONS as readonly string[]).includes(b.action) &&
-    Array.isArray(b.cells) && b.cells.length <= 256 && b.cells.every((c) => str(c, 64)) &&
-    nonNegInt(b.count) && str(b.reason, 512) && nonNegInt(b.epoch) && readingsFit(b.readings),
-  differentiate: (b) => str(b.tissue, 32) && str(b.by, 64) && nonNegInt(b.epoch),
-  accuse: (b) => str(b.id, 64) && str(b.accused, 64) && isEvidence(b.kind) && str(b.detail, 512) && nonNegInt(b.at) && typeof b.lineage === 'boolean',
-  vote: (b) => str(b.accusation, 64) && str(b.accused, 64) && typeof b.guilty === 'boolean' && str(b.detail, 512),
-  verdict: (b) =>
-    str(b.accusation, 64) && str(b.accused, 64) && isEvidence(b.kind) && typeof b.guilty === 'boolean' &&
-    nonNegInt(b.votes) && nonNegInt(b.against) && nonNegInt(b.jury) && nonNegInt(b.needed) &&
-    Array.isArray(b.condemned) && b.condemned.length <= 256 && b.condemned.every((c) => str(c, 64)),
-  toxin: (b) => str(b.accusation, 64) && str(b.accused, 64) && str(b.cell, 64) && nonNegInt(b.pid) && str(b.host),
+const count = int(0);
+const id = text(0, 64);
+const words = (max: number) => req(text(0, max));
+const url = req(orNull(text(0, 512)));
+const evidence = req(oneOf(...EVIDENCE_KINDS));
+const cells = req(list(id, 0, 256));
+/** A decision's readings: at most 32, each named in at most 32 characters, a short word or a finite number. */
+const reading: Check<number | string> = (value, at, ctx) => (typeof value === 'number' ? finite(-Number.MAX_VALUE, Number.MAX_VALUE)(value, at, ctx) : text(0, 128)(value, at, ctx));
+const readings = record<number | string>(text(0, 32), Object.assign(reading, { test: (v: unknown) => (typeof v === 'number' ? Number.isFinite(v) : typeof v === 'string' && v.length <= 128) }), 32);
+
+const SHAPES: { readonly [K in HormoneKind]?: Shape<HormoneBodies[K]> } = {
+  pulse: {
+    tissue: words(32),
+    host: words(256),
+    pid: req(count),
+    parent: req(orNull(id)),
+    born: req(count),
+    state: req(oneOf<CellState>('alive', 'draining')),
+    load: req(finite(0, 1)),
+    demand: req(finite(0, 1e6)),
+    cpu: req(finite(0, 100_000)),
+    cpuMs: req(finite(0, 1e13)),
+    rss: req(count),
+    lag: req(finite(0, 1e9)),
+    work: req(map<WorkCounters>({ handled: req(count), inflight: req(count), queued: req(count), errors: req(count) })),
+    genome: words(64),
+    code: words(64),
+    url,
+    n: req(count),
+  },
+  birth: { pid: req(count), cert: req(anyMap), url },
+  death: { pid: req(count), cause: req(oneOf(...DEATH_CAUSES)), detail: words(1024) },
+  shutdown: { reason: words(1024), host: opt(text(0, 63)) },
+  decision: { tissue: words(32), action: req(oneOf(...DECISION_ACTIONS)), cells, count: req(count), reason: words(512), epoch: req(count), readings: req(readings) },
+  differentiate: { tissue: words(32), by: words(64), epoch: req(count) },
+  accuse: { id: words(64), accused: words(64), kind: evidence, detail: words(512), at: req(count), lineage: req(bool) },
+  vote: { accusation: words(64), accused: words(64), guilty: req(bool), detail: words(512) },
+  verdict: {
+    accusation: words(64),
+    accused: words(64),
+    kind: evidence,
+    guilty: req(bool),
+    votes: req(count),
+    against: req(count),
+    jury: req(count),
+    needed: req(count),
+    condemned: cells,
+  },
+  toxin: { accusation: words(64), accused: words(64), cell: words(64), pid: req(count), host: words(256) },
 };
 
-function isEvidence(v: unknown): v is EvidenceKind {
-  return typeof v === 'string' && (EVIDENCE_KINDS as readonly string[]).includes(v);
-}
-
-function readingsFit(r: unknown): boolean {
-  if (!isObj(r)) return false;
-  const entries = Object.entries(r);
-  return entries.length <= 32 && entries.every(([k, v]) => k.length <= 32 && (str(v, 128) || (typeof v === 'number' && Number.isFinite(v))));
-}
+/** Each kind's body test, made once: bodies are checked on every pulse of every cell. */
+const TESTS: { readonly [K in HormoneKind]: Test } = Object.fromEntries(
+  HORMONE_KINDS.map((kind) => {
+    const shape = SHAPES[kind];
+    return [kind, shape === undefined ? anyMap.test! : shapeTest(shape as AnyShape)];
+  }),
+) as { readonly [K in HormoneKind]: Test };
 
 export function isHormoneKind(kind: unknown): kind is HormoneKind {
   return typeof kind === 'string' && (HORMONE_KINDS as readonly string[]).includes(kind);
 }
 
-/** True when `body` has the shape its kind requires. Kinds without a check need an object body. */
+/** True when `body` has the shape its kind requires. Kinds without a shape need a map body. */
 export function bodyFits(kind: HormoneKind, body: unknown): boolean {
-  if (!isObj(body)) return false;
-  const check = CHECKS[kind];
-  return check === undefined || check(body);
+  return TESTS[kind](body, BODY);
+}
+
+/** Checks a body against its kind's shape; throws HORMONE_ERR_BODY naming the field, the expectation and what was received. */
+export function checkBody(kind: HormoneKind, body: unknown): void {
+  const shape = SHAPES[kind];
+  if (shape === undefined) anyMap(body, kind, BODY);
+  else checkShape(body, shape as AnyShape, kind, BODY);
 }

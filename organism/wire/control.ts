@@ -1,8 +1,10 @@
 /**
  * Controls: what an operator may ask of a live organism from the dashboard. One schema for
- * the page's frames, the dashboard cell and the operator (grow), checked at each hop.
+ * the page's frames, the dashboard cell and the operator (grow), checked at each hop with
+ * organism/wire/schema.ts; a bad control is DASHBOARD_ERR_CONTROL naming the field.
  */
 import { CellularError } from './errors.ts';
+import { checkShape, fields, int, matching, oneOf, opt, quote, req, type CheckContext, type Shape } from './schema.ts';
 
 /** The faults a cell can be born with, to test the immune system (cells/immune/faults.ts). */
 export type FaultKind = 'flood' | 'liar' | 'forger' | 'tamper' | 'cancer';
@@ -27,47 +29,39 @@ export interface ControlRecord {
   message: string;
 }
 
-const NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
-
-function bad(message: string): CellularError {
-  return new CellularError('DASHBOARD_ERR_CONTROL', message);
+/** The genome's dashboard limits a control is held to (dashboard.* fields of the same names). */
+export interface ControlLimits {
+  loadMaxRate: number;
+  loadMaxSeconds: number;
 }
+type Limit = keyof ControlLimits;
 
-function name(v: unknown, field: string): string {
-  if (typeof v !== 'string' || !NAME.test(v)) throw bad(`${field} must be a cell or tissue name (lowercase letters, digits, dashes), received ${JSON.stringify(v)?.slice(0, 80)}`);
-  return v;
-}
+const name = req(matching(/^[a-z0-9][a-z0-9-]{0,63}$/, 'a cell or tissue name (lowercase letters, digits, dashes)'));
 
-function int(v: unknown, field: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(`${field} must be an integer from ${min} to ${max}, received ${JSON.stringify(v)?.slice(0, 80)}`);
-  return v;
-}
+/** Each action's fields (less `action`); a chaos seed left out is 1. */
+type Fields<A extends Control['action']> = Omit<Extract<Control, { action: A }>, 'action'>;
+const SHAPES: { readonly [A in Control['action']]: Shape<A extends 'chaos' ? { scenario: string; seed?: number } : Fields<A>, Limit> } = {
+  kill: { cell: name },
+  load: { tissue: name, rate: req(int(1, 'loadMaxRate')), seconds: req(int(1, 'loadMaxSeconds')) },
+  inject: { tissue: name, fault: req(oneOf(...FAULT_KINDS)) },
+  chaos: { scenario: name, seed: opt(int(0, 2 ** 32 - 1)) },
+  shutdown: {},
+};
+
+const contextOf = (limits: ControlLimits): CheckContext<Limit> => ({
+  code: 'DASHBOARD_ERR_CONTROL',
+  limits,
+  limitPrefix: 'dashboard.',
+  json: true,
+  unknownField: (prefix, key) => new CellularError('DASHBOARD_ERR_CONTROL', `a ${prefix.slice(0, -1)} control has no field ${quote(key)}`),
+});
 
 /** Checks an untrusted control; unknown fields are refused so a typo is not silently ignored. */
-export function parseControl(value: unknown, limits: { loadMaxRate: number; loadMaxSeconds: number }): Control {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('a control must be an object');
-  const v = value as Record<string, unknown>;
-  const allowed: Record<string, readonly string[]> = {
-    kill: ['action', 'cell'], load: ['action', 'tissue', 'rate', 'seconds'], inject: ['action', 'tissue', 'fault'], chaos: ['action', 'scenario', 'seed'], shutdown: ['action'],
-  };
-  const fields = typeof v.action === 'string' && Object.hasOwn(allowed, v.action) ? allowed[v.action]! : undefined;
-  if (!fields) throw bad(`control.action must be one of ${CONTROL_ACTIONS.join(', ')}, received ${JSON.stringify(v.action)?.slice(0, 80)}`);
-  const extra = Object.keys(v).find((k) => !fields.includes(k));
-  if (extra !== undefined) throw bad(`a ${String(v.action)} control has no field ${JSON.stringify(extra).slice(0, 80)}`);
-  switch (v.action) {
-    case 'kill':
-      return { action: 'kill', cell: name(v.cell, 'cell') };
-    case 'load':
-      return { action: 'load', tissue: name(v.tissue, 'tissue'), rate: int(v.rate, 'rate', 1, limits.loadMaxRate), seconds: int(v.seconds, 'seconds', 1, limits.loadMaxSeconds) };
-    case 'inject': {
-      if (typeof v.fault !== 'string' || !(FAULT_KINDS as readonly string[]).includes(v.fault)) throw bad(`fault must be one of ${FAULT_KINDS.join(', ')}, received ${JSON.stringify(v.fault)?.slice(0, 80)}`);
-      return { action: 'inject', tissue: name(v.tissue, 'tissue'), fault: v.fault as FaultKind };
-    }
-    case 'chaos':
-      return { action: 'chaos', scenario: name(v.scenario, 'scenario'), seed: v.seed === undefined ? 1 : int(v.seed, 'seed', 0, 2 ** 32 - 1) };
-    default:
-      return { action: 'shutdown' };
-  }
+export function parseControl(value: unknown, limits: ControlLimits): Control {
+  const ctx = contextOf(limits);
+  const { action } = checkShape<{ action: Control['action'] }, Limit>(value, { action: req(oneOf(...CONTROL_ACTIONS)) }, 'control', { ...ctx, open: true });
+  const checked = fields(value as Record<string, unknown>, SHAPES[action], `${action}.`, ctx, ['action']);
+  return (action === 'chaos' ? { action, ...checked, seed: checked.seed ?? 1 } : { action, ...checked }) as Control;
 }
 
 /** A control in a few words, for logs. */

@@ -1,10 +1,11 @@
 /**
  * The dashboard's WebSocket protocol (docs/dashboard.md): JSON text frames, one object each
  * with a type `t`. Pages send the few frames below; everything else flows from the cell.
- * Every page frame is checked here, strictly (unknown types and fields are refused), before
- * anything acts on it. Pure and isomorphic: the page builds its frames from the same types.
+ * Every page frame is checked here against its shape (organism/wire/schema.ts), strictly
+ * (unknown types and fields are refused), before anything acts on it. Pure and isomorphic: the page builds its frames from the same types.
  */
 import { CellularError } from './errors.ts';
+import { anyMap, describe, fields, int, isMap, leaf, matching, quote, req, text, type AnyShape, type CheckContext, type Schemas } from './schema.ts';
 
 /** A compact census row (the page draws hundreds of these twice a second). */
 export interface CellRow {
@@ -73,13 +74,6 @@ export type PageFrame =
   | { t: 'detail'; id: number; cell: string }
   | { t: 'replay'; id: number; from: number; to: number };
 
-const FIELDS: Record<PageFrame['t'], readonly string[]> = {
-  auth: ['t', 'id', 'token'],
-  control: ['t', 'id', 'token', 'control'],
-  detail: ['t', 'id', 'cell'],
-  replay: ['t', 'id', 'from', 'to'],
-};
-
 /** How far back a replay may ask (the recorder's age cap bounds it further). */
 export const REPLAY_MAX_SPAN_MS = 10 * 60_000;
 
@@ -87,7 +81,24 @@ function bad(message: string): CellularError {
   return new CellularError('DASHBOARD_ERR_FRAME', message);
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const id = req(leaf<number>(int(0).test!, () => 'a non-negative integer'));
+const token = req(text(0, 256));
+const time = req(int(0));
+
+const SCHEMAS: Schemas<PageFrame> = {
+  auth: { id, token },
+  control: { id, token, control: req(anyMap) },
+  detail: { id, cell: req(matching(/^[a-z0-9][a-z0-9-]{0,63}$/, 'a cell id')) },
+  replay: { id, from: time, to: time },
+};
+
+const CONTEXT: CheckContext = Object.freeze({
+  code: 'DASHBOARD_ERR_FRAME',
+  limits: {},
+  limitPrefix: '',
+  json: true,
+  unknownField: (prefix: string, key: string) => bad(`a ${prefix.slice(0, -1)} frame has no field ${quote(key)}`),
+});
 
 /** Parses one text frame from a page; throws DASHBOARD_ERR_FRAME saying what is wrong. */
 export function parsePageFrame(text: string, maxBytes: number): PageFrame {
@@ -99,32 +110,13 @@ export function parsePageFrame(text: string, maxBytes: number): PageFrame {
   } catch {
     throw bad('frame is not JSON');
   }
-  if (!isObject(v)) throw bad('frame must be a JSON object');
+  if (!isMap(v)) throw bad('frame must be a JSON object');
   const t = v.t;
-  if (typeof t !== 'string' || !Object.hasOwn(FIELDS, t)) throw bad(`unknown frame type ${JSON.stringify(t)?.slice(0, 40)}; types: ${Object.keys(FIELDS).join(', ')}`);
-  const fields = FIELDS[t as PageFrame['t']];
-  const extra = Object.keys(v).find((k) => !fields.includes(k));
-  if (extra !== undefined) throw bad(`a ${t} frame has no field ${JSON.stringify(extra).slice(0, 40)}`);
-  if (typeof v.id !== 'number' || !Number.isSafeInteger(v.id) || v.id < 0) throw bad(`${t}.id must be a non-negative integer`);
-  const id = v.id;
-  switch (t) {
-    case 'auth':
-      if (typeof v.token !== 'string' || v.token.length > 256) throw bad('auth.token must be a string of at most 256 characters');
-      return { t, id, token: v.token };
-    case 'control':
-      if (typeof v.token !== 'string' || v.token.length > 256) throw bad('control.token must be a string of at most 256 characters');
-      if (!isObject(v.control)) throw bad('control.control must be an object');
-      return { t, id, token: v.token, control: v.control };
-    case 'detail':
-      if (typeof v.cell !== 'string' || !/^[a-z0-9][a-z0-9-]{0,63}$/.test(v.cell)) throw bad('detail.cell must be a cell id');
-      return { t, id, cell: v.cell };
-    default: {
-      const { from, to } = v;
-      if (typeof from !== 'number' || typeof to !== 'number' || !Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from) {
-        throw bad('replay.from and replay.to must be epoch milliseconds with from <= to');
-      }
-      if (to - from > REPLAY_MAX_SPAN_MS) throw bad(`a replay spans at most ${REPLAY_MAX_SPAN_MS / 60_000} minutes`);
-      return { t: 'replay', id, from, to };
-    }
+  if (typeof t !== 'string' || !Object.hasOwn(SCHEMAS, t)) throw bad(`unknown frame type ${typeof t === 'string' ? quote(t) : describe(t, CONTEXT)}; types: ${Object.keys(SCHEMAS).join(', ')}`);
+  const frame = { t, ...fields(v, SCHEMAS[t as PageFrame['t']] as AnyShape, `${t}.`, CONTEXT, ['t']) } as PageFrame;
+  if (frame.t === 'replay') {
+    if (frame.to < frame.from) throw bad(`replay.to must be at least replay.from (epoch milliseconds with from <= to), received ${frame.to} < ${frame.from}`);
+    if (frame.to - frame.from > REPLAY_MAX_SPAN_MS) throw bad(`a replay spans at most ${REPLAY_MAX_SPAN_MS / 60_000} minutes`);
   }
+  return frame;
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { CensusEntry } from '../../organism/kernel/census.ts';
 import { isCensusEntry } from '../../organism/kernel/census.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
-import { loadGenome } from '../../organism/kernel/genome.ts';
+import { loadGenome } from '../../organism/kernel/genome/index.ts';
 import { Organism } from '../../organism/grow/organism.ts';
 import { isAlive, localCells, signalCell } from '../../organism/kernel/processes.ts';
 import { tissueStress } from '../../organism/kernel/stress.ts';

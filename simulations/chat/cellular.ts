@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadGenome } from '../../organism/kernel/genome.ts';
+import { loadGenome } from '../../organism/kernel/genome/index.ts';
 import { Organism } from '../../organism/grow/organism.ts';
 import type { LeanClient } from '../chat-client.ts';
 import { waitFor } from '../wait-for.ts';

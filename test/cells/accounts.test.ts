@@ -10,7 +10,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { codec } from '../../organism/wire/codec.ts';
 import { isCellularError, type ErrorCode } from '../../organism/wire/errors.ts';
-import { defaultGenome, loadGenome, type MessengerGene } from '../../organism/kernel/genome.ts';
+import { defaultGenome, loadGenome, type MessengerGene } from '../../organism/kernel/genome/index.ts';
 import { Namespace } from '../../organism/kernel/namespace.ts';
 import { Inboxes } from '../../cells/messenger/inbox.ts';
 import { MessengerSubjects } from '../../cells/messenger/subjects.ts';

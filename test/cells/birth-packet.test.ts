@@ -6,7 +6,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import { parseBirthPacket, type BirthPacket } from '../../cells/birth-packet.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
-import { defaultGenome } from '../../organism/kernel/genome.ts';
+import { defaultGenome } from '../../organism/kernel/genome/index.ts';
 import { generateKeypair, privateKeyObject, toHex } from '../../organism/kernel/keys.ts';
 import { issueCertificate, packCertificate, ROOT_ISSUER } from '../../organism/kernel/lineage.ts';
 

@@ -74,10 +74,10 @@ test('dashboard controls - the schema takes what the operator can do and refuses
   };
   refused({ action: 'load', tissue: 'echo', rate: 2_001, seconds: 5 }, /rate must be an integer from 1 to 2000/);
   refused({ action: 'load', tissue: 'echo', rate: 1, seconds: 121 }, /seconds must be an integer from 1 to 120/);
-  refused({ action: 'inject', tissue: 'echo', fault: 'rootkit' }, /fault must be one of flood, liar, forger, tamper, cancer/);
+  refused({ action: 'inject', tissue: 'echo', fault: 'rootkit' }, /fault must be one of "flood", "liar", "forger", "tamper", "cancer", received a string of 7 characters/);
   refused({ action: 'kill', cell: 'Echo 1' }, /cell must be a cell or tissue name/);
   refused({ action: 'shutdown', now: true }, /has no field "now"/);
-  refused({ action: 'format' }, /action must be one of kill, load, inject, chaos, shutdown/);
+  refused({ action: 'format' }, /action must be one of "kill", "load", "inject", "chaos", "shutdown"/);
   refused([], /must be an object/);
   fc.assert(fc.property(fc.jsonValue({ maxDepth: 3 }), (v) => {
     try {

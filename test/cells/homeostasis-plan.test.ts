@@ -1,7 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import type { CensusEntry } from '../../organism/kernel/census.ts';
-import { TISSUE_DEFAULTS, type TissueGene } from '../../organism/kernel/genome.ts';
+import { TISSUE_DEFAULTS, type TissueGene } from '../../organism/kernel/genome/index.ts';
 import { backoffMs, emptyTissueRecord, packRecord, parseTissueRecord, type TissueRecord } from '../../organism/kernel/homeostasis-record.ts';
 import { isCellularError } from '../../organism/wire/errors.ts';
 import { hostRoom } from '../../cells/atp.ts';

@@ -8,7 +8,7 @@ import test, { type ExecutionContext } from 'ava';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CensusEntry } from '../../organism/kernel/census.ts';
-import { loadGenome } from '../../organism/kernel/genome.ts';
+import { loadGenome } from '../../organism/kernel/genome/index.ts';
 import type { Hormone } from '../../organism/kernel/hormone.ts';
 import { HOMEOSTASIS_BUCKET, parseTissueRecord, tissueKey } from '../../organism/kernel/homeostasis-record.ts';
 import { parseCertificate, unpackCertificate } from '../../organism/kernel/lineage.ts';

@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { encode } from 'msgpackr';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { genomeHash, loadGenome } from '../../organism/kernel/genome.ts';
+import { genomeHash, loadGenome } from '../../organism/kernel/genome/index.ts';
 import { generateKeypair, privateKeyObject } from '../../organism/kernel/keys.ts';
 import { issueCertificate, packCertificate, ROOT_ISSUER, unpackCertificate } from '../../organism/kernel/lineage.ts';
 import { loadRootKey } from '../../organism/grow/root-key.ts';

@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { defaultGenome } from '../../organism/kernel/genome.ts';
+import { defaultGenome } from '../../organism/kernel/genome/index.ts';
 import type { AccuseBody } from '../../organism/kernel/vocabulary.ts';
 import { Evidence } from '../../cells/immune/evidence.ts';
 import { jury, lineageOf, Trial, votesNeeded, type JurorView } from '../../cells/immune/jury.ts';

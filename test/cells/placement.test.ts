@@ -6,7 +6,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import type { CensusEntry } from '../../organism/kernel/census.ts';
-import { TISSUE_DEFAULTS, type TissueGene } from '../../organism/kernel/genome.ts';
+import { TISSUE_DEFAULTS, type TissueGene } from '../../organism/kernel/genome/index.ts';
 import { emptyTissueRecord, type PendingCell } from '../../organism/kernel/homeostasis-record.ts';
 import { isCellularError } from '../../organism/wire/errors.ts';
 import { liveHosts, parsePlaceRequest, perHostDeficits, placeCells } from '../../cells/placement.ts';

@@ -13,7 +13,7 @@ import { fromHex } from '../../organism/kernel/keys.ts';
 import { Observer } from '../../organism/grow/observer.ts';
 import { localCells, signalCell, signalIfOurs, waitGone } from '../../organism/kernel/processes.ts';
 import { readRecord, type OrganismRecord } from '../../organism/grow/record.ts';
-import { loadGenome, type Genome } from '../../organism/kernel/genome.ts';
+import { loadGenome, type Genome } from '../../organism/kernel/genome/index.ts';
 import { tempDir } from './nats.ts';
 import { reapOnExit } from './reaper.ts';
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { Broker, ensureNatsServer } from '../../organism/grow/broker.ts';
-import { defaultGenome } from '../../organism/kernel/genome.ts';
+import { defaultGenome } from '../../organism/kernel/genome/index.ts';
 import { signalIfOurs } from '../../organism/kernel/processes.ts';
 import { reapOnExit } from './reaper.ts';
 

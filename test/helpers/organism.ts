@@ -5,7 +5,7 @@
  */
 import type { ExecutionContext } from 'ava';
 import type { CensusEntry } from '../../organism/kernel/census.ts';
-import { loadGenome, type Genome } from '../../organism/kernel/genome.ts';
+import { loadGenome, type Genome } from '../../organism/kernel/genome/index.ts';
 import { Organism } from '../../organism/grow/organism.ts';
 import { startNats, tempDir, uniqueId } from './nats.ts';
 import { reapOnExit } from './reaper.ts';

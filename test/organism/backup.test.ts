@@ -15,7 +15,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { backupOrganism, MANIFEST_FILE, parseManifest, restoreOrganism, type Manifest, type ManifestStream, type Progress } from '../../organism/grow/backup.ts';
 import { CellularError, type ErrorCode } from '../../organism/wire/errors.ts';
-import { defaultGenome } from '../../organism/kernel/genome.ts';
+import { defaultGenome } from '../../organism/kernel/genome/index.ts';
 import { Namespace } from '../../organism/kernel/namespace.ts';
 import { MessengerSubjects } from '../../cells/messenger/subjects.ts';
 import { ensureStores } from '../../organism/kernel/stores.ts';

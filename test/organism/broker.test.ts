@@ -4,7 +4,7 @@ import { statSync } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
 import { Broker, ensureNatsServer, freePort } from '../../organism/grow/broker.ts';
 import { isCellularError } from '../../organism/wire/errors.ts';
-import { defaultGenome } from '../../organism/kernel/genome.ts';
+import { defaultGenome } from '../../organism/kernel/genome/index.ts';
 import { isAlive } from '../../organism/kernel/processes.ts';
 import { startNats, tempDir } from '../helpers/nats.ts';
 

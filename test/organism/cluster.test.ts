@@ -12,7 +12,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { Broker, ensureNatsServer, freePort } from '../../organism/grow/broker.ts';
 import { chooseReplication, loadOrCreateBrokerToken, parseCluster, transientClusterError } from '../../organism/kernel/cluster.ts';
 import { isCellularError } from '../../organism/wire/errors.ts';
-import { loadGenome } from '../../organism/kernel/genome.ts';
+import { loadGenome } from '../../organism/kernel/genome/index.ts';
 import { checkHostName, hostName } from '../../organism/kernel/host.ts';
 import { Namespace } from '../../organism/kernel/namespace.ts';
 import { cellMarkersOf } from '../../organism/kernel/processes.ts';

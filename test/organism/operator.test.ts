@@ -5,7 +5,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { connect } from '@nats-io/transport-node';
-import { loadGenome } from '../../organism/kernel/genome.ts';
+import { loadGenome } from '../../organism/kernel/genome/index.ts';
 import type { ControlRecord } from '../../organism/wire/control.ts';
 import { isCellularError } from '../../organism/wire/errors.ts';
 import { localCells } from '../../organism/kernel/processes.ts';

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { Observer } from '../../organism/grow/observer.ts';
 import { Organism } from '../../organism/grow/organism.ts';
-import { loadGenome } from '../../organism/kernel/genome.ts';
+import { loadGenome } from '../../organism/kernel/genome/index.ts';
 import { isCellularError } from '../../organism/wire/errors.ts';
 import { isAlive } from '../../organism/kernel/processes.ts';
 import type { Hormone } from '../../organism/kernel/hormone.ts';

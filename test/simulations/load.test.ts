@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { loadGenome } from '../../organism/kernel/genome.ts';
+import { loadGenome } from '../../organism/kernel/genome/index.ts';
 import { Organism } from '../../organism/grow/organism.ts';
 import { openReply } from '../../organism/kernel/reply.ts';
 import { arrivals, rateAt, SHAPES, validateShape, type Shape } from '../../organism/chaos/load-shape.ts';
