@@ -41,9 +41,7 @@ export interface CheckContext<L extends string = never> {
  * has `test`: the same rule as a yes or no that builds nothing (no copy, no path string), for
  * a hot path (`fits`, every hormone body of every pulse); a check without one is tried.
  */
-export type Check<T, L extends string = never> = ((value: unknown, at: string, ctx: CheckContext<L>) => T) & { readonly test?: Test<L>; readonly source?: Source };
-/** A test as a JavaScript expression over the variable `v`, for `shapeTest` to inline (only checks made here have one). */
-export type Source = (v: string) => string;
+export type Check<T, L extends string = never> = ((value: unknown, at: string, ctx: CheckContext<L>) => T) & { readonly test?: Test<L> };
 export type Test<L extends string = never> = (value: unknown, ctx: CheckContext<L>) => boolean;
 export interface Field<T, L extends string = never> {
   readonly check: Check<T, L>;
@@ -92,8 +90,8 @@ export const testOf = <L extends string>(check: Check<unknown, L>): Test<L> =>
   });
 
 /** A check from its test and what it expects: the value itself is returned (a leaf: a number, a string). */
-export const leaf = <T, L extends string = never>(test: Test<L>, expected: (ctx: CheckContext<L>) => string, source?: Source): Check<T, L> =>
-  Object.assign((value: unknown, at: string, ctx: CheckContext<L>): T => (test(value, ctx) ? (value as T) : fail(ctx, at, expected(ctx), value)), { test, source });
+export const leaf = <T, L extends string = never>(test: Test<L>, expected: (ctx: CheckContext<L>) => string): Check<T, L> =>
+  Object.assign((value: unknown, at: string, ctx: CheckContext<L>): T => (test(value, ctx) ? (value as T) : fail(ctx, at, expected(ctx), value)), { test });
 
 /** A plain map: an object literal or a null-prototype object (what msgpackr and JSON.parse make). */
 export function isMap(value: unknown): value is Record<string, unknown> {
@@ -118,7 +116,6 @@ export const int = <L extends string = never>(min: number, max: number | L = Num
       const [most, note] = bound(max, ctx);
       return `an integer from ${span(min, most)}${note}`;
     },
-    typeof max === 'number' ? (v) => `(typeof ${v} === 'number' && Number.isSafeInteger(${v}) && ${v} >= ${min} && ${v} <= ${max})` : undefined,
   );
 
 /** A finite number in [min, max], fractions allowed. */
@@ -126,14 +123,12 @@ export const finite = (min: number, max: number): Check<number, never> =>
   leaf(
     (value) => typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max,
     () => `a number from ${min} to ${max}`,
-    (v) => `(typeof ${v} === 'number' && Number.isFinite(${v}) && ${v} >= ${min} && ${v} <= ${max})`,
   );
 
 export const text = (min: number, max: number): Check<string, never> =>
   leaf(
     (value) => typeof value === 'string' && value.length >= min && value.length <= max,
     () => `a string of ${span(min, max)} characters`,
-    (v) => `(typeof ${v} === 'string' && ${v}.length >= ${min} && ${v}.length <= ${max})`,
   );
 
 /** A string matching `pattern`; a mismatch is quoted in the message (for names and ids, never secrets). */
@@ -147,21 +142,18 @@ export const matching = (pattern: RegExp, what: string): Check<string, never> =>
     { test: (value: unknown) => typeof value === 'string' && pattern.test(value) },
   );
 
-export const bool: Check<boolean, never> = leaf((value) => typeof value === 'boolean', () => 'true or false', (v) => `(typeof ${v} === 'boolean')`);
+export const bool: Check<boolean, never> = leaf((value) => typeof value === 'boolean', () => 'true or false');
 
 export const oneOf = <T extends string>(...values: readonly T[]): Check<T, never> =>
   leaf(
     (value) => values.includes(value as T),
     () => `one of ${values.map(quote).join(', ')}`,
-    (v) => `(${values.map((x) => `${v} === ${JSON.stringify(x)}`).join(' || ') || 'false'})`,
   );
 
 export const orNull = <T, L extends string = never>(check: Check<T, L>): Check<T | null, L> => {
   const test = testOf(check);
-  const inner = check.source;
   return Object.assign((value: unknown, at: string, ctx: CheckContext<L>) => (value === null ? null : check(value, at, ctx)), {
     test: (value: unknown, ctx: CheckContext<L>) => value === null || test(value, ctx),
-    source: inner && ((v: string) => `(${v} === null || ${inner(v)})`),
   });
 };
 
@@ -263,38 +255,17 @@ export function shapeTest<L extends string>(shape: AnyShape<L>): Test<L> {
     for (const key in value as Record<string, unknown>) if ((value as Record<string, unknown>)[key] !== undefined && !Object.hasOwn(shape, key)) return false;
     return true;
   };
-  return compiled(keys, keys.map((k) => shape[k]!.check), tests, optional, strict) ?? ((value, ctx) => {
+  return (value, ctx) => {
     if (!isMap(value) || !strict(value, ctx)) return false;
     for (let i = 0; i < keys.length; i++) {
       const v = value[keys[i]!];
       if (v === undefined ? !optional[i] : !tests[i]!(v, ctx)) return false;
     }
     return true;
-  });
+  };
 }
 
-/**
- * The same test as straight-line code, one named read and one call per field, which the
- * engine inlines: a loop over keys reads through a megamorphic keyed load and costs ~6x
- * more per hormone. Keys come from our own shapes, written as JSON string literals. Where
- * code cannot be made (a page's CSP forbids eval), the loop serves.
- */
-function compiled<L extends string>(keys: readonly string[], checks: readonly Check<unknown, L>[], tests: readonly Test<L>[], optional: readonly boolean[], strict: Test<L>): Test<L> | undefined {
-  const sources = checks.map((c) => c.source);
-  const lines = keys.map((k, i) => `v = value[${JSON.stringify(k)}]; if (v === undefined ? ${!optional[i]} : !${sources[i]?.('v') ?? `t${i}(v, ctx)`}) return false;`);
-  const params = ['isMap', 'strict', ...keys.map((_, i) => `t${i}`)];
-  const body = `return function test(value, ctx) {\n if (!isMap(value) || !strict(value, ctx)) return false;\n let v;\n ${lines.join('\n ')}\n return true;\n};`;
-  try {
-    return (new Function(...params, body) as (...args: unknown[]) => Test<L>)(isMap, strict, ...tests);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * A nested map of a known shape. Its test is compiled on first use only: pages check their
- * frames and never test them, so no page evaluates code (their CSP forbids it).
- */
+/** A nested map of a known shape; its test is made on first use (most maps are only ever checked). */
 export const map = <T, L extends string = never>(shape: Shape<T, L>): Check<T, L> => {
   let test: Test<L> | undefined;
   return Object.assign(
