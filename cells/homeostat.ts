@@ -11,7 +11,8 @@ import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import type { Census, CensusEntry } from '../organism/kernel/census.ts';
 import type { Genome } from '../organism/kernel/genome.ts';
-import { backoffMs, emptyTissueRecord, packRecord, parseTissueRecord, readTissueRecord, tissueKey, type PendingCell, type TissueRecord } from '../organism/kernel/homeostasis-record.ts';
+import { isCasConflict, updateWithRetries, writeIfUnchanged } from '../organism/kernel/compare-and-set.ts';
+import { backoffMs, emptyTissueRecord, packRecord, parseTissueRecord, readTissueRecord, tissueKey, tissueRecordOf, type PendingCell, type TissueRecord } from '../organism/kernel/homeostasis-record.ts';
 import type { DecisionAction, DecisionBody, DifferentiateBody, Readings } from '../organism/kernel/vocabulary.ts';
 import { isProcessOf, isStopped, localCells } from '../organism/kernel/processes.ts';
 import { hostRoom, takeSpawnTokens } from './atp.ts';
@@ -244,43 +245,56 @@ export class Homeostat {
 
   /** Compare-and-set: true if this cell's write landed and it may act. */
   async #claim(tissue: string, cached: Cached, next: TissueRecord): Promise<boolean> {
+    let revision: number | undefined;
     try {
-      const bytes = packRecord(next);
-      const revision = cached.revision === 0 ? await this.#d.kv.create(tissueKey(tissue), bytes) : await this.#d.kv.update(tissueKey(tissue), bytes, cached.revision);
-      this.#records.set(tissue, { record: next, revision });
-      this.claims.won++;
-      return true;
+      revision = await writeIfUnchanged(this.#d.kv, tissueKey(tissue), packRecord(next), cached.revision);
     } catch (e) {
-      // Another cell's write landed first, or the write could not land at all (no quorum,
-      // the bucket unavailable): either way this cell does nothing.
-      if (/wrong last sequence|key exists/i.test((e as Error).message)) {
-        this.claims.lost++;
-        // The record moved on: read it now rather than wait for the watch (which may be lagging,
-        // or hold a revision the store no longer has after a partition): the store is the truth.
-        void readTissueRecord(this.#d.kv, tissue).then((r) => {
-          if (r.revision !== (this.#records.get(tissue)?.revision ?? 0)) this.#records.set(tissue, r);
-        }, () => undefined);
-      } else {
-        this.claims.failed++;
-        const at = this.#now();
-        if (at - this.#failureLoggedAt > 10_000) {
-          this.#failureLoggedAt = at;
-          this.#d.log.warn({ err: (e as Error).message, record: tissue, failed: this.claims.failed }, 'homeostasis record write failed: standing down');
-        }
-      }
+      // The write could not land at all (no quorum, the bucket unavailable): this cell does nothing.
+      this.#writeFailed(tissue, e);
       return false;
+    }
+    if (revision === undefined) {
+      // Another cell's write landed first: this cell does nothing.
+      this.claims.lost++;
+      // The record moved on: read it now rather than wait for the watch (which may be lagging,
+      // or hold a revision the store no longer has after a partition): the store is the truth.
+      void readTissueRecord(this.#d.kv, tissue).then((r) => {
+        if (r.revision !== (this.#records.get(tissue)?.revision ?? 0)) this.#records.set(tissue, r);
+      }, () => undefined);
+      return false;
+    }
+    this.#records.set(tissue, { record: next, revision });
+    this.claims.won++;
+    return true;
+  }
+
+  #writeFailed(tissue: string, e: unknown): void {
+    this.claims.failed++;
+    const at = this.#now();
+    if (at - this.#failureLoggedAt > 10_000) {
+      this.#failureLoggedAt = at;
+      this.#d.log.warn({ err: (e as Error).message, record: tissue, failed: this.claims.failed }, 'homeostasis record write failed: standing down');
     }
   }
 
-  /** Read-modify-write of a record after the fact (pending list changes), retried on conflict. */
+  /** Read-modify-write of a record after the fact (pending list changes), retried when a write does not land. */
   async #mutate(tissue: string, change: (r: TissueRecord) => TissueRecord): Promise<TissueRecord | undefined> {
-    for (let attempt = 0; attempt < 8; attempt++) {
-      const current = await readTissueRecord(this.#d.kv, tissue);
-      const next = change(current.record);
-      if (await this.#claim(tissue, current, next)) return next;
-      await new Promise((r) => setTimeout(r, 2 + Math.random() * 8));
-    }
-    return undefined;
+    const outcome = await updateWithRetries(this.#d.kv, tissueKey(tissue), (entry) => {
+      const next = change(tissueRecordOf(entry, tissue).record);
+      return { write: packRecord(next), value: next };
+    }, {
+      attempts: 8,
+      // A conflict is another cell's change (read again); a refused write may land a moment later.
+      retryOn: (e) => {
+        if (isCasConflict(e)) this.claims.lost++;
+        else this.#writeFailed(tissue, e);
+        return true;
+      },
+    });
+    if (outcome.type !== 'written') return undefined;
+    this.#records.set(tissue, { record: outcome.value, revision: outcome.revision });
+    this.claims.won++;
+    return outcome.value;
   }
 
   #announce(tissue: string, action: DecisionAction, cells: string[], count: number, reason: string, epoch: number, readings: Readings): void {
