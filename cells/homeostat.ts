@@ -59,6 +59,8 @@ export class Homeostat {
   #offCensus: (() => void) | undefined;
   #lowSince: number | undefined;
   #warmUntil = Number.POSITIVE_INFINITY;
+  /** The warm-up is over (#warmedUp): once, for good. */
+  #warm = false;
   #watchingSince = Number.POSITIVE_INFINITY;
   /** Since when each tissue has needed growth, as this cell sees it. */
   readonly #needSince = new Map<string, number>();
@@ -98,6 +100,9 @@ export class Homeostat {
       if (first === undefined) await new Promise((r) => setTimeout(r, pause));
     }
     void this.#keepWatching(first);
+    // watch() resolves once its consumer exists, not once it delivered the records: they are
+    // read here as well, so the warm-up starts with the records (pending seeds) held.
+    await this.#readRecords();
     if (this.#closed) return;
     // A newborn has not heard every member pulse yet: its census would show living tissues
     // as empty (and a cell born during a shutdown would regrow what is draining). It only
@@ -115,6 +120,40 @@ export class Homeostat {
       if (e.type === 'joined') this.#remember(e.entry.id);
       if (e.type === 'joined' || (e.type === 'state' && (e.entry.state === 'dead' || e.from !== e.entry.state))) this.#schedule();
     });
+  }
+
+  /** Every tissue's record as the store holds it now, unless the watch brought it already; tried again until it can be read. */
+  async #readRecords(): Promise<void> {
+    for (let pause = 500; !this.#closed; pause = Math.min(pause * 2, 5_000)) {
+      try {
+        const read = await Promise.all(Object.keys(this.#d.genome.tissues).map(async (t) => [t, await readTissueRecord(this.#d.kv, t)] as const));
+        for (const [tissue, r] of read) {
+          if (r.revision > (this.#records.get(tissue)?.revision ?? 0)) this.#records.set(tissue, r);
+        }
+        return;
+      } catch (e) {
+        this.#d.log.warn({ err: (e as Error).message }, 'homeostasis records unreadable: trying again');
+      }
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+
+  /**
+   * Whether this cell has heard enough to plan. Past the warm-up (see #start), a newborn
+   * also waits until its census holds every running cell process of the organism on its
+   * host: a peer whose first pulses it could not yet verify (its certificate still being
+   * looked up on a loaded host) would otherwise look missing and be regrown (a third stem
+   * at grow). A process that never pulses (hung) holds it back at most limits.joinTimeoutMs.
+   */
+  #warmedUp(now: number, self: { id: string; host: string }): boolean {
+    if (this.#warm) return true;
+    if (now < this.#warmUntil) return false;
+    if (now - this.#watchingSince < this.#d.genome.limits.joinTimeoutMs) {
+      const heard = new Set([...this.#seen, ...this.#d.census.list().map((c) => c.id)]);
+      if (localCells(this.#d.organism, self.host).some((c) => c.cell !== self.id && !heard.has(c.cell) && !isStopped(c.pid))) return false;
+    }
+    this.#warm = true;
+    return true;
   }
 
   /**
@@ -186,7 +225,7 @@ export class Homeostat {
     const self = this.#d.self();
     if (self.state !== 'alive') return;
     const now = this.#now();
-    if (now < this.#warmUntil) return;
+    if (!this.#warmedUp(now, self)) return;
     this.#confirmVanished(self.host, now);
     const all = this.#d.census.list().map((c) => this.#stillHere(c, self.host));
     this.#trackIdle(all, self.id, now);
