@@ -12,11 +12,12 @@ import type { QueuedIterator } from '@nats-io/transport-node';
 import type { Census, CensusEntry } from '../organism/kernel/census.ts';
 import type { Genome } from '../organism/kernel/genome.ts';
 import { isCasConflict, updateWithRetries, writeIfUnchanged } from '../organism/kernel/compare-and-set.ts';
-import { backoffMs, emptyTissueRecord, packRecord, parseTissueRecord, readTissueRecord, tissueKey, tissueRecordOf, type PendingCell, type TissueRecord } from '../organism/kernel/homeostasis-record.ts';
+import { backoffMs, emptyTissueRecord, packRecord, parseTissueRecord, readTissueRecord, tissueKey, tissueRecordOf, type TissueRecord } from '../organism/kernel/homeostasis-record.ts';
 import type { DecisionAction, DecisionBody, DifferentiateBody, Readings } from '../organism/kernel/vocabulary.ts';
 import { isProcessOf, isStopped, localCells } from '../organism/kernel/processes.ts';
-import { hostRoom, takeSpawnTokens } from './atp.ts';
-import { liveHosts, placeCells, type PlaceRequest } from './placement.ts';
+import { takeSpawnTokens } from './atp.ts';
+import { liveHosts, type PlaceRequest } from './placement.ts';
+import { allocate } from './homeostasis-allocation.ts';
 import { CellularError } from '../organism/wire/errors.ts';
 import { transientClusterError } from '../organism/kernel/cluster.ts';
 import { calmMs, nextRecord, plan, type Plan } from './homeostasis-plan.ts';
@@ -373,52 +374,17 @@ export class Homeostat {
     const self = this.#d.self();
     const limits = this.#d.genome.limits;
     const pendingEverywhere = [...this.#records.values()].flatMap((c) => c.record.pending.filter((q) => q.due > now));
-    // Stems already being recruited (by any tissue); a stem pool's own seeds and spawns are not recruits.
-    const claimed = new Set(pendingEverywhere.filter((q) => q.how === 'stem').map((q) => q.id));
-    // Stem cells first: differentiation is a request, not a process. A stem pool refills by
-    // division. Cells meant for given hosts (perHost) take only stems on those hosts.
-    const targets = p.targets ? [...p.targets] : undefined;
-    const stems: CensusEntry[] = [];
-    for (const s of tissue === 'stem' ? [] : all.filter((c) => c.tissue === 'stem' && c.state === 'alive' && !claimed.has(c.id))) {
-      if (stems.length >= p.count) break;
-      if (targets) {
-        const k = targets.indexOf(s.host);
-        if (k < 0) continue;
-        targets.splice(k, 1);
-      }
-      stems.push(s);
-    }
-    const toPlace = p.count - stems.length;
-    // The rest are made where there is room: here by division, elsewhere by that host's grow.
-    const placed = placeCells({
-      census: all, pending: pendingEverywhere, tissuePending: this.#records.get(tissue)?.record.pending.filter((q) => q.due > now) ?? [],
-      limits, tissue, count: toPlace, self: self.host, ...(targets ? { targets } : {}),
+    const a = allocate({
+      tissue, plan: p, census: all, pendingEverywhere, tissuePending: this.#records.get(tissue)?.record.pending.filter((q) => q.due > now) ?? [],
+      limits, self, budget: this.#d.mitosis.budget, othersCanDivide: this.#othersCanDivide(all, tissue), now, newId: newCellId,
     });
-    const room = hostRoom(all, pendingEverywhere, self.host, limits);
-    const budget = this.#d.mitosis.budget;
-    const here = placed.hosts.filter((h) => h === self.host).length;
-    const limitsHit: string[] = [];
-    if (placed.refused > 0) limitsHit.push(`no host has room (limits.cellsPerHost ${limits.cellsPerHost}, limits.rssPerHostMb ${limits.rssPerHostMb}; full: ${placed.full.join(', ') || 'the target hosts are not live'})`);
-    if (here > budget) limitsHit.push(`lineage budget (${self.id} has ${budget} left)`);
-    const readings: Readings = { ...p.readings, stems: stems.length, budget, hostCells: room.living, hostRssMb: room.rssMb, hosts: liveHosts(all).length };
-    const due = now + limits.joinTimeoutMs;
-    const planned = [
-      ...Array.from({ length: Math.min(here, budget) }, () => ({ id: newCellId(tissue), host: self.host })),
-      ...placed.hosts.filter((h) => h !== self.host).map((host) => ({ id: newCellId(tissue), host })),
-    ];
-    const pending: PendingCell[] = [
-      ...stems.map((s) => ({ id: s.id, host: s.host, due, how: 'stem' as const })),
-      ...planned.map(({ id, host }) => ({ id, host, due, how: 'spawn' as const })),
-    ];
-    const refusedNow = toPlace - planned.length;
-    if (pending.length === 0) {
-      // Nothing this cell can do. Only the budget is personal: leave it to a cell that has some.
-      if (limitsHit.length === 1 && limitsHit[0]!.startsWith('lineage') && this.#othersCanDivide(all, tissue)) return;
-      const reason = `${p.reason}; refused: ${limitsHit.join(', ')}`;
-      const next = nextRecord(cached.record, { type: 'refuse', count: refusedNow, reason, readings }, self.id, now, calm);
-      if (await this.#claim(tissue, cached, next)) this.#announce(tissue, 'refuse', [], refusedNow, reason, next.epoch, readings);
+    if (a.type === 'leave') return;
+    if (a.type === 'refuse') {
+      const next = nextRecord(cached.record, a, self.id, now, calm);
+      if (await this.#claim(tissue, cached, next)) this.#announce(tissue, 'refuse', [], a.count, a.reason, next.epoch, a.readings);
       return;
     }
+    const { stems, planned, pending, refused: refusedNow, limitsHit, readings } = a;
     const base = nextRecord(cached.record, p, self.id, now, calm);
     const next = { ...base, pending: [...base.pending, ...pending], refused: base.refused + refusedNow };
     if (!(await this.#claim(tissue, cached, next))) return;
