@@ -24,6 +24,7 @@ import type { Logger } from './logger.ts';
 import { DEFAULT_CAPACITY, Heart } from './heart.ts';
 import { endpointsOf, type CellIdentity, type Endpoints, type Tissue, type TissueContext, type TissueInstance } from './tissue.ts';
 import type { WorkMeter } from './work-meter.ts';
+import { isCasConflict } from '../organism/kernel/compare-and-set.ts';
 import { Homeostat } from './homeostat.ts';
 import { Mitosis, parseRecruit, type RecruitRequest } from './mitosis.ts';
 import { loadTissue, resolveTissueModule } from './tissue-loader.ts';
@@ -215,7 +216,7 @@ export class Cell {
       return true;
     } catch (e) {
       // Another juror recorded it first: it stands. Anything else (no quorum, timeout): it does not.
-      return /wrong last sequence|key exists/i.test((e as Error).message);
+      return isCasConflict(e);
     }
   }
 

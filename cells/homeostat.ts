@@ -11,11 +11,13 @@ import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import type { Census, CensusEntry } from '../organism/kernel/census.ts';
 import type { Genome } from '../organism/kernel/genome/index.ts';
-import { backoffMs, emptyTissueRecord, packRecord, parseTissueRecord, readTissueRecord, tissueKey, type PendingCell, type TissueRecord } from '../organism/kernel/homeostasis-record.ts';
+import { isCasConflict, updateWithRetries, writeIfUnchanged } from '../organism/kernel/compare-and-set.ts';
+import { backoffMs, emptyTissueRecord, packRecord, parseTissueRecord, readTissueRecord, tissueKey, tissueRecordOf, type TissueRecord } from '../organism/kernel/homeostasis-record.ts';
 import type { DecisionAction, DecisionBody, DifferentiateBody, Readings } from '../organism/kernel/vocabulary.ts';
 import { isProcessOf, isStopped, localCells } from '../organism/kernel/processes.ts';
-import { hostRoom, takeSpawnTokens } from './atp.ts';
-import { liveHosts, placeCells, type PlaceRequest } from './placement.ts';
+import { takeSpawnTokens } from './atp.ts';
+import { liveHosts, type PlaceRequest } from './placement.ts';
+import { allocate } from './homeostasis-allocation.ts';
 import { CellularError } from '../organism/wire/errors.ts';
 import { transientClusterError } from '../organism/kernel/cluster.ts';
 import { calmMs, nextRecord, plan, type Plan } from './homeostasis-plan.ts';
@@ -58,6 +60,8 @@ export class Homeostat {
   #offCensus: (() => void) | undefined;
   #lowSince: number | undefined;
   #warmUntil = Number.POSITIVE_INFINITY;
+  /** The warm-up is over (#warmedUp): once, for good. */
+  #warm = false;
   #watchingSince = Number.POSITIVE_INFINITY;
   /** Since when each tissue has needed growth, as this cell sees it. */
   readonly #needSince = new Map<string, number>();
@@ -97,6 +101,9 @@ export class Homeostat {
       if (first === undefined) await new Promise((r) => setTimeout(r, pause));
     }
     void this.#keepWatching(first);
+    // watch() resolves once its consumer exists, not once it delivered the records: they are
+    // read here as well, so the warm-up starts with the records (pending seeds) held.
+    await this.#readRecords();
     if (this.#closed) return;
     // A newborn has not heard every member pulse yet: its census would show living tissues
     // as empty (and a cell born during a shutdown would regrow what is draining). It only
@@ -114,6 +121,40 @@ export class Homeostat {
       if (e.type === 'joined') this.#remember(e.entry.id);
       if (e.type === 'joined' || (e.type === 'state' && (e.entry.state === 'dead' || e.from !== e.entry.state))) this.#schedule();
     });
+  }
+
+  /** Every tissue's record as the store holds it now, unless the watch brought it already; tried again until it can be read. */
+  async #readRecords(): Promise<void> {
+    for (let pause = 500; !this.#closed; pause = Math.min(pause * 2, 5_000)) {
+      try {
+        const read = await Promise.all(Object.keys(this.#d.genome.tissues).map(async (t) => [t, await readTissueRecord(this.#d.kv, t)] as const));
+        for (const [tissue, r] of read) {
+          if (r.revision > (this.#records.get(tissue)?.revision ?? 0)) this.#records.set(tissue, r);
+        }
+        return;
+      } catch (e) {
+        this.#d.log.warn({ err: (e as Error).message }, 'homeostasis records unreadable: trying again');
+      }
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+
+  /**
+   * Whether this cell has heard enough to plan. Past the warm-up (see #start), a newborn
+   * also waits until its census holds every running cell process of the organism on its
+   * host: a peer whose first pulses it could not yet verify (its certificate still being
+   * looked up on a loaded host) would otherwise look missing and be regrown (a third stem
+   * at grow). A process that never pulses (hung) holds it back at most limits.joinTimeoutMs.
+   */
+  #warmedUp(now: number, self: { id: string; host: string }): boolean {
+    if (this.#warm) return true;
+    if (now < this.#warmUntil) return false;
+    if (now - this.#watchingSince < this.#d.genome.limits.joinTimeoutMs) {
+      const heard = new Set([...this.#seen, ...this.#d.census.list().map((c) => c.id)]);
+      if (localCells(this.#d.organism, self.host).some((c) => c.cell !== self.id && !heard.has(c.cell) && !isStopped(c.pid))) return false;
+    }
+    this.#warm = true;
+    return true;
   }
 
   /**
@@ -185,7 +226,7 @@ export class Homeostat {
     const self = this.#d.self();
     if (self.state !== 'alive') return;
     const now = this.#now();
-    if (now < this.#warmUntil) return;
+    if (!this.#warmedUp(now, self)) return;
     this.#confirmVanished(self.host, now);
     const all = this.#d.census.list().map((c) => this.#stillHere(c, self.host));
     this.#trackIdle(all, self.id, now);
@@ -244,43 +285,56 @@ export class Homeostat {
 
   /** Compare-and-set: true if this cell's write landed and it may act. */
   async #claim(tissue: string, cached: Cached, next: TissueRecord): Promise<boolean> {
+    let revision: number | undefined;
     try {
-      const bytes = packRecord(next);
-      const revision = cached.revision === 0 ? await this.#d.kv.create(tissueKey(tissue), bytes) : await this.#d.kv.update(tissueKey(tissue), bytes, cached.revision);
-      this.#records.set(tissue, { record: next, revision });
-      this.claims.won++;
-      return true;
+      revision = await writeIfUnchanged(this.#d.kv, tissueKey(tissue), packRecord(next), cached.revision);
     } catch (e) {
-      // Another cell's write landed first, or the write could not land at all (no quorum,
-      // the bucket unavailable): either way this cell does nothing.
-      if (/wrong last sequence|key exists/i.test((e as Error).message)) {
-        this.claims.lost++;
-        // The record moved on: read it now rather than wait for the watch (which may be lagging,
-        // or hold a revision the store no longer has after a partition): the store is the truth.
-        void readTissueRecord(this.#d.kv, tissue).then((r) => {
-          if (r.revision !== (this.#records.get(tissue)?.revision ?? 0)) this.#records.set(tissue, r);
-        }, () => undefined);
-      } else {
-        this.claims.failed++;
-        const at = this.#now();
-        if (at - this.#failureLoggedAt > 10_000) {
-          this.#failureLoggedAt = at;
-          this.#d.log.warn({ err: (e as Error).message, record: tissue, failed: this.claims.failed }, 'homeostasis record write failed: standing down');
-        }
-      }
+      // The write could not land at all (no quorum, the bucket unavailable): this cell does nothing.
+      this.#writeFailed(tissue, e);
       return false;
+    }
+    if (revision === undefined) {
+      // Another cell's write landed first: this cell does nothing.
+      this.claims.lost++;
+      // The record moved on: read it now rather than wait for the watch (which may be lagging,
+      // or hold a revision the store no longer has after a partition): the store is the truth.
+      void readTissueRecord(this.#d.kv, tissue).then((r) => {
+        if (r.revision !== (this.#records.get(tissue)?.revision ?? 0)) this.#records.set(tissue, r);
+      }, () => undefined);
+      return false;
+    }
+    this.#records.set(tissue, { record: next, revision });
+    this.claims.won++;
+    return true;
+  }
+
+  #writeFailed(tissue: string, e: unknown): void {
+    this.claims.failed++;
+    const at = this.#now();
+    if (at - this.#failureLoggedAt > 10_000) {
+      this.#failureLoggedAt = at;
+      this.#d.log.warn({ err: (e as Error).message, record: tissue, failed: this.claims.failed }, 'homeostasis record write failed: standing down');
     }
   }
 
-  /** Read-modify-write of a record after the fact (pending list changes), retried on conflict. */
+  /** Read-modify-write of a record after the fact (pending list changes), retried when a write does not land. */
   async #mutate(tissue: string, change: (r: TissueRecord) => TissueRecord): Promise<TissueRecord | undefined> {
-    for (let attempt = 0; attempt < 8; attempt++) {
-      const current = await readTissueRecord(this.#d.kv, tissue);
-      const next = change(current.record);
-      if (await this.#claim(tissue, current, next)) return next;
-      await new Promise((r) => setTimeout(r, 2 + Math.random() * 8));
-    }
-    return undefined;
+    const outcome = await updateWithRetries(this.#d.kv, tissueKey(tissue), (entry) => {
+      const next = change(tissueRecordOf(entry, tissue).record);
+      return { write: packRecord(next), value: next };
+    }, {
+      attempts: 8,
+      // A conflict is another cell's change (read again); a refused write may land a moment later.
+      retryOn: (e) => {
+        if (isCasConflict(e)) this.claims.lost++;
+        else this.#writeFailed(tissue, e);
+        return true;
+      },
+    });
+    if (outcome.type !== 'written') return undefined;
+    this.#records.set(tissue, { record: outcome.value, revision: outcome.revision });
+    this.claims.won++;
+    return outcome.value;
   }
 
   #announce(tissue: string, action: DecisionAction, cells: string[], count: number, reason: string, epoch: number, readings: Readings): void {
@@ -320,52 +374,17 @@ export class Homeostat {
     const self = this.#d.self();
     const limits = this.#d.genome.limits;
     const pendingEverywhere = [...this.#records.values()].flatMap((c) => c.record.pending.filter((q) => q.due > now));
-    // Stems already being recruited (by any tissue); a stem pool's own seeds and spawns are not recruits.
-    const claimed = new Set(pendingEverywhere.filter((q) => q.how === 'stem').map((q) => q.id));
-    // Stem cells first: differentiation is a request, not a process. A stem pool refills by
-    // division. Cells meant for given hosts (perHost) take only stems on those hosts.
-    const targets = p.targets ? [...p.targets] : undefined;
-    const stems: CensusEntry[] = [];
-    for (const s of tissue === 'stem' ? [] : all.filter((c) => c.tissue === 'stem' && c.state === 'alive' && !claimed.has(c.id))) {
-      if (stems.length >= p.count) break;
-      if (targets) {
-        const k = targets.indexOf(s.host);
-        if (k < 0) continue;
-        targets.splice(k, 1);
-      }
-      stems.push(s);
-    }
-    const toPlace = p.count - stems.length;
-    // The rest are made where there is room: here by division, elsewhere by that host's grow.
-    const placed = placeCells({
-      census: all, pending: pendingEverywhere, tissuePending: this.#records.get(tissue)?.record.pending.filter((q) => q.due > now) ?? [],
-      limits, tissue, count: toPlace, self: self.host, ...(targets ? { targets } : {}),
+    const a = allocate({
+      tissue, plan: p, census: all, pendingEverywhere, tissuePending: this.#records.get(tissue)?.record.pending.filter((q) => q.due > now) ?? [],
+      limits, self, budget: this.#d.mitosis.budget, othersCanDivide: this.#othersCanDivide(all, tissue), now, newId: newCellId,
     });
-    const room = hostRoom(all, pendingEverywhere, self.host, limits);
-    const budget = this.#d.mitosis.budget;
-    const here = placed.hosts.filter((h) => h === self.host).length;
-    const limitsHit: string[] = [];
-    if (placed.refused > 0) limitsHit.push(`no host has room (limits.cellsPerHost ${limits.cellsPerHost}, limits.rssPerHostMb ${limits.rssPerHostMb}; full: ${placed.full.join(', ') || 'the target hosts are not live'})`);
-    if (here > budget) limitsHit.push(`lineage budget (${self.id} has ${budget} left)`);
-    const readings: Readings = { ...p.readings, stems: stems.length, budget, hostCells: room.living, hostRssMb: room.rssMb, hosts: liveHosts(all).length };
-    const due = now + limits.joinTimeoutMs;
-    const planned = [
-      ...Array.from({ length: Math.min(here, budget) }, () => ({ id: newCellId(tissue), host: self.host })),
-      ...placed.hosts.filter((h) => h !== self.host).map((host) => ({ id: newCellId(tissue), host })),
-    ];
-    const pending: PendingCell[] = [
-      ...stems.map((s) => ({ id: s.id, host: s.host, due, how: 'stem' as const })),
-      ...planned.map(({ id, host }) => ({ id, host, due, how: 'spawn' as const })),
-    ];
-    const refusedNow = toPlace - planned.length;
-    if (pending.length === 0) {
-      // Nothing this cell can do. Only the budget is personal: leave it to a cell that has some.
-      if (limitsHit.length === 1 && limitsHit[0]!.startsWith('lineage') && this.#othersCanDivide(all, tissue)) return;
-      const reason = `${p.reason}; refused: ${limitsHit.join(', ')}`;
-      const next = nextRecord(cached.record, { type: 'refuse', count: refusedNow, reason, readings }, self.id, now, calm);
-      if (await this.#claim(tissue, cached, next)) this.#announce(tissue, 'refuse', [], refusedNow, reason, next.epoch, readings);
+    if (a.type === 'leave') return;
+    if (a.type === 'refuse') {
+      const next = nextRecord(cached.record, a, self.id, now, calm);
+      if (await this.#claim(tissue, cached, next)) this.#announce(tissue, 'refuse', [], a.count, a.reason, next.epoch, a.readings);
       return;
     }
+    const { stems, planned, pending, refused: refusedNow, limitsHit, readings } = a;
     const base = nextRecord(cached.record, p, self.id, now, calm);
     const next = { ...base, pending: [...base.pending, ...pending], refused: base.refused + refusedNow };
     if (!(await this.#claim(tissue, cached, next))) return;

@@ -10,9 +10,10 @@
  */
 import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
-import type { KV } from '@nats-io/kv';
+import type { KV, KvEntry } from '@nats-io/kv';
 import { codec } from '../../organism/wire/codec.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
+import { isCasConflict, updateWithRetries } from '../../organism/kernel/compare-and-set.ts';
 
 export interface RateHit {
   allowed: boolean;
@@ -47,13 +48,9 @@ export function parseRateRecord(bytes: Uint8Array, key: string): RateRecord {
   return r as unknown as RateRecord;
 }
 
-/** A conflicting compare-and-set: the key moved (or appeared) since it was read. */
-export function isCasConflict(e: unknown): boolean {
-  const err = e as { code?: unknown; message?: unknown } | null;
-  return (err?.code === 10071 || err?.code === 10164) || (typeof err?.message === 'string' && /wrong last sequence/i.test(err.message));
-}
+/** A conflicting compare-and-set (kept here for the worker's other stores: one definition, in the kernel). */
+export { isCasConflict };
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const sha256hex = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
@@ -111,32 +108,13 @@ export class RateLimiter {
     return { window: w, kvKey: `${key}.${w}`, retryAfterMs: Math.max(0, (w + 1) * this.#windowMs - now) };
   }
 
-  /** The window's count and the revision to compare-and-set against. */
-  async #read(kvKey: string): Promise<{ count: number; revision: number }> {
-    const e = await this.#kv.get(kvKey);
-    if (!e || e.operation !== 'PUT') return { count: 0, revision: e?.revision ?? 0 };
-    let count: number;
+  /** The window's count, from its entry (none, a delete marker or a malformed counter: 0). */
+  #count(e: KvEntry | null, kvKey: string): number {
+    if (!e || e.operation !== 'PUT') return 0;
     try {
-      count = parseRateRecord(e.value, kvKey).count;
+      return parseRateRecord(e.value, kvKey).count;
     } catch {
-      count = 0; // a malformed counter is overwritten (someone with bucket access wrote it)
-    }
-    return { count, revision: e.revision };
-  }
-
-  /**
-   * Writes `count` if the key is still at `revision` (0: no key at all, so create; a delete
-   * marker has a revision like any value); false on a conflict.
-   */
-  async #write(kvKey: string, count: number, revision: number): Promise<boolean> {
-    try {
-      const value = codec.pack({ v: 1, count } satisfies RateRecord);
-      if (revision === 0) await this.#kv.create(kvKey, value);
-      else await this.#kv.update(kvKey, value, revision);
-      return true;
-    } catch (e) {
-      if (isCasConflict(e)) return false;
-      throw e;
+      return 0; // a malformed counter is overwritten (someone with bucket access wrote it)
     }
   }
 
@@ -145,17 +123,24 @@ export class RateLimiter {
    * `changed: false, contended: true` after MAX_ATTEMPTS conflicts in a row.
    */
   async #change(kvKey: string, delta: number, refuse: (count: number) => boolean): Promise<{ count: number; changed: boolean; contended: boolean }> {
-    let count = 0;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const read = await this.#read(kvKey);
-      count = read.count;
-      if (refuse(count)) return { count, changed: false, contended: false };
+    const outcome = await updateWithRetries<{ count: number; next: number }>(this.#kv, kvKey, (e) => {
+      const count = this.#count(e, kvKey);
+      if (refuse(count)) return { keep: { count, next: count } };
       const next = Math.max(0, count + delta);
-      if (await this.#write(kvKey, next, read.revision)) return { count: next, changed: true, contended: false };
+      return { write: codec.pack({ v: 1, count: next } satisfies RateRecord), value: { count, next } };
+    }, {
+      attempts: MAX_ATTEMPTS,
       // Another worker counted: re-read, a little apart (a busy host stretches a burst's retries).
-      await sleep(Math.random() * Math.min(4 * (attempt + 1), 25));
+      pauseMs: (attempt) => Math.random() * Math.min(4 * (attempt + 1), 25),
+    });
+    switch (outcome.type) {
+      case 'written':
+        return { count: outcome.value.next, changed: true, contended: false };
+      case 'kept':
+        return { count: outcome.value.count, changed: false, contended: false };
+      case 'contended':
+        return { count: outcome.value?.count ?? 0, changed: false, contended: true };
     }
-    return { count, changed: false, contended: true };
   }
 
   /**
@@ -184,8 +169,7 @@ export class RateLimiter {
   /** The current window's count, without counting. */
   async peek(key: string): Promise<{ count: number; retryAfterMs: number }> {
     const where = this.#where(key);
-    const { count } = await this.#read(where.kvKey);
-    return { count, retryAfterMs: where.retryAfterMs };
+    return { count: this.#count(await this.#kv.get(where.kvKey), where.kvKey), retryAfterMs: where.retryAfterMs };
   }
 
   /** Forgets the current window's count. */

@@ -9,7 +9,8 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureMessengerStores } from '../../cells/messenger/stores.ts';
 import { newCellId, spawnCell, type SpawnedCell } from '../../cells/spawn.ts';
-import { emptyTissueRecord, packRecord, readTissueRecord, tissueKey } from '../kernel/homeostasis-record.ts';
+import { emptyTissueRecord, packRecord, tissueKey, tissueRecordOf } from '../kernel/homeostasis-record.ts';
+import { updateWithRetries, writeIfUnchanged } from '../kernel/compare-and-set.ts';
 import { sweepCells } from './sweep.ts';
 import { Broker, ensureNatsServer, stopBrokerByPid } from './broker.ts';
 import type { CensusEntry } from '../kernel/census.ts';
@@ -135,9 +136,35 @@ export class Organism {
   async start(): Promise<void> {
     if (this.#state.state !== 'idle') return;
     this.#state = { state: 'growing' };
-    const { signal } = this.#o;
-    throwIfAborted(signal);
-    // Claim the state dir before touching anything in it.
+    throwIfAborted(this.#o.signal);
+    await this.#claimStateDir();
+    this.#rootKey = loadOrCreateRootKey(this.stateDir);
+    this.#dashboardToken = loadOrCreateDashboardToken(this.stateDir);
+    await this.#startOrJoinBroker();
+    try {
+      await this.#connect();
+      const homeostasis = await this.#openStores();
+      await this.#openObserver();
+      this.#writeRecord();
+      this.#startOperator();
+      this.#startHostAgent(homeostasis);
+      this.#obeyShutdown();
+      // A host joining a living organism (another host's grow seeded it) brings only its
+      // share (tissues.<t>.perHost); homeostasis places the rest where there is room.
+      const seeds = (this.#o.cluster || this.#o.servers) && !(await this.#claimSeed(homeostasis)) ? 'joined' : 'seeded';
+      if (seeds === 'joined') await this.#fillShare(homeostasis, 'joined with');
+      else await this.#seedFirstCells(homeostasis);
+      // Unless a stop began meanwhile (a shutdown hormone while we spawned).
+      if ((this.#state as OrganismState).state === 'growing') this.#state = { state: 'alive', since: Date.now() };
+      if (this.#o.cluster) this.#keepShare(homeostasis);
+    } catch (e) {
+      await this.stop(`start failed: ${(e as Error).message}`);
+      throw e;
+    }
+  }
+
+  /** Claims the state dir before touching anything in it (ending what a dead owner left), and reads the organism id. */
+  async #claimStateDir(): Promise<void> {
     const claim = claimStateDir(this.stateDir);
     this.#release = claim.release;
     try {
@@ -148,104 +175,121 @@ export class Organism {
       this.#state = { state: 'stopped', stragglers: 0 };
       throw e;
     }
-    this.#rootKey = loadOrCreateRootKey(this.stateDir);
-    this.#dashboardToken = loadOrCreateDashboardToken(this.stateDir);
+  }
+
+  /** The private nats-server (a cluster member with --cluster), or the servers given to join. */
+  async #startOrJoinBroker(): Promise<void> {
     if (this.#o.servers && this.#o.servers.length > 0) {
       this.#servers = [...this.#o.servers];
       this.#say(`joining NATS at ${this.#servers.join(', ')} (no broker started)`);
-    } else {
-      const binary = ensureNatsServer({ autoInstall: this.#o.autoInstall ?? true, log: (l) => this.#say(l) });
-      const cluster = this.#o.cluster;
-      this.#broker = new Broker({
-        gene: this.genome.broker, dir: join(this.stateDir, 'broker'), name: `cellular-${this.id}-${hostName()}`, binary, log: (l) => this.#say(l),
-        // Members share one token: cells fail over to any member, and routes present it too.
-        ...(cluster ? { cluster, token: loadOrCreateBrokerToken(this.stateDir) } : {}),
-        ...(signal ? { signal } : {}),
-      });
-      await this.#broker.start();
-      this.#servers = [this.#broker.url];
-      this.#token = this.#broker.token;
+      return;
     }
+    const { signal, cluster } = this.#o;
+    const binary = ensureNatsServer({ autoInstall: this.#o.autoInstall ?? true, log: (l) => this.#say(l) });
+    this.#broker = new Broker({
+      gene: this.genome.broker, dir: join(this.stateDir, 'broker'), name: `cellular-${this.id}-${hostName()}`, binary, log: (l) => this.#say(l),
+      // Members share one token: cells fail over to any member, and routes present it too.
+      ...(cluster ? { cluster, token: loadOrCreateBrokerToken(this.stateDir) } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    await this.#broker.start();
+    this.#servers = [this.#broker.url];
+    this.#token = this.#broker.token;
+  }
+
+  async #connect(): Promise<void> {
     try {
-      try {
-        this.#nc = await connect(natsOptions(this.access, `grow/${this.id}`));
-      } catch (cause) {
-        throw new CellularError('BROKER_ERR_CONNECT', `cannot reach NATS at ${this.#servers.join(', ')}: ${(cause as Error).message}`, { cause });
+      this.#nc = await connect(natsOptions(this.access, `grow/${this.id}`));
+    } catch (cause) {
+      throw new CellularError('BROKER_ERR_CONNECT', `cannot reach NATS at ${this.#servers.join(', ')}: ${(cause as Error).message}`, { cause });
+    }
+  }
+
+  /**
+   * The streams and buckets, at the replication the servers allow (a cluster still forming
+   * is waited for). Before the observer: its certificate book binds to the lineage bucket.
+   * Returns the homeostasis bucket.
+   */
+  async #openStores(): Promise<KV> {
+    const d = this.genome.dashboard;
+    const ns = new Namespace(this.id);
+    const nc = this.#nc!;
+    // Only a cluster forms: a lone server's errors are final at once.
+    const forming = nc.info?.cluster ? CLUSTER_FORMING_MS : 0;
+    const replication = await whileForming(() => chooseReplication(nc, ns, this.genome.broker.replicas), forming, (l) => this.#say(l));
+    this.replication = replication;
+    this.#say(`JetStream: R${replication.replicas} streams and buckets (${replication.why})`);
+    const replicas = replication.replicas;
+    // Hosts started together create the same streams at once: a lost race is retried (it is idempotent).
+    const { lineage, homeostasis } = await whileForming(async () => {
+      const stores = await ensureStores(nc, ns, { replicas, recorderMaxAgeMs: d.recorderMaxAgeMs, recorderMaxBytes: d.recorderMaxBytes });
+      await ensureMessengerStores(nc, ns, this.genome.messenger, replicas);
+      return stores;
+    }, forming, (l) => this.#say(l));
+    this.#lineage = lineage;
+    this.#homeostasis = homeostasis;
+    return homeostasis;
+  }
+
+  async #openObserver(): Promise<void> {
+    this.#observer = await Observer.open({
+      servers: this.#servers, organism: this.id, rootPub: this.#rootKey!.pub, rootKey: this.#rootKey!, limits: this.genome.limits, nc: this.#nc!, voteDeadlineMs: this.genome.immune.voteDeadlineMs,
+      halfLifeOf: (tissue) => this.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
+    });
+  }
+
+  /** The dashboard's controls, carried out by this grow. */
+  #startOperator(): void {
+    this.#operator = new Operator({
+      nc: this.#nc!, ns: new Namespace(this.id), genome: this.genome, token: this.#dashboardToken!,
+      living: () => this.#observer?.census.living() ?? [],
+      spawn: (tissue, fault) => this.spawn(tissue, undefined, { fault }),
+      stop: (reason) => void this.stop(reason),
+      say: (line) => this.#say(line),
+      ...(this.#broker ? { crashBroker: () => this.crashBroker(), restartBroker: () => this.restartBroker() } : {}),
+    });
+    this.#operator.start();
+  }
+
+  /** Makes the cells other hosts' decisions place on this host. */
+  #startHostAgent(homeostasis: KV): void {
+    this.#agent = new HostAgent({
+      nc: this.#nc!, ns: new Namespace(this.id), host: hostName(), homeostasis, limits: this.genome.limits, census: () => this.#observer?.census.list() ?? [],
+      spawn: (tissue, id) => this.spawn(tissue, id), say: (line) => this.#say(line),
+    });
+    this.#agent.start();
+  }
+
+  /**
+   * The operator's `stop` (a root-signed shutdown) ends this grow too, even mid-growth;
+   * another host leaving (a shutdown naming its host) does not.
+   */
+  #obeyShutdown(): void {
+    this.#observer!.bus.on((h) => {
+      const to = h.kind === 'shutdown' ? (h.body as ShutdownBody).host : undefined;
+      if (h.kind === 'shutdown' && h.from === ROOT_ISSUER && (to === undefined || to === hostName()) && (this.#state.state === 'alive' || this.#state.state === 'growing')) {
+        void this.stop('shutdown hormone', { announce: false });
       }
-      // Stores first: the observer's certificate book binds to the lineage bucket.
-      const d = this.genome.dashboard;
-      const ns = new Namespace(this.id);
-      const nc = this.#nc;
-      // Only a cluster forms: a lone server's errors are final at once.
-      const forming = nc.info?.cluster ? CLUSTER_FORMING_MS : 0;
-      const replication = await whileForming(() => chooseReplication(nc, ns, this.genome.broker.replicas), forming, (l) => this.#say(l));
-      this.replication = replication;
-      this.#say(`JetStream: R${replication.replicas} streams and buckets (${replication.why})`);
-      const replicas = replication.replicas;
-      // Hosts started together create the same streams at once: a lost race is retried (it is idempotent).
-      const { lineage, homeostasis } = await whileForming(async () => {
-        const stores = await ensureStores(nc, ns, { replicas, recorderMaxAgeMs: d.recorderMaxAgeMs, recorderMaxBytes: d.recorderMaxBytes });
-        await ensureMessengerStores(nc, ns, this.genome.messenger, replicas);
-        return stores;
-      }, forming, (l) => this.#say(l));
-      this.#lineage = lineage;
-      this.#homeostasis = homeostasis;
-      this.#observer = await Observer.open({
-        servers: this.#servers, organism: this.id, rootPub: this.#rootKey.pub, rootKey: this.#rootKey, limits: this.genome.limits, nc: this.#nc, voteDeadlineMs: this.genome.immune.voteDeadlineMs,
-        halfLifeOf: (tissue) => this.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
-      });
-      this.#writeRecord();
-      this.#operator = new Operator({
-        nc: this.#nc, ns: new Namespace(this.id), genome: this.genome, token: this.#dashboardToken!,
-        living: () => this.#observer?.census.living() ?? [],
-        spawn: (tissue, fault) => this.spawn(tissue, undefined, { fault }),
-        stop: (reason) => void this.stop(reason),
-        say: (line) => this.#say(line),
-        ...(this.#broker ? { crashBroker: () => this.crashBroker(), restartBroker: () => this.restartBroker() } : {}),
-      });
-      this.#operator.start();
-      this.#agent = new HostAgent({
-        nc: this.#nc, ns, host: hostName(), homeostasis, limits: this.genome.limits, census: () => this.#observer?.census.list() ?? [],
-        spawn: (tissue, id) => this.spawn(tissue, id), say: (line) => this.#say(line),
-      });
-      this.#agent.start();
-      // The operator's `stop` (a root-signed shutdown) ends this grow too, even mid-growth;
-      // another host leaving (a shutdown naming its host) does not.
-      this.#observer.bus.on((h) => {
-        const to = h.kind === 'shutdown' ? (h.body as ShutdownBody).host : undefined;
-        if (h.kind === 'shutdown' && h.from === ROOT_ISSUER && (to === undefined || to === hostName()) && (this.#state.state === 'alive' || this.#state.state === 'growing')) {
-          void this.stop('shutdown hormone', { announce: false });
-        }
-      });
-      // A host joining a living organism (another host's grow seeded it) brings only its
-      // share (tissues.<t>.perHost); homeostasis places the rest where there is room.
-      if ((this.#o.cluster || this.#o.servers) && !(await this.#claimSeed(homeostasis))) {
-        await this.#fillShare(homeostasis, 'joined with');
-        if ((this.#state as OrganismState).state === 'growing') this.#state = { state: 'alive', since: Date.now() };
-        if (this.#o.cluster) this.#keepShare(homeostasis);
-        return;
+    });
+  }
+
+  /**
+   * The first population is grow's decision: recorded as pending before any cell can
+   * look, so the newborns' homeostasis does not regrow what is already on its way.
+   * Records left by an earlier run of this state dir are replaced (no cell of it lives).
+   */
+  async #seedFirstCells(homeostasis: KV): Promise<void> {
+    const seeds = Object.entries(this.genome.tissues).map(([tissue, gene]) => ({ tissue, ids: Array.from({ length: gene.min }, () => newCellId(tissue)) }));
+    const due = Date.now() + this.genome.limits.joinTimeoutMs + seeds.reduce((n, s) => n + s.ids.length, 0) * 200;
+    for (const { tissue, ids } of seeds) {
+      const record = { ...emptyTissueRecord(tissue), epoch: 1, at: Date.now(), by: ROOT_ISSUER, action: 'seed' as const, pending: ids.map((id) => ({ id, host: hostName(), due, how: 'seed' as const })) };
+      await homeostasis.put(tissueKey(tissue), packRecord(record));
+    }
+    for (const { tissue, ids } of seeds) {
+      for (const id of ids) {
+        throwIfAborted(this.#o.signal);
+        await this.spawn(tissue, id);
       }
-      // The first population is grow's decision: recorded as pending before any cell can
-      // look, so the newborns' homeostasis does not regrow what is already on its way.
-      // Records left by an earlier run of this state dir are replaced (no cell of it lives).
-      const seeds = Object.entries(this.genome.tissues).map(([tissue, gene]) => ({ tissue, ids: Array.from({ length: gene.min }, () => newCellId(tissue)) }));
-      const due = Date.now() + this.genome.limits.joinTimeoutMs + seeds.reduce((n, s) => n + s.ids.length, 0) * 200;
-      for (const { tissue, ids } of seeds) {
-        const record = { ...emptyTissueRecord(tissue), epoch: 1, at: Date.now(), by: ROOT_ISSUER, action: 'seed' as const, pending: ids.map((id) => ({ id, host: hostName(), due, how: 'seed' as const })) };
-        await homeostasis.put(tissueKey(tissue), packRecord(record));
-      }
-      for (const { tissue, ids } of seeds) {
-        for (const id of ids) {
-          throwIfAborted(signal);
-          await this.spawn(tissue, id);
-        }
-      }
-      // Unless a stop began meanwhile (a shutdown hormone while we spawned).
-      if ((this.#state as OrganismState).state === 'growing') this.#state = { state: 'alive', since: Date.now() };
-      if (this.#o.cluster) this.#keepShare(homeostasis);
-    } catch (e) {
-      await this.stop(`start failed: ${(e as Error).message}`);
-      throw e;
     }
   }
 
@@ -256,12 +300,7 @@ export class Organism {
    */
   async #claimSeed(kv: KV): Promise<boolean> {
     const mine = pack({ host: hostName(), pid: process.pid, at: Date.now() });
-    try {
-      await kv.create(SEED_KEY, mine);
-      return true;
-    } catch (e) {
-      if (!/wrong last sequence|key exists/i.test((e as Error).message)) throw e;
-    }
+    if ((await writeIfUnchanged(kv, SEED_KEY, mine, 0)) !== undefined) return true;
     const limits = this.genome.limits;
     // The winner may be spawning its first cells right now: give them time to be born and pulse.
     if (await this.#someoneAlive(limits.joinTimeoutMs + limits.pulseIntervalMs * (limits.suspectAfterPulses + 1))) return false;
@@ -307,22 +346,16 @@ export class Organism {
       const here = living.filter((c) => c.host === host && running.has(c.id)).length;
       for (let k = here; k < gene.perHost; k++) {
         const id = newCellId(tissue);
-        let recorded = false;
-        for (let attempt = 0; attempt < 8 && !recorded; attempt++) {
-          const { record, revision } = await readTissueRecord(kv, tissue);
+        const recorded = await updateWithRetries(kv, tissueKey(tissue), (entry) => {
+          const { record } = tissueRecordOf(entry, tissue);
           const now = Date.now();
           const coming = record.pending.filter((p) => p.due > now && !living.some((c) => c.id === p.id));
           // Already on its way here, or the tissue is full: nothing to do.
-          if (here + coming.filter((p) => p.host === host).length > k || living.length + coming.length >= gene.max) return;
+          if (here + coming.filter((p) => p.host === host).length > k || living.length + coming.length >= gene.max) return { keep: false };
           const next = { ...record, epoch: record.epoch + 1, at: now, by: ROOT_ISSUER, action: 'seed' as const, pending: [...record.pending, { id, host, due: now + this.genome.limits.joinTimeoutMs, how: 'seed' as const }] };
-          try {
-            await (revision === 0 ? kv.create(tissueKey(tissue), packRecord(next)) : kv.update(tissueKey(tissue), packRecord(next), revision));
-            recorded = true;
-          } catch {
-            await sleep(5 + Math.random() * 20); // a cell wrote meanwhile (or no quorum): read again
-          }
-        }
-        if (!recorded) return;
+          return { write: packRecord(next), value: true };
+        }, { attempts: 8, pauseMs: () => 5 + Math.random() * 20, retryOn: () => true }); // a cell wrote meanwhile (or no quorum): read again
+        if (recorded.type !== 'written') return;
         try {
           await this.spawn(tissue, id);
           this.#say(`${why} ${id} (tissues.${tissue}.perHost ${gene.perHost})`);
@@ -450,19 +483,11 @@ export class Organism {
     const kv = this.#homeostasis;
     if (!kv) return;
     for (const tissue of Object.keys(this.genome.tissues)) {
-      for (let attempt = 0; attempt < 5; attempt++) {
-        const current = await readTissueRecord(kv, tissue).catch(() => null);
-        if (!current) break;
-        const { record, revision } = current;
+      await updateWithRetries(kv, tissueKey(tissue), (entry) => {
+        const { record } = tissueRecordOf(entry, tissue);
         const pending = record.pending.filter((p) => !(p.how === 'seed' && born.has(p.id)));
-        if (pending.length === record.pending.length) break;
-        try {
-          await kv.update(tissueKey(tissue), packRecord({ ...record, pending }), revision);
-          break;
-        } catch {
-          // a cell wrote meanwhile: read again
-        }
-      }
+        return pending.length === record.pending.length ? { keep: undefined } : { write: packRecord({ ...record, pending }), value: undefined };
+      }, { attempts: 5, retryOn: () => true }).catch(() => undefined); // a cell wrote meanwhile: read again; unreadable: left to the cells
     }
   }
 

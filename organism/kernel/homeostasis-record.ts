@@ -8,7 +8,7 @@
  * A second entry, `atp`, holds the organism's recent spawns, so mitosis per minute is a
  * hard limit across every host.
  */
-import type { KV } from '@nats-io/kv';
+import type { KV, KvEntry } from '@nats-io/kv';
 import { codec } from '../wire/codec.ts';
 import { CellularError } from '../wire/errors.ts';
 import { CELL_ID } from './namespace.ts';
@@ -103,7 +103,11 @@ export function parseTissueRecord(bytes: Uint8Array, tissue: string): TissueReco
  * to be rewritten by the next write.
  */
 export async function readTissueRecord(kv: KV, tissue: string): Promise<{ record: TissueRecord; revision: number }> {
-  const entry = await kv.get(tissueKey(tissue));
+  return tissueRecordOf(await kv.get(tissueKey(tissue)), tissue);
+}
+
+/** The record an entry of `tissue.<name>` holds (null: none), with its revision, as readTissueRecord reads it. */
+export function tissueRecordOf(entry: KvEntry | null, tissue: string): { record: TissueRecord; revision: number } {
   let record = emptyTissueRecord(tissue);
   if (entry && entry.operation === 'PUT') {
     try {
