@@ -10,7 +10,7 @@
  * complete backup. Restore checks the whole manifest and every file's size and sha256
  * before it touches the server, so a damaged backup creates nothing.
  *
- * Protocol, as nats-server 2.9.10 speaks it (measured; test/organism/backup.test.ts):
+ * Protocol, as nats-server 2.9.10 speaks it (measured; test/organism/grow/backup.test.ts):
  * - `$JS.API.STREAM.SNAPSHOT.<stream>` `{deliver_subject, chunk_size, jsck}` answers
  *   `{config, state}` (or `{error}`), then the chunks arrive on deliver_subject, each with a
  *   reply subject to ack (the server's flow-control window), and an empty message without

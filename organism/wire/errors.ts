@@ -1,6 +1,6 @@
 /**
  * The one error catalogue. Every error the organism raises carries a stable code from
- * here; docs/errors.md lists them all and test/organism/errors.test.ts keeps that table
+ * here; docs/errors.md lists them all and test/organism/wire/errors.test.ts keeps that table
  * complete. Errors that cross NATS travel as plain data (`toWire`) and are rebuilt
  * (`fromWire`) on arrival, so a caller sees the same code the callee raised.
  */

@@ -1,7 +1,7 @@
 /**
  * The genome's types: the organism's typed configuration, one interface per section. Each
  * field's default is written once, in defaults.ts (docs/genome.md lists them, checked by
- * test/organism/genome-doc.test.ts); its bounds are in rules.ts.
+ * test/organism/kernel/genome-doc.test.ts); its bounds are in rules.ts.
  */
 
 export interface TissueGene {

@@ -2,11 +2,11 @@ import test from 'ava';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { statSync } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
-import { Broker, ensureNatsServer, freePort } from '../../organism/grow/broker.ts';
-import { isCellularError } from '../../organism/wire/errors.ts';
-import { defaultGenome } from '../../organism/kernel/genome/index.ts';
-import { isAlive } from '../../organism/kernel/processes.ts';
-import { startNats, tempDir } from '../helpers/nats.ts';
+import { Broker, ensureNatsServer, freePort } from '../../../organism/grow/broker.ts';
+import { isCellularError } from '../../../organism/wire/errors.ts';
+import { defaultGenome } from '../../../organism/kernel/genome/index.ts';
+import { isAlive } from '../../../organism/kernel/processes.ts';
+import { startNats, tempDir } from '../../helpers/nats.ts';
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {

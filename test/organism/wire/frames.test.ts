@@ -24,10 +24,10 @@ import {
   type ClientFrame,
   type FrameLimits,
   type ServerFrame,
-} from '../../organism/wire/frames.ts';
-import { codec } from '../../organism/wire/codec.ts';
-import { CellularError, type ErrorCode } from '../../organism/wire/errors.ts';
-import { defaultGenome } from '../../organism/kernel/genome/index.ts';
+} from '../../../organism/wire/frames.ts';
+import { codec } from '../../../organism/wire/codec.ts';
+import { CellularError, type ErrorCode } from '../../../organism/wire/errors.ts';
+import { defaultGenome } from '../../../organism/kernel/genome/index.ts';
 
 // Small limits, so generated frames reach them.
 const LIMITS: FrameLimits = { maxFrameBytes: 16_384, maxBodyBytes: 256, groupMaxMembers: 8, pageMax: 40 };

@@ -6,12 +6,12 @@ import { deepStrictEqual, ok } from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
 import test from 'ava';
 import fc from 'fast-check';
-import { codec as packr } from '../../organism/wire/codec.ts';
-import { CellularError, isCellularError } from '../../organism/wire/errors.ts';
-import { HormoneGate, type GateOptions } from '../../organism/kernel/hormone-gate.ts';
-import { DROP_REASONS, openEnvelope, sealHormone, SharedSequence, type Hormone, type Signer } from '../../organism/kernel/hormone.ts';
-import { generateKeypair, privateKeyObject, publicKeyObject, signBytes } from '../../organism/kernel/keys.ts';
-import { DECISION_ACTIONS, EVIDENCE_KINDS, HORMONE_KINDS, HORMONE_VERSION, bodyFits, type HormoneKind, type PulseBody } from '../../organism/kernel/vocabulary.ts';
+import { codec as packr } from '../../../organism/wire/codec.ts';
+import { CellularError, isCellularError } from '../../../organism/wire/errors.ts';
+import { HormoneGate, type GateOptions } from '../../../organism/kernel/hormone-gate.ts';
+import { DROP_REASONS, openEnvelope, sealHormone, SharedSequence, type Hormone, type Signer } from '../../../organism/kernel/hormone.ts';
+import { generateKeypair, privateKeyObject, publicKeyObject, signBytes } from '../../../organism/kernel/keys.ts';
+import { DECISION_ACTIONS, EVIDENCE_KINDS, HORMONE_KINDS, HORMONE_VERSION, bodyFits, type HormoneKind, type PulseBody } from '../../../organism/kernel/vocabulary.ts';
 
 // Same options as organism/kernel/hormone.ts, to craft envelopes sealHormone refuses to make.
 

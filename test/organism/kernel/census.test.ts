@@ -3,11 +3,11 @@
  * timer). The census reads only kind, from, ts and body, so no signing is needed here.
  */
 import test from 'ava';
-import { Census, type CensusEvent } from '../../organism/kernel/census.ts';
-import type { Hormone } from '../../organism/kernel/hormone.ts';
-import { generateKeypair, privateKeyObject } from '../../organism/kernel/keys.ts';
-import { issueCertificate, ROOT_ISSUER } from '../../organism/kernel/lineage.ts';
-import type { DeathCause, HormoneKind, PulseBody } from '../../organism/kernel/vocabulary.ts';
+import { Census, type CensusEvent } from '../../../organism/kernel/census.ts';
+import type { Hormone } from '../../../organism/kernel/hormone.ts';
+import { generateKeypair, privateKeyObject } from '../../../organism/kernel/keys.ts';
+import { issueCertificate, ROOT_ISSUER } from '../../../organism/kernel/lineage.ts';
+import type { DeathCause, HormoneKind, PulseBody } from '../../../organism/kernel/vocabulary.ts';
 
 const limits = { pulseIntervalMs: 100, suspectAfterPulses: 3, deadAfterPulses: 6, deadRetentionMs: 1_000 };
 const T0 = 1_700_000_000_000;

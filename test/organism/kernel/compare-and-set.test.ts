@@ -6,8 +6,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { connect } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
-import { isCasConflict, JetStreamApi, jetStreamApiCode, updateWithRetries, writeIfUnchanged } from '../../organism/kernel/compare-and-set.ts';
-import { startNats, uniqueId } from '../helpers/nats.ts';
+import { isCasConflict, JetStreamApi, jetStreamApiCode, updateWithRetries, writeIfUnchanged } from '../../../organism/kernel/compare-and-set.ts';
+import { startNats, uniqueId } from '../../helpers/nats.ts';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);

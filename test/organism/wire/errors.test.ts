@@ -4,10 +4,10 @@
 import { readFileSync } from 'node:fs';
 import test from 'ava';
 import fc from 'fast-check';
-import { CellularError, ErrorCodes, isCellularError, throwIfAborted, type ErrorCode } from '../../organism/wire/errors.ts';
+import { CellularError, ErrorCodes, isCellularError, throwIfAborted, type ErrorCode } from '../../../organism/wire/errors.ts';
 
-// The compiled test runs from dist/test/organism; the docs stay at the repo root.
-const DOC = new URL('../../../docs/errors.md', import.meta.url);
+// The compiled test runs from dist/test/organism/wire; the docs stay at the repo root.
+const DOC = new URL('../../../../docs/errors.md', import.meta.url);
 const CODES = Object.keys(ErrorCodes) as ErrorCode[];
 
 /** The first cell of every table row that looks like a code (`FOO_ERR_BAR`, backticks optional). */

@@ -5,13 +5,13 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { connect } from '@nats-io/transport-node';
-import { loadGenome } from '../../organism/kernel/genome/index.ts';
-import type { ControlRecord } from '../../organism/wire/control.ts';
-import { isCellularError } from '../../organism/wire/errors.ts';
-import { localCells } from '../../organism/kernel/processes.ts';
-import { openReply, pack, unpack } from '../../organism/kernel/reply.ts';
-import { FAST, until } from '../helpers/grow.ts';
-import { startOrganism } from '../helpers/organism.ts';
+import { loadGenome } from '../../../organism/kernel/genome/index.ts';
+import type { ControlRecord } from '../../../organism/wire/control.ts';
+import { isCellularError } from '../../../organism/wire/errors.ts';
+import { localCells } from '../../../organism/kernel/processes.ts';
+import { openReply, pack, unpack } from '../../../organism/kernel/reply.ts';
+import { FAST, until } from '../../helpers/grow.ts';
+import { startOrganism } from '../../helpers/organism.ts';
 
 async function operated(t: ExecutionContext) {
   const { o, nats } = await startOrganism(t, loadGenome({ sets: [...FAST, 'tissues.stem.min=1', 'tissues.echo.min=1', 'tissues.echo.max=3'] }));

@@ -13,15 +13,15 @@ import fc from 'fast-check';
 import { jetstream, jetstreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
-import { backupOrganism, MANIFEST_FILE, parseManifest, restoreOrganism, type Manifest, type ManifestStream, type Progress } from '../../organism/grow/backup.ts';
-import { CellularError, type ErrorCode } from '../../organism/wire/errors.ts';
-import { defaultGenome } from '../../organism/kernel/genome/index.ts';
-import { Namespace } from '../../organism/kernel/namespace.ts';
-import { MessengerSubjects } from '../../cells/messenger/subjects.ts';
-import { ensureStores } from '../../organism/kernel/stores.ts';
-import { ensureMessengerStores } from '../../cells/messenger/stores.ts';
-import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
-import { cliAsync, grow } from '../helpers/grow.ts';
+import { backupOrganism, MANIFEST_FILE, parseManifest, restoreOrganism, type Manifest, type ManifestStream, type Progress } from '../../../organism/grow/backup.ts';
+import { CellularError, type ErrorCode } from '../../../organism/wire/errors.ts';
+import { defaultGenome } from '../../../organism/kernel/genome/index.ts';
+import { Namespace } from '../../../organism/kernel/namespace.ts';
+import { MessengerSubjects } from '../../../cells/messenger/subjects.ts';
+import { ensureStores } from '../../../organism/kernel/stores.ts';
+import { ensureMessengerStores } from '../../../cells/messenger/stores.ts';
+import { startNats, tempDir, uniqueId } from '../../helpers/nats.ts';
+import { cliAsync, grow } from '../../helpers/grow.ts';
 
 async function nats(t: ExecutionContext): Promise<{ nc: NatsConnection; url: string }> {
   const broker = await startNats(t);

@@ -1,14 +1,14 @@
 import test from 'ava';
-import { hostName } from '../../organism/kernel/host.ts';
+import { hostName } from '../../../organism/kernel/host.ts';
 import { connect as tcpConnect } from 'node:net';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { CLI, FAST, cellsOf, censusJson, cli, cliAsync, grow, until, waitGone } from '../helpers/grow.ts';
-import { ensureNatsServer, freePort } from '../../organism/grow/broker.ts';
-import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
-import { commandLineOf, isAlive, localCells, signalCell, signalIfOurs } from '../../organism/kernel/processes.ts';
-import { isRunning, readRecord } from '../../organism/grow/record.ts';
+import { CLI, FAST, cellsOf, censusJson, cli, cliAsync, grow, until, waitGone } from '../../helpers/grow.ts';
+import { ensureNatsServer, freePort } from '../../../organism/grow/broker.ts';
+import { startNats, tempDir, uniqueId } from '../../helpers/nats.ts';
+import { commandLineOf, isAlive, localCells, signalCell, signalIfOurs } from '../../../organism/kernel/processes.ts';
+import { isRunning, readRecord } from '../../../organism/grow/record.ts';
 
 function portOpen(url: string): Promise<boolean> {
   const { hostname: host, port } = new URL(url.replace('nats://', 'http://'));

@@ -15,17 +15,17 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
-import { generateIdentity, keyId, open, seal, type Identity } from '../../client/crypto/envelope.ts';
-import { freePort } from '../../organism/grow/broker.ts';
-import { isCellularError } from '../../organism/wire/errors.ts';
-import { findNginx, isNginxMaster, liveReceiverUrls, NginxDoor } from '../../organism/grow/nginx-door.ts';
-import { renderNginxConfig, type NginxConfigOptions } from '../../organism/grow/nginx.ts';
-import { isAlive, signalCell, signalIfOurs, waitGone } from '../../organism/kernel/processes.ts';
-import type { CensusEntry } from '../../organism/kernel/census.ts';
-import { ChatClient } from '../helpers/chat-client.ts';
-import { CLI, cli, grow, observe, until } from '../helpers/grow.ts';
-import { tempDir } from '../helpers/nats.ts';
-import { reapOnExit } from '../helpers/reaper.ts';
+import { generateIdentity, keyId, open, seal, type Identity } from '../../../client/crypto/envelope.ts';
+import { freePort } from '../../../organism/grow/broker.ts';
+import { isCellularError } from '../../../organism/wire/errors.ts';
+import { findNginx, isNginxMaster, liveReceiverUrls, NginxDoor } from '../../../organism/grow/nginx-door.ts';
+import { renderNginxConfig, type NginxConfigOptions } from '../../../organism/grow/nginx.ts';
+import { isAlive, signalCell, signalIfOurs, waitGone } from '../../../organism/kernel/processes.ts';
+import type { CensusEntry } from '../../../organism/kernel/census.ts';
+import { ChatClient } from '../../helpers/chat-client.ts';
+import { CLI, cli, grow, observe, until } from '../../helpers/grow.ts';
+import { tempDir } from '../../helpers/nats.ts';
+import { reapOnExit } from '../../helpers/reaper.ts';
 
 function nginxBin(t: ExecutionContext): string {
   try {

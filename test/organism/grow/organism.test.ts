@@ -1,13 +1,13 @@
 import test from 'ava';
-import { Observer } from '../../organism/grow/observer.ts';
-import { Organism } from '../../organism/grow/organism.ts';
-import { loadGenome } from '../../organism/kernel/genome/index.ts';
-import { isCellularError } from '../../organism/wire/errors.ts';
-import { isAlive } from '../../organism/kernel/processes.ts';
-import type { Hormone } from '../../organism/kernel/hormone.ts';
-import { FAST } from '../helpers/grow.ts';
-import { reapOnExit } from '../helpers/reaper.ts';
-import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
+import { Observer } from '../../../organism/grow/observer.ts';
+import { Organism } from '../../../organism/grow/organism.ts';
+import { loadGenome } from '../../../organism/kernel/genome/index.ts';
+import { isCellularError } from '../../../organism/wire/errors.ts';
+import { isAlive } from '../../../organism/kernel/processes.ts';
+import type { Hormone } from '../../../organism/kernel/hormone.ts';
+import { FAST } from '../../helpers/grow.ts';
+import { reapOnExit } from '../../helpers/reaper.ts';
+import { startNats, tempDir, uniqueId } from '../../helpers/nats.ts';
 
 /** An organism on its own nats-server (started here), so observers outlive the organism's stop. */
 async function organism(t: Parameters<typeof tempDir>[0], sets: string[]): Promise<Organism> {

@@ -1,14 +1,14 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { loadGenome } from '../../organism/kernel/genome/index.ts';
-import { Organism } from '../../organism/grow/organism.ts';
-import { openReply } from '../../organism/kernel/reply.ts';
-import { arrivals, rateAt, SHAPES, validateShape, type Shape } from '../../organism/chaos/load-shape.ts';
-import { runLoad } from '../../organism/chaos/load.ts';
-import { FAST } from '../helpers/grow.ts';
-import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
-import { reapOnExit } from '../helpers/reaper.ts';
-import { startOrganism } from '../helpers/organism.ts';
+import { loadGenome } from '../../../organism/kernel/genome/index.ts';
+import { Organism } from '../../../organism/grow/organism.ts';
+import { openReply } from '../../../organism/kernel/reply.ts';
+import { arrivals, rateAt, SHAPES, validateShape, type Shape } from '../../../organism/chaos/load-shape.ts';
+import { runLoad } from '../../../organism/chaos/load.ts';
+import { FAST } from '../../helpers/grow.ts';
+import { startNats, tempDir, uniqueId } from '../../helpers/nats.ts';
+import { reapOnExit } from '../../helpers/reaper.ts';
+import { startOrganism } from '../../helpers/organism.ts';
 
 const shape = fc.record({
   name: fc.constantFrom(...SHAPES),

@@ -1,14 +1,14 @@
 import test from 'ava';
 import { connect } from '@nats-io/transport-node';
-import { CertBook } from '../../organism/kernel/cert-book.ts';
-import { HormoneBus } from '../../organism/kernel/hormone-bus.ts';
-import { HormoneGate } from '../../organism/kernel/hormone-gate.ts';
-import { sealHormone, SharedSequence, type Hormone } from '../../organism/kernel/hormone.ts';
-import { generateKeypair, privateKeyObject } from '../../organism/kernel/keys.ts';
-import { issueCertificate, ROOT_ISSUER } from '../../organism/kernel/lineage.ts';
-import { Namespace } from '../../organism/kernel/namespace.ts';
-import { startNats, uniqueId } from '../helpers/nats.ts';
-import { until } from '../helpers/grow.ts';
+import { CertBook } from '../../../organism/kernel/cert-book.ts';
+import { HormoneBus } from '../../../organism/kernel/hormone-bus.ts';
+import { HormoneGate } from '../../../organism/kernel/hormone-gate.ts';
+import { sealHormone, SharedSequence, type Hormone } from '../../../organism/kernel/hormone.ts';
+import { generateKeypair, privateKeyObject } from '../../../organism/kernel/keys.ts';
+import { issueCertificate, ROOT_ISSUER } from '../../../organism/kernel/lineage.ts';
+import { Namespace } from '../../../organism/kernel/namespace.ts';
+import { startNats, uniqueId } from '../../helpers/nats.ts';
+import { until } from '../../helpers/grow.ts';
 
 test('hormone bus - a newborn sender\'s birth and the pulses right behind it all arrive, in order, none counted as replayed', async (t) => {
   const nats = await startNats(t);

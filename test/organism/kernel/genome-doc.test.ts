@@ -4,9 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import test from 'ava';
-import { defaultGenome, TISSUE_DEFAULTS, type Genome } from '../../organism/kernel/genome/index.ts';
+import { defaultGenome, TISSUE_DEFAULTS, type Genome } from '../../../organism/kernel/genome/index.ts';
 
-const DOC = readFileSync(new URL('../../../docs/genome.md', import.meta.url), 'utf8');
+const DOC = readFileSync(new URL('../../../../docs/genome.md', import.meta.url), 'utf8');
 
 interface Row {
   /** Full field paths (`limits.pulseIntervalMs`, `tissues.<name>.min`). */

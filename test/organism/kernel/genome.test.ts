@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
-import { CellularError, type ErrorCode } from '../../organism/wire/errors.ts';
-import { defaultGenome, genomeHash, loadGenome, TISSUE_DEFAULTS, validateGenome, type Genome } from '../../organism/kernel/genome/index.ts';
+import { CellularError, type ErrorCode } from '../../../organism/wire/errors.ts';
+import { defaultGenome, genomeHash, loadGenome, TISSUE_DEFAULTS, validateGenome, type Genome } from '../../../organism/kernel/genome/index.ts';
 
 function tempFile(t: ExecutionContext, name: string, content: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'cellular-genome-'));

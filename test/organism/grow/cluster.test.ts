@@ -9,15 +9,15 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Broker, ensureNatsServer, freePort } from '../../organism/grow/broker.ts';
-import { chooseReplication, loadOrCreateBrokerToken, parseCluster, transientClusterError } from '../../organism/kernel/cluster.ts';
-import { isCellularError } from '../../organism/wire/errors.ts';
-import { loadGenome } from '../../organism/kernel/genome/index.ts';
-import { checkHostName, hostName } from '../../organism/kernel/host.ts';
-import { Namespace } from '../../organism/kernel/namespace.ts';
-import { cellMarkersOf } from '../../organism/kernel/processes.ts';
-import { ensureStores } from '../../organism/kernel/stores.ts';
-import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
+import { Broker, ensureNatsServer, freePort } from '../../../organism/grow/broker.ts';
+import { chooseReplication, loadOrCreateBrokerToken, parseCluster, transientClusterError } from '../../../organism/kernel/cluster.ts';
+import { isCellularError } from '../../../organism/wire/errors.ts';
+import { loadGenome } from '../../../organism/kernel/genome/index.ts';
+import { checkHostName, hostName } from '../../../organism/kernel/host.ts';
+import { Namespace } from '../../../organism/kernel/namespace.ts';
+import { cellMarkersOf } from '../../../organism/kernel/processes.ts';
+import { ensureStores } from '../../../organism/kernel/stores.ts';
+import { startNats, tempDir, uniqueId } from '../../helpers/nats.ts';
 
 test('cluster - flags: a name, every member\'s route, a route port', (t) => {
   t.deepEqual(parseCluster('c1', '10.0.0.1:6222, 10.0.0.2:6222,10.0.0.1:6222', undefined), { name: 'c1', port: 6222, routes: ['10.0.0.1:6222', '10.0.0.2:6222'] });

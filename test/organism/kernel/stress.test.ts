@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { decay, StressMeter, tissueStress } from '../../organism/kernel/stress.ts';
+import { decay, StressMeter, tissueStress } from '../../../organism/kernel/stress.ts';
 
 test('stress - one half-life moves the smoothed load halfway to the new reading', (t) => {
   t.is(decay(0, 1, 2_000, 2_000), 0.5);

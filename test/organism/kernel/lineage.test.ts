@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
-import { CertBook } from '../../organism/kernel/cert-book.ts';
-import { CellularError } from '../../organism/wire/errors.ts';
-import { generateKeypair, privateKeyObject, publicKeyObject, signBytes, toHex, verifyBytes, type Keypair } from '../../organism/kernel/keys.ts';
+import { CertBook } from '../../../organism/kernel/cert-book.ts';
+import { CellularError } from '../../../organism/wire/errors.ts';
+import { generateKeypair, privateKeyObject, publicKeyObject, signBytes, toHex, verifyBytes, type Keypair } from '../../../organism/kernel/keys.ts';
 import {
   certificateSignedBy,
   childBudget,
@@ -20,8 +20,8 @@ import {
   unpackCertificate,
   type Certificate,
   type UnsignedCertificate,
-} from '../../organism/kernel/lineage.ts';
-import { loadOrCreateRootKey, loadRootKey, ROOT_KEY_FILE, ROOT_PUB_FILE } from '../../organism/grow/root-key.ts';
+} from '../../../organism/kernel/lineage.ts';
+import { loadOrCreateRootKey, loadRootKey, ROOT_KEY_FILE, ROOT_PUB_FILE } from '../../../organism/grow/root-key.ts';
 
 const root = generateKeypair();
 const rootKey = privateKeyObject(root.seed);
