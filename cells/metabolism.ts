@@ -28,8 +28,11 @@ export interface LoadInputs {
  */
 export function computeDemand(m: LoadInputs): number {
   const cpu = Math.min(1, m.cpu / 100);
-  const lag = Math.min(1, m.lag / LAG_SATURATION_MS);
   const work = (m.inflight + m.queued) / Math.max(1, m.capacity);
+  // Lag is the cell's own pressure only while it has work: an idle cell that lags is starved
+  // by its host (siblings being born, another process), and another cell would not help it.
+  // Seen in CI: an idle echo cell, while five others booted on two cores, read as load 1.
+  const lag = work > 0 ? Math.min(1, m.lag / LAG_SATURATION_MS) : 0;
   const demand = Math.max(cpu, lag, work);
   return Number.isFinite(demand) ? Math.min(1e6, Math.max(0, Math.round(demand * 1000) / 1000)) : 1e6;
 }
