@@ -8,13 +8,8 @@ import ForceGraph from 'force-graph';
 import type { CellRow } from '../../organism/wire/dashboard-frames.ts';
 import { colourOf } from './dom.ts';
 
-interface CellNode {
-  id: string;
-  tissue: string;
-  host: string;
-  parent: string | null;
-  state: string;
-  load: number;
+/** A census row as the graph draws it, with the simulation's own fields. */
+interface CellNode extends Pick<CellRow, 'id' | 'tissue' | 'host' | 'parent' | 'state' | 'load'> {
   /** Page time the node appeared (a birth ring while young), or 0 for what was there at load. */
   appeared: number;
   /** Page time of a quarantine or toxin flash. */
