@@ -102,7 +102,7 @@ export async function updateWithRetries<T>(kv: KV, key: string, change: (entry: 
     let revision: number;
     let step: CasStep<T>;
     if (attempt === 0 && options.first) {
-      ({ revision } = options.first);
+      revision = options.first.revision;
       step = options.first;
     } else {
       const entry = await kv.get(key);
