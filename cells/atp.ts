@@ -5,6 +5,7 @@
  * the lineage budget travels in certificates (cells/spawn.ts childBudget).
  */
 import type { KV } from '@nats-io/kv';
+import { updateWithRetries } from '../organism/kernel/compare-and-set.ts';
 import type { CensusEntry } from '../organism/kernel/census.ts';
 import type { Limits } from '../organism/kernel/genome/index.ts';
 import { ATP_KEY, packRecord, parseAtpRecord, type AtpRecord, type PendingCell } from '../organism/kernel/homeostasis-record.ts';
@@ -47,8 +48,7 @@ export function hostRoom(census: readonly CensusEntry[], pending: readonly Pendi
  */
 export async function takeSpawnTokens(kv: KV, wanted: number, perMinute: number, now: () => number = Date.now): Promise<number> {
   if (wanted <= 0) return 0;
-  for (let attempt = 0; attempt < 8; attempt++) {
-    const entry = await kv.get(ATP_KEY);
+  const outcome = await updateWithRetries<number>(kv, ATP_KEY, (entry) => {
     let record: AtpRecord = { v: 1, spawns: [] };
     if (entry && entry.operation === 'PUT' && entry.value.length > 0) {
       try {
@@ -60,15 +60,8 @@ export async function takeSpawnTokens(kv: KV, wanted: number, perMinute: number,
     const t = now();
     const recent = record.spawns.filter((s) => t - s < MINUTE);
     const granted = Math.max(0, Math.min(wanted, perMinute - recent.length));
-    if (granted === 0) return 0;
-    const next = packRecord({ v: 1, spawns: [...recent, ...Array.from({ length: granted }, () => t)] });
-    try {
-      if (entry) await kv.update(ATP_KEY, next, entry.revision);
-      else await kv.create(ATP_KEY, next);
-      return granted;
-    } catch {
-      await new Promise((r) => setTimeout(r, 2 + Math.random() * 8));
-    }
-  }
-  return 0;
+    if (granted === 0) return { keep: 0 };
+    return { write: packRecord({ v: 1, spawns: [...recent, ...Array.from({ length: granted }, () => t)] }), value: granted };
+  }, { attempts: 8, retryOn: () => true }); // whatever refused the write (a conflict, no quorum): read again
+  return outcome.type === 'written' || outcome.type === 'kept' ? outcome.value : 0;
 }

@@ -11,16 +11,27 @@
  * read further until the client catches up (the JetStream consumer buffers a batch).
  */
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
-import type { KV } from '@nats-io/kv';
+import type { KV, KvEntry } from '@nats-io/kv';
+import { updateWithRetries, type CasStep } from '../../organism/kernel/compare-and-set.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
 import { codec } from '../../organism/wire/codec.ts';
 import { cursorKey, delivered, type Delivered } from '../messenger/inbox.ts';
 
-export async function readCursor(kv: KV, user: string): Promise<{ seq: number; revision: number }> {
-  const e = await kv.get(cursorKey(user));
+/** A user's cursor: the highest sequence acked, and the revision of its KV entry (0: none). */
+export interface Cursor {
+  seq: number;
+  revision: number;
+}
+
+/** The cursor an entry of `cursors` holds (none or a delete marker: 0). */
+function cursorOf(e: KvEntry | null): Cursor {
   if (!e || e.operation !== 'PUT') return { seq: 0, revision: e?.revision ?? 0 };
   const v = codec.unpack(e.value) as { seq?: unknown };
   return { seq: Number.isSafeInteger(v?.seq) && (v.seq as number) > 0 ? (v.seq as number) : 0, revision: e.revision };
+}
+
+export async function readCursor(kv: KV, user: string): Promise<Cursor> {
+  return cursorOf(await kv.get(cursorKey(user)));
 }
 
 /**
@@ -28,7 +39,7 @@ export async function readCursor(kv: KV, user: string): Promise<{ seq: number; r
  * cursor as this caller last wrote it: tried first, so the usual ack costs one KV write,
  * not a read and a write; on a conflict (another socket of the user moved it) it reads.
  */
-export async function advanceCursor(kv: KV, user: string, seq: number, known?: { seq: number; revision: number }): Promise<{ seq: number; revision: number }> {
+export async function advanceCursor(kv: KV, user: string, seq: number, known?: Cursor): Promise<Cursor> {
   try {
     return await moveCursor(kv, user, seq, known);
   } catch (cause) {
@@ -37,20 +48,25 @@ export async function advanceCursor(kv: KV, user: string, seq: number, known?: {
   }
 }
 
-async function moveCursor(kv: KV, user: string, seq: number, known?: { seq: number; revision: number }): Promise<{ seq: number; revision: number }> {
-  let current = known ?? (await readCursor(kv, user));
-  for (let attempt = 0; attempt < 16; attempt++) {
-    if (current.seq >= seq) return current;
-    try {
-      const bytes = codec.pack({ v: 1, seq });
-      const revision = current.revision === 0 ? await kv.create(cursorKey(user), bytes) : await kv.update(cursorKey(user), bytes, current.revision);
-      return { seq, revision };
-    } catch {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, 1 + Math.random() * 4));
-      current = await readCursor(kv, user);
-    }
+async function moveCursor(kv: KV, user: string, seq: number, known?: Cursor): Promise<Cursor> {
+  // Forward only: a cursor already there or beyond stays (a written one takes the write's revision).
+  const step = (current: Cursor): CasStep<Cursor> => (current.seq >= seq ? { keep: current } : { write: codec.pack({ v: 1, seq }), value: { seq, revision: 0 } });
+  const outcome = await updateWithRetries(kv, cursorKey(user), (e) => step(cursorOf(e)), {
+    attempts: 16,
+    ...(known ? { first: { ...step(known), revision: known.revision } } : {}),
+    // Whatever refused the write, read again: at once after the first, a little apart after that.
+    retryOn: () => true,
+    pauseMs: (attempt) => (attempt === 0 ? 0 : 1 + Math.random() * 4),
+  });
+  switch (outcome.type) {
+    case 'written':
+      return { seq, revision: outcome.revision };
+    case 'kept':
+    case 'removed':
+      return outcome.value;
+    case 'contended':
+      throw new CellularError('MESSAGE_ERR_STORE', `could not move the cursor of ${user} to ${seq}`, { cause: outcome.error });
   }
-  throw new CellularError('MESSAGE_ERR_STORE', `could not move the cursor of ${user} to ${seq}`);
 }
 
 /** Pull expiry of a delivery's consumer; idle heartbeats come at half of it. */
@@ -90,7 +106,7 @@ export class Delivery {
   /** Sequences pushed and not yet acked, oldest first: the window counts messages, not sequence distance (sequences are shared by every inbox). */
   readonly #unacked: number[] = [];
   /** The cursor as this delivery last read or wrote it. */
-  #cursor = { seq: 0, revision: 0 };
+  #cursor: Cursor = { seq: 0, revision: 0 };
   /** The next cursor write, not yet started: every ack made before it starts joins it. */
   #next: Promise<void> | undefined;
   /** The write in progress (one at a time, so they land in order). */

@@ -15,9 +15,10 @@ import type { KvEntry } from '@nats-io/kv';
 import { codec } from '../../organism/wire/codec.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
 import type { MessengerGene } from '../../organism/kernel/genome/index.ts';
+import { writeIfUnchanged } from '../../organism/kernel/compare-and-set.ts';
 import type { MessengerStores } from '../messenger/stores.ts';
 import { dummyHash, scryptHasher, type PasswordHasher, type ScryptParams } from './password.ts';
-import { ipKey, isCasConflict, userKey, type RateLimiter } from './rate-limit.ts';
+import { ipKey, userKey, type RateLimiter } from './rate-limit.ts';
 import type { Sessions } from './sessions.ts';
 import { nonNeg, unpackRecord } from '../messenger/record.ts';
 import { cursorKey } from '../messenger/inbox.ts';
@@ -144,12 +145,8 @@ export class Accounts {
     // A cheap read first, so a taken name costs no scrypt; create below is what decides.
     if (await this.exists(user)) throw new CellularError('ACCOUNT_ERR_EXISTS', `the username ${user} is taken`);
     const hash = await this.#hasher.hash(password, this.#params);
-    try {
-      await this.#stores.accounts.create(accountKey(user), codec.pack({ v: 1, user, hash, created: this.#now() } satisfies AccountRecord));
-    } catch (e) {
-      if (isCasConflict(e)) throw new CellularError('ACCOUNT_ERR_EXISTS', `the username ${user} is taken`);
-      throw e;
-    }
+    const created = await writeIfUnchanged(this.#stores.accounts, accountKey(user), codec.pack({ v: 1, user, hash, created: this.#now() } satisfies AccountRecord), 0);
+    if (created === undefined) throw new CellularError('ACCOUNT_ERR_EXISTS', `the username ${user} is taken`);
   }
 
   /**
@@ -182,11 +179,7 @@ export class Accounts {
   /** Rewrites the hash at the genome's current cost; a concurrent change wins (it rehashes next time). */
   async #rehash(user: string, password: string, account: { record: AccountRecord; revision: number }): Promise<void> {
     const hash = await this.#hasher.hash(password, this.#params);
-    try {
-      await this.#stores.accounts.update(accountKey(user), codec.pack({ ...account.record, hash } satisfies AccountRecord), account.revision);
-    } catch (e) {
-      if (!isCasConflict(e)) throw e;
-    }
+    await writeIfUnchanged(this.#stores.accounts, accountKey(user), codec.pack({ ...account.record, hash } satisfies AccountRecord), account.revision);
   }
 
   /** Publishes (or replaces) a user's public keys: X25519 for encryption, Ed25519 for signatures. */

@@ -13,7 +13,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { codec } from '../../organism/wire/codec.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
-import { isCasConflict, updateWithRetries } from '../../organism/kernel/compare-and-set.ts';
+import { updateWithRetries } from '../../organism/kernel/compare-and-set.ts';
 
 export interface RateHit {
   allowed: boolean;
@@ -47,9 +47,6 @@ export function parseRateRecord(bytes: Uint8Array, key: string): RateRecord {
   }
   return r as unknown as RateRecord;
 }
-
-/** A conflicting compare-and-set (kept here for the worker's other stores: one definition, in the kernel). */
-export { isCasConflict };
 
 const sha256hex = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -137,6 +134,7 @@ export class RateLimiter {
       case 'written':
         return { count: outcome.value.next, changed: true, contended: false };
       case 'kept':
+      case 'removed': // never asked for: a counter is only ever written
         return { count: outcome.value.count, changed: false, contended: false };
       case 'contended':
         return { count: outcome.value?.count ?? 0, changed: false, contended: true };

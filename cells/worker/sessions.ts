@@ -18,7 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import { codec } from '../../organism/wire/codec.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
-import { isCasConflict } from './rate-limit.ts';
+import { updateWithRetries } from '../../organism/kernel/compare-and-set.ts';
 import { nonNeg, unpackRecord } from '../messenger/record.ts';
 import { isUsername } from '../messenger/user-name.ts';
 
@@ -44,8 +44,8 @@ const HASH = /^[0-9a-f]{64}$/;
 
 const sessionKey = (hash: string) => `s.${hash}`;
 const indexKey = (user: string) => `u.${user}`;
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
+/** Pause after lost attempt `attempt`: another login of the user wrote; re-read a little apart. */
+const backOff = (attempt: number) => Math.random() * 4 * (attempt + 1);
 
 export function parseSessionRecord(bytes: Uint8Array): SessionRecord {
   const r = unpackRecord(bytes, 'session record');
@@ -132,20 +132,14 @@ export class Sessions {
    */
   async revokeAll(user: string): Promise<number> {
     if (!isUsername(user)) return 0;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const e = await this.#kv.get(indexKey(user));
-      if (!e || e.operation !== 'PUT') return 0;
+    const outcome = await updateWithRetries<number>(this.#kv, indexKey(user), async (e) => {
+      if (!e || e.operation !== 'PUT') return { keep: 0 };
       const list = this.#readIndex(e.value, user);
       await Promise.all(list.map(([h]) => this.#kv.delete(sessionKey(h))));
-      try {
-        await this.#kv.delete(indexKey(user), { previousSeq: e.revision });
-        return list.length;
-      } catch (err) {
-        if (!isCasConflict(err) || attempt === MAX_ATTEMPTS - 1) throw err;
-      }
-      await sleep(Math.random() * 4 * (attempt + 1));
-    }
-    return 0; // not reached: the last attempt returns or throws
+      return { remove: list.length };
+    }, { attempts: MAX_ATTEMPTS, pauseMs: backOff });
+    if (outcome.type === 'contended') throw outcome.error;
+    return outcome.value;
   }
 
   /** A malformed index is read as empty and rewritten (its sessions still expire by TTL). */
@@ -159,20 +153,12 @@ export class Sessions {
 
   /** Rewrites the user's index by compare-and-set; returns the hashes pushed out by the cap. */
   async #updateIndex(user: string, change: (list: [string, number][]) => [string, number][]): Promise<string[]> {
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const e = await this.#kv.get(indexKey(user));
+    const outcome = await updateWithRetries<string[]>(this.#kv, indexKey(user), (e) => {
       const next = change(e?.operation === 'PUT' ? this.#readIndex(e.value, user) : []);
       const evicted = next.splice(0, Math.max(0, next.length - MAX_SESSIONS_PER_USER)).map(([h]) => h);
-      const value = codec.pack({ v: 1, user, sessions: next } satisfies SessionIndex);
-      try {
-        if (!e) await this.#kv.create(indexKey(user), value);
-        else await this.#kv.update(indexKey(user), value, e.revision);
-        return evicted;
-      } catch (err) {
-        if (!isCasConflict(err) || attempt === MAX_ATTEMPTS - 1) throw err;
-      }
-      await sleep(Math.random() * 4 * (attempt + 1));
-    }
-    return []; // not reached: the last attempt returns or throws
+      return { write: codec.pack({ v: 1, user, sessions: next } satisfies SessionIndex), value: evicted };
+    }, { attempts: MAX_ATTEMPTS, pauseMs: backOff });
+    if (outcome.type === 'contended') throw outcome.error;
+    return outcome.value;
   }
 }

@@ -1,10 +1,11 @@
 /**
  * Compare-and-set on a JetStream KV entry, the one agreement primitive the organism uses
- * (homeostasis records, verdicts, the seed claim, rate counters). A write names the
- * revision it read (0: no entry, so `create`); JetStream refuses it if another write landed
- * meanwhile, with a numbered API error. A conflict is told apart from every other refusal
- * (no quorum, timeout, permissions) by that number, never by the message text: a conflict
- * means "read again", anything else means "the store cannot take writes now".
+ * (homeostasis records, verdicts, the seed claim, spawn tokens, rate counters, accounts,
+ * session indexes, inbox cursors). A write names the revision it read (0: no entry, so
+ * `create`); JetStream refuses it if another write landed meanwhile, with a numbered API
+ * error. A conflict is told apart from every other refusal (no quorum, timeout,
+ * permissions) by that number, never by the message text: a conflict means "read again",
+ * anything else means "the store cannot take writes now".
  */
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
@@ -53,51 +54,75 @@ export async function writeIfUnchanged(kv: KV, key: string, value: Uint8Array, r
 export type CasStep<T> =
   /** Write these bytes (at the revision read); `value` is what the caller gets back. */
   | { write: Uint8Array; value: T }
+  /** Delete the entry (at the revision read; none: nothing to delete, so kept). */
+  | { remove: T }
   /** Nothing to write (the entry already says it, or a limit says no). */
   | { keep: T };
 
 export type CasOutcome<T> =
   | { type: 'written'; value: T; revision: number }
+  | { type: 'removed'; value: T }
   | { type: 'kept'; value: T }
-  /** No attempt landed; `value` is what the last attempt wanted. */
-  | { type: 'contended'; value: T | undefined };
+  /** No attempt landed; `value` is what the last attempt wanted, `error` why it did not land. */
+  | { type: 'contended'; value: T | undefined; error: unknown };
 
-export interface CasRetryOptions {
+export interface CasRetryOptions<T> {
   /** Read-modify-write attempts before giving up. */
   attempts: number;
-  /** Pause before attempt `attempt + 1` after a lost one. @default 2–10 ms at random (writers spread apart) */
+  /** Pause before attempt `attempt + 1` after a lost one (0: none). @default 2–10 ms at random (writers spread apart) */
   pauseMs?: (attempt: number) => number;
   /**
    * Which failed writes are tried again. @default isCasConflict: only a conflict is news
    * worth a second read; anything else is thrown at once.
    */
   retryOn?: (e: unknown) => boolean;
+  /**
+   * The first attempt's step, decided from the entry as the caller last wrote it (at
+   * `revision`, 0: none) instead of read: when nothing moved since, one write and no read.
+   */
+  first?: CasStep<T> & { revision: number };
 }
 
 const defaultPause = () => 2 + Math.random() * 8;
 
 /**
  * Create-or-update with retries: reads `key`, asks `change` what to write given the entry
- * (null: none), and writes it by compare-and-set at the revision read. A conflict reads
- * again, after a short random pause, up to `attempts` times. `change` must be pure: it
- * may run once per attempt.
+ * (null: none), and writes (or deletes) it by compare-and-set at the revision read. A
+ * conflict reads again, after a short random pause, up to `attempts` times. `change` may
+ * run once per attempt: it decides, and whatever else it does must bear repeating.
  */
-export async function updateWithRetries<T>(kv: KV, key: string, change: (entry: KvEntry | null) => CasStep<T>, options: CasRetryOptions): Promise<CasOutcome<T>> {
+export async function updateWithRetries<T>(kv: KV, key: string, change: (entry: KvEntry | null) => CasStep<T> | Promise<CasStep<T>>, options: CasRetryOptions<T>): Promise<CasOutcome<T>> {
   const retryOn = options.retryOn ?? isCasConflict;
   const pause = options.pauseMs ?? defaultPause;
   let last: T | undefined;
+  let error: unknown;
   for (let attempt = 0; attempt < options.attempts; attempt++) {
-    if (attempt > 0) await new Promise((r) => setTimeout(r, pause(attempt - 1)));
-    const entry = await kv.get(key);
-    const step = change(entry);
+    const ms = attempt > 0 ? pause(attempt - 1) : 0;
+    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+    let revision: number;
+    let step: CasStep<T>;
+    if (attempt === 0 && options.first) {
+      revision = options.first.revision;
+      step = options.first;
+    } else {
+      const entry = await kv.get(key);
+      revision = entry?.revision ?? 0;
+      step = await change(entry);
+    }
     if ('keep' in step) return { type: 'kept', value: step.keep };
-    last = step.value;
+    if ('remove' in step && revision === 0) return { type: 'kept', value: step.remove };
+    last = 'remove' in step ? step.remove : step.value;
     try {
-      const revision = entry ? await kv.update(key, step.write, entry.revision) : await kv.create(key, step.write);
-      return { type: 'written', value: step.value, revision };
+      if ('remove' in step) {
+        await kv.delete(key, { previousSeq: revision });
+        return { type: 'removed', value: step.remove };
+      }
+      const written = revision === 0 ? await kv.create(key, step.write) : await kv.update(key, step.write, revision);
+      return { type: 'written', value: step.value, revision: written };
     } catch (e) {
       if (!retryOn(e)) throw e;
+      error = e;
     }
   }
-  return { type: 'contended', value: last };
+  return { type: 'contended', value: last, error };
 }

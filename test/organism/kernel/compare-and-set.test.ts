@@ -1,7 +1,8 @@
 /**
  * Compare-and-set against a real nats-server: concurrent writers at one revision (exactly
- * one lands), concurrent counters with retries (none lost), and refusals that are not
- * conflicts (never mistaken for one).
+ * one lands), concurrent counters with retries (none lost), refusals that are not
+ * conflicts (never mistaken for one), a first write from a known revision, removal, and a
+ * race lost on every attempt.
  */
 import test, { type ExecutionContext } from 'ava';
 import { connect } from '@nats-io/transport-node';
@@ -82,4 +83,42 @@ test('compare-and-set - a refusal that is not a conflict is thrown, not taken fo
   t.false(isCasConflict(new Error('wrong last sequence: 3')), 'the message text decides nothing');
   t.false(isCasConflict(undefined));
   t.is((await kv.get('small'))!.revision, 1, 'nothing was written');
+});
+
+test('compare-and-set - a write from a known revision needs no read; a removal is a compare-and-set too; a lost race says why', async (t) => {
+  const { kv, kvs } = await bucket(t);
+  const known = await kv.create('cursor', bytes('1'));
+  let reads = 0;
+  const increment = (entry: { value: Uint8Array } | null) => {
+    reads++;
+    return { write: bytes(String(Number(text(entry!.value)) + 1)), value: 'read' };
+  };
+  // The known revision is still the entry's: one write, no read.
+  const blind = await updateWithRetries(kv, 'cursor', increment, { attempts: 2, first: { write: bytes('2'), value: 'known', revision: known } });
+  t.deepEqual([blind.type, reads], ['written', 0]);
+  t.is((blind as { value: string }).value, 'known');
+  // It is stale now: refused as a conflict, then read and written.
+  const stale = await updateWithRetries(kv, 'cursor', increment, { attempts: 2, first: { write: bytes('stale'), value: 'known', revision: known } });
+  t.deepEqual([stale.type, reads], ['written', 1]);
+  t.is(text((await kv.get('cursor'))!.value), '3');
+
+  // Another writer lands between every read and write: no attempt lands, and the outcome says why.
+  let tries = 0;
+  const lost = await updateWithRetries(kv, 'cursor', async () => {
+    tries++;
+    await kvs[0]!.put('cursor', bytes(`meanwhile ${tries}`));
+    return { write: bytes('never'), value: tries };
+  }, { attempts: 3, pauseMs: () => 0 });
+  t.is(lost.type, 'contended');
+  t.is(tries, 3);
+  t.true(lost.type === 'contended' && isCasConflict(lost.error) && lost.value === 3);
+  t.is(text((await kv.get('cursor'))!.value), 'meanwhile 3');
+
+  // Removal at a stale revision is a conflict too: read again, then removed.
+  const removed = await updateWithRetries(kv, 'cursor', (entry) => ({ remove: text(entry!.value) }), { attempts: 2, first: { remove: 'stale', revision: known } });
+  t.deepEqual(removed, { type: 'removed', value: 'meanwhile 3' });
+  t.is((await kv.get('cursor'))!.operation, 'DEL');
+  // Nothing to remove (no entry at all): kept, nothing written.
+  t.deepEqual(await updateWithRetries(kv, 'absent', () => ({ remove: 0 }), { attempts: 1 }), { type: 'kept', value: 0 });
+  t.is(await kv.get('absent'), null);
 });
