@@ -305,15 +305,15 @@ export class Organism {
     // The winner may be spawning its first cells right now: give them time to be born and pulse.
     if (await this.#someoneAlive(limits.joinTimeoutMs + limits.pulseIntervalMs * (limits.suspectAfterPulses + 1))) return false;
     const entry = await kv.get(SEED_KEY);
-    try {
-      await kv.update(SEED_KEY, mine, entry?.revision ?? 0);
+    // Lost (undefined), or the store could not say (a cluster electing a leader): either way
+    // another host may have taken it over first, so join what it grows if anything pulses.
+    const taken = await writeIfUnchanged(kv, SEED_KEY, mine, entry?.revision ?? 0).catch(() => undefined);
+    if (taken !== undefined) {
       this.#say(`organism ${this.id} has no living cell: host ${hostName()} seeds it again`);
       return true;
-    } catch {
-      // Another host took it over first: join what it grows.
-      if (await this.#someoneAlive(limits.joinTimeoutMs * 2)) return false;
-      throw new CellularError('CELL_ERR_SPAWN', `another host claimed the seeding of organism ${this.id} but no cell of it pulsed within ${limits.joinTimeoutMs * 2} ms`);
     }
+    if (await this.#someoneAlive(limits.joinTimeoutMs * 2)) return false;
+    throw new CellularError('CELL_ERR_SPAWN', `another host claimed the seeding of organism ${this.id} but no cell of it pulsed within ${limits.joinTimeoutMs * 2} ms`);
   }
 
   /** Waits up to `ms` for a living cell of the organism on any host. */
