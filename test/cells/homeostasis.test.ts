@@ -16,6 +16,7 @@ import { Organism } from '../../organism/grow/organism.ts';
 import { isProcessOf } from '../../organism/kernel/processes.ts';
 import { openLineage } from '../../organism/kernel/stores.ts';
 import { tissueStress } from '../../organism/kernel/stress.ts';
+import { calmMs } from '../../cells/homeostasis-plan.ts';
 import { openReply } from '../../organism/kernel/reply.ts';
 import type { DecisionBody, DeathBody } from '../../organism/kernel/vocabulary.ts';
 import { cellMarkers } from '../../cells/spawn.ts';
@@ -177,7 +178,7 @@ test.serial('homeostasis - at the max, division is refused, counted and announce
   t.is(max(), 2);
 });
 
-test.serial('homeostasis - eight cells that see the same load step make one decision for the divisions it needs, no storm', async (t) => {
+test.serial('homeostasis - eight cells that see the same load step make one decision per round for the divisions it needs, no storm', async (t) => {
   // Pulses every 500 ms: 11 cells verifying each other's pulses is work for two cores (with
   // more, a starved cell misses pulses and is regrown before the step: another rule).
   const h = await organism(t, [
@@ -203,14 +204,21 @@ test.serial('homeostasis - eight cells that see the same load step make one deci
   const stepDecisions = h.decisions.slice(before).filter((d) => !d.reason.includes('of its min'));
   const growth = stepDecisions.filter((d) => d.tissue === 'echo' && (d.action === 'divide' || d.action === 'differentiate'));
   const made = grown(stepDecisions, 'echo');
-  t.log(`divisions ${made} in ${growth.length} decision(s); the offered load needs ${needed}, the cells read demand ${growth[0]?.readings.demand} (handlers held longer on a busy host)`);
-  // No storm: every cell saw the step, one compare-and-set won, and nobody decided again.
-  t.is(growth.length, 1, 'one growth decision for one step');
+  t.log(`divisions ${made} in ${growth.length} decision(s); the offered load needs ${needed}, the cells read demand ${growth.map((d) => d.readings.demand).join(', ')} (handlers held longer on a busy host)`);
+  // No storm: every cell saw the step, and one compare-and-set won each round. A second round
+  // may follow once the calm period is over: when stress first crosses the high mark, the
+  // pulses that carry demand still cover intervals half before the step (seen in CI: demand
+  // 5.3 then 6.5, one division then two), and the second round sizes to the rest.
+  t.true(growth.length >= 1 && growth.length <= 2, 'one growth decision per round, at most two rounds for one step');
+  const calm = calmMs(h.o.genome.tissues.echo!, h.o.genome.limits.pulseIntervalMs);
+  for (let i = 1; i < growth.length; i++) t.true(growth[i]!.at - growth[i - 1]!.at >= 0.9 * calm, `round ${i + 1} waited the calm period (${calm} ms)`);
   t.true(made >= 1, 'it grew');
-  // It made what the shared readings asked for, not ten times that.
-  const r = growth[0]!.readings;
-  t.is(made, Number(r.desired) - Number(r.alive) - Number(r.suspect) - Number(r.pending), 'what the shared readings asked for');
-  t.true(h.alive('echo').length <= Math.max(start + made, Number(growth[0]!.readings.desired)), 'nothing beyond what was decided');
+  // Each round made what its shared readings asked for, not ten times that.
+  for (const d of growth) {
+    const r = d.readings;
+    t.is(d.cells.length, Number(r.desired) - Number(r.alive) - Number(r.suspect) - Number(r.pending), 'what the shared readings asked for');
+  }
+  t.true(h.alive('echo').length <= Math.max(start + made, ...growth.map((d) => Number(d.readings.desired))), 'nothing beyond what was decided');
 });
 
 test.serial('homeostasis - the lineage budget stops a chain of divisions, and the refusal says why', async (t) => {
