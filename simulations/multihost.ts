@@ -361,6 +361,15 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
           answer = openReply<{ message: string }>(m.data).message;
         } catch (e) {
           answer = `refused: ${(e as Error).message}`;
+          // Said so that a failed relay can be traced: how long the answer took, and whether the
+          // victim's process is gone anyway (the kill landed and its answer was lost, or it died).
+          note(`kill attempt ${attempt}: ${answer} after ${Date.now() - killedAt} ms; ${victimCell.id} ${localCells(id, victimCell.host).some((x) => x.cell === victimCell!.id) ? 'still running' : 'no longer running'}`);
+          if (!localCells(id, victimCell.host).some((x) => x.cell === victimCell!.id) && attempt === 1) {
+            // Its process is gone: a second kill of it can only be refused. Whether its host
+            // regrows its share is what is left to judge, from this kill on.
+            answer = `killed ${victimCell.id} (the answer was lost: ${answer})`;
+            break;
+          }
           if (!stillThere(victimCell) && picks < 4) {
             tried.add(victimCell.id);
             const next = pickVictim(tried);
@@ -377,6 +386,15 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
       const gone = await until(() => !localCells(id, victim.host).some((c) => c.cell === victim.id), 10_000, `${victim.id} gone`).then(() => true, () => false);
       const back = await until(() => living().some((c) => c.tissue === 'receiver' && c.host === victim.host && c.id !== victim.id), 30_000, `a new receiver on ${victim.host}`).then(() => Date.now() - killedAt, () => null);
       note(`${via.name}'s operator: ${answer}; ${victim.host} has a receiver again ${back} ms later`);
+      if (back === null) {
+        // Why not: what every grow said about receivers or controls since the kill.
+        for (const g of grown.values()) {
+          const said = g.lines.filter((l) => l.t >= killedAt - t0 - 2_000 && /receiver|control by|refilled|joined with|error/i.test(l.line)).slice(-8);
+          note(`[${g.host.name}] since the kill: ${said.length ? said.map((l) => `${(l.t / 1000).toFixed(1)}s ${l.line}`).join(' | ') : 'nothing about receivers or controls'}`);
+        }
+        const census = living().filter((c) => c.tissue === 'receiver').map((c) => `${c.id}@${c.host} ${c.state}`);
+        note(`receivers in the census: ${census.join(', ') || 'none'}`);
+      }
       result.relay = { via: via.name, cell: victim.id, host: victim.host, answer, killed: gone, regrownMs: back };
       await sleep(phaseMs / 2);
     } else {
