@@ -437,8 +437,10 @@ export class Cell {
     const deadline = Date.now() + this.genome.limits.drainTimeoutMs;
     const bounded = <T>(p: Promise<T>) => Promise.race([p, new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
     let finalCause = cause;
-    // Let a start in progress reach a checkpoint (it stops there: it sees #draining).
+    // Let a start in progress reach a checkpoint (it stops there: it sees #draining), and a
+    // differentiation finish its tissue's start, so what it made is drained below, not left open.
     await bounded((this.#starting ?? Promise.resolve()).catch(() => {}));
+    await bounded((this.#differentiating ?? Promise.resolve()).catch(() => {}));
     try {
       if (this.#instance) await bounded(Promise.resolve(this.#instance.drain?.()));
     } catch (e) {

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CellularError } from '../organism/wire/errors.ts';
-import { isTissue, type Tissue } from './tissue.ts';
+import { defineTissue, isTissue, type Tissue } from './tissue.ts';
 
 const BUILTIN = /^[a-z][a-z0-9-]*$/;
 
@@ -34,5 +34,10 @@ export async function loadTissue(path: string): Promise<Tissue> {
   if (!isTissue(tissue)) {
     throw new CellularError('CELL_ERR_TISSUE_MODULE', `${path} must export default defineTissue({...})`);
   }
-  return tissue;
+  // A plain object export gets defineTissue's checks too (endpoint names, no hooks left on it).
+  try {
+    return defineTissue(tissue);
+  } catch (cause) {
+    throw new CellularError('CELL_ERR_TISSUE_MODULE', `${path}: ${(cause as Error).message}`, { cause });
+  }
 }

@@ -78,7 +78,7 @@ export interface Tissue {
 const ENDPOINT = /^[a-z][a-z0-9-]{0,31}$/;
 
 /** Checks endpoint names and handlers (a tissue's declared ones, or an instance's). */
-export function checkEndpoints(tissue: string, endpoints: unknown): asserts endpoints is Endpoints | undefined {
+function checkEndpoints(tissue: string, endpoints: unknown): asserts endpoints is Endpoints | undefined {
   if (endpoints === undefined) return;
   if (typeof endpoints !== 'object' || endpoints === null) throw new TypeError(`defineTissue(${tissue}): endpoints must be an object of handlers`);
   for (const [name, handler] of Object.entries(endpoints)) {
@@ -87,10 +87,22 @@ export function checkEndpoints(tissue: string, endpoints: unknown): asserts endp
   }
 }
 
+/**
+ * `drain` and `stats` belong to what `start` returns (the instance owns the state they read);
+ * on the tissue itself they would never be called, so a DNA file that still has them fails
+ * at load instead of silently never draining.
+ */
+function checkNoHooks(tissue: object): void {
+  for (const hook of ['drain', 'stats'] as const) {
+    if (hook in tissue) throw new TypeError(`defineTissue(${String((tissue as Tissue).name)}): ${hook}() belongs on the object start() returns, not on the tissue`);
+  }
+}
+
 /** Declares a tissue; checks its shape so a bad DNA file fails at load, not at first request. */
 export function defineTissue(tissue: Tissue): Tissue {
   if (typeof tissue.name !== 'string' || tissue.name.length === 0) throw new TypeError('defineTissue: name must be a non-empty string');
   checkEndpoints(tissue.name, tissue.endpoints);
+  checkNoHooks(tissue);
   if (tissue.capacity !== undefined && (!Number.isInteger(tissue.capacity) || tissue.capacity < 1)) {
     throw new TypeError(`defineTissue(${tissue.name}): capacity must be a positive integer, received ${tissue.capacity}`);
   }

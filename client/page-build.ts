@@ -26,7 +26,7 @@ export interface PageBuild {
  * packages. A server module in a bundle would ship server code to every browser and tie the
  * page to the server's internals, so the build fails instead.
  */
-export const BROWSER_SOURCES = ['organism/wire/', 'node_modules/'] as const;
+const BROWSER_SOURCES = ['organism/wire/', 'node_modules/'] as const;
 
 function assertBrowserOnly(p: PageBuild, inputs: readonly string[]): void {
   const own = relative(process.cwd(), p.root).replace(/\/?$/, '/');

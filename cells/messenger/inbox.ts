@@ -53,7 +53,7 @@ export function delivered(m: { seq: number; subject: string; data: Uint8Array; h
 
 const storedCopy = (m: StoredMsg): Delivered | null => delivered({ seq: m.seq, subject: m.subject, data: m.data, headers: m.header });
 
-export interface InboxesDeps {
+interface InboxesDeps {
   js: JetStreamClient;
   jsm: JetStreamManager;
   /** The messages stream's name. */
@@ -90,14 +90,14 @@ export class Inboxes {
   }
 
   /** The copy at `seq`, or null if there is none (or it is not one of ours). */
-  async copyAt(seq: number): Promise<Delivered | null> {
+  async #copyAt(seq: number): Promise<Delivered | null> {
     const m = await this.#d.jsm.streams.getMessage(this.#d.stream, { seq }).catch(() => null);
     return m ? storedCopy(m) : null;
   }
 
   /** The copy of message `msg` at `seq`: MESSAGE_ERR_NOT_FOUND unless there is one. */
   async copyOf(msg: string, seq: number, from?: string): Promise<Delivered> {
-    const c = await this.copyAt(seq);
+    const c = await this.#copyAt(seq);
     if (!c || c.msg !== msg || (from !== undefined && c.from !== from)) {
       throw new CellularError('MESSAGE_ERR_NOT_FOUND', from === undefined ? `no copy of message ${msg} at ${seq}` : `no copy of message ${msg} from ${from} at ${seq}`);
     }

@@ -18,7 +18,7 @@ import { codec } from '../../organism/wire/codec.ts';
 import { cursorKey, delivered, type Delivered } from '../messenger/inbox.ts';
 
 /** A user's cursor: the highest sequence acked, and the revision of its KV entry (0: none). */
-export interface Cursor {
+interface Cursor {
   seq: number;
   revision: number;
 }
@@ -30,7 +30,7 @@ function cursorOf(e: KvEntry | null): Cursor {
   return { seq: Number.isSafeInteger(v?.seq) && (v.seq as number) > 0 ? (v.seq as number) : 0, revision: e.revision };
 }
 
-export async function readCursor(kv: KV, user: string): Promise<Cursor> {
+async function readCursor(kv: KV, user: string): Promise<Cursor> {
   return cursorOf(await kv.get(cursorKey(user)));
 }
 

@@ -25,7 +25,7 @@ import { cursorKey } from '../messenger/inbox.ts';
 import { checkUsername, isUsername } from '../messenger/user-name.ts';
 
 /** What a search may start with: the beginning of a user name (USER_NAME, organism/wire/frames.ts), at least one character. */
-export const USER_PREFIX = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+const USER_PREFIX = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 export const PASSWORD_MIN_BYTES = 8;
 export const PASSWORD_MAX_BYTES = 1024;
 export const PUBLIC_KEY_BYTES = 32;

@@ -38,7 +38,7 @@ export interface WorkerApi {
 
 export type WorkerMethod = keyof WorkerApi;
 export type WorkerRequest<M extends WorkerMethod> = WorkerApi[M]['request'];
-export type WorkerReply<M extends WorkerMethod> = WorkerApi[M]['reply'];
+type WorkerReply<M extends WorkerMethod> = WorkerApi[M]['reply'];
 
 /** Each method's endpoint: served at `org.<id>.tissue.worker.<endpoint>`. */
 export const WORKER_ENDPOINTS: { readonly [M in WorkerMethod]: string } = {
@@ -57,7 +57,7 @@ export const WORKER_ENDPOINTS: { readonly [M in WorkerMethod]: string } = {
 const str = req(text(0, FIELD_MAX));
 const bin = req(bytes(0, FIELD_MAX));
 
-export const WORKER_REQUESTS: { readonly [M in WorkerMethod]: Shape<WorkerRequest<M>> } = {
+const WORKER_REQUESTS: { readonly [M in WorkerMethod]: Shape<WorkerRequest<M>> } = {
   register: { user: str, password: str, ip: str },
   login: { user: str, password: str, ip: str },
   resume: { token: str },

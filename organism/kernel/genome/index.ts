@@ -10,4 +10,4 @@ export type { BrokerGene, DashboardGene, Genome, ImmuneGene, Limits, MessengerGe
 export { defaultGenome, TISSUE_DEFAULTS } from './defaults.ts';
 export { validateGenome } from './rules.ts';
 export { loadGenome, mergeGenome, readGenomeFile, setGenomePath, type GenomeSources } from './load.ts';
-export { genomeHash, HOST_LOCAL_FIELDS } from './hash.ts';
+export { genomeHash } from './hash.ts';

@@ -9,9 +9,25 @@ import { defaultGenome, TISSUE_DEFAULTS } from './defaults.ts';
 import { GENOME, invalid, validateGenome } from './rules.ts';
 import type { Genome } from './types.ts';
 
+/**
+ * `__proto__` would reach a prototype through the merge's assignments (JSON.parse makes it an
+ * own key): refused at any depth. `constructor` and `prototype` are plain own keys here and
+ * fall to validation as unknown fields.
+ */
+const UNSAFE_KEYS = ['__proto__'];
+
+function refuseUnsafeKeys(value: unknown, at: string, source: string): void {
+  if (!isMap(value)) return;
+  for (const key of Object.keys(value)) {
+    if (UNSAFE_KEYS.includes(key)) throw new CellularError('GENOME_ERR_UNKNOWN_FIELD', `${source}: genome.${at}${key} is not a genome field`);
+    refuseUnsafeKeys(value[key], `${at}${key}.`, source);
+  }
+}
+
 /** Merges a partial genome over a base; tissues merge per tissue over TISSUE_DEFAULTS. */
 export function mergeGenome(base: Genome, patch: unknown, source: string): Genome {
   if (!isMap(patch)) throw new CellularError('GENOME_ERR_INVALID', `${source}: the genome must be a JSON object, received ${describe(patch, GENOME)}`);
+  refuseUnsafeKeys(patch, '', source);
   const out = structuredClone(base) as unknown as Record<string, unknown>;
   for (const [key, value] of Object.entries(patch)) {
     if (key === 'tissues' && isMap(value)) {

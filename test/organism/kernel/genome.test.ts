@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import { CellularError, type ErrorCode } from '../../../organism/wire/errors.ts';
-import { defaultGenome, genomeHash, loadGenome, TISSUE_DEFAULTS, validateGenome, type Genome } from '../../../organism/kernel/genome/index.ts';
+import { defaultGenome, genomeHash, loadGenome, mergeGenome, TISSUE_DEFAULTS, validateGenome, type Genome } from '../../../organism/kernel/genome/index.ts';
 
 function tempFile(t: ExecutionContext, name: string, content: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'cellular-genome-'));
@@ -257,4 +257,12 @@ test('genome - random --set assignments either load a frozen genome or throw a C
   // The generator reaches every outcome, so the property says something.
   t.deepEqual([...codes].sort(), ['GENOME_ERR_INVALID', 'GENOME_ERR_UNKNOWN_FIELD']);
   t.true(loaded > 0);
+});
+
+test('genome - a file cannot reach a prototype: a __proto__ key is refused at any depth', (t) => {
+  for (const text of ['{"__proto__": {"limits": {}}}', '{"tissues": {"__proto__": {"min": 5}}}', '{"limits": {"x": {"__proto__": 1}}}', '{"tissues": {"echo": {"__proto__": {"min": 1}}}}']) {
+    const e = t.throws(() => mergeGenome(defaultGenome(), JSON.parse(text), 'file.json'), { instanceOf: CellularError }, text);
+    t.is(e?.code, 'GENOME_ERR_UNKNOWN_FIELD', text);
+  }
+  t.is(({} as Record<string, unknown>).min, undefined, 'nothing polluted');
 });
