@@ -350,6 +350,7 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
     if (victimCell) {
       mark(`kill ${victimCell.id} (on ${victimCell.host}) through ${via.name}'s operator`);
       let killedAt = Date.now();
+      const firstAsk = killedAt;
       let answer = '';
       // Bounded: a refusal because the victim died meanwhile picks another (at most 4 victims);
       // any other refusal (a relay that timed out) tries the same one again (3 times in all).
@@ -369,6 +370,14 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
             // regrows its share is what is left to judge, from this kill on.
             answer = `killed ${victimCell.id} (the answer was lost: ${answer})`;
             break;
+          }
+          // The relaying grow's census may not know the victim yet: a grow cut off until just
+          // now learns each cell again from its pulses (seen in CI: 7 s after the heal). Ask
+          // again while the victim runs, within 30 s of the first ask; these asks are not attempts.
+          if (/no living cell/.test(answer) && Date.now() < firstAsk + 30_000 && localCells(id, victimCell.host).some((x) => x.cell === victimCell!.id)) {
+            attempt--;
+            await sleep(1_000);
+            continue;
           }
           if (!stillThere(victimCell) && picks < 4) {
             tried.add(victimCell.id);

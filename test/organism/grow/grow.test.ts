@@ -185,14 +185,17 @@ test.serial('grow - a reader that goes away (grow | head) does not stop grow fro
 
 test.serial('cli - stop finishes the job when grow itself was killed', async (t) => {
   const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1'] });
+  // Its cells, whatever homeostasis did meanwhile (on a loaded host an extra cell may be on
+  // its way at boot: seen once in CI, 3 where the genome's minimum is 2): stop must end them all.
   const pids = cellsOf(g.record.id);
-  t.is(pids.length, 2);
+  t.true(pids.length >= 2, `at least the genome's two cells (${pids.length})`);
   g.child.kill('SIGKILL');
   await g.exited;
   t.true(isAlive(g.record.broker!.pid), 'the broker outlived grow');
   const r = cli(['stop', '--state-dir', g.stateDir]);
   t.is(r.status, 0, r.stderr);
   for (const pid of pids) t.false(isAlive(pid), `cell ${pid} stopped`);
+  t.deepEqual(cellsOf(g.record.id), [], 'no cell of the organism left, one made after the count included');
   t.true(await waitGone(g.record.broker!.pid, 2_000), 'broker stopped');
   t.is(readRecord(g.stateDir), undefined);
   t.false(existsSync(join(g.stateDir, 'grow.lock')), 'lock released');
