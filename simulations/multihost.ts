@@ -364,8 +364,9 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
           answer = `refused: ${(e as Error).message}`;
           // Said so that a failed relay can be traced: how long the answer took, and whether the
           // victim's process is gone anyway (the kill landed and its answer was lost, or it died).
-          note(`kill attempt ${attempt}: ${answer} after ${Date.now() - killedAt} ms; ${victimCell.id} ${localCells(id, victimCell.host).some((x) => x.cell === victimCell!.id) ? 'still running' : 'no longer running'}`);
-          if (!localCells(id, victimCell.host).some((x) => x.cell === victimCell!.id) && attempt === 1) {
+          const running = localCells(id, victimCell.host).some((x) => x.cell === victimCell!.id);
+          note(`kill attempt ${attempt}: ${answer} after ${Date.now() - killedAt} ms; ${victimCell.id} ${running ? 'still running' : 'no longer running'}`);
+          if (!running && attempt === 1) {
             // Its process is gone: a second kill of it can only be refused. Whether its host
             // regrows its share is what is left to judge, from this kill on.
             answer = `killed ${victimCell.id} (the answer was lost: ${answer})`;
@@ -374,7 +375,7 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
           // The relaying grow's census may not know the victim yet: a grow cut off until just
           // now learns each cell again from its pulses (seen in CI: 7 s after the heal). Ask
           // again while the victim runs, within 30 s of the first ask; these asks are not attempts.
-          if (/no living cell/.test(answer) && Date.now() < firstAsk + 30_000 && localCells(id, victimCell.host).some((x) => x.cell === victimCell!.id)) {
+          if (/no living cell/.test(answer) && Date.now() < firstAsk + 30_000 && running) {
             attempt--;
             await sleep(1_000);
             continue;
