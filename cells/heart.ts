@@ -138,7 +138,7 @@ export class Heart {
   /**
    * A pulse for the main thread to publish at birth when the pacemaker has not pulsed yet
    * (its thread is often still loading): the census and a growing tissue should not wait.
-   * CPU is the average since the process started, as pidusage's first reading would be.
+   * CPU is the average since the process started.
    */
   firstPulse(): PulseBody | undefined {
     if (this.work.pulses > 0) return undefined;

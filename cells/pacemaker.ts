@@ -9,7 +9,7 @@ import { tamperedHash } from './immune/faults.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import { hostName } from '../organism/kernel/host.ts';
 import { connect } from '@nats-io/transport-node';
-import pidusage from 'pidusage';
+import { OwnUsage } from '../organism/kernel/process-usage.ts';
 import { sealHormone, SharedSequence } from '../organism/kernel/hormone.ts';
 import { privateKeyObject, fromHex } from '../organism/kernel/keys.ts';
 import type { CellState, PulseBody } from '../organism/kernel/vocabulary.ts';
@@ -76,32 +76,17 @@ async function run(data: PacemakerData): Promise<void> {
       else stop = () => undefined; // not connected yet: run() stops once it is
     }
   });
-  // pidusage's first call shells out to getconf (~8 ms): do it while the connection opens.
-  // The code hash is read while the connection opens too (a few ms of file reads).
-  const [nc, code] = await Promise.all([
-    connect(natsOptions(data.access, `${data.id}/pacemaker`)),
-    codeHash(),
-    pidusage(data.pulse.pid).catch(() => undefined),
-  ]);
+  // The code hash is read while the connection opens (a few ms of file reads).
+  const [nc, code] = await Promise.all([connect(natsOptions(data.access, `${data.id}/pacemaker`)), codeHash()]);
+  const usage = new OwnUsage();
+  usage.read(); // the first interval starts now, not at the process's start
   body.code = data.tamper ? tamperedHash(code) : code;
 
   // The `liar` fault keeps its story straight: its CPU time grows as if it used a full core.
   let told: { cpuMs: number; at: number } | undefined;
   const beat = async (): Promise<void> => {
-    let cpu = 0;
-    let cpuMs = 0;
-    let rss = 0;
-    try {
-      const u = await pidusage(body.pid);
-      cpu = u.cpu;
-      cpuMs = u.ctime;
-      rss = u.memory;
-    } catch {
-      // pidusage can fail transiently (e.g. /proc race); report the last values.
-      cpu = body.cpu;
-      cpuMs = body.cpuMs;
-      rss = body.rss;
-    }
+    // Its own process, read in-process: the pacemaker never forks (organism/kernel/process-usage.ts).
+    const { cpu, cpuMs, rss } = usage.read();
     if (stopped) return;
     const blocked = Math.max(0, Date.now() - work.lastTick - data.tickMs);
     const newborn = inStartupGrace(Date.now() - body.born, data.intervalMs);

@@ -31,7 +31,7 @@ export interface SpawnSample {
 export interface MemoryRow extends MemorySample {
   id: string;
   pid: number;
-  /** What the cell itself last reported in its pulse (pidusage), bytes. */
+  /** What the cell itself last reported in its pulse, bytes. */
   reportedRss: number | null;
 }
 

@@ -135,3 +135,13 @@ test('layers - no import cycle between files', (t) => {
   for (const f of edges.keys()) if (!idx.has(f)) strong(f);
   t.deepEqual(cycles, []);
 });
+
+test('layers - a cell process forks nothing but its children: only cells/spawn.ts may start a process', (t) => {
+  // A fork carries the cell's command line, organism markers included, until it execs: for
+  // that moment every process count of the organism sees one cell too many (process-usage.ts).
+  const forking = all.filter((s) => s.file.startsWith('cells/') || s.file.startsWith('organism/kernel/') || s.file.startsWith('organism/wire/'))
+    .filter((s) => s.bare.some((b) => b === 'node:child_process' || b === 'child_process' || b === 'pidusage'))
+    .map((s) => s.file);
+  // processes.ts asks `ps` only where there is no /proc (macOS), never on Linux.
+  t.deepEqual(forking.sort(), ['cells/spawn.ts', 'organism/kernel/processes.ts']);
+});

@@ -7,7 +7,7 @@
  * Every step is a hormone (`accuse`, `vote`, `verdict`, `toxin`) the dashboard can show.
  */
 import { availableParallelism } from 'node:os';
-import pidusage from 'pidusage';
+import { usageOf } from '../../organism/kernel/process-usage.ts';
 import type { Census, CensusEntry } from '../../organism/kernel/census.ts';
 import type { CertBook } from '../../organism/kernel/cert-book.ts';
 import type { ImmuneGene, Limits } from '../../organism/kernel/genome/index.ts';
@@ -447,7 +447,7 @@ export class Immune {
    * time the process has used (cpuMs) and the CPU percent of the interval before them:
    *  - the percent must match how much cpuMs grew since the previous pulse (a liar that
    *    claims a full core while reporting its true CPU time contradicts itself);
-   *  - cpuMs must match the real process's CPU time (pidusage ctime): never more than it
+   *  - cpuMs must match the real process's CPU time (/proc's utime + stime): never more than it
    *    (beyond OVERCLAIM_MS), and not less than it by more than the process could have used
    *    since the pulse plus liarSlackMs (a liar whose story is consistent drifts past the
    *    truth within a pulse);
@@ -475,29 +475,29 @@ export class Immune {
         }
       }
       if (pids.size === 0) return;
-      const usage = await pidusage([...pids.values()]).catch(() => undefined);
-      if (!usage) return;
+      // Read from /proc, never by a helper process (organism/kernel/process-usage.ts says why).
+      const usage = new Map([...pids.values()].map((pid) => [pid, usageOf(pid)]));
       const now = this.#now();
       for (const [id, pid] of pids) {
-        const u = usage[pid];
+        const u = usage.get(pid);
         const claims = this.#claims.get(id);
         if (!u || !claims || claims.length === 0) continue;
         const last = claims.at(-1)!;
         const prev = claims.length > 1 ? claims.at(-2)! : undefined;
         let lie: string | undefined;
         const since = Math.max(0, now - last.ts);
-        if (last.cpuMs > u.ctime + OVERCLAIM_MS) {
-          lie = `claims ${Math.round(last.cpuMs)} ms of CPU by its last pulse; its process has used ${Math.round(u.ctime)} ms`;
-        } else if (u.ctime - last.cpuMs > since * CORES + g.liarSlackMs) {
-          lie = `claims ${Math.round(last.cpuMs)} ms of CPU ${since} ms ago; its process has used ${Math.round(u.ctime)} ms`;
+        if (last.cpuMs > u.cpuMs + OVERCLAIM_MS) {
+          lie = `claims ${Math.round(last.cpuMs)} ms of CPU by its last pulse; its process has used ${Math.round(u.cpuMs)} ms`;
+        } else if (u.cpuMs - last.cpuMs > since * CORES + g.liarSlackMs) {
+          lie = `claims ${Math.round(last.cpuMs)} ms of CPU ${since} ms ago; its process has used ${Math.round(u.cpuMs)} ms`;
         } else if (prev && last.n === prev.n + 1 && prev.n >= 1 && last.ts > prev.ts) {
           // (Pulse 0, from the main thread at birth, gives the percent since the process started: not comparable.)
           const grew = ((last.cpuMs - prev.cpuMs) / (last.ts - prev.ts)) * 100;
           if (Math.abs(grew - last.cpu) > g.liarCpuPoints) lie = `claims ${last.cpu.toFixed(0)} % CPU while its CPU time grew ${grew.toFixed(0)} % over ${last.ts - prev.ts} ms`;
         }
         if (!lie) {
-          const ratio = Math.max(last.rss, u.memory) / Math.max(1, Math.min(last.rss, u.memory));
-          if (ratio > g.liarRssFactor && Math.abs(last.rss - u.memory) > 64 * 1024 * 1024) lie = `claims ${(last.rss / 2 ** 20).toFixed(0)} MiB RSS, its process has ${(u.memory / 2 ** 20).toFixed(0)} MiB`;
+          const ratio = Math.max(last.rss, u.rss) / Math.max(1, Math.min(last.rss, u.rss));
+          if (ratio > g.liarRssFactor && Math.abs(last.rss - u.rss) > 64 * 1024 * 1024) lie = `claims ${(last.rss / 2 ** 20).toFixed(0)} MiB RSS, its process has ${(u.rss / 2 ** 20).toFixed(0)} MiB`;
         }
         this.evidence.metabolism(id, lie);
       }

@@ -51,14 +51,14 @@ export interface PulseBody {
    * Σ demand / target cells; a saturated cell's load hides how much more it is asked.
    */
   demand: number;
-  /** CPU percent of one core (pidusage), over the interval before this pulse. */
+  /** CPU percent of one core, over the interval before this pulse. */
   cpu: number;
   /**
-   * CPU time the process has used since it started, ms (pidusage ctime): cells on the same
+   * CPU time the process has used since it started, ms (user + system): cells on the same
    * host check it, and `cpu` against its growth, against the real process (docs/immune.md).
    */
   cpuMs: number;
-  /** Resident set size in bytes (pidusage). */
+  /** Resident set size in bytes. */
   rss: number;
   /** Event-loop delay of the cell's main thread, ms (worst tick delay over the last interval, or how long it has been blocked). */
   lag: number;

@@ -1,0 +1,66 @@
+/**
+ * CPU time and resident memory of processes, read without starting any process.
+ *
+ * A cell must never fork a helper (pidusage's first call runs `getconf` through a shell): until
+ * the fork execs, the child carries the cell's own command line, markers included, and anything
+ * counting the organism's processes at that moment sees one cell too many (seen in CI, right
+ * after boot: 3 processes where the genome asked for 2).
+ */
+import { readFileSync } from 'node:fs';
+
+/** What one reading of a process gives: CPU time used since it started, and its RSS. */
+export interface Usage {
+  /** User + system CPU time since the process started, ms. */
+  cpuMs: number;
+  /** Resident set size, bytes. */
+  rss: number;
+}
+
+/**
+ * /proc reports CPU times in USER_HZ ticks, a kernel ABI constant of 100 on every
+ * architecture Node.js runs on (x86, arm, ppc, s390, riscv); sysconf(_SC_CLK_TCK) says the same.
+ */
+const USER_HZ = 100;
+
+/**
+ * The usage of another process on this host, from /proc/<pid>/stat and /proc/<pid>/status;
+ * undefined if it is gone or /proc cannot be read (not Linux).
+ */
+export function usageOf(pid: number): Usage | undefined {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces or ')': split after the last ')'.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
+    const utime = Number(rest[11]);
+    const stime = Number(rest[12]);
+    const vmRss = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (!Number.isFinite(utime) || !Number.isFinite(stime) || !vmRss) return undefined;
+    return { cpuMs: ((utime + stime) * 1000) / USER_HZ, rss: Number(vmRss[1]) * 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * This process's own usage (any thread may ask: both figures are process-wide), and its CPU
+ * percent of one core since the previous reading (the first: since the process started).
+ */
+export class OwnUsage {
+  #cpuMs: number | undefined;
+  #at = 0;
+
+  /** CPU percent of one core since the last read, CPU time and RSS now. */
+  read(): Usage & { cpu: number } {
+    const used = process.cpuUsage();
+    const cpuMs = (used.user + used.system) / 1000;
+    const now = performance.timeOrigin + performance.now();
+    const prevMs = this.#cpuMs ?? 0;
+    const since = this.#cpuMs === undefined ? process.uptime() * 1000 : now - this.#at;
+    this.#cpuMs = cpuMs;
+    this.#at = now;
+    const cpu = since > 0 ? Math.max(0, ((cpuMs - prevMs) / since) * 100) : 0;
+    return { cpu, cpuMs, rss: process.memoryUsage.rss() };
+  }
+}
