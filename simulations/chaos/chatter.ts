@@ -30,6 +30,8 @@ export interface Sent {
   /** When the server acknowledged it (stored), and its stream sequence. */
   ackedAt: number | null;
   seq: number | null;
+  /** The receiver whose socket carried the acknowledgement (its URL). */
+  via: string | null;
 }
 
 export interface Received {
@@ -72,10 +74,13 @@ export class Chatter {
   /** Bodies that did not open (wrong key, tampering): a violation. */
   unreadable = 0;
   reconnects = 0;
+  /** Every `deliver` frame the socket got, in order, duplicates included (for the durability checker). */
+  readonly deliveries: { msg: string; seq: number }[] = [];
   errors: Record<string, number> = {};
   readonly #o: ChatterOptions;
   readonly #peers = new Map<string, { x25519: Uint8Array; ed25519: Uint8Array }>();
   #ws: WebSocket | undefined;
+  #url: string | null = null;
   #id = 0;
   readonly #waiting = new Map<number, { resolve: (f: ServerFrame) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   #token: string | null = null;
@@ -130,6 +135,7 @@ export class Chatter {
       const ws = new WebSocket(`${url.replace(/^http/, 'ws').replace(/\/+$/, '')}/ws`, { perMessageDeflate: false });
       ws.binaryType = 'nodebuffer';
       this.#ws = ws;
+      this.#url = url;
       ws.on('message', (data: Buffer) => {
         let f: ServerFrame;
         try {
@@ -202,6 +208,7 @@ export class Chatter {
   }
 
   #deliver(d: Deliver): void {
+    this.deliveries.push({ msg: d.msg, seq: d.seq });
     if (d.seq > this.#topSeq) this.#topSeq = d.seq;
     const had = this.received.get(d.msg);
     if (had) {
@@ -252,7 +259,7 @@ export class Chatter {
     const peer = this.#peers.get(to);
     if (!peer) return this.#count('NO_KEY');
     const msg = randomBytes(16).toString('base64url');
-    const s: Sent = { msg, to, at: Date.now(), ackedAt: null, seq: null };
+    const s: Sent = { msg, to, at: Date.now(), ackedAt: null, seq: null, via: null };
     this.sent.set(msg, s);
     void this.#send(s, text, peer);
   }
@@ -276,10 +283,12 @@ export class Chatter {
       this.#bodies.set(s.msg, body);
     }
     try {
+      const via = this.#url;
       const ack = (await this.request({ t: 'send', msg: s.msg, to: s.to, body })) as Extract<ServerFrame, { t: 'ack' }>;
       if (s.ackedAt === null) {
         s.ackedAt = Date.now();
         s.seq = ack.seq;
+        s.via = via;
         this.#bodies.delete(s.msg);
         this.#tries.delete(s.msg);
       }
