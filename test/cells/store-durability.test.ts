@@ -1,0 +1,150 @@
+/**
+ * What a lone nats-server keeps of the copies the receiver was told are stored (Inboxes.store,
+ * the path of every `send`): killed -9 in the middle of writes, and with its disk full. Each
+ * acknowledged copy is read back from the stream after a restart on the same store.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Broker, ensureNatsServer } from '../../organism/grow/broker.ts';
+import { defaultGenome, loadGenome } from '../../organism/kernel/genome/index.ts';
+import { Namespace } from '../../organism/kernel/namespace.ts';
+import { signalIfOurs } from '../../organism/kernel/processes.ts';
+import { isCellularError } from '../../organism/wire/errors.ts';
+import { Inboxes } from '../../cells/messenger/inbox.ts';
+import { ensureMessengerStores } from '../../cells/messenger/stores.ts';
+import { reapOnExit } from '../helpers/reaper.ts';
+import { tempDir, uniqueId } from '../helpers/nats.ts';
+
+async function broker(t: ExecutionContext, dir: string, binary: string): Promise<Broker> {
+  const b = new Broker({ gene: defaultGenome().broker, dir, name: `durability-${process.pid}`, binary, auth: false });
+  const unreap = reapOnExit(() => {
+    if (b.pid !== undefined) signalIfOurs(b.pid, [`-c ${b.configPath}`], 'SIGKILL');
+  });
+  t.teardown(async () => {
+    await b.close();
+    unreap();
+  });
+  await b.start();
+  return b;
+}
+
+/** Every (msg → seq) stored under `ns`'s messages stream, read back by sequence. */
+async function readBack(nc: NatsConnection, ns: Namespace, seqs: Iterable<number>): Promise<Map<number, string>> {
+  const jsm = await jetstreamManager(nc);
+  const found = new Map<number, string>();
+  for (const seq of seqs) {
+    const m = await jsm.streams.getMessage(ns.stream('messages'), { seq }).catch(() => null);
+    if (m) found.set(seq, m.header.get('Cm-Msg'));
+  }
+  return found;
+}
+
+/** Stores copies from `writers` concurrent senders until `stop()` says so or a store fails; returns what was acknowledged. */
+async function storeUntil(inboxes: Inboxes, o: { writers: number; bytes: number; stop: () => boolean }): Promise<{ acked: Map<string, number>; errors: unknown[] }> {
+  const acked = new Map<string, number>();
+  const errors: unknown[] = [];
+  await Promise.all(Array.from({ length: o.writers }, async (_, w) => {
+    for (let i = 0; i < 100_000 && !o.stop(); i++) {
+      const msg = `w${w}-${i}`;
+      try {
+        acked.set(msg, await inboxes.store({ from: `sender${w}`, to: 'bob', msg, body: new Uint8Array(o.bytes) }));
+      } catch (e) {
+        errors.push(e);
+        return;
+      }
+    }
+  }));
+  return { acked, errors };
+}
+
+test('store durability - a lone nats-server killed -9 during writes keeps every acknowledged copy', async (t) => {
+  const b = await broker(t, tempDir(t), ensureNatsServer({ autoInstall: false }));
+  const ns = new Namespace(uniqueId());
+  const nc = await connect({ servers: b.url, reconnect: false });
+  await ensureMessengerStores(nc, ns, loadGenome().messenger);
+  const inboxes = await Inboxes.open(nc, ns);
+  let killed = false;
+  const writing = storeUntil(inboxes, { writers: 8, bytes: 256, stop: () => false });
+  // Killed once writes are flowing: every copy acknowledged so far, and any in flight, is at stake.
+  while (!killed) {
+    await new Promise((r) => setTimeout(r, 50));
+    const jsm = await jetstreamManager(nc).catch(() => undefined);
+    const n = (await jsm?.streams.info(ns.stream('messages')).catch(() => undefined))?.state.messages ?? 0;
+    if (n >= 500) {
+      await b.crash();
+      killed = true;
+    }
+  }
+  const { acked, errors } = await writing;
+  await nc.close().catch(() => undefined);
+  t.true(acked.size >= 500, `${acked.size} acknowledged before the kill`);
+  t.true(errors.every((e) => isCellularError(e, 'MESSAGE_ERR_STORE')), 'a write cut off by the kill is refused, never acknowledged');
+  await b.restart();
+  const nc2 = await connect({ servers: b.url });
+  t.teardown(() => nc2.close());
+  const back = await readBack(nc2, ns, acked.values());
+  const lost = [...acked].filter(([msg, seq]) => back.get(seq) !== msg);
+  t.deepEqual(lost, [], `of ${acked.size} acknowledged copies, none missing after the restart`);
+});
+
+/**
+ * A nats-server whose store is a small ext4 image, loop-mounted in a mount namespace of its
+ * own (unshare -m): its disk really fills (ENOSPC), and the image outlives each server. Needs
+ * root (CI is); elsewhere JetStream's own store limit stands in (said in the log).
+ */
+function smallDisk(t: ExecutionContext, dir: string, mb: number): { binary: string; real: boolean } {
+  const nats = ensureNatsServer({ autoInstall: false });
+  const image = join(dir, 'disk.img');
+  const store = join(dir, 'jetstream');
+  mkdirSync(store, { recursive: true });
+  try {
+    if (process.getuid?.() !== 0) throw new Error('not root');
+    execFileSync('truncate', ['-s', `${mb}M`, image]);
+    execFileSync('mkfs.ext4', ['-q', '-F', image], { stdio: 'ignore' });
+    // The wrapper becomes nats-server itself (exec twice): the Broker's pid and command line stay nats-server's.
+    const wrapper = join(dir, 'nats-on-small-disk');
+    // JetStream sizes its own limit from the free space it sees at start: told 1 GiB, it writes
+    // until the disk itself says no (as when something else fills the disk after it started).
+    writeFileSync(wrapper, `#!/bin/sh\n[ "$1" = -c ] && sed -i 's|^  store_dir: .*|&\\n  max_file_store: 1073741824|' "$2"\nexec unshare -m --propagation private sh -c 'mount -o loop "$0" "$1" && shift && exec "${nats}" "$@"' "${image}" "${store}" "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    execFileSync(wrapper, ['--version'], { stdio: 'ignore' }); // a loop device and mount work here
+    return { binary: wrapper, real: true };
+  } catch (e) {
+    t.log(`no loop-mounted disk here (${(e as Error).message.split('\n')[0]}): JetStream's max_file_store limit stands in for a full disk`);
+    const wrapper = join(dir, 'nats-with-store-limit');
+    writeFileSync(wrapper, `#!/bin/sh\nsed -i 's|^  store_dir: .*|&\\n  max_file_store: ${mb * 1024 * 1024}|' "$2"\nexec "${nats}" "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    return { binary: wrapper, real: false };
+  }
+}
+
+test('store durability - a full disk refuses copies with MESSAGE_ERR_STORE and keeps every acknowledged one', async (t) => {
+  const dir = tempDir(t);
+  const disk = smallDisk(t, dir, 24);
+  const b = await broker(t, dir, disk.binary);
+  const ns = new Namespace(uniqueId());
+  const nc = await connect({ servers: b.url });
+  await ensureMessengerStores(nc, ns, loadGenome().messenger);
+  const inboxes = await Inboxes.open(nc, ns);
+  // Each writer stops at its first refusal.
+  const { acked, errors } = await storeUntil(inboxes, { writers: 4, bytes: 16 * 1024, stop: () => false });
+  t.true(errors.length > 0, 'the disk filled up');
+  t.true(acked.size > 100, `${acked.size} copies stored before it did`);
+  t.log(`${acked.size} copies acknowledged, then ${errors.length} refused: ${(errors[0] as Error).message}`);
+  for (const e of errors) t.true(isCellularError(e, 'MESSAGE_ERR_STORE'), `refused with MESSAGE_ERR_STORE: ${(e as Error).message}`);
+  // (nats-server 2.9 answers the first writes past the end "no space left on device", then
+  // nothing at all: the receiver's publish times out. Either way no acknowledgement.)
+  await nc.close();
+  // The server comes back on the full disk: everything acknowledged is there.
+  await b.crash();
+  await b.restart();
+  const nc2 = await connect({ servers: b.url });
+  t.teardown(() => nc2.close());
+  const back = await readBack(nc2, ns, acked.values());
+  const lost = [...acked].filter(([msg, seq]) => back.get(seq) !== msg);
+  t.deepEqual(lost, [], `of ${acked.size} acknowledged copies, none missing after the restart`);
+});
