@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /**
- * `npm run multihost -- [--loopback] [--phase S] [--partition S] [--rate R] [--clients N] [--state-dir DIR]`:
+ * `npm run multihost -- [--loopback] [--phase S] [--partition S] [--rate R] [--clients N] [--seed N] [--runs K] [--state-dir DIR]`:
  * the organism on three test hosts (simulations/multihost.ts), host loss, rejoin and a
- * partition under chat; writes `<state-dir>/reports/multihost-<time>.json` and `.html`
- * (cells per host and deliveries over time, with every fault marked). Exit 0 when every
- * check passes, 2 when one fails, 130 on Ctrl-C.
+ * partition under chat, the faults placed by the seed; writes `<state-dir>/reports/multihost-<time>.json`
+ * and `.html` (cells per host and deliveries over time, with every fault marked), and with
+ * --runs a summary of every seed. Exit 0 when every check of every run passes, 2 when one
+ * fails, 130 on Ctrl-C.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runMultiHost, type MultiHostResult } from './multihost.ts';
@@ -20,6 +22,11 @@ const HELP = `npm run multihost -- [options]
   --partition S    how long one host is cut off (default 15)
   --rate R         messages per second among the clients (default 10)
   --clients N      chat clients (default 6)
+  --seed N         places the faults and seeds the chat (default 0): N mod 3 picks the host
+                   lost (most cells, the messages stream leader's, another), N/3 mod 3 the
+                   host cut off (the worker's, the leader's, another), N/9 mod 2 a second
+                   host loss after the partition; a failed run is run again as it was by its seed
+  --runs K         K runs, seeds N … N+K-1, then a summary of them all (default 1)
   --state-dir DIR  where the hosts' state and the reports go (default .organism/multihost)
 `;
 
@@ -50,6 +57,7 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       loopback: { type: 'boolean', default: false }, phase: { type: 'string' }, partition: { type: 'string' }, rate: { type: 'string' }, clients: { type: 'string' },
+      seed: { type: 'string' }, runs: { type: 'string' },
       'state-dir': { type: 'string', default: '.organism/multihost' }, help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -68,15 +76,35 @@ async function main(): Promise<number> {
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
   const tty = process.stderr.isTTY;
-  const r = await runMultiHost({
-    stateDir, loopback: values.loopback, signal: abort.signal,
-    ...optional('phaseS', num(values.phase, 'phase', 1, 600)), ...optional('partitionS', num(values.partition, 'partition', 1, 600)),
-    ...optional('rate', num(values.rate, 'rate', 1, 1000)), ...optional('clients', num(values.clients, 'clients', 2, 200)),
-    progress: (line) => process.stderr.write(tty && /^\d+ s · /.test(line) ? `\r\x1b[K${line}` : `${tty ? '\r\x1b[K' : ''}${line}\n`),
-  });
-  const paths = writeMultiHostReport(r, join(stateDir, 'reports'), machineInfo());
-  process.stderr.write(`\n${r.checks.map((x) => `${x.pass ? 'PASS' : 'FAIL'}  ${x.name}: ${x.value}`).join('\n')}\nreport: ${paths.html}\n`);
-  return r.pass ? 0 : 2;
+  const first = num(values.seed, 'seed', 0, 2 ** 31 - 2) ?? 0;
+  const runs = num(values.runs, 'runs', 1, 10_000) ?? 1;
+  const summary: { seed: number; pass: boolean; plan: string; acked: number; lost: number; neverStored: number; doubles: number; failed: string[]; report: string }[] = [];
+  for (let k = 0; k < runs && !abort.signal.aborted; k++) {
+    const seed = first + k;
+    if (runs > 1) process.stderr.write(`\n== run ${k + 1} of ${runs}: seed ${seed}\n`);
+    const r = await runMultiHost({
+      stateDir, loopback: values.loopback, signal: abort.signal, seed,
+      ...optional('phaseS', num(values.phase, 'phase', 1, 600)), ...optional('partitionS', num(values.partition, 'partition', 1, 600)),
+      ...optional('rate', num(values.rate, 'rate', 1, 1000)), ...optional('clients', num(values.clients, 'clients', 2, 200)),
+      progress: (line) => process.stderr.write(tty && /^\d+ s · /.test(line) ? `\r\x1b[K${line}` : `${tty ? '\r\x1b[K' : ''}${line}\n`),
+    });
+    const paths = writeMultiHostReport(r, join(stateDir, 'reports'), machineInfo());
+    process.stderr.write(`\n${r.checks.map((x) => `${x.pass ? 'PASS' : 'FAIL'}  ${x.name}: ${x.value}`).join('\n')}\nreport: ${paths.html}\n`);
+    summary.push({
+      seed, pass: r.pass, plan: `lose ${r.plan.loss}, cut ${r.plan.partition}${r.plan.secondLoss ? ', second loss' : ''}`, acked: r.counts.acked, lost: r.counts.lost,
+      neverStored: r.durability?.byClass['never-stored'] ?? -1, doubles: r.durability?.doubles.length ?? -1, failed: r.checks.filter((x) => !x.pass).map((x) => x.name), report: paths.html,
+    });
+  }
+  if (runs > 1) {
+    const lines = summary.map((x) => `seed ${x.seed}: ${x.pass ? 'PASS' : 'FAIL'} (${x.plan}) · ${x.acked} acknowledged, ${x.lost} lost, ${x.neverStored} never stored, ${x.doubles} stored twice${x.failed.length ? ` · failed: ${x.failed.join('; ')}` : ''}`);
+    const passed = summary.filter((x) => x.pass).length;
+    const text = `${passed} of ${summary.length} runs passed; ${summary.reduce((n, x) => n + x.lost, 0)} acknowledged messages lost in all, of ${summary.reduce((n, x) => n + x.acked, 0)}\n${lines.join('\n')}\n`;
+    mkdirSync(join(stateDir, 'reports'), { recursive: true });
+    const file = join(stateDir, 'reports', `multihost-seeds-${new Date().toISOString().replace(/[:.]/g, '-')}.txt`);
+    writeFileSync(file, text);
+    process.stderr.write(`\n${text}summary: ${file}\n`);
+  }
+  return summary.every((x) => x.pass) && summary.length === runs ? 0 : abort.signal.aborted ? 130 : 2;
 }
 
 function optional<K extends string>(key: K, v: number | undefined): Partial<Record<K, number>> {

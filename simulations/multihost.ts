@@ -51,8 +51,29 @@ export interface MultiHostOptions {
   clients?: number;
   /** Use loopback addresses even where namespaces could be made. */
   loopback?: boolean;
+  /**
+   * Places the faults (see faultPlan) and seeds the chat's randomness, so a failing run can be
+   * run again as it was. @default 0 (the host with the most cells lost, the worker's host cut off)
+   */
+  seed?: number;
   progress?: (line: string) => void;
   signal?: AbortSignal;
+}
+
+/** Which host each fault hits, chosen by the seed (every combination within 18 seeds). */
+export interface FaultPlan {
+  /** The host killed -9: the one with the most cells, the messages stream leader's, or another. */
+  loss: 'most-cells' | 'leader' | 'other';
+  /** The host cut off: the worker's (a singleton the majority regrows), the stream leader's, or another. */
+  partition: 'worker' | 'leader' | 'other';
+  /** After the partition heals, a second host is lost and comes back (two losses one after the other). */
+  secondLoss: boolean;
+}
+
+export function faultPlan(seed: number): FaultPlan {
+  const LOSS = ['most-cells', 'leader', 'other'] as const;
+  const CUT = ['worker', 'leader', 'other'] as const;
+  return { loss: LOSS[seed % 3]!, partition: CUT[Math.floor(seed / 3) % 3]!, secondLoss: Math.floor(seed / 9) % 2 === 1 };
 }
 
 export interface Check {
@@ -79,6 +100,10 @@ export interface MultiHostResult {
   seededBy: string[];
   hostLoss: { host: string; cellsKilled: number; recoveryMs: number | null; sentDuring: number; ackedDuring: number } | null;
   rejoin: { host: string; ms: number | null } | null;
+  seed: number;
+  plan: FaultPlan;
+  /** The second host loss of the plan (secondLoss), and when that host was back. */
+  secondLoss: { host: string; rejoinMs: number | null } | null;
   partition: { host: string; minorityDecisions: string[]; minorityGrew: number; minorityFailedClaims: number; majorityRegrewMs: number | null; convergeMs: number | null; duplicatesResolvedMs: number | null; duplicate: string | null } | null;
   /** A kill sent to one host's operator for a cell on another host. */
   relay: { via: string; cell: string; host: string; answer: string; killed: boolean; regrownMs: number | null } | null;
@@ -109,6 +134,8 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
   const phaseMs = (o.phaseS ?? 6) * 1000;
   const partitionMs = (o.partitionS ?? 15) * 1000;
   const rate = o.rate ?? 10;
+  const seed = o.seed ?? 0;
+  const plan = faultPlan(seed);
   const log: string[] = [];
   const t0 = Date.now();
   const at = () => Date.now() - t0;
@@ -133,7 +160,7 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
   const checks: Check[] = [];
   const result: MultiHostResult = {
     mode: hosts.mode, fallbackReason: hosts.fallbackReason, organism: id, startedAt: new Date(t0).toISOString(), replicas: 0, seededBy: [],
-    hostLoss: null, rejoin: null, partition: null, relay: null, durability: null, leaders: [],
+    hostLoss: null, rejoin: null, partition: null, relay: null, durability: null, leaders: [], seed, plan, secondLoss: null,
     counts: { sent: 0, acked: 0, delivered: 0, lost: 0, duplicates: 0, redelivered: 0, reconnects: 0, unreadable: 0 }, checks, pass: false, samples, marks, log,
   };
   // Whatever ends this process (an uncaught error, a second Ctrl-C), nothing it started survives.
@@ -209,8 +236,15 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
     note(`messages stream: R${result.replicas}`);
 
     // Chat among real accounts, E2E encrypted, failing over like the browser client.
-    let rnd = 1;
+    let rnd = seed % 2147483646 + 1;
     const random = () => ((rnd = (rnd * 48271) % 2147483647) / 2147483647);
+    /** One of `from` by the seeded randomness (all hosts when `from` is empty). */
+    const pick = (from: TestHost[]): TestHost => (from.length > 0 ? from : hosts.hosts)[Math.floor(random() * (from.length > 0 ? from.length : hosts.hosts.length))]!;
+    /** The host whose nats-server leads the messages stream now (server names end in -<host>). */
+    const leaderHost = async (): Promise<TestHost | undefined> => {
+      const name = await jetstreamManager(observer!.nc).then((m) => m.streams.info(new Namespace(id).stream('messages'))).then((i) => i.cluster?.leader, () => undefined);
+      return name === undefined ? undefined : hosts.hosts.find((h) => name.endsWith(`-${h.name}`));
+    };
     for (let i = 0; i < (o.clients ?? 6); i++) chatters.push(new Chatter({ user: `m${i}-${id.slice(3)}`, receivers, random, requestTimeoutMs: 3_000, onEvent: (l) => note(l) }));
     for (const c of chatters) await c.start();
     await Promise.all(chatters.map((c) => c.learn(chatters.map((x) => x.user))));
@@ -251,7 +285,10 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
 
     // 2. Host loss: the host with the most cells loses its grow, broker and cells at once.
     const byHost = (h: string) => living().filter((c) => c.host === h).length;
-    const victim = [...hosts.hosts].sort((a, b) => byHost(b.name) - byHost(a.name) || a.name.localeCompare(b.name))[0]!;
+    const mostCells = [...hosts.hosts].sort((a, b) => byHost(b.name) - byHost(a.name) || a.name.localeCompare(b.name))[0]!;
+    const lead = await leaderHost();
+    const victim = plan.loss === 'most-cells' ? mostCells : plan.loss === 'leader' ? (lead ?? mostCells) : pick(hosts.hosts.filter((h) => h !== lead));
+    note(`fault plan of seed ${seed}: lose ${plan.loss === 'other' ? 'a host that does not lead the messages stream' : `the host with ${plan.loss === 'leader' ? 'the stream leader' : 'the most cells'}`} (${victim.name}), cut off ${plan.partition === 'other' ? 'another host' : `the ${plan.partition}'s host`}${plan.secondLoss ? ', then lose a second host' : ''}`);
     const sentBefore = chatters.reduce((n, c) => n + c.sent.size, 0);
     mark(`host loss: kill -9 ${victim.name} (grow, nats-server, ${byHost(victim.name)} cells)`);
     const killed = killHost(grown.get(victim.name)!, id).filter((what) => !what.startsWith('grow ') && !what.startsWith('nats-server ')).length;
@@ -277,20 +314,26 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
     await sleep(phaseMs);
     // R3 survives one failure at a time: a member back from a crash must catch up (its
     // /healthz says when every stream is current) before another may be cut off.
-    const current = Date.now();
-    const healthy = await until(() => healthz.size === 3, 90_000, 'every member current', async () => {
-      for (const h of hosts.hosts) {
-        const ok = await fetch(`http://${h.ip}:${MONITOR_PORT}/healthz`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false);
-        if (ok) healthz.add(h.name);
-        else healthz.delete(h.name);
-      }
-    }).then(() => true, () => false);
-    note(healthy ? `every member's JetStream current ${Date.now() - current} ms later` : 'a member did NOT catch up within 90 s');
+    const allCurrent = async (): Promise<boolean> => {
+      const current = Date.now();
+      const healthy = await until(() => healthz.size === 3, 90_000, 'every member current', async () => {
+        for (const h of hosts.hosts) {
+          const ok = await fetch(`http://${h.ip}:${MONITOR_PORT}/healthz`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false);
+          if (ok) healthz.add(h.name);
+          else healthz.delete(h.name);
+        }
+      }).then(() => true, () => false);
+      note(healthy ? `every member's JetStream current ${Date.now() - current} ms later` : 'a member did NOT catch up within 90 s');
+      return healthy;
+    };
+    await allCurrent();
 
     // 4. Partition: the worker's host (a singleton the majority will regrow) is cut off.
     if (hosts.mode === 'netns') {
       const worker = living().find((c) => c.tissue === 'worker');
-      const cut = hosts.hosts.find((h) => h.name === worker?.host) ?? hosts.hosts[2]!;
+      const workerHost = hosts.hosts.find((h) => h.name === worker?.host) ?? hosts.hosts[2]!;
+      const leading = await leaderHost();
+      const cut = plan.partition === 'worker' ? workerHost : plan.partition === 'leader' ? (leading ?? workerHost) : pick(hosts.hosts.filter((h) => h !== leading && h !== workerHost));
       const g = grown.get(cut.name)!;
       // This process watches from the majority side: a connection to the cut host's broker
       // would go silent (no FIN crosses a cut link) until NATS's pings give up on it.
@@ -347,6 +390,26 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
       await sleep(phaseMs / 2);
     } else {
       note(`partition skipped: ${hosts.fallbackReason}`);
+    }
+
+    // 4b. A second host loss (by the seed's plan), once every member has caught up again:
+    //     another host than the first victim, killed -9 and brought back.
+    if (plan.secondLoss) {
+      await allCurrent();
+      const second = pick(hosts.hosts.filter((h) => h !== victim));
+      mark(`second host loss: kill -9 ${second.name} (grow, nats-server, ${byHost(second.name)} cells)`);
+      healthz.clear();
+      killHost(grown.get(second.name)!, id);
+      await until(() => chatters.every((c) => c.connected) && !living().some((c) => c.host === second.name), 60_000, 'every client on the survivors').catch(() => note('clients did NOT all reconnect within 60 s'));
+      await sleep(phaseMs);
+      mark(`${second.name} comes back`);
+      const backAt = Date.now();
+      startGrow(second);
+      const ok = (await Promise.race([grown.get(second.name)!.alive, sleep(90_000).then(() => false)])) && (await until(() => spread().has(second.name), 30_000, `a receiver on ${second.name}`).then(() => true, () => false));
+      result.secondLoss = { host: second.name, rejoinMs: ok ? Date.now() - backAt : null };
+      note(ok ? `${second.name} rejoined in ${Date.now() - backAt} ms` : `${second.name} did NOT rejoin`);
+      await allCurrent();
+      await sleep(phaseMs / 2);
     }
 
     // 5. Controls reach every host: a kill sent to one host's grow for a cell on another is
@@ -479,6 +542,9 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
       { name: 'regrown on the survivors after the host loss', pass: result.hostLoss?.recoveryMs !== null, value: result.hostLoss?.recoveryMs === null ? 'not within 60 s' : `${result.hostLoss?.recoveryMs} ms after kill -9 of ${victim.name}` },
       { name: 'the lost host rejoined', pass: result.rejoin?.ms !== null, value: result.rejoin?.ms === null ? 'no' : `${result.rejoin?.ms} ms` },
     );
+    if (result.secondLoss) {
+      checks.push({ name: 'a second lost host rejoined', pass: result.secondLoss.rejoinMs !== null, value: result.secondLoss.rejoinMs === null ? `${result.secondLoss.host}: no` : `${result.secondLoss.host}: ${result.secondLoss.rejoinMs} ms` });
+    }
     if (result.relay) {
       const x = result.relay;
       checks.push({ name: 'a control sent to one host\'s grow kills a cell on another (relayed), and that host regrows its share', pass: x.killed && /^killed /.test(x.answer) && x.regrownMs !== null, value: `${x.via} → ${x.host}: ${x.answer}; receiver back on ${x.host} ${x.regrownMs === null ? 'never' : `${x.regrownMs} ms later`}` });

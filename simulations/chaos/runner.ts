@@ -21,6 +21,10 @@ import { runLoad } from '../../organism/chaos/load.ts';
 import { seeded } from '../../organism/chaos/seeded.ts';
 import { percentile } from '../../organism/chaos/stats.ts';
 import { Chatter } from './chatter.ts';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { checkDurability, describeDurability, type DurabilityReport } from '../durability.ts';
+import { CURSORS_BUCKET, MESSAGES_STREAM } from '../../cells/messenger/stores.ts';
 import { pause, type ChaosContext, type ChaosScenario, type Invariant, type RunFacts } from '../../organism/chaos/scenarios.ts';
 
 export interface ChaosOptions {
@@ -62,6 +66,8 @@ export interface ChaosResult {
   pass: boolean;
   counts: { sent: number; acked: number; delivered: number; lost: number; duplicates: number; redelivered: number; unreadable: number; reconnects: number; errors: Record<string, number> };
   recoveryMs: number | null;
+  /** Every acknowledged message looked for in the stream itself (simulations/durability.ts); null without chat. */
+  durability: DurabilityReport | null;
   log: string[];
 }
 
@@ -282,6 +288,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
 
     // Counts and the invariants every run checks.
     const lost = missing();
+    // Every acknowledged message, looked for in the stream itself (the broker may be a restarted one).
+    const nc = organism.observer.nc;
+    const durability = chatters.length === 0 ? null : await checkDurability({
+      js: jetstream(nc), jsm: await jetstreamManager(nc), stream: organism.observer.ns.stream(MESSAGES_STREAM), participants: chatters,
+      cursors: await new Kvm(nc).open(organism.observer.ns.bucket(CURSORS_BUCKET)),
+    }).catch((e: unknown) => (say(`durability check could not read the stream: ${(e as Error).message}`), null));
+    if (durability) for (const line of describeDurability(durability)) say(line);
     const sum = (f: (c: Chatter) => number) => chatters.reduce((n, c) => n + f(c), 0);
     const errors: Record<string, number> = {};
     for (const c of chatters) for (const [k, v] of Object.entries(c.errors)) errors[k] = (errors[k] ?? 0) + v;
@@ -313,6 +326,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       { name: 'no acknowledged message lost', pass: lost.length === 0, value: `${lost.length} of ${counts.acked} acknowledged missing after ${DRAIN_MS / 1000} s` },
       { name: 'every send acknowledged in the end', pass: unacked().length === 0, value: `${unacked().length} of ${counts.sent} never acknowledged` },
       { name: 'none delivered twice (stored once per message id)', pass: counts.duplicates === 0, value: `${counts.duplicates} duplicates (${counts.redelivered} redeliveries of the same copy after a failover, allowed)` },
+      ...(chatters.length === 0 ? [] : [
+        { name: 'every acknowledged message is in the stream (read back after the run)', pass: durability !== null && durability.byClass['never-stored'] === 0, value: durability === null ? 'the stream could not be read' : `${durability.byClass['never-stored']} of ${durability.acknowledged} never stored; ${durability.ackSeqMismatches} acknowledged with a sequence holding something else` },
+        { name: 'every delivery is a copy the stream holds', pass: durability !== null && durability.phantoms === 0, value: `${durability?.phantoms ?? '?'} deliveries of no stored copy; ${durability?.doubles.length ?? '?'} stored twice` },
+      ]),
       { name: 'every message opened by its recipient', pass: counts.unreadable === 0, value: `${counts.unreadable} unreadable` },
       { name: 'population never above max', pass: overMax.length === 0, value: overMax.join('; ') || Object.entries(peak).map(([t, n]) => `${t} ≤ ${n}`).join(', ') },
       { name: 'population within bounds at the end', pass: outOfBounds.length === 0, value: outOfBounds.join('; ') || Object.entries(final).map(([t, n]) => `${t} ${n}`).join(', ') },
@@ -331,7 +348,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     for (const url of urls) if (await portOpen(url)) orphans.push(`a listener on ${url}`);
     invariants.push({ name: 'no orphan process or open port after the run', pass: orphans.length === 0, value: orphans.join(', ') || `0 processes, ${urls.size} ports closed` });
     return {
-      scenario: s.name, description: s.description, seed: o.seed, durationS: o.durationS, rate: o.rate, clients: chatters.length, organism: organism.id, startedAt: startedAt.toISOString(),
+      durability, scenario: s.name, description: s.description, seed: o.seed, durationS: o.durationS, rate: o.rate, clients: chatters.length, organism: organism.id, startedAt: startedAt.toISOString(),
       samples, marks, invariants, pass: invariants.every((i) => i.pass), counts, recoveryMs: recoveryMs !== null && !Number.isFinite(recoveryMs) ? -1 : recoveryMs, log,
     };
   } finally {
