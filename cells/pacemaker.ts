@@ -76,10 +76,11 @@ async function run(data: PacemakerData): Promise<void> {
       else stop = () => undefined; // not connected yet: run() stops once it is
     }
   });
+  // The first interval starts here, not at the process's start (the connect below is in it).
+  const usage = new OwnUsage();
+  usage.read();
   // The code hash is read while the connection opens (a few ms of file reads).
   const [nc, code] = await Promise.all([connect(natsOptions(data.access, `${data.id}/pacemaker`)), codeHash()]);
-  const usage = new OwnUsage();
-  usage.read(); // the first interval starts now, not at the process's start
   body.code = data.tamper ? tamperedHash(code) : code;
 
   // The `liar` fault keeps its story straight: its CPU time grows as if it used a full core.

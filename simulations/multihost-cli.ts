@@ -82,16 +82,24 @@ async function main(): Promise<number> {
   for (let k = 0; k < runs && !abort.signal.aborted; k++) {
     const seed = first + k;
     if (runs > 1) process.stderr.write(`\n== run ${k + 1} of ${runs}: seed ${seed}\n`);
-    const r = await runMultiHost({
+    let r: MultiHostResult;
+    try {
+      r = await runMultiHost({
       stateDir, loopback: values.loopback, signal: abort.signal, seed,
       ...optional('phaseS', num(values.phase, 'phase', 1, 600)), ...optional('partitionS', num(values.partition, 'partition', 1, 600)),
       ...optional('rate', num(values.rate, 'rate', 1, 1000)), ...optional('clients', num(values.clients, 'clients', 2, 200)),
       progress: (line) => process.stderr.write(tty && /^\d+ s · /.test(line) ? `\r\x1b[K${line}` : `${tty ? '\r\x1b[K' : ''}${line}\n`),
-    });
+      });
+    } catch (e) {
+      // A run that could not even be judged (a host that never grew) fails, and the next seed runs.
+      process.stderr.write(`\nseed ${seed}: the run failed: ${e instanceof Error ? e.message : String(e)}\n`);
+      summary.push({ seed, pass: false, plan: 'did not run to the end', acked: 0, lost: 0, neverStored: -1, doubles: -1, failed: [`the run itself: ${e instanceof Error ? e.message : String(e)}`], report: '' });
+      continue;
+    }
     const paths = writeMultiHostReport(r, join(stateDir, 'reports'), machineInfo());
     process.stderr.write(`\n${r.checks.map((x) => `${x.pass ? 'PASS' : 'FAIL'}  ${x.name}: ${x.value}`).join('\n')}\nreport: ${paths.html}\n`);
     summary.push({
-      seed, pass: r.pass, plan: `lose ${r.plan.loss}, cut ${r.plan.partition}${r.plan.secondLoss ? ', second loss' : ''}`, acked: r.counts.acked, lost: r.counts.lost,
+      seed, pass: r.pass, plan: r.faults.join(', ') || 'no fault placed', acked: r.counts.acked, lost: r.counts.lost,
       neverStored: r.durability?.byClass['never-stored'] ?? -1, doubles: r.durability?.doubles.length ?? -1, failed: r.checks.filter((x) => !x.pass).map((x) => x.name), report: paths.html,
     });
   }

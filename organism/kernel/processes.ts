@@ -81,9 +81,29 @@ export function processesWith(marker: string): { pid: number; cmdline: string }[
   for (const pid of pids) {
     if (pid === process.pid) continue;
     const cmdline = commandLineOf(pid);
-    if (cmdline?.includes(marker)) found.push({ pid, cmdline });
+    // A fork not yet exec'd (a cell starting its child) carries its parent's command line
+    // for that moment: it is the parent, not a second process of that name.
+    if (cmdline?.includes(marker) && !forkOfSame(pid, cmdline)) found.push({ pid, cmdline });
   }
   return found;
+}
+
+/** True if `pid`'s parent has the very same command line: `pid` is a fork on its way to exec. */
+function forkOfSame(pid: number, cmdline: string): boolean {
+  const ppid = parentOf(pid);
+  return ppid !== undefined && ppid > 1 && commandLineOf(ppid) === cmdline;
+}
+
+/** The parent pid of `pid` (/proc only; undefined elsewhere or if it is gone). */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces or ')'): state, then ppid.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isSafeInteger(ppid) ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** True if `pid` is stopped (SIGSTOP, a debugger) or a zombie: alive on paper, doing nothing. */

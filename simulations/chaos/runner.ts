@@ -290,10 +290,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const lost = missing();
     // Every acknowledged message, looked for in the stream itself (the broker may be a restarted one).
     const nc = organism.observer.nc;
-    const durability = chatters.length === 0 ? null : await checkDurability({
+    const durability = chatters.length === 0 ? null : await (async () => checkDurability({
       js: jetstream(nc), jsm: await jetstreamManager(nc), stream: organism.observer.ns.stream(MESSAGES_STREAM), participants: chatters,
       cursors: await new Kvm(nc).open(organism.observer.ns.bucket(CURSORS_BUCKET)),
-    }).catch((e: unknown) => (say(`durability check could not read the stream: ${(e as Error).message}`), null));
+    }))().catch((e: unknown) => (say(`durability check could not read the stream: ${(e as Error).message}`), null));
     if (durability) for (const line of describeDurability(durability)) say(line);
     const sum = (f: (c: Chatter) => number) => chatters.reduce((n, c) => n + f(c), 0);
     const errors: Record<string, number> = {};

@@ -67,18 +67,17 @@ test('store durability - a lone nats-server killed -9 during writes keeps every 
   const nc = await connect({ servers: b.url, reconnect: false });
   await ensureMessengerStores(nc, ns, loadGenome().messenger);
   const inboxes = await Inboxes.open(nc, ns);
-  let killed = false;
-  const writing = storeUntil(inboxes, { writers: 8, bytes: 256, stop: () => false });
+  let settled = false;
+  const writing = storeUntil(inboxes, { writers: 8, bytes: 256, stop: () => false }).finally(() => (settled = true));
   // Killed once writes are flowing: every copy acknowledged so far, and any in flight, is at stake.
-  while (!killed) {
+  const jsm = await jetstreamManager(nc);
+  const deadline = Date.now() + 60_000;
+  for (let n = 0; n < 500 && !settled && Date.now() < deadline; ) {
     await new Promise((r) => setTimeout(r, 50));
-    const jsm = await jetstreamManager(nc).catch(() => undefined);
-    const n = (await jsm?.streams.info(ns.stream('messages')).catch(() => undefined))?.state.messages ?? 0;
-    if (n >= 500) {
-      await b.crash();
-      killed = true;
-    }
+    n = (await jsm.streams.info(ns.stream('messages')).catch(() => undefined))?.state.messages ?? 0;
   }
+  t.false(settled, 'the writers were still writing when the server was killed');
+  await b.crash();
   const { acked, errors } = await writing;
   await nc.close().catch(() => undefined);
   t.true(acked.size >= 500, `${acked.size} acknowledged before the kill`);
@@ -109,7 +108,7 @@ function smallDisk(t: ExecutionContext, dir: string, mb: number): { binary: stri
     const wrapper = join(dir, 'nats-on-small-disk');
     // JetStream sizes its own limit from the free space it sees at start: told 1 GiB, it writes
     // until the disk itself says no (as when something else fills the disk after it started).
-    writeFileSync(wrapper, `#!/bin/sh\n[ "$1" = -c ] && sed -i 's|^  store_dir: .*|&\\n  max_file_store: 1073741824|' "$2"\nexec unshare -m --propagation private sh -c 'mount -o loop "$0" "$1" && shift && exec "${nats}" "$@"' "${image}" "${store}" "$@"\n`);
+    writeFileSync(wrapper, `#!/bin/sh\n[ "$1" = -c ] && sed -i 's|^  store_dir: .*|&\\n  max_file_store: 1073741824|' "$2"\nexec unshare -m --propagation private sh -c 'mount -o loop "$0" "$1" && shift && exec "$@"' "${image}" "${store}" "${nats}" "$@"\n`);
     chmodSync(wrapper, 0o755);
     execFileSync(wrapper, ['--version'], { stdio: 'ignore' }); // a loop device and mount work here
     return { binary: wrapper, real: true };
@@ -136,8 +135,12 @@ test('store durability - a full disk refuses copies with MESSAGE_ERR_STORE and k
   t.true(acked.size > 100, `${acked.size} copies stored before it did`);
   t.log(`${acked.size} copies acknowledged, then ${errors.length} refused: ${(errors[0] as Error).message}`);
   for (const e of errors) t.true(isCellularError(e, 'MESSAGE_ERR_STORE'), `refused with MESSAGE_ERR_STORE: ${(e as Error).message}`);
-  // (nats-server 2.9 answers the first writes past the end "no space left on device", then
-  // nothing at all: the receiver's publish times out. Either way no acknowledgement.)
+  // nats-server 2.9 answers writes past the end "no space left on device" (small copies) or not
+  // at all (larger ones: the publish times out, nothing is logged): either way no
+  // acknowledgement. It was the disk that stopped it, not JetStream's own 1 GiB limit: what
+  // was stored is most of the image.
+  const stored = acked.size * 16 * 1024;
+  if (disk.real) t.true(stored > 12 * 2 ** 20 && stored < 24 * 2 ** 20, `${stored} bytes of copies on a 24 MiB disk`);
   await nc.close();
   // The server comes back on the full disk: everything acknowledged is there.
   await b.crash();
