@@ -12,7 +12,7 @@ import type { CensusEntry } from '../organism/kernel/census.ts';
 import type { Limits, TissueGene } from '../organism/kernel/genome/index.ts';
 import { backoffMs, CRASHED_MEMORY, type TissueRecord } from '../organism/kernel/homeostasis-record.ts';
 import type { Readings } from '../organism/kernel/vocabulary.ts';
-import { perHostDeficits } from './placement.ts';
+import { extrasAboveMax, perHostDeficits } from './placement.ts';
 
 /** Deaths that are not failed births: the organism or homeostasis meant them. */
 const INTENDED: ReadonlySet<string> = new Set(['shutdown', 'apoptosis', 'toxin', 'signal']);
@@ -134,12 +134,13 @@ export function plan(i: PlanInput): Plan {
   }
 
   // 3. Duplicates: more cells than max (both sides of a healed partition grew what they
-  //    missed). The youngest extras die, each deciding for itself, oldest kept.
+  //    missed, or a host came back and took its perHost share). The youngest extras die,
+  //    each deciding for itself, oldest kept — never a host's own share (tissues.<t>.perHost).
   const present = [...pop.alive, ...pop.suspect];
   if (present.length > gene.max && i.self.tissue === i.tissue && i.self.state === 'alive') {
-    const extras = [...pop.alive].sort((a, b) => b.born - a.born || a.id.localeCompare(b.id)).slice(0, present.length - gene.max);
+    const extras = extrasAboveMax(pop.alive, present.length - gene.max, gene.perHost);
     if (extras.some((m) => m.id === i.self.id)) {
-      return { type: 'die', readings, reason: `${i.tissue} has ${present.length} cells, above its max ${gene.max} (a healed partition's duplicates): ${i.self.id}, among the youngest, leaves` };
+      return { type: 'die', readings, reason: `${i.tissue} has ${present.length} cells, above its max ${gene.max} (a healed partition's duplicates, or a host's share come back): ${i.self.id}, among the youngest where its host keeps its share, leaves` };
     }
   }
 

@@ -103,3 +103,35 @@ export function perHostDeficits(members: readonly CensusEntry[], pending: readon
   }
   return out;
 }
+
+/**
+ * Whether `host`, short of its tissues.<t>.perHost share while the tissue is at its max, may
+ * have its share anyway: every live host's share fits within max, and another host holds
+ * more than its share (cells the survivors grew while `host` was away). The tissue is then
+ * one above max for a moment, and homeostasis lets go of an extra where there are more than
+ * the share (homeostasis-plan.ts, rule 3), never a host's only ones.
+ */
+export function shareDisplaces(members: readonly CensusEntry[], host: string, perHost: number, max: number): boolean {
+  if (perHost <= 0) return false;
+  const living = members.filter((m) => m.state !== 'dead');
+  const hosts = new Set([...living.map((m) => m.host), host]);
+  if (hosts.size * perHost > max) return false;
+  return [...hosts].some((h) => h !== host && living.filter((m) => m.host === h).length > perHost);
+}
+
+/**
+ * Above max, which members may go without leaving their host below `perHost`: the youngest
+ * first, `count` of them at most (fewer if only hosts' own shares are left).
+ */
+export function extrasAboveMax(alive: readonly CensusEntry[], count: number, perHost: number): CensusEntry[] {
+  const left = new Map<string, number>();
+  for (const m of alive) left.set(m.host, (left.get(m.host) ?? 0) + 1);
+  const out: CensusEntry[] = [];
+  for (const m of [...alive].sort((a, b) => b.born - a.born || a.id.localeCompare(b.id))) {
+    if (out.length === count) break;
+    if ((left.get(m.host) ?? 0) - 1 < perHost) continue;
+    left.set(m.host, left.get(m.host)! - 1);
+    out.push(m);
+  }
+  return out;
+}

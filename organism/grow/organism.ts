@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureMessengerStores } from '../../cells/messenger/stores.ts';
 import { newCellId, spawnCell, type SpawnedCell } from '../../cells/spawn.ts';
+import { shareDisplaces } from '../../cells/placement.ts';
 import { emptyTissueRecord, packRecord, tissueKey, tissueRecordOf } from '../kernel/homeostasis-record.ts';
 import { updateWithRetries, writeIfUnchanged } from '../kernel/compare-and-set.ts';
 import { sweepCells } from './sweep.ts';
@@ -350,15 +351,18 @@ export class Organism {
           const { record } = tissueRecordOf(entry, tissue);
           const now = Date.now();
           const coming = record.pending.filter((p) => p.due > now && !living.some((c) => c.id === p.id));
-          // Already on its way here, or the tissue is full: nothing to do.
-          if (here + coming.filter((p) => p.host === host).length > k || living.length + coming.length >= gene.max) return { keep: false };
+          // Already on its way here: nothing to do. The tissue full: nothing either, unless this
+          // host's share displaces an extra elsewhere (the survivors grew while it was away).
+          if (here + coming.filter((p) => p.host === host).length > k) return { keep: false };
+          if (living.length + coming.length >= gene.max && (coming.length > 0 || !shareDisplaces(living, host, gene.perHost, gene.max))) return { keep: false };
           const next = { ...record, epoch: record.epoch + 1, at: now, by: ROOT_ISSUER, action: 'seed' as const, pending: [...record.pending, { id, host, due: now + this.genome.limits.joinTimeoutMs, how: 'seed' as const }] };
           return { write: packRecord(next), value: true };
         }, { attempts: 8, pauseMs: () => 5 + Math.random() * 20, retryOn: () => true }); // a cell wrote meanwhile (or no quorum): read again
         if (recorded.type !== 'written') return;
         try {
-          await this.spawn(tissue, id);
-          this.#say(`${why} ${id} (tissues.${tissue}.perHost ${gene.perHost})`);
+          const full = living.length >= gene.max;
+          await this.spawn(tissue, id, { share: true });
+          this.#say(`${why} ${id} (tissues.${tissue}.perHost ${gene.perHost}${full ? `; ${tissue} was at its max ${gene.max}: an extra on another host leaves` : ''})`);
         } catch (e) {
           this.#say(`no ${tissue} cell here: ${(e as Error).message}`);
         }
@@ -403,7 +407,7 @@ export class Organism {
    * Spawns one cell of `tissue`, signed by the root key. `options.fault` (tests and
    * simulations only; never reachable from the CLI or the network) starts it misbehaving.
    */
-  async spawn(tissue: string, id?: string, options: { fault?: FaultKind } = {}): Promise<SpawnedCell> {
+  async spawn(tissue: string, id?: string, options: { fault?: FaultKind; share?: boolean } = {}): Promise<SpawnedCell> {
     if (this.#state.state === 'shutting-down' || this.#state.state === 'stopped') {
       throw new CellularError('CELL_ERR_CLOSED', `organism ${this.id} is ${this.#state.state}: no new cells`);
     }
@@ -422,7 +426,8 @@ export class Organism {
     const all = [...members.values()];
     const here = all.filter((c) => c.host === host).length;
     const ofTissue = all.filter((c) => c.tissue === tissue).length;
-    if (ofTissue >= gene.max) {
+    // A host's perHost share may go one past max for a moment (#fillShare says when; an extra elsewhere then leaves).
+    if (ofTissue >= gene.max + (options.share ? gene.perHost : 0)) {
       throw new CellularError('CELL_ERR_POPULATION_MAX', `spawning a ${tissue} cell would exceed tissues.${tissue}.max (${gene.max})`);
     }
     if (here >= this.genome.limits.cellsPerHost) {

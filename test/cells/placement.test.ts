@@ -9,7 +9,7 @@ import type { CensusEntry } from '../../organism/kernel/census.ts';
 import { TISSUE_DEFAULTS, type TissueGene } from '../../organism/kernel/genome/index.ts';
 import { emptyTissueRecord, type PendingCell } from '../../organism/kernel/homeostasis-record.ts';
 import { isCellularError } from '../../organism/wire/errors.ts';
-import { liveHosts, parsePlaceRequest, perHostDeficits, placeCells } from '../../cells/placement.ts';
+import { extrasAboveMax, liveHosts, parsePlaceRequest, perHostDeficits, placeCells, shareDisplaces } from '../../cells/placement.ts';
 import { plan, type PlanInput } from '../../cells/homeostasis-plan.ts';
 
 const NOW = 1_800_000_000_000;
@@ -130,7 +130,44 @@ test('plan - above max (a healed partition), the youngest extras die and the old
   });
   const p = plan(mk(young));
   t.like(p, { type: 'die' });
-  t.regex((p as { reason: string }).reason, /above its max 1 .*worker-new, among the youngest, leaves/);
+  t.regex((p as { reason: string }).reason, /above its max 1 .*worker-new, among the youngest where its host keeps its share, leaves/);
   t.like(plan(mk(old)), { type: 'none' }, 'the oldest stays');
   t.like(plan({ ...mk(old), gene: { ...worker, idleMs: 1_000 }, lowSince: NOW - 60_000 }), { type: 'none' }, 'even idle: above max the youngest go, not whoever idles');
+});
+
+test('placement - a host back after the survivors grew to max may take its share when every share fits', (t) => {
+  // h3 was lost; h1 and h2 grew to max 6 meanwhile. h3's grow is back with no receiver.
+  const members = ['h1', 'h1', 'h1', 'h2', 'h2', 'h2'].map((h, k) => cell(`receiver-${k}`, h));
+  t.true(shareDisplaces(members, 'h3', 1, 6), 'three shares fit in 6, and h1 holds more than its share');
+  t.false(shareDisplaces(members, 'h3', 1, 2), 'max 2 cannot hold three hosts\' shares: max wins');
+  t.false(shareDisplaces(members.slice(0, 1).concat(cell('receiver-9', 'h2')), 'h3', 1, 2), 'no host holds more than its share');
+  t.false(shareDisplaces(members, 'h3', 0, 6), 'no share to take');
+  t.false(shareDisplaces(members.map((m) => ({ ...m, state: 'dead' as const })), 'h3', 1, 6), 'the dead hold nothing');
+});
+
+test('placement - above max the youngest go, never below a host\'s share', (t) => {
+  const old = (id: string, h: string, age: number) => cell(id, h, { born: NOW - age });
+  const alive = [old('receiver-a', 'h1', 60_000), old('receiver-b', 'h1', 30_000), old('receiver-c', 'h2', 50_000), old('receiver-d', 'h3', 1_000)];
+  t.deepEqual(extrasAboveMax(alive, 1, 1).map((m) => m.id), ['receiver-b'], "h3's only one, the youngest, stays");
+  t.deepEqual(extrasAboveMax(alive, 1, 0).map((m) => m.id), ['receiver-d'], 'without perHost the youngest goes');
+  t.deepEqual(extrasAboveMax(alive, 3, 1).map((m) => m.id), ['receiver-b'], 'only extras, whatever the count asked');
+  fc.assert(fc.property(fc.array(fc.tuple(fc.constantFrom('h1', 'h2', 'h3'), fc.integer({ min: 0, max: 1e6 })), { maxLength: 12 }), fc.nat(12), fc.nat(2), (cs, count, perHost) => {
+    const ms = cs.map(([h, born], k) => cell(`receiver-${k}`, h, { born }));
+    const gone = new Set(extrasAboveMax(ms, count, perHost).map((m) => m.id));
+    if (gone.size > count) return false;
+    // Every host keeps min(its cells, perHost).
+    return ['h1', 'h2', 'h3'].every((h) => {
+      const had = ms.filter((m) => m.host === h).length;
+      return ms.filter((m) => m.host === h && !gone.has(m.id)).length >= Math.min(had, perHost);
+    });
+  }));
+});
+
+test('plan - a host\'s share taken at max: the youngest extra elsewhere leaves, not the newcomer', (t) => {
+  const members = [...['h1', 'h1', 'h2', 'h2'].map((h, k) => cell(`receiver-${k}`, h, { born: NOW - 60_000 + k * 1_000 })), cell('receiver-new', 'h3', { born: NOW - 500 })];
+  const gene = { ...RECEIVER, max: 4 };
+  const as = (id: string) => plan(input(members, { gene, hosts: ['h1', 'h2', 'h3'], self: { id, tissue: 'receiver', state: 'alive', host: members.find((m) => m.id === id)!.host } }));
+  t.like(as('receiver-new'), { type: 'none' }, "h3's only receiver stays, though it is the youngest");
+  t.like(as('receiver-3'), { type: 'die' }, 'the youngest where its host keeps its share leaves');
+  t.like(as('receiver-0'), { type: 'none' });
 });
