@@ -34,7 +34,7 @@ export interface Participant {
   sent: ReadonlyMap<string, { msg: string; to: string; ackedAt: number | null; seq: number | null; via?: string | null }>;
   received: ReadonlyMap<string, unknown>;
   /** Every `deliver` frame its socket got, in order (duplicates included). */
-  deliveries: readonly { msg: string; seq: number; from?: string }[];
+  deliveries: readonly { msg: string; seq: number; from?: string; via?: string | null; at?: number }[];
 }
 
 export type LossClass = 'never-stored' | 'not-delivered' | 'skipped' | 'not-counted';
@@ -75,6 +75,8 @@ export interface DurabilityReport {
   ackSeqMismatches: number;
   /** Deliveries of a (msg, seq) that is no copy in the recipient's inbox: invented or relabelled. */
   phantoms: number;
+  /** The first phantom deliveries: what was delivered, where the stream has that message, and what its sequence holds. */
+  phantomSamples: { to: string; msg: string; from: string | null; seq: number; storedSeqs: number[]; atSeq: string | null; via: string | null; at: number | null }[];
 }
 
 const key = (to: string, from: string, msg: string) => `${to}\u0000${from}\u0000${msg}`;
@@ -164,13 +166,20 @@ export function classify(participants: readonly Participant[], copies: readonly 
   const byClass: Record<LossClass, number> = { 'never-stored': 0, 'not-delivered': 0, skipped: 0, 'not-counted': 0 };
   for (const l of losses) byClass[l.class]++;
   let phantoms = 0;
+  const phantomSamples: DurabilityReport['phantomSamples'] = [];
   for (const p of participants) {
     for (const d of p.deliveries) {
       const c = bySeq.get(d.seq);
-      if (!c || c.msg !== d.msg || c.to !== p.user || (d.from !== undefined && c.from !== d.from)) phantoms++;
+      if (!c || c.msg !== d.msg || c.to !== p.user || (d.from !== undefined && c.from !== d.from)) {
+        phantoms++;
+        if (phantomSamples.length < 20) {
+          const storedSeqs = copies.filter((x) => x.msg === d.msg && x.to === p.user).map((x) => x.seq);
+          phantomSamples.push({ to: p.user, msg: d.msg, from: d.from ?? null, seq: d.seq, storedSeqs, atSeq: c ? `${c.msg} ${c.from} → ${c.to}` : null, via: d.via ?? null, at: d.at ?? null });
+        }
+      }
     }
   }
-  return { acknowledged, losses, byClass, doubles, ackSeqMismatches, phantoms };
+  return { acknowledged, losses, byClass, doubles, ackSeqMismatches, phantoms, phantomSamples };
 }
 
 /** Reads the stream and the recipients' cursors, then classifies (see classify). */
@@ -187,6 +196,7 @@ export function describeDurability(d: DurabilityReport, leaderAt?: (t: number) =
     `durability: ${d.acknowledged} acknowledged, ${d.streamMessages} copies in the stream (seq ${d.firstSeq}–${d.lastSeq}); missing at the recipient: ${d.losses.length} (never stored ${d.byClass['never-stored']}, stored not delivered ${d.byClass['not-delivered']}, skipped by the cursor ${d.byClass.skipped}, delivered not counted ${d.byClass['not-counted']}); acknowledged with a sequence holding something else: ${d.ackSeqMismatches}; deliveries of no stored copy: ${d.phantoms}; stored twice: ${d.doubles.length}`,
   ];
   for (const l of d.losses.slice(0, 20)) lines.push(`  lost (${l.class}): ${l.msg} ${l.from} → ${l.to}, acked as seq ${l.ackedSeq} via ${l.via ?? '?'}, in the stream at [${l.storedSeqs.join(', ')}], ${l.to}'s cursor ${l.cursor}`);
+  for (const x of d.phantomSamples) lines.push(`  delivered to ${x.to} by ${x.via ?? '?'}${x.at ? ` at ${new Date(x.at).toISOString().slice(11, 23)}` : ''}: ${x.msg} from ${x.from ?? '?'} as seq ${x.seq}; the stream has it at [${x.storedSeqs.join(', ')}], and seq ${x.seq} holds ${x.atSeq ?? 'nothing'}`);
   for (const x of d.doubles.slice(0, 20)) {
     const leaders = leaderAt ? ` (stream leader ${leaderAt(x.firstAt) ?? '?'} → ${leaderAt(x.firstAt + x.apartMs) ?? '?'})` : '';
     lines.push(`  stored twice: ${x.msg} ${x.from} → ${x.to} at seqs [${x.seqs.join(', ')}], written ${x.apartMs} ms apart${leaders}`);

@@ -7,7 +7,7 @@
  * bucket under `cursorKey` (moved by receiver/delivery.ts, removed with the account).
  * A copy whose headers are not ours is skipped, never delivered.
  */
-import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import type { Namespace } from '../../organism/kernel/namespace.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
@@ -93,6 +93,23 @@ export class Inboxes {
   async #copyAt(seq: number): Promise<Delivered | null> {
     const m = await this.#d.jsm.streams.getMessage(this.#d.stream, { seq }).catch(() => null);
     return m ? storedCopy(m) : null;
+  }
+
+  /**
+   * The id of the message the stream leader holds at `seq` in `user`'s inbox, or null if that
+   * sequence holds nothing (or another inbox's copy). Asked of the leader (not a direct get,
+   * which any replica may answer); a request that fails throws, so it is never taken for "nothing".
+   */
+  async idAt(user: string, seq: number): Promise<string | null> {
+    let m: StoredMsg | null;
+    try {
+      m = await this.#d.jsm.streams.getMessage(this.#d.stream, { seq });
+    } catch (e) {
+      if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.NoMessageFound) return null;
+      throw e;
+    }
+    const c = m ? storedCopy(m) : null;
+    return c && c.to === user ? c.msg : null;
   }
 
   /** The copy of message `msg` at `seq`: MESSAGE_ERR_NOT_FOUND unless there is one. */

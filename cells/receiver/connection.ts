@@ -35,6 +35,9 @@ const MAX_QUEUED_SENDS = 256;
 /** Reads (history, keys, users, receipts) one socket may have in progress at once; more wait. */
 const MAX_CONCURRENT_READS = 4;
 
+/** A second failed check of the delivery against the stream leader within this moves the client (see onDiverged). */
+const DIVERGED_AGAIN_MS = 30_000;
+
 /** Bad frames in a row after which the socket is closed (a client that is not speaking the protocol). */
 const MAX_BAD_IN_A_ROW = 32;
 
@@ -98,6 +101,8 @@ export class Connection {
   /** Reads in progress on this socket (history pages can be large). */
   readonly #reads = new Slots(MAX_CONCURRENT_READS);
   #closed = false;
+  /** When the delivery last failed its check against the stream leader (0: never). */
+  #divergedAt = 0;
 
   constructor(ws: WebSocket, ip: string, deps: ConnectionDeps) {
     this.#ws = ws;
@@ -148,15 +153,18 @@ export class Connection {
     return !this.#closed;
   }
 
-  /** The broker is back after an outage: delivery goes on on a new consumer (or the client moves). */
-  restartDelivery(): void {
+  /**
+   * The broker is back after an outage: delivery goes on on a new consumer (or the client
+   * moves). `fromCursor`: from the read cursor, forgetting what was pushed (a failed check).
+   */
+  restartDelivery(fromCursor = false): void {
     const d = this.#delivery;
     if (!d) return;
     void (async () => {
       // JetStream may need a moment after the broker restarts: a few tries, then the client moves.
       for (let attempt = 0, pause = 250; attempt < 6; attempt++, pause *= 2) {
         try {
-          await d.restart();
+          await (fromCursor ? d.rewind() : d.restart());
           return;
         } catch (e) {
           if (attempt === 5 || this.#delivery !== d) {
@@ -391,6 +399,18 @@ export class Connection {
       onStall: (why) => {
         this.#d.log.info({ why, user }, 'delivery consumer stalled: restarting it');
         this.restartDelivery();
+      },
+      leaderHolds: (seq) => this.#d.inboxes.idAt(user, seq),
+      onDiverged: (seq) => {
+        // Once: start again from the cursor on a new consumer. Again soon after: the consumer is
+        // placed on the same replica again, so the client moves (another receiver's consumer
+        // lands on another server); it resumes from the cursor there.
+        const now = Date.now();
+        const again = now - this.#divergedAt < DIVERGED_AGAIN_MS;
+        this.#divergedAt = now;
+        this.#d.log.warn({ seq, user, again }, 'delivery consumer disagrees with the stream leader: starting again from the cursor');
+        if (again) this.close(CLOSE.MOVED, 'delivery replica diverged: reconnect');
+        else this.restartDelivery(true);
       },
     });
     this.#delivery = delivery;

@@ -92,6 +92,17 @@ export interface DeliveryOptions {
    * member restarted, leadership moved) while this connection to NATS stayed up: restart().
    */
   onStall?(why: string): void;
+  /**
+   * The message id the stream leader holds at `seq` in this inbox (null: none). Before the
+   * cursor moves to an acked sequence, the last message delivered at or below it is checked
+   * against it: a consumer may be placed on a replica that disagrees with the leader
+   * (nats-server 2.9 can let one diverge after a partition: a message missing, every later
+   * sequence off by one), and a cursor moved on that replica's numbering would pass a
+   * message the client never had.
+   */
+  leaderHolds?(seq: number): Promise<string | null>;
+  /** A check failed: the cursor stayed; rewind() starts delivery again from it. */
+  onDiverged?(seq: number): void;
 }
 
 export class Delivery {
@@ -107,6 +118,8 @@ export class Delivery {
   readonly #unacked: number[] = [];
   /** The cursor as this delivery last read or wrote it. */
   #cursor: Cursor = { seq: 0, revision: 0 };
+  /** Message ids pushed above the cursor, by sequence (checked against the leader before the cursor passes them). */
+  readonly #pushed = new Map<number, string>();
   /** The next cursor write, not yet started: every ack made before it starts joins it. */
   #next: Promise<void> | undefined;
   /** The write in progress (one at a time, so they land in order). */
@@ -167,6 +180,26 @@ export class Delivery {
     await this.#open(this.#lastSent);
   }
 
+  /**
+   * Starts again from the cursor, on a new consumer, forgetting what was pushed since: after a
+   * failed check (onDiverged), what this consumer numbered cannot be trusted. The client gets
+   * those messages again (same ids: it drops them); none is skipped.
+   */
+  async rewind(): Promise<void> {
+    if (this.#closed) return;
+    this.#generation++;
+    const old = this.#messages;
+    this.#messages = undefined;
+    await old?.close().catch(() => undefined);
+    this.#lastSent = this.#cursor.seq;
+    this.#acked = this.#cursor.seq;
+    this.#unacked.length = 0;
+    this.#pushed.clear();
+    this.#wake?.();
+    this.#wake = undefined;
+    await this.#open(this.#cursor.seq);
+  }
+
   async #pump(messages: ConsumerMessages, generation: number): Promise<void> {
     try {
       for await (const m of messages) {
@@ -179,6 +212,7 @@ export class Delivery {
         this.#lastSent = m.seq;
         if (d) {
           this.#unacked.push(m.seq);
+          this.#pushed.set(m.seq, d.msg);
           this.#o.push(d);
         }
       }
@@ -210,15 +244,40 @@ export class Delivery {
     if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
     await this.#writing?.catch(() => undefined);
     this.#next = undefined; // acks from here on join the next flush
-    const write = advanceCursor(this.#o.cursors, this.#o.user, this.#acked, this.#cursor).then((c) => {
-      if (c.seq > this.#cursor.seq) this.#cursor = c;
-    });
+    const target = this.#acked;
+    const write = this.#check(target)
+      .then(() => advanceCursor(this.#o.cursors, this.#o.user, target, this.#cursor))
+      .then((c) => {
+        if (c.seq > this.#cursor.seq) this.#cursor = c;
+        for (const seq of this.#pushed.keys()) if (seq <= this.#cursor.seq) this.#pushed.delete(seq);
+      });
     this.#writing = write;
     try {
       await write;
     } finally {
       if (this.#writing === write) this.#writing = undefined;
     }
+  }
+
+  /**
+   * The last message pushed at or below `target` must be, by id, what the stream leader holds
+   * at its sequence: else MESSAGE_ERR_REPLICA, the cursor stays, and onDiverged is told.
+   */
+  async #check(target: number): Promise<void> {
+    if (!this.#o.leaderHolds) return;
+    let seq = 0;
+    for (const s of this.#pushed.keys()) if (s <= target && s > seq) seq = s;
+    if (seq === 0) return; // nothing of ours pushed in between (only foreign copies skipped)
+    const pushed = this.#pushed.get(seq)!;
+    let held: string | null;
+    try {
+      held = await this.#o.leaderHolds(seq);
+    } catch (cause) {
+      throw new CellularError('MESSAGE_ERR_STORE', `could not check sequence ${seq} of ${this.#o.user}'s inbox against the stream leader: ${(cause as Error).message}`, { cause });
+    }
+    if (held === pushed) return;
+    this.#o.onDiverged?.(seq);
+    throw new CellularError('MESSAGE_ERR_REPLICA', `message ${pushed} was delivered as sequence ${seq} of ${this.#o.user}'s inbox, where the stream leader holds ${held ?? 'nothing'}: the cursor stays at ${this.#cursor.seq}, delivery starts again from it`);
   }
 
   /** Stops delivering; an ack not yet written is written now (best effort). */

@@ -75,7 +75,7 @@ export class Chatter {
   unreadable = 0;
   reconnects = 0;
   /** Every `deliver` frame the socket got, in order, duplicates included (for the durability checker). */
-  readonly deliveries: { msg: string; seq: number; from: string }[] = [];
+  readonly deliveries: { msg: string; seq: number; from: string; via: string | null; at: number }[] = [];
   errors: Record<string, number> = {};
   readonly #o: ChatterOptions;
   readonly #peers = new Map<string, { x25519: Uint8Array; ed25519: Uint8Array }>();
@@ -208,7 +208,7 @@ export class Chatter {
   }
 
   #deliver(d: Deliver): void {
-    this.deliveries.push({ msg: d.msg, seq: d.seq, from: d.from });
+    this.deliveries.push({ msg: d.msg, seq: d.seq, from: d.from, via: this.#url, at: Date.now() });
     if (d.seq > this.#topSeq) this.#topSeq = d.seq;
     const had = this.received.get(d.msg);
     if (had) {
