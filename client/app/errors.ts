@@ -21,6 +21,7 @@ export const ERROR_TEXT: Readonly<Record<string, string>> = {
   MESSAGE_ERR_FORBIDDEN: 'You cannot change that message.',
   MESSAGE_ERR_NOT_FOUND: 'That message is no longer stored.',
   MESSAGE_ERR_STORE: 'The message could not be stored yet; it will be sent again.',
+  MESSAGE_ERR_REPLICA: 'Messages are being delivered again from where you were; nothing is missing.',
   TISSUE_ERR_UNAVAILABLE: 'The service is busy or restarting. Try again in a moment.',
   CELL_ERR_REMOTE: 'Something failed on the server. Try again.',
   // The client's own.
