@@ -102,6 +102,8 @@ export interface MultiHostResult {
   rejoin: { host: string; ms: number | null } | null;
   seed: number;
   plan: FaultPlan;
+  /** The network namespaces this run made (deleted by it; empty in the loopback fallback). */
+  namespaces: string[];
   /** The faults as they were placed (host names, and which one led the messages stream). */
   faults: string[];
   /** The second host loss of the plan (secondLoss), and when that host was back. */
@@ -162,7 +164,7 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
   const checks: Check[] = [];
   const result: MultiHostResult = {
     mode: hosts.mode, fallbackReason: hosts.fallbackReason, organism: id, startedAt: new Date(t0).toISOString(), replicas: 0, seededBy: [],
-    hostLoss: null, rejoin: null, partition: null, relay: null, durability: null, leaders: [], seed, plan, faults: [], secondLoss: null,
+    hostLoss: null, rejoin: null, partition: null, relay: null, durability: null, leaders: [], seed, plan, faults: [], secondLoss: null, namespaces: hosts.hosts.flatMap((h) => (h.netns ? [h.netns] : [])),
     counts: { sent: 0, acked: 0, delivered: 0, lost: 0, duplicates: 0, redelivered: 0, reconnects: 0, unreadable: 0 }, checks, pass: false, samples, marks, log,
   };
   // Whatever ends this process (an uncaught error, a second Ctrl-C), nothing it started survives.

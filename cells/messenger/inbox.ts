@@ -7,7 +7,7 @@
  * bucket under `cursorKey` (moved by receiver/delivery.ts, removed with the account).
  * A copy whose headers are not ours is skipped, never delivered.
  */
-import { DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCodes, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import type { Namespace } from '../../organism/kernel/namespace.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
@@ -26,6 +26,20 @@ export const cursorKey = (user: string): string => `u.${user}`;
 
 /** JetStream's dedupe id of a copy: another sender's id cannot shadow this one. */
 const dedupeId = (to: string, from: string, msg: string): string => `${to}.${from}.${msg}`;
+
+/** JetStream's API subject prefix (the organism uses the default account's). */
+const JS_API = '$JS.API';
+/** Longest a read of the stream leader may take. */
+const LEADER_READ_MS = 5_000;
+
+/** One header's value from a stored message's raw headers (base64 of "NATS/1.0\r\nName: value\r\n…"), or null. */
+export function headerOf(hdrsBase64: string | undefined, name: string): string | null {
+  if (!hdrsBase64) return null;
+  const text = new TextDecoder().decode(Uint8Array.from(atob(hdrsBase64), (c) => c.charCodeAt(0)));
+  const prefix = `${name.toLowerCase()}:`;
+  for (const line of text.split('\r\n').slice(1)) if (line.toLowerCase().startsWith(prefix)) return line.slice(prefix.length).trim();
+  return null;
+}
 
 /** Longest a history page waits for messages it was told are there. */
 const HISTORY_WAIT_MS = 2_000;
@@ -54,6 +68,8 @@ export function delivered(m: { seq: number; subject: string; data: Uint8Array; h
 const storedCopy = (m: StoredMsg): Delivered | null => delivered({ seq: m.seq, subject: m.subject, data: m.data, headers: m.header });
 
 interface InboxesDeps {
+  /** For requests the JetStream client has no call for (the leader's next_by_subj read). */
+  nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
   /** The messages stream's name. */
@@ -71,7 +87,7 @@ export class Inboxes {
 
   /** Binds to the organism's messages stream (grow made it). */
   static async open(nc: NatsConnection, ns: Namespace): Promise<Inboxes> {
-    return new Inboxes({ js: jetstream(nc), jsm: await jetstreamManager(nc), stream: ns.stream(MESSAGES_STREAM), subjects: new MessengerSubjects(ns) });
+    return new Inboxes({ nc, js: jetstream(nc), jsm: await jetstreamManager(nc), stream: ns.stream(MESSAGES_STREAM), subjects: new MessengerSubjects(ns) });
   }
 
   /** Publishes one copy (at once); resolves with its stream sequence once JetStream has it (MESSAGE_ERR_STORE if not). */
@@ -96,20 +112,20 @@ export class Inboxes {
   }
 
   /**
-   * The id of the message the stream leader holds at `seq` in `user`'s inbox, or null if that
-   * sequence holds nothing (or another inbox's copy). Asked of the leader (not a direct get,
-   * which any replica may answer); a request that fails throws, so it is never taken for "nothing".
+   * The first message the stream leader holds in `user`'s inbox at or after `from`: its
+   * sequence and its message id (null for a copy whose headers are not ours), or null when
+   * there is none. Asked of the leader (STREAM.MSG.GET with next_by_subj, never a direct get,
+   * which any replica may answer); a request that fails throws, so it is never taken for "none".
    */
-  async idAt(user: string, seq: number): Promise<string | null> {
-    let m: StoredMsg | null;
-    try {
-      m = await this.#d.jsm.streams.getMessage(this.#d.stream, { seq });
-    } catch (e) {
-      if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.NoMessageFound) return null;
-      throw e;
+  async nextAt(user: string, from: number): Promise<{ seq: number; msg: string | null } | null> {
+    const r = await this.#d.nc.request(`${JS_API}.STREAM.MSG.GET.${this.#d.stream}`, JSON.stringify({ seq: Math.max(1, from), next_by_subj: this.#d.subjects.inbox(user) }), { timeout: LEADER_READ_MS });
+    const v = JSON.parse(new TextDecoder().decode(r.data)) as { error?: { code: number; err_code?: number; description?: string }; message?: { seq: number; hdrs?: string } };
+    if (v.error) {
+      if (v.error.err_code === JetStreamApiCodes.NoMessageFound) return null;
+      throw new Error(`the stream leader answered ${v.error.code} ${v.error.description ?? ''}`);
     }
-    const c = m ? storedCopy(m) : null;
-    return c && c.to === user ? c.msg : null;
+    if (!v.message || !Number.isSafeInteger(v.message.seq)) throw new Error('the stream leader answered no message and no error');
+    return { seq: v.message.seq, msg: headerOf(v.message.hdrs, H.MSG) };
   }
 
   /** The copy of message `msg` at `seq`: MESSAGE_ERR_NOT_FOUND unless there is one. */

@@ -400,7 +400,7 @@ export class Connection {
         this.#d.log.info({ why, user }, 'delivery consumer stalled: restarting it');
         this.restartDelivery();
       },
-      leaderHolds: (seq) => this.#d.inboxes.idAt(user, seq),
+      leaderNext: (from) => this.#d.inboxes.nextAt(user, from),
       onDiverged: (seq) => {
         // Once: start again from the cursor on a new consumer. Again soon after: the consumer is
         // placed on the same replica again, so the client moves (another receiver's consumer

@@ -93,14 +93,15 @@ export interface DeliveryOptions {
    */
   onStall?(why: string): void;
   /**
-   * The message id the stream leader holds at `seq` in this inbox (null: none). Before the
-   * cursor moves to an acked sequence, the last message delivered at or below it is checked
-   * against it: a consumer may be placed on a replica that disagrees with the leader
-   * (nats-server 2.9 can let one diverge after a partition: a message missing, every later
-   * sequence off by one), and a cursor moved on that replica's numbering would pass a
-   * message the client never had.
+   * The first message the stream leader holds in this inbox at or after `from` (its sequence
+   * and id; null: none). Before the cursor moves to an acked sequence, every message the
+   * leader holds between the cursor and it must have been pushed, under that sequence: a
+   * consumer may be placed on a replica that disagrees with the leader (nats-server 2.9 can
+   * let one diverge after a partition: a message missing there, later ones numbered one lower,
+   * both seen), and a cursor moved on that replica's word would pass a message the client
+   * never had.
    */
-  leaderHolds?(seq: number): Promise<string | null>;
+  leaderNext?(from: number): Promise<{ seq: number; msg: string | null } | null>;
   /** A check failed: the cursor stayed; rewind() starts delivery again from it. */
   onDiverged?(seq: number): void;
 }
@@ -260,24 +261,29 @@ export class Delivery {
   }
 
   /**
-   * The last message pushed at or below `target` must be, by id, what the stream leader holds
-   * at its sequence: else MESSAGE_ERR_REPLICA, the cursor stays, and onDiverged is told.
+   * Walks the leader's copy of this inbox from the cursor to `target`: each message of ours
+   * there must have been pushed under its sequence (a copy whose headers are not ours is
+   * skipped by both). Else MESSAGE_ERR_REPLICA, the cursor stays, and onDiverged is told.
+   * One leader read per message in the range, and one more to see the range end.
    */
   async #check(target: number): Promise<void> {
-    if (!this.#o.leaderHolds) return;
-    let seq = 0;
-    for (const s of this.#pushed.keys()) if (s <= target && s > seq) seq = s;
-    if (seq === 0) return; // nothing of ours pushed in between (only foreign copies skipped)
-    const pushed = this.#pushed.get(seq)!;
-    let held: string | null;
-    try {
-      held = await this.#o.leaderHolds(seq);
-    } catch (cause) {
-      throw new CellularError('MESSAGE_ERR_STORE', `could not check sequence ${seq} of ${this.#o.user}'s inbox against the stream leader: ${(cause as Error).message}`, { cause });
+    const next = this.#o.leaderNext;
+    if (!next || target <= this.#cursor.seq) return;
+    for (let from = this.#cursor.seq + 1; from <= target; ) {
+      let held: { seq: number; msg: string | null } | null;
+      try {
+        held = await next(from);
+      } catch (cause) {
+        throw new CellularError('MESSAGE_ERR_STORE', `could not check ${this.#o.user}'s inbox from sequence ${from} against the stream leader: ${(cause as Error).message}`, { cause });
+      }
+      if (held === null || held.seq > target) return;
+      const pushed = this.#pushed.get(held.seq);
+      if (held.msg !== null && pushed !== held.msg) {
+        this.#o.onDiverged?.(held.seq);
+        throw new CellularError('MESSAGE_ERR_REPLICA', `the stream leader holds message ${held.msg} at sequence ${held.seq} of ${this.#o.user}'s inbox, which this delivery ${pushed === undefined ? 'never pushed' : `pushed as ${pushed}`}: the cursor stays at ${this.#cursor.seq}, delivery starts again from it`);
+      }
+      from = held.seq + 1;
     }
-    if (held === pushed) return;
-    this.#o.onDiverged?.(seq);
-    throw new CellularError('MESSAGE_ERR_REPLICA', `message ${pushed} was delivered as sequence ${seq} of ${this.#o.user}'s inbox, where the stream leader holds ${held ?? 'nothing'}: the cursor stays at ${this.#cursor.seq}, delivery starts again from it`);
   }
 
   /** Stops delivering; an ack not yet written is written now (best effort). */

@@ -53,7 +53,7 @@ export const ErrorCodes = {
   MESSAGE_ERR_FORBIDDEN: 'the message or inbox belongs to another user',
   MESSAGE_ERR_NOT_FOUND: 'no such message',
   MESSAGE_ERR_STORE: 'JetStream did not store the message (no ack was given: send it again)',
-  MESSAGE_ERR_REPLICA: 'the copy delivered under this sequence is not the one the stream leader holds there: the read cursor stays, delivery starts again from it',
+  MESSAGE_ERR_REPLICA: 'the stream leader holds a message up to this sequence that was not delivered under its sequence: the read cursor stays, delivery starts again from it',
   RECEIVER_ERR_NO_PORT: 'no free port in messenger.portMin-portMax for a receiver',
   DASHBOARD_ERR_TOKEN: 'a control needs the dashboard token that grow prints; without it the dashboard is read-only',
   DASHBOARD_ERR_FRAME: 'a frame from a dashboard page is not JSON, too large, of an unknown type, or lacks a field',

@@ -7,15 +7,29 @@
  * the replica and asks the leader, as a receiver does.
  */
 import test from 'ava';
-import { connect, headers } from '@nats-io/transport-node';
+import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Delivery } from '../../cells/receiver/delivery.ts';
-import { cursorKey, H } from '../../cells/messenger/inbox.ts';
+import { cursorKey, H, headerOf } from '../../cells/messenger/inbox.ts';
 import { codec } from '../../organism/wire/codec.ts';
 import { isCellularError } from '../../organism/wire/errors.ts';
 import type { Delivered } from '../../organism/wire/frames.ts';
 import { startNats, uniqueId } from '../helpers/nats.ts';
+
+/** The leader's read a receiver makes (Inboxes.nextAt), of `stream`'s inbox of bob; counts its requests. */
+function leaderOf(nc: NatsConnection, stream: string): { next: (from: number) => Promise<{ seq: number; msg: string | null } | null>; asked: () => number } {
+  let asked = 0;
+  return {
+    asked: () => asked,
+    next: async (from) => {
+      asked++;
+      const r = await nc.request(`$JS.API.STREAM.MSG.GET.${stream}`, JSON.stringify({ seq: from, next_by_subj: `${stream}.inbox.bob` }));
+      const v = JSON.parse(new TextDecoder().decode(r.data)) as { error?: unknown; message?: { seq: number; hdrs?: string } };
+      return v.message ? { seq: v.message.seq, msg: headerOf(v.message.hdrs, H.MSG) } : null;
+    },
+  };
+}
 
 test('delivery - the cursor never moves on a sequence the stream leader holds another message at', async (t) => {
   const broker = await startNats(t);
@@ -38,13 +52,13 @@ test('delivery - the cursor never moves on a sequence the stream leader holds an
   for (const m of ['m1', 'm2', 'm3', 'm4', 'm5']) await store(leader, m);
   for (const m of ['m1', 'm3', 'm4', 'm5']) await store(replica, m); // m2 missing: m3 is 2, m4 is 3, m5 is 4
   const cursors = await new Kvm(nc).create(`cursors${id}`);
-  const leaderHolds = async (seq: number) => (await jsm.streams.getMessage(leader, { seq }))?.header.get(H.MSG) ?? null;
+  const leaderRead = leaderOf(nc, leader);
   const pushed: Delivered[] = [];
   const diverged: number[] = [];
   const delivery = new Delivery({
     js, stream: replica, subject: `${replica}.inbox.bob`, cursors, user: 'bob', window: 16, flushMs: 0,
     writable: async () => true, push: (d) => pushed.push(d), onError: (e) => t.fail(String(e)),
-    leaderHolds, onDiverged: (seq) => diverged.push(seq),
+    leaderNext: leaderRead.next, onDiverged: (seq) => diverged.push(seq),
   });
   t.teardown(() => delivery.close());
   await delivery.start();
@@ -60,7 +74,7 @@ test('delivery - the cursor never moves on a sequence the stream leader holds an
   // m5 "at 4" is m4 on the leader: moving the cursor to 4 would pass m2, which bob never had.
   const refused = await delivery.ack(4).then(() => undefined, (e: unknown) => e);
   t.true(isCellularError(refused, 'MESSAGE_ERR_REPLICA'), String(refused));
-  t.deepEqual(diverged, [4]);
+  t.deepEqual(diverged, [2], 'caught at m2, the first message the leader holds that was not pushed as itself');
   t.is((await cursor()).seq, 1, 'the cursor stays before m2');
   // Starting again from the cursor redelivers what came after it (ids the client drops), never skips.
   pushed.length = 0;
@@ -85,15 +99,12 @@ test('delivery - a consumer that agrees with the leader moves the cursor as befo
     await js.publish(`${s}.inbox.bob`, new Uint8Array([1]), { headers: h });
   }
   const cursors = await new Kvm(nc).create(`c${s}`);
-  let asked = 0;
+  const leaderRead = leaderOf(nc, s);
   const pushed: Delivered[] = [];
   const delivery = new Delivery({
     js, stream: s, subject: `${s}.inbox.bob`, cursors, user: 'bob', window: 16, flushMs: 0,
     writable: async () => true, push: (d) => pushed.push(d), onError: (e) => t.fail(String(e)),
-    leaderHolds: async (seq) => {
-      asked++;
-      return (await jsm.streams.getMessage(s, { seq }))?.header.get(H.MSG) ?? null;
-    },
+    leaderNext: leaderRead.next,
     onDiverged: () => t.fail('no divergence here'),
   });
   t.teardown(() => delivery.close());
@@ -101,5 +112,44 @@ test('delivery - a consumer that agrees with the leader moves the cursor as befo
   for (let i = 0; i < 500 && pushed.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
   await delivery.ack(3);
   t.is((codec.unpack((await cursors.get(cursorKey('bob')))!.value) as { seq: number }).seq, 3);
-  t.is(asked, 1, 'one check per cursor write, of the last message below it');
+  t.is(leaderRead.asked(), 3, 'one leader read per message between the cursor and the ack');
+});
+
+test('delivery - a replica missing a message under the right sequences (a gap) is caught too', async (t) => {
+  const broker = await startNats(t);
+  const nc = await connect({ servers: broker.url });
+  t.teardown(() => nc.close());
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const id = uniqueId();
+  const leader = `L${id}`;
+  const replica = `R${id}`;
+  for (const name of [leader, replica]) {
+    await jsm.streams.add({ name, subjects: [`${name}.inbox.*`] });
+    for (const m of ['m1', 'm2', 'm3']) {
+      const h = headers();
+      h.set(H.FROM, 'ann');
+      h.set(H.MSG, m);
+      h.set(H.AT, String(Date.now()));
+      await js.publish(`${name}.inbox.bob`, new Uint8Array([1]), { headers: h });
+    }
+  }
+  await jsm.streams.deleteMessage(replica, 2); // the replica lacks m2; m3 keeps its sequence 3
+  const cursors = await new Kvm(nc).create(`cursors${id}`);
+  const pushed: Delivered[] = [];
+  const diverged: number[] = [];
+  const delivery = new Delivery({
+    js, stream: replica, subject: `${replica}.inbox.bob`, cursors, user: 'bob', window: 16, flushMs: 0,
+    writable: async () => true, push: (d) => pushed.push(d), onError: (e) => t.fail(String(e)),
+    leaderNext: leaderOf(nc, leader).next, onDiverged: (seq) => diverged.push(seq),
+  });
+  t.teardown(() => delivery.close());
+  await delivery.start();
+  for (let i = 0; i < 500 && pushed.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  t.deepEqual(pushed.map((d) => `${d.msg}@${d.seq}`), ['m1@1', 'm3@3'], 'every label right, m2 absent');
+  // m3 at 3 is what the leader holds at 3: only walking the range finds m2 missing.
+  const refused = await delivery.ack(3).then(() => undefined, (e: unknown) => e);
+  t.true(isCellularError(refused, 'MESSAGE_ERR_REPLICA'), String(refused));
+  t.deepEqual(diverged, [2]);
+  t.is(await cursors.get(cursorKey('bob')), null, 'the cursor never moved');
 });

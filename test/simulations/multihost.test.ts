@@ -24,7 +24,10 @@ test.serial('multihost - three hosts grow one organism; a host lost, brought bac
   if (r.mode === 'netns') t.not(r.partition, null, 'with namespaces the partition runs');
   // Nothing of it is left: no namespace, no process of the organism.
   const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
-  t.false(netns.split('\n').some((l) => l.startsWith('cell-')), 'its namespaces are gone');
+  // Its own, by name: another run on the machine (a benchmark batch) may hold namespaces of its own.
+  if (r.mode === 'netns') t.is(r.namespaces.length, 3);
+  const left = netns.split('\n').map((l) => l.split(' ')[0]).filter((n) => r.namespaces.includes(n!));
+  t.deepEqual(left, [], 'its namespaces are gone');
 });
 
 test('test hosts - the loopback fallback gives three addresses, refuses to partition, and says why', (t) => {
