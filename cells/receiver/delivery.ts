@@ -174,11 +174,16 @@ export class Delivery {
    */
   async restart(): Promise<void> {
     if (this.#closed) return;
+    await this.#dropConsumer();
+    await this.#open(this.#lastSent);
+  }
+
+  /** Stops the current consumer: a pump of it stops at its next message (the generation moved). */
+  async #dropConsumer(): Promise<void> {
     this.#generation++;
     const old = this.#messages;
     this.#messages = undefined;
     await old?.close().catch(() => undefined);
-    await this.#open(this.#lastSent);
   }
 
   /**
@@ -188,10 +193,7 @@ export class Delivery {
    */
   async rewind(): Promise<void> {
     if (this.#closed) return;
-    this.#generation++;
-    const old = this.#messages;
-    this.#messages = undefined;
-    await old?.close().catch(() => undefined);
+    await this.#dropConsumer();
     this.#lastSent = this.#cursor.seq;
     this.#acked = this.#cursor.seq;
     this.#unacked.length = 0;

@@ -6,53 +6,69 @@
  * Here two real streams stand for the leader and the diverged replica: the delivery consumes
  * the replica and asks the leader, as a receiver does.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Delivery } from '../../cells/receiver/delivery.ts';
-import { cursorKey, H, headerOf } from '../../cells/messenger/inbox.ts';
+import { cursorKey, H, Inboxes } from '../../cells/messenger/inbox.ts';
+import { MessengerSubjects } from '../../cells/messenger/subjects.ts';
 import { codec } from '../../organism/wire/codec.ts';
 import { isCellularError } from '../../organism/wire/errors.ts';
 import type { Delivered } from '../../organism/wire/frames.ts';
 import { startNats, uniqueId } from '../helpers/nats.ts';
 
 /** The leader's read a receiver makes (Inboxes.nextAt), of `stream`'s inbox of bob; counts its requests. */
-function leaderOf(nc: NatsConnection, stream: string): { next: (from: number) => Promise<{ seq: number; msg: string | null } | null>; asked: () => number } {
+function leaderOf(c: Broker, stream: string): { next: (from: number) => Promise<{ seq: number; msg: string | null } | null>; asked: () => number } {
+  const inboxes = new Inboxes({ ...c, stream, subjects: new MessengerSubjects({ prefix: stream }) });
   let asked = 0;
   return {
     asked: () => asked,
-    next: async (from) => {
+    next: (from) => {
       asked++;
-      const r = await nc.request(`$JS.API.STREAM.MSG.GET.${stream}`, JSON.stringify({ seq: from, next_by_subj: `${stream}.inbox.bob` }));
-      const v = JSON.parse(new TextDecoder().decode(r.data)) as { error?: unknown; message?: { seq: number; hdrs?: string } };
-      return v.message ? { seq: v.message.seq, msg: headerOf(v.message.hdrs, H.MSG) } : null;
+      return inboxes.nextAt('bob', from);
     },
   };
 }
 
-test('delivery - the cursor never moves on a sequence the stream leader holds another message at', async (t) => {
+/** A broker, a connection and streams named `names`, each with bob's inbox `<name>.inbox.bob`. */
+interface Broker {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+}
+
+async function streams(t: ExecutionContext, names: string[]): Promise<Broker> {
   const broker = await startNats(t);
   const nc = await connect({ servers: broker.url });
   t.teardown(() => nc.close());
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
-  const id = uniqueId();
-  const leader = `L${id}`;
-  const replica = `R${id}`;
-  await jsm.streams.add({ name: leader, subjects: [`${leader}.inbox.*`] });
-  await jsm.streams.add({ name: replica, subjects: [`${replica}.inbox.*`] });
-  const store = async (stream: string, msg: string) => {
+  for (const name of names) await jsm.streams.add({ name, subjects: [`${name}.inbox.*`] });
+  return { nc, js, jsm };
+}
+
+/** Stores copies from ann into bob's inbox of `stream`, one per message id, in order. */
+async function storeCopies(js: JetStreamClient, stream: string, msgs: string[]): Promise<void> {
+  for (const msg of msgs) {
     const h = headers();
     h.set(H.FROM, 'ann');
     h.set(H.MSG, msg);
     h.set(H.AT, String(Date.now()));
     await js.publish(`${stream}.inbox.bob`, new Uint8Array([1]), { headers: h });
-  };
-  for (const m of ['m1', 'm2', 'm3', 'm4', 'm5']) await store(leader, m);
-  for (const m of ['m1', 'm3', 'm4', 'm5']) await store(replica, m); // m2 missing: m3 is 2, m4 is 3, m5 is 4
+  }
+}
+
+test('delivery - the cursor never moves on a sequence the stream leader holds another message at', async (t) => {
+  const id = uniqueId();
+  const leader = `L${id}`;
+  const replica = `R${id}`;
+  const c = await streams(t, [leader, replica]);
+  const { nc, js } = c;
+  await storeCopies(js, leader, ['m1', 'm2', 'm3', 'm4', 'm5']);
+  await storeCopies(js, replica, ['m1', 'm3', 'm4', 'm5']); // m2 missing: m3 is 2, m4 is 3, m5 is 4
   const cursors = await new Kvm(nc).create(`cursors${id}`);
-  const leaderRead = leaderOf(nc, leader);
+  const leaderRead = leaderOf(c, leader);
   const pushed: Delivered[] = [];
   const diverged: number[] = [];
   const delivery = new Delivery({
@@ -84,22 +100,12 @@ test('delivery - the cursor never moves on a sequence the stream leader holds an
 });
 
 test('delivery - a consumer that agrees with the leader moves the cursor as before', async (t) => {
-  const broker = await startNats(t);
-  const nc = await connect({ servers: broker.url });
-  t.teardown(() => nc.close());
-  const js = jetstream(nc);
-  const jsm = await jetstreamManager(nc);
   const s = `S${uniqueId()}`;
-  await jsm.streams.add({ name: s, subjects: [`${s}.inbox.*`] });
-  for (const m of ['a', 'b', 'c']) {
-    const h = headers();
-    h.set(H.FROM, 'ann');
-    h.set(H.MSG, m);
-    h.set(H.AT, String(Date.now()));
-    await js.publish(`${s}.inbox.bob`, new Uint8Array([1]), { headers: h });
-  }
+  const c = await streams(t, [s]);
+  const { nc, js } = c;
+  await storeCopies(js, s, ['a', 'b', 'c']);
   const cursors = await new Kvm(nc).create(`c${s}`);
-  const leaderRead = leaderOf(nc, s);
+  const leaderRead = leaderOf(c, s);
   const pushed: Delivered[] = [];
   const delivery = new Delivery({
     js, stream: s, subject: `${s}.inbox.bob`, cursors, user: 'bob', window: 16, flushMs: 0,
@@ -116,24 +122,12 @@ test('delivery - a consumer that agrees with the leader moves the cursor as befo
 });
 
 test('delivery - a replica missing a message under the right sequences (a gap) is caught too', async (t) => {
-  const broker = await startNats(t);
-  const nc = await connect({ servers: broker.url });
-  t.teardown(() => nc.close());
-  const js = jetstream(nc);
-  const jsm = await jetstreamManager(nc);
   const id = uniqueId();
   const leader = `L${id}`;
   const replica = `R${id}`;
-  for (const name of [leader, replica]) {
-    await jsm.streams.add({ name, subjects: [`${name}.inbox.*`] });
-    for (const m of ['m1', 'm2', 'm3']) {
-      const h = headers();
-      h.set(H.FROM, 'ann');
-      h.set(H.MSG, m);
-      h.set(H.AT, String(Date.now()));
-      await js.publish(`${name}.inbox.bob`, new Uint8Array([1]), { headers: h });
-    }
-  }
+  const c = await streams(t, [leader, replica]);
+  const { nc, js, jsm } = c;
+  for (const name of [leader, replica]) await storeCopies(js, name, ['m1', 'm2', 'm3']);
   await jsm.streams.deleteMessage(replica, 2); // the replica lacks m2; m3 keeps its sequence 3
   const cursors = await new Kvm(nc).create(`cursors${id}`);
   const pushed: Delivered[] = [];
@@ -141,7 +135,7 @@ test('delivery - a replica missing a message under the right sequences (a gap) i
   const delivery = new Delivery({
     js, stream: replica, subject: `${replica}.inbox.bob`, cursors, user: 'bob', window: 16, flushMs: 0,
     writable: async () => true, push: (d) => pushed.push(d), onError: (e) => t.fail(String(e)),
-    leaderNext: leaderOf(nc, leader).next, onDiverged: (seq) => diverged.push(seq),
+    leaderNext: leaderOf(c, leader).next, onDiverged: (seq) => diverged.push(seq),
   });
   t.teardown(() => delivery.close());
   await delivery.start();

@@ -7,40 +7,31 @@ import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Broker, ensureNatsServer } from '../../organism/grow/broker.ts';
-import { defaultGenome, loadGenome } from '../../organism/kernel/genome/index.ts';
+import { loadGenome } from '../../organism/kernel/genome/index.ts';
 import { Namespace } from '../../organism/kernel/namespace.ts';
-import { signalIfOurs } from '../../organism/kernel/processes.ts';
 import { isCellularError } from '../../organism/wire/errors.ts';
 import { Inboxes } from '../../cells/messenger/inbox.ts';
 import { ensureMessengerStores } from '../../cells/messenger/stores.ts';
-import { reapOnExit } from '../helpers/reaper.ts';
-import { tempDir, uniqueId } from '../helpers/nats.ts';
+import { startNats, tempDir, uniqueId } from '../helpers/nats.ts';
 
-async function broker(t: ExecutionContext, dir: string, binary: string): Promise<Broker> {
-  const b = new Broker({ gene: defaultGenome().broker, dir, name: `durability-${process.pid}`, binary, auth: false });
-  const unreap = reapOnExit(() => {
-    if (b.pid !== undefined) signalIfOurs(b.pid, [`-c ${b.configPath}`], 'SIGKILL');
-  });
-  t.teardown(async () => {
-    await b.close();
-    unreap();
-  });
-  await b.start();
-  return b;
-}
-
-/** Every (msg → seq) stored under `ns`'s messages stream, read back by sequence. */
-async function readBack(nc: NatsConnection, ns: Namespace, seqs: Iterable<number>): Promise<Map<number, string>> {
+/**
+ * Starts the crashed `b` again on the same store, then reads every acknowledged copy back by
+ * sequence: none may be missing or another message.
+ */
+async function restartAndReadBack(t: ExecutionContext, b: Broker, ns: Namespace, acked: ReadonlyMap<string, number>): Promise<void> {
+  await b.restart();
+  const nc = await connect({ servers: b.url });
+  t.teardown(() => nc.close());
   const jsm = await jetstreamManager(nc);
-  const found = new Map<number, string>();
-  for (const seq of seqs) {
+  const lost: [string, number][] = [];
+  for (const [msg, seq] of acked) {
     const m = await jsm.streams.getMessage(ns.stream('messages'), { seq }).catch(() => null);
-    if (m) found.set(seq, m.header.get('Cm-Msg'));
+    if (m?.header.get('Cm-Msg') !== msg) lost.push([msg, seq]);
   }
-  return found;
+  t.deepEqual(lost, [], `of ${acked.size} acknowledged copies, none missing after the restart`);
 }
 
 /** Stores copies from `writers` concurrent senders until `stop()` says so or a store fails; returns what was acknowledged. */
@@ -62,7 +53,7 @@ async function storeUntil(inboxes: Inboxes, o: { writers: number; bytes: number;
 }
 
 test('store durability - a lone nats-server killed -9 during writes keeps every acknowledged copy', async (t) => {
-  const b = await broker(t, tempDir(t), ensureNatsServer({ autoInstall: false }));
+  const b = await startNats(t);
   const ns = new Namespace(uniqueId());
   const nc = await connect({ servers: b.url, reconnect: false });
   await ensureMessengerStores(nc, ns, loadGenome().messenger);
@@ -82,12 +73,7 @@ test('store durability - a lone nats-server killed -9 during writes keeps every 
   await nc.close().catch(() => undefined);
   t.true(acked.size >= 500, `${acked.size} acknowledged before the kill`);
   t.true(errors.every((e) => isCellularError(e, 'MESSAGE_ERR_STORE')), 'a write cut off by the kill is refused, never acknowledged');
-  await b.restart();
-  const nc2 = await connect({ servers: b.url });
-  t.teardown(() => nc2.close());
-  const back = await readBack(nc2, ns, acked.values());
-  const lost = [...acked].filter(([msg, seq]) => back.get(seq) !== msg);
-  t.deepEqual(lost, [], `of ${acked.size} acknowledged copies, none missing after the restart`);
+  await restartAndReadBack(t, b, ns, acked);
 });
 
 /**
@@ -124,7 +110,7 @@ function smallDisk(t: ExecutionContext, dir: string, mb: number): { binary: stri
 test('store durability - a full disk refuses copies with MESSAGE_ERR_STORE and keeps every acknowledged one', async (t) => {
   const dir = tempDir(t);
   const disk = smallDisk(t, dir, 24);
-  const b = await broker(t, dir, disk.binary);
+  const b = await startNats(t, { dir, binary: disk.binary });
   const ns = new Namespace(uniqueId());
   const nc = await connect({ servers: b.url });
   await ensureMessengerStores(nc, ns, loadGenome().messenger);
@@ -144,10 +130,5 @@ test('store durability - a full disk refuses copies with MESSAGE_ERR_STORE and k
   await nc.close();
   // The server comes back on the full disk: everything acknowledged is there.
   await b.crash();
-  await b.restart();
-  const nc2 = await connect({ servers: b.url });
-  t.teardown(() => nc2.close());
-  const back = await readBack(nc2, ns, acked.values());
-  const lost = [...acked].filter(([msg, seq]) => back.get(seq) !== msg);
-  t.deepEqual(lost, [], `of ${acked.size} acknowledged copies, none missing after the restart`);
+  await restartAndReadBack(t, b, ns, acked);
 });

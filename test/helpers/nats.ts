@@ -19,11 +19,13 @@ export function tempDir(t: ExecutionContext, prefix = 'cellular-test-'): string 
 
 /**
  * Starts a nats-server for one test; it is stopped in teardown. By default a plain one,
- * without a token, standing for "an existing NATS" that organisms join with --nats.
+ * without a token, standing for "an existing NATS" that organisms join with --nats; `dir`
+ * and `binary` place its store and config, or start it through a wrapper.
  */
-export async function startNats(t: ExecutionContext, options: { auth?: boolean } = {}): Promise<Broker> {
-  const dir = tempDir(t, 'cellular-nats-');
-  const broker = new Broker({ gene: defaultGenome().broker, dir, name: `test-${process.pid}`, binary: ensureNatsServer({ autoInstall: false }), auth: options.auth ?? false });
+export async function startNats(t: ExecutionContext, options: { auth?: boolean; dir?: string; binary?: string } = {}): Promise<Broker> {
+  const dir = options.dir ?? tempDir(t, 'cellular-nats-');
+  const binary = options.binary ?? ensureNatsServer({ autoInstall: false });
+  const broker = new Broker({ gene: defaultGenome().broker, dir, name: `test-${process.pid}`, binary, auth: options.auth ?? false });
   const unreap = reapOnExit(() => {
     if (broker.pid !== undefined) signalIfOurs(broker.pid, [`-c ${broker.configPath}`], 'SIGKILL');
   });
