@@ -8,6 +8,7 @@ import { hostName } from '../kernel/host.ts';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { SpawnedCell } from '../../cells/spawn.ts';
 import type { FaultKind } from '../../cells/immune/faults.ts';
+import type { Tissue } from '../../cells/tissue.ts';
 import { LIVE_SCENARIOS, pause, type ChaosContext } from '../chaos/scenarios.ts';
 import type { Shape } from '../chaos/load-shape.ts';
 import { runLoad } from '../chaos/load.ts';
@@ -28,6 +29,8 @@ export interface OperatorDeps {
   token: string;
   living(): CensusEntry[];
   spawn(tissue: string, fault: FaultKind): Promise<SpawnedCell>;
+  /** A tissue's DNA as its cells load it: what it declares it serves needs no living cell. */
+  tissueModule(tissue: string): Promise<Tissue>;
   stop(reason: string): void;
   /** kill -9 and restart of the private broker (the broker-loss scenario); absent when grow joined a NATS. */
   crashBroker?(): Promise<void>;
@@ -195,20 +198,37 @@ export class Operator {
     };
   }
 
-  /** Where load goes: a living cell of the tissue says which endpoints it serves. */
+  /**
+   * Where load goes. The tissue's module declares most endpoints, so the answer needs no
+   * living cell (one may be dying or just recruited away); only endpoints a tissue returns
+   * from its start hook are asked of its living cells, each in turn until one answers.
+   */
   async #loadEndpoint(tissue: string): Promise<{ endpoint: string; request: unknown }> {
-    const cell = this.#d.living().find((c) => c.tissue === tissue && c.state === 'alive');
-    if (!cell) throw new CellularError('DASHBOARD_ERR_CONTROL', `no living ${tissue} cell to load`);
-    let endpoints: string[] = [];
+    let dna: Tissue;
     try {
-      endpoints = openReply<{ endpoints: string[] }>((await this.#d.nc.request(this.#d.ns.cell(cell.id, 'info'), new Uint8Array(0), { timeout: 2_000 })).data).endpoints;
+      dna = await this.#d.tissueModule(tissue);
     } catch (cause) {
-      throw new CellularError('DASHBOARD_ERR_CONTROL', `${cell.id} did not say what it serves: ${(cause as Error).message}`, { cause });
+      throw new CellularError('DASHBOARD_ERR_CONTROL', `cannot load ${tissue}'s module: ${(cause as Error).message}`, { cause });
     }
-    // Work that holds a request without burning CPU is what lets a small host show growth.
-    if (endpoints.includes('wait')) return { endpoint: 'wait', request: { ms: 50 } };
-    if (endpoints.includes('burn')) return { endpoint: 'burn', request: { ms: 2 } };
+    const declared = Object.keys(dna.endpoints ?? {});
+    const chosen = loadEndpointOf(declared) ?? (dna.start ? loadEndpointOf(await this.#servedByCells(tissue)) : undefined);
+    if (chosen) return chosen;
     throw new CellularError('DASHBOARD_ERR_CONTROL', `${tissue} serves no load endpoint (wait or burn); its load comes from its own clients (receivers: chat sockets)`);
+  }
+
+  /** Endpoints the living cells of `tissue` say they serve: the first that answers. */
+  async #servedByCells(tissue: string): Promise<string[]> {
+    const cells = this.#d.living().filter((c) => c.tissue === tissue && c.state === 'alive');
+    if (cells.length === 0) throw new CellularError('DASHBOARD_ERR_CONTROL', `no living ${tissue} cell to say what ${tissue} serves`);
+    const failures: string[] = [];
+    for (const cell of cells) {
+      try {
+        return openReply<{ endpoints: string[] }>((await this.#d.nc.request(this.#d.ns.cell(cell.id, 'info'), new Uint8Array(0), { timeout: 2_000 })).data).endpoints;
+      } catch (cause) {
+        failures.push(`${cell.id}: ${(cause as Error).message}`);
+      }
+    }
+    throw new CellularError('DASHBOARD_ERR_CONTROL', `no ${tissue} cell said what it serves (${failures.join('; ')})`);
   }
 
   #load(tissue: string, endpoint: string, request: unknown, rate: number, seconds: number, signal: AbortSignal): Promise<void> {
@@ -219,4 +239,11 @@ export class Operator {
     this.#loads.set(tissue, run);
     return run;
   }
+}
+
+/** Work that holds a request without burning CPU is what lets a small host show growth. */
+function loadEndpointOf(endpoints: readonly string[]): { endpoint: string; request: unknown } | undefined {
+  if (endpoints.includes('wait')) return { endpoint: 'wait', request: { ms: 50 } };
+  if (endpoints.includes('burn')) return { endpoint: 'burn', request: { ms: 2 } };
+  return undefined;
 }

@@ -10,6 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureMessengerStores } from '../../cells/messenger/stores.ts';
 import { newCellId, spawnCell, type SpawnedCell } from '../../cells/spawn.ts';
 import { shareDisplaces } from '../../cells/placement.ts';
+import { loadTissue, resolveTissueModule } from '../../cells/tissue-loader.ts';
+import type { Tissue } from '../../cells/tissue.ts';
 import { emptyTissueRecord, packRecord, tissueKey, tissueRecordOf } from '../kernel/homeostasis-record.ts';
 import { updateWithRetries, writeIfUnchanged } from '../kernel/compare-and-set.ts';
 import { sweepCells } from './sweep.ts';
@@ -245,6 +247,7 @@ export class Organism {
       nc: this.#nc!, ns: new Namespace(this.id), genome: this.genome, token: this.#dashboardToken!,
       living: () => this.#observer?.census.living() ?? [],
       spawn: (tissue, fault) => this.spawn(tissue, undefined, { fault }),
+      tissueModule: (tissue) => this.tissueModule(tissue),
       stop: (reason) => void this.stop(reason),
       say: (line) => this.#say(line),
       ...(this.#broker ? { crashBroker: () => this.crashBroker(), restartBroker: () => this.restartBroker() } : {}),
@@ -401,6 +404,13 @@ export class Organism {
     };
     writeRecord(this.stateDir, record);
     this.#ownsRecord = true;
+  }
+
+  /** A tissue's module, loaded as its cells load it (the genome names it; relative to the genome file). */
+  tissueModule(tissue: string): Promise<Tissue> {
+    const gene = this.genome.tissues[tissue];
+    if (!gene) return Promise.reject(new CellularError('CELL_ERR_TISSUE_MODULE', `no tissue ${tissue} in the genome`));
+    return loadTissue(resolveTissueModule(gene.module, this.#o.genomeDir));
   }
 
   /**

@@ -53,9 +53,8 @@ test('operator - load reaches the tissue; an injected fault is voted out; chaos 
   const again = await t.throwsAsync(ask({ action: 'load', tissue: 'echo', rate: 100, seconds: 3 }));
   t.regex(again?.message ?? '', /already running on echo/);
   await until(() => handled() >= before + 100, 10_000, 'the load to be served');
-  // The echo load may have just recruited the only stem cell (seen in CI: "no living stem cell
-  // to load"); the pool is regrown to its min, and the answer is about the tissue, not that moment.
-  await until(() => o.observer.census.living().some((c) => c.tissue === 'stem' && c.state === 'alive'), 15_000, 'a living stem cell');
+  // What a tissue serves comes from its module, not from a living cell: the echo load may
+  // just have recruited the only stem cell, and the answer is about the tissue all the same.
   const stem = await t.throwsAsync(ask({ action: 'load', tissue: 'stem', rate: 10, seconds: 1 }));
   t.regex(stem?.message ?? '', /stem serves no load endpoint/);
   // A flooder from the controls: the immune system convicts it as it would any other.
