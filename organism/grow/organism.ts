@@ -307,7 +307,13 @@ export class Organism {
     if ((await writeIfUnchanged(kv, SEED_KEY, mine, 0)) !== undefined) return true;
     const limits = this.genome.limits;
     // The winner may be spawning its first cells right now: give them time to be born and pulse.
-    if (await this.#someoneAlive(limits.joinTimeoutMs + limits.pulseIntervalMs * (limits.suspectAfterPulses + 1))) return false;
+    const firstPulses = limits.pulseIntervalMs * (limits.suspectAfterPulses + 1);
+    if (await this.#someoneAlive(limits.joinTimeoutMs + firstPulses)) return false;
+    // A winner on a loaded host may still be spawning: the seeds it recorded as pending say
+    // until when (seed 16 of the multihost batch seeded twice by not waiting for them). A due
+    // far ahead (another clock) is waited for no longer than four join timeouts.
+    const due = await this.#seededElsewhereDue(kv);
+    if (due > Date.now() && (await this.#someoneAlive(Math.min(due - Date.now(), limits.joinTimeoutMs * 4) + firstPulses))) return false;
     const entry = await kv.get(SEED_KEY);
     // Lost (undefined), or the store could not say (a cluster electing a leader): either way
     // another host may have taken it over first, so join what it grows if anything pulses.
@@ -318,6 +324,16 @@ export class Organism {
     }
     if (await this.#someoneAlive(limits.joinTimeoutMs * 2)) return false;
     throw new CellularError('CELL_ERR_SPAWN', `another host claimed the seeding of organism ${this.id} but no cell of it pulsed within ${limits.joinTimeoutMs * 2} ms`);
+  }
+
+  /** The latest due of a first cell another host recorded as pending (0 if none). */
+  async #seededElsewhereDue(kv: KV): Promise<number> {
+    let due = 0;
+    for (const tissue of Object.keys(this.genome.tissues)) {
+      const { record } = tissueRecordOf(await kv.get(tissueKey(tissue)).catch(() => null), tissue);
+      for (const p of record.pending) if (p.how === 'seed' && p.host !== hostName()) due = Math.max(due, p.due);
+    }
+    return due;
   }
 
   /** Waits up to `ms` for a living cell of the organism on any host. */

@@ -1,4 +1,10 @@
 import test from 'ava';
+import { connect } from '@nats-io/transport-node';
+import { ensureStores } from '../../../organism/kernel/stores.ts';
+import { Namespace } from '../../../organism/kernel/namespace.ts';
+import { pack } from '../../../organism/kernel/reply.ts';
+import { emptyTissueRecord, packRecord, tissueKey } from '../../../organism/kernel/homeostasis-record.ts';
+import { ROOT_ISSUER } from '../../../organism/kernel/lineage.ts';
 import { Observer } from '../../../organism/grow/observer.ts';
 import { Organism } from '../../../organism/grow/organism.ts';
 import { loadGenome } from '../../../organism/kernel/genome/index.ts';
@@ -73,4 +79,32 @@ test('organism - cells exit when their broker stays gone for limits.brokerLossMs
   const end = Date.now() + 1_500 + 10_000;
   while (cells.some((c) => isAlive(c.pid)) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   for (const c of cells) t.false(isAlive(c.pid), `cell ${c.id} exited without its broker`);
+});
+
+test('organism - a host that lost the seed race waits for the winner\'s pending first cells before it seeds again', async (t) => {
+  const nats = await startNats(t);
+  const genome = loadGenome({ sets: [...FAST, 'tissues.stem.min=1', 'tissues.echo.min=0', 'limits.joinTimeoutMs=1000'] });
+  const id = uniqueId();
+  // Another host won the seed and recorded its first cell as pending, due well after this
+  // host's first wait (join timeout + 4 pulses = 2 s), as a loaded host spawning many cells does.
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const { homeostasis } = await ensureStores(nc, new Namespace(id), { replicas: 1, recorderMaxAgeMs: genome.dashboard.recorderMaxAgeMs, recorderMaxBytes: genome.dashboard.recorderMaxBytes });
+  await homeostasis.put('seed', pack({ host: 'other-host', pid: 1, at: Date.now() }));
+  const due = Date.now() + 5_000;
+  const pending = { id: 'stem-00000001', host: 'other-host', due, how: 'seed' as const };
+  await homeostasis.put(tissueKey('stem'), packRecord({ ...emptyTissueRecord('stem'), epoch: 1, at: Date.now(), by: ROOT_ISSUER, action: 'seed', pending: [pending] }));
+  let reseeded = 0;
+  const o = new Organism({ stateDir: tempDir(t), genome, servers: [nats.url], id, say: (line) => void (/seeds it again/.test(line) && (reseeded = Date.now())) });
+  const unreap = reapOnExit(() => o.emergencyStop());
+  t.teardown(async () => {
+    await o.stop('test teardown');
+    unreap();
+  });
+  await o.start();
+  // Nothing of the winner ever pulsed: this host seeds, but only once the due has passed.
+  t.true(reseeded > 0, 'the organism was seeded again');
+  t.true(reseeded >= due, `seeded ${due - reseeded} ms before the winner's first cell was due`);
+  await o.waitForPopulation();
+  t.is(o.observer.census.living().filter((c) => c.tissue === 'stem').length, 1);
 });
