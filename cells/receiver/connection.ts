@@ -269,14 +269,36 @@ export class Connection {
         if (f.session !== undefined) await this.#resume(f.session);
         this.#welcomed = true;
         return { v: 1, t: 'welcome', id, cell: this.#d.cell, receivers: this.#d.receivers(), user: this.#user };
-      case 'register':
-        await this.#d.worker.register({ user: f.user, password: f.password, ip: this.ip });
-        return { v: 1, t: 'ok', id };
-      case 'login': {
-        const s = await this.#d.worker.login({ user: f.user, password: f.password, ip: this.ip });
+      // OPAQUE (cells/worker/opaque-server.ts): the password never reaches this cell.
+      case 'register.start': {
+        const r = await this.#d.worker.registerStart({ user: f.user, request: f.request });
+        return { v: 1, t: 'register.response', id, response: r.response };
+      }
+      case 'register.finish': {
+        const s = await this.#d.worker.registerFinish({ user: f.user, record: f.record, x25519: f.x25519, ed25519: f.ed25519, backup: f.backup, ip: this.ip });
         await this.#begin(s.user, s.token, s.expires);
         return { v: 1, t: 'session', id, user: s.user, token: s.token, expires: s.expires };
       }
+      case 'login.start': {
+        const r = await this.#d.worker.loginStart({ user: f.user, request: f.request, ip: this.ip });
+        return { v: 1, t: 'login.response', id, response: r.response, state: r.state };
+      }
+      case 'login.finish':
+      case 'login': {
+        // `login` carries a password: only an account from before OPAQUE answers it (AUTH_ERR_LEGACY said so).
+        const s = f.t === 'login'
+          ? await this.#d.worker.login({ user: f.user, password: f.password, ip: this.ip })
+          : await this.#d.worker.loginFinish({ user: f.user, finish: f.finish, state: f.state });
+        await this.#begin(s.user, s.token, s.expires);
+        return { v: 1, t: 'session', id, user: s.user, token: s.token, expires: s.expires, grant: s.grant };
+      }
+      case 'upgrade.start': {
+        const r = await this.#d.worker.upgradeStart({ user: this.#session(), request: f.request });
+        return { v: 1, t: 'register.response', id, response: r.response };
+      }
+      case 'upgrade.finish':
+        await this.#d.worker.upgradeFinish({ user: this.#session(), record: f.record, backup: f.backup, grant: f.grant });
+        return { v: 1, t: 'ok', id };
       case 'resume': {
         const s = await this.#resume(f.token);
         return { v: 1, t: 'session', id, user: s.user, token: f.token, expires: s.expires };
@@ -291,10 +313,10 @@ export class Connection {
         return { v: 1, t: 'ok', id };
       }
       case 'keys.publish':
-        await this.#d.worker.keysPublish({ user: this.#session(), x25519: f.x25519, ed25519: f.ed25519 });
+        await this.#d.worker.keysPublish({ user: this.#session(), x25519: f.x25519, ed25519: f.ed25519, grant: f.grant, sig: f.sig, at: f.at });
         return { v: 1, t: 'ok', id };
       case 'keys.backup.put':
-        await this.#d.worker.backupPut({ user: this.#session(), blob: f.blob });
+        await this.#d.worker.backupPut({ user: this.#session(), blob: f.blob, grant: f.grant, sig: f.sig, at: f.at });
         return { v: 1, t: 'ok', id };
       case 'keys.backup.get': {
         const r = await this.#d.worker.backupGet({ user: this.#session() });
@@ -346,7 +368,7 @@ export class Connection {
         const user = this.#session();
         this.#deleting = true; // this socket says ok, then closes itself
         try {
-          await this.#d.worker.accountDelete({ user, password: f.password });
+          await this.#d.worker.accountDelete({ user, grant: f.grant });
         } finally {
           this.#deleting = false;
         }

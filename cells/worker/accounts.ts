@@ -2,14 +2,23 @@
  * Accounts: registration, login, the public-key directory, user search and account
  * deletion, over the messenger's KV buckets so any worker cell can serve any request.
  *
- * Records (msgpack maps, v: 1, validated when read back):
- *   accounts  `u.<user>` → {v, user, hash, created}   (hash: see password.ts)
- *   directory `u.<user>` → {v, user, x25519, ed25519, at}
+ * Records (msgpack maps, validated when read back):
+ *   accounts  `u.<user>` → {v: 2, user, opaque, created}   (opaque: the OPAQUE registration record)
+ *                        | {v: 1, user, hash, created}     (an account from before OPAQUE: see password.ts)
+ *   directory `u.<user>` → {v, user, x25519, ed25519, at, signedAt?}
+ *             `b.<user>` → {v, user, blob, at, signedAt?}   (the sealed key backup)
  *
- * Login is where an attacker pushes, so its order matters: rate limits first (a refused
- * attempt costs no scrypt), then exactly one scrypt whether or not the user exists (an
- * unknown name verifies against a dummy hash, so timing does not tell names apart), then
- * one answer, AUTH_ERR_CREDENTIALS, for a wrong name and a wrong password alike.
+ * The password never reaches a worker (OPAQUE, opaque-server.ts): registration and login are
+ * two messages each. Login is where an attacker pushes, so its order matters: rate limits
+ * first (a refused attempt costs nothing), then one OPAQUE response whether or not the user
+ * exists (an unknown name gets a fake one), then one answer, AUTH_ERR_CREDENTIALS, for a
+ * wrong name and a wrong password alike. An account made before OPAQUE (v1) answers
+ * login.start with AUTH_ERR_LEGACY: its owner logs in once more with the password (the
+ * server holds its scrypt hash anyway) and upgrades it at once (upgradeStart/Finish).
+ *
+ * Replacing published keys or a stored backup needs the owner, not just a session (a
+ * stolen token must not let a thief lock the owner out): a grant from a login of the last
+ * GRANT_TTL_MS, or a signature by the current identity key (ownerStatement).
  */
 import type { KvEntry } from '@nats-io/kv';
 import { codec } from '../../organism/wire/codec.ts';
@@ -17,7 +26,9 @@ import { CellularError } from '../../organism/wire/errors.ts';
 import type { MessengerGene } from '../../organism/kernel/genome/index.ts';
 import { writeIfUnchanged } from '../../organism/kernel/compare-and-set.ts';
 import type { MessengerStores } from '../messenger/stores.ts';
+import { createHash, createPublicKey, verify as verifySignature } from 'node:crypto';
 import { dummyHash, scryptHasher, type PasswordHasher, type ScryptParams } from './password.ts';
+import type { OpaqueServer } from './opaque-server.ts';
 import { ipKey, userKey, type RateLimiter } from './rate-limit.ts';
 import type { Sessions } from './sessions.ts';
 import { nonNeg, unpackRecord } from '../messenger/record.ts';
@@ -32,12 +43,14 @@ export const PUBLIC_KEY_BYTES = 32;
 /** Most names one search returns, whatever the caller asks. */
 export const SEARCH_MAX = 100;
 
-export interface AccountRecord {
-  v: 1;
-  user: string;
-  hash: string;
-  created: number;
-}
+/** How far an owner statement's time may be from the worker's clock. */
+export const OWNER_STATEMENT_SKEW_MS = 5 * 60_000;
+/** The largest key backup a user may store. */
+export const BACKUP_MAX_BYTES = 1024;
+
+export type AccountRecord =
+  | { v: 2; user: string; opaque: string; created: number }
+  | { v: 1; user: string; hash: string; created: number };
 
 export interface DirectoryRecord {
   v: 1;
@@ -45,7 +58,36 @@ export interface DirectoryRecord {
   x25519: Uint8Array;
   ed25519: Uint8Array;
   at: number;
+  /** The owner statement's time of the last replacement (a later one must be newer). */
+  signedAt?: number;
 }
+
+/**
+ * What proves the owner asks (for a replacement): a grant from a fresh login, or a
+ * signature by the current Ed25519 identity key over ownerStatement(op, user, at, payload).
+ */
+export interface OwnerProof {
+  grant?: string | undefined;
+  sig?: Uint8Array | undefined;
+  at?: number | undefined;
+}
+
+export type OwnerOperation = 'keys.publish' | 'keys.backup.put';
+
+/**
+ * The bytes an owner signs to replace keys or the backup (docs/crypto.md):
+ * "cellular/v2/owner" 0x00 op 0x00 user 0x00 at (8 bytes, big-endian ms) SHA-256(payload),
+ * where payload is x25519 ‖ ed25519 for keys.publish and the blob for keys.backup.put.
+ */
+export function ownerStatement(op: OwnerOperation, user: string, at: number, payload: Uint8Array): Uint8Array {
+  const time = Buffer.alloc(8);
+  time.writeBigUInt64BE(BigInt(at));
+  return new Uint8Array(Buffer.concat([Buffer.from(`cellular/v2/owner\0${op}\0${user}\0`), time, createHash('sha256').update(payload).digest()]));
+}
+
+/** Ed25519 raw public key → node:crypto KeyObject (SPKI prefix). */
+const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
+const ed25519Key = (raw: Uint8Array) => createPublicKey({ key: Buffer.concat([ED25519_SPKI, raw]), format: 'der', type: 'spki' });
 
 export interface PublicKeys {
   user: string;
@@ -70,14 +112,29 @@ export function checkPassword(password: unknown): asserts password is string {
 
 const isKey = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.length === PUBLIC_KEY_BYTES;
 
+function checkKeys(x25519: unknown, ed25519: unknown): void {
+  if (!isKey(x25519) || !isKey(ed25519)) throw new CellularError('ACCOUNT_ERR_KEYS', `public keys must be ${PUBLIC_KEY_BYTES} bytes each (X25519, Ed25519)`);
+}
+
+function checkBackup(blob: unknown): void {
+  if (!(blob instanceof Uint8Array) || blob.length === 0 || blob.length > BACKUP_MAX_BYTES) throw new CellularError('ACCOUNT_ERR_KEYS', `a key backup is 1..${BACKUP_MAX_BYTES} bytes`);
+}
+
+
+/** An OPAQUE message or record as the library writes it: base64url. */
+const OPAQUE_TEXT = /^[A-Za-z0-9_-]{1,1024}$/;
 
 export function parseAccountRecord(bytes: Uint8Array, user: string): AccountRecord {
-  const r = unpackRecord(bytes, `account record ${accountKey(user)}`);
-  // The hash string itself is checked in full by verifyPassword.
-  if (r.user !== user || typeof r.hash !== 'string' || !r.hash.startsWith('$scrypt$') || r.hash.length > 512 || !nonNeg(r.created)) {
-    throw new CellularError('STORE_ERR_RECORD', `account record ${accountKey(user)} rejected: malformed`);
+  const r = unpackRecord(bytes, `account record ${accountKey(user)}`, [1, 2]);
+  const malformed = () => new CellularError('STORE_ERR_RECORD', `account record ${accountKey(user)} rejected: malformed`);
+  if (r.user !== user || !nonNeg(r.created)) throw malformed();
+  if (r.v === 2) {
+    if (typeof r.opaque !== 'string' || !OPAQUE_TEXT.test(r.opaque)) throw malformed();
+    return { v: 2, user, opaque: r.opaque, created: r.created };
   }
-  return r as unknown as AccountRecord;
+  // The hash string itself is checked in full by verifyPassword.
+  if (typeof r.hash !== 'string' || !r.hash.startsWith('$scrypt$') || r.hash.length > 512) throw malformed();
+  return { v: 1, user, hash: r.hash, created: r.created };
 }
 
 export function parseDirectoryRecord(bytes: Uint8Array, user: string): DirectoryRecord {
@@ -86,7 +143,7 @@ export function parseDirectoryRecord(bytes: Uint8Array, user: string): Directory
     throw new CellularError('STORE_ERR_RECORD', `directory record ${directoryKey(user)} rejected: malformed`);
   }
   // Copies: msgpackr hands out views into its read buffer.
-  return { v: 1, user, x25519: new Uint8Array(r.x25519), ed25519: new Uint8Array(r.ed25519), at: r.at };
+  return { v: 1, user, x25519: new Uint8Array(r.x25519), ed25519: new Uint8Array(r.ed25519), at: r.at, ...(nonNeg(r.signedAt) ? { signedAt: r.signedAt } : {}) };
 }
 
 const live = (e: KvEntry | null): e is KvEntry => e !== null && e.operation === 'PUT';
@@ -107,14 +164,16 @@ export class Accounts {
   readonly #gene: MessengerGene;
   readonly #limiter: RateLimiter;
   readonly #sessions: Sessions;
+  readonly #opaque: OpaqueServer;
   readonly #hasher: PasswordHasher;
   readonly #now: () => number;
   readonly #params: ScryptParams;
-  /** What unknown users are verified against: costs the same scrypt, never matches. */
+  /** What unknown users are verified against at a legacy login: costs the same scrypt, never matches. */
   readonly #dummy: string;
 
-  constructor(stores: MessengerStores, gene: MessengerGene, limiter: RateLimiter, sessions: Sessions, options: AccountsOptions = {}) {
+  constructor(stores: MessengerStores, gene: MessengerGene, limiter: RateLimiter, sessions: Sessions, opaque: OpaqueServer, options: AccountsOptions = {}) {
     this.#stores = stores;
+    this.#opaque = opaque;
     this.#gene = gene;
     this.#limiter = limiter;
     this.#sessions = sessions;
@@ -130,85 +189,197 @@ export class Accounts {
   }
 
   /**
-   * Creates an account. The name is claimed with kv.create, so of two registrations of one
-   * name racing on two workers exactly one lands; the other gets ACCOUNT_ERR_EXISTS. With
-   * `ip`, every attempt counts against that address's budget (the same one logins spend),
-   * before any scrypt: a registration flood costs no CPU.
+   * Registration, first message: the OPRF evaluation for the chosen name. A taken name is
+   * refused here (ACCOUNT_ERR_EXISTS, as before OPAQUE: registration tells names apart) so
+   * no one gets an evaluation under an existing account's key this way. Costs no limit: the
+   * name is claimed, and counted, at registerFinish.
    */
-  async register(user: string, password: string, ip?: string): Promise<void> {
-    if (ip !== undefined) {
-      const byIp = await this.#limiter.hit(ipKey(ip), this.#gene.loginAttemptsPerIp);
-      if (!byIp.allowed) throw rateLimited('from this address', byIp.retryAfterMs);
-    }
+  async registerStart(user: string, request: string): Promise<{ response: string }> {
     checkUsername(user);
-    checkPassword(password);
-    // A cheap read first, so a taken name costs no scrypt; create below is what decides.
     if (await this.exists(user)) throw new CellularError('ACCOUNT_ERR_EXISTS', `the username ${user} is taken`);
-    const hash = await this.#hasher.hash(password, this.#params);
-    const created = await writeIfUnchanged(this.#stores.accounts, accountKey(user), codec.pack({ v: 1, user, hash, created: this.#now() } satisfies AccountRecord), 0);
-    if (created === undefined) throw new CellularError('ACCOUNT_ERR_EXISTS', `the username ${user} is taken`);
+    return { response: this.#opaque.registrationResponse(user, request) };
   }
 
   /**
-   * Checks a password and opens a session. Per IP every attempt counts; per user only
-   * failures do, but the user's slot is taken before the password is checked and given back
-   * on success, so concurrent guesses on many workers cannot all slip under the limit.
+   * Registration, last message: claims the name with the OPAQUE record (kv.create: of two
+   * registrations racing on two workers exactly one lands; the other gets
+   * ACCOUNT_ERR_EXISTS), publishes the keys and stores the backup, and opens a session. A
+   * retry of the same finish (its answer was lost) completes it instead of failing. With
+   * `ip`, the attempt counts against that address's budget (the one logins spend).
    */
-  async login(user: string, password: string, ip: string): Promise<{ token: string; expires: number; user: string }> {
+  async registerFinish(r: { user: string; record: string; x25519: Uint8Array; ed25519: Uint8Array; backup: Uint8Array; ip?: string }): Promise<{ token: string; expires: number; user: string }> {
+    const { user } = r;
+    if (r.ip !== undefined) {
+      const byIp = await this.#limiter.hit(ipKey(r.ip), this.#gene.loginAttemptsPerIp);
+      if (!byIp.allowed) throw rateLimited('from this address', byIp.retryAfterMs);
+    }
+    checkUsername(user);
+    if (typeof r.record !== 'string' || !OPAQUE_TEXT.test(r.record)) throw new CellularError('TISSUE_ERR_BAD_REQUEST', 'the registration record is not an OPAQUE record');
+    checkKeys(r.x25519, r.ed25519);
+    checkBackup(r.backup);
+    const record = { v: 2, user, opaque: r.record, created: this.#now() } satisfies AccountRecord;
+    if ((await writeIfUnchanged(this.#stores.accounts, accountKey(user), codec.pack(record), 0)) === undefined) {
+      const existing = await this.#account(user);
+      if (existing?.record.v !== 2 || existing.record.opaque !== r.record) throw new CellularError('ACCOUNT_ERR_EXISTS', `the username ${user} is taken`);
+    }
+    await this.#putKeys(user, r.x25519, r.ed25519);
+    await this.#putBackup(user, r.backup);
+    return { ...(await this.#sessions.create(user)), user };
+  }
+
+  /**
+   * Login, first message. Per IP every attempt counts; per user only failures do, but the
+   * user's slot is taken here and given back at a successful finish, so concurrent guesses
+   * on many workers cannot all slip under the limit. The slot's window travels in the
+   * sealed state.
+   */
+  async loginStart(user: string, request: string, ip: string): Promise<{ response: string; state: Uint8Array }> {
     const byIp = await this.#limiter.hit(ipKey(ip), this.#gene.loginAttemptsPerIp);
     if (!byIp.allowed) throw rateLimited('from this address', byIp.retryAfterMs);
-    // A name or password that register would refuse cannot belong to an account; saying so
-    // without a scrypt tells nothing the rules do not (and such a flood costs nothing).
+    // A name register would refuse cannot belong to an account: saying so tells nothing the rules do not.
+    if (!isUsername(user)) throw credentials();
+    const slot = userKey(user);
+    const byUser = await this.#limiter.hit(slot, this.#gene.loginAttemptsPerUser);
+    if (!byUser.allowed) throw rateLimited('for this user', byUser.retryAfterMs);
+    const account = await this.#account(user);
+    if (account?.record.v === 1) {
+      await this.#limiter.release(slot, byUser.window); // no guess was made
+      throw new CellularError('AUTH_ERR_LEGACY', `${user} was made before end-to-end login: log in with the password once to upgrade it`);
+    }
+    return this.#opaque.startLogin(user, account?.record.opaque ?? null, request, byUser.window);
+  }
+
+  /** Login, last message: the client's proof of the password, checked; a session and a grant. */
+  async loginFinish(user: string, state: Uint8Array, finish: string): Promise<{ token: string; expires: number; user: string; grant: string }> {
+    const { window } = this.#opaque.finishLogin(user, state, finish); // the user's slot stays counted on failure
+    const account = await this.#account(user);
+    if (account?.record.v !== 2) throw credentials(); // deleted or changed since login.start
+    await this.#limiter.release(userKey(user), window);
+    return { ...(await this.#sessions.create(user)), user, grant: await this.#sessions.grant(user) };
+  }
+
+  /**
+   * The login of an account made before OPAQUE (v1), whose password the server has always
+   * checked: it answers only for such accounts (any other name is AUTH_ERR_CREDENTIALS, at
+   * the same scrypt cost), and its grant lets the owner upgrade at once (upgradeFinish).
+   */
+  async legacyLogin(user: string, password: string, ip: string): Promise<{ token: string; expires: number; user: string; grant: string }> {
+    const byIp = await this.#limiter.hit(ipKey(ip), this.#gene.loginAttemptsPerIp);
+    if (!byIp.allowed) throw rateLimited('from this address', byIp.retryAfterMs);
     if (!isUsername(user) || !passwordFits(password)) throw credentials();
     const slot = userKey(user);
     const byUser = await this.#limiter.hit(slot, this.#gene.loginAttemptsPerUser);
     if (!byUser.allowed) throw rateLimited('for this user', byUser.retryAfterMs);
-
     const account = await this.#account(user);
-    // Exactly one scrypt either way (a stored hash of older cost takes its own time, which
-    // reveals only that the account exists and is old).
-    const ok = await this.#hasher.verify(password, account?.record.hash ?? this.#dummy);
-    if (!account || !ok) throw credentials(); // the user's slot stays counted: a failure
-
+    const v1 = account?.record.v === 1 ? account.record : null;
+    const ok = await this.#hasher.verify(password, v1?.hash ?? this.#dummy);
+    if (!v1 || !ok) throw credentials(); // the user's slot stays counted: a failure
     await this.#limiter.release(slot, byUser.window);
-    if (this.#hasher.needsRehash(account.record.hash, this.#params)) await this.#rehash(user, password, account);
-    const session = await this.#sessions.create(user);
-    return { ...session, user };
+    return { ...(await this.#sessions.create(user)), user, grant: await this.#sessions.grant(user) };
   }
 
-  /** Rewrites the hash at the genome's current cost; a concurrent change wins (it rehashes next time). */
-  async #rehash(user: string, password: string, account: { record: AccountRecord; revision: number }): Promise<void> {
-    const hash = await this.#hasher.hash(password, this.#params);
-    await writeIfUnchanged(this.#stores.accounts, accountKey(user), codec.pack({ ...account.record, hash } satisfies AccountRecord), account.revision);
+  /** Upgrade of a v1 account, first message: as registerStart, for the session's own account. */
+  async upgradeStart(user: string, request: string): Promise<{ response: string }> {
+    const account = await this.#account(user);
+    if (!account) throw new CellularError('ACCOUNT_ERR_NOT_FOUND', `no user ${user}`);
+    return { response: this.#opaque.registrationResponse(user, request) };
   }
 
-  /** Publishes (or replaces) a user's public keys: X25519 for encryption, Ed25519 for signatures. */
-  async publishKeys(user: string, x25519: Uint8Array, ed25519: Uint8Array): Promise<void> {
-    checkUsername(user);
-    if (!isKey(x25519) || !isKey(ed25519)) {
-      throw new CellularError('ACCOUNT_ERR_KEYS', `public keys must be ${PUBLIC_KEY_BYTES} bytes each (X25519, Ed25519)`);
+  /**
+   * Upgrade, last message: the OPAQUE record replaces the scrypt hash and the new backup the
+   * old one; it needs the grant of the login just made (a session alone is not the owner).
+   */
+  async upgradeFinish(user: string, record: string, backup: Uint8Array, grant: string): Promise<void> {
+    if (typeof record !== 'string' || !OPAQUE_TEXT.test(record)) throw new CellularError('TISSUE_ERR_BAD_REQUEST', 'the registration record is not an OPAQUE record');
+    checkBackup(backup);
+    const account = await this.#useGrant(user, grant);
+    const next = { v: 2, user, opaque: record, created: account.record.created } satisfies AccountRecord;
+    if ((await writeIfUnchanged(this.#stores.accounts, accountKey(user), codec.pack(next), account.revision)) === undefined) {
+      throw new CellularError('AUTH_ERR_SESSION', `the account ${user} changed during its upgrade: log in again`);
     }
+    await this.#putBackup(user, backup);
+  }
+
+  /**
+   * Replaces (or first publishes) a user's public keys: X25519 for encryption, Ed25519 for
+   * signatures. Keys already published are replaced only with the owner's proof.
+   */
+  async publishKeys(user: string, x25519: Uint8Array, ed25519: Uint8Array, proof: OwnerProof = {}): Promise<void> {
+    checkUsername(user);
+    checkKeys(x25519, ed25519);
     if (!(await this.exists(user))) throw new CellularError('ACCOUNT_ERR_NOT_FOUND', `no user ${user}`);
-    const record: DirectoryRecord = { v: 1, user, x25519: new Uint8Array(x25519), ed25519: new Uint8Array(ed25519), at: this.#now() };
+    const signedAt = await this.#checkOwner(user, 'keys.publish', new Uint8Array(Buffer.concat([x25519, ed25519])), proof);
+    await this.#putKeys(user, x25519, ed25519, signedAt);
+  }
+
+  /** Replaces (or first stores) the user's sealed key backup; a stored one only with the owner's proof. */
+  async putBackup(user: string, blob: Uint8Array, proof: OwnerProof = {}): Promise<void> {
+    checkUsername(user);
+    checkBackup(blob);
+    if (!(await this.exists(user))) throw new CellularError('ACCOUNT_ERR_NOT_FOUND', `no user ${user}`);
+    const signedAt = await this.#checkOwner(user, 'keys.backup.put', blob, proof, true);
+    await this.#putBackup(user, blob, signedAt);
+  }
+
+  /**
+   * Whether `proof` shows the owner asks: nothing is needed while nothing is stored; else a
+   * grant (used up), or a signature by the published Ed25519 key over ownerStatement, at a
+   * time within OWNER_STATEMENT_SKEW_MS of ours and after the last signed replacement (so a
+   * captured statement cannot roll a later change back). Returns the statement's time.
+   */
+  async #checkOwner(user: string, op: OwnerOperation, payload: Uint8Array, proof: OwnerProof, backup = false): Promise<number | undefined> {
+    const keysEntry = await this.#stores.directory.get(directoryKey(user));
+    const keys = live(keysEntry) ? parseDirectoryRecord(keysEntry.value, user) : null;
+    const stored = backup ? await this.#backupRecord(user) : keys;
+    if (!stored) return undefined;
+    if (proof.grant !== undefined) {
+      await this.#useGrant(user, proof.grant);
+      return undefined;
+    }
+    const refuse = (why: string) => new CellularError('AUTH_ERR_PROOF', `replacing ${backup ? 'the key backup' : 'the published keys'} of ${user} needs the owner: ${why}`);
+    if (!(proof.sig instanceof Uint8Array) || !nonNeg(proof.at)) throw refuse('a signature by the current identity key and its time, or a grant from a fresh login');
+    if (!keys) throw refuse('no identity key is published to check the signature with: log in again for a grant');
+    if (Math.abs(proof.at - this.#now()) > OWNER_STATEMENT_SKEW_MS) throw refuse(`the statement's time is more than ${OWNER_STATEMENT_SKEW_MS / 60_000} min from the server's`);
+    if (stored.signedAt !== undefined && proof.at <= stored.signedAt) throw refuse('the statement is not newer than the last replacement');
+    let ok = false;
+    try {
+      ok = proof.sig.length === 64 && verifySignature(null, ownerStatement(op, user, proof.at, payload), ed25519Key(keys.ed25519), proof.sig);
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw refuse('the signature does not verify against the published identity key');
+    return proof.at;
+  }
+
+  /** Uses a grant of `user` made for the account that exists now (a grant dies with its account, as sessions do). */
+  async #useGrant(user: string, grant: string): Promise<{ record: AccountRecord; revision: number }> {
+    const { created } = await this.#sessions.useGrant(user, grant);
+    const account = await this.#account(user);
+    if (!account || account.record.created > created) throw new CellularError('AUTH_ERR_PROOF', `the grant was made for an account ${user} that no longer exists: log in again`);
+    return account;
+  }
+
+  async #putKeys(user: string, x25519: Uint8Array, ed25519: Uint8Array, signedAt?: number): Promise<void> {
+    const record: DirectoryRecord = { v: 1, user, x25519: new Uint8Array(x25519), ed25519: new Uint8Array(ed25519), at: this.#now(), ...(signedAt === undefined ? {} : { signedAt }) };
     await this.#stores.directory.put(directoryKey(user), codec.pack(record));
   }
 
-  /** Stores the user's password-sealed key backup (opaque here: only the client can open it). */
-  async putBackup(user: string, blob: Uint8Array): Promise<void> {
-    checkUsername(user);
-    if (!(blob instanceof Uint8Array) || blob.length === 0 || blob.length > 1024) throw new CellularError('ACCOUNT_ERR_KEYS', 'a key backup is 1..1024 bytes');
-    if (!(await this.exists(user))) throw new CellularError('ACCOUNT_ERR_NOT_FOUND', `no user ${user}`);
-    await this.#stores.directory.put(backupKey(user), codec.pack({ v: 1, user, blob: new Uint8Array(blob), at: this.#now() }));
+  async #putBackup(user: string, blob: Uint8Array, signedAt?: number): Promise<void> {
+    await this.#stores.directory.put(backupKey(user), codec.pack({ v: 1, user, blob: new Uint8Array(blob), at: this.#now(), ...(signedAt === undefined ? {} : { signedAt }) }));
+  }
+
+  async #backupRecord(user: string): Promise<{ blob: Uint8Array; signedAt?: number } | null> {
+    const e = await this.#stores.directory.get(backupKey(user));
+    if (!live(e)) return null;
+    const r = unpackRecord(e.value, `key backup ${backupKey(user)}`);
+    if (r.user !== user || !(r.blob instanceof Uint8Array)) throw new CellularError('STORE_ERR_RECORD', `key backup ${backupKey(user)} rejected: malformed`);
+    return { blob: r.blob, ...(nonNeg(r.signedAt) ? { signedAt: r.signedAt } : {}) };
   }
 
   /** The user's key backup, or null if none was stored. */
   async getBackup(user: string): Promise<Uint8Array | null> {
     checkUsername(user);
-    const e = await this.#stores.directory.get(backupKey(user));
-    if (!live(e)) return null;
-    const r = unpackRecord(e.value, `key backup ${backupKey(user)}`);
-    if (r.user !== user || !(r.blob instanceof Uint8Array)) throw new CellularError('STORE_ERR_RECORD', `key backup ${backupKey(user)} rejected: malformed`);
-    return r.blob;
+    return (await this.#backupRecord(user))?.blob ?? null;
   }
 
   /** The published keys of `users`, in the order asked, once each; unknown users (and names that cannot be users) are absent. */
@@ -262,29 +433,21 @@ export class Accounts {
   }
 
   /**
-   * Deletes an account after checking its password (rate limited per user like a login:
-   * it is a password oracle too). Sessions go first (nobody stays logged in), the account
-   * record last, so a deletion cut short leaves an account that can be deleted again.
+   * Deletes an account with the grant of a login just made (a session alone is not the
+   * owner). Sessions go first (nobody stays logged in), the account record last, so a
+   * deletion cut short leaves an account that can be deleted again.
    * `purge` removes the user's stored messages (Inboxes.purge, messenger/inbox.ts); it runs
-   * after the password check and before the account record goes, so a purge that fails
-   * leaves the account (and a retry).
+   * after the grant is used and before the account record goes, so a purge that fails
+   * leaves the account (and a retry, after another login).
    */
-  async deleteAccount(user: string, password: string, purge?: () => Promise<unknown>): Promise<void> {
+  async deleteAccount(user: string, grant: string, purge?: () => Promise<unknown>): Promise<void> {
     checkUsername(user);
-    if (!passwordFits(password)) throw credentials();
-    const slot = userKey(user);
-    const byUser = await this.#limiter.hit(slot, this.#gene.loginAttemptsPerUser);
-    if (!byUser.allowed) throw rateLimited('for this user', byUser.retryAfterMs);
-    const account = await this.#account(user);
-    const ok = await this.#hasher.verify(password, account?.record.hash ?? this.#dummy);
-    if (!account || !ok) throw credentials();
-
+    await this.#useGrant(user, grant);
     await this.#sessions.revokeAll(user);
     await this.#stores.directory.delete(directoryKey(user));
     await this.#stores.directory.delete(backupKey(user));
     await purge?.();
     await this.#stores.cursors.delete(cursorKey(user));
-    await this.#limiter.release(slot, byUser.window);
     await this.#stores.contacts?.delete(`u.${user}`);
     await this.#stores.accounts.delete(accountKey(user));
     // A login that checked the password before the deletion may have made a session since.

@@ -7,7 +7,7 @@
  * a reply. Field shapes bound size only: names, passwords and keys are the worker's to judge,
  * with their own codes (ACCOUNT_ERR_*, AUTH_ERR_*).
  */
-import { bytes, checkShape, int, list, plain, req, text, type Shape } from '../../organism/wire/schema.ts';
+import { bytes, checkShape, int, list, opt, plain, req, text, type Shape } from '../../organism/wire/schema.ts';
 import type { EndpointHandler } from '../tissue.ts';
 import type { PublicKeys } from './accounts.ts';
 
@@ -21,19 +21,33 @@ interface Endpoint<Q, R> {
 
 type Empty = Record<string, never>;
 
+type Session = { user: string; token: string; expires: number };
+/** The owner's proof for a replacement (accounts.ts OwnerProof): a grant, or a signature and its time. */
+type Proof = { grant?: string | undefined; sig?: Uint8Array | undefined; at?: number | undefined };
+
 export interface WorkerApi {
-  /** Creates an account; `ip` counts against that address's attempts. */
-  register: Endpoint<{ user: string; password: string; ip: string }, { user: string }>;
-  login: Endpoint<{ user: string; password: string; ip: string }, { user: string; token: string; expires: number }>;
+  /** OPAQUE registration (the password never reaches a worker): the OPRF evaluation for the name. */
+  registerStart: Endpoint<{ user: string; request: string }, { response: string }>;
+  /** Claims the name with the OPAQUE record, publishes the keys, stores the backup, opens a session; `ip` counts against that address's attempts. */
+  registerFinish: Endpoint<{ user: string; record: string; x25519: Uint8Array; ed25519: Uint8Array; backup: Uint8Array; ip: string }, Session>;
+  /** OPAQUE login, first message: the response and the server's sealed state (or AUTH_ERR_LEGACY for a v1 account). */
+  loginStart: Endpoint<{ user: string; request: string; ip: string }, { response: string; state: Uint8Array }>;
+  /** OPAQUE login, last message: a session and a grant (the proof of a fresh login, for 5 minutes, once). */
+  loginFinish: Endpoint<{ user: string; finish: string; state: Uint8Array }, Session & { grant: string }>;
+  /** The password login of an account made before OPAQUE (v1) only, so its owner can upgrade it. */
+  login: Endpoint<{ user: string; password: string; ip: string }, Session & { grant: string }>;
+  /** Upgrade of a v1 account: as registerStart and registerFinish for the session's own account, with the grant of its login. */
+  upgradeStart: Endpoint<{ user: string; request: string }, { response: string }>;
+  upgradeFinish: Endpoint<{ user: string; record: string; backup: Uint8Array; grant: string }, Empty>;
   resume: Endpoint<{ token: string }, { user: string; expires: number }>;
   logout: Endpoint<{ token: string }, Empty>;
-  keysPublish: Endpoint<{ user: string; x25519: Uint8Array; ed25519: Uint8Array }, Empty>;
+  keysPublish: Endpoint<{ user: string; x25519: Uint8Array; ed25519: Uint8Array } & Proof, Empty>;
   keysGet: Endpoint<{ users: string[] }, { keys: PublicKeys[] }>;
-  backupPut: Endpoint<{ user: string; blob: Uint8Array }, Empty>;
+  backupPut: Endpoint<{ user: string; blob: Uint8Array } & Proof, Empty>;
   backupGet: Endpoint<{ user: string }, { blob: Uint8Array | null }>;
   users: Endpoint<{ query: string; limit: number }, { users: string[] }>;
-  /** Checks the password, then removes the account, its keys, sessions, cursor and stored messages. */
-  accountDelete: Endpoint<{ user: string; password: string }, Empty>;
+  /** Uses the grant of a login just made, then removes the account, its keys, sessions, cursor and stored messages. */
+  accountDelete: Endpoint<{ user: string; grant: string }, Empty>;
 }
 
 export type WorkerMethod = keyof WorkerApi;
@@ -42,8 +56,13 @@ type WorkerReply<M extends WorkerMethod> = WorkerApi[M]['reply'];
 
 /** Each method's endpoint: served at `org.<id>.tissue.worker.<endpoint>`. */
 export const WORKER_ENDPOINTS: { readonly [M in WorkerMethod]: string } = {
-  register: 'register',
+  registerStart: 'register-start',
+  registerFinish: 'register-finish',
+  loginStart: 'login-start',
+  loginFinish: 'login-finish',
   login: 'login',
+  upgradeStart: 'upgrade-start',
+  upgradeFinish: 'upgrade-finish',
   resume: 'resume',
   logout: 'logout',
   keysPublish: 'keys-publish',
@@ -56,18 +75,24 @@ export const WORKER_ENDPOINTS: { readonly [M in WorkerMethod]: string } = {
 
 const str = req(text(0, FIELD_MAX));
 const bin = req(bytes(0, FIELD_MAX));
+const proof = { grant: opt(text(0, FIELD_MAX)), sig: opt(bytes(0, FIELD_MAX)), at: opt(int(0)) };
 
 const WORKER_REQUESTS: { readonly [M in WorkerMethod]: Shape<WorkerRequest<M>> } = {
-  register: { user: str, password: str, ip: str },
+  registerStart: { user: str, request: str },
+  registerFinish: { user: str, record: str, x25519: bin, ed25519: bin, backup: bin, ip: str },
+  loginStart: { user: str, request: str, ip: str },
+  loginFinish: { user: str, finish: str, state: bin },
   login: { user: str, password: str, ip: str },
+  upgradeStart: { user: str, request: str },
+  upgradeFinish: { user: str, record: str, backup: bin, grant: str },
   resume: { token: str },
   logout: { token: str },
-  keysPublish: { user: str, x25519: bin, ed25519: bin },
+  keysPublish: { user: str, x25519: bin, ed25519: bin, ...proof },
   keysGet: { users: req(list(text(0, FIELD_MAX), 0, FIELD_MAX)) },
-  backupPut: { user: str, blob: bin },
+  backupPut: { user: str, blob: bin, ...proof },
   backupGet: { user: str },
   users: { query: str, limit: req(int(0)) },
-  accountDelete: { user: str, password: str },
+  accountDelete: { user: str, grant: str },
 };
 
 const CHECKS = plain('TISSUE_ERR_BAD_REQUEST');

@@ -22,6 +22,8 @@ import { updateWithRetries } from '../../organism/kernel/compare-and-set.ts';
 import { nonNeg, unpackRecord } from '../messenger/record.ts';
 import { isUsername } from '../messenger/user-name.ts';
 
+/** How long a grant (the proof of a login just made) may be used, once. */
+export const GRANT_TTL_MS = 5 * 60_000;
 /** Live sessions one user may hold (devices, browsers); the 65th login ends the oldest. */
 export const MAX_SESSIONS_PER_USER = 64;
 const MAX_ATTEMPTS = 16;
@@ -43,6 +45,7 @@ const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 const HASH = /^[0-9a-f]{64}$/;
 
 const sessionKey = (hash: string) => `s.${hash}`;
+const grantKey = (hash: string) => `g.${hash}`;
 const indexKey = (user: string) => `u.${user}`;
 /** Pause after lost attempt `attempt`: another login of the user wrote; re-read a little apart. */
 const backOff = (attempt: number) => Math.random() * 4 * (attempt + 1);
@@ -94,6 +97,45 @@ export class Sessions {
     await Promise.all(evicted.map((h) => this.#kv.delete(sessionKey(h))));
     await this.#kv.create(sessionKey(hash), codec.pack({ v: 1, user, created } satisfies SessionRecord));
     return { token, expires: created + this.#ttlMs };
+  }
+
+  /**
+   * A grant for `user`: the proof, for GRANT_TTL_MS and one use, that its holder has just
+   * logged in with the password — what a session token alone (which a thief may hold for
+   * weeks) is not. Replacing keys or the backup and deleting the account need one.
+   */
+  async grant(user: string): Promise<string> {
+    const grant = randomBytes(32).toString('base64url');
+    await this.#kv.create(grantKey(createHash('sha256').update(grant).digest('hex')), codec.pack({ v: 1, user, created: this.#now() } satisfies SessionRecord));
+    return grant;
+  }
+
+  /**
+   * Uses up a grant of `user`; AUTH_ERR_PROOF if it is malformed, unknown, used, another
+   * user's or too old. Returns when it was made (the caller checks it is not older than the
+   * account: a grant dies with the account it was made for, as sessions do).
+   */
+  async useGrant(user: string, grant: string): Promise<{ created: number }> {
+    const refuse = (why: string) => new CellularError('AUTH_ERR_PROOF', `the grant ${why}: log in again to do this`);
+    if (typeof grant !== 'string' || !TOKEN.test(grant)) throw refuse('is malformed');
+    const key = grantKey(createHash('sha256').update(grant).digest('hex'));
+    const e = await this.#kv.get(key);
+    if (!e || e.operation !== 'PUT') throw refuse('is unknown or used');
+    let record: SessionRecord;
+    try {
+      record = parseSessionRecord(e.value);
+    } catch {
+      throw refuse('record is unreadable');
+    }
+    if (record.user !== user) throw refuse('belongs to another user');
+    if (record.created + GRANT_TTL_MS <= this.#now()) throw refuse('has expired');
+    // Used once: of two uses racing, the delete at the read revision lets one through.
+    try {
+      await this.#kv.delete(key, { previousSeq: e.revision });
+    } catch {
+      throw refuse('was used meanwhile');
+    }
+    return { created: record.created };
   }
 
   /** Who a token belongs to; AUTH_ERR_SESSION if it is malformed, unknown, revoked or expired. */

@@ -11,7 +11,8 @@
  */
 import { USER_NAME, type ServerFrame } from '../../organism/wire/frames.ts';
 import { generateIdentity, keyId, open, peekSenderKeyId, safetyNumber, seal, type Header, type Identity } from '../crypto/envelope.ts';
-import { backupKeys, restoreKeys } from '../crypto/key-backup.ts';
+import { formatRecoveryKey, newRecoveryKey, parseRecoveryKey } from '../crypto/recovery-key.ts';
+import { logIn, openStoredBackup, registerAccount } from './account.ts';
 import type { Connection } from './connection.ts';
 import { decodeContent, encodeContent } from './content.ts';
 import { ClientError, describeError, errorCode } from './errors.ts';
@@ -108,6 +109,14 @@ export class Chat {
   #historyDone = false;
   /** Where this session's keys came from: made here, this browser's store, or the backup. */
   keysFrom: 'new' | 'this browser' | 'backup' | null = null;
+  /** After a registration with a recovery key: its text, for the page to show once. */
+  recoveryKeyText: string | null = null;
+  /** This login upgraded an account made before OPAQUE (the page tells the person once). */
+  upgraded = false;
+  /** Asked before the password of an old account is sent (once, to upgrade it): the page asks its person. */
+  confirmLegacy: () => Promise<boolean> | boolean = () => false;
+  /** Asked for the recovery key when the backup is sealed with one; null when the person gives none. */
+  askRecoveryKey: () => Promise<string | null> = async () => null;
   /** Something changed: a conversation (its id), or the lists (no id). */
   onChange: (conv?: string) => void = () => undefined;
   onProblem: (text: string, code: string) => void = () => undefined;
@@ -157,39 +166,50 @@ export class Chat {
   // ---------------------------------------------------------------------------------------
   // Account
 
-  /** A new account: keys made here, public halves published, private halves backed up sealed. */
-  async register(user: string, password: string): Promise<void> {
-    await this.#conn.request({ t: 'register', user, password });
+  /**
+   * A new account (OPAQUE: the password stays here): keys made here, public halves
+   * published, private halves backed up sealed under the password's export key or, with
+   * `recoveryKey`, under a new recovery key, whose text `recoveryKeyText` holds for the page
+   * to show once.
+   */
+  async register(user: string, password: string, options: { recoveryKey?: boolean } = {}): Promise<void> {
     const identity = generateIdentity();
-    await this.#login(user, password);
-    await this.#conn.request({ t: 'keys.publish', x25519: identity.x25519.publicKey, ed25519: identity.ed25519.publicKey });
-    await this.#conn.request({ t: 'keys.backup.put', blob: await backupKeys(identity, user, password) });
+    const recoveryKey = options.recoveryKey ? newRecoveryKey() : undefined;
+    const r = await registerAccount(this.#conn, user, password, identity, recoveryKey);
+    this.#conn.session = r.session.token; // a new socket resumes it
+    this.recoveryKeyText = recoveryKey ? formatRecoveryKey(recoveryKey) : null;
     await saveIdentity(user, identity);
     this.keysFrom = 'new';
     await this.#ready(user, identity);
   }
 
-  /** An existing account: this browser's own copy of the keys, else the server's sealed backup. */
+  /**
+   * An existing account: this browser's own copy of the keys, else the server's sealed
+   * backup (opened with the login's export key, or the recovery key the page asks for). An
+   * account from before OPAQUE is upgraded here if the person agrees (confirmLegacy).
+   */
   async login(user: string, password: string): Promise<void> {
-    await this.#login(user, password);
-    let identity = await loadIdentity(user).catch(() => null);
+    const local = await loadIdentity(user).catch(() => null);
+    const r = await logIn(this.#conn, user, password, { confirmLegacy: () => this.confirmLegacy(), ...(local ? { legacyIdentity: local } : {}) });
+    this.#conn.session = r.session.token; // a new socket resumes it
+    this.upgraded = r.upgraded === true;
+    let identity = local;
     if (identity) {
       this.keysFrom = 'this browser';
     } else {
-      const backup = await this.#conn.request<Extract<ServerFrame, { t: 'keys.backup' }>>({ t: 'keys.backup.get' });
-      if (!backup.blob) throw new ClientError('CLIENT_ERR_NO_BACKUP');
-      identity = await restoreKeys(backup.blob, user, password).catch(() => {
-        throw new ClientError('CLIENT_ERR_BACKUP');
+      identity = await openStoredBackup(this.#conn, user, r.exportKey, async () => {
+        const text = await this.askRecoveryKey();
+        if (text === null) return null;
+        try {
+          return parseRecoveryKey(text);
+        } catch (e) {
+          throw new ClientError('CLIENT_ERR_RECOVERY_BAD', (e as Error).message);
+        }
       });
       await saveIdentity(user, identity);
       this.keysFrom = 'backup';
     }
     await this.#ready(user, identity);
-  }
-
-  async #login(user: string, password: string): Promise<void> {
-    const s = await this.#conn.request<Extract<ServerFrame, { t: 'session' }>>({ t: 'login', user, password });
-    this.#conn.session = s.token; // a new socket resumes it
   }
 
   async #ready(user: string, identity: Identity): Promise<void> {

@@ -45,6 +45,8 @@ export const ErrorCodes = {
   AUTH_ERR_CREDENTIALS: 'the username or password is wrong',
   AUTH_ERR_SESSION: 'the session token is unknown or expired',
   AUTH_ERR_RATE_LIMITED: 'too many login attempts for this user or from this address; wait for the window to pass',
+  AUTH_ERR_LEGACY: 'the account was made before end-to-end login: its owner logs in with the password once more, which upgrades it',
+  AUTH_ERR_PROOF: 'replacing keys or the key backup, or deleting the account, needs the owner: a grant from a fresh login or a signature by the current identity key',
   ACCOUNT_ERR_EXISTS: 'the username is taken',
   ACCOUNT_ERR_NOT_FOUND: 'no such user',
   ACCOUNT_ERR_USERNAME: 'a username must be 3-32 lowercase letters, digits, dashes or underscores, starting with a letter or digit',

@@ -88,6 +88,17 @@ export interface UserListing {
 }
 
 /**
+ * What shows the owner asks for a replacement of keys or backup (the worker judges it): a
+ * grant from a login of the last five minutes, or a signature by the current Ed25519
+ * identity key over the owner statement (docs/crypto.md) and the statement's time.
+ */
+export interface OwnerProof {
+  grant?: string;
+  sig?: Uint8Array;
+  at?: number;
+}
+
+/**
  * Frame types mirror the wire map. `v` may be left out when building a frame (the encoder
  * writes it; if given it must be 1); decoders always return it.
  */
@@ -95,13 +106,18 @@ type Versioned<U> = U extends unknown ? { v?: typeof PROTOCOL_VERSION } & U : ne
 
 export type ClientFrame = Versioned<
   | { t: 'hello'; id: number; session?: string }
-  | { t: 'register'; id: number; user: string; password: string }
+  | { t: 'register.start'; id: number; user: string; request: string }
+  | { t: 'register.finish'; id: number; user: string; record: string; x25519: Uint8Array; ed25519: Uint8Array; backup: Uint8Array }
+  | { t: 'login.start'; id: number; user: string; request: string }
+  | { t: 'login.finish'; id: number; user: string; finish: string; state: Uint8Array }
   | { t: 'login'; id: number; user: string; password: string }
+  | { t: 'upgrade.start'; id: number; request: string }
+  | { t: 'upgrade.finish'; id: number; record: string; backup: Uint8Array; grant: string }
   | { t: 'resume'; id: number; token: string }
   | { t: 'logout'; id: number }
-  | { t: 'keys.publish'; id: number; x25519: Uint8Array; ed25519: Uint8Array }
+  | ({ t: 'keys.publish'; id: number; x25519: Uint8Array; ed25519: Uint8Array } & OwnerProof)
   | { t: 'keys.get'; id: number; users: string[] }
-  | { t: 'keys.backup.put'; id: number; blob: Uint8Array }
+  | ({ t: 'keys.backup.put'; id: number; blob: Uint8Array } & OwnerProof)
   | { t: 'keys.backup.get'; id: number }
   | { t: 'users'; id: number; query: string; limit?: number }
   | { t: 'contacts.set'; id: number; users: string[] }
@@ -111,14 +127,16 @@ export type ClientFrame = Versioned<
   | { t: 'history'; id: number; with?: string; after?: number; limit?: number }
   | { t: 'read'; id: number; msg: string; from: string; seq: number }
   | { t: 'delete'; id: number; msg: string; scope: 'me' | 'everyone'; seqs: number[] }
-  | { t: 'account.delete'; id: number; password: string }
+  | { t: 'account.delete'; id: number; grant: string }
   | { t: 'ping'; id: number }
 >;
 
 export type ServerFrame = Versioned<
   | { t: 'welcome'; id: number; cell: string; receivers: string[]; user: string | null }
   | { t: 'ok'; id: number }
-  | { t: 'session'; id: number; user: string; token: string; expires: number }
+  | { t: 'session'; id: number; user: string; token: string; expires: number; grant?: string }
+  | { t: 'register.response'; id: number; response: string }
+  | { t: 'login.response'; id: number; response: string; state: Uint8Array }
   | { t: 'keys'; id: number; keys: UserKeys[] }
   | { t: 'keys.backup'; id: number; blob: Uint8Array | null }
   | { t: 'users'; id: number; users: UserListing[] }
@@ -176,6 +194,11 @@ const group = matching(MESSAGE_ID, 'a group id (8-64 of A-Z, a-z, 0-9, _ and -)'
 const token = text(1, 128);
 /** Form and length are the worker's to judge (ACCOUNT_ERR_USERNAME, ACCOUNT_ERR_PASSWORD, AUTH_ERR_CREDENTIALS). */
 const credential = req(text(0, 1024));
+/** An OPAQUE message or record (base64url, as @serenity-kit/opaque writes it); its content is the worker's to judge. */
+const opaqueText = req(matching(/^[A-Za-z0-9_-]{1,1024}$/, 'an OPAQUE message (base64url, 1-1024 characters)'));
+/** The server's sealed login state, carried by the client from login.response to login.finish. */
+const loginState = req(bytes(1, 1024));
+const ownerProof = { grant: opt(token), sig: opt(bytes(64, 64)), at: opt(int(0)) };
 const seq = int(1);
 const time = req(int(0));
 const urls = req(list(text(1, 2048), 0, Number.MAX_SAFE_INTEGER));
@@ -192,13 +215,18 @@ const delivered: Shape<Delivered> = {
 
 const CLIENT: Schemas<ClientFrame> = {
   hello: { id, session: opt(token) },
-  register: { id, user: credential, password: credential },
+  'register.start': { id, user: credential, request: opaqueText },
+  'register.finish': { id, user: credential, record: opaqueText, x25519: req(key32), ed25519: req(key32), backup: req(backup) },
+  'login.start': { id, user: credential, request: opaqueText },
+  'login.finish': { id, user: credential, finish: opaqueText, state: loginState },
   login: { id, user: credential, password: credential },
+  'upgrade.start': { id, request: opaqueText },
+  'upgrade.finish': { id, record: opaqueText, backup: req(backup), grant: req(token) },
   resume: { id, token: req(token) },
   logout: { id },
-  'keys.publish': { id, x25519: req(key32), ed25519: req(key32) },
+  'keys.publish': { id, x25519: req(key32), ed25519: req(key32), ...ownerProof },
   'keys.get': { id, users: req(list(user, 1, 64)) },
-  'keys.backup.put': { id, blob: req(backup) },
+  'keys.backup.put': { id, blob: req(backup), ...ownerProof },
   'keys.backup.get': { id },
   users: { id, query: req(text(0, 32)), limit: opt(int(1, 100)) },
   'contacts.set': { id, users: req(list(user, 0, 1000, (u) => u)) },
@@ -213,14 +241,16 @@ const CLIENT: Schemas<ClientFrame> = {
   history: { id, with: opt(user), after: opt(int(0)), limit: opt(int(1, 'pageMax')) },
   read: { id, msg, from: req(user), seq: req(seq) },
   delete: { id, msg, scope: req(oneOf('me', 'everyone')), seqs: req(list(seq, 1, 'groupMaxMembers')) },
-  'account.delete': { id, password: credential },
+  'account.delete': { id, grant: req(token) },
   ping: { id },
 };
 
 const SERVER: Schemas<ServerFrame> = {
   welcome: { id, cell: req(text(1, 128)), receivers: urls, user: req(orNull(user)) },
   ok: { id },
-  session: { id, user: req(user), token: req(token), expires: time },
+  session: { id, user: req(user), token: req(token), expires: time, grant: opt(token) },
+  'register.response': { id, response: opaqueText },
+  'login.response': { id, response: opaqueText, state: loginState },
   keys: { id, keys: req(list(map<UserKeys>({ user: req(user), x25519: req(key32), ed25519: req(key32) }), 0, 64)) },
   'keys.backup': { id, blob: req(orNull(backup)) },
   users: { id, users: req(list(map<UserListing>({ user: req(user), online: opt(bool) }), 0, 100)) },

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { decodeServerFrame, encodeClientFrame, type ServerFrame } from '../../organism/wire/frames.ts';
 import { generateIdentity, keyId, open, seal, type Identity } from '../../client/crypto/envelope.ts';
+import { logIn, registerAccount } from '../../client/app/account.ts';
 
 type Deliver = Extract<ServerFrame, { t: 'deliver' }>;
 
@@ -99,12 +100,10 @@ export class Chatter {
     return this.#ws?.readyState === WebSocket.OPEN && this.#token !== null;
   }
 
-  /** Registers, logs in and publishes its keys (first connection). */
+  /** Registers (OPAQUE, as the page does: keys and backup with it) and so logs in (first connection). */
   async start(): Promise<void> {
     await this.#open();
-    await this.request({ t: 'register', user: this.user, password: this.password });
-    await this.#login();
-    await this.request({ t: 'keys.publish', x25519: this.identity.x25519.publicKey, ed25519: this.identity.ed25519.publicKey });
+    this.#token = (await registerAccount(this, this.user, this.password, this.identity)).session.token;
     this.#ackTimer = setInterval(() => this.#ack(), 25);
   }
 
@@ -123,8 +122,7 @@ export class Chatter {
   }
 
   async #login(): Promise<void> {
-    const s = (await this.request({ t: 'login', user: this.user, password: this.password })) as Extract<ServerFrame, { t: 'session' }>;
-    this.#token = s.token;
+    this.#token = (await logIn(this, this.user, this.password)).session.token;
   }
 
   #open(): Promise<void> {

@@ -10,6 +10,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CellularError, throwIfAborted } from '../../organism/wire/errors.ts';
 import { LeanClient, ReplyError } from '../chat-client.ts';
+import { logIn, registerAccount } from '../../client/app/account.ts';
+import { generateIdentity } from '../../client/crypto/envelope.ts';
 import { cpuMark, cpuUse, latencyOf, makeBody, Meter, now, type CpuMark, type Proc } from './meter.ts';
 import { ACK_EVERY_MS, WARMUP_MS, type CpuUse, type LoadRun, type SystemName } from './result.ts';
 
@@ -192,14 +194,17 @@ export async function loginAll(urls: string[], names: string[], sink: Sink, regi
         const c = await LeanClient.connect(urls[(i + k) % urls.length]!, { onDeliver: (body) => sink.meter?.onDeliver(body) });
         clients[i + k] = c;
         const password = `pw-${user}-bench`;
-        if (register) {
+        if (!register) {
+          await c.request({ t: 'login', user, password }); // a peer's own login (ws-relay)
+        } else {
+          // Cellular: OPAQUE, as the page does (the Argon2id runs here, in the client, and are not measured).
           try {
-            await c.request({ t: 'register', user, password });
+            await registerAccount(c, user, password, generateIdentity());
           } catch (e) {
             if (!(e instanceof ReplyError && e.code === 'ACCOUNT_ERR_EXISTS')) throw e;
+            await logIn(c, user, password);
           }
         }
-        await c.request({ t: 'login', user, password });
         c.autoAck(ACK_EVERY_MS);
       }));
     }

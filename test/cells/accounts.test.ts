@@ -1,21 +1,29 @@
 /**
- * Accounts, sessions, login rate limits and password hashes on a real nats-server. Hashes
- * use scrypt logN 12 (fast) except one test that proves the production cost (logN 17)
- * works and logs how long it takes here. Two Accounts on two NATS connections stand for
- * two worker cells: rate limits and registrations must hold across them.
+ * Accounts, sessions, login rate limits and legacy password hashes on a real nats-server,
+ * with a real OPAQUE client (@serenity-kit/opaque) on the other side. The client's key
+ * stretching is the client's choice, invisible to the server (it stretches before the OPRF
+ * and after), so these server tests use a light Argon2id (1 MiB, 1 pass) to run hundreds of
+ * logins; the browser's cost is tested in test/client and the messenger tests. Legacy scrypt
+ * hashes use logN 12 except one test that proves the production cost (logN 17). Two
+ * Accounts on two NATS connections stand for two worker cells: rate limits and
+ * registrations must hold across them.
  */
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { codec } from '../../organism/wire/codec.ts';
-import { isCellularError, type ErrorCode } from '../../organism/wire/errors.ts';
+import { CellularError, isCellularError, type ErrorCode } from '../../organism/wire/errors.ts';
 import { defaultGenome, loadGenome, type MessengerGene } from '../../organism/kernel/genome/index.ts';
 import { Namespace } from '../../organism/kernel/namespace.ts';
 import { Inboxes } from '../../cells/messenger/inbox.ts';
 import { MessengerSubjects } from '../../cells/messenger/subjects.ts';
 import { ensureMessengerStores, openMessengerStores, type MessengerStores } from '../../cells/messenger/stores.ts';
-import { Accounts } from '../../cells/worker/accounts.ts';
+import { Accounts, ownerStatement } from '../../cells/worker/accounts.ts';
+import { LOGIN_STATE_TTL_MS, OpaqueServer } from '../../cells/worker/opaque-server.ts';
+import * as opaque from '@serenity-kit/opaque';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { encode } from 'msgpackr';
 import { USER_NAME } from '../../organism/wire/frames.ts';
 import { dummyHash, hashPassword, needsRehash, verifyPassword, type PasswordHasher } from '../../cells/worker/password.ts';
 import { ipBucket, ipKey, RateLimiter } from '../../cells/worker/rate-limit.ts';
@@ -43,6 +51,7 @@ function clock(start = Date.now()) {
 }
 
 interface Worker {
+  opaque: OpaqueServer;
   nc: NatsConnection;
   stores: MessengerStores;
   accounts: Accounts;
@@ -64,17 +73,42 @@ async function setup(t: ExecutionContext, options: { sets?: string[]; workers?: 
     const nc = await connect({ servers: nats.url, name: `worker-${i}` });
     t.teardown(() => nc.close());
     const stores = i === 0 ? await ensureMessengerStores(nc, ns, gene) : await openMessengerStores(nc, ns);
-    workers.push(worker(nc, stores, gene, options.now));
+    workers.push(await worker(nc, stores, gene, options.now));
   }
   return { nats, ns, gene, workers, w: workers[0]! };
 }
 
-function worker(nc: NatsConnection, stores: MessengerStores, gene: MessengerGene, now?: () => number): Worker {
+async function worker(nc: NatsConnection, stores: MessengerStores, gene: MessengerGene, now?: () => number): Promise<Worker> {
   const { hasher, calls } = countingHasher();
   const sessions = new Sessions(stores.sessions, gene.sessionTtlMs, now);
   const limiter = new RateLimiter(stores.rate, gene.loginWindowMs, now);
-  const accounts = new Accounts(stores, gene, limiter, sessions, { hasher, ...(now ? { now } : {}) });
-  return { nc, stores, accounts, sessions, limiter, calls };
+  const server = await OpaqueServer.open(stores.accounts, now);
+  const accounts = new Accounts(stores, gene, limiter, sessions, server, { hasher, ...(now ? { now } : {}) });
+  return { opaque: server, nc, stores, accounts, sessions, limiter, calls };
+}
+
+/** The test client's key stretching (see the header): light, and the server cannot tell. */
+const LIGHT = { 'argon2id-custom': { memory: 1024, iterations: 1, parallelism: 1 } };
+const key = (fill: number, n = 32) => new Uint8Array(n).fill(fill);
+const BACKUP = key(9, 106);
+
+/** A registration as the client runs it: OPAQUE's two messages, keys and a backup. */
+async function register(w: Worker, user: string, password = PASSWORD, ip?: string, keys = { x25519: key(1), ed25519: key(2) }) {
+  await opaque.ready;
+  const start = opaque.client.startRegistration({ password });
+  const { response } = await w.accounts.registerStart(user, start.registrationRequest);
+  const fin = opaque.client.finishRegistration({ clientRegistrationState: start.clientRegistrationState, registrationResponse: response, password, keyStretching: LIGHT });
+  return { ...(await w.accounts.registerFinish({ user, record: fin.registrationRecord, ...keys, backup: BACKUP, ...(ip ? { ip } : {}) })), exportKey: fin.exportKey };
+}
+
+/** A login as the client runs it; a wrong password is found by the client (AUTH_ERR_CREDENTIALS) after login.start counted. */
+async function login(w: Worker, user: string, password: string, ip: string) {
+  await opaque.ready;
+  const start = opaque.client.startLogin({ password });
+  const { response, state } = await w.accounts.loginStart(user, start.startLoginRequest, ip);
+  const fin = opaque.client.finishLogin({ clientLoginState: start.clientLoginState, loginResponse: response, password, keyStretching: LIGHT });
+  if (!fin) throw new CellularError('AUTH_ERR_CREDENTIALS', 'the client found the password wrong');
+  return w.accounts.loginFinish(user, state, fin.finishLoginRequest);
 }
 
 async function code(p: Promise<unknown>): Promise<ErrorCode | 'ok'> {
@@ -127,139 +161,161 @@ test('password - wrong passwords fail, NFC forms match, every tampered encoding 
   t.false(needsRehash(encoded, params));
 });
 
-test('accounts - register, login and resume round trip', async (t) => {
+test('accounts - register, login and resume round trip; the store holds an OPAQUE record, never the password', async (t) => {
   const c = clock();
   const { w, gene } = await setup(t, { now: c.now });
   t.false(await w.accounts.exists('alice'));
-  await w.accounts.register('alice', PASSWORD);
+  const reg = await register(w, 'alice');
   t.true(await w.accounts.exists('alice'));
-  const login = await w.accounts.login('alice', PASSWORD, '192.0.2.1');
-  t.is(login.user, 'alice');
-  t.regex(login.token, /^[A-Za-z0-9_-]{43}$/);
-  t.is(login.expires, c.at + gene.sessionTtlMs);
-  t.deepEqual(await w.sessions.resolve(login.token), { user: 'alice', expires: login.expires, created: c.at });
-  t.deepEqual(await w.accounts.resume(login.token), { user: 'alice', expires: login.expires });
-  t.deepEqual(w.calls, { hash: 1, verify: 1 });
+  t.is(reg.user, 'alice');
+  t.deepEqual(await w.sessions.resolve(reg.token), { user: 'alice', expires: reg.expires, created: c.at }, 'registration opens a session');
+  const s = await login(w, 'alice', PASSWORD, '192.0.2.1');
+  t.is(s.user, 'alice');
+  t.regex(s.token, /^[A-Za-z0-9_-]{43}$/);
+  t.regex(s.grant, /^[A-Za-z0-9_-]{43}$/);
+  t.is(s.expires, c.at + gene.sessionTtlMs);
+  t.deepEqual(await w.accounts.resume(s.token), { user: 'alice', expires: s.expires });
+  t.deepEqual(w.calls, { hash: 0, verify: 0 }, 'no scrypt: the memory-hard work ran in the client');
   // The bucket holds the token's hash, never the token.
   const keys: string[] = [];
   for await (const k of await w.stores.sessions.keys()) keys.push(k);
   t.true(keys.some((k) => /^s\.[0-9a-f]{64}$/.test(k)));
-  t.false(keys.some((k) => k.includes(login.token)));
+  t.false(keys.some((k) => k.includes(s.token)));
   const stored = codec.unpack((await w.stores.accounts.get('u.alice'))!.value) as Record<string, unknown>;
-  t.like(stored, { v: 1, user: 'alice' });
-  t.regex(stored.hash as string, /^\$scrypt\$ln=12,r=8,p=1\$/);
+  t.like(stored, { v: 2, user: 'alice' });
+  t.regex(stored.opaque as string, /^[A-Za-z0-9_-]{200,400}$/);
+  t.false(Buffer.from(codec.pack(stored)).includes(Buffer.from(PASSWORD)));
+  // A second worker shares the setup secret: it finishes a login the first one started.
+  const other = await OpaqueServer.open(w.stores.accounts);
+  t.is(other.publicKey, w.opaque.publicKey);
 });
 
-test('accounts - a taken name is ACCOUNT_ERR_EXISTS; of 5 concurrent registrations on two workers exactly one wins', async (t) => {
-  const { workers, w } = await setup(t, { workers: 2 });
-  await w.accounts.register('taken', PASSWORD);
-  t.is(await code(workers[1]!.accounts.register('taken', 'another password')), 'ACCOUNT_ERR_EXISTS');
-  t.is(w.calls.hash + workers[1]!.calls.hash, 1, 'a name already taken costs no scrypt');
+test('accounts - the login state: bound to its user, sealed by the workers, valid for LOGIN_STATE_TTL_MS', async (t) => {
+  const c = clock();
+  const { w } = await setup(t, { now: c.now, sets: ['messenger.loginAttemptsPerUser=1000'] });
+  await register(w, 'alice');
+  await register(w, 'bob');
+  await opaque.ready;
+  const start = opaque.client.startLogin({ password: PASSWORD });
+  const { response, state } = await w.accounts.loginStart('alice', start.startLoginRequest, '192.0.2.1');
+  const fin = opaque.client.finishLogin({ clientLoginState: start.clientLoginState, loginResponse: response, password: PASSWORD, keyStretching: LIGHT })!;
+  t.is(await code(w.accounts.loginFinish('bob', state, fin.finishLoginRequest)), 'AUTH_ERR_CREDENTIALS', "alice's state does not log in bob");
+  const flipped = new Uint8Array(state);
+  flipped[20] = flipped[20]! ^ 1;
+  t.is(await code(w.accounts.loginFinish('alice', flipped, fin.finishLoginRequest)), 'AUTH_ERR_CREDENTIALS', 'a changed state');
+  t.is(await code(w.accounts.loginFinish('alice', state, fin.finishLoginRequest.slice(0, -4) + 'AAAA')), 'AUTH_ERR_CREDENTIALS', 'a changed proof');
+  c.at += LOGIN_STATE_TTL_MS;
+  t.is(await code(w.accounts.loginFinish('alice', state, fin.finishLoginRequest)), 'AUTH_ERR_CREDENTIALS', 'too late');
+  c.at -= 1;
+  t.truthy((await w.accounts.loginFinish('alice', state, fin.finishLoginRequest)).token, 'in time');
+  t.is(await code(w.accounts.loginStart('alice', 'not-opaque', '192.0.2.1')), 'TISSUE_ERR_BAD_REQUEST');
+});
 
-  const results = await Promise.all([0, 1, 2, 3, 4].map((i) => code(workers[i % 2]!.accounts.register('race', `password-${i}`))));
+test('accounts - a taken name is ACCOUNT_ERR_EXISTS; of 5 concurrent registrations on two workers exactly one wins, and a retried finish completes', async (t) => {
+  const { workers, w } = await setup(t, { workers: 2 });
+  await register(w, 'taken');
+  t.is(await code(register(workers[1]!, 'taken', 'another password')), 'ACCOUNT_ERR_EXISTS');
+  const results = await Promise.all([0, 1, 2, 3, 4].map((i) => code(register(workers[i % 2]!, 'race', `password-${i}`))));
   t.is(results.filter((r) => r === 'ok').length, 1, results.join(','));
   t.is(results.filter((r) => r === 'ACCOUNT_ERR_EXISTS').length, 4, results.join(','));
   // The winner's password is the one stored.
   const winner = results.indexOf('ok');
-  t.truthy((await w.accounts.login('race', `password-${winner}`, '192.0.2.1')).token);
+  t.truthy((await login(w, 'race', `password-${winner}`, '192.0.2.1')).token);
+  // A finish whose answer was lost, sent again: the same record completes it.
+  await opaque.ready;
+  const start = opaque.client.startRegistration({ password: PASSWORD });
+  const { response } = await w.accounts.registerStart('retry', start.registrationRequest);
+  const fin = opaque.client.finishRegistration({ clientRegistrationState: start.clientRegistrationState, registrationResponse: response, password: PASSWORD, keyStretching: LIGHT });
+  const finish = { user: 'retry', record: fin.registrationRecord, x25519: key(1), ed25519: key(2), backup: BACKUP };
+  await w.accounts.registerFinish(finish);
+  t.truthy((await workers[1]!.accounts.registerFinish(finish)).token);
+  t.is(await code(w.accounts.registerFinish({ ...finish, record: fin.registrationRecord.replace(/.$/, (ch) => (ch === 'A' ? 'B' : 'A')) })), 'ACCOUNT_ERR_EXISTS', 'another record is another registrant');
 });
 
-test('accounts - a username is accepted iff it matches the rule; passwords are 8-1024 UTF-8 bytes', async (t) => {
-  // Validation is the property; a hasher that runs no scrypt keeps 300 registrations quick.
-  const nats = await startNats(t);
-  const nc = await connect({ servers: nats.url });
-  t.teardown(() => nc.close());
-  const gene = loadGenome({ sets: [FAST] }).messenger;
-  const stores = await ensureMessengerStores(nc, new Namespace(uniqueId()), gene);
-  const cheap: PasswordHasher = { hash: async (_p, params) => dummyHash(params), verify: async () => false, needsRehash: () => false };
-  const accounts = new Accounts(stores, gene, new RateLimiter(stores.rate, gene.loginWindowMs), new Sessions(stores.sessions, gene.sessionTtlMs), { hasher: cheap });
+test('accounts - a username is accepted iff it matches the rule', async (t) => {
+  const { w } = await setup(t);
+  await opaque.ready;
+  const request = opaque.client.startRegistration({ password: PASSWORD }).registrationRequest;
   const chars = [...'abcdefghijklmnopqrstuvwxyz0123456789_-', ...'AZ. */>é\u0000\n$'];
   await fc.assert(
     fc.asyncProperty(
       fc.oneof(fc.string({ unit: fc.constantFrom(...chars), maxLength: 40 }), fc.stringMatching(USER_NAME)),
       async (name) => {
-        const result = await code(accounts.register(name, PASSWORD));
+        const result = await code(w.accounts.registerStart(name, request));
         const accepted = result !== 'ACCOUNT_ERR_USERNAME';
         if (accepted !== USER_NAME.test(name)) throw new Error(`${JSON.stringify(name)}: ${result}`);
-        if (accepted && result !== 'ok' && result !== 'ACCOUNT_ERR_EXISTS') throw new Error(`${JSON.stringify(name)}: ${result}`);
+        if (accepted && result !== 'ok') throw new Error(`${JSON.stringify(name)}: ${result}`);
       },
     ),
     { numRuns: 300 },
   );
-  t.is(await code(accounts.register('pw-short', '1234567')), 'ACCOUNT_ERR_PASSWORD');
-  t.is(await code(accounts.register('pw-min', '12345678')), 'ok');
-  t.is(await code(accounts.register('pw-max', 'x'.repeat(1024))), 'ok');
-  t.is(await code(accounts.register('pw-long', 'x'.repeat(1025))), 'ACCOUNT_ERR_PASSWORD');
-  t.is(await code(accounts.register('pw-utf8', '\u00e9'.repeat(4))), 'ok', '4 characters, 8 bytes');
-  t.is(await code(accounts.register('pw-utf8-long', '\u00e9'.repeat(513))), 'ACCOUNT_ERR_PASSWORD', '513 characters, 1026 bytes');
-  t.is(await code(accounts.register('Upper', PASSWORD)), 'ACCOUNT_ERR_USERNAME');
+  t.is(await code(register(w, 'Upper')), 'ACCOUNT_ERR_USERNAME');
+  t.is(await code(w.accounts.registerFinish({ user: 'junk', record: 'not a record!', x25519: key(1), ed25519: key(2), backup: BACKUP })), 'TISSUE_ERR_BAD_REQUEST');
+  t.is(await code(register(w, 'shortkey', PASSWORD, undefined, { x25519: key(1, 31), ed25519: key(2) })), 'ACCOUNT_ERR_KEYS');
 });
 
-test('accounts - a wrong password and an unknown user are both AUTH_ERR_CREDENTIALS, each for one scrypt', async (t) => {
+test('accounts - a wrong password and an unknown user look alike: a response of the same size, then AUTH_ERR_CREDENTIALS', async (t) => {
   const { w } = await setup(t);
-  await w.accounts.register('alice', PASSWORD);
-  const before = w.calls.verify;
-  t.is(await code(w.accounts.login('alice', 'wrong password', '192.0.2.1')), 'AUTH_ERR_CREDENTIALS');
-  t.is(w.calls.verify, before + 1);
-  t.is(await code(w.accounts.login('nobody', PASSWORD, '192.0.2.1')), 'AUTH_ERR_CREDENTIALS');
-  t.is(w.calls.verify, before + 2, 'an unknown user still costs one scrypt');
-  // Names and passwords the rules refuse cannot match an account: no scrypt at all.
-  t.is(await code(w.accounts.login('No Such', PASSWORD, '192.0.2.1')), 'AUTH_ERR_CREDENTIALS');
-  t.is(await code(w.accounts.login('alice', 'short', '192.0.2.1')), 'AUTH_ERR_CREDENTIALS');
-  t.is(w.calls.verify, before + 2);
+  await register(w, 'alice');
+  await opaque.ready;
+  const start = opaque.client.startLogin({ password: PASSWORD });
+  const known = await w.accounts.loginStart('alice', start.startLoginRequest, '192.0.2.1');
+  const unknown = await w.accounts.loginStart('zelda', start.startLoginRequest, '192.0.2.1'); // a name of the same length
+  t.is(unknown.response.length, known.response.length);
+  t.is(unknown.state.length, known.state.length);
+  t.is(opaque.client.finishLogin({ clientLoginState: start.clientLoginState, loginResponse: unknown.response, password: PASSWORD, keyStretching: LIGHT }), undefined, 'the fake response opens nothing');
+  t.is(await code(login(w, 'alice', 'wrong password', '192.0.2.1')), 'AUTH_ERR_CREDENTIALS');
+  t.is(await code(w.accounts.loginStart('No Such', start.startLoginRequest, '192.0.2.1')), 'AUTH_ERR_CREDENTIALS', 'a name the rules refuse');
+  t.deepEqual(w.calls, { hash: 0, verify: 0 });
 });
 
-test('accounts - failed logins per user are limited organism-wide; the next attempt is refused before scrypt', async (t) => {
+test('accounts - failed logins per user are limited organism-wide; the next attempt is refused at login.start', async (t) => {
   const c = clock();
   const { workers, gene } = await setup(t, { workers: 2, now: c.now, sets: ['messenger.loginAttemptsPerUser=3', 'messenger.loginAttemptsPerIp=1000'] });
   const [a, b] = workers as [Worker, Worker];
-  await a.accounts.register('alice', PASSWORD);
+  await register(a, 'alice');
   // Successes do not count per user.
-  for (let i = 0; i < 5; i++) await (i % 2 ? a : b).accounts.login('alice', PASSWORD, `192.0.2.${i}`);
+  for (let i = 0; i < 5; i++) await login(i % 2 ? a : b, 'alice', PASSWORD, `192.0.2.${i}`);
   // Three failures, spread over both workers and three addresses.
-  t.is(await code(a.accounts.login('alice', 'wrong one', '198.51.100.1')), 'AUTH_ERR_CREDENTIALS');
-  t.is(await code(b.accounts.login('alice', 'wrong two', '198.51.100.2')), 'AUTH_ERR_CREDENTIALS');
-  t.is(await code(a.accounts.login('alice', 'wrong three', '198.51.100.3')), 'AUTH_ERR_CREDENTIALS');
-  const verifies = a.calls.verify + b.calls.verify;
+  t.is(await code(login(a, 'alice', 'wrong one', '198.51.100.1')), 'AUTH_ERR_CREDENTIALS');
+  t.is(await code(login(b, 'alice', 'wrong two', '198.51.100.2')), 'AUTH_ERR_CREDENTIALS');
+  t.is(await code(login(a, 'alice', 'wrong three', '198.51.100.3')), 'AUTH_ERR_CREDENTIALS');
   for (const w of [a, b]) {
-    const err = await t.throwsAsync(w.accounts.login('alice', PASSWORD, '203.0.113.9'));
+    const err = await t.throwsAsync(login(w, 'alice', PASSWORD, '203.0.113.9'));
     t.true(isCellularError(err, 'AUTH_ERR_RATE_LIMITED'), String(err));
     const retry = Number(/retryAfterMs=(\d+)/.exec(err!.message)?.[1]);
     t.true(retry > 0 && retry <= gene.loginWindowMs, err!.message);
   }
-  t.is(a.calls.verify + b.calls.verify, verifies, 'refused attempts run no scrypt');
   // Other users are untouched; the next window starts afresh.
-  await a.accounts.register('bob', PASSWORD);
-  t.truthy((await b.accounts.login('bob', PASSWORD, '203.0.113.9')).token);
+  await register(a, 'bob');
+  t.truthy((await login(b, 'bob', PASSWORD, '203.0.113.9')).token);
   c.at += gene.loginWindowMs;
-  t.truthy((await b.accounts.login('alice', PASSWORD, '203.0.113.9')).token);
+  t.truthy((await login(b, 'alice', PASSWORD, '203.0.113.9')).token);
 });
 
 test('accounts - concurrent wrong guesses on two workers cannot slip past the per-user limit', async (t) => {
   const { workers } = await setup(t, { workers: 2, sets: ['messenger.loginAttemptsPerUser=3', 'messenger.loginAttemptsPerIp=1000'] });
   const [a, b] = workers as [Worker, Worker];
-  await a.accounts.register('alice', PASSWORD);
-  const results = await Promise.all(Array.from({ length: 12 }, (_, i) => code((i % 2 ? a : b).accounts.login('alice', `wrong-guess-${i}`, `198.51.100.${i}`))));
+  await register(a, 'alice');
+  const results = await Promise.all(Array.from({ length: 12 }, (_, i) => code(login(i % 2 ? a : b, 'alice', `wrong-guess-${i}`, `198.51.100.${i}`))));
   t.is(results.filter((r) => r === 'AUTH_ERR_CREDENTIALS').length, 3, results.join(','));
   t.is(results.filter((r) => r === 'AUTH_ERR_RATE_LIMITED').length, 9, results.join(','));
-  t.is(a.calls.verify + b.calls.verify, 3, 'exactly the limit of scrypts ran');
 });
 
 test('accounts - every attempt from one address counts, organism-wide; an IPv6 /64 is one address', async (t) => {
   const { workers } = await setup(t, { workers: 2, sets: ['messenger.loginAttemptsPerIp=4', 'messenger.loginAttemptsPerUser=1000'] });
   const [a, b] = workers as [Worker, Worker];
-  await a.accounts.register('alice', PASSWORD);
-  await a.accounts.register('bob', PASSWORD);
+  await register(a, 'alice');
+  await register(a, 'bob');
   const ip = '2001:db8:1:2::7';
-  await a.accounts.login('alice', PASSWORD, ip);
-  t.is(await code(b.accounts.login('bob', 'wrong password', '2001:db8:1:2:ffff::1')), 'AUTH_ERR_CREDENTIALS');
-  await b.accounts.login('bob', PASSWORD, '2001:0db8:0001:0002:0000:0000:0000:0009');
-  t.is(await code(a.accounts.login('nobody', PASSWORD, ip)), 'AUTH_ERR_CREDENTIALS');
-  const verifies = a.calls.verify + b.calls.verify;
-  t.is(await code(b.accounts.login('alice', PASSWORD, ip)), 'AUTH_ERR_RATE_LIMITED', 'the 5th attempt, right password or not');
-  t.is(await code(a.accounts.login('bob', PASSWORD, ip)), 'AUTH_ERR_RATE_LIMITED');
-  t.is(a.calls.verify + b.calls.verify, verifies, 'refused attempts run no scrypt');
-  t.truthy((await a.accounts.login('alice', PASSWORD, '2001:db8:1:3::7')).token, 'another /64 is another address');
+  await login(a, 'alice', PASSWORD, ip);
+  t.is(await code(login(b, 'bob', 'wrong password', '2001:db8:1:2:ffff::1')), 'AUTH_ERR_CREDENTIALS');
+  await login(b, 'bob', PASSWORD, '2001:0db8:0001:0002:0000:0000:0000:0009');
+  t.is(await code(login(a, 'nobody', PASSWORD, ip)), 'AUTH_ERR_CREDENTIALS');
+  t.is(await code(login(b, 'alice', PASSWORD, ip)), 'AUTH_ERR_RATE_LIMITED', 'the 5th attempt, right password or not');
+  t.is(await code(login(a, 'bob', PASSWORD, ip)), 'AUTH_ERR_RATE_LIMITED');
+  t.is(await code(register(a, 'carl', PASSWORD, ip)), 'AUTH_ERR_RATE_LIMITED', 'a registration from it too');
+  t.truthy((await login(a, 'alice', PASSWORD, '2001:db8:1:3::7')).token, 'another /64 is another address');
   // IPv4 and its IPv6-mapped form are one address.
   t.is(ipBucket('::ffff:192.0.2.1'), '192.0.2.1');
   t.is(ipKey('::FFFF:192.0.2.1'), ipKey('192.0.2.1'));
@@ -335,23 +391,43 @@ test('sessions - expiry, revoke, revokeAll, malformed tokens, the per-user cap',
   t.is(await code(s.resolve(last.token)), 'AUTH_ERR_SESSION');
 });
 
-test('accounts - publishKeys and getKeys round trip; keys must be 32 bytes', async (t) => {
-  const { workers } = await setup(t, { workers: 2 });
+test('accounts - keys and backup: published at registration; replaced only with a grant (once) or a newer signature by the current identity key', async (t) => {
+  const c = clock();
+  const { workers } = await setup(t, { workers: 2, now: c.now });
   const [a, b] = workers as [Worker, Worker];
-  await a.accounts.register('alice', PASSWORD);
-  await a.accounts.register('bob', PASSWORD);
-  const key = (fill: number, n = 32) => new Uint8Array(n).fill(fill);
-  await a.accounts.publishKeys('alice', key(1), key(2));
-  await a.accounts.publishKeys('bob', key(3), key(4));
-  await b.accounts.publishKeys('bob', key(5), key(6)); // replaces
-  const got = await b.accounts.getKeys(['bob', 'nobody', 'alice', 'Not A Name', 'bob']);
-  t.deepEqual(got, [
-    { user: 'bob', x25519: key(5), ed25519: key(6) },
-    { user: 'alice', x25519: key(1), ed25519: key(2) },
+  const alice = { x: ed25519.utils.randomSecretKey() };
+  const alicePub = ed25519.getPublicKey(alice.x);
+  await register(a, 'alice', PASSWORD, undefined, { x25519: key(1), ed25519: alicePub });
+  await register(a, 'bob', PASSWORD, undefined, { x25519: key(3), ed25519: key(4) });
+  t.deepEqual(await b.accounts.getKeys(['bob', 'nobody', 'alice', 'Not A Name', 'bob']), [
+    { user: 'bob', x25519: key(3), ed25519: key(4) },
+    { user: 'alice', x25519: key(1), ed25519: alicePub },
   ]);
-  t.true(got.every((k) => k.x25519 instanceof Uint8Array && k.x25519.length === 32));
+  t.deepEqual(await b.accounts.getBackup('alice'), BACKUP);
+  // A session is not the owner.
+  t.is(await code(a.accounts.publishKeys('alice', key(5), key(6))), 'AUTH_ERR_PROOF');
+  t.is(await code(a.accounts.putBackup('alice', key(7, 106))), 'AUTH_ERR_PROOF');
+  // A signature by the current identity key over the owner statement.
+  const at = c.at;
+  const sign = (op: 'keys.publish' | 'keys.backup.put', payload: Uint8Array, when: number) => ed25519.sign(ownerStatement(op, 'alice', when, payload), alice.x);
+  const next = key(7, 106);
+  await a.accounts.putBackup('alice', next, { sig: sign('keys.backup.put', next, at), at });
+  t.deepEqual(await b.accounts.getBackup('alice'), next);
+  t.is(await code(b.accounts.putBackup('alice', next, { sig: sign('keys.backup.put', next, at), at })), 'AUTH_ERR_PROOF', 'not newer than the last: a replay');
+  t.is(await code(b.accounts.putBackup('alice', BACKUP, { sig: sign('keys.backup.put', next, at + 1), at: at + 1 })), 'AUTH_ERR_PROOF', 'signed for another blob');
+  t.is(await code(b.accounts.putBackup('alice', next, { sig: sign('keys.backup.put', next, at - 6 * 60_000), at: at - 6 * 60_000 })), 'AUTH_ERR_PROOF', 'too far from the server clock');
+  t.is(await code(b.accounts.publishKeys('alice', key(5), key(6), { sig: sign('keys.backup.put', Buffer.concat([key(5), key(6)]), at + 2), at: at + 2 })), 'AUTH_ERR_PROOF', 'signed for another operation');
+  // A grant (from a password login), once.
+  const { grant } = await login(b, 'alice', PASSWORD, '192.0.2.1');
+  await b.accounts.publishKeys('alice', key(5), key(6), { grant });
+  t.deepEqual(await a.accounts.getKeys(['alice']), [{ user: 'alice', x25519: key(5), ed25519: key(6) }]);
+  t.is(await code(b.accounts.publishKeys('alice', key(1), key(2), { grant })), 'AUTH_ERR_PROOF', 'used up');
+  const bobs = await login(b, 'bob', PASSWORD, '192.0.2.2');
+  t.is(await code(b.accounts.publishKeys('alice', key(1), key(2), { grant: bobs.grant })), 'AUTH_ERR_PROOF', "bob's grant");
+  const late = await login(b, 'alice', PASSWORD, '192.0.2.3');
+  c.at += 5 * 60_000;
+  t.is(await code(b.accounts.publishKeys('alice', key(1), key(2), { grant: late.grant })), 'AUTH_ERR_PROOF', 'expired');
   t.is(await code(a.accounts.publishKeys('alice', key(1, 31), key(2))), 'ACCOUNT_ERR_KEYS');
-  t.is(await code(a.accounts.publishKeys('alice', key(1), key(2, 33))), 'ACCOUNT_ERR_KEYS');
   t.is(await code(a.accounts.publishKeys('nobody', key(1), key(2))), 'ACCOUNT_ERR_NOT_FOUND');
   t.is(await code(a.accounts.publishKeys('Bad Name', key(1), key(2))), 'ACCOUNT_ERR_USERNAME');
   t.deepEqual(await a.accounts.getKeys([]), []);
@@ -359,7 +435,7 @@ test('accounts - publishKeys and getKeys round trip; keys must be 32 bytes', asy
 
 test('accounts - search finds usernames by prefix, sorted and limited', async (t) => {
   const { w } = await setup(t);
-  for (const u of ['alfred', 'alice', 'al_x', 'bob', 'albert', 'xal']) await w.accounts.register(u, PASSWORD);
+  for (const u of ['alfred', 'alice', 'al_x', 'bob', 'albert', 'xal']) await register(w, u);
   t.deepEqual(await w.accounts.search('al', 10), ['al_x', 'albert', 'alfred', 'alice']);
   t.deepEqual(await w.accounts.search('al', 2), ['al_x', 'albert']);
   t.deepEqual(await w.accounts.search('alice', 10), ['alice']);
@@ -369,34 +445,34 @@ test('accounts - search finds usernames by prefix, sorted and limited', async (t
   t.deepEqual(await w.accounts.search('al', 0), []);
 });
 
-test('accounts - deleteAccount removes the account, keys, sessions, cursor and (Inboxes.purge) stored messages', async (t) => {
+test('accounts - deleteAccount takes a grant, then removes the account, keys, sessions, cursor and (Inboxes.purge) stored messages', async (t) => {
   const { w, ns } = await setup(t);
   const subjects = new MessengerSubjects(ns);
   const inboxes = await Inboxes.open(w.nc, ns);
-  await w.accounts.register('carol', PASSWORD);
-  await w.accounts.register('dave', PASSWORD);
-  const s1 = await w.accounts.login('carol', PASSWORD, '192.0.2.1');
-  const s2 = await w.accounts.login('carol', PASSWORD, '192.0.2.2');
-  const daves = await w.accounts.login('dave', PASSWORD, '192.0.2.3');
-  await w.accounts.publishKeys('carol', new Uint8Array(32).fill(7), new Uint8Array(32).fill(8));
+  await register(w, 'carol');
+  await register(w, 'dave');
+  const s1 = await login(w, 'carol', PASSWORD, '192.0.2.1');
+  const s2 = await login(w, 'carol', PASSWORD, '192.0.2.2');
+  const daves = await login(w, 'dave', PASSWORD, '192.0.2.3');
   await w.stores.cursors.put('u.carol', codec.pack({ v: 1, seq: 2 }));
   const js = jetstream(w.nc);
   await js.publish(subjects.inbox('carol'), codec.pack({ body: 1 }));
   await js.publish(subjects.inbox('carol'), codec.pack({ body: 2 }));
   await js.publish(subjects.inbox('dave'), codec.pack({ body: 3 }));
 
-  t.is(await code(w.accounts.deleteAccount('carol', 'wrong password')), 'AUTH_ERR_CREDENTIALS');
-  t.true(await w.accounts.exists('carol'), 'a wrong password deletes nothing');
-  t.is(await code(w.accounts.deleteAccount('nobody', PASSWORD)), 'AUTH_ERR_CREDENTIALS');
+  t.is(await code(w.accounts.deleteAccount('carol', s1.token)), 'AUTH_ERR_PROOF', 'a session token is no grant');
+  t.is(await code(w.accounts.deleteAccount('carol', daves.grant)), 'AUTH_ERR_PROOF', "dave's grant");
+  t.true(await w.accounts.exists('carol'), 'nothing deleted');
 
-  await w.accounts.deleteAccount('carol', PASSWORD);
+  await w.accounts.deleteAccount('carol', s1.grant);
   t.is(await inboxes.purge('carol'), 2);
   t.false(await w.accounts.exists('carol'));
   t.deepEqual(await w.accounts.getKeys(['carol']), []);
+  t.is(await w.accounts.getBackup('carol'), null);
   t.is(await code(w.sessions.resolve(s1.token)), 'AUTH_ERR_SESSION');
   t.is(await code(w.sessions.resolve(s2.token)), 'AUTH_ERR_SESSION');
   t.not((await w.stores.cursors.get('u.carol'))?.operation, 'PUT');
-  t.is(await code(w.accounts.login('carol', PASSWORD, '192.0.2.1')), 'AUTH_ERR_CREDENTIALS');
+  t.is(await code(login(w, 'carol', PASSWORD, '192.0.2.1')), 'AUTH_ERR_CREDENTIALS');
   t.deepEqual(await w.accounts.search('carol', 10), []);
   const jsm = await jetstreamManager(w.nc);
   const info = await jsm.streams.info(w.stores.messages, { subjects_filter: subjects.inboxes });
@@ -404,35 +480,44 @@ test('accounts - deleteAccount removes the account, keys, sessions, cursor and (
   t.deepEqual(Object.keys(info.state.subjects ?? {}), [subjects.inbox('dave')]);
   t.is((await w.sessions.resolve(daves.token)).user, 'dave');
   // The name is free again (create over the delete marker).
-  await w.accounts.register('carol', 'a new password');
-  t.truthy((await w.accounts.login('carol', 'a new password', '192.0.2.1')).token);
+  await register(w, 'carol', 'a new password');
+  t.truthy((await login(w, 'carol', 'a new password', '192.0.2.1')).token);
+  t.is(await code(w.accounts.deleteAccount('carol', s2.grant)), 'AUTH_ERR_PROOF', "the old account's grant went with it");
   t.is(await code(inboxes.purge('*')), 'ACCOUNT_ERR_USERNAME', 'a wildcard never reaches the purge');
 });
 
-test('accounts - a login rehashes a password made at a lower cost than the genome now asks', async (t) => {
-  const { w, gene } = await setup(t);
-  await w.accounts.register('alice', PASSWORD);
-  const hashOf = async () => (codec.unpack((await w.stores.accounts.get('u.alice'))!.value) as { hash: string }).hash;
-  t.regex(await hashOf(), /^\$scrypt\$ln=12,/);
-  // Another worker under a genome that raised the cost.
-  const raised = loadGenome({ sets: ['messenger.scryptLogN=13'] }).messenger;
-  t.is(gene.scryptLogN, 12);
-  const w13 = worker(w.nc, w.stores, raised);
-  t.truthy((await w13.accounts.login('alice', PASSWORD, '192.0.2.1')).token);
-  t.regex(await hashOf(), /^\$scrypt\$ln=13,r=8,p=1\$/);
-  t.deepEqual(w13.calls, { hash: 1, verify: 1 });
-  t.truthy((await w13.accounts.login('alice', PASSWORD, '192.0.2.1')).token);
-  t.deepEqual(w13.calls, { hash: 1, verify: 2 }, 'no second rehash');
-  t.truthy((await w13.accounts.login('alice', PASSWORD, '192.0.2.1')).token, 'the new hash verifies');
+test('accounts - a v1 account: login.start says AUTH_ERR_LEGACY; the password login answers only for it; the upgrade takes its grant', async (t) => {
+  const { w } = await setup(t, { sets: ['messenger.loginAttemptsPerUser=1000'] });
+  await w.stores.accounts.put('u.old', encode({ v: 1, user: 'old', hash: await hashPassword(PASSWORD, { logN: 12, r: 8, p: 1 }), created: 5 }));
+  await register(w, 'new');
+  await opaque.ready;
+  const start = opaque.client.startLogin({ password: PASSWORD });
+  t.is(await code(w.accounts.loginStart('old', start.startLoginRequest, '192.0.2.1')), 'AUTH_ERR_LEGACY');
+  t.is(await code(w.accounts.legacyLogin('new', PASSWORD, '192.0.2.1')), 'AUTH_ERR_CREDENTIALS', 'never for an OPAQUE account');
+  t.is(await code(w.accounts.legacyLogin('nobody', PASSWORD, '192.0.2.1')), 'AUTH_ERR_CREDENTIALS');
+  t.is(await code(w.accounts.legacyLogin('old', 'wrong password', '192.0.2.1')), 'AUTH_ERR_CREDENTIALS');
+  t.is(w.calls.verify, 3, 'one scrypt each, whatever the account');
+  const s = await w.accounts.legacyLogin('old', PASSWORD, '192.0.2.1');
+  const reg = opaque.client.startRegistration({ password: PASSWORD });
+  const { response } = await w.accounts.upgradeStart('old', reg.registrationRequest);
+  const fin = opaque.client.finishRegistration({ clientRegistrationState: reg.clientRegistrationState, registrationResponse: response, password: PASSWORD, keyStretching: LIGHT });
+  t.is(await code(w.accounts.upgradeFinish('old', fin.registrationRecord, BACKUP, s.token)), 'AUTH_ERR_PROOF', 'a session is not the owner');
+  await w.accounts.upgradeFinish('old', fin.registrationRecord, BACKUP, s.grant);
+  t.like(codec.unpack((await w.stores.accounts.get('u.old'))!.value), { v: 2, created: 5 });
+  t.truthy((await login(w, 'old', PASSWORD, '192.0.2.1')).token, 'OPAQUE from now on');
+  t.is(await code(w.accounts.legacyLogin('old', PASSWORD, '192.0.2.1')), 'AUTH_ERR_CREDENTIALS', 'and the password login is closed');
 });
 
-test('accounts - a tampered stored hash is STORE_ERR_RECORD, not a login', async (t) => {
+test('accounts - a tampered account record is STORE_ERR_RECORD, not a login', async (t) => {
   const { w } = await setup(t);
-  await w.accounts.register('alice', PASSWORD);
-  const e = (await w.stores.accounts.get('u.alice'))!;
-  const record = codec.unpack(e.value) as { hash: string };
-  await w.stores.accounts.put('u.alice', codec.pack({ ...record, hash: record.hash.replace(/\$[^$]+$/, '$AAAA') }));
-  t.is(await code(w.accounts.login('alice', PASSWORD, '192.0.2.1')), 'STORE_ERR_RECORD');
-  await w.stores.accounts.put('u.alice', codec.pack({ v: 1, user: 'mallory', hash: record.hash, created: 1 }));
-  t.is(await code(w.accounts.login('alice', PASSWORD, '192.0.2.1')), 'STORE_ERR_RECORD', 'a record for another name');
+  await register(w, 'alice');
+  const record = codec.unpack((await w.stores.accounts.get('u.alice'))!.value) as Record<string, unknown>;
+  await w.stores.accounts.put('u.alice', codec.pack({ ...record, opaque: 'has spaces' }));
+  t.is(await code(login(w, 'alice', PASSWORD, '192.0.2.1')), 'STORE_ERR_RECORD');
+  await w.stores.accounts.put('u.alice', codec.pack({ ...record, user: 'mallory' }));
+  t.is(await code(login(w, 'alice', PASSWORD, '192.0.2.1')), 'STORE_ERR_RECORD', 'a record for another name');
+  await w.stores.accounts.put('u.alice', codec.pack({ ...record, v: 3 }));
+  t.is(await code(login(w, 'alice', PASSWORD, '192.0.2.1')), 'STORE_ERR_RECORD', 'a version this worker does not know');
+  await w.stores.accounts.put('opaque.setup', codec.pack({ v: 1, setup: 'short' }));
+  t.is(await code(OpaqueServer.open(w.stores.accounts)), 'STORE_ERR_RECORD', 'a mangled setup secret is refused, never replaced');
 });

@@ -10,16 +10,25 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { encode } from 'msgpackr';
+import { decode, encode } from 'msgpackr';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { CensusEntry } from '../../organism/kernel/census.ts';
 import { Organism } from '../../organism/grow/organism.ts';
 import { openReply } from '../../organism/kernel/reply.ts';
 import { MessengerSubjects } from '../../cells/messenger/subjects.ts';
 import { generateIdentity } from '../../client/crypto/envelope.ts';
-import { backupKeys, restoreKeys } from '../../client/crypto/key-backup.ts';
+import { backupKeys, openBackup } from '../../client/crypto/key-backup.ts';
+import { formatRecoveryKey, newRecoveryKey, parseRecoveryKey } from '../../client/crypto/recovery-key.ts';
+import { KEY_STRETCHING } from '../../client/crypto/opaque-client.ts';
+import * as opaque from '@serenity-kit/opaque';
+import { Kvm } from '@nats-io/kv';
+import { openMessengerStores } from '../../cells/messenger/stores.ts';
+import { scryptHasher } from '../../cells/worker/password.ts';
+import { logIn, openStoredBackup, registerAccount } from '../../client/app/account.ts';
 import { ChatClient, FrameError } from '../helpers/chat-client.ts';
-import type { ServerFrame } from '../../organism/wire/frames.ts';
+import { ownerStatement } from '../../cells/worker/accounts.ts';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { encodeClientFrame, type ServerFrame } from '../../organism/wire/frames.ts';
 import { until } from '../helpers/grow.ts';
 import { liveReceivers, messengerGenome, startOrganism } from '../helpers/organism.ts';
 
@@ -49,12 +58,12 @@ async function messenger(t: ExecutionContext, sets: string[] = [], options: { fr
     clients.push(c);
     return c;
   };
-  /** A registered, logged-in user on a fresh socket. */
+  /** A registered (OPAQUE, as the page does), logged-in user on a fresh socket. */
   const user = async (name: string, url?: string) => {
     const c = await connect(url);
-    await c.request({ t: 'register', user: name, password: `pw-${name}-secret` });
-    const s = await c.request<{ t: 'session'; token: string; user: string } & never>({ t: 'login', user: name, password: `pw-${name}-secret` });
-    return { c, token: (s as { token: string }).token };
+    const identity = generateIdentity();
+    const r = await registerAccount(c, name, `pw-${name}-secret`, identity);
+    return { c, token: r.session.token, identity, exportKey: r.exportKey };
   };
   return { o, nats, genome, receivers, url: first, front: `http://127.0.0.1:${frontPort}`, connect, user, storeDir: join(dirname(nats.configPath), 'jetstream') };
 }
@@ -79,7 +88,9 @@ const code = async (p: Promise<unknown>) => {
     await p;
     return 'resolved';
   } catch (e) {
-    return e instanceof FrameError ? e.code : String(e);
+    // The server's FrameError, or the client's own (account.ts finds a wrong password itself).
+    const c = (e as { code?: unknown }).code;
+    return e instanceof FrameError || typeof c === 'string' ? String(c) : String(e);
   }
 };
 
@@ -88,16 +99,14 @@ test.serial('messenger - register, log in, publish and fetch keys, search users;
   const alice = await m.user('alice');
   const hello = await alice.c.request({ t: 'hello' });
   t.is(hello.t, 'welcome');
-  const x = randomBytes(32);
-  const ed = randomBytes(32);
-  await alice.c.request({ t: 'keys.publish', x25519: x, ed25519: ed });
+  const x = alice.identity.x25519.publicKey; // published by register.finish
   // bob registers but is not logged in: offline.
   const b0 = await m.connect();
-  await b0.request({ t: 'register', user: 'bob', password: 'pw-bob-secret' });
+  await registerAccount(b0, 'bob', 'pw-bob-secret', generateIdentity());
   b0.close();
   const keys = await alice.c.request({ t: 'keys.get', users: ['alice', 'nobody'] }) as unknown as { keys: { user: string; x25519: Uint8Array }[] };
   t.deepEqual(keys.keys.map((k) => k.user), ['alice']);
-  t.deepEqual(Buffer.from(keys.keys[0]!.x25519), x);
+  t.deepEqual(Buffer.from(keys.keys[0]!.x25519), Buffer.from(x));
   const found = await alice.c.request({ t: 'users', query: 'b' }) as unknown as { users: { user: string }[] };
   t.deepEqual(found.users.map((u) => u.user), ['bob']);
 
@@ -109,7 +118,7 @@ test.serial('messenger - register, log in, publish and fetch keys, search users;
   t.is((await alice.c.request({ t: 'send', msg: ids[0], to: 'bob', body: seal('offline message 0') }) as unknown as { seq: number }).seq, seqs[0]!);
 
   const bob = await m.connect();
-  const s = await bob.request({ t: 'login', user: 'bob', password: 'pw-bob-secret' }) as unknown as { token: string };
+  const s = (await logIn(bob, 'bob', 'pw-bob-secret')).session;
   await bob.until(() => bob.inbox.length === 3, 5_000);
   t.deepEqual(bob.inbox.map((d) => d.msg), ids);
   t.true(bob.inbox.every((d) => d.from === 'alice' && d.to === 'bob'));
@@ -156,13 +165,18 @@ test.serial('messenger - every bad frame gets an error frame with its code, the 
   t.is((await c.raw(encode({ v: 1, t: 'ping', id: 4, pad: 'x'.repeat(5000) }))).code, 'PROTO_ERR_TOO_LARGE');
   t.is(await code(c.request({ t: 'send', msg: msgId(), to: 'bob', body: seal('before login') })), 'AUTH_ERR_REQUIRED');
   t.is(await code(c.request({ t: 'resume', token: 'not-a-token' })), 'AUTH_ERR_SESSION');
-  t.is(await code(c.request({ t: 'register', user: 'No Spaces', password: 'long enough' })), 'ACCOUNT_ERR_USERNAME');
-  t.is(await code(c.request({ t: 'register', user: 'carol', password: 'short' })), 'ACCOUNT_ERR_PASSWORD');
-  await c.request({ t: 'register', user: 'carol', password: 'long enough' });
-  t.is(await code(c.request({ t: 'register', user: 'carol', password: 'long enough' })), 'ACCOUNT_ERR_EXISTS');
-  t.is(await code(c.request({ t: 'login', user: 'carol', password: 'wrong password' })), 'AUTH_ERR_CREDENTIALS');
-  t.is(await code(c.request({ t: 'login', user: 'nobody', password: 'wrong password' })), 'AUTH_ERR_CREDENTIALS');
-  await c.request({ t: 'login', user: 'carol', password: 'long enough' });
+  t.is(await code(registerAccount(c, 'No Spaces', 'long enough', generateIdentity())), 'ACCOUNT_ERR_USERNAME');
+  t.is(await code(registerAccount(c, 'carol', 'short', generateIdentity())), 'ACCOUNT_ERR_PASSWORD', 'refused in the client: no server sees a password');
+  await registerAccount(c, 'carol', 'long enough', generateIdentity());
+  t.is(await code(registerAccount(c, 'carol', 'long enough', generateIdentity())), 'ACCOUNT_ERR_EXISTS');
+  t.is(await code(logIn(c, 'carol', 'wrong password')), 'AUTH_ERR_CREDENTIALS');
+  t.is(await code(logIn(c, 'nobody', 'wrong password')), 'AUTH_ERR_CREDENTIALS');
+  // The server's own word on a forged finish (a client that skips OPAQUE's check).
+  const started = await c.request<Extract<ServerFrame, { t: 'login.response' }>>({ t: 'login.start', user: 'carol', request: 'AAAA' }).catch((e: unknown) => e);
+  t.is((started as { code?: string }).code, 'TISSUE_ERR_BAD_REQUEST', 'a login.start that is not an OPAQUE message');
+  t.is(await code(c.request({ t: 'login.finish', user: 'carol', finish: 'AAAA', state: randomBytes(64) })), 'AUTH_ERR_CREDENTIALS', 'a state no worker sealed');
+  t.is(await code(c.request({ t: 'login', user: 'carol', password: 'long enough' })), 'AUTH_ERR_CREDENTIALS', 'the password login answers only for accounts from before OPAQUE');
+  await logIn(c, 'carol', 'long enough');
   t.is(await code(c.request({ t: 'send', msg: msgId(), to: 'nobody', body: seal('to nobody') })), 'ACCOUNT_ERR_NOT_FOUND');
   t.is(await code(c.request({ t: 'send', msg: msgId(), to: 'carol', body: randomBytes(3000) })), 'PROTO_ERR_TOO_LARGE');
   t.is(await code(c.request({ t: 'deliver.ack', seq: 999_999 })), 'PROTO_ERR_BAD_FIELD');
@@ -484,17 +498,20 @@ test.serial('messenger - deleting an account removes the account, its keys, its 
   const m = await messenger(t);
   const joe = await m.user('joe');
   const kim = await m.user('kim');
-  await kim.c.request({ t: 'keys.publish', x25519: randomBytes(32), ed25519: randomBytes(32) });
   for (let i = 0; i < 5; i++) await joe.c.request({ t: 'send', msg: msgId(), to: 'kim', body: seal(`for kim ${i}`) });
   const jsm = await jetstreamManager(m.o.observer.nc);
   const stream = m.o.observer.ns.stream('messages');
   const kimsInbox = new MessengerSubjects(m.o.observer.ns).inbox('kim');
   const inKim = async () => (await jsm.streams.info(stream, { subjects_filter: kimsInbox })).state.subjects?.[kimsInbox] ?? 0;
   t.is(await inKim(), 5);
-  t.is(await code(kim.c.request({ t: 'account.delete', password: 'not my password' })), 'AUTH_ERR_CREDENTIALS');
+  // A session alone (a thief's) deletes nothing: it takes the grant of a login just made.
+  t.is(await code(kim.c.request({ t: 'account.delete', grant: randomBytes(32).toString('base64url') })), 'AUTH_ERR_PROOF');
+  t.is(await code(kim.c.request({ t: 'account.delete', grant: joe.token })), 'AUTH_ERR_PROOF', 'a session token is not a grant');
   const kim2 = await m.connect();
   await kim2.request({ t: 'hello', session: kim.token });
-  await kim.c.request({ t: 'account.delete', password: 'pw-kim-secret' });
+  const { grant } = (await logIn(await m.connect(), 'kim', 'pw-kim-secret')).session;
+  t.is(await code(joe.c.request({ t: 'account.delete', grant: grant! })), 'AUTH_ERR_PROOF', "kim's grant does not delete joe");
+  await kim.c.request({ t: 'account.delete', grant: grant! });
   t.is((await kim.c.closed).code, 4004);
   t.is((await kim2.closed).code, 4004, "the user's other sockets end too");
   t.is(await inKim(), 0, 'the inbox is purged');
@@ -502,25 +519,26 @@ test.serial('messenger - deleting an account removes the account, its keys, its 
   t.is(await code(joe.c.request({ t: 'send', msg: msgId(), to: 'kim', body: seal('too late') })), 'ACCOUNT_ERR_NOT_FOUND');
   const c = await m.connect();
   t.is(await code(c.request({ t: 'resume', token: kim.token })), 'AUTH_ERR_SESSION', 'sessions gone');
-  t.is(await code(c.request({ t: 'login', user: 'kim', password: 'pw-kim-secret' })), 'AUTH_ERR_CREDENTIALS', 'account gone');
-  await c.request({ t: 'register', user: 'kim', password: 'a-new-owner' });
+  t.is(await code(logIn(c, 'kim', 'pw-kim-secret')), 'AUTH_ERR_CREDENTIALS', 'account gone');
+  await registerAccount(c, 'kim', 'a-new-owner', generateIdentity());
   t.is(await code(c.request({ t: 'resume', token: kim.token })), 'AUTH_ERR_SESSION', "the old token does not open the name's new account");
 });
 
-test.serial('messenger - logins and registrations from one address are limited organism-wide, before any scrypt', async (t) => {
+test.serial('messenger - logins and registrations from one address are limited organism-wide, before any OPAQUE work', async (t) => {
   // A day-long window: the counter is a fixed window (floor(now / window)), and a test that
   // straddled a minute boundary would start counting again half way (seen once in CI).
   const m = await messenger(t, ['messenger.loginAttemptsPerIp=4', 'messenger.loginWindowMs=86400000']);
   const c = await m.connect();
-  await c.request({ t: 'register', user: 'ned', password: 'pw-ned-secret' }); // 1
-  await c.request({ t: 'login', user: 'ned', password: 'pw-ned-secret' }); // 2
-  t.is(await code(c.request({ t: 'login', user: 'ned', password: 'wrong-password' })), 'AUTH_ERR_CREDENTIALS'); // 3
-  await c.request({ t: 'register', user: 'ola', password: 'pw-ola-secret' }); // 4
-  t.is(await code(c.request({ t: 'register', user: 'pat', password: 'pw-pat-secret' })), 'AUTH_ERR_RATE_LIMITED');
-  t.is(await code(c.request({ t: 'login', user: 'ned', password: 'pw-ned-secret' })), 'AUTH_ERR_RATE_LIMITED', 'even with the right password');
+  // register.finish and login.start count (register.start claims nothing, login.finish finishes a counted attempt).
+  await registerAccount(c, 'ned', 'pw-ned-secret', generateIdentity()); // 1
+  await logIn(c, 'ned', 'pw-ned-secret'); // 2
+  t.is(await code(logIn(c, 'ned', 'wrong-password')), 'AUTH_ERR_CREDENTIALS'); // 3
+  await registerAccount(c, 'ola', 'pw-ola-secret', generateIdentity()); // 4
+  t.is(await code(registerAccount(c, 'pat', 'pw-pat-secret', generateIdentity())), 'AUTH_ERR_RATE_LIMITED');
+  t.is(await code(logIn(c, 'ned', 'pw-ned-secret')), 'AUTH_ERR_RATE_LIMITED', 'even with the right password');
   // A second receiver socket is the same address: the budget is organism-wide.
   const d = await m.connect();
-  t.is(await code(d.request({ t: 'login', user: 'ola', password: 'pw-ola-secret' })), 'AUTH_ERR_RATE_LIMITED');
+  t.is(await code(logIn(d, 'ola', 'pw-ola-secret')), 'AUTH_ERR_RATE_LIMITED');
 });
 
 test.serial('messenger - presence is merged across a user\'s sockets and receivers, goes only to the user\'s contacts, and a dead receiver takes its users offline', async (t) => {
@@ -563,25 +581,42 @@ test.serial('messenger - presence is merged across a user\'s sockets and receive
   t.is(presence(vic.c, 'una').at(-1), false);
 });
 
-test.serial('messenger - a password-sealed key backup stored from one browser is fetched on another and opens there; it goes with the account', async (t) => {
+test.serial('messenger - the key backup stored at registration opens on another browser with the login\'s export key; replacing it needs the owner; it goes with the account', async (t) => {
   const m = await messenger(t);
   const viv = await m.user('viv');
-  const identity = generateIdentity();
-  const blob = await backupKeys(identity, 'viv', 'pw-viv-secret', { logN: 10, r: 8, p: 1 });
-  t.is(((await viv.c.request({ t: 'keys.backup.get' })) as unknown as { blob: unknown }).blob, null, 'none yet');
-  await viv.c.request({ t: 'keys.backup.put', blob });
   // "Another browser": a new socket, a new login, the same password.
   const other = await m.connect();
-  await other.request({ t: 'login', user: 'viv', password: 'pw-viv-secret' });
-  const got = (await other.request({ t: 'keys.backup.get' })) as unknown as { blob: Uint8Array };
-  t.deepEqual(new Uint8Array(got.blob), blob, 'the server gives back exactly what it was given');
-  t.deepEqual((await restoreKeys(got.blob, 'viv', 'pw-viv-secret')).ed25519.publicKey, identity.ed25519.publicKey);
+  const login = await logIn(other, 'viv', 'pw-viv-secret');
+  t.deepEqual(login.exportKey, viv.exportKey, 'the export key is the same at every login with the password');
+  const opened = await openStoredBackup(other, 'viv', login.exportKey);
+  t.deepEqual(opened.ed25519.secretKey, viv.identity.ed25519.secretKey);
+  t.deepEqual(opened.x25519.secretKey, viv.identity.x25519.secretKey);
   t.is(await code(m.connect().then((c) => c.request({ t: 'keys.backup.get' }))), 'AUTH_ERR_REQUIRED', 'only for the logged-in user');
-  await other.request({ t: 'account.delete', password: 'pw-viv-secret' });
-  const fresh = await m.connect();
-  await fresh.request({ t: 'register', user: 'viv', password: 'a-new-owner' });
-  await fresh.request({ t: 'login', user: 'viv', password: 'a-new-owner' });
-  t.is(((await fresh.request({ t: 'keys.backup.get' })) as unknown as { blob: unknown }).blob, null, 'the old backup went with the old account');
+  // A thief with viv's session cannot replace the backup (or the keys): it takes the owner.
+  const thief = await m.connect();
+  await thief.request({ t: 'hello', session: viv.token });
+  const junk = randomBytes(106);
+  t.is(await code(thief.request({ t: 'keys.backup.put', blob: junk })), 'AUTH_ERR_PROOF');
+  t.is(await code(thief.request({ t: 'keys.publish', x25519: randomBytes(32), ed25519: randomBytes(32) })), 'AUTH_ERR_PROOF');
+  t.is(await code(thief.request({ t: 'keys.backup.put', blob: junk, sig: randomBytes(64), at: Date.now() })), 'AUTH_ERR_PROOF', 'a signature by any other key');
+  // The owner: a signature by the current identity key over the owner statement, once.
+  const at = Date.now();
+  const statement = ownerStatement('keys.backup.put', 'viv', at, junk);
+  const sig = ed25519.sign(statement, viv.identity.ed25519.secretKey);
+  await viv.c.request({ t: 'keys.backup.put', blob: junk, sig, at });
+  t.is(await code(thief.request({ t: 'keys.backup.put', blob: junk, sig, at })), 'AUTH_ERR_PROOF', 'a captured statement is not replayed');
+  // Or the grant of a fresh login (used once), as for a new identity after a lost backup.
+  const fresh = generateIdentity();
+  await other.request({ t: 'keys.publish', x25519: fresh.x25519.publicKey, ed25519: fresh.ed25519.publicKey, grant: login.session.grant! });
+  t.is(await code(other.request({ t: 'keys.backup.put', blob: junk, grant: login.session.grant! })), 'AUTH_ERR_PROOF', 'a grant is used once');
+  const keys = (await viv.c.request({ t: 'keys.get', users: ['viv'] })) as unknown as { keys: { ed25519: Uint8Array }[] };
+  t.deepEqual(new Uint8Array(keys.keys[0]!.ed25519), fresh.ed25519.publicKey);
+  const { grant } = (await logIn(other, 'viv', 'pw-viv-secret')).session;
+  await other.request({ t: 'account.delete', grant: grant! });
+  const again = await m.connect();
+  await registerAccount(again, 'viv', 'a-new-owner', generateIdentity());
+  const blob = ((await again.request({ t: 'keys.backup.get' })) as unknown as { blob: Uint8Array }).blob;
+  t.throws(() => openBackup(blob, 'viv', { mode: 'password', exportKey: viv.exportKey }), undefined, "the old account's secret does not open the new account's backup");
 });
 
 test.serial('messenger - kill -9 of the only worker: requests made while it is regrown wait for the new one instead of failing (no responders is retried, never a timeout)', async (t) => {
@@ -596,11 +631,11 @@ test.serial('messenger - kill -9 of the only worker: requests made while it is r
   // Straight after the kill no worker listens: these find no responders and wait for the regrown one.
   const [users, reg] = await Promise.all([
     ann.c.request({ t: 'users', query: 'a' }),
-    m.connect().then((c) => c.request({ t: 'register', user: 'bea', password: 'pw-bea-secret' })),
+    m.connect().then((c) => registerAccount(c, 'bea', 'pw-bea-secret', generateIdentity())),
   ]);
   t.log(`answered ${Date.now() - diedAt} ms after the kill`);
   t.true((users as unknown as { users: { user: string }[] }).users.some((u) => u.user === 'ann'));
-  t.is((reg as unknown as { t: string }).t, 'ok');
+  t.is(reg.session.user, 'bea');
   const regrown = m.o.observer.census.living().filter((c) => c.tissue === 'worker' && c.state === 'alive');
   t.true(regrown.length >= 1 && regrown.every((c) => c.id !== worker!.id), 'a new worker answered');
 });
@@ -611,7 +646,7 @@ test.serial('messenger - with no worker for workerWaitMs a request fails with TI
   const worker = m.o.observer.census.living().find((e) => e.tissue === 'worker' && e.state === 'alive');
   process.kill(worker!.pid!, 'SIGKILL');
   await sleep(300);
-  t.is(await code(c.request({ t: 'register', user: 'cat', password: 'pw-cat-secret' })), 'TISSUE_ERR_UNAVAILABLE');
+  t.is(await code(registerAccount(c, 'cat', 'pw-cat-secret', generateIdentity())), 'TISSUE_ERR_UNAVAILABLE');
   t.is(await code(c.request({ t: 'keys.backup.get' })), 'AUTH_ERR_REQUIRED', 'the socket still answers');
 });
 
@@ -637,4 +672,114 @@ test.serial('messenger - kill -9 of the broker and a restart: a logged-in socket
   t.deepEqual(bob.c.inbox.slice(1).map((d) => d.msg), sent, 'every message after the restart, in order, on the same socket');
   t.is(bob.c.duplicates, 0);
   t.is(bob.c.ws.readyState, bob.c.ws.OPEN, 'bob never had to reconnect');
+});
+
+test.serial('messenger - attacker: the password crosses no socket and no NATS subject, and what the server stores and sees opens the key backup only by guessing the password, one Argon2id run per guess', async (t) => {
+  const m = await messenger(t);
+  const password = 'correct horse battery staple ✓';
+  const forms = [Buffer.from(password), Buffer.from(password.normalize('NFD')), Buffer.from(Buffer.from(password).toString('base64')), Buffer.from(Buffer.from(password).toString('base64url')), Buffer.from(Buffer.from(password).toString('hex'))];
+  const carries = (bytes: Uint8Array) => forms.some((f) => Buffer.from(bytes).includes(f));
+  // Everything on the broker, as a cell holding the broker token would see it.
+  const nc = m.o.observer.nc;
+  const seen: Uint8Array[] = [];
+  const sub = nc.subscribe('>', { callback: (_e, msg) => {
+    seen.push(msg.data);
+    for (const [k, v] of msg.headers ?? []) seen.push(Buffer.from(`${k}: ${v.join(',')}`));
+  } });
+  t.teardown(() => sub.unsubscribe());
+  await nc.flush();
+  // Every frame the client sends, encoded as it goes out.
+  const c = await m.connect();
+  const frames: Uint8Array[] = [];
+  const spy = { request: (f: Record<string, unknown>) => (frames.push(encodeClientFrame({ v: 1, id: 1, ...f } as never)), c.request(f)) };
+  const identity = generateIdentity();
+  await registerAccount(spy, 'zoe', password, identity);
+  const login = await logIn(spy, 'zoe', password);
+  t.is(await code(logIn(spy, 'zoe', `${password}!`)), 'AUTH_ERR_CREDENTIALS');
+  await nc.flush();
+  t.true(frames.length >= 5 && seen.length > 10, `${frames.length} frames, ${seen.length} NATS messages looked at`);
+  t.deepEqual(frames.filter(carries).length, 0, 'no frame the page sends carries the password');
+  t.deepEqual(seen.filter(carries).length, 0, 'no NATS message carries it');
+
+  // What the server stores: the OPAQUE setup secret and record, the backup. Nothing it holds or saw is the key.
+  const kvm = new Kvm(nc);
+  const accounts = await kvm.open(m.o.observer.ns.bucket('accounts'));
+  const setup = (decode((await accounts.get('opaque.setup'))!.value) as { setup: string }).setup;
+  const record = (decode((await accounts.get('u.zoe'))!.value) as { v: number; opaque: string });
+  t.is(record.v, 2);
+  const blob = ((await c.request({ t: 'keys.backup.get' })) as unknown as { blob: Uint8Array }).blob;
+  const b64 = (s: string) => Buffer.from(s, 'base64url');
+  const candidates = [b64(setup), b64(record.opaque), ...seen.filter((x) => x.length >= 32)];
+  const opens = candidates.filter((k) => {
+    try {
+      openBackup(blob, 'zoe', { mode: 'password', exportKey: new Uint8Array(k.subarray(0, 64)) });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  t.is(opens.length, 0, `none of ${candidates.length} stored or seen byte strings opens the backup`);
+  // Holding the setup and the record, the server can guess offline — at one Argon2id run per guess (no precomputation: the OPRF key is per user).
+  await opaque.ready;
+  const guess = (pw: string) => {
+    const started = opaque.client.startLogin({ password: pw });
+    const server = opaque.server.startLogin({ serverSetup: setup, userIdentifier: 'zoe', registrationRecord: record.opaque, startLoginRequest: started.startLoginRequest });
+    return opaque.client.finishLogin({ clientLoginState: started.clientLoginState, loginResponse: server.loginResponse, password: pw, keyStretching: { 'argon2id-custom': { ...KEY_STRETCHING['argon2id-custom'] } } });
+  };
+  const t0 = performance.now();
+  for (const wrong of ['123456', 'password', 'correct horse battery staple']) t.is(guess(wrong), undefined);
+  t.log(`an offline guess costs ${((performance.now() - t0) / 3).toFixed(0)} ms of Argon2id here (64 MiB, 3 passes)`);
+  const right = guess(password);
+  t.truthy(right, 'the right guess opens it: the backup is as strong as the password against a server that holds its setup secret');
+  t.deepEqual(openBackup(blob, 'zoe', { mode: 'password', exportKey: b64(right!.exportKey) }).ed25519.publicKey, identity.ed25519.publicKey);
+  t.deepEqual(b64(right!.exportKey), Buffer.from(login.exportKey));
+});
+
+test.serial('messenger - a recovery-key backup opens with the recovery key only: not with the password, so not by any guess of it', async (t) => {
+  const m = await messenger(t);
+  const c = await m.connect();
+  const identity = generateIdentity();
+  const recoveryKey = newRecoveryKey();
+  const r = await registerAccount(c, 'rey', 'pw-rey-secret', identity, recoveryKey);
+  const other = await m.connect();
+  const login = await logIn(other, 'rey', 'pw-rey-secret');
+  t.deepEqual(login.exportKey, r.exportKey);
+  t.is(await code(openStoredBackup(other, 'rey', login.exportKey)), 'CLIENT_ERR_RECOVERY_KEY', 'the password alone does not open it');
+  t.is(await code(openStoredBackup(other, 'rey', login.exportKey, async () => newRecoveryKey())), 'CLIENT_ERR_RECOVERY_BAD');
+  const typed = formatRecoveryKey(recoveryKey).toUpperCase().replace(/-/g, ' ');
+  const opened = await openStoredBackup(other, 'rey', login.exportKey, async () => parseRecoveryKey(typed));
+  t.deepEqual(opened.ed25519.secretKey, identity.ed25519.secretKey);
+});
+
+test.serial('messenger - an account from before OPAQUE: login.start says AUTH_ERR_LEGACY, nothing is sent unless the person agrees, then one password login upgrades it for good', async (t) => {
+  const m = await messenger(t);
+  // An account as a v1 organism left it: a scrypt hash, keys, a v1 (scrypt-sealed) backup.
+  const stores = await openMessengerStores(m.o.observer.nc, m.o.observer.ns);
+  const identity = generateIdentity();
+  const password = 'pw-old-timer';
+  await stores.accounts.put('u.old', encode({ v: 1, user: 'old', hash: await scryptHasher.hash(password, { logN: 12, r: 8, p: 1 }), created: Date.now() }));
+  await stores.directory.put('u.old', encode({ v: 1, user: 'old', x25519: identity.x25519.publicKey, ed25519: identity.ed25519.publicKey, at: Date.now() }));
+  await stores.directory.put('b.old', encode({ v: 1, user: 'old', blob: await backupKeys(identity, 'old', password, { logN: 10, r: 8, p: 1 }), at: Date.now() }));
+  const c = await m.connect();
+  const frames: Record<string, unknown>[] = [];
+  const spy = { request: (f: Record<string, unknown>) => (frames.push(f), c.request(f)) };
+  t.is(await code(logIn(spy, 'old', password)), 'CLIENT_ERR_LEGACY_DECLINED');
+  t.is(await code(logIn(spy, 'old', password, { confirmLegacy: () => false })), 'CLIENT_ERR_LEGACY_DECLINED');
+  t.false(frames.some((f) => f.t === 'login'), 'declined: the password was not sent');
+  const up = await logIn(spy, 'old', password, { confirmLegacy: () => true });
+  t.true(up.upgraded);
+  t.is(frames.filter((f) => f.t === 'login').length, 1, 'the password went out once');
+  const record = decode((await stores.accounts.get('u.old'))!.value) as { v: number; created: number };
+  t.is(record.v, 2, 'the account is OPAQUE now');
+  // From now on: OPAQUE, and the new backup opens with the export key.
+  const other = await m.connect();
+  const again = await logIn(other, 'old', password);
+  t.falsy(again.upgraded);
+  t.deepEqual((await openStoredBackup(other, 'old', again.exportKey)).ed25519.secretKey, identity.ed25519.secretKey);
+  t.is(await code(other.request({ t: 'login', user: 'old', password })), 'AUTH_ERR_CREDENTIALS', 'the password login is closed for it');
+  // A thief with the session cannot run the upgrade again (it takes the grant of a password login).
+  const started = await opaque.ready.then(() => opaque.client.startRegistration({ password: 'thief-password' }));
+  const resp = (await other.request({ t: 'upgrade.start', request: started.registrationRequest })) as unknown as { response: string };
+  const fin = opaque.client.finishRegistration({ clientRegistrationState: started.clientRegistrationState, registrationResponse: resp.response, password: 'thief-password' });
+  t.is(await code(other.request({ t: 'upgrade.finish', record: fin.registrationRecord, backup: randomBytes(106), grant: again.session.token })), 'AUTH_ERR_PROOF');
 });

@@ -13,6 +13,11 @@ import { connect } from '@nats-io/transport-node';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { generateIdentity, keyId, seal } from '../../client/crypto/envelope.ts';
 import { encodeContent } from '../../client/app/content.ts';
+import { logIn } from '../../client/app/account.ts';
+import { backupKeys } from '../../client/crypto/key-backup.ts';
+import { openMessengerStores } from '../../cells/messenger/stores.ts';
+import { scryptHasher } from '../../cells/worker/password.ts';
+import { encode } from 'msgpackr';
 import { ChatClient } from '../helpers/chat-client.ts';
 import { launch, shot } from '../helpers/browser.ts';
 import { until } from '../helpers/grow.ts';
@@ -57,8 +62,9 @@ let shots = 0;
 class Person {
   constructor(readonly name: string, readonly page: Page) {}
 
-  static async open(t: ExecutionContext, browser: Browser | BrowserContext, url: string, name: string, problems: string[], options: { consoleErrors?: boolean } = {}): Promise<Person> {
+  static async open(t: ExecutionContext, browser: Browser | BrowserContext, url: string, name: string, problems: string[], options: { consoleErrors?: boolean; beforeLoad?: (page: Page) => void } = {}): Promise<Person> {
     const page = await browser.newPage();
+    options.beforeLoad?.(page);
     // A failed test leaves a picture of every page it used.
     t.teardown(async () => {
       if (!t.passed) await shot(page, `failed-${t.title.slice(10, 40).replace(/\W+/g, '-')}-${name}-${++shots}`);
@@ -188,10 +194,10 @@ test.serial('browser - a replayed message is dropped: the same id again is shown
   const asKim = await ChatClient.connect(m.url);
   const asJay = await ChatClient.connect(m.url);
   t.teardown(() => (asKim.close(), asJay.close()));
-  await asKim.request({ t: 'login', user: 'kim', password: 'pw-kim-in-the-browser' });
+  await logIn(asKim, 'kim', 'pw-kim-in-the-browser');
   const history = (await asKim.request({ t: 'history' })) as unknown as { messages: { msg: string; from: string; body: Uint8Array }[] };
   const original = history.messages.find((x) => x.from === 'jay')!;
-  await asJay.request({ t: 'login', user: 'jay', password: 'pw-jay-in-the-browser' });
+  await logIn(asJay, 'jay', 'pw-jay-in-the-browser');
   await new Promise((r) => setTimeout(r, 1_500)); // past the server's dedupe window: it stores the replay
   await asJay.request({ t: 'send', msg: original.msg, to: 'kim', body: original.body });
   await asJay.request({ t: 'send', msg: 'replayed-under-a-new-id', to: 'kim', body: original.body });
@@ -248,9 +254,9 @@ test.serial('browser - when a contact\'s key changes, the chat warns and blocks 
   // Eli's keys are replaced (a reinstall, or someone in between): new keys published, and a message signed with them.
   const c = await ChatClient.connect(m.url);
   t.teardown(() => c.close());
-  await c.request({ t: 'login', user: 'eli', password: 'pw-eli-in-the-browser' });
+  const { grant } = (await logIn(c, 'eli', 'pw-eli-in-the-browser')).session;
   const fresh = generateIdentity();
-  await c.request({ t: 'keys.publish', x25519: fresh.x25519.publicKey, ed25519: fresh.ed25519.publicKey });
+  await c.request({ t: 'keys.publish', x25519: fresh.x25519.publicKey, ed25519: fresh.ed25519.publicKey, grant });
   const deeKeys = (await c.request({ t: 'keys.get', users: ['dee'] })) as unknown as { keys: { x25519: Uint8Array }[] };
   const msg = 'rekeyed-message-0001';
   const header = { v: 1 as const, from: 'eli', to: 'dee', msg, at: Date.now(), members: ['dee', 'eli'], senderKeyId: keyId(fresh.ed25519.publicKey), recipientKeyId: keyId(deeKeys.keys[0]!.x25519) };
@@ -394,5 +400,85 @@ test.serial('browser - private keys rest in IndexedDB under a non-extractable We
   // Another browser: from the server's sealed backup, with the password.
   const elsewhere = await (await Person.open(t, await browser.newContext(), m.url, 'wren', problems)).enter('login');
   t.is(await elsewhere.page.getAttribute('#status', 'data-keys'), 'backup');
+  t.deepEqual(problems, []);
+});
+
+/** Every WebSocket frame `page` sends, as bytes. */
+function framesSent(page: Page): Buffer[] {
+  const sent: Buffer[] = [];
+  page.on('websocket', (ws) => ws.on('framesent', (f) => void sent.push(Buffer.isBuffer(f.payload) ? f.payload : Buffer.from(f.payload))));
+  return sent;
+}
+
+test.serial('browser - the password never leaves the page; a recovery key, shown once, is what opens the backup in another browser (the password alone does not)', async (t) => {
+  const m = await messenger(t);
+  const browser = await launch(t);
+  const problems: string[] = [];
+  const password = 'pw-yan-never-sent';
+  let sent: Buffer[] = [];
+  const yan = await Person.open(t, await browser.newContext(), m.url, 'yan', problems, { beforeLoad: (p) => void (sent = framesSent(p)) });
+  await yan.page.fill('#user', 'yan');
+  await yan.page.fill('#password', password);
+  await yan.page.check('#use-recovery-key');
+  await yan.page.click('#register');
+  const shown = (await yan.page.textContent('#recovery-shown p', { timeout: 20_000 })) ?? '';
+  const recoveryKey = /([a-z2-7]{4}(?:-[a-z2-7]{4}){13})/.exec(shown)?.[1];
+  t.truthy(recoveryKey, shown);
+  await yan.page.click('#recovery-shown button[data-answer=kept]');
+  await yan.page.waitForSelector('#status[data-user=yan]');
+  t.true(sent.length >= 3, `${sent.length} frames sent`);
+  t.false(sent.some((f) => f.includes(password)), 'no frame carries the password');
+  t.is(await yan.page.locator('#recovery-shown').count(), 0, 'shown once, then gone');
+
+  // Another browser: the password logs in, but the backup asks for the recovery key.
+  let sentThere: Buffer[] = [];
+  const other = await Person.open(t, await browser.newContext(), m.url, 'yan', problems, { beforeLoad: (p) => void (sentThere = framesSent(p)) });
+  await other.page.fill('#user', 'yan');
+  await other.page.fill('#password', password);
+  await other.page.click('#login');
+  await other.page.fill('#recovery-key', 'abcd-efgh');
+  await other.page.click('#recovery-ask button[data-answer=ok]');
+  await other.page.waitForSelector('#login-problem[data-code=CLIENT_ERR_RECOVERY_BAD]');
+  await other.page.click('#login');
+  await other.page.fill('#recovery-key', recoveryKey!.toUpperCase().replace(/-/g, ' '));
+  await other.page.click('#recovery-ask button[data-answer=ok]');
+  await other.page.waitForSelector('#status[data-user=yan]', { timeout: 20_000 });
+  t.is(await other.page.getAttribute('#status', 'data-keys'), 'backup');
+  t.false(sentThere.some((f) => f.includes(password) || f.includes(recoveryKey!)), 'neither the password nor the recovery key was sent');
+  t.deepEqual(problems, []);
+});
+
+test.serial('browser - an account from before OPAQUE: the page asks before the password goes to the server, once; after the upgrade it never does again', async (t) => {
+  const m = await messenger(t);
+  const browser = await launch(t);
+  const problems: string[] = [];
+  const password = 'pw-old-account-zed';
+  const stores = await openMessengerStores(m.o.observer.nc, m.o.observer.ns);
+  const identity = generateIdentity();
+  await stores.accounts.put('u.zed', encode({ v: 1, user: 'zed', hash: await scryptHasher.hash(password, { logN: 12, r: 8, p: 1 }), created: Date.now() }));
+  await stores.directory.put('u.zed', encode({ v: 1, user: 'zed', x25519: identity.x25519.publicKey, ed25519: identity.ed25519.publicKey, at: Date.now() }));
+  await stores.directory.put('b.zed', encode({ v: 1, user: 'zed', blob: await backupKeys(identity, 'zed', password, { logN: 10, r: 8, p: 1 }), at: Date.now() }));
+  let sent: Buffer[] = [];
+  const zed = await Person.open(t, await browser.newContext(), m.url, 'zed', problems, { beforeLoad: (p) => void (sent = framesSent(p)) });
+  await zed.page.fill('#user', 'zed');
+  await zed.page.fill('#password', password);
+  await zed.page.click('#login');
+  t.regex((await zed.page.textContent('#legacy-confirm p')) ?? '', /sent to the server one last time/);
+  await zed.page.click('#legacy-confirm button[data-answer=no]');
+  await zed.page.waitForSelector('#login-problem[data-code=CLIENT_ERR_LEGACY_DECLINED]');
+  t.false(sent.some((f) => f.includes(password)), 'declined: not sent');
+  await zed.page.click('#login');
+  await zed.page.click('#legacy-confirm button[data-answer=yes]');
+  await zed.page.waitForSelector('#status[data-user=zed]', { timeout: 20_000 });
+  await zed.page.waitForSelector('#upgraded');
+  t.is(sent.filter((f) => f.includes(password)).length, 1, 'sent once, to upgrade');
+  t.is(await zed.page.getAttribute('#status', 'data-keys'), 'backup', 'the old backup opened with the password');
+  // Another browser: OPAQUE, no question, and the new backup opens.
+  let sentThere: Buffer[] = [];
+  const other = await Person.open(t, await browser.newContext(), m.url, 'zed', problems, { beforeLoad: (p) => void (sentThere = framesSent(p)) });
+  await other.enter('login', password);
+  t.is(await other.page.locator('#legacy-confirm').count(), 0);
+  t.is(await other.page.getAttribute('#status', 'data-keys'), 'backup');
+  t.false(sentThere.some((f) => f.includes(password)));
   t.deepEqual(problems, []);
 });

@@ -6,7 +6,8 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { generateIdentity, isCryptoError, open, seal, keyId, type Header } from '../../client/crypto/envelope.ts';
-import { backupKeys, backupParams, DEFAULT_BACKUP_PARAMS, restoreKeys } from '../../client/crypto/key-backup.ts';
+import { BACKUP_V2_BYTES, backupKeys, backupMode, backupParams, DEFAULT_BACKUP_PARAMS, openBackup, restoreKeys, sealBackup } from '../../client/crypto/key-backup.ts';
+import { formatRecoveryKey, newRecoveryKey, parseRecoveryKey } from '../../client/crypto/recovery-key.ts';
 
 const CHEAP = { logN: 10, r: 8, p: 1 };
 
@@ -67,4 +68,78 @@ test('key backup - the default cost (scrypt N=2^17, r=8, p=1) works', async (t) 
   t.log(`backup at the default cost: ${Math.round(performance.now() - t0)} ms (@noble scrypt, pure JS)`);
   t.deepEqual(backupParams(blob), { ...DEFAULT_BACKUP_PARAMS });
   t.deepEqual((await restoreKeys(blob, 'gus', 'pw-gus')).ed25519.publicKey, id.ed25519.publicKey);
+});
+
+// ---- version 2 (the export key or a recovery key) ----------------------------------------
+
+const exportKey = (fill: number) => new Uint8Array(64).fill(fill);
+
+test('key backup v2 - opens with its secret, for its user and mode only; its size and mode are what the doc says', async (t) => {
+  const id = generateIdentity();
+  const byPassword = sealBackup(id, 'erin', { mode: 'password', exportKey: exportKey(1) });
+  const recoveryKey = newRecoveryKey();
+  const byRecovery = sealBackup(id, 'erin', { mode: 'recovery', recoveryKey });
+  t.is(byPassword.length, BACKUP_V2_BYTES);
+  t.is(BACKUP_V2_BYTES, 106);
+  t.deepEqual([byPassword[0], byPassword[1], byRecovery[1]], [2, 1, 2]);
+  t.is(backupMode(byPassword), 'password');
+  t.is(backupMode(byRecovery), 'recovery');
+  t.deepEqual(openBackup(byPassword, 'erin', { mode: 'password', exportKey: exportKey(1) }).ed25519.secretKey, id.ed25519.secretKey);
+  t.deepEqual(openBackup(byRecovery, 'erin', { mode: 'recovery', recoveryKey }).x25519.secretKey, id.x25519.secretKey);
+  const refused = (f: () => unknown, code: string) => {
+    const e = t.throws(f);
+    t.true(isCryptoError(e, code as never), `${e?.message}`);
+  };
+  refused(() => openBackup(byPassword, 'erin', { mode: 'password', exportKey: exportKey(2) }), 'CRYPTO_ERR_DECRYPT');
+  refused(() => openBackup(byPassword, 'frank', { mode: 'password', exportKey: exportKey(1) }), 'CRYPTO_ERR_DECRYPT');
+  refused(() => openBackup(byRecovery, 'erin', { mode: 'password', exportKey: recoveryKey }), 'CRYPTO_ERR_FORMAT');
+  const relabelled = Uint8Array.from(byRecovery);
+  relabelled[1] = 1; // a server flipping the mode byte to make the client try the export key
+  refused(() => openBackup(relabelled, 'erin', { mode: 'password', exportKey: recoveryKey }), 'CRYPTO_ERR_DECRYPT');
+  refused(() => openBackup(byPassword.subarray(1), 'erin', { mode: 'password', exportKey: exportKey(1) }), 'CRYPTO_ERR_FORMAT');
+  refused(() => sealBackup(id, 'erin', { mode: 'password', exportKey: new Uint8Array(31) }), 'CRYPTO_ERR_FORMAT');
+  t.is(backupMode(await backupKeys(id, 'erin', 'a password', CHEAP)), 'legacy');
+});
+
+test('key backup v2 - any single changed byte is refused, never a wrong identity (property)', (t) => {
+  const id = generateIdentity();
+  const blob = sealBackup(id, 'gail', { mode: 'password', exportKey: exportKey(7) });
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: blob.length - 1 }), fc.integer({ min: 1, max: 255 }), (at, xor) => {
+      const bad = Uint8Array.from(blob);
+      bad[at] = bad[at]! ^ xor;
+      try {
+        openBackup(bad, 'gail', { mode: 'password', exportKey: exportKey(7) });
+        return false;
+      } catch (e) {
+        return isCryptoError(e);
+      }
+    }),
+    { numRuns: 300 },
+  );
+  t.pass();
+});
+
+test('recovery key - the text round-trips whatever its case, spaces and dashes; any one mistyped character is caught by the check (property)', (t) => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.nat(), fc.integer({ min: 1, max: 31 }), (key, where, shift) => {
+      const text = formatRecoveryKey(key);
+      if (!/^[a-z2-7]{4}(-[a-z2-7]{4}){13}$/.test(text)) return false;
+      if (!Buffer.from(parseRecoveryKey(text.toUpperCase().replace(/-/g, ' '))).equals(Buffer.from(key))) return false;
+      const chars = [...text.replace(/-/g, '')];
+      const i = where % chars.length;
+      const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+      chars[i] = alphabet[(alphabet.indexOf(chars[i]!) + shift) % 32]!;
+      try {
+        parseRecoveryKey(chars.join(''));
+        return false; // a typo that passed the check
+      } catch (e) {
+        return isCryptoError(e, 'CRYPTO_ERR_FORMAT');
+      }
+    }),
+    { numRuns: 500 },
+  );
+  t.throws(() => parseRecoveryKey('abcd'), { message: /56 letters/ });
+  t.throws(() => parseRecoveryKey('8'.repeat(56)), { message: /no "8"/ });
+  t.deepEqual(parseRecoveryKey(formatRecoveryKey(new Uint8Array(32)).replace(/o/g, '0')), new Uint8Array(32), 'a 0 typed for an o is read as o');
 });

@@ -26,6 +26,7 @@ import { ChatClient } from '../../helpers/chat-client.ts';
 import { CLI, cli, grow, observe, until } from '../../helpers/grow.ts';
 import { tempDir } from '../../helpers/nats.ts';
 import { reapOnExit } from '../../helpers/reaper.ts';
+import { registerAccount } from '../../../client/app/account.ts';
 
 function nginxBin(t: ExecutionContext): string {
   try {
@@ -387,9 +388,7 @@ test.serial('nginx front door - two users chat end-to-end encrypted through ngin
     const c = await ChatClient.connect(front);
     clients.push(c);
     const id = generateIdentity();
-    await c.request({ t: 'register', user: name, password: `pw-${name}-secret` });
-    const s = (await c.request({ t: 'login', user: name, password: `pw-${name}-secret` })) as unknown as { token: string };
-    await c.request({ t: 'keys.publish', x25519: id.x25519.publicKey, ed25519: id.ed25519.publicKey });
+    const s = (await registerAccount(c, name, `pw-${name}-secret`, id)).session;
     return { name, id, c, token: s.token };
   };
   const send = async (from: User, to: User, text: string) => {

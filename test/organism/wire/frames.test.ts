@@ -95,18 +95,27 @@ const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
 const token = text(1, 128);
 const password = text(0, 1024);
 const urls = fc.array(text(1, 200), { maxLength: 6 });
+const opaqueText = fc.stringMatching(/^[A-Za-z0-9_-]{1,1024}$/);
+const loginState = fc.uint8Array({ minLength: 1, maxLength: 1024 });
+const backupBlob = fc.uint8Array({ minLength: 1, maxLength: 1024 });
+const proof = { grant: token, sig: fc.uint8Array({ minLength: 64, maxLength: 64 }), at: time };
 
 const optional = <T extends Record<string, fc.Arbitrary<unknown>>>(model: T, required: Extract<keyof T, string>[]) => fc.record(model, { requiredKeys: required });
 
 const CLIENT_GEN: Record<ClientFrame['t'], fc.Arbitrary<Record<string, unknown>>> = {
   hello: optional({ t: fc.constant('hello'), id: reqId, session: token }, ['t', 'id']),
-  register: fc.record({ t: fc.constant('register'), id: reqId, user: text(0, 1024), password }),
+  'register.start': fc.record({ t: fc.constant('register.start'), id: reqId, user: text(0, 1024), request: opaqueText }),
+  'register.finish': fc.record({ t: fc.constant('register.finish'), id: reqId, user: text(0, 1024), record: opaqueText, x25519: key32, ed25519: key32, backup: backupBlob }),
+  'login.start': fc.record({ t: fc.constant('login.start'), id: reqId, user: text(0, 1024), request: opaqueText }),
+  'login.finish': fc.record({ t: fc.constant('login.finish'), id: reqId, user: text(0, 1024), finish: opaqueText, state: loginState }),
   login: fc.record({ t: fc.constant('login'), id: reqId, user: text(0, 1024), password }),
+  'upgrade.start': fc.record({ t: fc.constant('upgrade.start'), id: reqId, request: opaqueText }),
+  'upgrade.finish': fc.record({ t: fc.constant('upgrade.finish'), id: reqId, record: opaqueText, backup: backupBlob, grant: token }),
   resume: fc.record({ t: fc.constant('resume'), id: reqId, token }),
   logout: fc.record({ t: fc.constant('logout'), id: reqId }),
-  'keys.publish': fc.record({ t: fc.constant('keys.publish'), id: reqId, x25519: key32, ed25519: key32 }),
+  'keys.publish': optional({ t: fc.constant('keys.publish'), id: reqId, x25519: key32, ed25519: key32, ...proof }, ['t', 'id', 'x25519', 'ed25519']),
   'keys.get': fc.record({ t: fc.constant('keys.get'), id: reqId, users: fc.array(user, { minLength: 1, maxLength: 64 }) }),
-  'keys.backup.put': fc.record({ t: fc.constant('keys.backup.put'), id: reqId, blob: fc.uint8Array({ minLength: 1, maxLength: 1024 }) }),
+  'keys.backup.put': optional({ t: fc.constant('keys.backup.put'), id: reqId, blob: backupBlob, ...proof }, ['t', 'id', 'blob']),
   'keys.backup.get': fc.record({ t: fc.constant('keys.backup.get'), id: reqId }),
   users: optional({ t: fc.constant('users'), id: reqId, query: text(0, 32), limit: fc.integer({ min: 1, max: 100 }) }, ['t', 'id', 'query']),
   'contacts.set': fc.record({ t: fc.constant('contacts.set'), id: reqId, users: fc.uniqueArray(user, { maxLength: 50 }) }),
@@ -122,7 +131,7 @@ const CLIENT_GEN: Record<ClientFrame['t'], fc.Arbitrary<Record<string, unknown>>
   history: optional({ t: fc.constant('history'), id: reqId, with: user, after: fc.integer({ min: 0, max: 2 ** 40 }), limit: fc.integer({ min: 1, max: LIMITS.pageMax }) }, ['t', 'id']),
   read: fc.record({ t: fc.constant('read'), id: reqId, msg: msgId, from: user, seq }),
   delete: fc.record({ t: fc.constant('delete'), id: reqId, msg: msgId, scope: fc.constantFrom('me', 'everyone'), seqs: fc.array(seq, { minLength: 1, maxLength: LIMITS.groupMaxMembers }) }),
-  'account.delete': fc.record({ t: fc.constant('account.delete'), id: reqId, password }),
+  'account.delete': fc.record({ t: fc.constant('account.delete'), id: reqId, grant: token }),
   ping: fc.record({ t: fc.constant('ping'), id: reqId }),
 };
 
@@ -131,7 +140,9 @@ const delivered = optional({ seq, msg: msgId, from: user, to: user, at: time, bo
 const SERVER_GEN: Record<ServerFrame['t'], fc.Arbitrary<Record<string, unknown>>> = {
   welcome: fc.record({ t: fc.constant('welcome'), id: reqId, cell: text(1, 128), receivers: urls, user: fc.option(user, { nil: null }) }),
   ok: fc.record({ t: fc.constant('ok'), id: reqId }),
-  session: fc.record({ t: fc.constant('session'), id: reqId, user, token, expires: time }),
+  session: optional({ t: fc.constant('session'), id: reqId, user, token, expires: time, grant: token }, ['t', 'id', 'user', 'token', 'expires']),
+  'register.response': fc.record({ t: fc.constant('register.response'), id: reqId, response: opaqueText }),
+  'login.response': fc.record({ t: fc.constant('login.response'), id: reqId, response: opaqueText, state: loginState }),
   keys: fc.record({ t: fc.constant('keys'), id: reqId, keys: fc.array(fc.record({ user, x25519: key32, ed25519: key32 }), { maxLength: 64 }) }),
   users: fc.record({ t: fc.constant('users'), id: reqId, users: fc.array(optional({ user, online: fc.boolean() }, ['user']), { maxLength: 100 }) }),
   'keys.backup': fc.record({ t: fc.constant('keys.backup'), id: reqId, blob: fc.option(fc.uint8Array({ minLength: 1, maxLength: 1024 }), { nil: null }) }),
@@ -155,8 +166,8 @@ const serverFrame = fc.oneof(...Object.values(SERVER_GEN)) as fc.Arbitrary<Serve
 test('frames - the generators cover every frame type', (t) => {
   t.deepEqual(Object.keys(CLIENT_GEN).sort(), [...CLIENT_FRAME_TYPES].sort());
   t.deepEqual(Object.keys(SERVER_GEN).sort(), [...SERVER_FRAME_TYPES].sort());
-  t.is(CLIENT_FRAME_TYPES.length, 19);
-  t.is(SERVER_FRAME_TYPES.length, 16);
+  t.is(CLIENT_FRAME_TYPES.length, 24);
+  t.is(SERVER_FRAME_TYPES.length, 18);
 });
 
 for (const type of CLIENT_FRAME_TYPES) {
@@ -276,7 +287,10 @@ const REFUSALS: [string, Uint8Array, ErrorCode, string?][] = [
   ['copies a map', pack({ ...GROUP, copies: { to: 'bob', body: new Uint8Array(1) } }), 'PROTO_ERR_BAD_FIELD', 'copies must be'],
   ['a copy a string', pack({ ...GROUP, copies: ['bob'] }), 'PROTO_ERR_BAD_FIELD', 'copies[0] must be a map'],
   ['scope "all"', pack({ v: 1, t: 'delete', id: 1, msg: 'msg-0001', scope: 'all', seqs: [1] }), 'PROTO_ERR_BAD_FIELD', 'scope must be one of'],
-  ['password a number', pack({ v: 1, t: 'account.delete', id: 1, password: 12345678 }), 'PROTO_ERR_BAD_FIELD', 'password must be'],
+  ['password a number', pack({ v: 1, t: 'login', id: 1, user: 'ann', password: 12345678 }), 'PROTO_ERR_BAD_FIELD', 'password must be'],
+  ['a password on account.delete', pack({ v: 1, t: 'account.delete', id: 1, password: 'my password' }), 'PROTO_ERR_BAD_FIELD', '"password" is not a field'],
+  ['an OPAQUE request with spaces', pack({ v: 1, t: 'login.start', id: 1, user: 'ann', request: 'not base64url' }), 'PROTO_ERR_BAD_FIELD', 'request must be an OPAQUE message'],
+  ['a 63-byte owner signature', pack({ v: 1, t: 'keys.backup.put', id: 1, blob: new Uint8Array(8), sig: new Uint8Array(63), at: 1 }), 'PROTO_ERR_BAD_FIELD', 'sig must be'],
   ['seq a string', pack({ v: 1, t: 'deliver.ack', id: 1, seq: '5' }), 'PROTO_ERR_BAD_FIELD', 'seq must be'],
   ['a 31-byte key', pack({ v: 1, t: 'keys.publish', id: 1, x25519: new Uint8Array(31), ed25519: new Uint8Array(32) }), 'PROTO_ERR_BAD_FIELD', 'x25519 must be'],
   ['a 33-byte key', pack({ v: 1, t: 'keys.publish', id: 1, x25519: new Uint8Array(32), ed25519: new Uint8Array(33) }), 'PROTO_ERR_BAD_FIELD', 'ed25519 must be'],
@@ -501,7 +515,7 @@ test('frames - any packed value is decoded or refused with a PROTO_ERR code, and
 });
 
 test('frames - near-valid frames (right type, random fields) decode cleanly or are refused', (t) => {
-  const names = ['id', 'v', 't', 'session', 'user', 'password', 'token', 'x25519', 'ed25519', 'users', 'query', 'limit', 'msg', 'to', 'body', 'group', 'copies', 'seq', 'with', 'before', 'from', 'scope', '__proto__', 'constructor', 'polluted'];
+  const names = ['id', 'v', 't', 'session', 'user', 'password', 'token', 'request', 'record', 'finish', 'state', 'grant', 'sig', 'at', 'x25519', 'ed25519', 'users', 'query', 'limit', 'msg', 'to', 'body', 'group', 'copies', 'seq', 'with', 'before', 'from', 'scope', '__proto__', 'constructor', 'polluted'];
   const leaf = fc.oneof(user, msgId, reqId, body, key32, fc.constantFrom('me', 'everyone', 1, 0, -1, 2 ** 31, null, true, ''), fc.anything({ maxDepth: 1 }));
   const fieldsOf = (depth: number): fc.Arbitrary<Record<string, unknown>> =>
     fc.dictionary(fc.constantFrom(...names), depth > 0 ? fc.oneof(leaf, fc.array(fc.oneof(leaf, fieldsOf(depth - 1)), { maxLength: 10 })) : leaf, { maxKeys: 8 });
