@@ -106,10 +106,6 @@ const passwordFits = (password: unknown): password is string => {
   return bytes >= PASSWORD_MIN_BYTES && bytes <= PASSWORD_MAX_BYTES;
 };
 
-export function checkPassword(password: unknown): asserts password is string {
-  if (!passwordFits(password)) throw new CellularError('ACCOUNT_ERR_PASSWORD', `a password must be ${PASSWORD_MIN_BYTES}-${PASSWORD_MAX_BYTES} bytes (UTF-8)`);
-}
-
 const isKey = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.length === PUBLIC_KEY_BYTES;
 
 function checkKeys(x25519: unknown, ed25519: unknown): void {
