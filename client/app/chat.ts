@@ -18,7 +18,7 @@ import { decodeContent, encodeContent } from './content.ts';
 import { ClientError, describeError, errorCode } from './errors.ts';
 import { byName, directGroupId, newId } from './ids.ts';
 import { loadIdentity, saveIdentity } from './key-store.ts';
-import { loadProfile, saveProfile, type Group, type PinnedKey, type Profile } from './profile.ts';
+import { loadProfile, samePin, saveProfile, type Group, type PinnedKey, type Profile } from './profile.ts';
 
 type Delivered = Extract<ServerFrame, { t: 'deliver' }>;
 
@@ -301,12 +301,26 @@ export class Chat {
     return { number: safetyNumber(mine, { user, ed25519: key.ed25519, x25519: key.x25519 }), pending: change !== undefined };
   }
 
-  /** The person accepts a contact's new key: it is pinned, and what it signed is shown. */
+  /** Whether the person marked `user`'s current identity verified (a pending key change unmarks it). */
+  verified(user: string): boolean {
+    return !this.#changes.has(user) && this.#profile?.pins[user]?.at(-1)?.verified === true;
+  }
+
+  /** The person compared safety numbers with `user` and they matched. */
+  markVerified(user: string, verified = true): void {
+    const pin = this.#profile?.pins[user]?.at(-1);
+    if (!pin || this.#changes.has(user)) return;
+    pin.verified = verified;
+    void saveProfile(this.#profile!);
+    this.onChange();
+  }
+
+  /** The person accepts a contact's new key: it is pinned (unverified), and what it signed is shown. */
   acceptKey(user: string): void {
     const change = this.#changes.get(user);
     const p = this.#profile;
     if (!change || !p) return;
-    p.pins[user] = [...(p.pins[user] ?? []), change.published];
+    p.pins[user] = [...(p.pins[user] ?? []), { ...change.published, verified: false }];
     void saveProfile(p);
     this.#changes.delete(user);
     for (const f of this.#held.get(user)?.splice(0) ?? []) this.#enqueue(f, 'history', 0);
@@ -347,8 +361,9 @@ export class Chat {
       void saveProfile(p);
       return published;
     }
-    if (pins.at(-1)!.id === published.id) return published;
-    // Any other key, even one we trusted before, waits for the person's say.
+    // Sealed to the pinned identity; both keys must still be the published ones.
+    if (samePin(pins.at(-1)!, published)) return pins.at(-1)!;
+    // Any other key (either half), even one we trusted before, waits for the person's say.
     this.#noteChange(user, published);
     return this.#blocked(user);
   }
@@ -359,8 +374,9 @@ export class Chat {
 
   #noteChange(user: string, published: PinnedKey): void {
     const pinned = this.#profile!.pins[user]!.at(-1)!;
-    if (pinned.id === published.id) return;
-    if (this.#changes.get(user)?.published.id === published.id) return;
+    if (samePin(pinned, published)) return;
+    const noted = this.#changes.get(user)?.published;
+    if (noted && samePin(noted, published)) return;
     this.#changes.set(user, { user, pinned, published, held: this.#held.get(user)?.length ?? 0 });
     this.onChange();
   }

@@ -6,11 +6,30 @@
  */
 import { PROFILES, run } from './idb.ts';
 
+/**
+ * A contact's identity as pinned: both public keys, compared byte for byte (a directory
+ * that kept the Ed25519 key and swapped the X25519 key would otherwise receive what is
+ * sealed to it unnoticed).
+ */
 export interface PinnedKey {
   x25519: Uint8Array;
   ed25519: Uint8Array;
   /** keyId of ed25519: what a message's header names. */
   id: string;
+  /** The person compared safety numbers and marked this identity verified; a new key starts unverified. */
+  verified?: boolean;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
+}
+
+/** The same identity: both keys, byte for byte. */
+export function samePin(a: Pick<PinnedKey, 'x25519' | 'ed25519'>, b: Pick<PinnedKey, 'x25519' | 'ed25519'>): boolean {
+  return bytesEqual(a.x25519, b.x25519) && bytesEqual(a.ed25519, b.ed25519);
 }
 
 export interface Group {

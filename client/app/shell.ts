@@ -263,7 +263,12 @@ export class Shell {
       const s = chat.safetyNumber(m);
       const number = el('code', { className: 'safety-number', textContent: s?.number ?? 'no key yet' });
       number.dataset.user = m;
-      return el('p', {}, `With ${m}${s?.pending ? ' (new key)' : ''}: `, number);
+      const verified = chat.verified(m);
+      const mark = el('button', { type: 'button', className: 'mark-verified', textContent: verified ? 'Verified ✓ (undo)' : 'Mark as verified', disabled: !s || s.pending });
+      mark.dataset.user = m;
+      mark.dataset.verified = String(verified);
+      mark.addEventListener('click', () => chat.markVerified(m, !verified));
+      return el('p', {}, `With ${m}${s?.pending ? ' (new key)' : ''}: `, number, ' ', mark);
     });
     this.#safety.replaceChildren(el('p', { textContent: 'Compare these numbers with each person, in person or on a call. If they match, nobody is in between.' }), ...rows);
   }

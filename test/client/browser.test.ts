@@ -11,13 +11,13 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { generateIdentity, keyId, seal } from '../../client/crypto/envelope.ts';
+import { generateIdentity, keyId, open, peekSenderKeyId, seal } from '../../client/crypto/envelope.ts';
 import { encodeContent } from '../../client/app/content.ts';
 import { logIn } from '../../client/app/account.ts';
 import { backupKeys } from '../../client/crypto/key-backup.ts';
 import { openMessengerStores } from '../../cells/messenger/stores.ts';
 import { scryptHasher } from '../../cells/worker/password.ts';
-import { encode } from 'msgpackr';
+import { decode, encode } from 'msgpackr';
 import { ChatClient } from '../helpers/chat-client.ts';
 import { launch, shot } from '../helpers/browser.ts';
 import { until } from '../helpers/grow.ts';
@@ -481,4 +481,51 @@ test.serial('browser - an account from before OPAQUE: the page asks before the p
   t.is(await other.page.getAttribute('#status', 'data-keys'), 'backup');
   t.false(sentThere.some((f) => f.includes(password)));
   t.deepEqual(problems, []);
+});
+
+test.serial('browser - a directory that swaps only the X25519 key (the Ed25519 kept) is caught: the chat blocks, nothing is sealed to the new key until the person accepts, and the verified mark is lost', async (t) => {
+  const m = await messenger(t);
+  const browser = await launch(t);
+  const problems: string[] = [];
+  const home = await browser.newContext();
+  const dee = await (await Person.open(t, home, m.url, 'dee', problems)).enter('register');
+  const eli = await (await Person.open(t, await browser.newContext(), m.url, 'eli', problems)).enter('register');
+  await dee.chatWith('eli');
+  await dee.say('before the swap');
+  await eli.open('u:dee');
+  await dee.page.click('#safety-toggle');
+  await dee.page.click('#safety-panel button.mark-verified[data-user=eli]');
+  await dee.page.waitForSelector('#safety-panel button.mark-verified[data-user=eli][data-verified=true]');
+  const number = await dee.page.textContent('#safety-panel .safety-number[data-user=eli]');
+
+  // The attack: a cell holding the broker token rewrites eli's directory entry, keeping the Ed25519 key.
+  const stores = await openMessengerStores(m.o.observer.nc, m.o.observer.ns);
+  const entry = decode((await stores.directory.get('u.eli'))!.value) as { x25519: Uint8Array; ed25519: Uint8Array };
+  const attacker = generateIdentity();
+  await stores.directory.put('u.eli', encode({ v: 1, user: 'eli', x25519: attacker.x25519.publicKey, ed25519: entry.ed25519, at: Date.now() }));
+
+  // dee comes back (a new page: the directory is read afresh) and writes to eli.
+  const again = await (await Person.open(t, home, m.url, 'dee', problems)).enter('login');
+  await again.open('u:eli');
+  await again.page.fill('#text', 'must not reach the swapped key');
+  await again.page.press('#text', 'Enter');
+  await again.page.waitForSelector('#key-warning:not([hidden]) button.accept-key[data-user=eli]');
+  t.true(await again.page.locator('#text').isDisabled(), 'sending is blocked');
+  await again.page.click('#safety-toggle');
+  t.regex((await again.page.textContent('#safety-panel')) ?? '', /With eli \(new key\)/);
+  t.not(await again.page.textContent('#safety-panel .safety-number[data-user=eli]'), number, 'the safety number covers the X25519 key too');
+  t.is(await again.page.getAttribute('#safety-panel button.mark-verified[data-user=eli]', 'data-verified'), 'false', 'a pending key change is not verified');
+  // Nothing in eli's inbox opens with the attacker's key.
+  const asEli = await ChatClient.connect(m.url);
+  t.teardown(() => asEli.close());
+  await logIn(asEli, 'eli', 'pw-eli-in-the-browser');
+  const inbox = ((await asEli.request({ t: 'history' })) as unknown as { messages: { body: Uint8Array; from: string }[] }).messages.filter((x) => x.from === 'dee');
+  t.true(inbox.length >= 1);
+  for (const copy of inbox) t.throws(() => open({ sealed: copy.body, recipient: attacker, senderEd25519: (entry as { ed25519: Uint8Array }).ed25519 }));
+  t.false(inbox.some((copy) => peekSenderKeyId(copy.body) === null), 'every copy is an envelope');
+  // Accepting pins the new identity, unverified.
+  await again.page.click('button.accept-key[data-user=eli]');
+  await again.page.waitForSelector('#key-warning', { state: 'hidden' });
+  t.is(await again.page.getAttribute('#safety-panel button.mark-verified[data-user=eli]', 'data-verified'), 'false', 'the mark was for the old identity');
+  t.deepEqual(problems.filter((p) => !/CLIENT_ERR_KEY_CHANGED|security key changed/.test(p)), []);
 });
