@@ -41,6 +41,9 @@ const DIVERGED_AGAIN_MS = 30_000;
 /** Bad frames in a row after which the socket is closed (a client that is not speaking the protocol). */
 const MAX_BAD_IN_A_ROW = 32;
 
+/** What other receivers tell a user's sockets through its events subject (read receipts, deletions). */
+const RELAYED: ReadonlySet<string> = new Set(['receipt', 'deleted']);
+
 export interface ConnectionStats {
   frames: number;
   bad: Record<string, number>;
@@ -438,9 +441,12 @@ export class Connection {
     this.#delivery = delivery;
     this.#events = this.#d.nc.subscribe(this.#d.subjects.userEvents(user), {
       callback: (_e, m) => {
-        // Frames other receivers encoded for this user: passed on as they are, if they decode.
+        // Frames other receivers encoded for this user: passed on as they are, if they decode
+        // and are of a kind receivers send this way. Anything else (a `moved` or `receivers`
+        // naming a stranger's address, a forged `deliver`) is dropped: not a receiver's to relay.
         try {
-          this.send(decodeServerFrame(m.data));
+          const f = decodeServerFrame(m.data);
+          if (RELAYED.has(f.t)) this.send(f);
         } catch {
           // not a frame: ignored
         }

@@ -15,10 +15,13 @@ import { WebSocketServer } from 'ws';
 import type { MessengerGene } from '../../organism/kernel/genome/index.ts';
 import type { Logger } from '../logger.ts';
 import { Connection, type ConnectionDeps } from './connection.ts';
-import { httpHandler } from './http.ts';
+import { httpHandler, type ReceiverOrigins } from './http.ts';
 import { listenInRange, tryListen } from './listen.ts';
 import type { Presence } from './presence.ts';
 import { Slots } from './slots.ts';
+
+/** Where this organism's receivers can be, for the page's CSP (http.ts cspFor). */
+const originsOf = (gene: MessengerGene): ReceiverOrigins => ({ portMin: gene.portMin, portMax: gene.portMax, frontPort: gene.frontPort, publicUrl: gene.publicUrl });
 
 export const FRONT_RETRY_MS = 250;
 
@@ -48,7 +51,7 @@ export class Gateway {
   constructor(deps: GatewayDeps) {
     this.#d = deps;
     this.#storeSlots = new Slots(deps.gene.storeInflight);
-    const handler = httpHandler({ cell: deps.cell, receivers: deps.receivers, draining: () => this.#draining, ...(deps.clientDir ? { clientDir: deps.clientDir } : {}) });
+    const handler = httpHandler({ cell: deps.cell, receivers: deps.receivers, draining: () => this.#draining, origins: originsOf(deps.gene), ...(deps.clientDir ? { clientDir: deps.clientDir } : {}) });
     this.#server = createServer(handler);
     this.#server.on('upgrade', (req, socket, head) => this.#upgrade(req, socket, head));
     // The frame limit is checked by the codec (so an oversized frame gets an error frame);
@@ -94,7 +97,7 @@ export class Gateway {
 
   async #tryFrontDoor(): Promise<void> {
     if (this.#draining || this.#front) return;
-    const front = createServer(httpHandler({ cell: this.#d.cell, receivers: this.#d.receivers, draining: () => this.#draining, ...(this.#d.clientDir ? { clientDir: this.#d.clientDir } : {}) }));
+    const front = createServer(httpHandler({ cell: this.#d.cell, receivers: this.#d.receivers, draining: () => this.#draining, origins: originsOf(this.#d.gene), ...(this.#d.clientDir ? { clientDir: this.#d.clientDir } : {}) }));
     front.on('upgrade', (req, socket, head) => this.#upgrade(req, socket, head));
     let held = false;
     try {

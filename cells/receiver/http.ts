@@ -18,18 +18,34 @@ const TYPES: Record<string, string> = {
 };
 
 // 'wasm-unsafe-eval' lets the page compile WebAssembly (OPAQUE's curve and Argon2id code, in
-// its own bundle), and nothing else: no eval, no inline script.
-const CSP = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self' 'wasm-unsafe-eval'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+// its own bundle), and nothing else: no eval, no inline script. connect-src is 'self' here;
+// a page gets the organism's other receivers added (cspFor), and nothing else.
+const CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self' 'wasm-unsafe-eval'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 /** A Host header that is a plain name or address (with an optional port), nothing else. */
 const PLAIN_HOST = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253})(:\d{1,5})?$/;
 
+/** Where the organism's receivers can be: the port range and the front door, and its public URL. */
+export interface ReceiverOrigins {
+  portMin: number;
+  portMax: number;
+  frontPort: number;
+  publicUrl: string;
+}
+
 /**
- * The page may also fetch `/receivers` from the other receivers of its host (any port: they
- * are born on new ones), so after a failover it still learns who is alive.
+ * The page may connect (WebSocket, and `GET /receivers`) to the organism's own receivers
+ * and nowhere else: on its own host, each port of the receivers' range and the front door,
+ * and the configured public URL. A receiver list pushed by a hostile cell naming another
+ * address is refused by the browser itself (the client also drops it: connection.ts).
  */
-function cspFor(host: string | undefined): string {
-  const m = host === undefined ? null : PLAIN_HOST.exec(host);
-  return m ? CSP.replace("connect-src 'self' ws: wss:", `connect-src 'self' ws: wss: http://${m[1]}:* https://${m[1]}:*`) : CSP;
+export function cspFor(host: string | undefined, origins: ReceiverOrigins | undefined): string {
+  const m = host === undefined || origins === undefined ? null : PLAIN_HOST.exec(host);
+  if (!m || !origins) return CSP;
+  const ports = new Set<number>([origins.frontPort]);
+  for (let p = origins.portMin; p <= origins.portMax; p++) ports.add(p);
+  const sources = [...ports].filter((p) => p > 0).flatMap((p) => [`http://${m[1]}:${p}`, `ws://${m[1]}:${p}`]);
+  if (origins.publicUrl !== '') sources.push(origins.publicUrl, origins.publicUrl.replace(/^http/, 'ws'));
+  return CSP.replace("connect-src 'self'", `connect-src 'self' ${sources.join(' ')}`);
 }
 
 const SECURITY_HEADERS = {
@@ -46,6 +62,8 @@ export interface HttpDeps {
   receivers(): string[];
   draining(): boolean;
   clientDir?: string;
+  /** Where a page may connect (its CSP); without it, only back to where it came from. */
+  origins?: ReceiverOrigins;
 }
 
 function json(res: ServerResponse, status: number, value: unknown): void {
@@ -90,7 +108,7 @@ function serve(deps: HttpDeps): (req: IncomingMessage, res: ServerResponse) => v
       }
       return json(res, 404, { error: 'not found' });
     }
-    res.writeHead(200, { ...SECURITY_HEADERS, 'content-security-policy': cspFor(req.headers.host), 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache' });
+    res.writeHead(200, { ...SECURITY_HEADERS, 'content-security-policy': cspFor(req.headers.host, deps.origins), 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache' });
     if (req.method === 'HEAD') return void res.end();
     // A file gone or unreadable after the stat ends this response, not the cell.
     pipeline(createReadStream(file), res, () => undefined);

@@ -58,8 +58,12 @@ export class Connection {
   /** The session cannot go on (account deleted, session ended or expired): log in again. */
   onSessionEnded: (reason: string) => void = () => undefined;
 
+  /** The host the page came from: the only host whose receivers it will use (and its CSP allows). */
+  readonly #host: string;
+
   constructor(url: string) {
     this.#receivers = [url];
+    this.#host = new URL(url).hostname;
     this.opened = this.#open(url);
   }
 
@@ -115,13 +119,23 @@ export class Connection {
 
   /**
    * The live receivers (welcome, receivers, moved, GET /receivers), as WebSocket URLs: they replace
-   * what we knew, so receivers that died leave the list and new ones join it.
+   * what we knew, so receivers that died leave the list and new ones join it. Only receivers
+   * on the page's own host are taken: a list naming another host (a hostile cell's push) is
+   * dropped, and the page's CSP would refuse it anyway.
    */
   #learn(receivers: readonly string[]): void {
-    const urls = receivers.filter((r) => /^https?:\/\/[^/\s]+$/.test(r)).map((r) => `${r.replace(/^http/, 'ws')}/ws`);
+    const urls = receivers.filter((r) => /^https?:\/\/[^/\s]+$/.test(r) && this.#sameHost(r)).map((r) => `${r.replace(/^http/, 'ws')}/ws`);
     if (urls.length === 0) return;
     this.#receivers = [...new Set(urls)];
     this.onReceivers(this.#receivers.length);
+  }
+
+  #sameHost(url: string): boolean {
+    try {
+      return new URL(url).hostname === this.#host;
+    } catch {
+      return false;
+    }
   }
 
   /** Asks the receiver we are on who is alive now (receivers are born on new ports). */

@@ -529,3 +529,45 @@ test.serial('browser - a directory that swaps only the X25519 key (the Ed25519 k
   t.is(await again.page.getAttribute('#safety-panel button.mark-verified[data-user=eli]', 'data-verified'), 'false', 'the mark was for the old identity');
   t.deepEqual(problems.filter((p) => !/CLIENT_ERR_KEY_CHANGED|security key changed/.test(p)), []);
 });
+
+test.serial('browser - the page connects only to the organism\'s own receivers: a foreign address pushed by a hostile cell is dropped, and the CSP names the receivers\' ports and nothing else', async (t) => {
+  const m = await messenger(t);
+  const browser = await launch(t);
+  const problems: string[] = [];
+  const sockets: string[] = [];
+  const ada = await (await Person.open(t, await browser.newContext(), m.url, 'ada', problems, { beforeLoad: (p) => p.on('websocket', (ws) => void sockets.push(ws.url())) })).enter('register');
+  const response = await ada.page.request.get(`${m.url}/`);
+  const csp = response.headers()['content-security-policy'] ?? '';
+  const connect = /connect-src ([^;]+)/.exec(csp)?.[1]?.split(' ') ?? [];
+  t.true(connect.includes("'self'"));
+  t.false(connect.some((s) => s === 'ws:' || s === 'wss:' || s.endsWith(':*')), `no wildcard in ${connect.slice(0, 6).join(' ')}…`);
+  const host = new URL(m.url).hostname;
+  t.true(connect.filter((s) => s !== "'self'").every((s) => new URL(s).hostname === host), 'only the page\'s own host');
+  t.true(connect.includes(`ws://${host}:${new URL(m.url).port}`));
+  // A hostile cell (it holds the broker token) pushes "moved" and "receivers" naming its own address into ada's events.
+  const { encodeServerFrame } = await import('../../organism/wire/frames.ts');
+  const { MessengerSubjects } = await import('../../cells/messenger/subjects.ts');
+  const subject = new MessengerSubjects(m.o.observer.ns).userEvents('ada');
+  m.o.observer.nc.publish(subject, encodeServerFrame({ v: 1, t: 'moved', receivers: ['http://10.9.9.9:8101'] }));
+  m.o.observer.nc.publish(subject, encodeServerFrame({ v: 1, t: 'receivers', receivers: ['http://10.9.9.9:8101'] }));
+  await m.o.observer.nc.flush();
+  // And should a list reach the page, the browser itself refuses a socket to a foreign host.
+  const refused = await ada.page.evaluate(
+    () =>
+      new Promise<string>((resolve) => {
+        const g = globalThis as unknown as { addEventListener: (e: string, f: (ev: { blockedURI: string }) => void) => void; WebSocket: new (u: string) => unknown };
+        g.addEventListener('securitypolicyviolation', (ev) => resolve(ev.blockedURI));
+        try {
+          new g.WebSocket('ws://10.9.9.9:8101/ws');
+        } catch (e) {
+          resolve(`threw: ${(e as Error).message}`);
+        }
+        setTimeout(() => resolve('allowed'), 2_000);
+      }),
+  );
+  t.not(refused, 'allowed', 'the CSP blocks a socket to another host');
+  await ada.page.waitForTimeout(500);
+  t.is(await ada.page.getAttribute('#status', 'data-state'), 'connected', 'still on its receiver');
+  t.false(sockets.some((u) => u.includes('10.9.9.9')), `sockets opened: ${sockets.join(', ')}`);
+  t.deepEqual(problems.filter((p) => !/Content Security Policy|10\.9\.9\.9/.test(p)), []);
+});
