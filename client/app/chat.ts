@@ -12,12 +12,14 @@
 import { USER_NAME, type ServerFrame } from '../../organism/wire/frames.ts';
 import { generateIdentity, keyId, open, peekSenderKeyId, safetyNumber, seal, type Header, type Identity } from '../crypto/envelope.ts';
 import { formatRecoveryKey, newRecoveryKey, parseRecoveryKey } from '../crypto/recovery-key.ts';
+import { signRoster, verifyRoster, type SignedRoster } from '../crypto/group-roster.ts';
 import { logIn, openStoredBackup, registerAccount } from './account.ts';
 import type { Connection } from './connection.ts';
 import { decodeContent, encodeContent } from './content.ts';
 import { ClientError, describeError, errorCode } from './errors.ts';
 import { byName, directGroupId, newId } from './ids.ts';
 import { loadIdentity, saveIdentity } from './key-store.ts';
+import { rememberSeen, seenSeq, trimSeen } from './seen.ts';
 import { loadProfile, samePin, saveProfile, type Group, type PinnedKey, type Profile } from './profile.ts';
 
 type Delivered = Extract<ServerFrame, { t: 'deliver' }>;
@@ -214,10 +216,11 @@ export class Chat {
 
   async #ready(user: string, identity: Identity): Promise<void> {
     this.#profile = await loadProfile(user);
+    void trimSeen(user);
     this.#user = user;
     this.#identity = identity;
     this.#keysOpened();
-    for (const [id, g] of Object.entries(this.#profile.groups)) this.#ensureGroup(id, g.name, g.members);
+    for (const [id, g] of Object.entries(this.#profile.groups)) this.#ensureGroup(id, g.name, g.members, g.roster);
     for (const c of this.#profile.contacts) this.#ensureDirect(c);
     this.onChange();
     // Deliveries that came before the keys were open wait in the chain behind this.
@@ -269,7 +272,9 @@ export class Chat {
     if (name.trim().length === 0 || members.length < 2) throw new ClientError('CLIENT_ERR_GROUP');
     for (const m of members) if (m !== me) await this.#currentKey(m);
     const id = newId();
-    const conv = this.#ensureGroup(id, name.trim(), members);
+    // The membership, signed: every member's client refuses a copy from anyone not listed.
+    const roster = signRoster({ v: 1, group: id, name: name.trim(), version: 1, members, by: me, at: Date.now() }, this.#identity!.ed25519.secretKey);
+    const conv = this.#ensureGroup(id, name.trim(), members, roster);
     this.#addContacts(members);
     this.onChange();
     return conv;
@@ -419,7 +424,9 @@ export class Chat {
     const msg = newId();
     const at = Date.now();
     const group = conv.kind === 'group' ? conv.id.slice(2) : undefined;
-    const plaintext = encodeContent(conv.kind === 'group' ? { v: 1, text, name: conv.title } : { v: 1, text });
+    const plaintext = encodeContent(conv.kind === 'group' ? { v: 1, text, name: conv.title, roster: this.#rosterFor(conv) } : { v: 1, text });
+    // Writing to people makes them contacts (they may see our presence); receiving does not.
+    this.#addContacts(conv.members);
     const copies: Outgoing['copies'] = [];
     for (const to of conv.members) {
       const key = to === me ? pinOf({ x25519: identity.x25519.publicKey, ed25519: identity.ed25519.publicKey }) : await this.#currentKey(to);
@@ -527,10 +534,14 @@ export class Chat {
       // Our own message coming back as our self-copy; or a copy we have shown already.
       if (seen.message.seq === undefined && f.to === me) {
         seen.message.seq = f.seq;
+        void rememberSeen(me, f.from, f.msg, f.seq);
         if (seen.message.mine) this.#reorder(seen.conv, seen.message, f.seq);
       }
       return;
     }
+    // Shown in an earlier session under another sequence: stored again since, a replay.
+    const before = await seenSeq(me, f.from, f.msg);
+    if (before !== undefined && before !== f.seq) return;
     const sender = f.from === me ? pinOf({ x25519: this.#identity!.x25519.publicKey, ed25519: this.#identity!.ed25519.publicKey }) : await this.#senderKey(f.from, peekSenderKeyId(f.body));
     if (sender === 'held') {
       const held = this.#held.get(f.from) ?? [];
@@ -549,7 +560,8 @@ export class Chat {
     const members = h.members ?? [f.from, me].sort(byName);
     let conv: Conversation;
     if (h.group !== undefined) {
-      conv = this.#ensureGroup(h.group, content.name ?? 'group', members);
+      const roster = await this.#checkRoster(f.from, me, h.group, members, content.roster, sender.ed25519);
+      conv = this.#ensureGroup(h.group, roster.name, roster.members, roster);
     } else {
       const other = f.from === me ? members.find((m) => m !== me) : f.from;
       if (!other || members.length !== 2) throw new ClientError('CONTENT_ERR_FORMAT', 'a 1:1 message must name two members');
@@ -563,8 +575,8 @@ export class Chat {
     };
     this.#place(conv, message);
     this.#messages.set(`${f.from}/${f.msg}`, { conv, message });
+    void rememberSeen(me, f.from, f.msg, f.seq);
     if (message.unread) conv.unread++;
-    if (!mine) this.#addContacts(conv.members);
     if (this.visible === conv.id && message.unread) this.markRead(conv.id);
     this.onChange(conv.id);
   }
@@ -692,19 +704,55 @@ export class Chat {
     return conv;
   }
 
-  #ensureGroup(group: string, name: string, members: string[]): Conversation {
+  /** The group's conversation; a newer roster than the one kept replaces the membership. */
+  #ensureGroup(group: string, name: string, members: string[], roster?: SignedRoster): Conversation {
     const id = `g:${group}`;
     let conv = this.#conversations.get(id);
     if (!conv) {
       conv = { id, kind: 'group', title: name, members: [...members].sort(byName), messages: [], unread: 0 };
       this.#conversations.set(id, conv);
-      const p = this.#profile;
-      if (p && !p.groups[group]) {
-        p.groups[group] = { name, members: conv.members } satisfies Group;
-        void saveProfile(p);
-      }
+    }
+    const p = this.#profile;
+    const kept = p?.groups[group];
+    if (p && (!kept || (roster && (kept.roster?.version ?? 0) < roster.version))) {
+      p.groups[group] = { name: roster?.name ?? name, members: roster ? roster.members : conv.members, ...(roster ? { roster } : {}) } satisfies Group;
+      conv.title = p.groups[group]!.name;
+      conv.members = [...p.groups[group]!.members];
+      void saveProfile(p);
     }
     return conv;
+  }
+
+  /** The roster to send with a group message: the kept one, or (a group from before rosters) one this user signs now. */
+  #rosterFor(conv: Conversation): SignedRoster {
+    const group = conv.id.slice(2);
+    const p = this.#profile!;
+    const kept = p.groups[group]?.roster;
+    if (kept) return kept;
+    const roster = signRoster({ v: 1, group, name: conv.title, version: 1, members: conv.members, by: this.#me(), at: Date.now() }, this.#identity!.ed25519.secretKey);
+    p.groups[group] = { name: conv.title, members: conv.members, roster };
+    void saveProfile(p);
+    return roster;
+  }
+
+  /**
+   * Checks a group copy against its roster: signed by the group's creator (pinned by the
+   * first roster accepted), listing the sender, us and exactly the header's members; a
+   * sender dropped from a newer roster is refused even with an older one.
+   */
+  async #checkRoster(from: string, me: string, group: string, members: string[], roster: SignedRoster | undefined, senderKey: Uint8Array): Promise<SignedRoster> {
+    const refuse = (why: string) => new ClientError('CLIENT_ERR_GROUP_UNSIGNED', `a group message from ${from} was not shown: ${why}`);
+    if (!roster) throw refuse('it carries no signed membership');
+    if (roster.group !== group) throw refuse('its membership is for another group');
+    if (roster.members.length !== members.length || roster.members.some((m, i) => m !== members[i])) throw refuse('its header lists other members than the signed membership');
+    if (!roster.members.includes(from) || !roster.members.includes(me)) throw refuse(`${from} or we are not members`);
+    const kept = this.#profile!.groups[group]?.roster;
+    if (kept && roster.by !== kept.by) throw refuse(`its membership is signed by ${roster.by}, not the group's creator ${kept.by}`);
+    if (kept && kept.version > roster.version && !kept.members.includes(from)) throw refuse(`${from} is no longer a member`);
+    const keys = roster.by === me ? [this.#identity!.ed25519.publicKey] : roster.by === from ? [senderKey] : (this.#profile!.pins[roster.by] ?? []).map((k) => k.ed25519);
+    if (keys.length === 0) keys.push((await this.#currentKey(roster.by)).ed25519);
+    if (!keys.some((k) => verifyRoster(roster, k))) throw refuse(`its membership is not signed by ${roster.by}`);
+    return roster;
   }
 
   /** Inserts by order (binary search from the end: new messages are usually last). */

@@ -37,6 +37,8 @@ export const ERROR_TEXT: Readonly<Record<string, string>> = {
   CLIENT_ERR_LEGACY_DECLINED: 'Nothing was sent. This account can only be upgraded by sending its password to the server once.',
   CLIENT_ERR_GROUP: 'A group needs a name and 1 or more other members who exist.',
   CLIENT_ERR_UNVERIFIED: 'A message that did not verify was not shown.',
+  CLIENT_ERR_GROUP_UNSIGNED: "A group message from someone the group's creator did not list was not shown.",
+  CLIENT_ERR_REPLAY: 'A message shown before came again under another number (a replay) and was not shown again.',
   CONTENT_ERR_FORMAT: 'A message arrived in a form this app cannot show.',
   CRYPTO_ERR_SIGNATURE: 'A message whose signature did not verify was not shown.',
   CRYPTO_ERR_DECRYPT: 'A message that could not be decrypted with your key was not shown.',

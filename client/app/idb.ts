@@ -1,12 +1,14 @@
 /**
- * The client's one IndexedDB database: `identities` (private keys, sealed: key-store.ts)
- * and `profiles` (public things worth keeping per user: pinned contact keys, contacts,
- * groups, the sequences of sent copies: profile.ts).
+ * The client's one IndexedDB database: `identities` (private keys, sealed: key-store.ts),
+ * `profiles` (public things worth keeping per user: pinned contact keys, contacts,
+ * groups, the sequences of sent copies: profile.ts) and `seen` (every message shown, with
+ * the sequence it came under, so a replay after a reload is recognised: seen.ts).
  */
 const DB = 'cellular';
-const VERSION = 2;
+const VERSION = 3;
 export const IDENTITIES = 'identities';
 export const PROFILES = 'profiles';
+export const SEEN = 'seen';
 
 function open(): Promise<IDBDatabase> {
   return new Promise((resolve, reject) => {
@@ -15,6 +17,7 @@ function open(): Promise<IDBDatabase> {
       const names = r.result.objectStoreNames;
       if (!names.contains(IDENTITIES)) r.result.createObjectStore(IDENTITIES, { keyPath: 'user' });
       if (!names.contains(PROFILES)) r.result.createObjectStore(PROFILES, { keyPath: 'owner' });
+      if (!names.contains(SEEN)) r.result.createObjectStore(SEEN, { keyPath: 'k' }).createIndex('owner-at', ['owner', 'at']);
     };
     r.onsuccess = () => resolve(r.result);
     r.onerror = () => reject(r.error ?? new Error('IndexedDB unavailable'));

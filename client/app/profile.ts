@@ -4,6 +4,7 @@
  * acknowledgement), the contact list, the groups, and the stored sequences of sent
  * messages (to delete them for everyone later). Public data: kept in IndexedDB as is.
  */
+import type { SignedRoster } from '../crypto/group-roster.ts';
 import { PROFILES, run } from './idb.ts';
 
 /**
@@ -35,6 +36,8 @@ export function samePin(a: Pick<PinnedKey, 'x25519' | 'ed25519'>, b: Pick<Pinned
 export interface Group {
   name: string;
   members: string[];
+  /** The creator's signed membership (newest version accepted); absent in groups from before rosters. */
+  roster?: SignedRoster;
 }
 
 export interface Profile {

@@ -13,7 +13,8 @@ import { connect } from '@nats-io/transport-node';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { generateIdentity, keyId, open, peekSenderKeyId, seal } from '../../client/crypto/envelope.ts';
 import { encodeContent } from '../../client/app/content.ts';
-import { logIn } from '../../client/app/account.ts';
+import { logIn, registerAccount } from '../../client/app/account.ts';
+import { signRoster } from '../../client/crypto/group-roster.ts';
 import { backupKeys } from '../../client/crypto/key-backup.ts';
 import { openMessengerStores } from '../../cells/messenger/stores.ts';
 import { scryptHasher } from '../../cells/worker/password.ts';
@@ -570,4 +571,93 @@ test.serial('browser - the page connects only to the organism\'s own receivers: 
   t.is(await ada.page.getAttribute('#status', 'data-state'), 'connected', 'still on its receiver');
   t.false(sockets.some((u) => u.includes('10.9.9.9')), `sockets opened: ${sockets.join(', ')}`);
   t.deepEqual(problems.filter((p) => !/Content Security Policy|10\.9\.9\.9/.test(p)), []);
+});
+
+test.serial('browser - a group accepts only what its creator\'s signed membership lists: a stranger\'s copies (no roster, or one signed by the stranger) are not shown, and a stranger in a header becomes no contact', async (t) => {
+  const m = await messenger(t);
+  const browser = await launch(t);
+  const problems: string[] = [];
+  const [ann, ben] = await Promise.all(['ann', 'ben'].map(async (n) => (await Person.open(t, await browser.newContext(), m.url, n, problems)).enter('register')));
+  await ann!.page.click('#new-group');
+  await ann!.page.fill('#group-name', 'club');
+  await ann!.page.fill('#group-members', 'ben');
+  await ann!.page.press('#group-members', 'Enter');
+  await ann!.say('members only');
+  await ben!.page.click('#conversations button:has(.title:text-is("# club"))');
+  await ben!.page.waitForSelector('#messages li.theirs[data-from=ann] .text:text-is("members only")');
+  // eve: a registered user who learned the group id (the server sees it on every copy).
+  const eve = await ChatClient.connect(m.url);
+  t.teardown(() => eve.close());
+  const eveId = generateIdentity();
+  await registerAccount(eve, 'eve', 'pw-eve-the-stranger', eveId);
+  const stores = await openMessengerStores(m.o.observer.nc, m.o.observer.ns);
+  const benKeys = decode((await stores.directory.get('u.ben'))!.value) as { x25519: Uint8Array };
+  const stored = ((await (async () => {
+    const asBen = await ChatClient.connect(m.url);
+    t.teardown(() => asBen.close());
+    await logIn(asBen, 'ben', 'pw-ben-in-the-browser');
+    return asBen.request({ t: 'history' });
+  })()) as unknown as { messages: { group?: string }[] }).messages;
+  const group = stored.find((x) => x.group !== undefined)!.group!;
+  const members = ['ann', 'ben', 'eve'];
+  const inject = async (msg: string, text: string, roster?: object) => {
+    const header = { v: 1 as const, from: 'eve', to: 'ben', msg, at: Date.now(), group, members, senderKeyId: keyId(eveId.ed25519.publicKey), recipientKeyId: keyId(benKeys.x25519) };
+    const plaintext = new TextEncoder().encode(JSON.stringify({ v: 1, text, name: 'club', ...(roster ? { roster } : {}) }));
+    await eve.request({ t: 'send.group', msg, group, copies: [{ to: 'ben', body: seal({ plaintext, header, sender: eveId, recipientX25519: benKeys.x25519 }) }] });
+  };
+  await inject('eve-injects-0001', 'no roster at all');
+  await ben!.page.waitForSelector('#problem[data-code=CLIENT_ERR_GROUP_UNSIGNED]');
+  const forged = signRoster({ v: 1, group, name: 'club', version: 2, members, by: 'eve', at: Date.now() }, eveId.ed25519.secretKey);
+  await inject('eve-injects-0002', 'a roster eve signed', forged);
+  await ann!.say('still members only');
+  await ben!.page.waitForSelector('#messages li.theirs .text:text-is("still members only")');
+  t.deepEqual(await ben!.texts('#messages li.theirs .text'), ['members only', 'still members only'], "eve's copies were not shown");
+  const contacts = await ben!.page.evaluate(
+    () =>
+      new Promise<string[]>((resolve, reject) => {
+        const r = (globalThis as unknown as { indexedDB: any }).indexedDB.open('cellular');
+        r.onerror = () => reject(new Error('no database'));
+        r.onsuccess = () => {
+          const get = r.result.transaction('profiles').objectStore('profiles').get('ben');
+          get.onsuccess = () => resolve(get.result.contacts);
+        };
+      }),
+  );
+  t.false(contacts.includes('eve'), `ben's contacts: ${contacts.join(', ')}`);
+  t.deepEqual(problems.filter((p) => !/CLIENT_ERR_GROUP_UNSIGNED|was not shown/.test(p)), []);
+});
+
+test.serial('browser - a message deleted for me and then stored again by the server (a replay after its dedupe window) is not shown after a reload', async (t) => {
+  const m = await messenger(t, ['messenger.dedupeWindowMs=1000']);
+  const browser = await launch(t);
+  const problems: string[] = [];
+  const home = await browser.newContext();
+  const joy = await (await Person.open(t, await browser.newContext(), m.url, 'joy', problems)).enter('register');
+  const lux = await (await Person.open(t, home, m.url, 'lux', problems)).enter('register');
+  await joy.chatWith('lux');
+  await joy.say('once only');
+  await lux.open('u:joy');
+  await lux.page.waitForSelector('#messages li.theirs .text:text-is("once only")');
+  // What the server holds for lu, kept by the attacker; then lu deletes it for herself.
+  const asLu = await ChatClient.connect(m.url);
+  t.teardown(() => asLu.close());
+  await logIn(asLu, 'lux', 'pw-lux-in-the-browser');
+  const original = ((await asLu.request({ t: 'history' })) as unknown as { messages: { msg: string; from: string; seq: number; body: Uint8Array }[] }).messages.find((x) => x.from === 'joy')!;
+  await lux.page.click('#messages li.theirs:has(.text:text-is("once only")) button.delete-me');
+  await until(async () => (await lux.texts('#messages li.theirs .text')).length === 0, 5_000, 'deleted for lux');
+  // The server stores the very copy again, past its dedupe window, under a new sequence.
+  const asJo = await ChatClient.connect(m.url);
+  t.teardown(() => asJo.close());
+  await logIn(asJo, 'joy', 'pw-joy-in-the-browser');
+  await until(async () => {
+    const ack = (await asJo.request({ t: 'send', msg: original.msg, to: 'lux', body: original.body })) as unknown as { seq: number };
+    return ack.seq !== original.seq;
+  }, 5_000, 'the replay stored under a new sequence');
+  await joy.say('after the replay');
+  // lu reloads: the history holds the replay; it was seen under another sequence, so it stays hidden.
+  const again = await (await Person.open(t, home, m.url, 'lux', problems)).enter('login');
+  await again.open('u:joy');
+  await again.page.waitForSelector('#messages li.theirs .text:text-is("after the replay")');
+  t.deepEqual(await again.texts('#messages li.theirs .text'), ['after the replay']);
+  t.deepEqual(problems, []);
 });
