@@ -1,17 +1,27 @@
 /**
- * The browser client's benchmark: `npm run bench -- browser`. Two measurements, in real
+ * The browser client's benchmark: `npm run bench -- browser`. Three measurements, in real
  * Chromium (Debian's, through playwright-core):
  *  1. failover as the page sees it: a logged-in page's receiver is killed (kill -9) again
  *     and again; each time, the time from its socket closing to its session resumed on
  *     another receiver (Connection.failovers, shown in #status data-failovers), and the
  *     time from the kill to a message sent by another person showing on the page;
  *  2. end-to-end encryption cost per message copy (seal, open) in Chromium, against the
- *     same code in Node in the same run (the ratio travels between machines).
+ *     same code in Node in the same run (the ratio travels between machines);
+ *  3. accounts, wall time from the click to the messenger: register, log in again in the
+ *     same browser, log in from a new browser (keys from the backup) — all OPAQUE, Argon2id
+ *     in the page — against, in the same run, an account made before OPAQUE logging in
+ *     from a new browser at the production scrypt cost (server and page: the old login's
+ *     work, plus its one-time upgrade).
  */
 import { launchChromium } from './chromium.ts';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { codec } from '../organism/wire/codec.ts';
+import { openMessengerStores } from '../cells/messenger/stores.ts';
+import { scryptHasher } from '../cells/worker/password.ts';
+import { generateIdentity } from '../client/crypto/envelope.ts';
+import { backupKeys } from '../client/crypto/key-backup.ts';
 import type { CensusEntry } from '../organism/kernel/census.ts';
 import { CellularError, throwIfAborted } from '../organism/wire/errors.ts';
 import { loadGenome } from '../organism/kernel/genome/index.ts';
@@ -24,6 +34,8 @@ import type { BenchRunOptions } from './bench-options.ts';
 export interface BrowserBenchOptions extends BenchRunOptions {
   kills: number;
   messages: number;
+  /** How many of each account action are timed. */
+  logins: number;
 }
 
 export interface BrowserBenchResult {
@@ -33,6 +45,8 @@ export interface BrowserBenchResult {
   resumed: Distribution | null;
   messageShown: Distribution | null;
   crypto: { chromium: CryptoCost; node: CryptoCost; sealRatio: number; openRatio: number };
+  /** Wall ms from the click to the messenger. */
+  accounts: { register: Distribution; loginSameBrowser: Distribution; loginNewBrowser: Distribution; legacyNewBrowser: Distribution; newToLegacy: number } | null;
   notes: string[];
 }
 
@@ -46,6 +60,50 @@ async function cryptoBundle(): Promise<string> {
     bundle: true, format: 'iife', platform: 'browser', target: 'es2022', write: false, logLevel: 'warning',
   });
   return out.outputFiles[0]!.text;
+}
+
+/** Opens the page in a context and fills the form; `press` clicks and resolves with ms until the messenger shows. */
+async function timedEntry(context: BrowserContext, url: string, user: string, how: 'register' | 'login', confirmLegacy = false): Promise<{ page: Page; ms: number }> {
+  const page = await context.newPage();
+  await page.goto(`${url}/`);
+  await page.waitForSelector('#status[data-state=connected]');
+  await page.fill('#user', user);
+  await page.fill('#password', `pw-${user}-bench`);
+  const t0 = performance.now();
+  await page.click(how === 'register' ? '#register' : '#login');
+  if (confirmLegacy) await page.click('#legacy-confirm button[data-answer=yes]', { timeout: 30_000 });
+  await page.waitForSelector(`#status[data-user=${user}]`, { timeout: 60_000 });
+  return { page, ms: Math.round(performance.now() - t0) };
+}
+
+/** 3. Account actions, `n` of each, and as many first logins of accounts made before OPAQUE. */
+async function accountTimes(browser: Browser, organism: Organism, url: string, run: string, n: number, o: BrowserBenchOptions): Promise<NonNullable<BrowserBenchResult['accounts']>> {
+  const times = { register: [] as number[], same: [] as number[], fresh: [] as number[], legacy: [] as number[] };
+  const stores = await openMessengerStores(organism.observer.nc, organism.observer.ns);
+  for (let i = 0; i < n; i++) {
+    throwIfAborted(o.signal);
+    const user = `a${run}${i}`;
+    const home = await browser.newContext();
+    const reg = await timedEntry(home, url, user, 'register');
+    const same = await timedEntry(home, url, user, 'login');
+    const fresh = await timedEntry(await browser.newContext(), url, user, 'login');
+    // An account as an organism before OPAQUE left it, at the production cost (scrypt 2^17 on the server and in the page).
+    const old = `l${run}${i}`;
+    const identity = generateIdentity();
+    const password = `pw-${old}-bench`;
+    await stores.accounts.put(`u.${old}`, codec.pack({ v: 1, user: old, hash: await scryptHasher.hash(password, { logN: 17, r: 8, p: 1 }), created: Date.now() }));
+    await stores.directory.put(`u.${old}`, codec.pack({ v: 1, user: old, x25519: identity.x25519.publicKey, ed25519: identity.ed25519.publicKey, at: Date.now() }));
+    await stores.directory.put(`b.${old}`, codec.pack({ v: 1, user: old, blob: await backupKeys(identity, old, password), at: Date.now() }));
+    const legacy = await timedEntry(await browser.newContext(), url, old, 'login', true);
+    times.register.push(reg.ms);
+    times.same.push(same.ms);
+    times.fresh.push(fresh.ms);
+    times.legacy.push(legacy.ms);
+    o.progress(`accounts ${i + 1}/${n}: register ${reg.ms} ms, log in (same browser) ${same.ms} ms, (new browser) ${fresh.ms} ms; an old account's first login (password once, scrypt 2^17, upgrade) ${legacy.ms} ms`);
+    for (const p of [reg.page, same.page, fresh.page, legacy.page]) await p.context().close().catch(() => undefined);
+  }
+  const d = { register: distribution(times.register), loginSameBrowser: distribution(times.same), loginNewBrowser: distribution(times.fresh), legacyNewBrowser: distribution(times.legacy) };
+  return { ...d, newToLegacy: d.loginNewBrowser.p50 / d.legacyNewBrowser.p50 };
 }
 
 async function register(browser: Browser, url: string, user: string): Promise<Page> {
@@ -85,6 +143,7 @@ export async function runBrowserBench(o: BrowserBenchOptions): Promise<BrowserBe
     const onExit = () => organism.emergencyStop();
     process.once('exit', onExit);
     const failovers: BrowserBenchResult['failovers'] = [];
+    let accounts: BrowserBenchResult['accounts'] = null;
     try {
       await organism.start();
       await organism.waitForPopulation();
@@ -132,6 +191,15 @@ export async function runBrowserBench(o: BrowserBenchOptions): Promise<BrowserBe
         // The talker may have been on the victim too (after earlier moves): let it settle.
         await talker.waitForSelector('#status[data-state=connected]', { timeout: 30_000 });
       }
+      if (o.logins > 0) {
+        await waitFor(() => receivers().length >= RECEIVERS, 30_000, `${RECEIVERS} receivers again`, o.signal);
+        o.progress(`accounts: ${o.logins} × register, log in in the same browser, in a new browser; and an old account's first login`);
+        // The receiver the page is on now is alive (the census may still list the last victim).
+        const on = await watcher.getAttribute('#status', 'data-cell');
+        const url = receivers().find((c) => c.id === on)?.url;
+        if (!url) throw new CellularError('CELL_ERR_SPAWN', `the page's receiver ${on} has no URL in the census`);
+        accounts = await accountTimes(browser, organism, url, run, o.logins, o);
+      }
     } finally {
       await organism.stop('benchmark done');
       process.off('exit', onExit);
@@ -142,6 +210,7 @@ export async function runBrowserBench(o: BrowserBenchOptions): Promise<BrowserBe
       resumed: resumed.length > 0 ? distribution(resumed) : null,
       messageShown: failovers.length > 0 ? distribution(failovers.map((f) => f.messageShownMs)) : null,
       crypto: { chromium: inChromium, node: inNode, sealRatio: inChromium.sealMicros / inNode.sealMicros, openRatio: inChromium.openMicros / inNode.openMicros },
+      accounts,
       notes,
     };
   } finally {

@@ -38,7 +38,7 @@ Benchmarks:
   busy    a cell whose main thread is stuck in a CPU loop keeps pulsing (against a main-thread pulser)
   homeostasis  load steps grow and shrink a tissue; kill -9 is replaced (against a 15 s-polling HPA model)
   chat    clients messaging each other through the swarm, against raw JetStream, a ws relay and Socket.IO + Redis
-  browser the browser client in Chromium: failover time under kill -9 (10 kills), encryption cost per message against Node
+  browser the browser client in Chromium: failover time under kill -9 (10 kills), encryption cost per message against Node, register and login times
   immune  each misbehaving cell kind voted out and killed (onset → quarantined, → dead), and false verdicts in an honest run under load
   dashboard  the dashboard cell's CPU (against a plain cell) and its page's frame rate, with and without 200 synthetic cells pulsing
 
@@ -70,6 +70,7 @@ Options of chat:
 Options of browser (needs Debian's chromium, or CHROMIUM_BIN):
   --kills N        kill -9 rounds of the page's receiver (default 10)
   --messages N     seals and opens timed in Chromium and in Node (default 500)
+  --logins N       rounds of register / log in (same and new browser) / an old account's first login; 0 skips them (default 5)
   --state-dir DIR  as above (default .organism/bench-browser)
 
 Options of immune:
@@ -187,9 +188,9 @@ const chatBench = benchmark('chat', {
 });
 
 const browserBench = benchmark('browser', {
-  summary: 'the browser client in Chromium: failover time under kill -9, and encryption cost per message (against Node)',
-  flags: { kills: '10', messages: '500', 'state-dir': join('.organism', 'bench-browser') },
-  options: (v) => ({ kills: intIn('kills', v.kills, { min: 1, max: 100 }), messages: intIn('messages', v.messages, { min: 10, max: 100_000 }) }),
+  summary: 'the browser client in Chromium: failover time under kill -9, encryption cost per message (against Node), register and login times (against an old account\'s login)',
+  flags: { kills: '10', messages: '500', logins: '5', 'state-dir': join('.organism', 'bench-browser') },
+  options: (v) => ({ kills: intIn('kills', v.kills, { min: 1, max: 100 }), messages: intIn('messages', v.messages, { min: 10, max: 100_000 }), logins: intIn('logins', v.logins, { min: 0, max: 100 }) }),
   run: runBrowserBench, write: writeBrowserReport, rows: browserRows,
 });
 

@@ -24,6 +24,14 @@ export function browserRows(r: BrowserBenchResult): Row[] {
   if (r.messageShown) rows.push({ metric: 'kill -9 → a message sent at that moment shown on the page', value: `p50 ${ms(r.messageShown.p50)} / p95 ${ms(r.messageShown.p95)} / max ${ms(r.messageShown.max)} ms`, target: '', status: '' });
   rows.push({ metric: `seal one copy (${c.chromium.textBytes} B text → ${c.chromium.sealedBytes} B sealed), Chromium`, value: `${c.chromium.sealMicros.toFixed(0)} µs (${c.sealRatio.toFixed(2)}× Node's ${c.node.sealMicros.toFixed(0)} µs)`, target: '', status: '' });
   rows.push({ metric: 'open one copy (verify, decrypt, unpad), Chromium', value: `${c.chromium.openMicros.toFixed(0)} µs (${c.openRatio.toFixed(2)}× Node's ${c.node.openMicros.toFixed(0)} µs)`, target: '', status: '' });
+  const a = r.accounts;
+  if (a) {
+    const d = (x: { p50: number; max: number; n: number }) => `p50 ${ms(x.p50)} / max ${ms(x.max)} ms (n ${x.n})`;
+    rows.push({ metric: 'register (OPAQUE, Argon2id in the page), click → messenger', value: d(a.register), target: '', status: '' });
+    rows.push({ metric: 'log in, same browser', value: d(a.loginSameBrowser), target: '', status: '' });
+    rows.push({ metric: 'log in, new browser (keys from the backup)', value: d(a.loginNewBrowser), target: `≤ 1.5× the old login's`, status: a.newToLegacy <= 1.5 ? 'PASS' : 'FAIL' });
+    rows.push({ metric: 'an account made before OPAQUE, first login from a new browser (scrypt 2^17 on the server and in the page, then the upgrade)', value: `${d(a.legacyNewBrowser)}; new login / this: ${a.newToLegacy.toFixed(2)}×`, target: '', status: '' });
+  }
   return rows;
 }
 

@@ -424,7 +424,7 @@ const HEADERS: Array<[string, (s: Ident, r: Ident) => Hdr]> = [
   ['at = 0', (s, r) => header('x', 'y', { at: 0, msg: 'm' }, s, r)],
   ['at = 2^53 − 1', (s, r) => header('x', 'y', { at: Number.MAX_SAFE_INTEGER }, s, r)],
 ];
-// 0, 1, and the sizes around Padmé bucket edges (|m| + 4 crossing 8, 16, 32, 256, 1024, 1088, 4096)
+// 0, 1, and the sizes around Padmé bucket edges (|m| + 4 crossing 8, 16, 32, 64, 256, 1024, 1088, 4096)
 const SIZES = [0, 1, 2, 3, 4, 5, 11, 12, 13, 28, 29, 60, 61, 96, 100, 252, 253, 1020, 1021, 1084, 1085, 4092, 4093, 6000];
 const bytes = (n: number): Uint8Array => u8(randomBytes(n));
 const sealedSize = (h: Hdr, n: number): number => PREFIX + canonicalHeader(h).length + padme(n + 4) + TAG + SIG;
@@ -615,7 +615,7 @@ test('interop - a backup for another user, secret or mode opens on neither side'
       t.is(codeOf(t.throws(() => clientOpenBackup(blob, 'bob', wrong))), 'CRYPTO_ERR_DECRYPT');
     }
   }
-  // the same 32 bytes as a recovery key do not open a password-mode... and vice versa: modes are bound
+  // the mode byte is bound (key and AAD): a recovery backup relabelled as password mode opens nowhere
   const key32 = bytes(32);
   const asRecovery = independentSealBackup(id, 'bob', { mode: 'recovery', recoveryKey: key32 });
   const relabelled = asRecovery.slice();
