@@ -416,6 +416,10 @@ test.serial('browser - the password never leaves the page; a recovery key, shown
   const browser = await launch(t);
   const problems: string[] = [];
   const password = 'pw-yan-never-sent';
+  // Everything on the broker too, as a cell holding the broker token would see it.
+  const wire: Buffer[] = [];
+  const sub = m.o.observer.nc.subscribe('>', { callback: (_e, msg) => void wire.push(Buffer.from(msg.data)) });
+  t.teardown(() => sub.unsubscribe());
   let sent: Buffer[] = [];
   const yan = await Person.open(t, await browser.newContext(), m.url, 'yan', problems, { beforeLoad: (p) => void (sent = framesSent(p)) });
   await yan.page.fill('#user', 'yan');
@@ -446,6 +450,9 @@ test.serial('browser - the password never leaves the page; a recovery key, shown
   await other.page.waitForSelector('#status[data-user=yan]', { timeout: 20_000 });
   t.is(await other.page.getAttribute('#status', 'data-keys'), 'backup');
   t.false(sentThere.some((f) => f.includes(password) || f.includes(recoveryKey!)), 'neither the password nor the recovery key was sent');
+  await m.o.observer.nc.flush();
+  t.true(wire.length > 20, `${wire.length} NATS messages seen`);
+  t.false(wire.some((w) => w.includes(password) || w.includes(recoveryKey!)), 'nor did either cross NATS');
   t.deepEqual(problems, []);
 });
 

@@ -5,7 +5,10 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { generateIdentity, isCryptoError, open, seal, keyId, type Header } from '../../client/crypto/envelope.ts';
+import { readFileSync } from 'node:fs';
+import { generateIdentity, identityFromSecrets, isCryptoError, open, seal, keyId, type Header } from '../../client/crypto/envelope.ts';
+import { rosterBytes, signRoster, verifyRoster, type Roster } from '../../client/crypto/group-roster.ts';
+import { ownerStatement } from '../../cells/worker/accounts.ts';
 import { BACKUP_V2_BYTES, backupKeys, backupMode, backupParams, DEFAULT_BACKUP_PARAMS, openBackup, restoreKeys, sealBackup } from '../../client/crypto/key-backup.ts';
 import { formatRecoveryKey, newRecoveryKey, parseRecoveryKey } from '../../client/crypto/recovery-key.ts';
 
@@ -142,4 +145,34 @@ test('recovery key - the text round-trips whatever its case, spaces and dashes; 
   t.throws(() => parseRecoveryKey('abcd'), { message: /56 letters/ });
   t.throws(() => parseRecoveryKey('8'.repeat(56)), { message: /no "8"/ });
   t.deepEqual(parseRecoveryKey(formatRecoveryKey(new Uint8Array(32)).replace(/o/g, '0')), new Uint8Array(32), 'a 0 typed for an o is read as o');
+});
+
+// ---- fixed vectors for the version 2 constructions (test/client/crypto-v2-vectors.json) -----
+
+interface V2Vectors {
+  identity: { x25519Secret: string; ed25519Seed: string };
+  backups: { user: string; mode: 'password' | 'recovery'; secret: string; nonce: string; blob: string }[];
+  recoveryKey: { key: string; text: string };
+  ownerStatement: { op: 'keys.backup.put'; user: string; at: number; payload: string; bytes: string };
+  roster: { roster: Roster; signedBytes: string; sig: string };
+}
+const V2 = JSON.parse(readFileSync(new URL('../../../test/client/crypto-v2-vectors.json', import.meta.url), 'utf8')) as V2Vectors;
+const hex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
+const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+test('v2 vectors - backups, recovery key text, owner statement and roster bytes are reproduced exactly', (t) => {
+  const id = identityFromSecrets(hex(V2.identity.x25519Secret), hex(V2.identity.ed25519Seed));
+  for (const v of V2.backups) {
+    const secret = v.mode === 'password' ? { mode: v.mode, exportKey: hex(v.secret) } as const : { mode: v.mode, recoveryKey: hex(v.secret) } as const;
+    t.is(toHex(sealBackup(id, v.user, secret, hex(v.nonce))), v.blob, `${v.mode} backup`);
+    t.deepEqual(openBackup(hex(v.blob), v.user, secret).ed25519.publicKey, id.ed25519.publicKey);
+  }
+  t.is(formatRecoveryKey(hex(V2.recoveryKey.key)), V2.recoveryKey.text);
+  const o = V2.ownerStatement;
+  t.is(toHex(ownerStatement(o.op, o.user, o.at, hex(o.payload))), o.bytes);
+  t.is(toHex(rosterBytes(V2.roster.roster)), V2.roster.signedBytes);
+  const signed = signRoster(V2.roster.roster, hex(V2.identity.ed25519Seed));
+  t.is(signed.sig, V2.roster.sig, 'Ed25519 is deterministic');
+  t.true(verifyRoster(signed, id.ed25519.publicKey));
+  t.false(verifyRoster({ ...signed, version: signed.version + 1 }, id.ed25519.publicKey), 'another version is not what was signed');
 });
