@@ -520,6 +520,7 @@ test.serial('browser - a directory that swaps only the X25519 key (the Ed25519 k
   await again.page.waitForSelector('#key-warning:not([hidden]) button.accept-key[data-user=eli]');
   t.true(await again.page.locator('#text').isDisabled(), 'sending is blocked');
   await again.page.click('#safety-toggle');
+  await again.page.waitForSelector('#safety-panel .safety-number[data-user=eli]'); // painted on the next frame
   t.regex((await again.page.textContent('#safety-panel')) ?? '', /With eli \(new key\)/);
   t.not(await again.page.textContent('#safety-panel .safety-number[data-user=eli]'), number, 'the safety number covers the X25519 key too');
   t.is(await again.page.getAttribute('#safety-panel button.mark-verified[data-user=eli]', 'data-verified'), 'false', 'a pending key change is not verified');
