@@ -25,6 +25,7 @@ export const ERROR_TEXT: Readonly<Record<string, string>> = {
   MESSAGE_ERR_STORE: 'The message could not be stored yet; it will be sent again.',
   MESSAGE_ERR_REPLICA: 'Messages are being delivered again from where you were; nothing is missing.',
   TISSUE_ERR_UNAVAILABLE: 'The service is busy or restarting. Try again in a moment.',
+  TISSUE_ERR_BAD_REQUEST: 'The server could not read a login or registration step from this app. Reload the page and try again.',
   CELL_ERR_REMOTE: 'Something failed on the server. Try again.',
   // The client's own.
   CLIENT_ERR_OFFLINE: 'Not connected: reconnecting. This will be done once the connection is back.',
