@@ -25,8 +25,6 @@ import { writeIfUnchanged } from '../../organism/kernel/compare-and-set.ts';
 export const OPAQUE_SETUP_KEY = 'opaque.setup';
 /** How long a login may take between its two messages (Argon2id on a slow phone included). */
 export const LOGIN_STATE_TTL_MS = 5 * 60_000;
-/** An OPAQUE message (base64url): the largest, a login response, is 427 characters. */
-export const OPAQUE_MESSAGE_MAX = 1024;
 
 const STATE_LABEL = 'cellular/v2/login-state';
 const IV_BYTES = 12;

@@ -5,7 +5,8 @@
  *   $scrypt$ln=17,r=8,p=1$<salt base64>$<hash base64>
  *
  * so every hash carries the cost it was made with: the genome's cost can be raised later and
- * old hashes still verify (and are rehashed at the next login, see `needsRehash`).
+ * old hashes still verify. Since OPAQUE (opaque-server.ts) no new hash is made: these are the
+ * hashes of accounts from before it, checked once more at their upgrading login.
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { CellularError } from '../../organism/wire/errors.ts';
