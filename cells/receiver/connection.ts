@@ -274,7 +274,7 @@ export class Connection {
         return { v: 1, t: 'welcome', id, cell: this.#d.cell, receivers: this.#d.receivers(), user: this.#user };
       // OPAQUE (cells/worker/opaque-server.ts): the password never reaches this cell.
       case 'register.start': {
-        const r = await this.#d.worker.registerStart({ user: f.user, request: f.request });
+        const r = await this.#d.worker.registerStart({ user: f.user, request: f.request, ip: this.ip });
         return { v: 1, t: 'register.response', id, response: r.response };
       }
       case 'register.finish': {
@@ -291,9 +291,9 @@ export class Connection {
         // `login` carries a password: only an account from before OPAQUE answers it (AUTH_ERR_LEGACY said so).
         const s = f.t === 'login'
           ? await this.#d.worker.login({ user: f.user, password: f.password, ip: this.ip })
-          : await this.#d.worker.loginFinish({ user: f.user, finish: f.finish, state: f.state });
+          : await this.#d.worker.loginFinish({ user: f.user, finish: f.finish, state: f.state, grant: f.grant });
         await this.#begin(s.user, s.token, s.expires);
-        return { v: 1, t: 'session', id, user: s.user, token: s.token, expires: s.expires, grant: s.grant };
+        return { v: 1, t: 'session', id, user: s.user, token: s.token, expires: s.expires, ...(s.grant === undefined ? {} : { grant: s.grant }) };
       }
       case 'upgrade.start': {
         const r = await this.#d.worker.upgradeStart({ user: this.#session(), request: f.request });

@@ -41,10 +41,11 @@ export interface ReceiverOrigins {
 export function cspFor(host: string | undefined, origins: ReceiverOrigins | undefined): string {
   const m = host === undefined || origins === undefined ? null : PLAIN_HOST.exec(host);
   if (!m || !origins) return CSP;
+  // Behind a public URL the page uses only it (liveReceivers gives nothing else).
+  if (origins.publicUrl !== '') return CSP.replace("connect-src 'self'", `connect-src 'self' ${origins.publicUrl} ${origins.publicUrl.replace(/^http/, 'ws')}`);
   const ports = new Set<number>([origins.frontPort]);
   for (let p = origins.portMin; p <= origins.portMax; p++) ports.add(p);
   const sources = [...ports].filter((p) => p > 0).flatMap((p) => [`http://${m[1]}:${p}`, `ws://${m[1]}:${p}`]);
-  if (origins.publicUrl !== '') sources.push(origins.publicUrl, origins.publicUrl.replace(/^http/, 'ws'));
   return CSP.replace("connect-src 'self'", `connect-src 'self' ${sources.join(' ')}`);
 }
 

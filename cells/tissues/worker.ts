@@ -28,10 +28,10 @@ export default defineTissue({
     const accounts = new Accounts(stores, gene, new RateLimiter(stores.rate, gene.loginWindowMs), sessions, await OpaqueServer.open(stores.accounts));
     return {
       endpoints: workerEndpoints({
-        registerStart: (r) => accounts.registerStart(r.user, r.request),
+        registerStart: (r) => accounts.registerStart(r.user, r.request, r.ip),
         registerFinish: (r) => accounts.registerFinish(r),
         loginStart: (r) => accounts.loginStart(r.user, r.request, r.ip),
-        loginFinish: (r) => accounts.loginFinish(r.user, r.state, r.finish),
+        loginFinish: (r) => accounts.loginFinish(r.user, r.state, r.finish, r.grant === true),
         login: (r) => accounts.legacyLogin(r.user, r.password, r.ip),
         upgradeStart: (r) => accounts.upgradeStart(r.user, r.request),
         upgradeFinish: async (r) => {

@@ -107,6 +107,10 @@ const passwordFits = (password: unknown): password is string => {
 };
 
 const isKey = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.length === PUBLIC_KEY_BYTES;
+const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
+
+/** How long after a registration the very same finish may be sent again (its answer was lost). */
+export const REGISTER_RETRY_MS = 60_000;
 
 function checkKeys(x25519: unknown, ed25519: unknown): void {
   if (!isKey(x25519) || !isKey(ed25519)) throw new CellularError('ACCOUNT_ERR_KEYS', `public keys must be ${PUBLIC_KEY_BYTES} bytes each (X25519, Ed25519)`);
@@ -187,10 +191,12 @@ export class Accounts {
   /**
    * Registration, first message: the OPRF evaluation for the chosen name. A taken name is
    * refused here (ACCOUNT_ERR_EXISTS, as before OPAQUE: registration tells names apart) so
-   * no one gets an evaluation under an existing account's key this way. Costs no limit: the
-   * name is claimed, and counted, at registerFinish.
+   * no one gets an evaluation under an existing account's key this way. With `ip`, it
+   * counts against that address's budget: names cannot be probed, nor evaluations for a
+   * name not yet taken gathered, faster than logins.
    */
-  async registerStart(user: string, request: string): Promise<{ response: string }> {
+  async registerStart(user: string, request: string, ip?: string): Promise<{ response: string }> {
+    await this.#hitIp(ip);
     checkUsername(user);
     if (await this.exists(user)) throw new CellularError('ACCOUNT_ERR_EXISTS', `the username ${user} is taken`);
     return { response: this.#opaque.registrationResponse(user, request) };
@@ -200,27 +206,38 @@ export class Accounts {
    * Registration, last message: claims the name with the OPAQUE record (kv.create: of two
    * registrations racing on two workers exactly one lands; the other gets
    * ACCOUNT_ERR_EXISTS), publishes the keys and stores the backup, and opens a session. A
-   * retry of the same finish (its answer was lost) completes it instead of failing. With
+   * retry of the very same finish within REGISTER_RETRY_MS (its answer was lost) completes
+   * it; after that, or with other keys or another backup, the record is no credential:
+   * ACCOUNT_ERR_EXISTS (whoever saw a registration record must not log in with it). With
    * `ip`, the attempt counts against that address's budget (the one logins spend).
    */
   async registerFinish(r: { user: string; record: string; x25519: Uint8Array; ed25519: Uint8Array; backup: Uint8Array; ip?: string }): Promise<{ token: string; expires: number; user: string }> {
     const { user } = r;
-    if (r.ip !== undefined) {
-      const byIp = await this.#limiter.hit(ipKey(r.ip), this.#gene.loginAttemptsPerIp);
-      if (!byIp.allowed) throw rateLimited('from this address', byIp.retryAfterMs);
-    }
+    await this.#hitIp(r.ip);
     checkUsername(user);
     if (typeof r.record !== 'string' || !OPAQUE_TEXT.test(r.record)) throw new CellularError('TISSUE_ERR_BAD_REQUEST', 'the registration record is not an OPAQUE record');
     checkKeys(r.x25519, r.ed25519);
     checkBackup(r.backup);
     const record = { v: 2, user, opaque: r.record, created: this.#now() } satisfies AccountRecord;
     if ((await writeIfUnchanged(this.#stores.accounts, accountKey(user), codec.pack(record), 0)) === undefined) {
+      const taken = new CellularError('ACCOUNT_ERR_EXISTS', `the username ${user} is taken`);
       const existing = await this.#account(user);
-      if (existing?.record.v !== 2 || existing.record.opaque !== r.record) throw new CellularError('ACCOUNT_ERR_EXISTS', `the username ${user} is taken`);
+      if (existing?.record.v !== 2 || existing.record.opaque !== r.record || this.#now() - existing.record.created > REGISTER_RETRY_MS) throw taken;
+      // A retry: whatever the first finish stored must be exactly what this one carries.
+      const keys = (await this.getKeys([user]))[0];
+      if (keys && !(sameBytes(keys.x25519, r.x25519) && sameBytes(keys.ed25519, r.ed25519))) throw taken;
+      const backup = await this.#backupRecord(user);
+      if (backup && !sameBytes(backup.blob, r.backup)) throw taken;
     }
     await this.#putKeys(user, r.x25519, r.ed25519);
     await this.#putBackup(user, r.backup);
     return { ...(await this.#sessions.create(user)), user };
+  }
+
+  async #hitIp(ip: string | undefined): Promise<void> {
+    if (ip === undefined) return;
+    const byIp = await this.#limiter.hit(ipKey(ip), this.#gene.loginAttemptsPerIp);
+    if (!byIp.allowed) throw rateLimited('from this address', byIp.retryAfterMs);
   }
 
   /**
@@ -245,13 +262,18 @@ export class Accounts {
     return this.#opaque.startLogin(user, account?.record.opaque ?? null, request, byUser.window);
   }
 
-  /** Login, last message: the client's proof of the password, checked; a session and a grant. */
-  async loginFinish(user: string, state: Uint8Array, finish: string): Promise<{ token: string; expires: number; user: string; grant: string }> {
+  /**
+   * Login, last message: the client's proof of the password, checked, once (a captured
+   * state and proof replayed are AUTH_ERR_CREDENTIALS); a session, and a grant if asked for
+   * (only what needs the owner asks: a grant is not handed out at every login).
+   */
+  async loginFinish(user: string, state: Uint8Array, finish: string, wantGrant = false): Promise<{ token: string; expires: number; user: string; grant?: string }> {
     const { window } = this.#opaque.finishLogin(user, state, finish); // the user's slot stays counted on failure
+    if (!(await this.#sessions.useOnce(state))) throw credentials();
     const account = await this.#account(user);
     if (account?.record.v !== 2) throw credentials(); // deleted or changed since login.start
     await this.#limiter.release(userKey(user), window);
-    return { ...(await this.#sessions.create(user)), user, grant: await this.#sessions.grant(user) };
+    return { ...(await this.#sessions.create(user)), user, ...(wantGrant ? { grant: await this.#sessions.grant(user) } : {}) };
   }
 
   /**
@@ -274,10 +296,15 @@ export class Accounts {
     return { ...(await this.#sessions.create(user)), user, grant: await this.#sessions.grant(user) };
   }
 
-  /** Upgrade of a v1 account, first message: as registerStart, for the session's own account. */
+  /**
+   * Upgrade of a v1 account, first message: as registerStart, for the session's own
+   * account, and only while it is a v1 account (for an OPAQUE account it would be an
+   * unlimited oracle for guessing the password against its record).
+   */
   async upgradeStart(user: string, request: string): Promise<{ response: string }> {
     const account = await this.#account(user);
     if (!account) throw new CellularError('ACCOUNT_ERR_NOT_FOUND', `no user ${user}`);
+    if (account.record.v !== 1) throw new CellularError('AUTH_ERR_PROOF', `${user} already logs in with OPAQUE: nothing to upgrade`);
     return { response: this.#opaque.registrationResponse(user, request) };
   }
 
@@ -289,6 +316,7 @@ export class Accounts {
     if (typeof record !== 'string' || !OPAQUE_TEXT.test(record)) throw new CellularError('TISSUE_ERR_BAD_REQUEST', 'the registration record is not an OPAQUE record');
     checkBackup(backup);
     const account = await this.#useGrant(user, grant);
+    if (account.record.v !== 1) throw new CellularError('AUTH_ERR_PROOF', `${user} already logs in with OPAQUE: nothing to upgrade`);
     const next = { v: 2, user, opaque: record, created: account.record.created } satisfies AccountRecord;
     if ((await writeIfUnchanged(this.#stores.accounts, accountKey(user), codec.pack(next), account.revision)) === undefined) {
       throw new CellularError('AUTH_ERR_SESSION', `the account ${user} changed during its upgrade: log in again`);
@@ -327,16 +355,18 @@ export class Accounts {
     const keysEntry = await this.#stores.directory.get(directoryKey(user));
     const keys = live(keysEntry) ? parseDirectoryRecord(keysEntry.value, user) : null;
     const stored = backup ? await this.#backupRecord(user) : keys;
-    if (!stored) return undefined;
+    // Nothing to protect only when neither keys nor (for a backup) a backup are stored: an
+    // account with keys but no backup must not get a thief's backup planted.
+    if (!stored && !keys) return undefined;
     if (proof.grant !== undefined) {
       await this.#useGrant(user, proof.grant);
-      return undefined;
+      return stored?.signedAt; // a later signed statement must still be newer than the last one
     }
     const refuse = (why: string) => new CellularError('AUTH_ERR_PROOF', `replacing ${backup ? 'the key backup' : 'the published keys'} of ${user} needs the owner: ${why}`);
     if (!(proof.sig instanceof Uint8Array) || !nonNeg(proof.at)) throw refuse('a signature by the current identity key and its time, or a grant from a fresh login');
     if (!keys) throw refuse('no identity key is published to check the signature with: log in again for a grant');
     if (Math.abs(proof.at - this.#now()) > OWNER_STATEMENT_SKEW_MS) throw refuse(`the statement's time is more than ${OWNER_STATEMENT_SKEW_MS / 60_000} min from the server's`);
-    if (stored.signedAt !== undefined && proof.at <= stored.signedAt) throw refuse('the statement is not newer than the last replacement');
+    if (stored?.signedAt !== undefined && proof.at <= stored.signedAt) throw refuse('the statement is not newer than the last replacement');
     let ok = false;
     try {
       ok = proof.sig.length === 64 && verifySignature(null, ownerStatement(op, user, proof.at, payload), ed25519Key(keys.ed25519), proof.sig);

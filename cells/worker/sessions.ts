@@ -18,7 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import { codec } from '../../organism/wire/codec.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
-import { updateWithRetries } from '../../organism/kernel/compare-and-set.ts';
+import { updateWithRetries, writeIfUnchanged } from '../../organism/kernel/compare-and-set.ts';
 import { nonNeg, unpackRecord } from '../messenger/record.ts';
 import { isUsername } from '../messenger/user-name.ts';
 
@@ -108,6 +108,15 @@ export class Sessions {
     const grant = randomBytes(32).toString('base64url');
     await this.#kv.create(grantKey(createHash('sha256').update(grant).digest('hex')), codec.pack({ v: 1, user, created: this.#now() } satisfies SessionRecord));
     return grant;
+  }
+
+  /**
+   * True the first time it is called with these bytes, false after (kv.create of their
+   * hash): a login's sealed state is finished once. The entries age out with the bucket.
+   */
+  async useOnce(bytes: Uint8Array): Promise<boolean> {
+    const key = `n.${createHash('sha256').update(bytes).digest('hex')}`;
+    return (await writeIfUnchanged(this.#kv, key, codec.pack({ v: 1, at: this.#now() }), 0)) !== undefined;
   }
 
   /**

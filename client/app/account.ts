@@ -68,6 +68,10 @@ export interface LoginOptions {
   legacyIdentity?: Identity;
   /** Seal the upgraded backup under this recovery key instead of the password. */
   recoveryKey?: Uint8Array;
+  /** Ask for a grant (to delete the account or replace keys next): none is handed out otherwise. */
+  grant?: boolean;
+  /** This browser knows the account uses OPAQUE: an AUTH_ERR_LEGACY is a lie, refused without asking. */
+  knownOpaque?: boolean;
 }
 
 /**
@@ -82,11 +86,12 @@ export async function logIn(conn: Requester, user: string, password: string, opt
     challenge = await ask<ServerFrameOf<'login.response'>>(conn, { t: 'login.start', user, request: started.request });
   } catch (e) {
     if (errorCode(e) !== 'AUTH_ERR_LEGACY') throw e;
+    if (options.knownOpaque) throw new ClientError('CLIENT_ERR_LEGACY_LIE');
     return upgradeLegacy(conn, user, password, options);
   }
   const done = await finishLogin(started, challenge.response, password);
   if (!done) throw new ClientError('AUTH_ERR_CREDENTIALS');
-  const s = await ask<ServerFrameOf<'session'>>(conn, { t: 'login.finish', user, finish: done.finish, state: challenge.state });
+  const s = await ask<ServerFrameOf<'session'>>(conn, { t: 'login.finish', user, finish: done.finish, state: challenge.state, ...(options.grant ? { grant: true } : {}) });
   return { session: { user: s.user, token: s.token, expires: s.expires, grant: s.grant }, exportKey: done.exportKey };
 }
 

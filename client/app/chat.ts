@@ -19,7 +19,7 @@ import { decodeContent, encodeContent } from './content.ts';
 import { ClientError, describeError, errorCode } from './errors.ts';
 import { byName, directGroupId, newId } from './ids.ts';
 import { loadIdentity, saveIdentity } from './key-store.ts';
-import { rememberSeen, seenSeq, trimSeen } from './seen.ts';
+import { rememberSeen, seenBefore, trimSeen } from './seen.ts';
 import { loadProfile, samePin, saveProfile, type Group, type PinnedKey, type Profile } from './profile.ts';
 
 type Delivered = Extract<ServerFrame, { t: 'deliver' }>;
@@ -80,6 +80,27 @@ const RECEIPT_DELAY_MS = 250;
 /** Above every real stream sequence: where unsent messages sort. */
 const UNSENT = 2 ** 53 - 2 ** 40;
 
+
+/**
+ * Whether this browser has seen `user` log in with OPAQUE: then a server that says the
+ * account predates it (AUTH_ERR_LEGACY, asking for the password) is lying, and is refused
+ * without asking the person again.
+ */
+const OPAQUE_KNOWN = (user: string) => `cellular.opaque.${user}`;
+function opaqueKnown(user: string): boolean {
+  try {
+    return globalThis.localStorage?.getItem(OPAQUE_KNOWN(user)) === '1';
+  } catch {
+    return false;
+  }
+}
+function knowOpaque(user: string): void {
+  try {
+    globalThis.localStorage?.setItem(OPAQUE_KNOWN(user), '1');
+  } catch {
+    // storage refused (a private window's quota): the person is asked again, nothing worse
+  }
+}
 
 function pinOf(k: { x25519: Uint8Array; ed25519: Uint8Array }): PinnedKey {
   return { x25519: new Uint8Array(k.x25519), ed25519: new Uint8Array(k.ed25519), id: keyId(k.ed25519) };
@@ -179,6 +200,7 @@ export class Chat {
     const recoveryKey = options.recoveryKey ? newRecoveryKey() : undefined;
     const r = await registerAccount(this.#conn, user, password, identity, recoveryKey);
     this.#conn.session = r.session.token; // a new socket resumes it
+    knowOpaque(user);
     this.recoveryKeyText = recoveryKey ? formatRecoveryKey(recoveryKey) : null;
     await saveIdentity(user, identity);
     this.keysFrom = 'new';
@@ -192,8 +214,9 @@ export class Chat {
    */
   async login(user: string, password: string): Promise<void> {
     const local = await loadIdentity(user).catch(() => null);
-    const r = await logIn(this.#conn, user, password, { confirmLegacy: () => this.confirmLegacy(), ...(local ? { legacyIdentity: local } : {}) });
+    const r = await logIn(this.#conn, user, password, { confirmLegacy: () => this.confirmLegacy(), knownOpaque: opaqueKnown(user), ...(local ? { legacyIdentity: local } : {}) });
     this.#conn.session = r.session.token; // a new socket resumes it
+    knowOpaque(user);
     this.upgraded = r.upgraded === true;
     let identity = local;
     if (identity) {
@@ -539,9 +562,9 @@ export class Chat {
       }
       return;
     }
-    // Shown in an earlier session under another sequence: stored again since, a replay.
-    const before = await seenSeq(me, f.from, f.msg);
-    if (before !== undefined && before !== f.seq) return;
+    // Shown in an earlier session under another sequence (stored again since: a replay), or deleted by the person.
+    const before = await seenBefore(me, f.from, f.msg);
+    if (before && (before.deleted || before.seq !== f.seq)) return;
     const sender = f.from === me ? pinOf({ x25519: this.#identity!.x25519.publicKey, ed25519: this.#identity!.ed25519.publicKey }) : await this.#senderKey(f.from, peekSenderKeyId(f.body));
     if (sender === 'held') {
       const held = this.#held.get(f.from) ?? [];
@@ -651,6 +674,8 @@ export class Chat {
     if (pending >= 0 && !this.#outbox[pending]!.inflight) this.#outbox.splice(pending, 1);
     else if (where.message.seq !== undefined) await this.#conn.request({ t: 'delete', msg, scope: 'me', seqs: [where.message.seq] });
     where.conv.messages.splice(where.conv.messages.indexOf(where.message), 1);
+    // Never shown again, whatever sequence the server gives it later.
+    if (where.message.seq !== undefined) void rememberSeen(this.#me(), from, msg, where.message.seq, true);
     if (where.message.unread) where.conv.unread--;
     this.onChange(convId);
   }
@@ -723,16 +748,14 @@ export class Chat {
     return conv;
   }
 
-  /** The roster to send with a group message: the kept one, or (a group from before rosters) one this user signs now. */
+  /** The roster to send with a group message: the kept one (a group from before rosters cannot be written to). */
   #rosterFor(conv: Conversation): SignedRoster {
     const group = conv.id.slice(2);
     const p = this.#profile!;
     const kept = p.groups[group]?.roster;
     if (kept) return kept;
-    const roster = signRoster({ v: 1, group, name: conv.title, version: 1, members: conv.members, by: this.#me(), at: Date.now() }, this.#identity!.ed25519.secretKey);
-    p.groups[group] = { name: conv.title, members: conv.members, roster };
-    void saveProfile(p);
-    return roster;
+    // Signing one now would make this member its creator in the eyes of some members and not others.
+    throw new ClientError('CLIENT_ERR_GROUP', 'This group was made before group memberships were signed: make a new group with the same people to go on.');
   }
 
   /**
@@ -746,7 +769,10 @@ export class Chat {
     if (roster.group !== group) throw refuse('its membership is for another group');
     if (roster.members.length !== members.length || roster.members.some((m, i) => m !== members[i])) throw refuse('its header lists other members than the signed membership');
     if (!roster.members.includes(from) || !roster.members.includes(me)) throw refuse(`${from} or we are not members`);
-    const kept = this.#profile!.groups[group]?.roster;
+    const keptGroup = this.#profile!.groups[group];
+    const kept = keptGroup?.roster;
+    // A group kept from before rosters takes the first roster only if it names the same members.
+    if (keptGroup && !kept && (keptGroup.members.length !== roster.members.length || keptGroup.members.some((m, i) => m !== roster.members[i]))) throw refuse('its signed membership differs from the members this group had');
     if (kept && roster.by !== kept.by) throw refuse(`its membership is signed by ${roster.by}, not the group's creator ${kept.by}`);
     if (kept && kept.version > roster.version && !kept.members.includes(from)) throw refuse(`${from} is no longer a member`);
     const keys = roster.by === me ? [this.#identity!.ed25519.publicKey] : roster.by === from ? [senderKey] : (this.#profile!.pins[roster.by] ?? []).map((k) => k.ed25519);

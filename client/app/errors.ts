@@ -36,6 +36,7 @@ export const ERROR_TEXT: Readonly<Record<string, string>> = {
   CLIENT_ERR_RECOVERY_KEY: 'Your key backup is sealed with a recovery key: enter it to read your messages in this browser.',
   CLIENT_ERR_RECOVERY_BAD: 'That recovery key does not open your key backup.',
   CLIENT_ERR_LEGACY_DECLINED: 'Nothing was sent. This account can only be upgraded by sending its password to the server once.',
+  CLIENT_ERR_LEGACY_LIE: 'The server asked for your password, but this account already logs in without sending it. Nothing was sent: the server may be compromised.',
   CLIENT_ERR_GROUP: 'A group needs a name and 1 or more other members who exist.',
   CLIENT_ERR_UNVERIFIED: 'A message that did not verify was not shown.',
   CLIENT_ERR_GROUP_UNSIGNED: "A group message from someone the group's creator did not list was not shown.",

@@ -3,7 +3,9 @@
  * IndexedDB so that a copy the server stores again after its dedupe window (a replay) is
  * recognised even after a reload: the same (sender, message id) under another sequence is
  * not shown twice. The same sequence is the same stored copy (history after a reload) and
- * is shown. At most SEEN_MAX entries per user are kept, the oldest dropped first.
+ * is shown — unless the person deleted it: a deleted message never shows again, whatever
+ * sequence the server gives it. At most SEEN_MAX entries per user are kept, the oldest
+ * dropped first.
  */
 import { run, SEEN } from './idb.ts';
 
@@ -14,18 +16,19 @@ interface SeenEntry {
   owner: string;
   seq: number;
   at: number;
+  deleted?: boolean;
 }
 
 const key = (owner: string, from: string, msg: string) => `${owner}\n${from}/${msg}`;
 
-/** The sequence `from`'s message `msg` was shown under, if it was. */
-export async function seenSeq(owner: string, from: string, msg: string): Promise<number | undefined> {
+/** The sequence `from`'s message `msg` was shown under, and whether the person deleted it, if it was shown. */
+export async function seenBefore(owner: string, from: string, msg: string): Promise<{ seq: number; deleted: boolean } | undefined> {
   const e = await run(SEEN, 'readonly', (s) => s.get(key(owner, from, msg)) as IDBRequest<SeenEntry | undefined>).catch(() => undefined);
-  return e?.seq;
+  return e ? { seq: e.seq, deleted: e.deleted === true } : undefined;
 }
 
-export function rememberSeen(owner: string, from: string, msg: string, seq: number): Promise<unknown> {
-  return run(SEEN, 'readwrite', (s) => s.put({ k: key(owner, from, msg), owner, seq, at: Date.now() } satisfies SeenEntry)).catch(() => undefined);
+export function rememberSeen(owner: string, from: string, msg: string, seq: number, deleted = false): Promise<unknown> {
+  return run(SEEN, 'readwrite', (s) => s.put({ k: key(owner, from, msg), owner, seq, at: Date.now(), ...(deleted ? { deleted } : {}) } satisfies SeenEntry)).catch(() => undefined);
 }
 
 /** Drops the oldest entries of `owner` beyond SEEN_MAX (once per login is enough). */

@@ -193,6 +193,8 @@ export function renderNginxConfig(o: NginxConfigOptions): string {
     'proxy_set_header X-Real-IP $remote_addr;',
     'proxy_set_header X-Forwarded-For $remote_addr;',
     'proxy_set_header X-Forwarded-Proto $scheme;',
+    // A page's CSP names every receiver port (cells/receiver/http.ts): up to ≈ 5 KB of headers.
+    'proxy_buffer_size 16k;',
     ...extra,
   ];
 

@@ -109,7 +109,7 @@ export type ClientFrame = Versioned<
   | { t: 'register.start'; id: number; user: string; request: string }
   | { t: 'register.finish'; id: number; user: string; record: string; x25519: Uint8Array; ed25519: Uint8Array; backup: Uint8Array }
   | { t: 'login.start'; id: number; user: string; request: string }
-  | { t: 'login.finish'; id: number; user: string; finish: string; state: Uint8Array }
+  | { t: 'login.finish'; id: number; user: string; finish: string; state: Uint8Array; grant?: boolean }
   | { t: 'login'; id: number; user: string; password: string }
   | { t: 'upgrade.start'; id: number; request: string }
   | { t: 'upgrade.finish'; id: number; record: string; backup: Uint8Array; grant: string }
@@ -218,7 +218,7 @@ const CLIENT: Schemas<ClientFrame> = {
   'register.start': { id, user: credential, request: opaqueText },
   'register.finish': { id, user: credential, record: opaqueText, x25519: req(key32), ed25519: req(key32), backup: req(backup) },
   'login.start': { id, user: credential, request: opaqueText },
-  'login.finish': { id, user: credential, finish: opaqueText, state: loginState },
+  'login.finish': { id, user: credential, finish: opaqueText, state: loginState, grant: opt(bool) },
   login: { id, user: credential, password: credential },
   'upgrade.start': { id, request: opaqueText },
   'upgrade.finish': { id, record: opaqueText, backup: req(backup), grant: req(token) },

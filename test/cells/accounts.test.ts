@@ -19,7 +19,7 @@ import { Namespace } from '../../organism/kernel/namespace.ts';
 import { Inboxes } from '../../cells/messenger/inbox.ts';
 import { MessengerSubjects } from '../../cells/messenger/subjects.ts';
 import { ensureMessengerStores, openMessengerStores, type MessengerStores } from '../../cells/messenger/stores.ts';
-import { Accounts, ownerStatement } from '../../cells/worker/accounts.ts';
+import { Accounts, ownerStatement, REGISTER_RETRY_MS } from '../../cells/worker/accounts.ts';
 import { LOGIN_STATE_TTL_MS, OpaqueServer } from '../../cells/worker/opaque-server.ts';
 import * as opaque from '@serenity-kit/opaque';
 import { ed25519 } from '@noble/curves/ed25519.js';
@@ -96,7 +96,7 @@ const BACKUP = key(9, 106);
 async function register(w: Worker, user: string, password = PASSWORD, ip?: string, keys = { x25519: key(1), ed25519: key(2) }) {
   await opaque.ready;
   const start = opaque.client.startRegistration({ password });
-  const { response } = await w.accounts.registerStart(user, start.registrationRequest);
+  const { response } = await w.accounts.registerStart(user, start.registrationRequest, ip);
   const fin = opaque.client.finishRegistration({ clientRegistrationState: start.clientRegistrationState, registrationResponse: response, password, keyStretching: LIGHT });
   return { ...(await w.accounts.registerFinish({ user, record: fin.registrationRecord, ...keys, backup: BACKUP, ...(ip ? { ip } : {}) })), exportKey: fin.exportKey };
 }
@@ -108,7 +108,7 @@ async function login(w: Worker, user: string, password: string, ip: string) {
   const { response, state } = await w.accounts.loginStart(user, start.startLoginRequest, ip);
   const fin = opaque.client.finishLogin({ clientLoginState: start.clientLoginState, loginResponse: response, password, keyStretching: LIGHT });
   if (!fin) throw new CellularError('AUTH_ERR_CREDENTIALS', 'the client found the password wrong');
-  return w.accounts.loginFinish(user, state, fin.finishLoginRequest);
+  return w.accounts.loginFinish(user, state, fin.finishLoginRequest, true) as Promise<{ token: string; expires: number; user: string; grant: string }>;
 }
 
 async function code(p: Promise<unknown>): Promise<ErrorCode | 'ok'> {
@@ -207,12 +207,15 @@ test('accounts - the login state: bound to its user, sealed by the workers, vali
   c.at += LOGIN_STATE_TTL_MS;
   t.is(await code(w.accounts.loginFinish('alice', state, fin.finishLoginRequest)), 'AUTH_ERR_CREDENTIALS', 'too late');
   c.at -= 1;
-  t.truthy((await w.accounts.loginFinish('alice', state, fin.finishLoginRequest)).token, 'in time');
+  const done = await w.accounts.loginFinish('alice', state, fin.finishLoginRequest);
+  t.truthy(done.token, 'in time');
+  t.is(done.grant, undefined, 'a grant only when asked for');
+  t.is(await code(w.accounts.loginFinish('alice', state, fin.finishLoginRequest)), 'AUTH_ERR_CREDENTIALS', 'a captured state and proof, replayed');
   t.is(await code(w.accounts.loginStart('alice', 'not-opaque', '192.0.2.1')), 'TISSUE_ERR_BAD_REQUEST');
 });
 
 test('accounts - a taken name is ACCOUNT_ERR_EXISTS; of 5 concurrent registrations on two workers exactly one wins, and a retried finish completes', async (t) => {
-  const { workers, w } = await setup(t, { workers: 2 });
+  const { workers, w, gene } = await setup(t, { workers: 2 });
   await register(w, 'taken');
   t.is(await code(register(workers[1]!, 'taken', 'another password')), 'ACCOUNT_ERR_EXISTS');
   const results = await Promise.all([0, 1, 2, 3, 4].map((i) => code(register(workers[i % 2]!, 'race', `password-${i}`))));
@@ -230,6 +233,10 @@ test('accounts - a taken name is ACCOUNT_ERR_EXISTS; of 5 concurrent registratio
   await w.accounts.registerFinish(finish);
   t.truthy((await workers[1]!.accounts.registerFinish(finish)).token);
   t.is(await code(w.accounts.registerFinish({ ...finish, record: fin.registrationRecord.replace(/.$/, (ch) => (ch === 'A' ? 'B' : 'A')) })), 'ACCOUNT_ERR_EXISTS', 'another record is another registrant');
+  // The record is no credential: with other keys, or later, the same record opens nothing.
+  t.is(await code(w.accounts.registerFinish({ ...finish, x25519: key(7) })), 'ACCOUNT_ERR_EXISTS', 'a retry must carry what the first finish stored');
+  const later = await worker(w.nc, w.stores, gene, () => Date.now() + REGISTER_RETRY_MS + 1_000);
+  t.is(await code(later.accounts.registerFinish(finish)), 'ACCOUNT_ERR_EXISTS', 'past REGISTER_RETRY_MS the same finish opens nothing');
 });
 
 test('accounts - a username is accepted iff it matches the rule', async (t) => {
@@ -505,6 +512,7 @@ test('accounts - a v1 account: login.start says AUTH_ERR_LEGACY; the password lo
   await w.accounts.upgradeFinish('old', fin.registrationRecord, BACKUP, s.grant);
   t.like(codec.unpack((await w.stores.accounts.get('u.old'))!.value), { v: 2, created: 5 });
   t.truthy((await login(w, 'old', PASSWORD, '192.0.2.1')).token, 'OPAQUE from now on');
+  t.is(await code(w.accounts.upgradeStart('old', reg.registrationRequest)), 'AUTH_ERR_PROOF', 'no OPRF oracle for an OPAQUE account (a session thief would guess against its record)');
   t.is(await code(w.accounts.legacyLogin('old', PASSWORD, '192.0.2.1')), 'AUTH_ERR_CREDENTIALS', 'and the password login is closed');
 });
 

@@ -255,7 +255,7 @@ test.serial('browser - when a contact\'s key changes, the chat warns and blocks 
   // Eli's keys are replaced (a reinstall, or someone in between): new keys published, and a message signed with them.
   const c = await ChatClient.connect(m.url);
   t.teardown(() => c.close());
-  const { grant } = (await logIn(c, 'eli', 'pw-eli-in-the-browser')).session;
+  const { grant } = (await logIn(c, 'eli', 'pw-eli-in-the-browser', { grant: true })).session;
   const fresh = generateIdentity();
   await c.request({ t: 'keys.publish', x25519: fresh.x25519.publicKey, ed25519: fresh.ed25519.publicKey, grant });
   const deeKeys = (await c.request({ t: 'keys.get', users: ['dee'] })) as unknown as { keys: { x25519: Uint8Array }[] };
