@@ -195,6 +195,8 @@ export function renderNginxConfig(o: NginxConfigOptions): string {
     'proxy_set_header X-Forwarded-Proto $scheme;',
     // A page's CSP names every receiver port (cells/receiver/http.ts): up to ≈ 5 KB of headers.
     'proxy_buffer_size 16k;',
+    'proxy_buffers 8 16k;',
+    'proxy_busy_buffers_size 32k;',
     ...extra,
   ];
 
