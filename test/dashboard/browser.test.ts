@@ -105,7 +105,8 @@ test.serial('dashboard - grow prints the URL with its token; the page loads with
   t.true(await page.locator('#graph canvas').count() >= 1, 'the graph draws on a canvas');
   await page.waitForSelector('#chart-population .uplot', { timeout: 10_000 });
   t.true(await page.locator('#charts .uplot').count() >= 5, 'five charts');
-  for (const id of ids) t.true(await page.locator(`#log li[data-kind="birth"][data-cells~="${id}"]`).count() >= 1, `the log shows ${id}'s birth`);
+  // A cell born a moment ago (a regrown stem) may reach the log a frame after the census: wait for each.
+  for (const id of ids) t.true(await page.waitForSelector(`#log li[data-kind="birth"][data-cells~="${id}"]`, { timeout: 10_000 }).then(() => true, () => false), `the log shows ${id}'s birth`);
   // The detail of a cell: its certificate and metabolism.
   const echo = (await living(g)).find((c) => c.tissue === 'echo')!;
   await page.locator(`#cells tr[data-id="${echo.id}"]`).click();
