@@ -240,6 +240,17 @@ export class Accounts {
     if (!byIp.allowed) throw rateLimited('from this address', byIp.retryAfterMs);
   }
 
+  /** Takes one of the user's login attempts (given back by #releaseUserSlot on success); the window it was counted in. */
+  async #takeUserSlot(user: string): Promise<number> {
+    const byUser = await this.#limiter.hit(userKey(user), this.#gene.loginAttemptsPerUser);
+    if (!byUser.allowed) throw rateLimited('for this user', byUser.retryAfterMs);
+    return byUser.window;
+  }
+
+  #releaseUserSlot(user: string, window: number): Promise<void> {
+    return this.#limiter.release(userKey(user), window);
+  }
+
   /**
    * Login, first message. Per IP every attempt counts; per user only failures do, but the
    * user's slot is taken here and given back at a successful finish, so concurrent guesses
@@ -247,19 +258,16 @@ export class Accounts {
    * sealed state.
    */
   async loginStart(user: string, request: string, ip: string): Promise<{ response: string; state: Uint8Array }> {
-    const byIp = await this.#limiter.hit(ipKey(ip), this.#gene.loginAttemptsPerIp);
-    if (!byIp.allowed) throw rateLimited('from this address', byIp.retryAfterMs);
+    await this.#hitIp(ip);
     // A name register would refuse cannot belong to an account: saying so tells nothing the rules do not.
     if (!isUsername(user)) throw credentials();
-    const slot = userKey(user);
-    const byUser = await this.#limiter.hit(slot, this.#gene.loginAttemptsPerUser);
-    if (!byUser.allowed) throw rateLimited('for this user', byUser.retryAfterMs);
+    const window = await this.#takeUserSlot(user);
     const account = await this.#account(user);
     if (account?.record.v === 1) {
-      await this.#limiter.release(slot, byUser.window); // no guess was made
+      await this.#releaseUserSlot(user, window); // no guess was made
       throw new CellularError('AUTH_ERR_LEGACY', `${user} was made before end-to-end login: log in with the password once to upgrade it`);
     }
-    return this.#opaque.startLogin(user, account?.record.opaque ?? null, request, byUser.window);
+    return this.#opaque.startLogin(user, account?.record.opaque ?? null, request, window);
   }
 
   /**
@@ -272,7 +280,7 @@ export class Accounts {
     if (!(await this.#sessions.useOnce(state))) throw credentials();
     const account = await this.#account(user);
     if (account?.record.v !== 2) throw credentials(); // deleted or changed since login.start
-    await this.#limiter.release(userKey(user), window);
+    await this.#releaseUserSlot(user, window);
     return { ...(await this.#sessions.create(user)), user, ...(wantGrant ? { grant: await this.#sessions.grant(user) } : {}) };
   }
 
@@ -282,17 +290,14 @@ export class Accounts {
    * the same scrypt cost), and its grant lets the owner upgrade at once (upgradeFinish).
    */
   async legacyLogin(user: string, password: string, ip: string): Promise<{ token: string; expires: number; user: string; grant: string }> {
-    const byIp = await this.#limiter.hit(ipKey(ip), this.#gene.loginAttemptsPerIp);
-    if (!byIp.allowed) throw rateLimited('from this address', byIp.retryAfterMs);
+    await this.#hitIp(ip);
     if (!isUsername(user) || !passwordFits(password)) throw credentials();
-    const slot = userKey(user);
-    const byUser = await this.#limiter.hit(slot, this.#gene.loginAttemptsPerUser);
-    if (!byUser.allowed) throw rateLimited('for this user', byUser.retryAfterMs);
+    const window = await this.#takeUserSlot(user);
     const account = await this.#account(user);
     const v1 = account?.record.v === 1 ? account.record : null;
     const ok = await this.#hasher.verify(password, v1?.hash ?? this.#dummy);
     if (!v1 || !ok) throw credentials(); // the user's slot stays counted: a failure
-    await this.#limiter.release(slot, byUser.window);
+    await this.#releaseUserSlot(user, window);
     return { ...(await this.#sessions.create(user)), user, grant: await this.#sessions.grant(user) };
   }
 
