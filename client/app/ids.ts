@@ -3,8 +3,7 @@
  * server-side tag of a 1:1 chat. DOM-free, so the Node tests use it too.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-
-export const b64url = (b: Uint8Array) => btoa(String.fromCharCode(...b)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+import { toBase64url as b64url } from '../crypto/base64url.ts';
 
 /** 128 random bits: a message or group id (22 characters). */
 export const newId = () => b64url(crypto.getRandomValues(new Uint8Array(16)));

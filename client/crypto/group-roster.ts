@@ -17,6 +17,7 @@
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { concatBytes } from '@noble/hashes/utils.js';
+import { fromBase64url, toBase64url } from './base64url.ts';
 import { CryptoError, MAX_MEMBERS } from './envelope.ts';
 
 export const LABEL_GROUP_ROSTER = 'cellular/v2/group-roster';
@@ -74,16 +75,10 @@ export function rosterBytes(r: Roster): Uint8Array {
   return concatBytes(enc.encode(LABEL_GROUP_ROSTER), Uint8Array.of(0), enc.encode(canonical));
 }
 
-const toB64url = (b: Uint8Array) => btoa(String.fromCharCode(...b)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-function fromB64url(s: string): Uint8Array {
-  const b64 = s.replace(/-/g, '+').replace(/_/g, '/');
-  return Uint8Array.from(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)), (c) => c.charCodeAt(0));
-}
-
 export function signRoster(r: Roster, creatorSecret: Uint8Array): SignedRoster {
   const { v, group, name, version, members, by, at } = r;
   const plain: Roster = { v, group, name, version, members, by, at };
-  return { ...plain, sig: toB64url(ed25519.sign(rosterBytes(plain), creatorSecret)) };
+  return { ...plain, sig: toBase64url(ed25519.sign(rosterBytes(plain), creatorSecret)) };
 }
 
 /** Whether `r` is signed by `creatorPublic` (strict Ed25519, as envelopes are). */
@@ -91,7 +86,7 @@ export function verifyRoster(r: SignedRoster, creatorPublic: Uint8Array): boolea
   if (rosterProblem(r) !== null || typeof r.sig !== 'string') return false;
   try {
     const { sig, ...plain } = r;
-    return ed25519.verify(fromB64url(sig), rosterBytes(plain), creatorPublic, { zip215: false });
+    return ed25519.verify(fromBase64url(sig), rosterBytes(plain), creatorPublic, { zip215: false });
   } catch {
     return false;
   }

@@ -12,6 +12,7 @@
  * Isomorphic: the library carries its WebAssembly inline.
  */
 import * as opaque from '@serenity-kit/opaque';
+import { fromBase64url } from './base64url.ts';
 import { CryptoError } from './envelope.ts';
 
 export const KEY_STRETCHING = Object.freeze({ 'argon2id-custom': Object.freeze({ memory: 65_536, iterations: 3, parallelism: 4 }) });
@@ -26,12 +27,6 @@ const ksf = () => ({ 'argon2id-custom': { ...KEY_STRETCHING['argon2id-custom'] }
 export function passwordFits(password: string): boolean {
   const n = new TextEncoder().encode(password).length;
   return n >= PASSWORD_MIN_BYTES && n <= PASSWORD_MAX_BYTES;
-}
-
-function fromBase64url(s: string): Uint8Array {
-  const b64 = s.replace(/-/g, '+').replace(/_/g, '/');
-  const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
-  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
 }
 
 export interface Started {
