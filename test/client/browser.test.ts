@@ -59,6 +59,26 @@ async function messenger(t: ExecutionContext, sets: string[] = []) {
 
 let shots = 0;
 
+/**
+ * Values at dot-paths of one record in the page's IndexedDB (`cellular`), read in the page:
+ * what the client keeps, as it keeps it (a CryptoKey's properties included).
+ */
+function idbFields(page: Page, store: string, key: string, paths: string[]): Promise<unknown[]> {
+  return page.evaluate(
+    ([store, key, paths]) =>
+      new Promise<unknown[]>((resolve, reject) => {
+        // (Runs in the page; this file is compiled without the DOM library.)
+        const r = (globalThis as unknown as { indexedDB: any }).indexedDB.open('cellular');
+        r.onerror = () => reject(new Error('no database'));
+        r.onsuccess = () => {
+          const get = r.result.transaction(store).objectStore(store).get(key);
+          get.onsuccess = () => resolve(paths.map((p) => p.split('.').reduce((o: any, k) => o?.[k], get.result)));
+        };
+      }),
+    [store, key, paths] as const,
+  );
+}
+
 /** A person in a browser of their own (own context, own storage). */
 class Person {
   constructor(readonly name: string, readonly page: Page) {}
@@ -382,19 +402,7 @@ test.serial('browser - private keys rest in IndexedDB under a non-extractable We
   const home = await (await Person.open(t, homeContext, m.url, 'wren', problems)).enter('register');
   t.is(await home.page.getAttribute('#status', 'data-keys'), 'new');
   // What IndexedDB holds: an opaque key handle and 80 bytes of ciphertext (64 + the GCM tag).
-  const stored = await home.page.evaluate(
-    () =>
-      new Promise<{ extractable: boolean; algorithm: string; sealed: number }>((resolve, reject) => {
-        // (Runs in the page; this file is compiled without the DOM library.)
-        const r = (globalThis as unknown as { indexedDB: any }).indexedDB.open('cellular');
-        r.onerror = () => reject(new Error('no database'));
-        r.onsuccess = () => {
-          const get = r.result.transaction('identities').objectStore('identities').get('wren');
-          get.onsuccess = () => resolve({ extractable: get.result.key.extractable, algorithm: get.result.key.algorithm.name, sealed: get.result.sealed.byteLength });
-        };
-      }),
-  );
-  t.deepEqual(stored, { extractable: false, algorithm: 'AES-GCM', sealed: 80 });
+  t.deepEqual(await idbFields(home.page, 'identities', 'wren', ['key.extractable', 'key.algorithm.name', 'sealed.byteLength']), [false, 'AES-GCM', 80]);
   // The same browser, a new page: the keys open from its own store.
   const again = await (await Person.open(t, homeContext, m.url, 'wren', problems)).enter('login');
   t.is(await again.page.getAttribute('#status', 'data-keys'), 'this browser');
@@ -620,17 +628,7 @@ test.serial('browser - a group accepts only what its creator\'s signed membershi
   await ann!.say('still members only');
   await ben!.page.waitForSelector('#messages li.theirs .text:text-is("still members only")');
   t.deepEqual(await ben!.texts('#messages li.theirs .text'), ['members only', 'still members only'], "eve's copies were not shown");
-  const contacts = await ben!.page.evaluate(
-    () =>
-      new Promise<string[]>((resolve, reject) => {
-        const r = (globalThis as unknown as { indexedDB: any }).indexedDB.open('cellular');
-        r.onerror = () => reject(new Error('no database'));
-        r.onsuccess = () => {
-          const get = r.result.transaction('profiles').objectStore('profiles').get('ben');
-          get.onsuccess = () => resolve(get.result.contacts);
-        };
-      }),
-  );
+  const [contacts] = (await idbFields(ben!.page, 'profiles', 'ben', ['contacts'])) as [string[]];
   t.false(contacts.includes('eve'), `ben's contacts: ${contacts.join(', ')}`);
   t.deepEqual(problems.filter((p) => !/CLIENT_ERR_GROUP_UNSIGNED|was not shown/.test(p)), []);
 });
