@@ -69,7 +69,8 @@ export class Heart {
     this.#tick.unref();
     const data: PacemakerData = {
       access: { servers: packet.servers, token: packet.token },
-      subject: new Namespace(packet.organism).hormone('pulse'),
+      jwt: packet.jwt ?? null,
+      subject: new Namespace(packet.organism).hormone('pulse', packet.cell.id),
       id: packet.cell.id,
       seedHex: packet.cell.seed,
       seqBuffer: this.seq.buffer,

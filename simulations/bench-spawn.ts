@@ -114,7 +114,7 @@ async function measure(o: SpawnBenchOptions, organism: Organism, peers: Peers, s
   // The wire itself, below the bus: every pulse message and its size, admitted or not.
   let wire = 0;
   let wireBytes = 0;
-  const rawSub: Subscription = observer.nc.subscribe(observer.ns.hormone('pulse'), {
+  const rawSub: Subscription = observer.nc.subscribe(observer.ns.hormone('pulse', '*'), {
     callback: (_err, msg) => {
       wire++;
       wireBytes += msg.data.length;

@@ -89,7 +89,7 @@ export class SyntheticSwarm {
   }
 
   #publish(c: Synthetic, kind: HormoneKind, body: unknown): void {
-    this.#o.nc.publish(this.#o.ns.hormone(kind), sealHormone(c.signer, kind, body, this.#o.genome.limits.hormoneMaxBytes));
+    this.#o.nc.publish(this.#o.ns.hormone(kind, c.signer.id), sealHormone(c.signer, kind, body, this.#o.genome.limits.hormoneMaxBytes));
     this.published++;
   }
 

@@ -48,7 +48,7 @@ export class HormoneBus {
 
   start(): void {
     if (this.#sub || this.#closed) return;
-    this.#sub = this.#o.nc.subscribe(this.#o.ns.hormones, { callback: (_err, msg) => this.#receive(msg.data) });
+    this.#sub = this.#o.nc.subscribe(this.#o.ns.hormones, { callback: (_err, msg) => this.#receive(msg.data, msg.subject) });
   }
 
   /** Called for every admitted hormone, in arrival order per sender. Returns an unsubscribe. */
@@ -73,21 +73,29 @@ export class HormoneBus {
   publish<B>(kind: HormoneKind, body: B): void {
     if (this.#closed) throw new CellularError('CELL_ERR_CLOSED', `hormone bus closed; cannot publish ${kind}`);
     if (!this.#o.signer) throw new CellularError('CELL_ERR_CLOSED', 'this bus has no signer: it only listens');
-    this.#o.nc.publish(this.#o.ns.hormone(kind), sealHormone(this.#o.signer, kind, body, this.#o.maxBytes));
+    this.#o.nc.publish(this.#o.ns.hormone(kind, this.#o.signer.id), sealHormone(this.#o.signer, kind, body, this.#o.maxBytes));
   }
 
   stats(): { accepted: number; dropped: DropCounters; pendingSenders: number; certsRefused: number; listenerErrors: number } {
     return { ...this.#o.gate.stats(), pendingSenders: this.#pending.size, certsRefused: this.#o.certs.refused, listenerErrors: this.listenerErrors };
   }
 
-  #receive(bytes: Uint8Array): void {
+  #receive(bytes: Uint8Array, subject: string): void {
     const { gate, certs } = this.#o;
     const opened = gate.open(bytes);
     if (!opened.ok) {
-      if (opened.envelope && (opened.reason === 'badBody' || opened.reason === 'unknownKind')) this.#attribute(opened.envelope, opened.reason);
+      if (opened.envelope && (opened.reason === 'badBody' || opened.reason === 'unknownKind') && subject === this.#o.ns.hormone(opened.envelope.kind, opened.envelope.from)) {
+        this.#attribute(opened.envelope, opened.reason);
+      }
       return;
     }
     const h = opened.hormone;
+    // The subject names the identity the broker let publish it: a hormone filed under
+    // another sender's name was sent by someone else, whatever it claims.
+    if (subject !== this.#o.ns.hormone(h.kind, h.from)) {
+      gate.admit(h, undefined); // counted as foreign
+      return;
+    }
     if (this.#quarantined.has(h.from)) {
       gate.quarantined(h);
       return;

@@ -24,9 +24,12 @@ export class Namespace {
     this.prefix = `org.${id}`;
   }
 
-  /** Where hormones of one kind are published. */
-  hormone(kind: string): string {
-    return `${this.prefix}.hormone.${kind}`;
+  /**
+   * Where `from` publishes hormones of one kind (`*` for every sender). The sender's id is in
+   * the subject so the broker can hold each identity to its own (organism/kernel/permissions.ts).
+   */
+  hormone(kind: string, from: string): string {
+    return `${this.prefix}.hormone.${kind}.${from}`;
   }
 
   /** Wildcard over every hormone of this organism. */
@@ -52,6 +55,11 @@ export class Namespace {
   /** Any living cell answers with its census view (queue group `census`). */
   get census(): string {
     return `${this.prefix}.census`;
+  }
+
+  /** Credential requests, answered by grow (queue group `mint`, organism/grow/mint.ts). */
+  get mint(): string {
+    return `${this.prefix}.mint`;
   }
 
   /** Operator requests (controls from the dashboard), answered by grow, which holds the root key. */

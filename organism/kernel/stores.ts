@@ -44,7 +44,7 @@ async function setUp(nc: NatsConnection, ns: Namespace, options: StoreOptions): 
   // The broker records the signed hormones themselves: nothing in a cell's path waits on it.
   const recorder = {
     name: ns.stream(RECORDER_STREAM),
-    subjects: [...RECORDED_KINDS.map((k) => ns.hormone(k)), ns.recorder('>')],
+    subjects: [...RECORDED_KINDS.map((k) => ns.hormone(k, '*')), ns.recorder('>')],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     discard: DiscardPolicy.Old,

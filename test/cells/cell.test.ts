@@ -97,17 +97,17 @@ test.serial('cell - answers ping, info and stats; counts bad and foreign hormone
   // Ordinary traffic (its own birth, pulses from two threads) is never dropped.
   t.deepEqual(Object.values(before.hormones.dropped).filter((n) => n !== 0), [], JSON.stringify(before.hormones.dropped));
   // Garbage bytes, an unknown kind and a stranger's signed pulse on the hormone subjects.
-  observer.nc.publish(observer.ns.hormone('pulse'), new Uint8Array([0xc1, 0xff, 0x00]));
-  observer.nc.publish(observer.ns.hormone('pulse'), packr.pack({ v: 1, kind: 'gossip', from: 'x', seq: 1, ts: Date.now(), body: {}, sig: new Uint8Array(64) }));
+  observer.nc.publish(observer.ns.hormone('pulse', 'x'), new Uint8Array([0xc1, 0xff, 0x00]));
+  observer.nc.publish(observer.ns.hormone('gossip', 'x'), packr.pack({ v: 1, kind: 'gossip', from: 'x', seq: 1, ts: Date.now(), body: {}, sig: new Uint8Array(64) }));
   const stranger = generateKeypair();
   const seq = new SharedSequence();
   observer.nc.publish(
-    observer.ns.hormone('shutdown'),
+    observer.ns.hormone('shutdown', 'stranger-1'),
     sealHormone({ id: 'stranger-1', key: privateKeyObject(stranger.seed), nextSeq: () => seq.next() }, 'shutdown', { reason: 'evil' }, 8192),
   );
   // A forged "root" shutdown: signed by a key that is not the organism's root.
   observer.nc.publish(
-    observer.ns.hormone('shutdown'),
+    observer.ns.hormone('shutdown', 'root'),
     sealHormone({ id: 'root', key: privateKeyObject(stranger.seed), nextSeq: () => seq.next() }, 'shutdown', { reason: 'forged' }, 8192),
   );
   await observer.nc.flush();
@@ -134,7 +134,7 @@ test.serial('cell - answers ping, info and stats; counts bad and foreign hormone
   const seen: string[] = [];
   observer.bus.on((h: Hormone) => h.from === 'fake-1' && seen.push(h.kind));
   observer.nc.publish(
-    observer.ns.hormone('shutdown'),
+    observer.ns.hormone('shutdown', 'fake-1'),
     sealHormone({ id: 'fake-1', key: privateKeyObject(fake.seed), nextSeq: () => seq.next() }, 'shutdown', { reason: 'not root' }, 8192),
   );
   await until(() => seen.includes('shutdown'), 5_000, 'the certified shutdown admitted by an observer');

@@ -79,7 +79,7 @@ test.serial('immune - a flooder is accused, voted out by 2/3 of the census and k
   // time, so what the replay must not change is judged by content, not by counting.
   const trials = new Set(of<AccuseBody>('accuse').map((h) => h.body.id));
   const before = await Promise.all(honest.map((id) => stats(o, id).catch(() => undefined)));
-  for (const bytes of raw) nc.publish(o.observer.ns.hormone((codec.unpack(bytes) as { kind: HormoneKind }).kind), bytes);
+  for (const bytes of raw) nc.publish(((e) => o.observer.ns.hormone(e.kind, e.from))(codec.unpack(bytes) as { kind: HormoneKind; from: string }), bytes);
   await nc.flush();
   await new Promise((r) => setTimeout(r, 1_500));
   t.deepEqual(of<VerdictBody>('verdict').filter((v) => v.body.accused !== verdict.accused), [], 'no verdict on anyone else');
@@ -168,9 +168,9 @@ test.serial('immune - forged accusations, votes and toxins (foreign key, bad sig
   // A foreign key speaking as itself, and as a real cell (the signature cannot verify).
   for (const from of ['echo-0badc0de', ...m.o.observer.census.living().map((c) => c.id)]) {
     const signer = { id: from, key: foreign, nextSeq: () => seq.next() };
-    nc.publish(m.o.observer.ns.hormone('accuse'), sealHormone(signer, 'accuse', accuse, 8192));
-    nc.publish(m.o.observer.ns.hormone('vote'), sealHormone(signer, 'vote', { accusation: 'forged.1', accused: victim.id, guilty: true, detail: 'forged' }, 8192));
-    nc.publish(m.o.observer.ns.hormone('toxin'), sealHormone(signer, 'toxin', { accusation: 'forged.1', accused: victim.id, cell: victim.id, pid: victim.pid, host: victim.host }, 8192));
+    nc.publish(m.o.observer.ns.hormone('accuse', from), sealHormone(signer, 'accuse', accuse, 8192));
+    nc.publish(m.o.observer.ns.hormone('vote', from), sealHormone(signer, 'vote', { accusation: 'forged.1', accused: victim.id, guilty: true, detail: 'forged' }, 8192));
+    nc.publish(m.o.observer.ns.hormone('toxin', from), sealHormone(signer, 'toxin', { accusation: 'forged.1', accused: victim.id, cell: victim.id, pid: victim.pid, host: victim.host }, 8192));
   }
   // Replays of real hormones (a pulse of the victim's) change nothing either.
   await nc.flush();
@@ -195,7 +195,7 @@ async function certifiedImpostor(m: Awaited<ReturnType<typeof organism>>, tissue
   await lineage.create(id, packCertificate(cert));
   const seq = new SharedSequence();
   const signer = { id, key: privateKeyObject(pair.seed), nextSeq: () => seq.next() };
-  const say = (kind: HormoneKind, body: unknown) => m.o.observer.nc.publish(m.o.observer.ns.hormone(kind), sealHormone(signer, kind, body, 8192));
+  const say = (kind: HormoneKind, body: unknown) => m.o.observer.nc.publish(m.o.observer.ns.hormone(kind, id), sealHormone(signer, kind, body, 8192));
   return { id, cert, say };
 }
 

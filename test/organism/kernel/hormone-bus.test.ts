@@ -34,8 +34,8 @@ test('hormone bus - a newborn sender\'s birth and the pulses right behind it all
   const signer = { id: 'stem-00000001', key: privateKeyObject(cell.seed), nextSeq: () => seq.next() };
   const pulse = (n: number) => ({ tissue: 'stem', host: 'h', pid: 1, parent: null, born: 1, state: 'alive', load: 0, demand: 0, cpu: 0, cpuMs: 0, rss: 0, lag: 0, code: '', work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, genome: 'g', url: null, n });
   const pub = nc; // the sender's own connection is not needed: order on one connection is what matters
-  pub.publish(ns.hormone('birth'), sealHormone(signer, 'birth', { pid: 1, cert, url: null }, 8192));
-  for (let n = 1; n <= 5; n++) pub.publish(ns.hormone('pulse'), sealHormone(signer, 'pulse', pulse(n), 8192));
+  pub.publish(ns.hormone('birth', signer.id), sealHormone(signer, 'birth', { pid: 1, cert, url: null }, 8192));
+  for (let n = 1; n <= 5; n++) pub.publish(ns.hormone('pulse', signer.id), sealHormone(signer, 'pulse', pulse(n), 8192));
   await until(() => heard.length === 6, 5_000, 'six hormones');
   t.deepEqual(heard.map((h) => h.kind), ['birth', 'pulse', 'pulse', 'pulse', 'pulse', 'pulse']);
   t.is(bus.stats().dropped.replayed, 0);
