@@ -14,6 +14,11 @@ export interface BirthPacket {
   servers: string[];
   /** The private broker's token (never on the command line or in the environment). */
   token: string | null;
+  /**
+   * The cell's broker credential when the broker runs in operator mode: a user JWT for the
+   * cell's own key (cell.seed answers the server's challenge), with its tissue's permissions.
+   */
+  jwt?: string | null;
   genome: Genome;
   /** Organism root public key, hex. */
   rootPub: string;
@@ -51,6 +56,7 @@ export function parseBirthPacket(text: string): BirthPacket {
   if (typeof p.organism !== 'string' || !ORGANISM_ID.test(p.organism)) throw bad('organism id malformed');
   if (!Array.isArray(p.servers) || p.servers.length === 0 || !p.servers.every((s) => typeof s === 'string')) throw bad('servers must be a non-empty list of URLs');
   if (p.token !== null && typeof p.token !== 'string') throw bad('token must be a string or null');
+  if (p.jwt !== undefined && p.jwt !== null && (typeof p.jwt !== 'string' || p.jwt.length > 16_384)) throw bad('jwt must be a string or null');
   if (typeof p.rootPub !== 'string' || !HEX32.test(p.rootPub)) throw bad('rootPub must be 32 bytes of hex');
   if (typeof p.stateDir !== 'string' || p.stateDir.length === 0) throw bad('stateDir missing');
   if (p.genomeDir !== undefined && p.genomeDir !== null && typeof p.genomeDir !== 'string') throw bad('genomeDir must be a string or null');

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { connect, type NatsConnection, type Subscription, type Msg } from '@nats-io/transport-node';
-import { natsOptions } from '../organism/kernel/access.ts';
+import { cellAccess, natsOptions, type NatsAccess } from '../organism/kernel/access.ts';
 import { CertBook } from '../organism/kernel/cert-book.ts';
 import { Census } from '../organism/kernel/census.ts';
 import { CellularError } from '../organism/wire/errors.ts';
@@ -17,7 +17,7 @@ import type { Hormone } from '../organism/kernel/hormone.ts';
 import { fromHex, privateKeyObject, publicKeyOf } from '../organism/kernel/keys.ts';
 import { unpackCertificate, ROOT_ISSUER, type Certificate } from '../organism/kernel/lineage.ts';
 import { Namespace, type CellVerb } from '../organism/kernel/namespace.ts';
-import type { BirthBody, DeathBody, DeathCause, HormoneKind, ShutdownBody } from '../organism/kernel/vocabulary.ts';
+import type { BirthBody, DeathBody, DeathCause, ShutdownBody } from '../organism/kernel/vocabulary.ts';
 import { openReply, pack, packError, packReply, unpack } from '../organism/kernel/reply.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import type { Logger } from './logger.ts';
@@ -77,6 +77,8 @@ export class Cell {
   #stopFault: (() => void) | undefined;
   #mitosis: Mitosis | undefined;
   #differentiating: Promise<void> | undefined;
+  /** How this cell reaches the broker: in operator mode, its own JWT (swapped when a stem differentiates). */
+  readonly #access: NatsAccess;
   /** Tissue DNA a stem cell loads ahead of need, so differentiation takes milliseconds. */
   readonly #dna = new Map<string, Promise<Tissue>>();
   #closedResolve!: (v: DeathBody) => void;
@@ -88,6 +90,7 @@ export class Cell {
     this.#deps = deps;
     this.genome = packet.genome;
     this.ns = new Namespace(packet.organism);
+    this.#access = cellAccess(packet);
     this.#tissue = deps.tissue;
     this.#identity = Object.freeze({
       id: packet.cell.id,
@@ -133,7 +136,7 @@ export class Cell {
   async #start(): Promise<void> {
     const { packet } = this;
     const limits = this.genome.limits;
-    const nc = await connect(natsOptions({ servers: packet.servers, token: packet.token }, packet.cell.id));
+    const nc = await connect(natsOptions(this.#access, packet.cell.id));
     this.#nc = nc;
     this.#watchBroker(nc);
     // Not awaited: the bucket is only needed to look up senders born before us, and its
@@ -189,7 +192,7 @@ export class Cell {
     this.#deps.log.warn({ fault: kind }, 'injected fault');
     this.#stopFault = startFault(kind, {
       gene: this.genome.immune, signer, log: this.#deps.log,
-      publishRaw: (k, bytes) => nc.publish(this.ns.hormone(k as HormoneKind), bytes),
+      publishRaw: (k, bytes) => nc.publish(this.ns.hormone(k, this.identity.id), bytes),
       publishPulse: (body) => bus.publish('pulse', body),
       pulse: () => this.#heart.pulseNow(),
       peers: () => this.#census.living().filter((c) => c.id !== this.identity.id).map((c) => c.id),
@@ -199,6 +202,7 @@ export class Cell {
         const lineage = await (await import('../organism/kernel/stores.ts')).openLineage(nc, this.ns);
         return spawnCell({
           organism: this.packet.organism, access: { servers: this.packet.servers, token: this.packet.token }, genome: this.genome, stateDir: this.packet.stateDir,
+          ...(this.#access.user ? { credential: (_c: Certificate, packed: Uint8Array) => this.#mitosis!.mint({ op: 'child', cert: packed }) } : {}),
           rootPub: fromHex(this.packet.rootPub), maker: { id: this.identity.id, key: privateKeyObject(seed), generation: cert.generation, budget: Math.max(1, cert.budget) },
           tissue: this.identity.tissue, lineage, fault: 'cancer', ...(this.packet.genomeDir ? { baseDir: this.packet.genomeDir } : {}),
         });
@@ -256,7 +260,7 @@ export class Cell {
    * A stem cell becomes `tissue` in place: it runs the tissue's start hook, serves its
    * endpoints, pulses as the tissue and announces it. Once only; a draining cell refuses.
    */
-  differentiate(request: RecruitRequest): Promise<void> {
+  differentiate(request: RecruitRequest, accepted?: () => void): Promise<void> {
     if (this.identity.tissue !== 'stem' || this.#differentiating) {
       return Promise.reject(new CellularError('HOMEOSTASIS_ERR_DIFFERENTIATE', `${this.identity.id} is not an idle stem cell (it is ${this.#differentiating ? 'already differentiating' : this.identity.tissue})`));
     }
@@ -272,6 +276,23 @@ export class Cell {
         this.#differentiating = undefined; // still a healthy stem cell
         throw new CellularError('HOMEOSTASIS_ERR_DIFFERENTIATE', `${this.identity.id} cannot load ${request.tissue}: ${(cause as Error).message}`, { cause });
       }
+      const user = this.#access.user;
+      if (user) {
+        // Operator mode: the new tissue's permissions come with a new credential, which the
+        // mint gives only to a stem the tissue's record holds as a pending recruit.
+        let jwt: string;
+        try {
+          jwt = await this.#mitosis!.mint({ op: 'differentiate', cell: this.identity.id, tissue: request.tissue });
+        } catch (cause) {
+          this.#differentiating = undefined; // still a healthy stem cell
+          throw new CellularError('HOMEOSTASIS_ERR_DIFFERENTIATE', `${this.identity.id} got no ${request.tissue} credential: ${(cause as Error).message}`, { cause });
+        }
+        // The recruiter's reply goes out under the old identity, which received its request
+        // (the broker lets a cell answer only requests its connection received).
+        accepted?.();
+        user.jwt = jwt;
+        await this.#reconnect(nc);
+      }
       this.#tissue = tissue;
       this.#instance = undefined; // the stem's (nothing to drain): the new tissue's comes with its start
       this.#identity = Object.freeze({ ...this.#identity, tissue: request.tissue });
@@ -283,6 +304,20 @@ export class Cell {
       this.#deps.log.info({ tissue: request.tissue, by: request.by, epoch: request.epoch }, 'differentiated');
     })();
     return this.#differentiating;
+  }
+
+  /** Reconnects with the current credential (a new JWT) and resolves once the broker took it. */
+  async #reconnect(nc: NatsConnection): Promise<void> {
+    const status = nc.status();
+    const back = (async () => {
+      for await (const s of status) if (s.type === 'reconnect') return true;
+      return false;
+    })();
+    await nc.reconnect();
+    let timer: NodeJS.Timeout | undefined;
+    const ok = await Promise.race([back, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.genome.limits.brokerLossMs)))]);
+    clearTimeout(timer);
+    if (!ok) throw new CellularError('HOMEOSTASIS_ERR_DIFFERENTIATE', `${this.identity.id} could not reconnect with its new credential`);
   }
 
   /**
@@ -340,10 +375,16 @@ export class Cell {
             msg.respond(packError(e, this.identity.id));
             return;
           }
-          this.differentiate(request).then(
-            () => msg.respond(packReply({ id: this.identity.id, tissue: request.tissue })),
-            (e: unknown) => msg.respond(packError(e, this.identity.id)),
-          );
+          let answered = false;
+          const ok = () => {
+            if (!answered) msg.respond(packReply({ id: this.identity.id, tissue: request.tissue }));
+            answered = true;
+          };
+          this.differentiate(request, ok).then(ok, (e: unknown) => {
+            if (answered) this.#deps.log.error({ err: (e as Error).message }, 'differentiation failed after it was accepted');
+            else msg.respond(packError(e, this.identity.id));
+            answered = true;
+          });
         },
       }));
     }

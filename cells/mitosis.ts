@@ -13,6 +13,7 @@ import type { Namespace } from '../organism/kernel/namespace.ts';
 import { openReply, pack } from '../organism/kernel/reply.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import { spawnCell, type SpawnedCell } from './spawn.ts';
+import type { Certificate } from '../organism/kernel/lineage.ts';
 import { fromHex } from '../organism/kernel/keys.ts';
 
 export interface RecruitRequest {
@@ -74,6 +75,14 @@ export class Mitosis {
       organism: p.organism, access: { servers: p.servers, token: p.token }, genome: this.#d.genome, stateDir: p.stateDir,
       rootPub: fromHex(p.rootPub), maker: { id: p.cell.id, key: this.#d.key, generation: this.#d.generation, budget },
       tissue, lineage, id, host: p.cell.host, ...(p.genomeDir ? { baseDir: p.genomeDir } : {}), ...(onExit ? { onExit } : {}),
+      // Operator mode: the mint (any host's grow) checks the certificate's chain and issues the child's JWT.
+      ...(p.jwt ? { credential: (_cert: Certificate, packed: Uint8Array) => this.mint({ op: 'child', cert: packed }) } : {}),
     });
+  }
+
+  /** Asks the mint for a credential (operator mode): a child's, or this stem cell's new tissue's. */
+  async mint(request: { op: 'child'; cert: Uint8Array } | { op: 'differentiate'; cell: string; tissue: string }, timeoutMs = 5_000): Promise<string> {
+    const reply = await this.#d.nc.request(this.#d.ns.mint, pack(request), { timeout: timeoutMs });
+    return openReply<{ jwt: string }>(reply.data).jwt;
   }
 }

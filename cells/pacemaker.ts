@@ -14,11 +14,13 @@ import { sealHormone, SharedSequence } from '../organism/kernel/hormone.ts';
 import { privateKeyObject, fromHex } from '../organism/kernel/keys.ts';
 import type { CellState, PulseBody } from '../organism/kernel/vocabulary.ts';
 import { fillPulse, inStartupGrace } from './metabolism.ts';
-import { natsOptions, type NatsAccess } from '../organism/kernel/access.ts';
+import { cellAccess, natsOptions, type NatsAccess } from '../organism/kernel/access.ts';
 import { preciseNow, WorkMeter } from './work-meter.ts';
 
 export interface PacemakerData {
   access: NatsAccess;
+  /** Operator mode: the cell's JWT (the pacemaker speaks as the cell, with the cell's key). */
+  jwt: string | null;
   subject: string;
   id: string;
   seedHex: string;
@@ -80,7 +82,7 @@ async function run(data: PacemakerData): Promise<void> {
   const usage = new OwnUsage();
   usage.read();
   // The code hash is read while the connection opens (a few ms of file reads).
-  const [nc, code] = await Promise.all([connect(natsOptions(data.access, `${data.id}/pacemaker`)), codeHash()]);
+  const [nc, code] = await Promise.all([connect(natsOptions(data.jwt ? cellAccess({ ...data.access, jwt: data.jwt, cell: { id: data.id, seed: data.seedHex } }) : data.access, `${data.id}/pacemaker`)), codeHash()]);
   body.code = data.tamper ? tamperedHash(code) : code;
 
   // The `liar` fault keeps its story straight: its CPU time grows as if it used a full core.

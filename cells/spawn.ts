@@ -55,6 +55,11 @@ export interface SpawnOptions {
   id?: string;
   /** Tests and simulations only: the child misbehaves (cells/immune/faults.ts). */
   fault?: FaultKind;
+  /**
+   * Operator mode: records the child's certificate in the lineage bucket and returns its
+   * broker credential (a JWT for its key): the mint does both, so no cell writes lineage.
+   */
+  credential?: (cert: Certificate, packed: Uint8Array) => Promise<string>;
   /** Called when the child process exits (the maker watches for failed births). */
   onExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -101,9 +106,11 @@ export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
   const packed = packCertificate(cert);
   // Before the process exists, so no observer ever sees a hormone it cannot verify.
   // create(), not put(): a certificate once published is never replaced.
-  await o.lineage.create(id, packed);
+  let jwt: string | null = null;
+  if (o.credential) jwt = await o.credential(cert, packed);
+  else await o.lineage.create(id, packed);
   const packet: BirthPacket = {
-    v: 1, organism: o.organism, servers: o.access.servers, token: o.access.token, genome: o.genome as Genome, rootPub: toHex(o.rootPub), stateDir: o.stateDir,
+    v: 1, organism: o.organism, servers: o.access.servers, token: o.access.token, jwt, genome: o.genome as Genome, rootPub: toHex(o.rootPub), stateDir: o.stateDir,
     genomeDir: o.baseDir ?? null,
     cell: { id, tissue: o.tissue, module, parent: cert.parent, host, born, seed: toHex(pair.seed), cert: Buffer.from(packed).toString('base64') },
   };

@@ -13,6 +13,7 @@ import { natsOptions } from '../organism/kernel/access.ts';
 import { CellularError, isCellularError } from '../organism/wire/errors.ts';
 import { Namespace } from '../organism/kernel/namespace.ts';
 import { requireRecord } from '../organism/grow/record.ts';
+import { recordAccess } from '../organism/grow/commands/target.ts';
 import { runLoad, type LoadResult, type LoadSecond } from '../organism/chaos/load.ts';
 import { SHAPES, validateShape, type ShapeName } from '../organism/chaos/load-shape.ts';
 import { stamp } from './report.ts';
@@ -128,7 +129,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const stateDir = resolve(f['state-dir']);
   const record = requireRecord(stateDir);
-  const nc = await connect(natsOptions({ servers: record.servers, token: record.token }, 'cellular load'));
+  const nc = await connect(natsOptions(await recordAccess(stateDir, record, 'grow', 'load'), 'cellular load'));
   const ac = new AbortController();
   const stop = () => ac.abort();
   process.once('SIGINT', stop);

@@ -111,6 +111,12 @@ export interface BrokerOptions {
   token?: string;
   /** Start as a member of a NATS cluster (`grow --cluster`); absent: a lone server. */
   cluster?: ClusterConfig;
+  /**
+   * Operator mode: clients authenticate with user JWTs of the organism's account, each with
+   * its own permissions (organism/grow/mint.ts); the token then guards only the cluster's
+   * routes. Absent: every client presents the token.
+   */
+  operator?: { serverConfig(resolverDir: string): Promise<string[]> };
   signal?: AbortSignal;
 }
 
@@ -172,6 +178,13 @@ export class Broker {
     const { gene, dir, name, binary } = this.#opts;
     const host = gene.host;
     const logPath = join(dir, 'nats.log');
+    const operator = this.#opts.operator;
+    const clientAuth = operator
+      ? await operator.serverConfig(join(dir, 'resolver'))
+      : this.token
+        ? [`authorization {`, `  token: ${JSON.stringify(this.token)}`, `}`]
+        : [];
+    if (operator) mkdirSync(join(dir, 'resolver'), { recursive: true, mode: 0o700 });
     writeFileSync(
       this.configPath,
       [
@@ -180,7 +193,9 @@ export class Broker {
         `listen: "${hostPort(host, this.port)}"`,
         `http: "${hostPort(host, this.monitorPort)}"`,
         `max_payload: ${gene.maxPayload}`,
-        ...(this.token ? [`authorization {`, `  token: ${JSON.stringify(this.token)}`, `}`] : []),
+        // A CONNECT carries the client's JWT, and a receiver's permissions make it ~5 KB.
+        ...(operator ? [`max_control_line: 32768`] : []),
+        ...clientAuth,
         `jetstream {`,
         `  store_dir: ${JSON.stringify(join(dir, 'jetstream'))}`,
         `}`,

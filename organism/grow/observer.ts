@@ -15,13 +15,15 @@ import { ROOT_ISSUER } from '../kernel/lineage.ts';
 import { Namespace } from '../kernel/namespace.ts';
 import type { RootKey } from './root-key.ts';
 import { openLineage } from '../kernel/stores.ts';
-import { natsOptions } from '../kernel/access.ts';
+import { natsOptions, type BrokerUser } from '../kernel/access.ts';
 import { Witness } from '../../cells/immune/witness.ts';
 
 export interface ObserverOptions {
   servers: string[];
   /** The private broker's token, if it has one. */
   token?: string | null;
+  /** A broker identity (operator mode: organism/grow/mint.ts). */
+  user?: BrokerUser;
   organism: string;
   rootPub: Uint8Array;
   limits: Limits;
@@ -59,7 +61,7 @@ export class Observer {
     let nc = o.nc;
     if (!nc) {
       try {
-        nc = await connect(natsOptions({ servers: o.servers, token: o.token ?? null }, o.name ?? 'observer'));
+        nc = await connect(natsOptions({ servers: o.servers, token: o.token ?? null, ...(o.user ? { user: o.user } : {}) }, o.name ?? 'observer'));
       } catch (cause) {
         throw new CellularError('BROKER_ERR_CONNECT', `cannot reach NATS at ${o.servers.join(', ')}: ${(cause as Error).message}`, { cause });
       }

@@ -24,7 +24,7 @@ import { claimStateDir, organismId, removeRecord, self, writeRecord, type Organi
 import { loadOrCreateRootKey, type RootKey } from './root-key.ts';
 import { Observer } from './observer.ts';
 import { ensureStores } from '../kernel/stores.ts';
-import { ROOT_ISSUER } from '../kernel/lineage.ts';
+import { ROOT_ISSUER, type Certificate } from '../kernel/lineage.ts';
 import type { KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Namespace } from '../kernel/namespace.ts';
@@ -32,6 +32,10 @@ import { pack } from '../kernel/reply.ts';
 import { natsOptions, type NatsAccess } from '../kernel/access.ts';
 import { loadOrCreateDashboardToken } from '../kernel/dashboard-token.ts';
 import { Operator } from './operator.ts';
+import { Mint, MintDesk } from './mint.ts';
+import { openRevoked, Revocations } from './revocations.ts';
+import type { BrokerUser } from '../kernel/access.ts';
+import { randomBytes } from 'node:crypto';
 import { HostAgent } from './host-agent.ts';
 import { chooseReplication, loadOrCreateBrokerToken, whileForming, type ClusterConfig, type Replication } from '../kernel/cluster.ts';
 import type { ShutdownBody } from '../kernel/vocabulary.ts';
@@ -79,6 +83,11 @@ export class Organism {
   #nc: NatsConnection | undefined;
   #servers: string[] = [];
   #token: string | null = null;
+  /** Operator mode (the private broker): the authority over broker identities, and grow's own. */
+  #mint: Mint | undefined;
+  #user: BrokerUser | undefined;
+  #mintDesk: MintDesk | undefined;
+  #revocations: Revocations | undefined;
   #stopping: Promise<OrganismState> | undefined;
   #ownsRecord = false;
   #id: string | undefined;
@@ -115,7 +124,12 @@ export class Organism {
   }
   /** Servers and token: what any other process needs to reach this organism's NATS. */
   get access(): NatsAccess {
-    return { servers: this.#servers, token: this.#token };
+    return { servers: this.#servers, token: this.#token, ...(this.#user ? { user: this.#user } : {}) };
+  }
+
+  /** The mint (operator mode only): issues credentials from the root key. */
+  get mint(): Mint | undefined {
+    return this.#mint;
   }
   get broker(): Broker | undefined {
     return this.#broker;
@@ -148,6 +162,7 @@ export class Organism {
       await this.#connect();
       const homeostasis = await this.#openStores();
       await this.#openObserver();
+      await this.#startMint(homeostasis);
       this.#writeRecord();
       this.#startOperator();
       this.#startHostAgent(homeostasis);
@@ -189,7 +204,12 @@ export class Organism {
     }
     const { signal, cluster } = this.#o;
     const binary = ensureNatsServer({ autoInstall: this.#o.autoInstall ?? true, log: (l) => this.#say(l) });
+    // Our own server: every process gets its own identity and its tissue's permissions.
+    this.#mint = new Mint(this.#rootKey!.seed, this.id);
+    const inbox = `grow-${randomBytes(4).toString('hex')}`;
+    this.#user = { ...(await this.#mint.credentialFor(new Namespace(this.id), { kind: 'grow', name: inbox }, inbox)), inbox };
     this.#broker = new Broker({
+      operator: this.#mint,
       gene: this.genome.broker, dir: join(this.stateDir, 'broker'), name: `cellular-${this.id}-${hostName()}`, binary, log: (l) => this.#say(l),
       // Members share one token: cells fail over to any member, and routes present it too.
       ...(cluster ? { cluster, token: loadOrCreateBrokerToken(this.stateDir) } : {}),
@@ -197,7 +217,8 @@ export class Organism {
     });
     await this.#broker.start();
     this.#servers = [this.#broker.url];
-    this.#token = this.#broker.token;
+    // The token now guards only a cluster's routes: clients present their own credentials.
+    this.#token = null;
   }
 
   async #connect(): Promise<void> {
@@ -239,6 +260,27 @@ export class Organism {
       servers: this.#servers, organism: this.id, rootPub: this.#rootKey!.pub, rootKey: this.#rootKey!, limits: this.genome.limits, nc: this.#nc!, voteDeadlineMs: this.genome.immune.voteDeadlineMs,
       halfLifeOf: (tissue) => this.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
     });
+  }
+
+  /** Serves credential requests and revokes the dead (operator mode only). */
+  async #startMint(homeostasis: KV): Promise<void> {
+    const mint = this.#mint;
+    if (!mint) return;
+    const ns = new Namespace(this.id);
+    const observer = this.#observer!;
+    this.#mintDesk = new MintDesk({ mint, nc: this.#nc!, ns, certs: observer.certs, homeostasis, lineage: this.#lineage!, tissues: () => Object.keys(this.genome.tissues) });
+    this.#mintDesk.start();
+    this.#revocations = new Revocations({
+      mint, ns, servers: this.#servers, bucket: await openRevoked(this.#nc!, ns, this.replication?.replicas ?? 1),
+      pubOf: (id) => observer.certs.certOf(id)?.pub, log: (line) => this.#say(line),
+    });
+    await this.#revocations.start();
+    observer.census.on((e) => this.#revocations?.observe(e));
+  }
+
+  /** Revocation state (operator mode only), for tests and the dashboard. */
+  get revocations(): Revocations | undefined {
+    return this.#revocations;
   }
 
   /** The dashboard's controls, carried out by this grow. */
@@ -414,7 +456,7 @@ export class Organism {
 
   #writeRecord(): void {
     const record: OrganismRecord = {
-      v: 1, id: this.id, servers: this.#servers, token: this.#token,
+      v: 1, id: this.id, servers: this.#servers, token: this.#token, ...(this.#mint ? { operator: true } : {}),
       broker: this.#broker?.pid ? { pid: this.#broker.pid, config: this.#broker.configPath, monitorUrl: this.#broker.monitorUrl } : null,
       grow: self(), genome: this.genome as Genome, genomeHash: genomeHash(this.genome), started: Date.now(),
     };
@@ -464,6 +506,14 @@ export class Organism {
       maker: { id: ROOT_ISSUER, key: this.#rootKey!.privateKey, generation: -1, budget: 0 },
       tissue, lineage: this.#lineage!, ...(this.#o.genomeDir ? { baseDir: this.#o.genomeDir } : {}), ...(id ? { id } : {}),
       ...(options.fault ? { fault: options.fault } : {}),
+      ...(this.#mint
+        ? {
+            credential: async (cert: Certificate, packed: Uint8Array) => {
+              await this.#lineage!.create(cert.cell, packed);
+              return this.#mint!.cellJwt(new Namespace(this.id), cert);
+            },
+          }
+        : {}),
     });
     this.spawned.set(cell.id, cell);
     // stop() began while we were spawning: its sweep may have looked before this process
@@ -537,6 +587,9 @@ export class Organism {
     this.#operator?.close();
     this.#agent?.close();
     clearInterval(this.#shareTimer);
+    // Draining cells need no revocation (the broker stops, or other hosts' grows carry on).
+    await this.#revocations?.close();
+    this.#revocations = undefined;
     const observer = this.#observer;
     let stragglers = 0;
     // Other hosts still hold cells: this host leaves the organism, which lives on there.
@@ -562,6 +615,8 @@ export class Organism {
     }
     // The whole organism is gone: the next grow seeds at once instead of waiting for cells.
     if (!hostOnly) await this.#homeostasis?.delete(SEED_KEY).catch(() => {});
+    await this.#mintDesk?.close();
+    this.#mintDesk = undefined;
     await observer?.close();
     this.#observer = undefined;
     await this.#nc?.close().catch(() => {});

@@ -26,6 +26,8 @@ export interface OrganismRecord {
   servers: string[];
   /** The private broker's token (this file is 0600), or null when joined. */
   token: string | null;
+  /** The private broker runs in operator mode: every process needs its own credential (organism/grow/mint.ts). */
+  operator?: boolean;
   /** The private broker, when the owner started one. */
   broker: { pid: number; config: string; monitorUrl: string } | null;
   /** The process that owns the organism. */

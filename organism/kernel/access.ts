@@ -3,12 +3,25 @@
  * demands (`null` when joining a server that needs none). Every connection of the organism
  * is made through `natsOptions`, so they all reconnect the same way.
  */
-import type { ConnectionOptions } from '@nats-io/transport-node';
+import { jwtAuthenticator, type ConnectionOptions } from '@nats-io/transport-node';
+import { inboxPrefix } from './permissions.ts';
+import { userSeedText } from './broker-keys.ts';
+
+/** A broker identity (organism/grow/mint.ts): a user JWT and the key that answers the server's challenge. */
+export interface BrokerUser {
+  jwt: string;
+  /** Encoded nkey seed (`SU…`). */
+  seed: Uint8Array;
+  /** The name the JWT's permissions scope the reply inbox to (`_INBOX.<inbox>.>`). */
+  inbox: string;
+}
 
 export interface NatsAccess {
   servers: string[];
-  /** The private broker's token; it lives only in 0600 files and in birth packets (stdin). */
+  /** A shared token (a server that is not the organism's own, or a cluster's routes); null when none is asked. */
   token: string | null;
+  /** This process's own broker identity, when the broker runs in operator mode. */
+  user?: BrokerUser;
 }
 
 /** Connection options: reconnect forever, quickly (a cell decides itself when to give up). */
@@ -21,6 +34,23 @@ export function natsOptions(access: NatsAccess, name: string): ConnectionOptions
     // The client would otherwise build two Error objects (with stack traces) for every
     // request it sends, just in case one times out: ~5% of a busy receiver's CPU.
     noAsyncTraces: true,
-    ...(access.token ? { token: access.token } : {}),
+    ...(access.user
+      ? {
+          // A function: a stem cell that differentiates swaps its JWT and reconnects with the new one.
+          authenticator: jwtAuthenticator(() => access.user!.jwt, access.user.seed),
+          inboxPrefix: inboxPrefix(access.user.inbox),
+        }
+      : access.token
+        ? { token: access.token }
+        : {}),
+  };
+}
+
+/** A cell's access from its birth packet: its own JWT and key in operator mode, else the shared token. */
+export function cellAccess(packet: { servers: string[]; token: string | null; jwt?: string | null; cell: { id: string; seed: string } }): NatsAccess {
+  return {
+    servers: packet.servers,
+    token: packet.token,
+    ...(packet.jwt ? { user: { jwt: packet.jwt, seed: userSeedText(new Uint8Array(Buffer.from(packet.cell.seed, 'hex'))), inbox: packet.cell.id } } : {}),
   };
 }

@@ -23,6 +23,7 @@ export const ErrorCodes = {
   HORMONE_ERR_TOO_LARGE: 'an encoded hormone exceeds limits.hormoneMaxBytes',
   TRUST_ERR_ROOT_KEY: 'the root key file is unreadable, malformed or too widely readable',
   TRUST_ERR_CERTIFICATE: 'a lineage certificate is malformed or its signature does not verify',
+  MINT_ERR_REFUSED: 'the mint refused a broker credential: the certificate does not verify, the cell is revoked, or the stem is not a pending recruit',
   CELL_ERR_BIRTH_PACKET: 'a cell process was started without a valid birth packet on stdin',
   CELL_ERR_TISSUE_MODULE: 'a tissue module cannot be loaded or does not export a tissue',
   CELL_ERR_POPULATION_MAX: 'spawning would exceed limits.cellsPerHost or the tissue max',

@@ -10,6 +10,8 @@ import test, { type ExecutionContext } from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
+import { natsOptions } from '../../organism/kernel/access.ts';
+import { recordAccess } from '../../organism/grow/commands/target.ts';
 import type { Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { freePort } from '../../organism/grow/broker.ts';
@@ -171,7 +173,7 @@ test.serial('dashboard - without the token the controls are refused', async (t) 
   foreign.terminate();
   t.is(refused, '403', 'a cross-origin feed is refused');
   // Nor does the operator take one over NATS without the token.
-  const nc = await connect({ servers: g.record.servers, ...(g.record.token ? { token: g.record.token } : {}) });
+  const nc = await connect(natsOptions(await recordAccess(g.stateDir, g.record, 'grow', 'test'), 'test'));
   t.teardown(() => nc.close());
   const ns = new Namespace(g.record.id);
   const reply = await nc.request(ns.operator, pack({ token: 'guess', by: 'test', control: { action: 'kill', cell: victim.id } }), { timeout: 5_000 });
@@ -218,7 +220,7 @@ test.serial('dashboard - the flight recorder replays a past death', async (t) =>
   const page = await open(t, url, problems, 'replay');
   const victim = (await living(g)).find((c) => c.tissue === 'echo')!;
   // Killed by the operator, as the dashboard's control does (the page here is read-only).
-  const nc = await connect({ servers: g.record.servers, ...(g.record.token ? { token: g.record.token } : {}) });
+  const nc = await connect(natsOptions(await recordAccess(g.stateDir, g.record, 'grow', 'test'), 'test'));
   t.teardown(() => nc.close());
   await page.waitForTimeout(2_000); // frames of it alive first
   const killedAt = Date.now();

@@ -13,6 +13,7 @@ import { fromHex } from '../../organism/kernel/keys.ts';
 import { Observer } from '../../organism/grow/observer.ts';
 import { localCells, signalCell, signalIfOurs, waitGone } from '../../organism/kernel/processes.ts';
 import { readRecord, type OrganismRecord } from '../../organism/grow/record.ts';
+import { recordAccess } from '../../organism/grow/commands/target.ts';
 import { loadGenome, type Genome } from '../../organism/kernel/genome/index.ts';
 import { tempDir } from './nats.ts';
 import { reapOnExit } from './reaper.ts';
@@ -116,7 +117,8 @@ export async function censusJson(g: Grown): Promise<CensusEntry[]> {
 /** An in-test observer of a grown organism (real NATS connection, real verification). */
 export async function observe(t: ExecutionContext, g: Grown): Promise<Observer> {
   const rootPub = fromHex(readFileSync(join(g.stateDir, 'root.pub'), 'utf8').trim());
-  const observer = await Observer.open({ servers: g.record.servers, token: g.record.token, organism: g.record.id, rootPub, limits: g.genome.limits, name: 'test observer' });
+  const access = await recordAccess(g.stateDir, g.record, 'grow', 'test');
+  const observer = await Observer.open({ servers: g.record.servers, token: g.record.token, ...(access.user ? { user: access.user } : {}), organism: g.record.id, rootPub, limits: g.genome.limits, name: 'test observer' });
   t.teardown(() => observer.close());
   return observer;
 }

@@ -4,14 +4,15 @@ import { Namespace } from '../../kernel/namespace.ts';
 import { CellularError } from '../../wire/errors.ts';
 import { backupOrganism, progressPrinter, readManifest, restoreOrganism } from '../backup.ts';
 import { ownerAlive } from '../record.ts';
-import { reach, withNats } from './target.ts';
+import { commandUser, reach, withNats } from './target.ts';
 import { HELP, say, type Flags } from './usage.ts';
 
 export async function backup(flags: Flags): Promise<number> {
   if (!flags.out) throw new CellularError('CLI_ERR_USAGE', `backup needs --out DIR\n\n${HELP}`);
   const r = reach(flags);
   const out = resolve(flags.out);
-  const manifest = await withNats(r, 'cellular backup', (nc, signal) => backupOrganism(nc, r.id, out, { signal, progress: progressPrinter('backup', say) }));
+  const user = r.record?.operator && !flags.nats ? await commandUser(r.stateDir, r.id, 'grow', 'backup') : undefined;
+  const manifest = await withNats({ ...r, ...(user ? { user } : {}) }, 'cellular backup', (nc, signal) => backupOrganism(nc, r.id, out, { signal, progress: progressPrinter('backup', say) }));
   say(`backup of organism ${r.id}: ${manifest.streams.length} streams and buckets in ${out}`);
   return 0;
 }
@@ -22,7 +23,8 @@ export async function restore(flags: Flags): Promise<number> {
   // Checked before anything is reached: a bad backup fails fast and touches nothing.
   const manifest = readManifest(from);
   const r = reach(flags, manifest.organism);
-  await withNats(r, 'cellular restore', async (nc, signal) => {
+  const user = r.record?.operator && !flags.nats && r.record.id === r.id ? await commandUser(r.stateDir, r.id, 'grow', 'restore') : undefined;
+  await withNats({ ...r, ...(user ? { user } : {}) }, 'cellular restore', async (nc, signal) => {
     // Restoring under living cells would rewrite what they are reading and writing. Only this
     // NATS counts: the same organism id may well live on another server (the one backed up).
     const alive: string[] = [];

@@ -1,14 +1,15 @@
 /** `cellular nginx`: the front door's config from the census (organism/grow/nginx-door.ts). */
 import { nginxCommand, nginxRenderOptions } from '../nginx-door.ts';
 import { Observer } from '../observer.ts';
-import { gatherCensus, target } from './target.ts';
+import { commandUser, gatherCensus, target } from './target.ts';
 import { say, type Flags } from './usage.ts';
 
 export async function nginx(flags: Flags): Promise<number> {
   const nf = { listen: flags.listen, out: flags.out, watch: flags.watch, run: flags.run, serverName: flags['server-name'], tlsCert: flags['tls-cert'], tlsKey: flags['tls-key'], nginxPid: flags['nginx-pid'], publicUrl: flags['public-url'] };
   nginxRenderOptions(nf); // bad flags fail before the organism is reached
   const t = target(flags);
-  const observer = await Observer.open({ servers: t.servers, token: t.token, organism: t.id, rootPub: t.rootPub, limits: t.genome.limits, voteDeadlineMs: t.genome.immune?.voteDeadlineMs ?? 3_000, name: 'cellular nginx' });
+  const user = t.operator ? await commandUser(t.stateDir, t.id, 'observer', 'nginx') : undefined;
+  const observer = await Observer.open({ servers: t.servers, token: t.token, ...(user ? { user } : {}), organism: t.id, rootPub: t.rootPub, limits: t.genome.limits, voteDeadlineMs: t.genome.immune?.voteDeadlineMs ?? 3_000, name: 'cellular nginx' });
   try {
     return await nginxCommand({
       flags: nf,

@@ -8,14 +8,15 @@ import { Observer } from '../observer.ts';
 import { claimStateDir, ownerAlive, readRecord, removeRecord } from '../record.ts';
 import { loadRootKey } from '../root-key.ts';
 import { sweepCells } from '../sweep.ts';
-import { target } from './target.ts';
+import { commandUser, target } from './target.ts';
 import { say, type Flags } from './usage.ts';
 
 export async function stop(flags: Flags): Promise<number> {
   const t = target(flags);
   const record = readRecord(t.stateDir);
   const rootKey = loadRootKey(t.stateDir);
-  const observer = await Observer.open({ servers: t.servers, token: t.token, organism: t.id, rootPub: t.rootPub, rootKey, limits: t.genome.limits, name: 'cellular stop' });
+  const user = t.operator ? await commandUser(t.stateDir, t.id, 'grow', 'stop') : undefined;
+  const observer = await Observer.open({ servers: t.servers, token: t.token, ...(user ? { user } : {}), organism: t.id, rootPub: t.rootPub, rootKey, limits: t.genome.limits, name: 'cellular stop' });
   const timeout = t.genome.limits.shutdownTimeoutMs;
   try {
     observer.bus.publish('shutdown', { reason: 'cellular stop' });

@@ -7,7 +7,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { natsOptions } from '../../kernel/access.ts';
+import { natsOptions, type BrokerUser, type NatsAccess } from '../../kernel/access.ts';
+import { Namespace } from '../../kernel/namespace.ts';
+import { Mint } from '../mint.ts';
 import { isCensusEntry, type CensusEntry } from '../../kernel/census.ts';
 import { BROKER_TOKEN_FILE, loadOrCreateBrokerToken } from '../../kernel/cluster.ts';
 import { defaultGenome, validateGenome, type Genome } from '../../kernel/genome/index.ts';
@@ -16,7 +18,7 @@ import { openReply } from '../../kernel/reply.ts';
 import { CellularError } from '../../wire/errors.ts';
 import type { Observer } from '../observer.ts';
 import { readRecord, requireRecord, type OrganismRecord } from '../record.ts';
-import { ROOT_PUB_FILE } from '../root-key.ts';
+import { loadRootKey, ROOT_KEY_FILE, ROOT_PUB_FILE } from '../root-key.ts';
 import { servers, type Flags } from './usage.ts';
 
 export interface Target {
@@ -24,8 +26,25 @@ export interface Target {
   id: string;
   servers: string[];
   token: string | null;
+  /** The organism's broker runs in operator mode: a command needs a credential (commandUser). */
+  operator?: boolean;
   genome: Readonly<Genome>;
   rootPub: Uint8Array;
+}
+
+/** How long a command's own credential lasts: commands are short. */
+const COMMAND_CREDENTIAL_TTL_S = 3_600;
+
+/**
+ * A command's credential, minted from the root key in the state dir (a broker in operator
+ * mode admits no one else). Without a readable root key, none: the server will refuse us.
+ */
+export async function commandUser(stateDir: string, id: string, role: 'grow' | 'observer', name: string): Promise<BrokerUser | undefined> {
+  if (!existsSync(join(stateDir, ROOT_KEY_FILE))) return undefined;
+  const root = loadRootKey(stateDir);
+  const inbox = `${name.replace(/[^a-z0-9-]/g, '-')}-${process.pid}`;
+  const cred = await new Mint(root.seed, id).credentialFor(new Namespace(id), { kind: role, name: inbox }, inbox, COMMAND_CREDENTIAL_TTL_S);
+  return { ...cred, inbox };
 }
 
 export function target(flags: Flags): Target {
@@ -47,7 +66,7 @@ export function target(flags: Flags): Target {
   }
   // Joining a cluster by --nats: its members' shared token, if this state dir holds it.
   const shared = joined && existsSync(join(stateDir, BROKER_TOKEN_FILE)) ? loadOrCreateBrokerToken(stateDir) : null;
-  return { stateDir, id: flags.id ?? record!.id, servers: joined ?? record!.servers, token: joined ? shared : (record?.token ?? null), genome, rootPub };
+  return { stateDir, id: flags.id ?? record!.id, servers: joined ?? record!.servers, token: joined ? shared : (record?.token ?? null), genome, rootPub, ...(record?.operator ? { operator: true } : {}) };
 }
 
 /** The census as one process sees it: a living cell's view, refreshed by pulses heard here. */
@@ -72,18 +91,18 @@ export async function gatherCensus(observer: Observer, limits: Genome['limits'])
 }
 
 /** Where backup and restore reach NATS: --nats (with --id, or the backup's id) or the state dir's record; no root key needed. */
-export function reach(flags: Flags, backupOf?: string): { id: string; servers: string[]; token: string | null; record: OrganismRecord | undefined } {
+export function reach(flags: Flags, backupOf?: string): { id: string; servers: string[]; token: string | null; record: OrganismRecord | undefined; stateDir: string } {
   const stateDir = resolve(flags['state-dir'] ?? '.organism');
   const joined = servers(flags);
   const record = readRecord(stateDir);
   const id = flags.id ?? (joined ? backupOf : undefined) ?? requireRecord(stateDir).id;
   // As target(): joining a cluster by --nats uses its members' shared token when this state dir holds it.
   const shared = joined && existsSync(join(stateDir, BROKER_TOKEN_FILE)) ? loadOrCreateBrokerToken(stateDir) : null;
-  return { id, servers: joined ?? requireRecord(stateDir).servers, token: joined ? shared : (record?.token ?? null), record };
+  return { id, servers: joined ?? requireRecord(stateDir).servers, token: joined ? shared : (record?.token ?? null), record, stateDir };
 }
 
 /** A short-lived connection for backup and restore: Ctrl-C aborts, every wait is bounded in organism/grow/backup.ts. */
-export async function withNats<T>(r: { servers: string[]; token: string | null }, name: string, run: (nc: NatsConnection, signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withNats<T>(r: { servers: string[]; token: string | null; user?: BrokerUser }, name: string, run: (nc: NatsConnection, signal: AbortSignal) => Promise<T>): Promise<T> {
   let nc: NatsConnection;
   try {
     nc = await connect({ ...natsOptions(r, name), maxReconnectAttempts: 3 });
@@ -103,3 +122,9 @@ export async function withNats<T>(r: { servers: string[]; token: string | null }
   }
 }
 
+
+/** How a process beside grow reaches the organism from its record: the token, or in operator mode a credential minted here. */
+export async function recordAccess(stateDir: string, record: Pick<OrganismRecord, 'id' | 'servers' | 'token' | 'operator'>, role: 'grow' | 'observer', name: string): Promise<NatsAccess> {
+  const user = record.operator ? await commandUser(stateDir, record.id, role, name) : undefined;
+  return { servers: record.servers, token: record.token, ...(user ? { user } : {}) };
+}

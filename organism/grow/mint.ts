@@ -1,0 +1,216 @@
+/**
+ * The mint: grow's authority over broker identities. The private broker runs in NATS
+ * operator mode; the organism's operator, account and system-account keys are derived
+ * from the root key (organism/kernel/broker-keys.ts), so only a holder of the root key can
+ * make a credential. A cell's credential is a user JWT whose subject is the cell's own
+ * lineage key and whose permissions are its tissue's (organism/kernel/permissions.ts). It
+ * is useless without the cell's private key, so the JWT itself is no secret: it travels in
+ * replies and birth packets like a certificate.
+ *
+ * Cells ask the mint (`org.<id>.mint`, queue group `mint`, served by every host's grow) for:
+ * - a child's credential, with the child's certificate: issued if the chain verifies to the
+ *   root and neither the child nor its parent is revoked;
+ * - a new tissue's credential for a stem cell being recruited: issued if the tissue's
+ *   homeostasis record holds that stem as a pending recruit.
+ */
+import type { KV } from '@nats-io/kv';
+import { encodeAccount, encodeOperator, encodeUser, type Account, type KeyPair, type OperatorLimits } from '@nats-io/jwt';
+import { createUser } from '@nats-io/nkeys';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { organismKey, userPublic, userPublicKey } from '../kernel/broker-keys.ts';
+import type { CertBook } from '../kernel/cert-book.ts';
+import { readTissueRecord } from '../kernel/homeostasis-record.ts';
+import { unpackCertificate, type Certificate } from '../kernel/lineage.ts';
+import type { Namespace } from '../kernel/namespace.ts';
+import { permissionsFor, type BrokerPermissions, type BrokerRole } from '../kernel/permissions.ts';
+import { packError, packReply, unpack } from '../kernel/reply.ts';
+import { CellularError } from '../wire/errors.ts';
+
+/** A broker credential: the JWT the server checks, and the key that answers its challenge. */
+export interface Credential {
+  jwt: string;
+  /** The encoded nkey seed (`SU…`). */
+  seed: Uint8Array;
+}
+
+/** What the organism's account may hold: JetStream on, no other limit (quotas are per stream and bucket). */
+const ACCOUNT_LIMITS: OperatorLimits = {
+  subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1,
+  mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1,
+};
+const SYSTEM_LIMITS: OperatorLimits = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1 };
+
+export class Mint {
+  readonly organism: string;
+  readonly operator: KeyPair;
+  readonly account: KeyPair;
+  readonly system: KeyPair;
+  /** Revoked user keys (`U…`) and when (seconds): pushed inside the account JWT. */
+  readonly #revoked = new Map<string, number>();
+
+  constructor(rootSeed: Uint8Array, organism: string) {
+    this.organism = organism;
+    this.operator = organismKey(rootSeed, organism, 'operator');
+    this.account = organismKey(rootSeed, organism, 'account');
+    this.system = organismKey(rootSeed, organism, 'system');
+  }
+
+  get accountPublicKey(): string {
+    return this.account.getPublicKey();
+  }
+
+  /** The nats.conf lines that make a server trust this organism's operator (resolver state under `resolverDir`). */
+  async serverConfig(resolverDir: string): Promise<string[]> {
+    const operatorJwt = await encodeOperator(`cellular-${this.organism}`, this.operator, { system_account: this.system.getPublicKey() });
+    const systemJwt = await encodeAccount('SYS', this.system, { limits: SYSTEM_LIMITS }, { signer: this.operator });
+    return [
+      `operator: ${operatorJwt}`,
+      `system_account: ${this.system.getPublicKey()}`,
+      // The full resolver keeps account JWTs on disk and takes updates (revocations) over
+      // $SYS from the system account, and shares them with every server of a cluster.
+      `resolver: { type: full, dir: ${JSON.stringify(resolverDir)}, allow_delete: false, interval: "2m" }`,
+      `resolver_preload: {`,
+      `  ${this.account.getPublicKey()}: ${await this.accountJwt()}`,
+      `  ${this.system.getPublicKey()}: ${systemJwt}`,
+      `}`,
+    ];
+  }
+
+  /** The organism's account JWT, with every revocation known to this mint. */
+  accountJwt(): Promise<string> {
+    const account: Partial<Account> = { limits: ACCOUNT_LIMITS, ...(this.#revoked.size ? { revocations: Object.fromEntries(this.#revoked) } : {}) };
+    return encodeAccount(this.organism, this.account, account, { signer: this.operator });
+  }
+
+  /** Marks a user key revoked; true if it was new. */
+  revoke(userKey: string, atS: number): boolean {
+    if (this.#revoked.has(userKey)) return false;
+    this.#revoked.set(userKey, atS);
+    return true;
+  }
+
+  isRevoked(userKey: string): boolean {
+    return this.#revoked.has(userKey);
+  }
+
+  get revokedCount(): number {
+    return this.#revoked.size;
+  }
+
+  /** A user JWT for `pub` (a raw Ed25519 key) named `name` with `permissions`. */
+  issue(name: string, pub: Uint8Array, permissions: BrokerPermissions, ttlS?: number): Promise<string> {
+    return encodeUser(name, userPublic(pub), this.account, { ...permissions, bearer_token: false, subs: -1, data: -1, payload: -1 }, ttlS ? { exp: Math.floor(Date.now() / 1000) + ttlS } : {});
+  }
+
+  /** A fresh key and its credential for `role` (grow itself, observers, `cellular creds`). */
+  async credentialFor(ns: Namespace, role: BrokerRole, name: string, ttlS?: number): Promise<Credential> {
+    const key = createUser();
+    const jwt = await encodeUser(name, key, this.account, { ...permissionsFor(ns, role), bearer_token: false, subs: -1, data: -1, payload: -1 }, ttlS ? { exp: Math.floor(Date.now() / 1000) + ttlS } : {});
+    return { jwt, seed: key.getSeed() };
+  }
+
+  /** A credential in the system account: it may push account updates (revocations). */
+  async systemCredential(): Promise<Credential> {
+    const key = createUser();
+    const jwt = await encodeUser('revoker', key, this.system, { pub: { allow: ['$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE', '$SYS.REQ.CLAIMS.UPDATE'] }, sub: { allow: ['_INBOX.>'] }, bearer_token: false, subs: -1, data: -1, payload: -1 });
+    return { jwt, seed: key.getSeed() };
+  }
+
+  /** A cell's JWT for its certificate (its tissue's permissions). */
+  cellJwt(ns: Namespace, cert: Certificate, tissue = cert.tissue): Promise<string> {
+    return this.issue(cert.cell, cert.pub, permissionsFor(ns, { kind: 'cell', tissue, id: cert.cell }));
+  }
+}
+
+/** A request to the mint, from the wire. */
+export type MintRequest = { op: 'child'; cert: Uint8Array } | { op: 'differentiate'; cell: string; tissue: string };
+
+export function parseMintRequest(value: unknown): MintRequest {
+  const r = value as Record<string, unknown> | null;
+  if (typeof r === 'object' && r !== null) {
+    if (r.op === 'child' && r.cert instanceof Uint8Array && r.cert.length <= 1024) return { op: 'child', cert: r.cert };
+    if (r.op === 'differentiate' && typeof r.cell === 'string' && r.cell.length <= 64 && typeof r.tissue === 'string' && r.tissue.length <= 32) return { op: 'differentiate', cell: r.cell, tissue: r.tissue };
+  }
+  throw new CellularError('MINT_ERR_REFUSED', 'a mint request is {op: "child", cert: bytes} or {op: "differentiate", cell, tissue}');
+}
+
+export interface MintDeskDeps {
+  mint: Mint;
+  nc: NatsConnection;
+  ns: Namespace;
+  certs: CertBook;
+  homeostasis: KV;
+  /** Where a child's verified certificate is recorded (cells may not write it). */
+  lineage: KV;
+  /** Tissues of the genome (a credential is only made for one of them). */
+  tissues: () => readonly string[];
+}
+
+/** Serves `org.<id>.mint`: credentials for children and for recruited stem cells. */
+export class MintDesk {
+  readonly #d: MintDeskDeps;
+  #sub: Subscription | undefined;
+  readonly stats = { issued: 0, refused: 0 };
+
+  constructor(deps: MintDeskDeps) {
+    this.#d = deps;
+  }
+
+  start(): void {
+    if (this.#sub) return;
+    this.#sub = this.#d.nc.subscribe(this.#d.ns.mint, {
+      queue: 'mint',
+      callback: (err, msg) => {
+        if (err) return;
+        void this.#handle(msg.data).then(
+          (jwt) => {
+            this.stats.issued++;
+            msg.respond(packReply({ jwt }));
+          },
+          (e: unknown) => {
+            this.stats.refused++;
+            msg.respond(packError(e));
+          },
+        );
+      },
+    });
+  }
+
+  async #handle(data: Uint8Array): Promise<string> {
+    const { mint, ns, certs } = this.#d;
+    const r = parseMintRequest(unpack(data, 'TISSUE_ERR_BAD_REQUEST'));
+    if (r.op === 'child') {
+      const cert = await certs.learn(unpackCertificate(r.cert));
+      if (!cert) throw new CellularError('MINT_ERR_REFUSED', 'the certificate does not verify to the root key');
+      if (!this.#d.tissues().includes(cert.tissue)) throw new CellularError('MINT_ERR_REFUSED', `no tissue ${JSON.stringify(cert.tissue)} in the genome`);
+      const parent = cert.parent === null ? undefined : certs.certOf(cert.parent);
+      if (mint.isRevoked(userPublicKey(cert.pub)) || (parent && mint.isRevoked(userPublicKey(parent.pub)))) {
+        throw new CellularError('MINT_ERR_REFUSED', `${cert.cell} or its parent is revoked`);
+      }
+      // create(): a certificate once recorded is never replaced; the same one again is a retry.
+      await this.#d.lineage.create(cert.cell, r.cert).catch(async (e: unknown) => {
+        const held = await this.#d.lineage.get(cert.cell).catch(() => null);
+        if (!held?.value || Buffer.compare(Buffer.from(held.value), Buffer.from(r.cert)) !== 0) throw e;
+      });
+      return mint.cellJwt(ns, cert);
+    }
+    await certs.resolve(r.cell);
+    const cert = certs.certOf(r.cell);
+    if (!cert) throw new CellularError('MINT_ERR_REFUSED', `${r.cell} has no certificate that verifies`);
+    if (cert.tissue !== 'stem' || r.tissue === 'stem' || !this.#d.tissues().includes(r.tissue)) {
+      throw new CellularError('MINT_ERR_REFUSED', `${r.cell} (${cert.tissue}) cannot become ${r.tissue}`);
+    }
+    if (mint.isRevoked(userPublicKey(cert.pub))) throw new CellularError('MINT_ERR_REFUSED', `${r.cell} is revoked`);
+    const { record } = await readTissueRecord(this.#d.homeostasis, r.tissue);
+    if (!record.pending.some((p) => p.id === r.cell && p.how === 'stem')) {
+      throw new CellularError('MINT_ERR_REFUSED', `${r.cell} is not a pending recruit of ${r.tissue} (epoch ${record.epoch})`);
+    }
+    return mint.cellJwt(ns, cert, r.tissue);
+  }
+
+  async close(): Promise<void> {
+    const sub = this.#sub;
+    this.#sub = undefined;
+    if (sub) await sub.drain().catch(() => {});
+  }
+}
