@@ -154,8 +154,10 @@ export class Cell {
     }
     this.#bus = new HormoneBus({
       nc, ns: this.ns, certs, maxBytes: limits.hormoneMaxBytes,
-      gate: new HormoneGate({ maxBytes: limits.hormoneMaxBytes, maxAgeMs: limits.hormoneMaxAgeMs, replayWindow: limits.replayWindowMs * 1000 }),
-      signer: { id: packet.cell.id, key: privateKeyObject(seed), nextSeq: () => this.#heart.seq.next() },
+      // On its own broker a subject names its sender: a flood is cut at the door, before decoding.
+      ...(this.#access.user ? { cutoffPerSecond: this.genome.immune.cutoffPerSecond } : {}),
+      gate: new HormoneGate({ organism: packet.organism, maxBytes: limits.hormoneMaxBytes, maxAgeMs: limits.hormoneMaxAgeMs, replayWindow: limits.replayWindowMs * 1000 }),
+      signer: { id: packet.cell.id, organism: packet.organism, key: privateKeyObject(seed), nextSeq: () => this.#heart.seq.next() },
     });
     this.#bus.on((h) => this.#onHormone(h));
     this.#census.on((e) => e.type === 'left' && e.entry.id !== this.identity.id && certs.forget(e.entry.id));
@@ -188,7 +190,7 @@ export class Cell {
   #startFault(kind: FaultKind, seed: Uint8Array, cert: Certificate): void {
     const bus = this.#bus!;
     const nc = this.#nc!;
-    const signer = { id: this.identity.id, key: privateKeyObject(seed), nextSeq: () => this.#heart.seq.next() };
+    const signer = { id: this.identity.id, organism: this.packet.organism, key: privateKeyObject(seed), nextSeq: () => this.#heart.seq.next() };
     this.#deps.log.warn({ fault: kind }, 'injected fault');
     this.#stopFault = startFault(kind, {
       gene: this.genome.immune, signer, log: this.#deps.log,

@@ -71,6 +71,7 @@ export class Heart {
       access: { servers: packet.servers, token: packet.token },
       jwt: packet.jwt ?? null,
       subject: new Namespace(packet.organism).hormone('pulse', packet.cell.id),
+      organism: packet.organism,
       id: packet.cell.id,
       seedHex: packet.cell.seed,
       seqBuffer: this.seq.buffer,

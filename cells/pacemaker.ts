@@ -22,6 +22,8 @@ export interface PacemakerData {
   /** Operator mode: the cell's JWT (the pacemaker speaks as the cell, with the cell's key). */
   jwt: string | null;
   subject: string;
+  /** The organism id (bound into every pulse's signature). */
+  organism: string;
   id: string;
   seedHex: string;
   seqBuffer: SharedArrayBuffer;
@@ -48,7 +50,7 @@ export type PacemakerCommand =
 
 async function run(data: PacemakerData): Promise<void> {
   const seq = new SharedSequence(data.seqBuffer);
-  const signer = { id: data.id, key: privateKeyObject(fromHex(data.seedHex)), nextSeq: () => seq.next() };
+  const signer = { id: data.id, organism: data.organism, key: privateKeyObject(fromHex(data.seedHex)), nextSeq: () => seq.next() };
   const work = new WorkMeter(data.workBuffer);
   const body: PulseBody = {
     ...data.pulse,

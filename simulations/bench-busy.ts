@@ -21,6 +21,7 @@ import { Organism } from '../organism/grow/organism.ts';
 import type { PulseBody } from '../organism/kernel/vocabulary.ts';
 import { openReply, pack } from '../organism/kernel/reply.ts';
 import { natsClientUrl } from './peer.ts';
+import { accessEnv } from '../organism/kernel/access.ts';
 import { distribution, type Distribution } from '../organism/chaos/stats.ts';
 import type { BenchRunOptions } from './bench-options.ts';
 
@@ -51,9 +52,11 @@ export interface BusyBenchResult {
 
 const PEER = `// cellular bench peer: pulses from its main thread every interval, then burns it.
 const [moduleUrl, servers, subject, interval, burn] = process.argv.slice(2);
-const { connect } = await import(moduleUrl);
-const token = process.env.CELLULAR_NATS_TOKEN; // by environment, never argv
-const nc = await connect({ servers: servers.split(','), name: 'bench-busy-peer', ...(token ? { token } : {}) });
+const { connect, jwtAuthenticator } = await import(moduleUrl);
+// By environment, never argv.
+const a = process.env.CELLULAR_NATS_ACCESS ? JSON.parse(process.env.CELLULAR_NATS_ACCESS) : {};
+const auth = a.user ? { authenticator: jwtAuthenticator(a.user.jwt, new TextEncoder().encode(a.user.seed)), inboxPrefix: '_INBOX.' + a.user.inbox } : a.token ? { token: a.token } : {};
+const nc = await connect({ servers: servers.split(','), name: 'bench-busy-peer', ...auth });
 let n = 0;
 const timer = setInterval(() => nc.publish(subject, new TextEncoder().encode(String(++n))), Number(interval));
 process.on('message', async (m) => {
@@ -117,13 +120,13 @@ export async function runBusyBench(o: BusyBenchOptions): Promise<BusyBenchResult
     progress(`cell: ${during.length} pulses during the burn, longest silence ${Math.round(cellLongest)} ms, census verdicts: ${judged.join(', ') || 'none'}`);
 
     // The peer: same broker, same burn, pulses from its main thread.
-    const subject = `bench.busy.${process.pid}`;
+    const subject = `${observer.ns.prefix}.bench.busy.${process.pid}`; // under the organism: its credentials reach nothing else
     const peerTimes: number[] = [];
     const sub = observer.nc.subscribe(subject, { callback: () => void peerTimes.push(performance.now()) });
     child = fork(peerScript, [natsClientUrl(), organism.servers.join(','), subject, String(o.pulseIntervalMs), String(o.burnMs)], {
       execArgv: [...CELL_NODE_FLAGS],
       stdio: 'ignore',
-      env: { ...process.env, ...(organism.access.token ? { CELLULAR_NATS_TOKEN: organism.access.token } : {}) },
+      env: { ...process.env, ...accessEnv(organism.access) },
     });
     const peer = child;
     await new Promise<void>((resolve, reject) => {

@@ -74,7 +74,7 @@ export async function runSpawnBench(o: SpawnBenchOptions): Promise<SpawnBenchRes
   mkdirSync(peerDir, { recursive: true });
   const scripts = writePeerScripts(peerDir);
   const organism = new Organism({ stateDir: o.stateDir, genome, autoInstall: true, say: o.say ?? (() => {}), ...(signal ? { signal } : {}) });
-  const peers = new Peers({ execArgv: CELL_NODE_FLAGS, token: () => organism.access.token, ...(signal ? { signal } : {}) });
+  const peers = new Peers({ execArgv: CELL_NODE_FLAGS, access: () => organism.access, ...(signal ? { signal } : {}) });
   let raw: SpawnBenchRaw | undefined;
   let failure: unknown;
   const born = new Set<string>();

@@ -24,7 +24,8 @@ import { checkDurability, describeDurability, explainedDouble, type DurabilityRe
 import { Chatter } from './chaos/chatter.ts';
 import { TestHosts, type HostsMode, type TestHost } from './test-hosts.ts';
 import { loadOrCreateBrokerToken, BROKER_TOKEN_FILE } from '../organism/kernel/cluster.ts';
-import { loadOrCreateDashboardToken, DASHBOARD_TOKEN_FILE } from '../organism/kernel/dashboard-token.ts';
+import { loadOrCreateDashboardToken, DASHBOARD_TOKEN_FILE, signControl } from '../organism/kernel/dashboard-token.ts';
+import { commandUser } from '../organism/grow/commands/target.ts';
 import { loadGenome } from '../organism/kernel/genome/index.ts';
 import { Namespace } from '../organism/kernel/namespace.ts';
 import { CURSORS_BUCKET } from '../cells/messenger/stores.ts';
@@ -228,7 +229,9 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
     result.seededBy = [...grown.values()].filter((g) => !g.lines.some((l) => /joins it$/.test(l.line))).map((g) => g.host.name);
     note(`seeded by ${result.seededBy.join(', ')}; the others joined`);
     const servers = hosts.hosts.map((h) => `nats://${h.ip}:${BROKER_PORT}`);
-    const watch = (on: string[]) => Observer.open({ servers: on, token, organism: id, rootPub: loadOrCreateRootKey(first).pub, rootKey: loadOrCreateRootKey(first), limits: genome.limits, name: 'multihost', voteDeadlineMs: genome.immune.voteDeadlineMs });
+    // The hosts' brokers run in operator mode: this process mints itself grow's credential from the root key.
+    const user = await commandUser(first, id, 'grow', 'multihost');
+    const watch = (on: string[]) => Observer.open({ servers: on, token, ...(user ? { user } : {}), organism: id, rootPub: loadOrCreateRootKey(first).pub, rootKey: loadOrCreateRootKey(first), limits: genome.limits, name: 'multihost', voteDeadlineMs: genome.immune.voteDeadlineMs });
     observer = await watch(servers);
     const living = (): CensusEntry[] => observer!.census.living().filter((c) => c.state === 'alive');
     const receivers = () => living().filter((c) => c.tissue === 'receiver' && c.url).map((c) => c.url!);
@@ -460,7 +463,7 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
         if (attempt > 1) await sleep(1_000);
         killedAt = Date.now();
         try {
-          const m = await observer.nc.request(new Namespace(id).operatorOn(via.name), pack({ token: loadOrCreateDashboardToken(first), by: 'multihost', control: { action: 'kill', cell: victimCell.id } }), { timeout: 15_000 });
+          const m = await observer.nc.request(new Namespace(id).operatorOn(via.name), pack(signControl(loadOrCreateDashboardToken(first), id, 'multihost', { action: 'kill', cell: victimCell.id })), { timeout: 15_000 });
           answer = openReply<{ message: string }>(m.data).message;
         } catch (e) {
           answer = `refused: ${(e as Error).message}`;

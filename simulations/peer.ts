@@ -11,6 +11,7 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { accessEnv, type NatsAccess } from '../organism/kernel/access.ts';
 
 const BARE = `// cellular bench peer: the least a Node.js child can do.
 // With an IPC channel: say ready, stay until the parent disconnects. Without: exit at once.
@@ -22,10 +23,11 @@ if (process.send) {
 
 const WITH_NATS = `// cellular bench peer: import the NATS client, connect, say ready, stay until disconnected.
 const [moduleUrl, servers] = process.argv.slice(2);
-const { connect } = await import(moduleUrl);
-// The private broker's token comes by environment (never argv, which ps shows to everyone).
-const token = process.env.CELLULAR_NATS_TOKEN;
-const nc = await connect({ servers: servers.split(','), name: 'bench-peer', ...(token ? { token } : {}) });
+const { connect, jwtAuthenticator } = await import(moduleUrl);
+// The broker's token or a credential comes by environment (never argv, which ps shows to everyone).
+const a = process.env.CELLULAR_NATS_ACCESS ? JSON.parse(process.env.CELLULAR_NATS_ACCESS) : {};
+const auth = a.user ? { authenticator: jwtAuthenticator(a.user.jwt, new TextEncoder().encode(a.user.seed)), inboxPrefix: '_INBOX.' + a.user.inbox } : a.token ? { token: a.token } : {};
+const nc = await connect({ servers: servers.split(','), name: 'bench-peer', ...auth });
 process.on('message', () => {});
 process.on('disconnect', () => void nc.close().finally(() => process.exit(0)));
 process.send('ready');
@@ -60,8 +62,8 @@ export interface ForkedPeer {
 export interface PeerOptions {
   /** V8 flags, as cells get (cells/spawn.ts CELL_NODE_FLAGS), so memory compares like for like. */
   execArgv: readonly string[];
-  /** The broker's token, handed to peers in their environment (known once the broker runs). */
-  token?: () => string | null;
+  /** How peers reach the broker (a token or a credential), handed over in their environment (known once the broker runs). */
+  access?: () => NatsAccess;
   timeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -83,8 +85,8 @@ export class Peers {
   fork(script: string, args: readonly string[] = []): Promise<ForkedPeer> {
     this.#o.signal?.throwIfAborted();
     const t0 = performance.now();
-    const token = this.#o.token?.();
-    const env = { ...process.env, ...(token ? { CELLULAR_NATS_TOKEN: token } : {}) };
+    const access = this.#o.access?.();
+    const env = { ...process.env, ...(access ? accessEnv(access) : {}) };
     const child = fork(script, [...args], { execArgv: [...this.#o.execArgv], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env });
     this.#track(child);
     let stderr = '';

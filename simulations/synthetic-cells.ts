@@ -63,7 +63,7 @@ export class SyntheticSwarm {
       const cert = issueCertificate({ cell: id, pub: pair.pub, tissue, host: `sim-${i % hosts}`, born: Date.now(), generation: 0, budget: 0, parent: null, issuer: ROOT_ISSUER }, this.#o.rootKey);
       await this.#o.lineage.create(id, packCertificate(cert));
       const seq = new SharedSequence();
-      this.cells.push({ signer: { id, key: privateKeyObject(pair.seed), nextSeq: () => seq.next() }, cert, pid: 4_000_000 + i, n: 0, cpuMs: 0, phase: Math.random() * Math.PI * 2 });
+      this.cells.push({ signer: { id, organism: this.#o.ns.id, key: privateKeyObject(pair.seed), nextSeq: () => seq.next() }, cert, pid: 4_000_000 + i, n: 0, cpuMs: 0, phase: Math.random() * Math.PI * 2 });
     }
     for (const c of this.cells) this.#publish(c, 'birth', { pid: c.pid, cert: c.cert, url: null });
     // Pulses spread evenly over the interval, as real cells' are (each on its own clock).

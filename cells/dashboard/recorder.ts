@@ -115,7 +115,7 @@ export class Recorder {
     const h = opened.hormone;
     // Certificates of cells long gone may be unknown here: their events are kept, flagged.
     const cert = h.from === 'root' ? undefined : this.#d.certOf(h.from);
-    if (cert && !signatureHolds(h, publicKeyObject(cert.pub))) return null;
+    if (cert && !signatureHolds(h, publicKeyObject(cert.pub), this.#d.ns.id)) return null;
     const e = eventOf(h, this.#d.tissueOf);
     return e && (cert || h.from === 'root' ? e : { ...e, data: { ...e.data, unverified: true } });
   }

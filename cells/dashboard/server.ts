@@ -5,6 +5,8 @@
  */
 import { createReadStream, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
+import { capConnections, httpServerOptions, type HttpLimits } from '../http-guard.ts';
 import { extname, join, normalize, sep } from 'node:path';
 import { pipeline } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +32,8 @@ const PLACEHOLDER = '<!doctype html><meta charset="utf-8"><title>cellular dashbo
 
 export interface ServerDeps {
   gene: DashboardGene;
+  /** Timeouts and the per-address connection cap (genome limits). */
+  http: HttpLimits;
   log: Logger;
   pageDir?: string;
   /** Frames a page gets when it connects. */
@@ -54,7 +58,14 @@ export class DashboardServer {
 
   constructor(deps: ServerDeps) {
     this.#d = deps;
-    this.#server = createServer((req, res) => {
+    this.#server = createServer(httpServerOptions(deps.http), (req, res) => {
+      // DNS rebinding: a name the attacker controls that resolves here must not read the feed
+      // or /metrics through a visitor's browser; only addresses, localhost and configured names.
+      if (!this.#hostAllowed(req.headers.host)) {
+        this.stats.refused++;
+        this.#json(res, 421, { error: 'misdirected request: this Host is not the dashboard' });
+        return;
+      }
       try {
         this.#http(req, res);
       } catch {
@@ -62,12 +73,13 @@ export class DashboardServer {
         else res.destroy();
       }
     });
+    capConnections(this.#server, deps.http);
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: deps.gene.frameMaxBytes * 2, perMessageDeflate: false });
     this.#server.on('upgrade', (req, socket, head) => {
       const url = new URL(req.url ?? '/', 'http://dashboard');
       const origin = req.headers.origin;
       // A page of another site must not read the swarm through the visitor's browser.
-      const sameOrigin = origin === undefined || (URL.canParse(origin) && new URL(origin).host === req.headers.host);
+      const sameOrigin = this.#hostAllowed(req.headers.host) && (origin === undefined || (URL.canParse(origin) && new URL(origin).host === req.headers.host));
       if (url.pathname !== '/ws' || !sameOrigin || this.#pages.size >= deps.gene.clientsMax) {
         this.stats.refused++;
         socket.end(`HTTP/1.1 ${url.pathname !== '/ws' ? '404 Not Found' : sameOrigin ? '503 Service Unavailable' : '403 Forbidden'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
@@ -79,6 +91,17 @@ export class DashboardServer {
 
   get url(): string | null {
     return this.#url;
+  }
+
+  /** An IP literal, localhost, or a name in dashboard.hosts — with the port we listen on. */
+  #hostAllowed(host: string | undefined): boolean {
+    const address = this.#server.address();
+    const port = typeof address === 'object' && address ? String(address.port) : '';
+    const m = host === undefined ? null : /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(host);
+    if (!m || (m[2] ?? '80') !== port) return false;
+    const name = m[1]!.toLowerCase();
+    if (name.startsWith('[') || isIP(name) !== 0 || name === 'localhost') return true;
+    return this.#d.gene.hosts.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean).includes(name);
   }
 
   get pages(): number {

@@ -101,7 +101,10 @@ export class Inboxes {
       const ack = await this.#d.js.publish(this.#d.subjects.inbox(c.to), c.body, { msgID: dedupeId(c.to, c.from, c.msg), headers: h });
       return ack.seq;
     } catch (cause) {
-      throw new CellularError('MESSAGE_ERR_STORE', `message ${c.msg} to ${c.to} was not stored: ${(cause as Error).message}`, { cause });
+      const why = (cause as Error).message;
+      if (/maximum messages per subject/i.test(why)) throw new CellularError('MESSAGE_ERR_QUOTA', `${c.to}'s inbox is full (messenger.inboxMaxMessages): message ${c.msg} was not stored`, { cause });
+      if (/maximum (bytes|messages) exceeded|insufficient (storage|resources)/i.test(why)) throw new CellularError('STORE_ERR_FULL', `the message store is full (messenger.storeMaxBytes): message ${c.msg} was not stored`, { cause });
+      throw new CellularError('MESSAGE_ERR_STORE', `message ${c.msg} to ${c.to} was not stored: ${why}`, { cause });
     }
   }
 

@@ -47,7 +47,13 @@ export function messagesStreamConfig(ns: Namespace, gene: MessengerGene, replica
     subjects: [new MessengerSubjects(ns).inboxes],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
-    discard: DiscardPolicy.Old,
+    // Quotas refuse new messages instead of dropping stored ones (nothing acknowledged is lost):
+    // one inbox holds at most inboxMaxMessages, the stream at most storeMaxBytes (below the disk
+    // every bucket shares), and age alone frees room.
+    discard: DiscardPolicy.New,
+    discard_new_per_subject: true,
+    max_msgs_per_subject: gene.inboxMaxMessages,
+    max_bytes: gene.storeMaxBytes,
     max_age: ms(gene.messageRetentionMs),
     duplicate_window: ms(gene.dedupeWindowMs),
     // A body plus its headers; anything larger was refused at the receiver already.

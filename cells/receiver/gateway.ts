@@ -11,7 +11,7 @@
 import { LatencyWindow } from './latency-window.ts';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { MessengerGene } from '../../organism/kernel/genome/index.ts';
 import type { Logger } from '../logger.ts';
 import { Connection, type ConnectionDeps } from './connection.ts';
@@ -19,6 +19,7 @@ import { httpHandler, type ReceiverOrigins } from './http.ts';
 import { listenInRange, tryListen } from './listen.ts';
 import type { Presence } from './presence.ts';
 import { Slots } from './slots.ts';
+import { addressKey, capConnections, clientAddress, httpServerOptions, trustedProxySet, type HttpLimits } from '../http-guard.ts';
 
 /** Where this organism's receivers can be, for the page's CSP (http.ts cspFor). */
 const originsOf = (gene: MessengerGene): ReceiverOrigins => ({ portMin: gene.portMin, portMax: gene.portMax, frontPort: gene.frontPort, publicUrl: gene.publicUrl });
@@ -28,6 +29,8 @@ export const FRONT_RETRY_MS = 250;
 export interface GatewayDeps extends Omit<ConnectionDeps, 'stats'> {
   presence?: Presence;
   gene: MessengerGene;
+  /** Timeouts and the per-address connection cap of every HTTP server (genome limits). */
+  http: HttpLimits;
   log: Logger;
   clientDir?: string;
 }
@@ -40,9 +43,14 @@ export class Gateway {
   readonly #wss: WebSocketServer;
   readonly #connections = new Set<Connection>();
   readonly #perIp = new Map<string, number>();
+  readonly #trusted: ReadonlySet<string>;
+  readonly #capped: { refused: () => number }[] = [];
+  /** When each socket last sent anything (a frame or a pong): silent ones are closed (messenger.wsIdleMs). */
+  readonly #heard = new WeakMap<WebSocket, number>();
+  #idleTimer: NodeJS.Timeout | undefined;
   #draining = false;
   #port = 0;
-  readonly stats = { frames: 0, bad: {} as Record<string, number>, rateLimited: 0, sent: 0, delivered: 0, slowClosed: 0, refused: {} as Record<string, number>, accepted: 0 };
+  readonly stats = { frames: 0, bad: {} as Record<string, number>, rateLimited: 0, sent: 0, delivered: 0, slowClosed: 0, idleClosed: 0, refused: {} as Record<string, number>, accepted: 0 };
 
   readonly #storeSlots: Slots;
   /** Delivery latencies of the last 10 s (the dashboard's delivery p99). */
@@ -52,7 +60,9 @@ export class Gateway {
     this.#d = deps;
     this.#storeSlots = new Slots(deps.gene.storeInflight);
     const handler = httpHandler({ cell: deps.cell, receivers: deps.receivers, draining: () => this.#draining, origins: originsOf(deps.gene), ...(deps.clientDir ? { clientDir: deps.clientDir } : {}) });
-    this.#server = createServer(handler);
+    this.#trusted = trustedProxySet(deps.gene.trustedProxies);
+    this.#server = createServer(httpServerOptions(deps.http), handler);
+    this.#capped.push(capConnections(this.#server, deps.http, this.#trusted));
     this.#server.on('upgrade', (req, socket, head) => this.#upgrade(req, socket, head));
     // The frame limit is checked by the codec (so an oversized frame gets an error frame);
     // ws itself cuts off only what is far beyond it (close 1009), so nothing unbounded is buffered.
@@ -84,6 +94,19 @@ export class Gateway {
   async start(): Promise<void> {
     this.#port = await listenInRange(this.#server, this.#d.gene.host, this.#d.gene.portMin, this.#d.gene.portMax);
     if (this.#d.gene.frontPort !== 0) void this.#tryFrontDoor();
+    // Pings every half idle period; a socket silent for a whole one (no frame, no pong) is gone.
+    const idle = this.#d.gene.wsIdleMs;
+    this.#idleTimer = setInterval(() => {
+      const now = Date.now();
+      for (const ws of this.#wss.clients) {
+        if (now - (this.#heard.get(ws) ?? now) >= idle) {
+          this.stats.idleClosed++;
+          ws.close(4008, 'IDLE');
+          setTimeout(() => ws.terminate(), 1_000).unref();
+        } else ws.ping();
+      }
+    }, Math.max(500, Math.floor(idle / 2)));
+    this.#idleTimer.unref();
     // A broker that comes back (a restart) has lost every consumer: each socket's delivery
     // starts again where it was (found by `npm run chaos -- broker-loss`).
     void (async () => {
@@ -97,7 +120,8 @@ export class Gateway {
 
   async #tryFrontDoor(): Promise<void> {
     if (this.#draining || this.#front) return;
-    const front = createServer(httpHandler({ cell: this.#d.cell, receivers: this.#d.receivers, draining: () => this.#draining, origins: originsOf(this.#d.gene), ...(this.#d.clientDir ? { clientDir: this.#d.clientDir } : {}) }));
+    const front = createServer(httpServerOptions(this.#d.http), httpHandler({ cell: this.#d.cell, receivers: this.#d.receivers, draining: () => this.#draining, origins: originsOf(this.#d.gene), ...(this.#d.clientDir ? { clientDir: this.#d.clientDir } : {}) }));
+    this.#capped.push(capConnections(front, this.#d.http, this.#trusted));
     front.on('upgrade', (req, socket, head) => this.#upgrade(req, socket, head));
     let held = false;
     try {
@@ -145,19 +169,25 @@ export class Gateway {
     if (path !== '/ws') return this.#refuse(socket, 404, 'Not Found');
     if (this.#draining) return this.#refuse(socket, 503, 'Service Unavailable');
     if (!this.#allowedOrigin(req.headers.origin, req.headers.host)) return this.#refuse(socket, 403, 'Forbidden');
-    const ip = req.socket.remoteAddress ?? 'unknown';
-    const n = this.#perIp.get(ip) ?? 0;
+    // The client's address (a trusted proxy's word for it), counted per /64 for IPv6.
+    const ip = clientAddress(req, this.#trusted);
+    const key = addressKey(ip);
+    const n = this.#perIp.get(key) ?? 0;
     if (n >= this.#d.gene.connectionsPerIp) return this.#refuse(socket, 429, 'Too Many Requests');
-    this.#perIp.set(ip, n + 1);
+    this.#perIp.set(key, n + 1);
     // Released when the TCP connection ends, whether or not the WebSocket handshake succeeded
     // (ws never calls back for a bad handshake).
     socket.once('close', () => {
-      const left = (this.#perIp.get(ip) ?? 1) - 1;
-      if (left <= 0) this.#perIp.delete(ip);
-      else this.#perIp.set(ip, left);
+      const left = (this.#perIp.get(key) ?? 1) - 1;
+      if (left <= 0) this.#perIp.delete(key);
+      else this.#perIp.set(key, left);
     });
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       this.stats.accepted++;
+      this.#heard.set(ws, Date.now());
+      const heard = () => this.#heard.set(ws, Date.now());
+      ws.on('message', heard);
+      ws.on('pong', heard);
       const c = new Connection(ws, ip, { ...this.#d, stats: this.stats, storeSlots: this.#storeSlots, latency: this.latency });
       this.#connections.add(c);
       ws.on('close', () => this.#connections.delete(c));
@@ -172,6 +202,7 @@ export class Gateway {
     if (this.#draining) return;
     this.#draining = true;
     clearTimeout(this.#frontTimer);
+    clearInterval(this.#idleTimer);
     // The port is released at once (close stops listening); its upgraded sockets are in
     // #connections and get "moved" below with everyone else.
     const front = this.#front;

@@ -6,7 +6,7 @@
  * operator (grow) — only with the dashboard token.
  */
 import { RequestError } from '@nats-io/transport-node';
-import { readDashboardToken, tokenChecker } from '../../organism/kernel/dashboard-token.ts';
+import { readDashboardToken, signControl, tokenChecker } from '../../organism/kernel/dashboard-token.ts';
 import { CellularError, isCellularError } from '../../organism/wire/errors.ts';
 import { toHex } from '../../organism/kernel/keys.ts';
 import { openReply, pack, unpack } from '../../organism/kernel/reply.ts';
@@ -91,7 +91,7 @@ export default defineTissue({
     });
 
     const s = new DashboardServer({
-      gene, log: ctx.log,
+      gene, http: ctx.genome.limits, log: ctx.log,
       welcome: () => [
         {
           t: 'hello', organism: ctx.ns.id, cell: ctx.cell.id, host: ctx.cell.host, pushIntervalMs: gene.pushIntervalMs, recorderMaxAgeMs: gene.recorderMaxAgeMs,
@@ -106,7 +106,9 @@ export default defineTissue({
       authorized: (token) => allowed(token),
       control: async (token, control, page) => {
         try {
-          const reply = await ctx.nc.request(ctx.ns.operator, pack({ token, by: `${ctx.cell.id}/${page}`, control }), { timeout: 15_000 });
+          // The page's token checked here; the operator gets proof of it, never the token.
+          if (!allowed(token) || typeof token !== 'string') throw new CellularError('DASHBOARD_ERR_TOKEN', 'the dashboard token is missing or wrong: controls are refused (the dashboard is read-only without it)');
+          const reply = await ctx.nc.request(ctx.ns.operator, pack(signControl(token, ctx.ns.id, `${ctx.cell.id}/${page}`, control)), { timeout: 15_000 });
           return openReply<{ message: string }>(reply.data).message;
         } catch (cause) {
           if (isCellularError(cause)) throw cause;

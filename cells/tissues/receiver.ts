@@ -89,7 +89,7 @@ export default defineTissue({
     }, { once: true });
     g = new Gateway({
       presence,
-      gene: ctx.genome.messenger, subjects, js, inboxes: new Inboxes({ nc: ctx.nc, js, jsm, stream: stores.messages, subjects }), nc: ctx.nc, stores, cell: ctx.cell.id, log: ctx.log, work: ctx.work,
+      gene: ctx.genome.messenger, http: ctx.genome.limits, subjects, js, inboxes: new Inboxes({ nc: ctx.nc, js, jsm, stream: stores.messages, subjects }), nc: ctx.nc, stores, cell: ctx.cell.id, log: ctx.log, work: ctx.work,
       receivers: () => liveReceivers(ctx),
       worker,
       exists: async (user) => {

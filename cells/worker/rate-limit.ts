@@ -9,11 +9,11 @@
  * A hit over the limit writes nothing: a flood costs one read per attempt.
  */
 import { createHash } from 'node:crypto';
-import { isIPv4, isIPv6 } from 'node:net';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { codec } from '../../organism/wire/codec.ts';
 import { CellularError } from '../../organism/wire/errors.ts';
 import { updateWithRetries } from '../../organism/kernel/compare-and-set.ts';
+import { addressKey } from '../http-guard.ts';
 
 export interface RateHit {
   allowed: boolean;
@@ -59,27 +59,8 @@ export function ipKey(ip: string): string {
   return `ip.${sha256hex(ipBucket(ip)).slice(0, 32)}`;
 }
 
-export function ipBucket(ip: string): string {
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
-  if (mapped && isIPv4(mapped[1]!)) return mapped[1]!;
-  if (isIPv4(ip) || !isIPv6(ip)) return ip;
-  return `${expandIPv6(ip).slice(0, 4).join(':')}::/64`;
-}
-
-/** The eight 16-bit groups of an IPv6 address (valid per isIPv6), lowercase, unpadded. */
-function expandIPv6(ip: string): string[] {
-  let s = ip.toLowerCase().replace(/%.*$/, ''); // zone id
-  const v4 = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (v4) {
-    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
-    s = `${s.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = s.split('::') as [string, string | undefined];
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === undefined || tail === '' ? [] : tail.split(':');
-  const zeros = tail === undefined ? [] : Array<string>(8 - left.length - right.length).fill('0');
-  return [...left, ...zeros, ...right].map((g) => parseInt(g, 16).toString(16));
-}
+/** What an address counts as: itself, its IPv4 form, or its IPv6 /64 (cells/http-guard.ts). */
+export const ipBucket = addressKey;
 
 /** The rate key for a username (already validated: plain lowercase, KV-safe as it is). */
 export function userKey(user: string): string {

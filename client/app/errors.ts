@@ -23,6 +23,8 @@ export const ERROR_TEXT: Readonly<Record<string, string>> = {
   MESSAGE_ERR_FORBIDDEN: 'You cannot change that message.',
   MESSAGE_ERR_NOT_FOUND: 'That message is no longer stored.',
   MESSAGE_ERR_STORE: 'The message could not be stored yet; it will be sent again.',
+  MESSAGE_ERR_QUOTA: 'Their inbox is full, so this message was not sent. Try again later.',
+  STORE_ERR_FULL: 'The server has no room for more messages, so this one was not sent. Try again later.',
   MESSAGE_ERR_REPLICA: 'Messages are being delivered again from where you were; nothing is missing.',
   TISSUE_ERR_UNAVAILABLE: 'The service is busy or restarting. Try again in a moment.',
   TISSUE_ERR_BAD_REQUEST: 'The server could not read a login or registration step from this app. Reload the page and try again.',
@@ -55,6 +57,7 @@ export const CLOSE_TEXT: Readonly<Record<number, string>> = {
   4002: 'the server closed the connection after bad requests',
   4004: 'this account was deleted',
   4005: 'your session ended (expired, or logged out elsewhere)',
+  4008: 'the connection sat idle and was closed',
   1009: 'a request was far too large',
 };
 

@@ -168,7 +168,7 @@ function writeDurably(path: string, text: string): void {
 
 /** One stream's snapshot, streamed to its file as it arrives (a stream may be larger than memory). */
 async function snapshotStream(nc: NatsConnection, name: string, dir: string, timeoutMs: number, options: BackupOptions): Promise<ManifestStream> {
-  const deliver = createInbox();
+  const deliver = createInbox((nc as NatsConnection & { options?: { inboxPrefix?: string } }).options?.inboxPrefix); // where this connection may receive (organism/kernel/permissions.ts)
   const file = fileOf(name);
   const part = join(dir, `${file}.part`);
   const hash = createHash('sha256');

@@ -15,6 +15,8 @@ import type { BrokerGene } from '../kernel/genome/index.ts';
 import { isExecutableFile, signalIfOurs, waitGone } from '../kernel/processes.ts';
 
 export const NATS_DEFAULT_PORT = 4222;
+/** Where the broker's monitoring port listens: never beyond this host (it answers anyone). */
+export const MONITOR_HOST = '127.0.0.1';
 
 export const INSTALL_HINT = [
   'Install it:',
@@ -160,7 +162,7 @@ export class Broker {
     for (let attempt = 0; attempt < 3; attempt++) {
       throwIfAborted(this.#opts.signal);
       this.port = gene.port || (await freePort(gene.host));
-      this.monitorPort = gene.monitorPort || (await freePort(gene.host));
+      this.monitorPort = gene.monitorPort || (await freePort(MONITOR_HOST));
       try {
         await this.#launch();
         return;
@@ -191,7 +193,8 @@ export class Broker {
         `# written by cellular grow; rewritten at every start`,
         `server_name: ${JSON.stringify(name)}`,
         `listen: "${hostPort(host, this.port)}"`,
-        `http: "${hostPort(host, this.monitorPort)}"`,
+        // Monitoring has no authentication: loopback only, whatever broker.host says.
+        `http: "${hostPort(MONITOR_HOST, this.monitorPort)}"`,
         `max_payload: ${gene.maxPayload}`,
         // A CONNECT carries the client's JWT, and a receiver's permissions make it ~5 KB.
         ...(operator ? [`max_control_line: 32768`] : []),
@@ -218,7 +221,7 @@ export class Broker {
     const timeout = this.#opts.startTimeoutMs ?? (this.#opts.cluster ? 120_000 : 10_000);
     const deadline = Date.now() + timeout;
     let nextWord = Date.now() + 5_000;
-    this.monitorUrl = `http://${hostPort(host, this.monitorPort)}`;
+    this.monitorUrl = `http://${hostPort(MONITOR_HOST, this.monitorPort)}`;
     this.url = `nats://${hostPort(host, this.port)}`;
     while (Date.now() < deadline) {
       const r = await Promise.race([this.#healthy(), exited, sleep(100).then(() => false)]);

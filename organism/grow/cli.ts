@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { CellularError, isCellularError } from '../wire/errors.ts';
 import { backup, restore } from './commands/backup.ts';
 import { census } from './commands/census.ts';
+import { creds } from './commands/creds.ts';
 import { grow } from './commands/grow.ts';
 import { nginx } from './commands/nginx.ts';
 import { stop } from './commands/stop.ts';
@@ -40,6 +41,8 @@ export async function main(argv: string[]): Promise<number> {
       return restore(flags);
     case 'nginx':
       return nginx(flags);
+    case 'creds':
+      return creds(flags);
     default:
       throw new CellularError('CLI_ERR_USAGE', `unknown command ${JSON.stringify(command)}\n\n${HELP}`);
   }

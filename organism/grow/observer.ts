@@ -36,6 +36,8 @@ export interface ObserverOptions {
   voteDeadlineMs?: number;
   /** Reuse a connection instead of opening one (it is not closed by close()). */
   nc?: NatsConnection;
+  /** Operator mode: drop a sender's hormones past this many a second (HormoneBusOptions.cutoffPerSecond). */
+  cutoffPerSecond?: number;
 }
 
 export class Observer {
@@ -70,9 +72,9 @@ export class Observer {
     const certs = new CertBook(o.rootPub, lineage);
     const seq = new SharedSequence();
     const bus = new HormoneBus({
-      nc, ns, certs, maxBytes: o.limits.hormoneMaxBytes,
-      gate: new HormoneGate({ maxBytes: o.limits.hormoneMaxBytes, maxAgeMs: o.limits.hormoneMaxAgeMs, replayWindow: o.limits.replayWindowMs * 1000 }),
-      ...(o.rootKey ? { signer: { id: ROOT_ISSUER, key: o.rootKey.privateKey, nextSeq: () => seq.next() } } : {}),
+      nc, ns, certs, maxBytes: o.limits.hormoneMaxBytes, ...(o.cutoffPerSecond ? { cutoffPerSecond: o.cutoffPerSecond } : {}),
+      gate: new HormoneGate({ organism: o.organism, maxBytes: o.limits.hormoneMaxBytes, maxAgeMs: o.limits.hormoneMaxAgeMs, replayWindow: o.limits.replayWindowMs * 1000 }),
+      ...(o.rootKey ? { signer: { id: ROOT_ISSUER, organism: o.organism, key: o.rootKey.privateKey, nextSeq: () => seq.next() } } : {}),
     });
     const census = new Census({ limits: o.limits, certOf: (id) => certs.certOf(id), ...(o.halfLifeOf ? { halfLifeOf: o.halfLifeOf } : {}) });
     bus.on((h) => census.observe(h));

@@ -15,7 +15,7 @@ import { runLoad } from '../chaos/load.ts';
 import { seeded } from '../chaos/seeded.ts';
 import type { CensusEntry } from '../kernel/census.ts';
 import { describeControl, parseControl, type Control, type ControlRecord } from '../wire/control.ts';
-import { tokenChecker } from '../kernel/dashboard-token.ts';
+import { ControlVerifier, type SignedControl } from '../kernel/dashboard-token.ts';
 import { CellularError } from '../wire/errors.ts';
 import type { Genome } from '../kernel/genome/index.ts';
 import type { Namespace } from '../kernel/namespace.ts';
@@ -38,16 +38,12 @@ export interface OperatorDeps {
   say?(line: string): void;
 }
 
-/** Request to the operator: the control, the token the page presented, and who relays it. */
-export interface OperatorRequest {
-  token: string;
-  by: string;
-  control: unknown;
-}
+/** Request to the operator: the control, who relays it, and proof of the dashboard token (never the token). */
+export type OperatorRequest = SignedControl;
 
 export class Operator {
   readonly #d: OperatorDeps;
-  readonly #allowed: (presented: unknown) => boolean;
+  readonly #verifier: ControlVerifier;
   readonly #abort = new AbortController();
   /** Loads running, by tissue (one each), and the one chaos scenario that may run. */
   readonly #loads = new Map<string, Promise<void>>();
@@ -57,7 +53,7 @@ export class Operator {
 
   constructor(deps: OperatorDeps) {
     this.#d = deps;
-    this.#allowed = tokenChecker(deps.token);
+    this.#verifier = new ControlVerifier(deps.token, deps.ns.id);
   }
 
   start(): void {
@@ -91,13 +87,16 @@ export class Operator {
   }
 
   async #handle(data: Uint8Array): Promise<string> {
-    const request = unpack(data, 'TISSUE_ERR_BAD_REQUEST') as Partial<OperatorRequest> | undefined;
-    if (typeof request !== 'object' || request === null) throw new CellularError('DASHBOARD_ERR_CONTROL', 'an operator request must be {token, by, control}');
-    if (!this.#allowed(request.token)) throw new CellularError('DASHBOARD_ERR_TOKEN', 'the dashboard token is missing or wrong: controls are refused (the dashboard is read-only without it)');
-    const by = typeof request.by === 'string' ? request.by.slice(0, 128) : 'unknown';
+    const checked = this.#verifier.check(unpack(data, 'TISSUE_ERR_BAD_REQUEST'));
+    if (!checked.ok) {
+      if (checked.why === 'malformed') throw new CellularError('DASHBOARD_ERR_CONTROL', 'an operator request must be {by, control, at, nonce, mac} (organism/kernel/dashboard-token.ts)');
+      const why = { mac: 'the dashboard token is missing or wrong', stale: 'the control is too old (or the clocks differ by more than 30 s)', replayed: 'the control was already carried out once (a replay)' }[checked.why];
+      throw new CellularError('DASHBOARD_ERR_TOKEN', `${why}: controls are refused (the dashboard is read-only without its token)`);
+    }
+    const by = checked.by;
     let control: Control | undefined;
     try {
-      control = parseControl(request.control, this.#d.genome.dashboard);
+      control = parseControl(checked.control, this.#d.genome.dashboard);
       if (control.action === 'kill') {
         const cell = this.#cell(control.cell);
         if (cell.host !== hostName()) return await this.#relay(cell.host, data); // recorded there

@@ -259,6 +259,7 @@ export class Organism {
     this.#observer = await Observer.open({
       servers: this.#servers, organism: this.id, rootPub: this.#rootKey!.pub, rootKey: this.#rootKey!, limits: this.genome.limits, nc: this.#nc!, voteDeadlineMs: this.genome.immune.voteDeadlineMs,
       halfLifeOf: (tissue) => this.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
+      ...(this.#mint ? { cutoffPerSecond: this.genome.immune.cutoffPerSecond } : {}),
     });
   }
 
@@ -272,10 +273,20 @@ export class Organism {
     this.#mintDesk.start();
     this.#revocations = new Revocations({
       mint, ns, servers: this.#servers, bucket: await openRevoked(this.#nc!, ns, this.replication?.replicas ?? 1),
-      pubOf: (id) => observer.certs.certOf(id)?.pub, log: (line) => this.#say(line),
+      pubOf: async (id) => {
+        await observer.certs.resolve(id);
+        return observer.certs.certOf(id)?.pub;
+      },
+      log: (line) => this.#say(line),
     });
     await this.#revocations.start();
     observer.census.on((e) => this.#revocations?.observe(e));
+    // A flood is evidence against one identity (the broker named it): cut it off, no trial.
+    observer.bus.onFlood((sender, n) => {
+      if (sender === ROOT_ISSUER) return;
+      this.#say(`flood: ${sender} sent over ${n - 1} hormones within a second (immune.cutoffPerSecond ${this.genome.immune.cutoffPerSecond}): its broker identity is revoked`);
+      void this.#revocations?.revoke(sender);
+    });
   }
 
   /** Revocation state (operator mode only), for tests and the dashboard. */

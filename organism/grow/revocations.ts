@@ -44,7 +44,7 @@ export interface RevocationsDeps {
   servers: string[];
   bucket: KV;
   /** The raw public key of a cell, from its verified certificate. */
-  pubOf: (id: string) => Uint8Array | undefined;
+  pubOf: (id: string) => Promise<Uint8Array | undefined>;
   log: (line: string) => void;
 }
 
@@ -88,7 +88,7 @@ export class Revocations {
 
   /** Revokes `id` everywhere (idempotent). */
   async revoke(id: string): Promise<void> {
-    const pub = this.#d.pubOf(id);
+    const pub = await this.#d.pubOf(id);
     if (!pub) return;
     const user = userPublicKey(pub);
     if (this.#d.mint.isRevoked(user)) return;

@@ -54,3 +54,13 @@ export function cellAccess(packet: { servers: string[]; token: string | null; jw
     ...(packet.jwt ? { user: { jwt: packet.jwt, seed: userSeedText(new Uint8Array(Buffer.from(packet.cell.seed, 'hex'))), inbox: packet.cell.id } } : {}),
   };
 }
+
+/** The environment variable that hands a child process its access (same-user readable only; never argv). */
+export const ACCESS_ENV = 'CELLULAR_NATS_ACCESS';
+
+/** `access` (token or credential) for a child process's environment. */
+export function accessEnv(access: NatsAccess): Record<string, string> {
+  const user = access.user ? { jwt: access.user.jwt, seed: new TextDecoder().decode(access.user.seed), inbox: access.user.inbox } : undefined;
+  return { [ACCESS_ENV]: JSON.stringify({ token: access.token, ...(user ? { user } : {}) }) };
+}
+

@@ -24,7 +24,16 @@ export interface HormoneBusOptions {
   maxPendingPerSender?: number;
   /** Unknown senders waiting at once. @default 1024 */
   maxPendingSenders?: number;
+  /**
+   * Messages per second from one sender past which the rest are dropped unread (counted
+   * `flooded`) and flood listeners told. Only where the broker makes a hormone's subject name
+   * the identity that sent it (operator mode): elsewhere anyone could frame anyone.
+   */
+  cutoffPerSecond?: number;
 }
+
+/** A sender past the cutoff, with what it sent in the current second so far. */
+export type FloodListener = (sender: string, perSecond: number) => void;
 
 export type HormoneListener = (h: Hormone) => void;
 /** A hormone dropped for its kind or body whose signature verified under its sender's key. */
@@ -37,6 +46,9 @@ export class HormoneBus {
   readonly #forgeryListeners = new Set<ForgeryListener>();
   /** Senders condemned by a verdict: their hormones are dropped unread (see docs/immune.md). */
   readonly #quarantined = new Set<string>();
+  readonly #floodListeners = new Set<FloodListener>();
+  /** Per sender (named by the subject): the current second and the messages in it. */
+  readonly #rates = new Map<string, { second: number; count: number }>();
   #sub: Subscription | undefined;
   #closed = false;
   /** Listener exceptions: counted, never allowed to kill the bus. */
@@ -63,6 +75,12 @@ export class HormoneBus {
     return () => this.#forgeryListeners.delete(listener);
   }
 
+  /** Called once a second per sender past the cutoff (see HormoneBusOptions.cutoffPerSecond). */
+  onFlood(listener: FloodListener): () => void {
+    this.#floodListeners.add(listener);
+    return () => this.#floodListeners.delete(listener);
+  }
+
   /** From now on, hormones from `id` are dropped before any work (counted `quarantined`). */
   quarantine(id: string): void {
     this.#quarantined.add(id);
@@ -80,8 +98,36 @@ export class HormoneBus {
     return { ...this.#o.gate.stats(), pendingSenders: this.#pending.size, certsRefused: this.#o.certs.refused, listenerErrors: this.listenerErrors };
   }
 
+  /** True when `subject`'s sender is past the cutoff this second: the message is dropped unread. */
+  #flooding(subject: string): boolean {
+    const cutoff = this.#o.cutoffPerSecond;
+    if (cutoff === undefined) return false;
+    const sender = subject.slice(subject.lastIndexOf('.') + 1);
+    const second = Math.floor(Date.now() / 1000);
+    let r = this.#rates.get(sender);
+    if (r === undefined || r.second !== second) {
+      if (r === undefined && this.#rates.size >= 4096) this.#rates.clear(); // bounded: a second's worth is all it needs
+      r = { second, count: 0 };
+      this.#rates.set(sender, r);
+    }
+    r.count++;
+    if (r.count <= cutoff) return false;
+    this.#o.gate.dropped.flooded++;
+    if (r.count === cutoff + 1) {
+      for (const l of this.#floodListeners) {
+        try {
+          l(sender, r.count);
+        } catch {
+          this.listenerErrors++;
+        }
+      }
+    }
+    return true;
+  }
+
   #receive(bytes: Uint8Array, subject: string): void {
     const { gate, certs } = this.#o;
+    if (this.#flooding(subject)) return;
     const opened = gate.open(bytes);
     if (!opened.ok) {
       if (opened.envelope && (opened.reason === 'badBody' || opened.reason === 'unknownKind') && subject === this.#o.ns.hormone(opened.envelope.kind, opened.envelope.from)) {
@@ -135,7 +181,7 @@ export class HormoneBus {
   #attribute(h: Hormone, reason: 'badBody' | 'unknownKind'): void {
     if (this.#forgeryListeners.size === 0 || this.#quarantined.has(h.from)) return;
     const key = this.#o.certs.keyOf(h.from);
-    if (!key || !signatureHolds(h, key)) return;
+    if (!key || !signatureHolds(h, key, this.#o.ns.id)) return;
     for (const l of this.#forgeryListeners) {
       try {
         l(h.from, reason, String(h.kind).slice(0, 32));

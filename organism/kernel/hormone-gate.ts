@@ -12,6 +12,8 @@ import { DROP_REASONS, openEnvelope, signatureHolds, type DropReason, type Hormo
 export type DropCounters = Record<DropReason, number>;
 
 export interface GateOptions {
+  /** The organism whose hormones this gate admits (signatures bind it). */
+  organism: string;
   maxBytes: number;
   maxAgeMs: number;
   replayWindow: number;
@@ -86,7 +88,7 @@ export class HormoneGate {
       return { ok: false, reason, from: h.from };
     };
     if (key === undefined) return drop('foreign');
-    if (!signatureHolds(h, key)) return drop('badSignature');
+    if (!signatureHolds(h, key, this.#opts.organism)) return drop('badSignature');
     if (Math.abs(this.#opts.now() - h.ts) > this.#opts.maxAgeMs) return drop('stale');
     let window = this.#windows.get(h.from);
     if (window === undefined) {

@@ -28,7 +28,7 @@ export interface Hormone<B = unknown> {
   sig: Uint8Array;
 }
 
-export const DROP_REASONS = ['malformed', 'tooLarge', 'unknownKind', 'badBody', 'quarantined', 'foreign', 'badSignature', 'replayed', 'stale'] as const;
+export const DROP_REASONS = ['malformed', 'tooLarge', 'unknownKind', 'badBody', 'quarantined', 'foreign', 'badSignature', 'replayed', 'stale', 'flooded'] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
 /**
@@ -39,13 +39,24 @@ export type DropReason = (typeof DROP_REASONS)[number];
 export type Opened = { ok: true; hormone: Hormone } | { ok: false; reason: DropReason; envelope?: Hormone };
 
 
-function signedBytes(h: Omit<Hormone, 'sig'>): Uint8Array {
-  return packr.pack([h.v, h.kind, h.from, h.seq, h.ts, h.body]);
+/**
+ * What a signature covers: a domain tag, the organism id, and the envelope. The subject a
+ * hormone travels on is `org.<organism>.hormone.<kind>.<from>`, all of it signed, so a
+ * captured hormone (a root `shutdown`) cannot be replayed into another organism sharing the
+ * root key, nor onto another subject: it fails there as a bad signature or a misfiled one.
+ */
+export function hormoneSigningInput(h: Omit<Hormone, 'sig'>, organism: string): Uint8Array {
+  return packr.pack([HORMONE_DOMAIN, organism, h.v, h.kind, h.from, h.seq, h.ts, h.body]);
 }
+
+/** Domain separation: these bytes are signed as a hormone and as nothing else. */
+export const HORMONE_DOMAIN = 'cellular hormone v2';
 
 export interface Signer {
   /** The sending cell's id (or `root`). */
   readonly id: string;
+  /** The organism the hormone is for (bound into the signature). */
+  readonly organism: string;
   readonly key: KeyObject;
   /** Next sequence number; may be shared between threads (see SharedSequence). */
   nextSeq(): number;
@@ -81,7 +92,7 @@ export function sealHormone<B>(signer: Signer, kind: HormoneKind, body: B, maxBy
   if (!isHormoneKind(kind)) throw new CellularError('HORMONE_ERR_KIND', `unknown hormone kind ${JSON.stringify(kind)}`);
   checkBody(kind, body); // HORMONE_ERR_BODY naming the field (docs/hormones.md)
   const unsigned = { v: HORMONE_VERSION, kind, from: signer.id, seq: signer.nextSeq(), ts: now, body };
-  const sig = signBytes(signer.key, signedBytes(unsigned));
+  const sig = signBytes(signer.key, hormoneSigningInput(unsigned, signer.organism));
   const bytes = packr.pack({ ...unsigned, sig });
   if (bytes.length > maxBytes) {
     throw new CellularError('HORMONE_ERR_TOO_LARGE', `a ${kind} hormone of ${bytes.length} bytes exceeds limits.hormoneMaxBytes (${maxBytes})`);
@@ -101,7 +112,7 @@ export function sealHormone<B>(signer: Signer, kind: HormoneKind, body: B, maxBy
  */
 export function sealUnchecked(signer: Signer, kind: string, body: unknown, now: number = Date.now()): Uint8Array {
   const unsigned = { v: HORMONE_VERSION, kind: kind as HormoneKind, from: signer.id, seq: signer.nextSeq(), ts: now, body };
-  return packr.pack({ ...unsigned, sig: signBytes(signer.key, signedBytes(unsigned)) });
+  return packr.pack({ ...unsigned, sig: signBytes(signer.key, hormoneSigningInput(unsigned, signer.organism)) });
 }
 
 const ENVELOPE_KEYS = ['v', 'kind', 'from', 'seq', 'ts', 'body', 'sig'];
@@ -140,7 +151,7 @@ export function openEnvelope(bytes: Uint8Array, maxBytes: number): Opened {
   return { ok: true, hormone: e as unknown as Hormone };
 }
 
-/** Checks a parsed envelope's signature against the sender's key. */
-export function signatureHolds(h: Hormone, key: KeyObject): boolean {
-  return verifyBytes(key, signedBytes(h), h.sig);
+/** Checks a parsed envelope's signature against the sender's key, for organism `organism`. */
+export function signatureHolds(h: Hormone, key: KeyObject, organism: string): boolean {
+  return verifyBytes(key, hormoneSigningInput(h, organism), h.sig);
 }

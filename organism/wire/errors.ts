@@ -56,6 +56,8 @@ export const ErrorCodes = {
   MESSAGE_ERR_FORBIDDEN: 'the message or inbox belongs to another user',
   MESSAGE_ERR_NOT_FOUND: 'no such message',
   MESSAGE_ERR_STORE: 'JetStream did not store the message (no ack was given: send it again)',
+  MESSAGE_ERR_QUOTA: 'the recipient\'s inbox holds messenger.inboxMaxMessages messages: nothing more is stored for it until old ones age out',
+  STORE_ERR_FULL: 'the message store holds messenger.storeMaxBytes: nothing more is stored until old messages age out',
   MESSAGE_ERR_REPLICA: 'the stream leader holds a message up to this sequence that was not delivered under its sequence: the read cursor stays, delivery starts again from it',
   RECEIVER_ERR_NO_PORT: 'no free port in messenger.portMin-portMax for a receiver',
   DASHBOARD_ERR_TOKEN: 'a control needs the dashboard token that grow prints; without it the dashboard is read-only',

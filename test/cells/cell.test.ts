@@ -103,12 +103,12 @@ test.serial('cell - answers ping, info and stats; counts bad and foreign hormone
   const seq = new SharedSequence();
   observer.nc.publish(
     observer.ns.hormone('shutdown', 'stranger-1'),
-    sealHormone({ id: 'stranger-1', key: privateKeyObject(stranger.seed), nextSeq: () => seq.next() }, 'shutdown', { reason: 'evil' }, 8192),
+    sealHormone({ id: 'stranger-1', organism: observer.ns.id, key: privateKeyObject(stranger.seed), nextSeq: () => seq.next() }, 'shutdown', { reason: 'evil' }, 8192),
   );
   // A forged "root" shutdown: signed by a key that is not the organism's root.
   observer.nc.publish(
     observer.ns.hormone('shutdown', 'root'),
-    sealHormone({ id: 'root', key: privateKeyObject(stranger.seed), nextSeq: () => seq.next() }, 'shutdown', { reason: 'forged' }, 8192),
+    sealHormone({ id: 'root', organism: observer.ns.id, key: privateKeyObject(stranger.seed), nextSeq: () => seq.next() }, 'shutdown', { reason: 'forged' }, 8192),
   );
   await observer.nc.flush();
   let after = before;
@@ -135,7 +135,7 @@ test.serial('cell - answers ping, info and stats; counts bad and foreign hormone
   observer.bus.on((h: Hormone) => h.from === 'fake-1' && seen.push(h.kind));
   observer.nc.publish(
     observer.ns.hormone('shutdown', 'fake-1'),
-    sealHormone({ id: 'fake-1', key: privateKeyObject(fake.seed), nextSeq: () => seq.next() }, 'shutdown', { reason: 'not root' }, 8192),
+    sealHormone({ id: 'fake-1', organism: observer.ns.id, key: privateKeyObject(fake.seed), nextSeq: () => seq.next() }, 'shutdown', { reason: 'not root' }, 8192),
   );
   await until(() => seen.includes('shutdown'), 5_000, 'the certified shutdown admitted by an observer');
   await new Promise((r) => setTimeout(r, 2 * g.genome.limits.pulseIntervalMs));

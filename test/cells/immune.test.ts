@@ -167,7 +167,7 @@ test.serial('immune - forged accusations, votes and toxins (foreign key, bad sig
   const accuse: AccuseBody = { id: 'forged.1', accused: victim.id, kind: 'flood', detail: 'forged', at, lineage: false };
   // A foreign key speaking as itself, and as a real cell (the signature cannot verify).
   for (const from of ['echo-0badc0de', ...m.o.observer.census.living().map((c) => c.id)]) {
-    const signer = { id: from, key: foreign, nextSeq: () => seq.next() };
+    const signer = { id: from, organism: m.o.observer.ns.id, key: foreign, nextSeq: () => seq.next() };
     nc.publish(m.o.observer.ns.hormone('accuse', from), sealHormone(signer, 'accuse', accuse, 8192));
     nc.publish(m.o.observer.ns.hormone('vote', from), sealHormone(signer, 'vote', { accusation: 'forged.1', accused: victim.id, guilty: true, detail: 'forged' }, 8192));
     nc.publish(m.o.observer.ns.hormone('toxin', from), sealHormone(signer, 'toxin', { accusation: 'forged.1', accused: victim.id, cell: victim.id, pid: victim.pid, host: victim.host }, 8192));
@@ -194,7 +194,7 @@ async function certifiedImpostor(m: Awaited<ReturnType<typeof organism>>, tissue
   const lineage = await openLineage(m.o.observer.nc, m.o.observer.ns);
   await lineage.create(id, packCertificate(cert));
   const seq = new SharedSequence();
-  const signer = { id, key: privateKeyObject(pair.seed), nextSeq: () => seq.next() };
+  const signer = { id, organism: m.o.observer.ns.id, key: privateKeyObject(pair.seed), nextSeq: () => seq.next() };
   const say = (kind: HormoneKind, body: unknown) => m.o.observer.nc.publish(m.o.observer.ns.hormone(kind, id), sealHormone(signer, kind, body, 8192));
   return { id, cert, say };
 }

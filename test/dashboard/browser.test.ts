@@ -20,6 +20,7 @@ import { localCells, signalCell } from '../../organism/kernel/processes.ts';
 import { openReply, pack } from '../../organism/kernel/reply.ts';
 import { launch, shot } from '../helpers/browser.ts';
 import { censusJson, grow, until, type Grown } from '../helpers/grow.ts';
+import { signControl } from '../../organism/kernel/dashboard-token.ts';
 
 const DASHBOARD = ['tissues.dashboard={"module":"dashboard","min":1,"max":1}', 'dashboard.port=0', 'dashboard.pushIntervalMs=250', 'tissues.stem.min=1', 'tissues.echo.min=1'];
 
@@ -176,7 +177,7 @@ test.serial('dashboard - without the token the controls are refused', async (t) 
   const nc = await connect(natsOptions(await recordAccess(g.stateDir, g.record, 'grow', 'test'), 'test'));
   t.teardown(() => nc.close());
   const ns = new Namespace(g.record.id);
-  const reply = await nc.request(ns.operator, pack({ token: 'guess', by: 'test', control: { action: 'kill', cell: victim.id } }), { timeout: 5_000 });
+  const reply = await nc.request(ns.operator, pack(signControl('guess', ns.id, 'test', { action: 'kill', cell: victim.id })), { timeout: 5_000 });
   const e = t.throws(() => openReply(reply.data));
   t.is((e as { code?: string }).code, 'DASHBOARD_ERR_TOKEN');
   await page.waitForTimeout(1_000);
@@ -224,7 +225,7 @@ test.serial('dashboard - the flight recorder replays a past death', async (t) =>
   t.teardown(() => nc.close());
   await page.waitForTimeout(2_000); // frames of it alive first
   const killedAt = Date.now();
-  openReply(( await nc.request(new Namespace(g.record.id).operator, pack({ token, by: 'test', control: { action: 'kill', cell: victim.id } }), { timeout: 5_000 })).data);
+  openReply(( await nc.request(new Namespace(g.record.id).operator, pack(signControl(token, g.record.id, 'test', { action: 'kill', cell: victim.id })), { timeout: 5_000 })).data);
   await until(async () => !(await living(g)).some((c) => c.id === victim.id), 10_000, `${victim.id} gone from the census`);
   await until(async () => (await page.locator('#cells tr[data-tissue="echo"][data-state="alive"]').count()) >= 1 && (await rowState(page, victim.id)) !== 'alive', 15_000, 'the regrowth on the live page');
   await page.waitForTimeout(1_500); // the frames after the death are recorded

@@ -19,6 +19,7 @@ Usage:
   cellular nginx  [--state-dir DIR | --nats URL[,URL...] --id ID] [--listen HOST:PORT] [--out FILE]
                   [--watch] [--run | --nginx-pid FILE] [--server-name NAME] [--public-url URL]
                   [--tls-cert FILE --tls-key FILE]
+  cellular creds  --tissue T [--out FILE] [--ttl SECONDS] [--state-dir DIR]
   cellular help | --help | --version
 
 Options:
@@ -46,6 +47,9 @@ Options:
   --tls-cert FILE   nginx: TLS certificate chain (with --tls-key): listen ... ssl
   --tls-key FILE    nginx: TLS private key
   --from DIR        restore: the backup directory; the organism id defaults to the backup's with --nats
+  --tissue T        creds: whose permissions (a tissue of the genome, grow or observer; docs/security.md)
+  --ttl SECONDS     creds: how long the credential lives; default 3600, at most 604800
+  --out FILE        creds: write the .creds file here (mode 0600) instead of printing it
   --force           restore: even while the organism is alive, deleting the streams the backup holds
 
 Environment:
@@ -80,6 +84,8 @@ export const OPTIONS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   force: { type: 'boolean', default: false },
+  tissue: { type: 'string' },
+  ttl: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
   version: { type: 'boolean', default: false },
 } as const satisfies ParseArgsConfig['options'];

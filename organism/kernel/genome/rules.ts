@@ -43,6 +43,10 @@ const LIMIT: Shape<Limits> = {
   shutdownTimeoutMs: req(int(100, 3_600_000)),
   deadRetentionMs: req(int(0, 3_600_000)),
   brokerLossMs: req(int(500, 86_400_000)),
+  httpHeadersTimeoutMs: req(int(100, 600_000)),
+  httpRequestTimeoutMs: req(int(100, 3_600_000)),
+  httpKeepAliveMs: req(int(100, 600_000)),
+  httpConnectionsPerAddress: req(int(1, 1_000_000)),
 };
 
 /** Tissue names become NATS subject tokens and file names, so keep them plain. */
@@ -79,6 +83,8 @@ const MESSENGER: Shape<MessengerGene> = {
   maxBodyBytes: req(int(64, 16_777_216)),
   framesPerSecond: req(int(1, 1_000_000)),
   connectionsPerIp: req(int(1, 1_000_000)),
+  trustedProxies: req(matching(/^([0-9A-Fa-f:.]+(,[0-9A-Fa-f:.]+)*)?$/, 'a comma-separated list of IP addresses, or empty')),
+  wsIdleMs: req(int(1_000, 3_600_000)),
   maxPendingBytes: req(int(1024, 1_073_741_824)),
   slowClientMs: req(int(100, 3_600_000)),
   cursorFlushMs: req(int(0, 60_000)),
@@ -93,6 +99,8 @@ const MESSENGER: Shape<MessengerGene> = {
   loginWindowMs: req(int(1_000, 86_400_000)),
   sessionTtlMs: req(int(10_000, 365 * 86_400_000)),
   messageRetentionMs: req(int(60_000, 3_650 * 86_400_000)),
+  inboxMaxMessages: req(int(1, 1_000_000_000)),
+  storeMaxBytes: req(int(1_048_576, Number.MAX_SAFE_INTEGER)),
   dedupeWindowMs: req(int(1_000, 86_400_000)),
   workerWaitMs: req(int(0, 60_000)),
 };
@@ -101,6 +109,7 @@ const IMMUNE: Shape<ImmuneGene> = {
   enabled: req(bool),
   floodPerSecond: req(int(1, 1_000_000)),
   floodWindowMs: req(int(100, 600_000)),
+  cutoffPerSecond: req(int(10, 10_000_000)),
   forgeriesMax: req(int(1, 1_000_000)),
   checkIntervalMs: req(int(50, 600_000)),
   liarSlackMs: req(int(10, 600_000)),
@@ -112,6 +121,7 @@ const IMMUNE: Shape<ImmuneGene> = {
 };
 
 const DASHBOARD: Shape<DashboardGene> = {
+  hosts: req(matching(/^([A-Za-z0-9.-]+(,[A-Za-z0-9.-]+)*)?$/, 'a comma-separated list of host names, or empty')),
   host: req(matching(/^[0-9a-zA-Z.:\-[\]]+$/, 'an IP address or host name')),
   port: req(int(0, 65_535)),
   pushIntervalMs: req(int(50, 60_000)),

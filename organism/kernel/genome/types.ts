@@ -76,6 +76,14 @@ export interface Limits {
   deadRetentionMs: number;
   /** How long a cell stays without its broker before it gives up and exits (cause `error`). */
   brokerLossMs: number;
+  /** Every cell's HTTP server (receivers, front door, dashboard): request headers must arrive within this, ms (slowloris). */
+  httpHeadersTimeoutMs: number;
+  /** A whole HTTP request must arrive within this, ms. */
+  httpRequestTimeoutMs: number;
+  /** An idle keep-alive HTTP connection is closed after this, ms. */
+  httpKeepAliveMs: number;
+  /** Open TCP connections one client address (IPv6: one /64) may hold on one HTTP server. */
+  httpConnectionsPerAddress: number;
 }
 
 export interface BrokerGene {
@@ -123,8 +131,15 @@ export interface MessengerGene {
   maxBodyBytes: number;
   /** Frames per second one connection may send (token bucket, burst of the same size). */
   framesPerSecond: number;
-  /** Open sockets one IP address may hold on one receiver. */
+  /** Open sockets one IP address (IPv6: one /64) may hold on one receiver. */
   connectionsPerIp: number;
+  /**
+   * Addresses of reverse proxies (nginx, docs/deployment.md) whose X-Real-IP / X-Forwarded-For
+   * name the client, comma-separated; from anyone else those headers are ignored. Empty: none.
+   */
+  trustedProxies: string;
+  /** A WebSocket that sends nothing and answers no ping for this long is closed (4008), ms. */
+  wsIdleMs: number;
   /**
    * Outbound bytes a client may leave unread. Delivery pauses at half of it; a push that
    * would pass it cuts the client off (close 4001).
@@ -162,6 +177,10 @@ export interface MessengerGene {
   sessionTtlMs: number;
   /** How long a stored message is kept, ms. */
   messageRetentionMs: number;
+  /** Most messages one inbox holds (within messageRetentionMs); more are refused with MESSAGE_ERR_QUOTA, none dropped. */
+  inboxMaxMessages: number;
+  /** Most bytes the messages stream holds; keep it below the disk the buckets share. More are refused with STORE_ERR_FULL. */
+  storeMaxBytes: number;
   /** Window within which a resent message id is stored only once, ms. */
   dedupeWindowMs: number;
   /**
@@ -182,6 +201,12 @@ export interface ImmuneGene {
   floodPerSecond: number;
   /** The window of that average. */
   floodWindowMs: number;
+  /**
+   * On the organism's own broker (where a hormone's subject names the identity that sent it):
+   * messages per second from one identity past which every process drops the rest unread
+   * and grow revokes the identity at once, without a trial. A flood must not blind the census.
+   */
+  cutoffPerSecond: number;
   /** Forged traffic (signed hormones with a bad body, votes or toxins that break the rules) a sender may send before it is accused. */
   forgeriesMax: number;
   /** How often cells check the claimed CPU and RSS of peers on their host against the real process. */
@@ -204,6 +229,11 @@ export interface ImmuneGene {
 export interface DashboardGene {
   /** Address the dashboard listens on. */
   host: string;
+  /**
+   * Host names (besides IP addresses and localhost) a request may name in its Host header,
+   * comma-separated: any other name is refused (421), so DNS rebinding reads nothing. Empty: none.
+   */
+  hosts: string;
   /** Its port; when taken, it listens on a free one (shown in the census and by grow). 0 always picks a free one. */
   port: number;
   /** How often the page gets the census and new events. */

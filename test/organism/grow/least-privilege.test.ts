@@ -5,27 +5,31 @@
  * error) — and the honest organism keeps carrying chat under the same tables.
  */
 import test, { type ExecutionContext } from 'ava';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { parseCreds } from '@nats-io/jwt';
 import { natsOptions, type NatsAccess } from '../../../organism/kernel/access.ts';
 import { userSeedText } from '../../../organism/kernel/broker-keys.ts';
 import { generateKeypair, privateKeyObject } from '../../../organism/kernel/keys.ts';
 import { issueCertificate, packCertificate, ROOT_ISSUER } from '../../../organism/kernel/lineage.ts';
 import { permissionsFor } from '../../../organism/kernel/permissions.ts';
-import { pack } from '../../../organism/kernel/reply.ts';
+import { openReply, pack } from '../../../organism/kernel/reply.ts';
 import { SharedSequence, sealHormone } from '../../../organism/kernel/hormone.ts';
 import { Organism } from '../../../organism/grow/organism.ts';
 import { loadRootKey } from '../../../organism/grow/root-key.ts';
 import { generateIdentity } from '../../../client/crypto/envelope.ts';
 import { registerAccount } from '../../../client/app/account.ts';
 import { ChatClient } from '../../helpers/chat-client.ts';
-import { until } from '../../helpers/grow.ts';
+import { cliAsync, until } from '../../helpers/grow.ts';
 import { liveReceivers, messengerGenome } from '../../helpers/organism.ts';
 import { tempDir, uniqueId } from '../../helpers/nats.ts';
 import { reapOnExit } from '../../helpers/reaper.ts';
 
 /** A messenger organism on its own private broker (operator mode), stopped at teardown. */
-async function privateOrganism(t: ExecutionContext) {
-  const { genome } = messengerGenome();
+async function privateOrganism(t: ExecutionContext, sets: string[] = []) {
+  const { genome } = messengerGenome(sets);
   const o = new Organism({ stateDir: tempDir(t), id: uniqueId(), genome });
   const unreap = reapOnExit(() => o.emergencyStop());
   t.teardown(async () => {
@@ -147,7 +151,7 @@ test.serial('least privilege - a dead cell\'s credential stops working: its deat
   const closed = r.nc.closed();
   // It says goodbye (a death hormone signed with its key): grow revokes its identity.
   const seq = new SharedSequence();
-  const signer = { id: cell.id, key: privateKeyObject(cell.pair.seed), nextSeq: () => seq.next() };
+  const signer = { id: cell.id, organism: ns.id, key: privateKeyObject(cell.pair.seed), nextSeq: () => seq.next() };
   r.nc.publish(ns.hormone('birth', cell.id), sealHormone(signer, 'birth', { pid: 1, cert: cell.cert, url: null }, 8192));
   r.nc.publish(ns.hormone('death', cell.id), sealHormone(signer, 'death', { pid: 1, cause: 'signal', detail: 'test' }, 8192));
   await r.nc.flush();
@@ -167,7 +171,6 @@ test.serial('least privilege - a dead cell\'s credential stops working: its deat
   const stranger = generateKeypair();
   const fake = issueCertificate({ cell: 'echo-0badc0de', pub: stranger.pub, tissue: 'receiver', host: 'h', born: Date.now(), generation: 0, budget: 0, parent: null, issuer: ROOT_ISSUER }, privateKeyObject(stranger.seed));
   const ask = async (body: unknown) => {
-    const { openReply } = await import('../../../organism/kernel/reply.ts');
     try {
       openReply((await o.observer.nc.request(ns.mint, pack(body), { timeout: 3_000 })).data);
       return 'issued';
@@ -178,4 +181,122 @@ test.serial('least privilege - a dead cell\'s credential stops working: its deat
   t.is(await ask({ op: 'child', cert: packCertificate(fake) }), 'MINT_ERR_REFUSED');
   const stem = await forgeCell(o, 'stem');
   t.is(await ask({ op: 'differentiate', cell: stem.id, tissue: 'worker' }), 'MINT_ERR_REFUSED');
+});
+
+test.serial('least privilege - cellular creds writes a short-lived 0600 credential with exactly its tissue\'s permissions', async (t) => {
+  const o = await privateOrganism(t);
+  const ns = o.observer.ns;
+  const file = join(o.stateDir, 'observer.creds');
+  const r = await cliAsync(['creds', '--tissue', 'observer', '--ttl', '600', '--out', file, '--state-dir', o.stateDir]);
+  t.is(r.status, 0, r.stderr);
+  t.is(statSync(file).mode & 0o777, 0o600);
+  const inbox = /inboxPrefix "([^"]+)"/.exec(r.stderr)?.[1];
+  t.truthy(inbox, r.stderr);
+  const text = readFileSync(file);
+  const { jwt, uc } = await parseCreds(text);
+  const now = Date.now() / 1000;
+  t.true(uc.exp! > now + 500 && uc.exp! < now + 700, 'it expires after --ttl');
+  t.true(jwt.length > 0);
+  const nc = await connect({ servers: o.servers, authenticator: credsAuthenticator(text), inboxPrefix: inbox!, maxReconnectAttempts: 0 });
+  t.teardown(() => nc.close().catch(() => {}));
+  const errors: string[] = [];
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === 'error') errors.push(String((s as { error?: Error }).error?.message));
+  })();
+  // An observer asks the census and reads hormones…
+  const census = await nc.request(ns.census, new Uint8Array(0), { timeout: 3_000 });
+  t.true(census.data.length > 0);
+  // …and may not speak.
+  nc.publish(ns.hormone('shutdown', 'root'), new Uint8Array([1]));
+  t.true(await refused({ nc, errors }, /hormone\.shutdown\.root/));
+  // A tissue the genome does not have is refused with a usage error.
+  const bad = await cliAsync(['creds', '--tissue', 'nosuch', '--state-dir', o.stateDir]);
+  t.is(bad.status, 1);
+  t.regex(bad.stderr, /CLI_ERR_USAGE/);
+});
+
+test.serial('least privilege - a flood from one credential (100,000 hormones in 3 s, random and mutated) is attributed to it and cut off; no honest cell is suspected, declared dead or regrown', async (t) => {
+  const o = await privateOrganism(t);
+  const ns = o.observer.ns;
+  const honest = o.observer.census.living().map((c) => c.id);
+  const changes: string[] = [];
+  const births: string[] = [];
+  o.observer.census.on((e) => {
+    if (e.type === 'state' && honest.includes(e.entry.id)) changes.push(`${e.entry.id} ${e.from}→${e.entry.state}`);
+    if (e.type === 'joined' && !honest.includes(e.entry.id)) births.push(e.entry.id);
+  });
+  const cell = await forgeCell(o, 'receiver');
+  const r = await rogue(t, cell.access, 'flooder');
+  const closed = r.nc.closed();
+  const seq = new SharedSequence();
+  const signer = { id: cell.id, organism: ns.id, key: privateKeyObject(cell.pair.seed), nextSeq: () => seq.next() };
+  const real = sealHormone(signer, 'mitosis', {}, 8192);
+  const kinds = ['pulse', 'birth', 'vote', 'accuse', 'toxin', 'shutdown', 'gossip'];
+  let sent = 0;
+  let refusedSends = 0;
+  const started = Date.now();
+  for (let batch = 0; batch < 10 && !r.nc.isClosed(); batch++) {
+    for (let i = 0; i < 10_000; i++) {
+      const n = batch * 10_000 + i;
+      let bytes: Uint8Array;
+      if (n % 4 === 0) bytes = new Uint8Array(randomBytes(1 + (n % 200)));
+      else if (n % 4 === 1) bytes = real.slice(0, n % real.length); // truncated
+      else if (n % 4 === 2) {
+        bytes = real.slice();
+        bytes[n % bytes.length]! ^= 1 << (n % 8); // one bit flipped
+      } else bytes = real; // replayed
+      try {
+        r.nc.publish(ns.hormone(kinds[n % kinds.length]!, cell.id), bytes);
+        sent++;
+      } catch {
+        refusedSends++;
+      }
+    }
+    await new Promise((res) => setTimeout(res, 300));
+  }
+  const done = await Promise.race([closed.then(() => 'closed'), new Promise((res) => setTimeout(() => res('open'), 10_000))]);
+  t.log(`sent ${sent} in ${Date.now() - started} ms, ${refusedSends} refused by the closed connection`);
+  t.is(done, 'closed', 'the flooder was cut off the broker');
+  t.true(r.errors.some((e) => /Revoked/i.test(e)), r.errors.join('; '));
+  t.true(o.observer.bus.stats().dropped.flooded > 0, 'grow dropped the flood unread past the cutoff');
+  // The cells dropped it at the door too.
+  const stats = await Promise.all(honest.map(async (id) => openReply<{ hormones: { dropped: Record<string, number> } }>((await o.observer.nc.request(ns.cell(id, 'stats'), new Uint8Array(0), { timeout: 3_000 })).data)));
+  t.true(stats.some((s) => (s.hormones.dropped.flooded ?? 0) > 0), 'a cell dropped flooded hormones unread');
+  // Two more pulse periods of calm: nobody suspected, nobody dead, nobody regrown.
+  await new Promise((res) => setTimeout(res, o.genome.limits.pulseIntervalMs * (o.genome.limits.deadAfterPulses + 2)));
+  t.deepEqual(changes, [], 'no honest cell changed state');
+  t.deepEqual(births.filter((b) => b !== cell.id), [], 'no cell was regrown');
+  t.deepEqual(o.observer.census.living().map((c) => c.id).sort(), [...honest].sort());
+});
+
+test.serial('quotas - an inbox past messenger.inboxMaxMessages refuses with MESSAGE_ERR_QUOTA; nothing past the quota is stored, nothing stored is dropped, a resend is still acknowledged', async (t) => {
+  const o = await privateOrganism(t, ['messenger.inboxMaxMessages=5']);
+  const url = liveReceivers(o)[0]!.url!;
+  const alice = await ChatClient.connect(url);
+  t.teardown(() => alice.close());
+  await registerAccount(alice, 'alice', 'pw-alice-secret', generateIdentity());
+  const bob = await ChatClient.connect(url);
+  t.teardown(() => bob.close());
+  await registerAccount(bob, 'bob', 'pw-bob-secret', generateIdentity());
+  bob.close();
+  const send = async (msg: string) => {
+    try {
+      return (await alice.request({ t: 'send', msg, to: 'bob', body: new Uint8Array(64) })) as unknown as { seq: number };
+    } catch (e) {
+      return String((e as { code?: string }).code);
+    }
+  };
+  const ids = Array.from({ length: 7 }, (_, i) => `quota${i}`.padEnd(16, 'x'));
+  const acks = [];
+  for (const id of ids.slice(0, 5)) acks.push(await send(id));
+  t.true(acks.every((a) => typeof a === 'object' && a.seq > 0), JSON.stringify(acks));
+  t.is(await send(ids[5]!), 'MESSAGE_ERR_QUOTA');
+  t.is(await send(ids[6]!), 'MESSAGE_ERR_QUOTA');
+  // A resend of a stored message is a duplicate, not a new one: acknowledged with its sequence.
+  t.is(((await send(ids[0]!)) as { seq: number }).seq, (acks[0] as { seq: number }).seq);
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const jsm = await jetstreamManager(o.observer.nc);
+  const subject = `${o.observer.ns.prefix}.inbox.bob`;
+  const info = await jsm.streams.info(o.observer.ns.stream('messages'), { subjects_filter: subject });
+  t.is(info.state.subjects?.[subject], 5, 'exactly the quota is stored');
 });

@@ -12,6 +12,7 @@ import { localCells } from '../../../organism/kernel/processes.ts';
 import { openReply, pack, unpack } from '../../../organism/kernel/reply.ts';
 import { FAST, until } from '../../helpers/grow.ts';
 import { startOrganism } from '../../helpers/organism.ts';
+import { signControl } from '../../../organism/kernel/dashboard-token.ts';
 
 async function operated(t: ExecutionContext) {
   const { o, nats } = await startOrganism(t, loadGenome({ sets: [...FAST, 'tissues.stem.min=1', 'tissues.echo.min=1', 'tissues.echo.max=3'] }));
@@ -20,7 +21,7 @@ async function operated(t: ExecutionContext) {
   t.teardown(() => nc.close());
   const records: ControlRecord[] = [];
   nc.subscribe(o.observer.ns.recorder('control'), { callback: (_e, m) => void records.push(unpack(m.data) as ControlRecord) });
-  const ask = async (control: object, token = o.dashboardToken) => openReply<{ message: string }>((await nc.request(o.observer.ns.operator, pack({ token, by: 'test', control }), { timeout: 10_000 })).data).message;
+  const ask = async (control: object, token = o.dashboardToken) => openReply<{ message: string }>((await nc.request(o.observer.ns.operator, pack(signControl(token, o.id, 'test', control)), { timeout: 10_000 })).data).message;
   const echo = () => o.observer.census.living().filter((c) => c.tissue === 'echo' && c.state === 'alive');
   return { o, ask, records, echo };
 }
@@ -79,4 +80,36 @@ test('operator - shutdown from the dashboard stops the organism', async (t) => {
   t.regex(await ask({ action: 'shutdown' }), /shutting down/);
   await until(() => o.state.state === 'stopped', 20_000, 'the organism to stop');
   t.deepEqual(localCells(o.id), [], 'no cell of it is left');
+});
+
+test('operator - attacker: the token never crosses the broker; a captured control cannot be replayed, altered or sent late', async (t) => {
+  const { o, records, echo } = await operated(t);
+  const nc = o.observer.nc;
+  const seen: Uint8Array[] = [];
+  const tap = nc.subscribe(o.observer.ns.operator, { callback: (_e, m) => void seen.push(m.data) });
+  t.teardown(() => tap.unsubscribe());
+  await nc.flush();
+  const victim = echo()[0]!;
+  const signed = signControl(o.dashboardToken, o.id, 'test', { action: 'kill', cell: victim.id });
+  const send = async (body: unknown) => {
+    try {
+      return openReply<{ message: string }>((await nc.request(o.observer.ns.operator, pack(body), { timeout: 10_000 })).data).message;
+    } catch (e) {
+      return String((e as { code?: string }).code ?? e);
+    }
+  };
+  t.regex(await send(signed), /killed/);
+  // What crossed the broker holds no trace of the token (raw, hex or base64).
+  const token = o.dashboardToken;
+  const wire = Buffer.concat(seen.map((b) => Buffer.from(b)));
+  for (const form of [token, Buffer.from(token).toString('hex'), Buffer.from(token).toString('base64')]) t.false(wire.includes(Buffer.from(form)), 'the token is not on the wire');
+  t.true(seen.length >= 1, 'the tap saw the control');
+  // The same bytes again, the control altered under the old MAC, and one signed long ago.
+  t.is(await send(signed), 'DASHBOARD_ERR_TOKEN');
+  const other = echo().find((c) => c.id !== victim.id) ?? victim;
+  t.is(await send({ ...signed, nonce: new Uint8Array(16).fill(7), control: pack({ action: 'kill', cell: other.id }) }), 'DASHBOARD_ERR_TOKEN');
+  t.is(await send(signControl(o.dashboardToken, o.id, 'test', { action: 'kill', cell: other.id }, Date.now() - 120_000)), 'DASHBOARD_ERR_TOKEN');
+  // Signed for another organism with the same token: refused here.
+  t.is(await send(signControl(o.dashboardToken, 'another-organism', 'test', { action: 'kill', cell: other.id })), 'DASHBOARD_ERR_TOKEN');
+  t.is(records.filter((r) => r.ok).length, 1, 'exactly one control was carried out');
 });

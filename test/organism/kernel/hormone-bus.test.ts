@@ -18,7 +18,7 @@ test('hormone bus - a newborn sender\'s birth and the pulses right behind it all
   t.teardown(() => nc.close());
   const bus = new HormoneBus({
     nc, ns, certs: new CertBook(root.pub), maxBytes: 8192,
-    gate: new HormoneGate({ maxBytes: 8192, maxAgeMs: 30_000, replayWindow: 2_000_000 }),
+    gate: new HormoneGate({ organism: ns.id, maxBytes: 8192, maxAgeMs: 30_000, replayWindow: 2_000_000 }),
   });
   t.teardown(() => bus.close());
   const heard: Hormone[] = [];
@@ -31,7 +31,7 @@ test('hormone bus - a newborn sender\'s birth and the pulses right behind it all
     privateKeyObject(root.seed),
   );
   const seq = new SharedSequence();
-  const signer = { id: 'stem-00000001', key: privateKeyObject(cell.seed), nextSeq: () => seq.next() };
+  const signer = { id: 'stem-00000001', organism: ns.id, key: privateKeyObject(cell.seed), nextSeq: () => seq.next() };
   const pulse = (n: number) => ({ tissue: 'stem', host: 'h', pid: 1, parent: null, born: 1, state: 'alive', load: 0, demand: 0, cpu: 0, cpuMs: 0, rss: 0, lag: 0, code: '', work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, genome: 'g', url: null, n });
   const pub = nc; // the sender's own connection is not needed: order on one connection is what matters
   pub.publish(ns.hormone('birth', signer.id), sealHormone(signer, 'birth', { pid: 1, cert, url: null }, 8192));

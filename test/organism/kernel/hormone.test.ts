@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { codec as packr } from '../../../organism/wire/codec.ts';
 import { CellularError, isCellularError } from '../../../organism/wire/errors.ts';
 import { HormoneGate, type GateOptions } from '../../../organism/kernel/hormone-gate.ts';
-import { DROP_REASONS, openEnvelope, sealHormone, SharedSequence, type Hormone, type Signer } from '../../../organism/kernel/hormone.ts';
+import { DROP_REASONS, hormoneSigningInput, openEnvelope, sealHormone, SharedSequence, type Hormone, type Signer } from '../../../organism/kernel/hormone.ts';
 import { generateKeypair, privateKeyObject, publicKeyObject, signBytes } from '../../../organism/kernel/keys.ts';
 import { DECISION_ACTIONS, EVIDENCE_KINDS, HORMONE_KINDS, HORMONE_VERSION, bodyFits, type HormoneKind, type PulseBody } from '../../../organism/kernel/vocabulary.ts';
 
@@ -17,6 +17,8 @@ import { DECISION_ACTIONS, EVIDENCE_KINDS, HORMONE_KINDS, HORMONE_VERSION, bodyF
 
 const NOW = 1_700_000_000_000;
 const BIG = 1_048_576;
+/** The organism every hormone here is for (signatures bind it). */
+const ORG = 'org-a';
 
 interface Cell {
   id: string;
@@ -28,6 +30,7 @@ function makeCell(id: string, firstSeq = 1): Cell {
   const pair = generateKeypair();
   const signer = {
     id,
+    organism: ORG,
     key: privateKeyObject(pair.seed),
     seq: firstSeq - 1,
     nextSeq() {
@@ -42,18 +45,18 @@ const mallory = makeCell('mallory');
 const keyOf = (from: string): KeyObject | undefined => (from === alice.id ? alice.pub : undefined);
 
 function gate(options: Partial<GateOptions> = {}): HormoneGate {
-  return new HormoneGate({ maxBytes: BIG, maxAgeMs: 30_000, replayWindow: 256, now: () => NOW, ...options });
+  return new HormoneGate({ organism: ORG, maxBytes: BIG, maxAgeMs: 30_000, replayWindow: 256, now: () => NOW, ...options });
 }
 
 /** A signer whose next seq is chosen by the test. */
 function at(cell: Cell, seq: number): Signer {
-  return { id: cell.id, key: cell.signer.key, nextSeq: () => seq };
+  return { id: cell.id, organism: ORG, key: cell.signer.key, nextSeq: () => seq };
 }
 
 /** Signs an envelope by hand, over the same array sealHormone signs. */
 function craft(cell: Cell, fields: { kind: string; body: unknown; seq?: number; ts?: number; v?: number }): Uint8Array {
   const { kind, body, seq = cell.signer.nextSeq(), ts = NOW, v = HORMONE_VERSION } = fields;
-  const sig = signBytes(cell.signer.key, packr.pack([v, kind, cell.id, seq, ts, body]));
+  const sig = signBytes(cell.signer.key, hormoneSigningInput({ v, kind: kind as HormoneKind, from: cell.id, seq, ts, body }, ORG));
   return packr.pack({ v, kind, from: cell.id, seq, ts, body, sig });
 }
 
@@ -322,7 +325,7 @@ test('hormone - a sealed envelope changed by one byte, truncated or extended is 
 
 test('hormone - a wrong key is dropped as badSignature', (t) => {
   const g = gate();
-  const forged = sealHormone({ id: alice.id, key: mallory.signer.key, nextSeq: () => 1 }, 'shutdown', { reason: 'x' }, BIG, NOW);
+  const forged = sealHormone({ id: alice.id, organism: ORG, key: mallory.signer.key, nextSeq: () => 1 }, 'shutdown', { reason: 'x' }, BIG, NOW);
   t.deepEqual(g.check(forged, keyOf), { ok: false, reason: 'badSignature', from: 'alice' });
   // ...and the right bytes checked against the wrong key fail the same way.
   const genuine = sealHormone(alice.signer, 'shutdown', { reason: 'x' }, BIG, NOW);
@@ -531,4 +534,19 @@ test('hormone - SharedSequence starts at the clock in microseconds', (t) => {
   t.true(first >= before);
   t.true(first <= Date.now() * 1000 + 1);
   t.true(seq.next() > first);
+});
+
+test('context: a hormone signed for one organism is a bad signature in another sharing the key (a captured root shutdown replays nowhere)', (t) => {
+  const bytes = sealHormone(alice.signer, 'shutdown', { reason: 'captured' }, BIG, NOW);
+  t.true(gate().check(bytes, keyOf).ok, 'admitted where it was sent');
+  const elsewhere = new HormoneGate({ organism: 'org-b', maxBytes: BIG, maxAgeMs: 30_000, replayWindow: 256, now: () => NOW });
+  const r = elsewhere.check(bytes, keyOf);
+  t.false(r.ok);
+  t.is(!r.ok && r.reason, 'badSignature');
+  // Property: for any other organism id, nothing alice signed verifies there.
+  fc.assert(fc.property(fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,31}$/).filter((id) => id !== ORG), (id) => {
+    const g = new HormoneGate({ organism: id, maxBytes: BIG, maxAgeMs: 30_000, replayWindow: 256, now: () => NOW });
+    const c = g.check(sealHormone(alice.signer, 'mitosis', {}, BIG, NOW), keyOf);
+    return !c.ok && c.reason === 'badSignature';
+  }), { numRuns: 50 });
 });
