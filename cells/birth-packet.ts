@@ -19,6 +19,8 @@ export interface BirthPacket {
    * cell's own key (cell.seed answers the server's challenge), with its tissue's permissions.
    */
   jwt?: string | null;
+  /** The organism CA (PEM, public) when the servers speak TLS (cluster mode). */
+  tlsCa?: string | null;
   genome: Genome;
   /** Organism root public key, hex. */
   rootPub: string;
@@ -57,6 +59,7 @@ export function parseBirthPacket(text: string): BirthPacket {
   if (!Array.isArray(p.servers) || p.servers.length === 0 || !p.servers.every((s) => typeof s === 'string')) throw bad('servers must be a non-empty list of URLs');
   if (p.token !== null && typeof p.token !== 'string') throw bad('token must be a string or null');
   if (p.jwt !== undefined && p.jwt !== null && (typeof p.jwt !== 'string' || p.jwt.length > 16_384)) throw bad('jwt must be a string or null');
+  if (p.tlsCa !== undefined && p.tlsCa !== null && (typeof p.tlsCa !== 'string' || p.tlsCa.length > 16_384 || !p.tlsCa.includes('BEGIN CERTIFICATE'))) throw bad('tlsCa must be a PEM certificate or null');
   if (typeof p.rootPub !== 'string' || !HEX32.test(p.rootPub)) throw bad('rootPub must be 32 bytes of hex');
   if (typeof p.stateDir !== 'string' || p.stateDir.length === 0) throw bad('stateDir missing');
   if (p.genomeDir !== undefined && p.genomeDir !== null && typeof p.genomeDir !== 'string') throw bad('genomeDir must be a string or null');

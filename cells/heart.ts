@@ -68,7 +68,7 @@ export class Heart {
     }, TICK_MS);
     this.#tick.unref();
     const data: PacemakerData = {
-      access: { servers: packet.servers, token: packet.token },
+      access: { servers: packet.servers, token: packet.token, ...(packet.tlsCa ? { tls: { ca: packet.tlsCa } } : {}) },
       jwt: packet.jwt ?? null,
       subject: new Namespace(packet.organism).hormone('pulse', packet.cell.id),
       organism: packet.organism,

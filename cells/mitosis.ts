@@ -72,7 +72,7 @@ export class Mitosis {
     const p = this.#d.packet;
     this.#spent++;
     return spawnCell({
-      organism: p.organism, access: { servers: p.servers, token: p.token }, genome: this.#d.genome, stateDir: p.stateDir,
+      organism: p.organism, access: { servers: p.servers, token: p.token, ...(p.tlsCa ? { tls: { ca: p.tlsCa } } : {}) }, genome: this.#d.genome, stateDir: p.stateDir,
       rootPub: fromHex(p.rootPub), maker: { id: p.cell.id, key: this.#d.key, generation: this.#d.generation, budget },
       tissue, lineage, id, host: p.cell.host, ...(p.genomeDir ? { baseDir: p.genomeDir } : {}), ...(onExit ? { onExit } : {}),
       // Operator mode: the mint (any host's grow) checks the certificate's chain and issues the child's JWT.

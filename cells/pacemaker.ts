@@ -84,7 +84,7 @@ async function run(data: PacemakerData): Promise<void> {
   const usage = new OwnUsage();
   usage.read();
   // The code hash is read while the connection opens (a few ms of file reads).
-  const [nc, code] = await Promise.all([connect(natsOptions(data.jwt ? cellAccess({ ...data.access, jwt: data.jwt, cell: { id: data.id, seed: data.seedHex } }) : data.access, `${data.id}/pacemaker`)), codeHash()]);
+  const [nc, code] = await Promise.all([connect(natsOptions(data.jwt ? cellAccess({ ...data.access, jwt: data.jwt, tlsCa: data.access.tls?.ca ?? null, cell: { id: data.id, seed: data.seedHex } }) : data.access, `${data.id}/pacemaker`)), codeHash()]);
   body.code = data.tamper ? tamperedHash(code) : code;
 
   // The `liar` fault keeps its story straight: its CPU time grows as if it used a full core.

@@ -110,7 +110,7 @@ export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
   if (o.credential) jwt = await o.credential(cert, packed);
   else await o.lineage.create(id, packed);
   const packet: BirthPacket = {
-    v: 1, organism: o.organism, servers: o.access.servers, token: o.access.token, jwt, genome: o.genome as Genome, rootPub: toHex(o.rootPub), stateDir: o.stateDir,
+    v: 1, organism: o.organism, servers: o.access.servers, token: o.access.token, jwt, tlsCa: o.access.tls?.ca ?? null, genome: o.genome as Genome, rootPub: toHex(o.rootPub), stateDir: o.stateDir,
     genomeDir: o.baseDir ?? null,
     cell: { id, tissue: o.tissue, module, parent: cert.parent, host, born, seed: toHex(pair.seed), cert: Buffer.from(packed).toString('base64') },
   };

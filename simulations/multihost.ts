@@ -26,9 +26,11 @@ import { TestHosts, type HostsMode, type TestHost } from './test-hosts.ts';
 import { loadOrCreateBrokerToken, BROKER_TOKEN_FILE } from '../organism/kernel/cluster.ts';
 import { loadOrCreateDashboardToken, DASHBOARD_TOKEN_FILE, signControl } from '../organism/kernel/dashboard-token.ts';
 import { commandUser } from '../organism/grow/commands/target.ts';
+import { CA_CERT_FILE, CA_KEY_FILE, caPem, loadOrCreateCa } from '../organism/grow/organism-ca.ts';
 import { loadGenome } from '../organism/kernel/genome/index.ts';
 import { Namespace } from '../organism/kernel/namespace.ts';
 import { CURSORS_BUCKET } from '../cells/messenger/stores.ts';
+import { connect, jwtAuthenticator } from '@nats-io/transport-node';
 import { Observer } from '../organism/grow/observer.ts';
 import { localCells, signalCell, signalIfOurs } from '../organism/kernel/processes.ts';
 import { readRecord } from '../organism/grow/record.ts';
@@ -115,6 +117,8 @@ export interface MultiHostResult {
   counts: { sent: number; acked: number; delivered: number; lost: number; duplicates: number; redelivered: number; reconnects: number; unreadable: number };
   /** Every acknowledged message looked for in the stream itself after the run (simulations/durability.ts). */
   durability: DurabilityReport | null;
+  /** Whether the servers demanded TLS, and what a client without the organism CA got. */
+  tls?: { required: boolean; untrusted: string };
   /** The messages stream's leader over the run (server name), as sampled each second. */
   leaders: { t: number; leader: string }[];
   checks: Check[];
@@ -175,16 +179,17 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
   };
   process.once('exit', emergency);
   try {
-    // One root key, broker token and dashboard token for the whole organism, copied to every host (docs/deployment.md).
+    // One root key, broker token, dashboard token and CA for the whole organism, copied to every host (docs/deployment.md).
     const dirs = new Map(hosts.hosts.map((h) => [h.name, join(base, h.name)]));
     const first = dirs.get('h1')!;
     loadOrCreateRootKey(first);
     const token = loadOrCreateBrokerToken(first);
     loadOrCreateDashboardToken(first);
+    loadOrCreateCa(first, id);
     for (const [name, dir] of dirs) {
       if (name === 'h1') continue;
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      for (const f of [ROOT_KEY_FILE, ROOT_PUB_FILE, BROKER_TOKEN_FILE, DASHBOARD_TOKEN_FILE]) copyFileSync(join(first, f), join(dir, f));
+      for (const f of [ROOT_KEY_FILE, ROOT_PUB_FILE, BROKER_TOKEN_FILE, DASHBOARD_TOKEN_FILE, CA_CERT_FILE, CA_KEY_FILE]) copyFileSync(join(first, f), join(dir, f));
     }
     const sets = [
       'limits.pulseIntervalMs=250', 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.drainTimeoutMs=3000', 'limits.shutdownTimeoutMs=8000', 'limits.lineageBudget=64',
@@ -231,13 +236,22 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
     const servers = hosts.hosts.map((h) => `nats://${h.ip}:${BROKER_PORT}`);
     // The hosts' brokers run in operator mode: this process mints itself grow's credential from the root key.
     const user = await commandUser(first, id, 'grow', 'multihost');
-    const watch = (on: string[]) => Observer.open({ servers: on, token, ...(user ? { user } : {}), organism: id, rootPub: loadOrCreateRootKey(first).pub, rootKey: loadOrCreateRootKey(first), limits: genome.limits, name: 'multihost', voteDeadlineMs: genome.immune.voteDeadlineMs });
+    const tls = { ca: caPem(join(first, CA_CERT_FILE)) }; // the hosts' servers speak TLS under the organism CA
+    const watch = (on: string[]) => Observer.open({ servers: on, token, ...(user ? { user } : {}), tls, organism: id, rootPub: loadOrCreateRootKey(first).pub, rootKey: loadOrCreateRootKey(first), limits: genome.limits, name: 'multihost', voteDeadlineMs: genome.immune.voteDeadlineMs });
     observer = await watch(servers);
     const living = (): CensusEntry[] => observer!.census.living().filter((c) => c.state === 'alive');
     const receivers = () => living().filter((c) => c.tissue === 'receiver' && c.url).map((c) => c.url!);
     const spread = () => new Set(living().filter((c) => c.tissue === 'receiver').map((c) => c.host));
     await until(() => spread().size === 3 && living().some((c) => c.tissue === 'worker'), 30_000, 'a receiver on every host and a worker');
     note(`census: ${living().map((c) => `${c.id}@${c.host}`).join(', ')}`);
+    // Hosts talk TLS: the servers demand it of clients, and one that does not trust the organism CA is refused.
+    const required = observer.nc.info?.tls_required === true;
+    const untrusting = await connect({ servers, ...(user ? { authenticator: jwtAuthenticator(user.jwt, user.seed) } : {}), tls: {}, reconnect: false, timeout: 3_000 }).then(async (nc) => {
+      await nc.close();
+      return 'connected';
+    }, (e: Error) => e.message);
+    result.tls = { required, untrusted: untrusting };
+    note(`TLS: required by the servers ${required}; a client without the organism CA: ${untrusting}`);
     const jsm = await jetstreamManager(observer.nc);
     result.replicas = (await jsm.streams.info(new Namespace(id).stream('messages'))).config.num_replicas;
     note(`messages stream: R${result.replicas}`);
@@ -547,6 +561,7 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
     checks.push(
       { name: 'three hosts grew one organism (one seeded, two joined)', pass: result.seededBy.length === 1, value: `seeded by ${result.seededBy.join(', ') || 'none'}` },
       { name: 'streams replicated R3', pass: result.replicas === 3, value: `R${result.replicas}` },
+      { name: 'client connections are TLS under the organism CA (routes too: a server of another CA cannot join, test/organism/grow/cluster.test.ts)', pass: result.tls?.required === true && result.tls.untrusted !== 'connected', value: result.tls ? `required ${result.tls.required}; without the CA: ${result.tls.untrusted.slice(0, 80)}` : 'not measured' },
       { name: 'no acknowledged message lost', pass: c.lost === 0, value: `${c.lost} of ${c.acked} acknowledged missing` },
       { name: 'every send acknowledged in the end', pass: unacked().length === 0, value: `${unacked().length} of ${c.sent} never acknowledged` },
       {

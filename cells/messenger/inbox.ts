@@ -103,7 +103,8 @@ export class Inboxes {
     } catch (cause) {
       const why = (cause as Error).message;
       if (/maximum messages per subject/i.test(why)) throw new CellularError('MESSAGE_ERR_QUOTA', `${c.to}'s inbox is full (messenger.inboxMaxMessages): message ${c.msg} was not stored`, { cause });
-      if (/maximum (bytes|messages) exceeded|insufficient (storage|resources)/i.test(why)) throw new CellularError('STORE_ERR_FULL', `the message store is full (messenger.storeMaxBytes): message ${c.msg} was not stored`, { cause });
+      // The stream's own cap; a disk that filled up first stays MESSAGE_ERR_STORE (retried: room comes back).
+      if (/maximum (bytes|messages) exceeded/i.test(why)) throw new CellularError('STORE_ERR_FULL', `the message store is full (messenger.storeMaxBytes): message ${c.msg} was not stored`, { cause });
       throw new CellularError('MESSAGE_ERR_STORE', `message ${c.msg} to ${c.to} was not stored: ${why}`, { cause });
     }
   }

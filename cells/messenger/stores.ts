@@ -53,7 +53,8 @@ export function messagesStreamConfig(ns: Namespace, gene: MessengerGene, replica
     discard: DiscardPolicy.New,
     discard_new_per_subject: true,
     max_msgs_per_subject: gene.inboxMaxMessages,
-    max_bytes: gene.storeMaxBytes,
+    // 0: no cap of our own (JetStream's max_file_store, 75 % of the disk by default, stands).
+    max_bytes: gene.storeMaxBytes === 0 ? -1 : gene.storeMaxBytes,
     max_age: ms(gene.messageRetentionMs),
     duplicate_window: ms(gene.dedupeWindowMs),
     // A body plus its headers; anything larger was refused at the receiver already.

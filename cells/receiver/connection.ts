@@ -280,10 +280,10 @@ export class Connection {
       case 'register.finish': {
         const s = await this.#d.worker.registerFinish({ user: f.user, record: f.record, x25519: f.x25519, ed25519: f.ed25519, backup: f.backup, ip: this.ip });
         await this.#begin(s.user, s.token, s.expires);
-        return { v: 1, t: 'session', id, user: s.user, token: s.token, expires: s.expires };
+        return { v: 1, t: 'session', id, user: s.user, token: s.token, expires: s.expires, device: s.device };
       }
       case 'login.start': {
-        const r = await this.#d.worker.loginStart({ user: f.user, request: f.request, ip: this.ip });
+        const r = await this.#d.worker.loginStart({ user: f.user, request: f.request, ip: this.ip, ...(f.device === undefined ? {} : { device: f.device }) });
         return { v: 1, t: 'login.response', id, response: r.response, state: r.state };
       }
       case 'login.finish':
@@ -291,9 +291,10 @@ export class Connection {
         // `login` carries a password: only an account from before OPAQUE answers it (AUTH_ERR_LEGACY said so).
         const s = f.t === 'login'
           ? await this.#d.worker.login({ user: f.user, password: f.password, ip: this.ip })
-          : await this.#d.worker.loginFinish({ user: f.user, finish: f.finish, state: f.state, grant: f.grant });
+          : await this.#d.worker.loginFinish({ user: f.user, finish: f.finish, state: f.state, grant: f.grant, ip: this.ip });
         await this.#begin(s.user, s.token, s.expires);
-        return { v: 1, t: 'session', id, user: s.user, token: s.token, expires: s.expires, ...(s.grant === undefined ? {} : { grant: s.grant }) };
+        const device = 'device' in s ? s.device : undefined;
+        return { v: 1, t: 'session', id, user: s.user, token: s.token, expires: s.expires, ...(s.grant === undefined ? {} : { grant: s.grant }), ...(device === undefined ? {} : { device }) };
       }
       case 'upgrade.start': {
         const r = await this.#d.worker.upgradeStart({ user: this.#session(), request: f.request });

@@ -30,8 +30,8 @@ export default defineTissue({
       endpoints: workerEndpoints({
         registerStart: (r) => accounts.registerStart(r.user, r.request, r.ip),
         registerFinish: (r) => accounts.registerFinish(r),
-        loginStart: (r) => accounts.loginStart(r.user, r.request, r.ip),
-        loginFinish: (r) => accounts.loginFinish(r.user, r.state, r.finish, r.grant === true),
+        loginStart: (r) => accounts.loginStart(r.user, r.request, r.ip, r.device),
+        loginFinish: (r) => accounts.loginFinish(r.user, r.state, r.finish, r.grant === true, r.ip),
         login: (r) => accounts.legacyLogin(r.user, r.password, r.ip),
         upgradeStart: (r) => accounts.upgradeStart(r.user, r.request),
         upgradeFinish: async (r) => {

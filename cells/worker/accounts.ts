@@ -29,7 +29,7 @@ import type { MessengerStores } from '../messenger/stores.ts';
 import { createHash, createPublicKey, verify as verifySignature } from 'node:crypto';
 import { dummyHash, scryptHasher, type PasswordHasher, type ScryptParams } from './password.ts';
 import type { OpaqueServer } from './opaque-server.ts';
-import { ipKey, userKey, type RateLimiter } from './rate-limit.ts';
+import { ipKey, userAddressKey, userKey, type RateLimiter } from './rate-limit.ts';
 import type { Sessions } from './sessions.ts';
 import { nonNeg, unpackRecord } from '../messenger/record.ts';
 import { cursorKey } from '../messenger/inbox.ts';
@@ -211,7 +211,7 @@ export class Accounts {
    * ACCOUNT_ERR_EXISTS (whoever saw a registration record must not log in with it). With
    * `ip`, the attempt counts against that address's budget (the one logins spend).
    */
-  async registerFinish(r: { user: string; record: string; x25519: Uint8Array; ed25519: Uint8Array; backup: Uint8Array; ip?: string }): Promise<{ token: string; expires: number; user: string }> {
+  async registerFinish(r: { user: string; record: string; x25519: Uint8Array; ed25519: Uint8Array; backup: Uint8Array; ip?: string }): Promise<{ token: string; expires: number; user: string; device: string }> {
     const { user } = r;
     await this.#hitIp(r.ip);
     checkUsername(user);
@@ -231,7 +231,7 @@ export class Accounts {
     }
     await this.#putKeys(user, r.x25519, r.ed25519);
     await this.#putBackup(user, r.backup);
-    return { ...(await this.#sessions.create(user)), user };
+    return { ...(await this.#sessions.create(user)), user, device: await this.#sessions.device(user) };
   }
 
   async #hitIp(ip: string | undefined): Promise<void> {
@@ -240,15 +240,27 @@ export class Accounts {
     if (!byIp.allowed) throw rateLimited('from this address', byIp.retryAfterMs);
   }
 
-  /** Takes one of the user's login attempts (given back by #releaseUserSlot on success); the window it was counted in. */
-  async #takeUserSlot(user: string): Promise<number> {
-    const byUser = await this.#limiter.hit(userKey(user), this.#gene.loginAttemptsPerUser);
-    if (!byUser.allowed) throw rateLimited('for this user', byUser.retryAfterMs);
-    return byUser.window;
+  /**
+   * Takes one of the user's login attempts (given back by #releaseUserSlot on success); the
+   * window it was counted in. Two counts: the user from this address (loginAttemptsPerUser:
+   * an attacker at one address locks out only that address), and the user from everywhere
+   * (loginCeilingPerUser, against guessing from many addresses), which a login showing one
+   * of the user's device tickets passes: filling it does not lock the owner out.
+   */
+  async #takeUserSlot(user: string, ip: string | undefined, device?: string): Promise<number> {
+    const here = ip === undefined ? undefined : await this.#limiter.hit(userAddressKey(user, ip), this.#gene.loginAttemptsPerUser);
+    if (here && !here.allowed) throw rateLimited('for this user from this address', here.retryAfterMs);
+    const everywhere = await this.#limiter.hit(userKey(user), this.#gene.loginCeilingPerUser);
+    if (!everywhere.allowed && !(await this.#sessions.knownDevice(user, device))) {
+      if (here && ip !== undefined) await this.#limiter.release(userAddressKey(user, ip), here.window); // refused: no guess made
+      throw rateLimited('for this user', everywhere.retryAfterMs);
+    }
+    return here?.window ?? everywhere.window;
   }
 
-  #releaseUserSlot(user: string, window: number): Promise<void> {
-    return this.#limiter.release(userKey(user), window);
+  async #releaseUserSlot(user: string, ip: string | undefined, window: number): Promise<void> {
+    if (ip !== undefined) await this.#limiter.release(userAddressKey(user, ip), window);
+    await this.#limiter.release(userKey(user), window);
   }
 
   /**
@@ -257,14 +269,14 @@ export class Accounts {
    * on many workers cannot all slip under the limit. The slot's window travels in the
    * sealed state.
    */
-  async loginStart(user: string, request: string, ip: string): Promise<{ response: string; state: Uint8Array }> {
+  async loginStart(user: string, request: string, ip: string, device?: string): Promise<{ response: string; state: Uint8Array }> {
     await this.#hitIp(ip);
     // A name register would refuse cannot belong to an account: saying so tells nothing the rules do not.
     if (!isUsername(user)) throw credentials();
-    const window = await this.#takeUserSlot(user);
+    const window = await this.#takeUserSlot(user, ip, device);
     const account = await this.#account(user);
     if (account?.record.v === 1) {
-      await this.#releaseUserSlot(user, window); // no guess was made
+      await this.#releaseUserSlot(user, ip, window); // no guess was made
       throw new CellularError('AUTH_ERR_LEGACY', `${user} was made before end-to-end login: log in with the password once to upgrade it`);
     }
     return this.#opaque.startLogin(user, account?.record.opaque ?? null, request, window);
@@ -275,13 +287,13 @@ export class Accounts {
    * state and proof replayed are AUTH_ERR_CREDENTIALS); a session, and a grant if asked for
    * (only what needs the owner asks: a grant is not handed out at every login).
    */
-  async loginFinish(user: string, state: Uint8Array, finish: string, wantGrant = false): Promise<{ token: string; expires: number; user: string; grant?: string }> {
+  async loginFinish(user: string, state: Uint8Array, finish: string, wantGrant = false, ip?: string): Promise<{ token: string; expires: number; user: string; grant?: string; device: string }> {
     const { window } = this.#opaque.finishLogin(user, state, finish); // the user's slot stays counted on failure
     if (!(await this.#sessions.useOnce(state))) throw credentials();
     const account = await this.#account(user);
     if (account?.record.v !== 2) throw credentials(); // deleted or changed since login.start
-    await this.#releaseUserSlot(user, window);
-    return { ...(await this.#sessions.create(user)), user, ...(wantGrant ? { grant: await this.#sessions.grant(user) } : {}) };
+    await this.#releaseUserSlot(user, ip, window);
+    return { ...(await this.#sessions.create(user)), user, ...(wantGrant ? { grant: await this.#sessions.grant(user) } : {}), device: await this.#sessions.device(user) };
   }
 
   /**
@@ -292,12 +304,12 @@ export class Accounts {
   async legacyLogin(user: string, password: string, ip: string): Promise<{ token: string; expires: number; user: string; grant: string }> {
     await this.#hitIp(ip);
     if (!isUsername(user) || !passwordFits(password)) throw credentials();
-    const window = await this.#takeUserSlot(user);
+    const window = await this.#takeUserSlot(user, ip);
     const account = await this.#account(user);
     const v1 = account?.record.v === 1 ? account.record : null;
     const ok = await this.#hasher.verify(password, v1?.hash ?? this.#dummy);
     if (!v1 || !ok) throw credentials(); // the user's slot stays counted: a failure
-    await this.#releaseUserSlot(user, window);
+    await this.#releaseUserSlot(user, ip, window);
     return { ...(await this.#sessions.create(user)), user, grant: await this.#sessions.grant(user) };
   }
 

@@ -29,11 +29,11 @@ export interface WorkerApi {
   /** OPAQUE registration (the password never reaches a worker): the OPRF evaluation for the name. */
   registerStart: Endpoint<{ user: string; request: string; ip: string }, { response: string }>;
   /** Claims the name with the OPAQUE record, publishes the keys, stores the backup, opens a session; `ip` counts against that address's attempts. */
-  registerFinish: Endpoint<{ user: string; record: string; x25519: Uint8Array; ed25519: Uint8Array; backup: Uint8Array; ip: string }, Session>;
+  registerFinish: Endpoint<{ user: string; record: string; x25519: Uint8Array; ed25519: Uint8Array; backup: Uint8Array; ip: string }, Session & { device: string }>;
   /** OPAQUE login, first message: the response and the server's sealed state (or AUTH_ERR_LEGACY for a v1 account). */
-  loginStart: Endpoint<{ user: string; request: string; ip: string }, { response: string; state: Uint8Array }>;
+  loginStart: Endpoint<{ user: string; request: string; ip: string; device?: string | undefined }, { response: string; state: Uint8Array }>;
   /** OPAQUE login, last message: a session, and with `grant` a grant (the proof of a fresh login, for 5 minutes, once). */
-  loginFinish: Endpoint<{ user: string; finish: string; state: Uint8Array; grant?: boolean | undefined }, Session & { grant?: string }>;
+  loginFinish: Endpoint<{ user: string; finish: string; state: Uint8Array; grant?: boolean | undefined; ip?: string | undefined }, Session & { grant?: string; device: string }>;
   /** The password login of an account made before OPAQUE (v1) only, so its owner can upgrade it. */
   login: Endpoint<{ user: string; password: string; ip: string }, Session & { grant: string }>;
   /** Upgrade of a v1 account: as registerStart and registerFinish for the session's own account, with the grant of its login. */
@@ -80,8 +80,8 @@ const proof = { grant: opt(text(0, FIELD_MAX)), sig: opt(bytes(0, FIELD_MAX)), a
 const WORKER_REQUESTS: { readonly [M in WorkerMethod]: Shape<WorkerRequest<M>> } = {
   registerStart: { user: str, request: str, ip: str },
   registerFinish: { user: str, record: str, x25519: bin, ed25519: bin, backup: bin, ip: str },
-  loginStart: { user: str, request: str, ip: str },
-  loginFinish: { user: str, finish: str, state: bin, grant: opt(bool) },
+  loginStart: { user: str, request: str, ip: str, device: opt(text(0, FIELD_MAX)) },
+  loginFinish: { user: str, finish: str, state: bin, grant: opt(bool), ip: opt(text(0, FIELD_MAX)) },
   login: { user: str, password: str, ip: str },
   upgradeStart: { user: str, request: str },
   upgradeFinish: { user: str, record: str, backup: bin, grant: str },

@@ -62,6 +62,11 @@ export function ipKey(ip: string): string {
 /** What an address counts as: itself, its IPv4 form, or its IPv6 /64 (cells/http-guard.ts). */
 export const ipBucket = addressKey;
 
+/** The rate key for one username tried from one address (its /64 for IPv6). */
+export function userAddressKey(user: string, ip: string): string {
+  return `${userKey(user)}.a${sha256hex(ipBucket(ip)).slice(0, 24)}`;
+}
+
 /** The rate key for a username (already validated: plain lowercase, KV-safe as it is). */
 export function userKey(user: string): string {
   return SAFE_KEY.test(user) ? `user.${user}` : `user.h${sha256hex(user).slice(0, 32)}`;

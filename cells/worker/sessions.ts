@@ -46,6 +46,7 @@ const HASH = /^[0-9a-f]{64}$/;
 
 const sessionKey = (hash: string) => `s.${hash}`;
 const grantKey = (hash: string) => `g.${hash}`;
+const deviceKey = (hash: string) => `d.${hash}`;
 const indexKey = (user: string) => `u.${user}`;
 /** Pause after lost attempt `attempt`: another login of the user wrote; re-read a little apart. */
 const backOff = (attempt: number) => Math.random() * 4 * (attempt + 1);
@@ -108,6 +109,30 @@ export class Sessions {
     const grant = randomBytes(32).toString('base64url');
     await this.#kv.create(grantKey(createHash('sha256').update(grant).digest('hex')), codec.pack({ v: 1, user, created: this.#now() } satisfies SessionRecord));
     return grant;
+  }
+
+  /**
+   * A device ticket for `user`: handed to the browser at each login, shown back at the next
+   * login.start, it lets that login past the per-user ceiling an attacker can fill from many
+   * addresses (the owner is not locked out). It opens nothing: the password is still needed.
+   * Lives as long as the bucket keeps entries (messenger.sessionTtlMs since the last login).
+   */
+  async device(user: string): Promise<string> {
+    const ticket = randomBytes(32).toString('base64url');
+    await this.#kv.create(deviceKey(createHash('sha256').update(ticket).digest('hex')), codec.pack({ v: 1, user, created: this.#now() } satisfies SessionRecord));
+    return ticket;
+  }
+
+  /** Whether `ticket` is a live device ticket of `user` (never throws: a bad one is just unknown). */
+  async knownDevice(user: string, ticket: string | undefined): Promise<boolean> {
+    if (typeof ticket !== 'string' || !TOKEN.test(ticket)) return false;
+    const e = await this.#kv.get(deviceKey(createHash('sha256').update(ticket).digest('hex'))).catch(() => null);
+    if (!e || e.operation !== 'PUT') return false;
+    try {
+      return parseSessionRecord(e.value).user === user;
+    } catch {
+      return false;
+    }
   }
 
   /**

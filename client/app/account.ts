@@ -28,6 +28,8 @@ export interface Session {
   expires: number;
   /** From a password login: proves it, once, for five minutes (deleting the account needs it). */
   grant?: string | undefined;
+  /** A device ticket: shown at this browser's next login, it passes the per-user ceiling (docs/security.md). */
+  device?: string | undefined;
 }
 
 export interface LoggedIn {
@@ -54,7 +56,7 @@ export async function registerAccount(conn: Requester, user: string, password: s
   const { record, exportKey } = await finishRegistration(started, response, password);
   const backup = sealBackup(identity, user, secretFor(exportKey, recoveryKey));
   const s = await ask<ServerFrameOf<'session'>>(conn, { t: 'register.finish', user, record, x25519: identity.x25519.publicKey, ed25519: identity.ed25519.publicKey, backup });
-  return { session: { user: s.user, token: s.token, expires: s.expires }, exportKey };
+  return { session: { user: s.user, token: s.token, expires: s.expires, device: s.device }, exportKey };
 }
 
 export interface LoginOptions {
@@ -72,6 +74,8 @@ export interface LoginOptions {
   grant?: boolean;
   /** This browser knows the account uses OPAQUE: an AUTH_ERR_LEGACY is a lie, refused without asking. */
   knownOpaque?: boolean;
+  /** This browser's device ticket for the user (from its last login): passes the per-user ceiling attackers can fill. */
+  device?: string;
 }
 
 /**
@@ -83,7 +87,7 @@ export async function logIn(conn: Requester, user: string, password: string, opt
   const started = await startLogin(password);
   let challenge: ServerFrameOf<'login.response'>;
   try {
-    challenge = await ask<ServerFrameOf<'login.response'>>(conn, { t: 'login.start', user, request: started.request });
+    challenge = await ask<ServerFrameOf<'login.response'>>(conn, { t: 'login.start', user, request: started.request, ...(options.device ? { device: options.device } : {}) });
   } catch (e) {
     if (errorCode(e) !== 'AUTH_ERR_LEGACY') throw e;
     if (options.knownOpaque) throw new ClientError('CLIENT_ERR_LEGACY_LIE');
@@ -92,7 +96,7 @@ export async function logIn(conn: Requester, user: string, password: string, opt
   const done = await finishLogin(started, challenge.response, password);
   if (!done) throw new ClientError('AUTH_ERR_CREDENTIALS');
   const s = await ask<ServerFrameOf<'session'>>(conn, { t: 'login.finish', user, finish: done.finish, state: challenge.state, ...(options.grant ? { grant: true } : {}) });
-  return { session: { user: s.user, token: s.token, expires: s.expires, grant: s.grant }, exportKey: done.exportKey };
+  return { session: { user: s.user, token: s.token, expires: s.expires, grant: s.grant, device: s.device }, exportKey: done.exportKey };
 }
 
 /** An account from before OPAQUE: the password once (if the person agrees), then OPAQUE for good. */

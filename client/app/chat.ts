@@ -94,6 +94,22 @@ function opaqueKnown(user: string): boolean {
     return false;
   }
 }
+/** This browser's device ticket for a user: shown at the next login so attackers elsewhere cannot lock it out. */
+const DEVICE = (user: string) => `cellular.device.${user}`;
+function deviceTicket(user: string): string | undefined {
+  try {
+    return globalThis.localStorage?.getItem(DEVICE(user)) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+function keepDevice(user: string, ticket: string | undefined): void {
+  try {
+    if (ticket) globalThis.localStorage?.setItem(DEVICE(user), ticket);
+  } catch {
+    // storage off: the next login simply shows no ticket
+  }
+}
 function knowOpaque(user: string): void {
   try {
     globalThis.localStorage?.setItem(OPAQUE_KNOWN(user), '1');
@@ -201,6 +217,7 @@ export class Chat {
     const r = await registerAccount(this.#conn, user, password, identity, recoveryKey);
     this.#conn.session = r.session.token; // a new socket resumes it
     knowOpaque(user);
+    keepDevice(user, r.session.device);
     this.recoveryKeyText = recoveryKey ? formatRecoveryKey(recoveryKey) : null;
     await saveIdentity(user, identity);
     this.keysFrom = 'new';
@@ -214,9 +231,11 @@ export class Chat {
    */
   async login(user: string, password: string): Promise<void> {
     const local = await loadIdentity(user).catch(() => null);
-    const r = await logIn(this.#conn, user, password, { confirmLegacy: () => this.confirmLegacy(), knownOpaque: opaqueKnown(user), ...(local ? { legacyIdentity: local } : {}) });
+    const device = deviceTicket(user);
+    const r = await logIn(this.#conn, user, password, { confirmLegacy: () => this.confirmLegacy(), knownOpaque: opaqueKnown(user), ...(local ? { legacyIdentity: local } : {}), ...(device ? { device } : {}) });
     this.#conn.session = r.session.token; // a new socket resumes it
     knowOpaque(user);
+    keepDevice(user, r.session.device);
     this.upgraded = r.upgraded === true;
     let identity = local;
     if (identity) {

@@ -13,6 +13,7 @@ import { CellularError, throwIfAborted } from '../wire/errors.ts';
 import type { ClusterConfig } from '../kernel/cluster.ts';
 import type { BrokerGene } from '../kernel/genome/index.ts';
 import { isExecutableFile, signalIfOurs, waitGone } from '../kernel/processes.ts';
+import type { HostTls } from './organism-ca.ts';
 
 export const NATS_DEFAULT_PORT = 4222;
 /** Where the broker's monitoring port listens: never beyond this host (it answers anyone). */
@@ -119,6 +120,11 @@ export interface BrokerOptions {
    * routes. Absent: every client presents the token.
    */
   operator?: { serverConfig(resolverDir: string): Promise<string[]> };
+  /**
+   * TLS under the organism's CA (organism/grow/organism-ca.ts): client connections get the
+   * server's certificate, and a cluster's routes demand one of this CA from both sides.
+   */
+  tls?: HostTls;
   signal?: AbortSignal;
 }
 
@@ -199,10 +205,11 @@ export class Broker {
         // A CONNECT carries the client's JWT, and a receiver's permissions make it ~5 KB.
         ...(operator ? [`max_control_line: 32768`] : []),
         ...clientAuth,
+        ...(this.#opts.tls ? tlsBlock(this.#opts.tls, false) : []),
         `jetstream {`,
         `  store_dir: ${JSON.stringify(join(dir, 'jetstream'))}`,
         `}`,
-        ...clusterBlock(host, this.#opts.cluster, this.token),
+        ...clusterBlock(host, this.#opts.cluster, this.token, this.#opts.tls),
         '',
       ].join('\n'),
       { mode: 0o600 }, // it holds the token
@@ -323,7 +330,7 @@ export async function stopBrokerByPid(pid: number, configPath: string): Promise<
  * The `cluster {}` block: routes authenticate with the organism's broker token, so a server
  * that does not hold it cannot join the cluster (and so cannot read the organism's streams).
  */
-function clusterBlock(host: string, cluster: ClusterConfig | undefined, token: string | null): string[] {
+function clusterBlock(host: string, cluster: ClusterConfig | undefined, token: string | null, tls?: HostTls): string[] {
   if (!cluster) return [];
   const auth = token ? `cellular:${encodeURIComponent(token)}@` : '';
   return [
@@ -336,9 +343,23 @@ function clusterBlock(host: string, cluster: ClusterConfig | undefined, token: s
     `  name: ${JSON.stringify(cluster.name)}`,
     `  listen: "${hostPort(host, cluster.port)}"`,
     ...(token ? [`  authorization {`, `    user: "cellular"`, `    password: ${JSON.stringify(token)}`, `  }`] : []),
+    ...(tls ? tlsBlock(tls, true).map((l) => `  ${l}`) : []),
     `  routes: [`,
     ...cluster.routes.map((r) => `    ${JSON.stringify(`nats-route://${auth}${r}`)}`),
     `  ]`,
+    `}`,
+  ];
+}
+
+/** A `tls {}` block; `verify` demands the peer's certificate too (routes: both sides are servers of the organism). */
+function tlsBlock(tls: HostTls, verify: boolean): string[] {
+  return [
+    `tls {`,
+    `  cert_file: ${JSON.stringify(tls.certFile)}`,
+    `  key_file: ${JSON.stringify(tls.keyFile)}`,
+    `  ca_file: ${JSON.stringify(tls.caFile)}`,
+    ...(verify ? [`  verify: true`] : []),
+    `  timeout: 5`,
     `}`,
   ];
 }

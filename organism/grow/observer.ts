@@ -24,6 +24,8 @@ export interface ObserverOptions {
   token?: string | null;
   /** A broker identity (operator mode: organism/grow/mint.ts). */
   user?: BrokerUser;
+  /** The organism CA, when the servers speak TLS. */
+  tls?: { ca: string };
   organism: string;
   rootPub: Uint8Array;
   limits: Limits;
@@ -63,7 +65,7 @@ export class Observer {
     let nc = o.nc;
     if (!nc) {
       try {
-        nc = await connect(natsOptions({ servers: o.servers, token: o.token ?? null, ...(o.user ? { user: o.user } : {}) }, o.name ?? 'observer'));
+        nc = await connect(natsOptions({ servers: o.servers, token: o.token ?? null, ...(o.user ? { user: o.user } : {}), ...(o.tls ? { tls: o.tls } : {}) }, o.name ?? 'observer'));
       } catch (cause) {
         throw new CellularError('BROKER_ERR_CONNECT', `cannot reach NATS at ${o.servers.join(', ')}: ${(cause as Error).message}`, { cause });
       }

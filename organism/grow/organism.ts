@@ -34,6 +34,7 @@ import { loadOrCreateDashboardToken } from '../kernel/dashboard-token.ts';
 import { Operator } from './operator.ts';
 import { Mint, MintDesk } from './mint.ts';
 import { openRevoked, Revocations } from './revocations.ts';
+import { caPem, issueHostCertificate } from './organism-ca.ts';
 import type { BrokerUser } from '../kernel/access.ts';
 import { randomBytes } from 'node:crypto';
 import { HostAgent } from './host-agent.ts';
@@ -87,6 +88,8 @@ export class Organism {
   #mint: Mint | undefined;
   #user: BrokerUser | undefined;
   #mintDesk: MintDesk | undefined;
+  /** Cluster mode: the organism CA clients check the servers' certificates against. */
+  #tls: { ca: string } | undefined;
   #revocations: Revocations | undefined;
   #stopping: Promise<OrganismState> | undefined;
   #ownsRecord = false;
@@ -124,7 +127,7 @@ export class Organism {
   }
   /** Servers and token: what any other process needs to reach this organism's NATS. */
   get access(): NatsAccess {
-    return { servers: this.#servers, token: this.#token, ...(this.#user ? { user: this.#user } : {}) };
+    return { servers: this.#servers, token: this.#token, ...(this.#user ? { user: this.#user } : {}), ...(this.#tls ? { tls: this.#tls } : {}) };
   }
 
   /** The mint (operator mode only): issues credentials from the root key. */
@@ -208,8 +211,13 @@ export class Organism {
     this.#mint = new Mint(this.#rootKey!.seed, this.id);
     const inbox = `grow-${randomBytes(4).toString('hex')}`;
     this.#user = { ...(await this.#mint.credentialFor(new Namespace(this.id), { kind: 'grow', name: inbox }, inbox)), inbox };
+    // Hosts talk TLS under the organism's CA; a lone server on loopback stays plain (and says so).
+    const tls = cluster ? issueHostCertificate(this.stateDir, this.id, join(this.stateDir, 'broker', 'tls'), hostName(), [this.genome.broker.host]) : undefined;
+    if (tls) this.#tls = { ca: caPem(tls.caFile) };
+    else this.#say(`broker: plain TCP on ${this.genome.broker.host} (one host; TLS is for a cluster: grow --cluster)`);
     this.#broker = new Broker({
       operator: this.#mint,
+      ...(tls ? { tls } : {}),
       gene: this.genome.broker, dir: join(this.stateDir, 'broker'), name: `cellular-${this.id}-${hostName()}`, binary, log: (l) => this.#say(l),
       // Members share one token: cells fail over to any member, and routes present it too.
       ...(cluster ? { cluster, token: loadOrCreateBrokerToken(this.stateDir) } : {}),
@@ -272,7 +280,7 @@ export class Organism {
     this.#mintDesk = new MintDesk({ mint, nc: this.#nc!, ns, certs: observer.certs, homeostasis, lineage: this.#lineage!, tissues: () => Object.keys(this.genome.tissues) });
     this.#mintDesk.start();
     this.#revocations = new Revocations({
-      mint, ns, servers: this.#servers, bucket: await openRevoked(this.#nc!, ns, this.replication?.replicas ?? 1),
+      mint, ns, servers: this.#servers, ...(this.#tls ? { tls: this.#tls } : {}), bucket: await openRevoked(this.#nc!, ns, this.replication?.replicas ?? 1),
       pubOf: async (id) => {
         await observer.certs.resolve(id);
         return observer.certs.certOf(id)?.pub;
@@ -467,7 +475,7 @@ export class Organism {
 
   #writeRecord(): void {
     const record: OrganismRecord = {
-      v: 1, id: this.id, servers: this.#servers, token: this.#token, ...(this.#mint ? { operator: true } : {}),
+      v: 1, id: this.id, servers: this.#servers, token: this.#token, ...(this.#mint ? { operator: true } : {}), ...(this.#tls ? { tls: true } : {}),
       broker: this.#broker?.pid ? { pid: this.#broker.pid, config: this.#broker.configPath, monitorUrl: this.#broker.monitorUrl } : null,
       grow: self(), genome: this.genome as Genome, genomeHash: genomeHash(this.genome), started: Date.now(),
     };

@@ -28,6 +28,8 @@ export interface OrganismRecord {
   token: string | null;
   /** The private broker runs in operator mode: every process needs its own credential (organism/grow/mint.ts). */
   operator?: boolean;
+  /** The servers speak TLS under the organism CA (`<state-dir>/ca.pem`): clients must check it. */
+  tls?: boolean;
   /** The private broker, when the owner started one. */
   broker: { pid: number; config: string; monitorUrl: string } | null;
   /** The process that owns the organism. */

@@ -42,6 +42,8 @@ export interface RevocationsDeps {
   mint: Mint;
   ns: Namespace;
   servers: string[];
+  /** The organism CA, when the servers speak TLS. */
+  tls?: { ca: string };
   bucket: KV;
   /** The raw public key of a cell, from its verified certificate. */
   pubOf: (id: string) => Promise<Uint8Array | undefined>;
@@ -62,7 +64,7 @@ export class Revocations {
 
   async start(): Promise<void> {
     const cred = await this.#d.mint.systemCredential();
-    this.#sys = await connect({ ...natsOptions({ servers: this.#d.servers, token: null }, `revoker/${this.#d.ns.id}`), authenticator: jwtAuthenticator(cred.jwt, cred.seed) });
+    this.#sys = await connect({ ...natsOptions({ servers: this.#d.servers, token: null, ...(this.#d.tls ? { tls: this.#d.tls } : {}) }, `revoker/${this.#d.ns.id}`), authenticator: jwtAuthenticator(cred.jwt, cred.seed) });
     const watch = await this.#d.bucket.watch({ include: 'allHistory' as never });
     this.#watch = watch as never;
     void (async () => {

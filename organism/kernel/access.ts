@@ -22,6 +22,8 @@ export interface NatsAccess {
   token: string | null;
   /** This process's own broker identity, when the broker runs in operator mode. */
   user?: BrokerUser;
+  /** The organism CA (PEM) the servers' certificates are checked against, when they speak TLS (cluster mode). */
+  tls?: { ca: string };
 }
 
 /** Connection options: reconnect forever, quickly (a cell decides itself when to give up). */
@@ -34,6 +36,7 @@ export function natsOptions(access: NatsAccess, name: string): ConnectionOptions
     // The client would otherwise build two Error objects (with stack traces) for every
     // request it sends, just in case one times out: ~5% of a busy receiver's CPU.
     noAsyncTraces: true,
+    ...(access.tls ? { tls: { ca: access.tls.ca } } : {}),
     ...(access.user
       ? {
           // A function: a stem cell that differentiates swaps its JWT and reconnects with the new one.
@@ -47,10 +50,11 @@ export function natsOptions(access: NatsAccess, name: string): ConnectionOptions
 }
 
 /** A cell's access from its birth packet: its own JWT and key in operator mode, else the shared token. */
-export function cellAccess(packet: { servers: string[]; token: string | null; jwt?: string | null; cell: { id: string; seed: string } }): NatsAccess {
+export function cellAccess(packet: { servers: string[]; token: string | null; jwt?: string | null; tlsCa?: string | null; cell: { id: string; seed: string } }): NatsAccess {
   return {
     servers: packet.servers,
     token: packet.token,
+    ...(packet.tlsCa ? { tls: { ca: packet.tlsCa } } : {}),
     ...(packet.jwt ? { user: { jwt: packet.jwt, seed: userSeedText(new Uint8Array(Buffer.from(packet.cell.seed, 'hex'))), inbox: packet.cell.id } } : {}),
   };
 }
@@ -61,6 +65,6 @@ export const ACCESS_ENV = 'CELLULAR_NATS_ACCESS';
 /** `access` (token or credential) for a child process's environment. */
 export function accessEnv(access: NatsAccess): Record<string, string> {
   const user = access.user ? { jwt: access.user.jwt, seed: new TextDecoder().decode(access.user.seed), inbox: access.user.inbox } : undefined;
-  return { [ACCESS_ENV]: JSON.stringify({ token: access.token, ...(user ? { user } : {}) }) };
+  return { [ACCESS_ENV]: JSON.stringify({ token: access.token, ...(user ? { user } : {}), ...(access.tls ? { tls: access.tls } : {}) }) };
 }
 

@@ -16,6 +16,7 @@ export const ErrorCodes = {
   BROKER_ERR_NO_PORT: 'no free port could be found for nats-server',
   BROKER_ERR_CONNECT: 'the NATS server or cluster could not be reached',
   BROKER_ERR_CLUSTER: 'the cluster flags are invalid, or the JetStream cluster elected no leader in time (too few servers up)',
+  BROKER_ERR_TLS: 'the organism CA or this host\'s certificate could not be made or read (openssl missing, ca.key too readable, ca.pem not copied)',
   HOST_ERR_NAME: 'a host name (grow --host, CELLULAR_HOST) is not 1-63 letters, digits, dashes or underscores',
   PLACEMENT_ERR_REFUSED: 'a host asked to make a cell refused: it has no room (limits.cellsPerHost, limits.rssPerHostMb) or no cell there has budget',
   HORMONE_ERR_KIND: 'a hormone kind is not in the vocabulary',

@@ -108,7 +108,7 @@ export type ClientFrame = Versioned<
   | { t: 'hello'; id: number; session?: string }
   | { t: 'register.start'; id: number; user: string; request: string }
   | { t: 'register.finish'; id: number; user: string; record: string; x25519: Uint8Array; ed25519: Uint8Array; backup: Uint8Array }
-  | { t: 'login.start'; id: number; user: string; request: string }
+  | { t: 'login.start'; id: number; user: string; request: string; device?: string }
   | { t: 'login.finish'; id: number; user: string; finish: string; state: Uint8Array; grant?: boolean }
   | { t: 'login'; id: number; user: string; password: string }
   | { t: 'upgrade.start'; id: number; request: string }
@@ -134,7 +134,7 @@ export type ClientFrame = Versioned<
 export type ServerFrame = Versioned<
   | { t: 'welcome'; id: number; cell: string; receivers: string[]; user: string | null }
   | { t: 'ok'; id: number }
-  | { t: 'session'; id: number; user: string; token: string; expires: number; grant?: string }
+  | { t: 'session'; id: number; user: string; token: string; expires: number; grant?: string; device?: string }
   | { t: 'register.response'; id: number; response: string }
   | { t: 'login.response'; id: number; response: string; state: Uint8Array }
   | { t: 'keys'; id: number; keys: UserKeys[] }
@@ -217,7 +217,7 @@ const CLIENT: Schemas<ClientFrame> = {
   hello: { id, session: opt(token) },
   'register.start': { id, user: credential, request: opaqueText },
   'register.finish': { id, user: credential, record: opaqueText, x25519: req(key32), ed25519: req(key32), backup: req(backup) },
-  'login.start': { id, user: credential, request: opaqueText },
+  'login.start': { id, user: credential, request: opaqueText, device: opt(token) },
   'login.finish': { id, user: credential, finish: opaqueText, state: loginState, grant: opt(bool) },
   login: { id, user: credential, password: credential },
   'upgrade.start': { id, request: opaqueText },
@@ -248,7 +248,7 @@ const CLIENT: Schemas<ClientFrame> = {
 const SERVER: Schemas<ServerFrame> = {
   welcome: { id, cell: req(text(1, 128)), receivers: urls, user: req(orNull(user)) },
   ok: { id },
-  session: { id, user: req(user), token: req(token), expires: time, grant: opt(token) },
+  session: { id, user: req(user), token: req(token), expires: time, grant: opt(token), device: opt(token) },
   'register.response': { id, response: opaqueText },
   'login.response': { id, response: opaqueText, state: loginState },
   keys: { id, keys: req(list(map<UserKeys>({ user: req(user), x25519: req(key32), ed25519: req(key32) }), 0, 64)) },

@@ -102,13 +102,13 @@ async function register(w: Worker, user: string, password = PASSWORD, ip?: strin
 }
 
 /** A login as the client runs it; a wrong password is found by the client (AUTH_ERR_CREDENTIALS) after login.start counted. */
-async function login(w: Worker, user: string, password: string, ip: string) {
+async function login(w: Worker, user: string, password: string, ip: string, device?: string) {
   await opaque.ready;
   const start = opaque.client.startLogin({ password });
-  const { response, state } = await w.accounts.loginStart(user, start.startLoginRequest, ip);
+  const { response, state } = await w.accounts.loginStart(user, start.startLoginRequest, ip, device);
   const fin = opaque.client.finishLogin({ clientLoginState: start.clientLoginState, loginResponse: response, password, keyStretching: LIGHT });
   if (!fin) throw new CellularError('AUTH_ERR_CREDENTIALS', 'the client found the password wrong');
-  return w.accounts.loginFinish(user, state, fin.finishLoginRequest, true) as Promise<{ token: string; expires: number; user: string; grant: string }>;
+  return w.accounts.loginFinish(user, state, fin.finishLoginRequest, true, ip) as Promise<{ token: string; expires: number; user: string; grant: string; device: string }>;
 }
 
 async function code(p: Promise<unknown>): Promise<ErrorCode | 'ok'> {
@@ -276,9 +276,9 @@ test('accounts - a wrong password and an unknown user look alike: a response of 
   t.deepEqual(w.calls, { hash: 0, verify: 0 });
 });
 
-test('accounts - failed logins per user are limited organism-wide; the next attempt is refused at login.start', async (t) => {
+test('accounts - failed logins per user from all addresses are limited organism-wide (loginCeilingPerUser); the next attempt is refused at login.start', async (t) => {
   const c = clock();
-  const { workers, gene } = await setup(t, { workers: 2, now: c.now, sets: ['messenger.loginAttemptsPerUser=3', 'messenger.loginAttemptsPerIp=1000'] });
+  const { workers, gene } = await setup(t, { workers: 2, now: c.now, sets: ['messenger.loginCeilingPerUser=3', 'messenger.loginAttemptsPerIp=1000'] });
   const [a, b] = workers as [Worker, Worker];
   await register(a, 'alice');
   // Successes do not count per user.
@@ -300,8 +300,37 @@ test('accounts - failed logins per user are limited organism-wide; the next atte
   t.truthy((await login(b, 'alice', PASSWORD, '203.0.113.9')).token);
 });
 
+test('accounts - attacker: failures from one address lock out only that address; filling the per-user ceiling from many does not lock out the owner\'s device', async (t) => {
+  const { workers } = await setup(t, { workers: 2, sets: ['messenger.loginAttemptsPerUser=3', 'messenger.loginCeilingPerUser=6', 'messenger.loginAttemptsPerIp=1000'] });
+  const [a, b] = workers as [Worker, Worker];
+  await register(a, 'alice');
+  // The owner's browser logged in once: it keeps the device ticket it was given.
+  const owner = await login(a, 'alice', PASSWORD, '192.0.2.1');
+  t.regex(owner.device, /^[A-Za-z0-9_-]{43}$/);
+  // An attacker at one address: three failures, then that address is refused for alice…
+  for (let i = 0; i < 3; i++) t.is(await code(login(b, 'alice', `guess-${i}`, '198.51.100.66')), 'AUTH_ERR_CREDENTIALS');
+  t.is(await code(login(a, 'alice', PASSWORD, '198.51.100.66')), 'AUTH_ERR_RATE_LIMITED', 'the attacking address is locked out');
+  // …but the owner, elsewhere, is not.
+  t.truthy((await login(a, 'alice', PASSWORD, '192.0.2.1')).token, 'the owner at another address logs in');
+  // Attackers at many addresses fill the per-user ceiling (6 failures in all).
+  for (let i = 0; i < 3; i++) t.is(await code(login(b, 'alice', `guess-many-${i}`, `203.0.113.${10 + i}`)), 'AUTH_ERR_CREDENTIALS');
+  t.is(await code(login(a, 'alice', PASSWORD, '203.0.113.99')), 'AUTH_ERR_RATE_LIMITED', 'a browser without a ticket is held at the ceiling');
+  t.is(await code(login(a, 'alice', PASSWORD, '203.0.113.98', 'A'.repeat(43))), 'AUTH_ERR_RATE_LIMITED', 'a made-up ticket does not pass');
+  const bobTicket = (await (async () => {
+    await register(a, 'bob');
+    return login(a, 'bob', PASSWORD, '192.0.2.2');
+  })()).device;
+  t.is(await code(login(a, 'alice', PASSWORD, '203.0.113.97', bobTicket)), 'AUTH_ERR_RATE_LIMITED', 'another user\'s ticket does not pass');
+  // The owner's browser shows its ticket: in, and a fresh ticket for next time.
+  const again = await login(a, 'alice', PASSWORD, '192.0.2.1', owner.device);
+  t.truthy(again.token);
+  t.not(again.device, owner.device);
+  // A wrong password with the ticket is still a failure (the ticket is no credential).
+  t.is(await code(login(b, 'alice', 'wrong with ticket', '192.0.2.1', owner.device)), 'AUTH_ERR_CREDENTIALS');
+});
+
 test('accounts - concurrent wrong guesses on two workers cannot slip past the per-user limit', async (t) => {
-  const { workers } = await setup(t, { workers: 2, sets: ['messenger.loginAttemptsPerUser=3', 'messenger.loginAttemptsPerIp=1000'] });
+  const { workers } = await setup(t, { workers: 2, sets: ['messenger.loginCeilingPerUser=3', 'messenger.loginAttemptsPerIp=1000'] });
   const [a, b] = workers as [Worker, Worker];
   await register(a, 'alice');
   const results = await Promise.all(Array.from({ length: 12 }, (_, i) => code(login(i % 2 ? a : b, 'alice', `wrong-guess-${i}`, `198.51.100.${i}`))));

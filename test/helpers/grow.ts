@@ -118,7 +118,7 @@ export async function censusJson(g: Grown): Promise<CensusEntry[]> {
 export async function observe(t: ExecutionContext, g: Grown): Promise<Observer> {
   const rootPub = fromHex(readFileSync(join(g.stateDir, 'root.pub'), 'utf8').trim());
   const access = await recordAccess(g.stateDir, g.record, 'grow', 'test');
-  const observer = await Observer.open({ servers: g.record.servers, token: g.record.token, ...(access.user ? { user: access.user } : {}), organism: g.record.id, rootPub, limits: g.genome.limits, name: 'test observer' });
+  const observer = await Observer.open({ servers: g.record.servers, token: g.record.token, ...(access.user ? { user: access.user } : {}), ...(access.tls ? { tls: access.tls } : {}), organism: g.record.id, rootPub, limits: g.genome.limits, name: 'test observer' });
   t.teardown(() => observer.close());
   return observer;
 }

@@ -16,7 +16,7 @@ export async function stop(flags: Flags): Promise<number> {
   const record = readRecord(t.stateDir);
   const rootKey = loadRootKey(t.stateDir);
   const user = t.operator ? await commandUser(t.stateDir, t.id, 'grow', 'stop') : undefined;
-  const observer = await Observer.open({ servers: t.servers, token: t.token, ...(user ? { user } : {}), organism: t.id, rootPub: t.rootPub, rootKey, limits: t.genome.limits, name: 'cellular stop' });
+  const observer = await Observer.open({ servers: t.servers, token: t.token, ...(user ? { user } : {}), ...(t.tls ? { tls: t.tls } : {}), organism: t.id, rootPub: t.rootPub, rootKey, limits: t.genome.limits, name: 'cellular stop' });
   const timeout = t.genome.limits.shutdownTimeoutMs;
   try {
     observer.bus.publish('shutdown', { reason: 'cellular stop' });

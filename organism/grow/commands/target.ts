@@ -19,6 +19,7 @@ import { CellularError } from '../../wire/errors.ts';
 import type { Observer } from '../observer.ts';
 import { readRecord, requireRecord, type OrganismRecord } from '../record.ts';
 import { loadRootKey, ROOT_KEY_FILE, ROOT_PUB_FILE } from '../root-key.ts';
+import { CA_CERT_FILE } from '../organism-ca.ts';
 import { servers, type Flags } from './usage.ts';
 
 export interface Target {
@@ -28,6 +29,8 @@ export interface Target {
   token: string | null;
   /** The organism's broker runs in operator mode: a command needs a credential (commandUser). */
   operator?: boolean;
+  /** The servers speak TLS: checked against the organism CA in the state dir. */
+  tls?: { ca: string };
   genome: Readonly<Genome>;
   rootPub: Uint8Array;
 }
@@ -66,7 +69,11 @@ export function target(flags: Flags): Target {
   }
   // Joining a cluster by --nats: its members' shared token, if this state dir holds it.
   const shared = joined && existsSync(join(stateDir, BROKER_TOKEN_FILE)) ? loadOrCreateBrokerToken(stateDir) : null;
-  return { stateDir, id: flags.id ?? record!.id, servers: joined ?? record!.servers, token: joined ? shared : (record?.token ?? null), genome, rootPub, ...(record?.operator ? { operator: true } : {}) };
+  // Joining by --nats a cluster this state dir's grow belongs to: its record says how to reach it.
+  const id = flags.id ?? record!.id;
+  const local = record ?? (readRecord(stateDir)?.id === id ? readRecord(stateDir) : undefined);
+  const tls = organismTls(stateDir, local);
+  return { stateDir, id, servers: joined ?? record!.servers, token: joined ? shared : (record?.token ?? null), genome, rootPub, ...(local?.operator ? { operator: true } : {}), ...(tls ? { tls } : {}) };
 }
 
 /** The census as one process sees it: a living cell's view, refreshed by pulses heard here. */
@@ -91,18 +98,19 @@ export async function gatherCensus(observer: Observer, limits: Genome['limits'])
 }
 
 /** Where backup and restore reach NATS: --nats (with --id, or the backup's id) or the state dir's record; no root key needed. */
-export function reach(flags: Flags, backupOf?: string): { id: string; servers: string[]; token: string | null; record: OrganismRecord | undefined; stateDir: string } {
+export function reach(flags: Flags, backupOf?: string): { id: string; servers: string[]; token: string | null; record: OrganismRecord | undefined; stateDir: string; tls?: { ca: string } } {
   const stateDir = resolve(flags['state-dir'] ?? '.organism');
   const joined = servers(flags);
   const record = readRecord(stateDir);
   const id = flags.id ?? (joined ? backupOf : undefined) ?? requireRecord(stateDir).id;
   // As target(): joining a cluster by --nats uses its members' shared token when this state dir holds it.
   const shared = joined && existsSync(join(stateDir, BROKER_TOKEN_FILE)) ? loadOrCreateBrokerToken(stateDir) : null;
-  return { id, servers: joined ?? requireRecord(stateDir).servers, token: joined ? shared : (record?.token ?? null), record, stateDir };
+  const tls = organismTls(stateDir, joined ? undefined : record);
+  return { id, servers: joined ?? requireRecord(stateDir).servers, token: joined ? shared : (record?.token ?? null), record, stateDir, ...(tls ? { tls } : {}) };
 }
 
 /** A short-lived connection for backup and restore: Ctrl-C aborts, every wait is bounded in organism/grow/backup.ts. */
-export async function withNats<T>(r: { servers: string[]; token: string | null; user?: BrokerUser }, name: string, run: (nc: NatsConnection, signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withNats<T>(r: { servers: string[]; token: string | null; user?: BrokerUser; tls?: { ca: string } }, name: string, run: (nc: NatsConnection, signal: AbortSignal) => Promise<T>): Promise<T> {
   let nc: NatsConnection;
   try {
     nc = await connect({ ...natsOptions(r, name), maxReconnectAttempts: 3 });
@@ -123,8 +131,20 @@ export async function withNats<T>(r: { servers: string[]; token: string | null; 
 }
 
 
+/** The organism CA from the state dir, when the record says the servers speak TLS (or a ca.pem is there for --nats). */
+export function organismTls(stateDir: string, record: Pick<OrganismRecord, 'tls'> | undefined): { ca: string } | undefined {
+  const path = join(stateDir, CA_CERT_FILE);
+  if (!record?.tls && !(record === undefined && existsSync(path))) return undefined;
+  try {
+    return { ca: readFileSync(path, 'utf8') };
+  } catch (cause) {
+    throw new CellularError('BROKER_ERR_TLS', `the organism's servers speak TLS, but ${path} cannot be read: copy it from the first host`, { cause });
+  }
+}
+
 /** How a process beside grow reaches the organism from its record: the token, or in operator mode a credential minted here. */
-export async function recordAccess(stateDir: string, record: Pick<OrganismRecord, 'id' | 'servers' | 'token' | 'operator'>, role: 'grow' | 'observer', name: string): Promise<NatsAccess> {
+export async function recordAccess(stateDir: string, record: Pick<OrganismRecord, 'id' | 'servers' | 'token' | 'operator' | 'tls'>, role: 'grow' | 'observer', name: string): Promise<NatsAccess> {
   const user = record.operator ? await commandUser(stateDir, record.id, role, name) : undefined;
-  return { servers: record.servers, token: record.token, ...(user ? { user } : {}) };
+  const tls = organismTls(stateDir, record);
+  return { servers: record.servers, token: record.token, ...(user ? { user } : {}), ...(tls ? { tls } : {}) };
 }

@@ -169,6 +169,12 @@ export interface MessengerGene {
   scryptP: number;
   /** Failed logins one username may take per window, organism-wide. */
   loginAttemptsPerUser: number;
+  /**
+   * Failed logins one username may take per window from all addresses together; a login
+   * that shows one of the user's device tickets (given at each login) passes it, so an
+   * attacker who fills it from many addresses does not lock the owner out.
+   */
+  loginCeilingPerUser: number;
   /** Logins and registrations (of any user) one IP address may try per window, organism-wide. */
   loginAttemptsPerIp: number;
   /** The rate-limit window, ms. */
@@ -179,7 +185,11 @@ export interface MessengerGene {
   messageRetentionMs: number;
   /** Most messages one inbox holds (within messageRetentionMs); more are refused with MESSAGE_ERR_QUOTA, none dropped. */
   inboxMaxMessages: number;
-  /** Most bytes the messages stream holds; keep it below the disk the buckets share. More are refused with STORE_ERR_FULL. */
+  /**
+   * Most bytes the messages stream holds, so messages cannot take the disk the buckets share;
+   * more are refused with STORE_ERR_FULL. The server must be able to reserve it. 0: no cap of
+   * our own (JetStream's max_file_store, 75 % of the disk by default, is the cap).
+   */
   storeMaxBytes: number;
   /** Window within which a resent message id is stored only once, ms. */
   dedupeWindowMs: number;

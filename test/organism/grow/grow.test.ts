@@ -80,6 +80,8 @@ test.serial('grow - reaches the genome census, census --json is accurate, Ctrl-C
   t.deepEqual(cellsOf(g.record.id), []);
   // Every cell said why it died.
   t.regex(g.stdout(), /alive -> dead \(shutdown\)/);
+  // One host on loopback: the broker speaks plain TCP, and grow says so.
+  t.regex(g.stderr(), /plain TCP on 127\.0\.0\.1/);
 });
 
 test.serial('cli - stop from another terminal ends grow and leaves nothing', async (t) => {

@@ -300,3 +300,25 @@ test.serial('quotas - an inbox past messenger.inboxMaxMessages refuses with MESS
   const info = await jsm.streams.info(o.observer.ns.stream('messages'), { subjects_filter: subject });
   t.is(info.state.subjects?.[subject], 5, 'exactly the quota is stored');
 });
+
+test.serial('quotas - the messages stream past messenger.storeMaxBytes refuses with STORE_ERR_FULL; every acknowledged message is still stored', async (t) => {
+  const o = await privateOrganism(t, ['messenger.storeMaxBytes=1048576']);
+  const alice = await ChatClient.connect(liveReceivers(o)[0]!.url!);
+  t.teardown(() => alice.close());
+  await registerAccount(alice, 'alice', 'pw-alice-secret', generateIdentity());
+  const acked: number[] = [];
+  let refused = '';
+  for (let i = 0; i < 60 && !refused; i++) {
+    try {
+      acked.push(((await alice.request({ t: 'send', msg: `full${i}`.padEnd(16, 'y'), to: 'alice', body: new Uint8Array(30_000) })) as unknown as { seq: number }).seq);
+    } catch (e) {
+      refused = String((e as { code?: string }).code);
+    }
+  }
+  t.is(refused, 'STORE_ERR_FULL');
+  t.true(acked.length >= 20 && acked.length < 40, `${acked.length} stored before it was full`);
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const info = await (await jetstreamManager(o.observer.nc)).streams.info(o.observer.ns.stream('messages'));
+  t.true(info.state.bytes <= 1_048_576, `${info.state.bytes} bytes stored`);
+  t.is(info.state.messages, acked.length, 'every acknowledged message is there, nothing more');
+});
