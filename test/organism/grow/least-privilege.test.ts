@@ -6,12 +6,12 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { parseCreds } from '@nats-io/jwt';
 import { natsOptions, type NatsAccess } from '../../../organism/kernel/access.ts';
-import { userSeedText } from '../../../organism/kernel/broker-keys.ts';
+import { userPublicKey, userSeedText } from '../../../organism/kernel/broker-keys.ts';
 import { generateKeypair, privateKeyObject } from '../../../organism/kernel/keys.ts';
 import { issueCertificate, packCertificate, ROOT_ISSUER } from '../../../organism/kernel/lineage.ts';
 import { permissionsFor } from '../../../organism/kernel/permissions.ts';
@@ -28,9 +28,11 @@ import { tempDir, uniqueId } from '../../helpers/nats.ts';
 import { reapOnExit } from '../../helpers/reaper.ts';
 
 /** A messenger organism on its own private broker (operator mode), stopped at teardown. */
-async function privateOrganism(t: ExecutionContext, sets: string[] = []) {
+async function privateOrganism(t: ExecutionContext, sets: string[] = [], prepare?: (stateDir: string) => void) {
   const { genome } = messengerGenome(sets);
-  const o = new Organism({ stateDir: tempDir(t), id: uniqueId(), genome });
+  const stateDir = tempDir(t);
+  prepare?.(stateDir);
+  const o = new Organism({ stateDir, id: uniqueId(), genome });
   const unreap = reapOnExit(() => o.emergencyStop());
   t.teardown(async () => {
     await o.stop('test teardown');
@@ -321,4 +323,45 @@ test.serial('quotas - the messages stream past messenger.storeMaxBytes refuses w
   const info = await (await jetstreamManager(o.observer.nc)).streams.info(o.observer.ns.stream('messages'));
   t.true(info.state.bytes <= 1_048_576, `${info.state.bytes} bytes stored`);
   t.is(info.state.messages, acked.length, 'every acknowledged message is there, nothing more');
+});
+
+test.serial('least privilege - a condemned cell\'s identity is revoked on the broker: a forger voted out by its jury is cut off, not only out of the census', async (t) => {
+  const o = await privateOrganism(t, ['tissues.receiver.min=2']);
+  const made = await o.spawn('receiver', undefined, { fault: 'forger' });
+  const cert = await (async () => {
+    await o.observer.certs.resolve(made.id);
+    return o.observer.certs.certOf(made.id)!;
+  })();
+  await until(() => o.observer.census.get(made.id)?.state === 'dead', 30_000, `${made.id} condemned`);
+  t.is(o.observer.census.get(made.id)?.cause, 'toxin');
+  await until(() => o.mint!.isRevoked(userPublicKey(cert.pub)), 5_000, 'its identity revoked');
+  await o.revocations!.settled();
+  t.true(o.revocations!.stats.pushed >= 1, 'the revocation reached the broker');
+  t.is(o.revocations!.stats.pushErrors, 0);
+});
+
+test.serial('hormones bind their organism: a captured root shutdown replayed into a second organism sharing the root key is refused there', async (t) => {
+  const a = await privateOrganism(t);
+  // B: another organism under the very same root key (its state dir gets A's key files).
+  const b = await privateOrganism(t, [], (stateB) => {
+    mkdirSync(stateB, { recursive: true, mode: 0o700 });
+    for (const f of ['root.key', 'root.pub']) copyFileSync(join(a.stateDir, f), join(stateB, f));
+  });
+  t.deepEqual(Buffer.from(b.rootPub), Buffer.from(a.rootPub), 'one root key');
+  // Capture A's root-signed shutdown off A's broker.
+  const captured = new Promise<Uint8Array>((resolve) => {
+    const sub = a.observer.nc.subscribe(a.observer.ns.hormone('shutdown', 'root'), { callback: (_e, m) => { sub.unsubscribe(); resolve(m.data); } });
+  });
+  await a.observer.nc.flush();
+  a.observer.bus.publish('shutdown', { reason: 'captured by the test' });
+  const bytes = await captured;
+  const living = b.observer.census.living().map((c) => c.id).sort();
+  const before = b.observer.bus.stats().dropped.badSignature;
+  // Replayed on B's own root subject (grow's credential may publish there): refused as a bad signature.
+  b.observer.nc.publish(b.observer.ns.hormone('shutdown', 'root'), bytes);
+  await b.observer.nc.flush();
+  await until(() => b.observer.bus.stats().dropped.badSignature > before, 5_000, 'the replay dropped by B');
+  await new Promise((r) => setTimeout(r, b.genome.limits.pulseIntervalMs * 4));
+  t.deepEqual(b.observer.census.living().map((c) => c.id).sort(), living, 'every cell of B lives on');
+  t.is(b.state.state, 'alive');
 });
