@@ -3,9 +3,14 @@
  * demands (`null` when joining a server that needs none). Every connection of the organism
  * is made through `natsOptions`, so they all reconnect the same way.
  */
-import { jwtAuthenticator, type ConnectionOptions } from '@nats-io/transport-node';
-import { inboxPrefix } from './permissions.ts';
-import { userSeedText } from './broker-keys.ts';
+import { jwtAuthenticator, type Authenticator, type ConnectionOptions } from '@nats-io/transport-node';
+import { userPublicKey, userSeedText } from './broker-keys.ts';
+import { privateKeyObject, publicKeyOf, signBytes } from './keys.ts';
+
+/** The connection's inbox prefix for a broker name: replies and JetStream deliveries land under it (organism/kernel/permissions.ts). */
+export function inboxPrefix(name: string): string {
+  return `_INBOX.${name}`;
+}
 
 /** A broker identity (organism/grow/mint.ts): a user JWT and the key that answers the server's challenge. */
 export interface BrokerUser {
@@ -14,6 +19,20 @@ export interface BrokerUser {
   seed: Uint8Array;
   /** The name the JWT's permissions scope the reply inbox to (`_INBOX.<inbox>.>`). */
   inbox: string;
+  /**
+   * Answers the server's challenge with node:crypto (a cell's own key): ~10× faster than the
+   * client's pure-JS signature, and on a cell's path to its first pulse, twice.
+   */
+  signer?: { nkey: string; sign(nonce: Uint8Array): Uint8Array };
+}
+
+/** The client's JWT authentication, signing the server's nonce with `signer`. */
+function signerAuthenticator(jwt: () => string, signer: NonNullable<BrokerUser['signer']>): Authenticator {
+  return (nonce?: string) => ({
+    jwt: jwt(),
+    nkey: signer.nkey,
+    sig: nonce ? Buffer.from(signer.sign(new TextEncoder().encode(nonce))).toString('base64') : '',
+  });
 }
 
 export interface NatsAccess {
@@ -40,7 +59,7 @@ export function natsOptions(access: NatsAccess, name: string): ConnectionOptions
     ...(access.user
       ? {
           // A function: a stem cell that differentiates swaps its JWT and reconnects with the new one.
-          authenticator: jwtAuthenticator(() => access.user!.jwt, access.user.seed),
+          authenticator: access.user.signer ? signerAuthenticator(() => access.user!.jwt, access.user.signer) : jwtAuthenticator(() => access.user!.jwt, access.user.seed),
           inboxPrefix: inboxPrefix(access.user.inbox),
         }
       : access.token
@@ -55,7 +74,7 @@ export function cellAccess(packet: { servers: string[]; token: string | null; jw
     servers: packet.servers,
     token: packet.token,
     ...(packet.tlsCa ? { tls: { ca: packet.tlsCa } } : {}),
-    ...(packet.jwt ? { user: { jwt: packet.jwt, seed: userSeedText(new Uint8Array(Buffer.from(packet.cell.seed, 'hex'))), inbox: packet.cell.id } } : {}),
+    ...(packet.jwt ? { user: cellUser(packet.jwt, new Uint8Array(Buffer.from(packet.cell.seed, 'hex')), packet.cell.id) } : {}),
   };
 }
 
@@ -68,3 +87,15 @@ export function accessEnv(access: NatsAccess): Record<string, string> {
   return { [ACCESS_ENV]: JSON.stringify({ token: access.token, ...(user ? { user } : {}), ...(access.tls ? { tls: access.tls } : {}) }) };
 }
 
+
+/** A cell's broker user: its JWT, and its lineage key answering the server's challenge. */
+function cellUser(jwt: string, seed: Uint8Array, id: string): BrokerUser {
+  const key = privateKeyObject(seed);
+  return {
+    jwt, inbox: id, signer: { nkey: userPublicKey(publicKeyOf(seed)), sign: (nonce) => signBytes(key, nonce) },
+    // Encoded only if asked (handing access to a child): it derives the key pair in pure JS.
+    get seed() {
+      return userSeedText(seed);
+    },
+  };
+}

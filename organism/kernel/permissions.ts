@@ -6,10 +6,12 @@
  * publish on `$KV.<bucket>.<key>`) are granted separately, per bucket.
  *
  * Every process subscribes only to its own reply inbox (`_INBOX.<name>.>`, the connection's
- * inboxPrefix) and answers requests through NATS response permissions (a reply allowed only
- * to a request it received), so no process can read or answer another's replies.
+ * inboxPrefix), so no process reads another's replies. Most answer requests through NATS
+ * response permissions (a reply allowed only to a request it received); receivers and the
+ * dashboard, which consume streams, through `_INBOX.>` (see permissionsFor).
  */
 import type { Namespace } from './namespace.ts';
+import { inboxPrefix } from './access.ts';
 import { LINEAGE_BUCKET, RECORDER_STREAM } from './stores.ts';
 import { HOMEOSTASIS_BUCKET } from './homeostasis-record.ts';
 
@@ -32,10 +34,7 @@ export type BrokerRole =
 const MESSAGES_STREAM = 'messages';
 const B = { accounts: 'accounts', directory: 'directory', sessions: 'sessions', ratelimit: 'ratelimit', cursors: 'cursors', contacts: 'contacts', presence: 'presence', revoked: 'revoked' } as const;
 
-/** The connection's inbox prefix for a broker name: replies and JetStream deliveries land under it. */
-export function inboxPrefix(name: string): string {
-  return `_INBOX.${name}`;
-}
+export { inboxPrefix };
 
 /** Reading a stream: info, get by sequence or subject, ordered consumers and their flow control. */
 function streamRead(stream: string): string[] {
@@ -140,7 +139,13 @@ export function permissionsFor(ns: Namespace, role: BrokerRole): BrokerPermissio
     case 'cell': {
       const base = cellBase(ns, role.tissue, role.id);
       const extra = tissueExtra(ns, role.tissue);
-      return { pub: { allow: [...base.pub.allow, ...extra.pub] }, sub: { allow: [...base.sub.allow, ...extra.sub] }, ...(base.resp ? { resp: base.resp } : {}) };
+      // nats-server 2.9 keeps every reply subject a client with response permissions receives
+      // and prunes that map by scanning it: a receiver (every delivered JetStream message has
+      // one) paid ~0.8 ms per message, 4× its whole cost (docs/benchmarks.md). Tissues that
+      // consume streams reply through `_INBOX.>` instead: a reply subject is unguessable, and
+      // only who may receive a request ever sees one.
+      const streaming = role.tissue === 'receiver' || role.tissue === 'dashboard';
+      return { pub: { allow: [...base.pub.allow, ...extra.pub, ...(streaming ? ['_INBOX.>'] : [])] }, sub: { allow: [...base.sub.allow, ...extra.sub] }, ...(base.resp && !streaming ? { resp: base.resp } : {}) };
     }
     case 'grow':
       // grow holds the root key: it could sign any certificate, so the broker need not hold it back.
