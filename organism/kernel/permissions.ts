@@ -150,9 +150,10 @@ export function permissionsFor(ns: Namespace, role: BrokerRole): BrokerPermissio
     case 'grow':
       // grow holds the root key: it could sign any certificate, so the broker need not hold it back.
       return {
-        pub: { allow: [`${ns.prefix}.>`, '$JS.API.>', '$JS.FC.>', '$JS.ACK.>', '$JS.SNAPSHOT.>', '$KV.>'] },
+        // Replies through `_INBOX.>`, not response permissions (whose record nats-server scans:
+        // see the cell case), since grow's connection also backs up and consumes streams.
+        pub: { allow: [`${ns.prefix}.>`, '$JS.API.>', '$JS.FC.>', '$JS.ACK.>', '$JS.SNAPSHOT.>', '$KV.>', '_INBOX.>'] },
         sub: { allow: [`${ns.prefix}.>`, `${inboxPrefix(role.name)}.>`] },
-        resp: { max: 1_000_000, ttl: 600_000_000_000 },
       };
     case 'observer':
       return {
