@@ -16,7 +16,7 @@ import { decode, encode } from 'msgpackr';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { CensusEntry } from '../../organism/kernel/census.ts';
 import { Organism } from '../../organism/grow/organism.ts';
-import { openReply } from '../../organism/kernel/reply.ts';
+import { openReply, pack } from '../../organism/kernel/reply.ts';
 import { MessengerSubjects } from '../../cells/messenger/subjects.ts';
 import { generateIdentity } from '../../client/crypto/envelope.ts';
 import { backupKeys, openBackup } from '../../client/crypto/key-backup.ts';
@@ -682,6 +682,10 @@ test.serial('messenger - attacker: the password crosses no socket and no NATS su
   const password = 'correct horse battery staple ✓';
   const forms = [Buffer.from(password), Buffer.from(password.normalize('NFD')), Buffer.from(Buffer.from(password).toString('base64')), Buffer.from(Buffer.from(password).toString('base64url')), Buffer.from(Buffer.from(password).toString('hex'))];
   const carries = (bytes: Uint8Array) => forms.some((f) => Buffer.from(bytes).includes(f));
+  // A worker answers before the firehose opens: a '>' subscriber is a responder to every
+  // subject, so a request that would find no worker (and be retried) waits out its whole
+  // timeout instead (twice in CI, at the first register-start).
+  await until(async () => (await m.o.observer.nc.request(m.o.observer.ns.tissue('worker', 'users'), pack({ query: 'a', limit: 1 }), { timeout: 2_000 }).then(() => true, () => false)), 15_000, 'a worker answering');
   // Everything on the broker, as a cell holding the broker token would see it: on a
   // connection of its own, so the firehose never shares one with the organism's observer.
   const nc = await connectNats(natsOptions(m.o.access, 'attacker'));
