@@ -246,7 +246,7 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
     note(`census: ${living().map((c) => `${c.id}@${c.host}`).join(', ')}`);
     // Hosts talk TLS: the servers demand it of clients, and one that does not trust the organism CA is refused.
     const required = observer.nc.info?.tls_required === true;
-    const untrusting = await connect({ servers, ...(user ? { authenticator: jwtAuthenticator(user.jwt, user.seed) } : {}), tls: {}, reconnect: false, timeout: 3_000 }).then(async (nc) => {
+    const untrusting = await connect({ servers, ...(user?.seed ? { authenticator: jwtAuthenticator(user.jwt, user.seed) } : {}), tls: {}, reconnect: false, timeout: 3_000 }).then(async (nc) => {
       await nc.close();
       return 'connected';
     }, (e: Error) => e.message);

@@ -4,8 +4,7 @@
  * is made through `natsOptions`, so they all reconnect the same way.
  */
 import { jwtAuthenticator, type Authenticator, type ConnectionOptions } from '@nats-io/transport-node';
-import { userPublicKey, userSeedText } from './broker-keys.ts';
-import { privateKeyObject, publicKeyOf, signBytes } from './keys.ts';
+import { privateKeyObject, signBytes } from './keys.ts';
 
 /** The connection's inbox prefix for a broker name: replies and JetStream deliveries land under it (organism/kernel/permissions.ts). */
 export function inboxPrefix(name: string): string {
@@ -15,8 +14,8 @@ export function inboxPrefix(name: string): string {
 /** A broker identity (organism/grow/mint.ts): a user JWT and the key that answers the server's challenge. */
 export interface BrokerUser {
   jwt: string;
-  /** Encoded nkey seed (`SU…`). */
-  seed: Uint8Array;
+  /** Encoded nkey seed (`SU…`); a cell has none (its `signer` answers), so it never loads the nkeys code. */
+  seed?: Uint8Array;
   /** The name the JWT's permissions scope the reply inbox to (`_INBOX.<inbox>.>`). */
   inbox: string;
   /**
@@ -59,7 +58,7 @@ export function natsOptions(access: NatsAccess, name: string): ConnectionOptions
     ...(access.user
       ? {
           // A function: a stem cell that differentiates swaps its JWT and reconnects with the new one.
-          authenticator: access.user.signer ? signerAuthenticator(() => access.user!.jwt, access.user.signer) : jwtAuthenticator(() => access.user!.jwt, access.user.seed),
+          authenticator: access.user.signer ? signerAuthenticator(() => access.user!.jwt, access.user.signer) : jwtAuthenticator(() => access.user!.jwt, access.user.seed!),
           inboxPrefix: inboxPrefix(access.user.inbox),
         }
       : access.token
@@ -83,7 +82,7 @@ export const ACCESS_ENV = 'CELLULAR_NATS_ACCESS';
 
 /** `access` (token or credential) for a child process's environment. */
 export function accessEnv(access: NatsAccess): Record<string, string> {
-  const user = access.user ? { jwt: access.user.jwt, seed: new TextDecoder().decode(access.user.seed), inbox: access.user.inbox } : undefined;
+  const user = access.user?.seed ? { jwt: access.user.jwt, seed: new TextDecoder().decode(access.user.seed), inbox: access.user.inbox } : undefined;
   return { [ACCESS_ENV]: JSON.stringify({ token: access.token, ...(user ? { user } : {}), ...(access.tls ? { tls: access.tls } : {}) }) };
 }
 
@@ -91,11 +90,9 @@ export function accessEnv(access: NatsAccess): Record<string, string> {
 /** A cell's broker user: its JWT, and its lineage key answering the server's challenge. */
 function cellUser(jwt: string, seed: Uint8Array, id: string): BrokerUser {
   const key = privateKeyObject(seed);
-  return {
-    jwt, inbox: id, signer: { nkey: userPublicKey(publicKeyOf(seed)), sign: (nonce) => signBytes(key, nonce) },
-    // Encoded only if asked (handing access to a child): it derives the key pair in pure JS.
-    get seed() {
-      return userSeedText(seed);
-    },
-  };
+  // The JWT's subject is the cell's own key as NATS writes it (`U…`): read, not re-encoded, so
+  // a cell's start loads no nkeys code (a wrong one would only fail the server's check).
+  const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: unknown };
+  const nkey = typeof claims.sub === 'string' ? claims.sub : '';
+  return { jwt, inbox: id, signer: { nkey, sign: (nonce) => signBytes(key, nonce) } };
 }
