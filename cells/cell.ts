@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { connect, type NatsConnection, type Subscription, type Msg } from '@nats-io/transport-node';
-import { cellAccess, natsOptions, type NatsAccess } from '../organism/kernel/access.ts';
+import { cellAccess, natsOptions, packetAccess, type NatsAccess } from '../organism/kernel/access.ts';
 import { CertBook } from '../organism/kernel/cert-book.ts';
 import { Census } from '../organism/kernel/census.ts';
 import { CellularError } from '../organism/wire/errors.ts';
@@ -203,7 +203,7 @@ export class Cell {
         const { spawnCell } = await import('./spawn.ts');
         const lineage = await (await import('../organism/kernel/stores.ts')).openLineage(nc, this.ns);
         return spawnCell({
-          organism: this.packet.organism, access: { servers: this.packet.servers, token: this.packet.token, ...(this.packet.tlsCa ? { tls: { ca: this.packet.tlsCa } } : {}) }, genome: this.genome, stateDir: this.packet.stateDir,
+          organism: this.packet.organism, access: packetAccess(this.packet), genome: this.genome, stateDir: this.packet.stateDir,
           ...(this.#access.user ? { credential: (_c: Certificate, packed: Uint8Array) => this.#mitosis!.mint({ op: 'child', cert: packed }) } : {}),
           rootPub: fromHex(this.packet.rootPub), maker: { id: this.identity.id, key: privateKeyObject(seed), generation: cert.generation, budget: Math.max(1, cert.budget) },
           tissue: this.identity.tissue, lineage, fault: 'cancer', ...(this.packet.genomeDir ? { baseDir: this.packet.genomeDir } : {}),

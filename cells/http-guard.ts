@@ -37,11 +37,15 @@ export function httpServerOptions(limits: HttpLimits): ServerOptions {
  */
 export function addressKey(address: string | undefined): string {
   if (address === undefined || address === '') return 'unknown';
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
-  if (mapped) return mapped[1]!;
+  address = plainAddress(address);
   if (isIPv4(address)) return address;
   if (!isIPv6(address)) return address;
   return `${expandIPv6(address).slice(0, 4).join(':')}::/64`;
+}
+
+/** An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, how a dual-stack socket names an IPv4 peer) as its IPv4 form; any other as it is. */
+function plainAddress(address: string): string {
+  return /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address)?.[1] ?? address;
 }
 
 /** The eight 16-bit groups of an IPv6 address, lowercase, without zone or leading zeros. */
@@ -67,8 +71,7 @@ function expandIPv6(address: string): string[] {
  */
 export function clientAddress(req: Pick<IncomingMessage, 'headers' | 'socket'>, trustedProxies: ReadonlySet<string>): string {
   const peer = req.socket.remoteAddress ?? 'unknown';
-  const peerPlain = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(peer)?.[1] ?? peer;
-  if (!trustedProxies.has(peer) && !trustedProxies.has(peerPlain)) return peer;
+  if (!trustedProxies.has(peer) && !trustedProxies.has(plainAddress(peer))) return peer;
   const real = header(req.headers['x-real-ip']);
   if (real && (isIPv4(real) || isIPv6(real))) return real;
   const forwarded = header(req.headers['x-forwarded-for'])?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -90,12 +93,12 @@ export function trustedProxySet(list: string): ReadonlySet<string> {
  * is destroyed at once). A trusted proxy's connections are not capped: it speaks for many
  * clients, and the caps that count them are per request (clientAddress).
  */
-export function capConnections(server: Server, limits: HttpLimits, trustedProxies: ReadonlySet<string> = new Set()): { refused: () => number; open: (address: string) => number } {
+export function capConnections(server: Server, limits: HttpLimits, trustedProxies: ReadonlySet<string> = new Set()): { refused: () => number } {
   const open = new Map<string, number>();
   let refused = 0;
   server.on('connection', (socket) => {
     const peer = socket.remoteAddress;
-    if (peer !== undefined && trustedProxies.has(/^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(peer)?.[1] ?? peer)) return;
+    if (peer !== undefined && trustedProxies.has(plainAddress(peer))) return;
     const key = addressKey(peer);
     const n = open.get(key) ?? 0;
     if (n >= limits.httpConnectionsPerAddress) {
@@ -110,5 +113,5 @@ export function capConnections(server: Server, limits: HttpLimits, trustedProxie
       else open.set(key, left);
     });
   });
-  return { refused: () => refused, open: (address) => open.get(addressKey(address)) ?? 0 };
+  return { refused: () => refused };
 }

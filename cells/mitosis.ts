@@ -8,6 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { CellularError } from '../organism/wire/errors.ts';
+import { packetAccess } from '../organism/kernel/access.ts';
 import type { Genome } from '../organism/kernel/genome/index.ts';
 import type { Namespace } from '../organism/kernel/namespace.ts';
 import { openReply, pack } from '../organism/kernel/reply.ts';
@@ -72,7 +73,7 @@ export class Mitosis {
     const p = this.#d.packet;
     this.#spent++;
     return spawnCell({
-      organism: p.organism, access: { servers: p.servers, token: p.token, ...(p.tlsCa ? { tls: { ca: p.tlsCa } } : {}) }, genome: this.#d.genome, stateDir: p.stateDir,
+      organism: p.organism, access: packetAccess(p), genome: this.#d.genome, stateDir: p.stateDir,
       rootPub: fromHex(p.rootPub), maker: { id: p.cell.id, key: this.#d.key, generation: this.#d.generation, budget },
       tissue, lineage, id, host: p.cell.host, ...(p.genomeDir ? { baseDir: p.genomeDir } : {}), ...(onExit ? { onExit } : {}),
       // Operator mode: the mint (any host's grow) checks the certificate's chain and issues the child's JWT.

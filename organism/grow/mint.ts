@@ -93,33 +93,33 @@ export class Mint {
     return this.#revoked.has(userKey);
   }
 
-  get revokedCount(): number {
-    return this.#revoked.size;
-  }
-
   /** A user JWT for `pub` (a raw Ed25519 key) named `name` with `permissions`. */
   issue(name: string, pub: Uint8Array, permissions: BrokerPermissions, ttlS?: number): Promise<string> {
-    return encodeUser(name, userPublic(pub), this.account, { ...permissions, bearer_token: false, subs: -1, data: -1, payload: -1 }, ttlS ? { exp: Math.floor(Date.now() / 1000) + ttlS } : {});
+    return userJwt(name, userPublic(pub), this.account, permissions, ttlS);
   }
 
   /** A fresh key and its credential for `role` (grow itself, observers, `cellular creds`). */
   async credentialFor(ns: Namespace, role: BrokerRole, name: string, ttlS?: number): Promise<Credential> {
     const key = createUser();
-    const jwt = await encodeUser(name, key, this.account, { ...permissionsFor(ns, role), bearer_token: false, subs: -1, data: -1, payload: -1 }, ttlS ? { exp: Math.floor(Date.now() / 1000) + ttlS } : {});
-    return { jwt, seed: key.getSeed() };
+    return { jwt: await userJwt(name, key, this.account, permissionsFor(ns, role), ttlS), seed: key.getSeed() };
   }
 
   /** A credential in the system account: it may push account updates (revocations). */
   async systemCredential(): Promise<Credential> {
     const key = createUser();
-    const jwt = await encodeUser('revoker', key, this.system, { pub: { allow: ['$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE', '$SYS.REQ.CLAIMS.UPDATE'] }, sub: { allow: ['_INBOX.>'] }, bearer_token: false, subs: -1, data: -1, payload: -1 });
-    return { jwt, seed: key.getSeed() };
+    const permissions = { pub: { allow: ['$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE', '$SYS.REQ.CLAIMS.UPDATE'] }, sub: { allow: ['_INBOX.>'] } };
+    return { jwt: await userJwt('revoker', key, this.system, permissions), seed: key.getSeed() };
   }
 
   /** A cell's JWT for its certificate (its tissue's permissions). */
   cellJwt(ns: Namespace, cert: Certificate, tissue = cert.tissue): Promise<string> {
     return this.issue(cert.cell, cert.pub, permissionsFor(ns, { kind: 'cell', tissue, id: cert.cell }));
   }
+}
+
+/** A user JWT: `permissions`, no bearer use (the key must answer the server), expiring after `ttlS` if given. */
+function userJwt(name: string, user: KeyPair, issuer: KeyPair, permissions: BrokerPermissions, ttlS?: number): Promise<string> {
+  return encodeUser(name, user, issuer, { ...permissions, bearer_token: false, subs: -1, data: -1, payload: -1 }, ttlS ? { exp: Math.floor(Date.now() / 1000) + ttlS } : {});
 }
 
 /** A request to the mint, from the wire. */

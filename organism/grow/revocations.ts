@@ -10,7 +10,7 @@
  * a jury condemned (its toxin), and a cell whose process is gone (`vanished`). A cell only
  * missing its pulses may be behind a cut link and is not revoked for it.
  */
-import type { KV, KvWatchEntry } from '@nats-io/kv';
+import { KvWatchInclude, type KV, type KvWatchEntry } from '@nats-io/kv';
 import { connect, jwtAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { StorageType } from '@nats-io/jetstream';
@@ -65,8 +65,9 @@ export class Revocations {
   async start(): Promise<void> {
     const cred = await this.#d.mint.systemCredential();
     this.#sys = await connect({ ...natsOptions({ servers: this.#d.servers, token: null, ...(this.#d.tls ? { tls: this.#d.tls } : {}) }, `revoker/${this.#d.ns.id}`), authenticator: jwtAuthenticator(cred.jwt, cred.seed) });
-    const watch = await this.#d.bucket.watch({ include: 'allHistory' as never });
-    this.#watch = watch as never;
+    // Every key's last value, then every change: the whole list, as every other grow holds it.
+    const watch = await this.#d.bucket.watch({ include: KvWatchInclude.LastValue });
+    this.#watch = watch;
     void (async () => {
       for await (const e of watch) {
         if (e.operation !== 'PUT') continue;

@@ -67,12 +67,15 @@ export function natsOptions(access: NatsAccess, name: string): ConnectionOptions
   };
 }
 
+/** What a birth packet says of the broker itself (servers, token, CA), without the cell's own identity: what a child's packet is made from. */
+export function packetAccess(packet: { servers: string[]; token: string | null; tlsCa?: string | null }): NatsAccess {
+  return { servers: packet.servers, token: packet.token, ...(packet.tlsCa ? { tls: { ca: packet.tlsCa } } : {}) };
+}
+
 /** A cell's access from its birth packet: its own JWT and key in operator mode, else the shared token. */
 export function cellAccess(packet: { servers: string[]; token: string | null; jwt?: string | null; tlsCa?: string | null; cell: { id: string; seed: string } }): NatsAccess {
   return {
-    servers: packet.servers,
-    token: packet.token,
-    ...(packet.tlsCa ? { tls: { ca: packet.tlsCa } } : {}),
+    ...packetAccess(packet),
     ...(packet.jwt ? { user: cellUser(packet.jwt, new Uint8Array(Buffer.from(packet.cell.seed, 'hex')), packet.cell.id) } : {}),
   };
 }
@@ -85,7 +88,6 @@ export function accessEnv(access: NatsAccess): Record<string, string> {
   const user = access.user?.seed ? { jwt: access.user.jwt, seed: new TextDecoder().decode(access.user.seed), inbox: access.user.inbox } : undefined;
   return { [ACCESS_ENV]: JSON.stringify({ token: access.token, ...(user ? { user } : {}), ...(access.tls ? { tls: access.tls } : {}) }) };
 }
-
 
 /** A cell's broker user: its JWT, and its lineage key answering the server's challenge. */
 function cellUser(jwt: string, seed: Uint8Array, id: string): BrokerUser {

@@ -6,20 +6,26 @@
 import type { ExecutionContext } from 'ava';
 import type { CensusEntry } from '../../organism/kernel/census.ts';
 import { loadGenome, type Genome } from '../../organism/kernel/genome/index.ts';
-import { Organism } from '../../organism/grow/organism.ts';
+import { Organism, type OrganismOptions } from '../../organism/grow/organism.ts';
 import { startNats, tempDir, uniqueId } from './nats.ts';
 import { reapOnExit } from './reaper.ts';
 
 export async function startOrganism(t: ExecutionContext, genome: Readonly<Genome>, options: { genomeDir?: string } = {}) {
   const nats = await startNats(t);
-  const o = new Organism({ stateDir: tempDir(t), servers: [nats.url], id: uniqueId(), genome, ...(options.genomeDir ? { genomeDir: options.genomeDir } : {}) });
+  const o = await runOrganism(t, { stateDir: tempDir(t), servers: [nats.url], id: uniqueId(), genome, ...(options.genomeDir ? { genomeDir: options.genomeDir } : {}) });
+  return { o, nats };
+}
+
+/** Starts an organism as given (its own private broker unless `servers` names one), stopped at teardown (the reaper covers a crashed worker). */
+export async function runOrganism(t: ExecutionContext, options: OrganismOptions): Promise<Organism> {
+  const o = new Organism(options);
   const unreap = reapOnExit(() => o.emergencyStop());
   t.teardown(async () => {
     await o.stop('test teardown');
     unreap();
   });
   await o.start();
-  return { o, nats };
+  return o;
 }
 
 /**

@@ -9,10 +9,9 @@ import { writeFileSync, chmodSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fmtCreds } from '@nats-io/jwt';
-import { createUser } from '@nats-io/nkeys';
-import { encodeUser } from '@nats-io/jwt';
+import { fromSeed } from '@nats-io/nkeys';
 import { Namespace } from '../../kernel/namespace.ts';
-import { inboxPrefix, permissionsFor, PROCESS_ROLES, type BrokerRole } from '../../kernel/permissions.ts';
+import { inboxPrefix, PROCESS_ROLES, type BrokerRole } from '../../kernel/permissions.ts';
 import { CellularError } from '../../wire/errors.ts';
 import { Mint } from '../mint.ts';
 import { loadRootKey } from '../root-key.ts';
@@ -34,10 +33,8 @@ export async function creds(flags: Flags): Promise<number> {
   if (tissue === 'grow' || tissue === 'observer') role = { kind: tissue, name };
   else if (Object.hasOwn(t.genome.tissues, tissue)) role = { kind: 'cell', tissue, id: name };
   else throw new CellularError('CLI_ERR_USAGE', `--tissue ${JSON.stringify(tissue)}: not a tissue of the genome (${Object.keys(t.genome.tissues).join(', ')}) nor ${PROCESS_ROLES.join(' or ')}`);
-  const mint = new Mint(loadRootKey(t.stateDir).seed, t.id);
-  const key = createUser();
-  const jwt = await encodeUser(name, key, mint.account, { ...permissionsFor(ns, role), bearer_token: false, subs: -1, data: -1, payload: -1 }, { exp: Math.floor(Date.now() / 1000) + ttl });
-  const text = fmtCreds(jwt, key);
+  const cred = await new Mint(loadRootKey(t.stateDir).seed, t.id).credentialFor(ns, role, name, ttl);
+  const text = fmtCreds(cred.jwt, fromSeed(cred.seed));
   if (flags.out) {
     const path = resolve(flags.out);
     writeFileSync(path, text, { mode: 0o600 });

@@ -71,7 +71,8 @@ export function target(flags: Flags): Target {
   const shared = joined && existsSync(join(stateDir, BROKER_TOKEN_FILE)) ? loadOrCreateBrokerToken(stateDir) : null;
   // Joining by --nats a cluster this state dir's grow belongs to: its record says how to reach it.
   const id = flags.id ?? record!.id;
-  const local = record ?? (readRecord(stateDir)?.id === id ? readRecord(stateDir) : undefined);
+  const here = record ? undefined : readRecord(stateDir);
+  const local = record ?? (here?.id === id ? here : undefined);
   const tls = organismTls(stateDir, local);
   return { stateDir, id, servers: joined ?? record!.servers, token: joined ? shared : (record?.token ?? null), genome, rootPub, ...(local?.operator ? { operator: true } : {}), ...(tls ? { tls } : {}) };
 }

@@ -1,14 +1,12 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { loadGenome } from '../../../organism/kernel/genome/index.ts';
-import { Organism } from '../../../organism/grow/organism.ts';
 import { openReply } from '../../../organism/kernel/reply.ts';
 import { arrivals, rateAt, SHAPES, validateShape, type Shape } from '../../../organism/chaos/load-shape.ts';
 import { runLoad } from '../../../organism/chaos/load.ts';
 import { FAST } from '../../helpers/grow.ts';
 import { startNats, tempDir, uniqueId } from '../../helpers/nats.ts';
-import { reapOnExit } from '../../helpers/reaper.ts';
-import { startOrganism } from '../../helpers/organism.ts';
+import { runOrganism, startOrganism } from '../../helpers/organism.ts';
 
 const shape = fc.record({
   name: fc.constantFrom(...SHAPES),
@@ -83,17 +81,11 @@ test('load - requests to a tissue nobody serves are errors by code, and requests
 // this file burning CPU at the same time would be measured as this one's.
 test.serial('load - real work on a tissue raises its stress in the census, and it decays once the load stops', async (t) => {
   const nats = await startNats(t);
-  const o = new Organism({
+  const o = await runOrganism(t, {
     stateDir: tempDir(t), servers: [nats.url], id: uniqueId(),
     // Homeostasis off: this test is about the stress measure; growth would spread the load.
     genome: loadGenome({ sets: [...FAST, 'limits.homeostasis=false', 'tissues.stem.min=1', 'tissues.echo.min=1', 'tissues.echo.halfLifeMs=500', 'tissues.stem.halfLifeMs=500'] }),
   });
-  const unreap = reapOnExit(() => o.emergencyStop());
-  t.teardown(async () => {
-    await o.stop('test teardown');
-    unreap();
-  });
-  await o.start();
   await o.waitForPopulation();
   const census = o.observer.census;
   let peak = 0;

@@ -23,22 +23,15 @@ import { generateIdentity } from '../../../client/crypto/envelope.ts';
 import { registerAccount } from '../../../client/app/account.ts';
 import { ChatClient } from '../../helpers/chat-client.ts';
 import { cliAsync, until } from '../../helpers/grow.ts';
-import { liveReceivers, messengerGenome } from '../../helpers/organism.ts';
+import { liveReceivers, messengerGenome, runOrganism } from '../../helpers/organism.ts';
 import { tempDir, uniqueId } from '../../helpers/nats.ts';
-import { reapOnExit } from '../../helpers/reaper.ts';
 
 /** A messenger organism on its own private broker (operator mode), stopped at teardown. */
 async function privateOrganism(t: ExecutionContext, sets: string[] = [], prepare?: (stateDir: string) => void) {
   const { genome } = messengerGenome(sets);
   const stateDir = tempDir(t);
   prepare?.(stateDir);
-  const o = new Organism({ stateDir, id: uniqueId(), genome });
-  const unreap = reapOnExit(() => o.emergencyStop());
-  t.teardown(async () => {
-    await o.stop('test teardown');
-    unreap();
-  });
-  await o.start();
+  const o = await runOrganism(t, { stateDir, id: uniqueId(), genome });
   await o.waitForPopulation();
   await until(() => liveReceivers(o).length >= 1, 10_000, 'a receiver with a URL');
   return o;
