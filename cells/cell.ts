@@ -104,6 +104,8 @@ export class Cell {
       limits: packet.genome.limits,
       certOf: (id) => this.#certs?.certOf(id),
       halfLifeOf: (tissue) => packet.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
+      // Who lives comes from the host digests; the pulses a cell reads (its watched peers') are evidence only.
+      pulsesOf: () => false,
     });
     this.#heart = deps.heart ?? new Heart(packet);
     this.work = this.#heart.work;
@@ -153,7 +155,7 @@ export class Cell {
       throw new CellularError('TRUST_ERR_CERTIFICATE', `cell ${packet.cell.id}: its certificate names ${myCert.cell} or another key`);
     }
     this.#bus = new HormoneBus({
-      nc, ns: this.ns, certs, maxBytes: limits.hormoneMaxBytes,
+      nc, ns: this.ns, certs, maxBytes: limits.hormoneMaxBytes, pulses: 'watched',
       // On its own broker a subject names its sender: a flood is cut at the door, before decoding.
       ...(this.#access.user ? { cutoffPerSecond: this.genome.immune.cutoffPerSecond } : {}),
       gate: new HormoneGate({ organism: packet.organism, maxBytes: limits.hormoneMaxBytes, maxAgeMs: limits.hormoneMaxAgeMs, replayWindow: limits.replayWindowMs * 1000 }),

@@ -227,7 +227,10 @@ export class Homeostat {
     if (self.state !== 'alive') return;
     const now = this.#now();
     if (!this.#warmedUp(now, self)) return;
-    this.#confirmVanished(self.host, now);
+    // Without its own host's digest (grow gone or cut off) this cell cannot tell who lives
+    // here: every local peer would look dead, and regrowing them all is the one wrong move.
+    // (A census that never had a digest is fed by pulses: a test, or an observer.)
+    if (this.#d.census.digests > 0 && this.#d.census.hostSilence(self.host) > this.#blindAfterMs()) return;
     const all = this.#d.census.list().map((c) => this.#stillHere(c, self.host));
     this.#trackIdle(all, self.id, now);
     const known = new Set([...this.#seen, ...all.map((c) => c.id)]);
@@ -267,13 +270,10 @@ export class Homeostat {
     return born;
   }
 
-  /** A member on this host that stopped pulsing and whose pid is gone is dead now, not in 3 s. */
-  #confirmVanished(host: string, now: number): void {
-    // One interval and a little: the next pulse is late, so the pid is worth a look (a /proc read).
-    const late = this.#d.genome.limits.pulseIntervalMs + 50;
-    for (const c of this.#d.census.living()) {
-      if (c.host === host && now - c.lastSeen > late && c.pid > 0 && !isProcessOf(c.pid, cellMarkers(c.id))) this.#d.census.confirmDead(c.id);
-    }
+  /** How long this host's digest may be silent before this cell stops planning (the census's suspect threshold). */
+  #blindAfterMs(): number {
+    const l = this.#d.genome.limits;
+    return l.suspectAfterPulses * l.pulseIntervalMs;
   }
 
   #trackIdle(all: CensusEntry[], selfId: string, now: number): void {

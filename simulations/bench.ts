@@ -23,6 +23,8 @@ import { runImmuneBench } from './bench-immune.ts';
 import { immuneRows, writeImmuneReport } from './report-immune.ts';
 import { runDashboardBench } from './bench-dashboard.ts';
 import { dashboardRows, writeDashboardReport } from './report-dashboard.ts';
+import { runScaleBench, validateScaleOptions } from './bench-scale.ts';
+import { scaleRows, writeScaleReport } from './report-scale.ts';
 
 interface Benchmark {
   summary: string;
@@ -40,6 +42,7 @@ Benchmarks:
   chat    clients messaging each other through the swarm, against raw JetStream, a ws relay and Socket.IO + Redis
   browser the browser client in Chromium: failover time under kill -9 (10 kills), encryption cost per message against Node, register and login times
   immune  each misbehaving cell kind voted out and killed (onset → quarantined, → dead), and false verdicts in an honest run under load
+  scale   idle CPU and PSS per cell at N = 10, 30, 100, 300 cells, against N bare NATS processes with a timer
   dashboard  the dashboard cell's CPU (against a plain cell) and its page's frame rate, with and without 200 synthetic cells pulsing
 
 Options of spawn:
@@ -77,6 +80,11 @@ Options of immune:
   --runs N         runs per misbehaviour: flood, forger, liar, tamper, cancer (default 10)
   --honest S       seconds of the honest run under load (default 600)
   --state-dir DIR  as above (default .organism/bench-immune)
+
+Options of scale:
+  --sizes LIST     living cells at each step, ascending, comma-separated (default 10,30,100,300)
+  --seconds S      length of each measured window (default 10)
+  --state-dir DIR  as above (default .organism/bench-scale)
 
 Options of dashboard (needs Debian's chromium, or CHROMIUM_BIN):
   --cells N        synthetic cells added for the loaded window (default 200)
@@ -208,7 +216,18 @@ const dashboardBench = benchmark('dashboard', {
   run: runDashboardBench, write: writeDashboardReport, rows: dashboardRows,
 });
 
-const BENCHMARKS: Record<string, Benchmark> = { spawn: spawnBench, busy: busyBench, homeostasis: homeostasisBench, chat: chatBench, browser: browserBench, immune: immuneBench, dashboard: dashboardBench };
+const scaleBench = benchmark('scale', {
+  summary: 'idle CPU and PSS per cell at N = 10, 30, 100, 300 cells, against N bare NATS processes with a timer',
+  flags: { sizes: '10,30,100,300', seconds: '10', 'state-dir': join('.organism', 'bench-scale') },
+  options(v) {
+    const options = { sizes: v.sizes.split(',').map((x) => Number(x.trim())), seconds: intFlag('seconds', v.seconds) };
+    validateScaleOptions(options);
+    return options;
+  },
+  run: runScaleBench, write: writeScaleReport, rows: scaleRows, exitCode: leftoversFail,
+});
+
+const BENCHMARKS: Record<string, Benchmark> = { spawn: spawnBench, scale: scaleBench, busy: busyBench, homeostasis: homeostasisBench, chat: chatBench, browser: browserBench, immune: immuneBench, dashboard: dashboardBench };
 
 async function main(argv: string[], signal: AbortSignal): Promise<number> {
   const [name, ...rest] = argv;

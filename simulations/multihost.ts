@@ -237,7 +237,7 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
     // The hosts' brokers run in operator mode: this process mints itself grow's credential from the root key.
     const user = await commandUser(first, id, 'grow', 'multihost');
     const tls = { ca: caPem(join(first, CA_CERT_FILE)) }; // the hosts' servers speak TLS under the organism CA
-    const watch = (on: string[]) => Observer.open({ servers: on, token, ...(user ? { user } : {}), tls, organism: id, rootPub: loadOrCreateRootKey(first).pub, rootKey: loadOrCreateRootKey(first), limits: genome.limits, name: 'multihost', voteDeadlineMs: genome.immune.voteDeadlineMs });
+    const watch = (on: string[]) => Observer.open({ servers: on, token, ...(user ? { user } : {}), tls, organism: id, rootPub: loadOrCreateRootKey(first).pub, rootKey: loadOrCreateRootKey(first), limits: genome.limits, name: 'multihost', voteDeadlineMs: genome.immune.voteDeadlineMs, jury: genome.immune.jury });
     observer = await watch(servers);
     const living = (): CensusEntry[] => observer!.census.living().filter((c) => c.state === 'alive');
     const receivers = () => living().filter((c) => c.tissue === 'receiver' && c.url).map((c) => c.url!);

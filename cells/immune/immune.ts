@@ -21,7 +21,8 @@ import type { AccuseBody, HormoneKind, PulseBody, ToxinBody, VerdictBody, VoteBo
 import type { Logger } from '../logger.ts';
 import { Evidence } from './evidence.ts';
 import { codeHash } from '../code-hash.ts';
-import { lineageOf, Trial } from './jury.ts';
+import { lineageOf, panelHolds, Trial } from './jury.ts';
+import { Ring } from '../../organism/kernel/sortition.ts';
 
 export interface ImmuneDeps {
   gene: ImmuneGene;
@@ -29,8 +30,8 @@ export interface ImmuneDeps {
   organism: string;
   self: { id: string; host: string };
   genomeHash: string;
-  bus: Pick<HormoneBus, 'on' | 'onForgery' | 'quarantine' | 'publish'>;
-  census: Pick<Census, 'list' | 'get' | 'condemn'>;
+  bus: Pick<HormoneBus, 'on' | 'onForgery' | 'quarantine' | 'publish' | 'watch'>;
+  census: Pick<Census, 'list' | 'get' | 'condemn' | 'beacon' | 'beaconOf'>;
   certs: Pick<CertBook, 'certOf' | 'learn'>;
   /**
    * The lineage bucket: certificates are written there before a child's process starts, so
@@ -97,6 +98,8 @@ export class Immune {
   readonly #condemned = new Set<string>();
   readonly #claims = new Map<string, Claim[]>();
   readonly #offs: Array<() => void> = [];
+  /** The sortition ring of the census and beacon it was drawn from (rebuilt when either moves). */
+  #ring: { list: readonly CensusEntry[]; beacon: string; ring: Ring } | undefined;
   #tick: NodeJS.Timeout | undefined;
   #watch: { stop(): void } | undefined;
   #stopped = false;
@@ -234,6 +237,28 @@ export class Immune {
     return this.#d.census.list();
   }
 
+  /** The ring of the living census for `beacon` (the current one if unsaid); undefined before any digest brought a beacon. */
+  #ringFor(beacon = this.#d.census.beacon?.beacon): Ring | undefined {
+    if (beacon === undefined) return undefined;
+    const list = this.#census();
+    if (this.#ring && this.#ring.list === list && this.#ring.beacon === beacon) return this.#ring.ring;
+    const ring = new Ring(beacon, list.filter((c) => c.state !== 'dead' && !this.#condemned.has(c.id)));
+    if (beacon === this.#d.census.beacon?.beacon) {
+      this.#ring = { list, beacon, ring };
+      // The peers whose panel holds this cell: it reads their pulses, and only theirs.
+      this.#d.bus.watch(ring.watchedBy(this.#d.self.id, this.#d.gene.jury));
+    }
+    return ring;
+  }
+
+  /**
+   * The panel an accusation names, checked against this cell's own draw for its epoch: a
+   * census may differ by a cell from the accuser's (a birth or death in flight), never more.
+   */
+  #panelHolds(a: AccuseBody): boolean {
+    return a.epoch !== undefined && panelHolds(a, this.#ringFor(this.#d.census.beaconOf(a.epoch)), this.#d.gene.jury);
+  }
+
   #onAccuse(h: Hormone<AccuseBody>): void {
     const a = h.body;
     if (this.#trials.has(a.id) || this.#condemned.has(a.accused)) return;
@@ -244,7 +269,13 @@ export class Immune {
       if (t.trial.by !== h.from || t.trial.standing !== 'open') continue;
       if (t.trial.accusation.accused === a.accused || ++open >= OPEN_TRIALS_PER_ACCUSER) return;
     }
-    const trial = new Trial(a, h.from, this.#census());
+    // The panel: drawn from the beacon, so an accuser cannot pick its jury; one that names
+    // another is not heard (a census that differs by one cell is tolerated).
+    if (!this.#panelHolds(a)) {
+      this.#d.log.info({ accused: a.accused, by: h.from, jury: a.jury?.length ?? 0, epoch: a.epoch }, 'accusation with a panel this cell does not draw: not heard');
+      return;
+    }
+    const trial = new Trial(a, h.from, this.#census(), a.jury);
     // An accusation by the accused's own lineage is still heard; its accuser simply cannot
     // vote (barred).
     this.#trials.set(a.id, { trial, opened: this.#now(), voted: false, published: false });
@@ -389,6 +420,7 @@ export class Immune {
   /** Periodic: accuse, vote, close trials past their deadline, judge toxins, drop stale state. */
   #review(): void {
     const now = this.#now();
+    this.#ringFor(); // keeps the watched peers in step with the census and the beacon
     const living = new Map(this.#census().filter((c) => c.state !== 'dead').map((c) => [c.id, c]));
     // Forget what concerns cells that left, so a long life with many births holds no more than its census.
     for (const id of this.#claims.keys()) if (!living.has(id)) this.#claims.delete(id);
@@ -399,7 +431,11 @@ export class Immune {
       if (!living.has(peer)) continue; // gone: nothing to accuse
       const finding = this.evidence.against(peer);
       if (!finding) continue;
-      const accusation: AccuseBody = { id: `${this.#d.self.id}.${++this.#seq}`, accused: peer, kind: finding.kind, detail: finding.detail, at: now, lineage: finding.kind === 'cancer' };
+      const ring = this.#ringFor();
+      const epoch = this.#d.census.beacon?.epoch;
+      if (!ring || epoch === undefined || !ring.has(peer)) continue; // no beacon yet, or not in the census: no panel to judge it
+      const jury = ring.panel(peer, this.#d.gene.jury, now);
+      const accusation: AccuseBody = { id: `${this.#d.self.id}.${++this.#seq}`, accused: peer, kind: finding.kind, detail: finding.detail, at: now, lineage: finding.kind === 'cancer', jury, epoch };
       this.stats.accusations++;
       this.#calm.set(peer, now + this.#d.gene.voteDeadlineMs);
       this.#d.log.warn({ accused: peer, kind: finding.kind, detail: finding.detail }, 'accusing');

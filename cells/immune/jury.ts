@@ -8,6 +8,7 @@
  * innocent that 2/3 can no longer be reached, or when the deadline passes first.
  */
 import type { AccuseBody } from '../../organism/kernel/vocabulary.ts';
+import type { Ring } from '../../organism/kernel/sortition.ts';
 
 /** What a juror needs to be known by: its census entry (born, state) and its parent. */
 export interface JurorView {
@@ -73,11 +74,16 @@ export class Trial {
   readonly #votes = new Map<string, boolean>();
   #standing: Standing = 'open';
 
-  constructor(accusation: AccuseBody, by: string, census: readonly JurorView[]) {
+  /**
+   * `panel`: the jurors drawn by sortition (organism/kernel/sortition.ts), fixed by the
+   * accusation so every cell counts the same jury; without one (the rules' own tests), every
+   * eligible cell of `census`.
+   */
+  constructor(accusation: AccuseBody, by: string, census: readonly JurorView[], panel?: readonly string[]) {
     this.accusation = accusation;
     this.by = by;
-    this.jurors = jury(accusation, census);
     this.barred = lineageOf(accusation.accused, census);
+    this.jurors = panel ? new Set(panel.filter((j) => !this.barred.has(j))) : jury(accusation, census);
     this.needed = votesNeeded(this.jurors.size);
     // No jury (the accused alone, or only its lineage, is left): nobody can convict.
     if (this.jurors.size < this.needed) this.#standing = 'acquitted';
@@ -120,4 +126,21 @@ export class Trial {
     if (this.#standing === 'open') this.#standing = 'acquitted';
     return this.#standing;
   }
+}
+
+/**
+ * Whether the panel an accusation names is the one `ring` (this cell's census, drawn with the
+ * beacon of the accusation's epoch) gives: a census may differ by one cell from the accuser's
+ * (a birth or a death in flight), never more. An accusation without a panel is not heard.
+ */
+export function panelHolds(a: Pick<AccuseBody, 'accused' | 'at' | 'jury'>, ring: Ring | undefined, size: number): boolean {
+  if (!a.jury || !ring) return false;
+  const listed = new Set(a.jury);
+  if (listed.size !== a.jury.length || listed.size > size) return false;
+  const mine = new Set(ring.panel(a.accused, size, a.at));
+  let extra = 0;
+  let missing = 0;
+  for (const j of listed) if (!mine.has(j)) extra++;
+  for (const j of mine) if (!listed.has(j)) missing++;
+  return extra <= 1 && missing <= 1;
 }

@@ -7,22 +7,26 @@
 import type { Census } from '../../organism/kernel/census.ts';
 import type { Hormone } from '../../organism/kernel/hormone.ts';
 import type { AccuseBody, VoteBody } from '../../organism/kernel/vocabulary.ts';
-import { lineageOf, Trial, type Standing } from './jury.ts';
+import { lineageOf, panelHolds, Trial, type Standing } from './jury.ts';
+import { Ring } from '../../organism/kernel/sortition.ts';
 
 const TRIALS_MAX = 256;
 
 export class Witness {
-  readonly #census: Pick<Census, 'list' | 'condemn' | 'get'>;
+  readonly #census: Pick<Census, 'list' | 'condemn' | 'get' | 'beaconOf'>;
   readonly #deadlineMs: number;
+  readonly #jury: number;
   readonly #trials = new Map<string, { trial: Trial; opened: number }>();
   readonly #early = new Map<string, Hormone<VoteBody>[]>();
   /** Roots of lineages condemned for cancer, and every cell condemned. */
   readonly #lineages = new Set<string>();
   readonly condemned = new Set<string>();
 
-  constructor(census: Pick<Census, 'list' | 'condemn' | 'get'>, voteDeadlineMs: number) {
+  /** `jury`: the genome's immune.jury, the panel size every cell draws. */
+  constructor(census: Pick<Census, 'list' | 'condemn' | 'get' | 'beaconOf'>, voteDeadlineMs: number, jury: number) {
     this.#census = census;
     this.#deadlineMs = voteDeadlineMs;
+    this.#jury = jury;
   }
 
   observe(h: Hormone): void {
@@ -52,7 +56,12 @@ export class Witness {
     if (this.#trials.has(h.body.id)) return;
     const now = Date.now();
     for (const [id, t] of this.#trials) if (this.#trials.size >= TRIALS_MAX || now - t.opened > 10 * this.#deadlineMs) this.#trials.delete(id);
-    const trial = new Trial(h.body, h.from, this.#census.list());
+    // The same panel check a juror makes: a forger naming its accomplices as the jury convicts nobody here either.
+    const a = h.body;
+    const beacon = a.epoch === undefined ? undefined : this.#census.beaconOf(a.epoch);
+    const list = this.#census.list();
+    if (!panelHolds(a, beacon === undefined ? undefined : new Ring(beacon, list.filter((c) => c.state !== 'dead')), this.#jury)) return;
+    const trial = new Trial(a, h.from, list, a.jury);
     this.#trials.set(h.body.id, { trial, opened: now });
     for (const v of this.#early.get(h.body.id) ?? []) this.#vote(v);
     this.#early.delete(h.body.id);

@@ -36,10 +36,17 @@ export interface ObserverOptions {
   halfLifeOf?: (tissue: string) => number;
   /** The genome's immune.voteDeadlineMs (how long the witness keeps a trial open). @default 3000 */
   voteDeadlineMs?: number;
+  /** The genome's immune.jury (the panel size the witness checks accusations against). @default 9 */
+  jury?: number;
   /** Reuse a connection instead of opening one (it is not closed by close()). */
   nc?: NatsConnection;
   /** Operator mode: drop a sender's hormones past this many a second (HormoneBusOptions.cutoffPerSecond). */
   cutoffPerSecond?: number;
+  /**
+   * grow's host: the census reads only this host's cells' pulses (and makes the host digest
+   * of them) and the other hosts' digests. Without it (tests, `cellular census`), every pulse.
+   */
+  localHost?: string;
 }
 
 export class Observer {
@@ -78,11 +85,14 @@ export class Observer {
       gate: new HormoneGate({ organism: o.organism, maxBytes: o.limits.hormoneMaxBytes, maxAgeMs: o.limits.hormoneMaxAgeMs, replayWindow: o.limits.replayWindowMs * 1000 }),
       ...(o.rootKey ? { signer: { id: ROOT_ISSUER, organism: o.organism, key: o.rootKey.privateKey, nextSeq: () => seq.next() } } : {}),
     });
-    const census = new Census({ limits: o.limits, certOf: (id) => certs.certOf(id), ...(o.halfLifeOf ? { halfLifeOf: o.halfLifeOf } : {}) });
+    const census = new Census({
+      limits: o.limits, certOf: (id) => certs.certOf(id), ...(o.halfLifeOf ? { halfLifeOf: o.halfLifeOf } : {}),
+      ...(o.localHost !== undefined ? { ownHost: o.localHost, pulsesOf: (id: string) => certs.certOf(id)?.host === o.localHost } : {}),
+    });
     bus.on((h) => census.observe(h));
     // An observer is not a juror, but it counts the votes as one does, so it shows a
     // condemned cell dead at once, and a forged verdict or toxin changes nothing it shows.
-    const witness = new Witness(census, o.voteDeadlineMs ?? 3_000);
+    const witness = new Witness(census, o.voteDeadlineMs ?? 3_000, o.jury ?? 9);
     bus.on((h) => witness.observe(h));
     census.on((e) => e.type === 'left' && certs.forget(e.entry.id));
     bus.start();

@@ -38,6 +38,8 @@ import { caPem, issueHostCertificate } from './organism-ca.ts';
 import type { BrokerUser } from '../kernel/access.ts';
 import { randomBytes } from 'node:crypto';
 import { HostAgent } from './host-agent.ts';
+import { HostDigest } from './host-digest.ts';
+import { beacons } from './beacon.ts';
 import { chooseReplication, loadOrCreateBrokerToken, whileForming, type ClusterConfig, type Replication } from '../kernel/cluster.ts';
 import type { ShutdownBody } from '../kernel/vocabulary.ts';
 
@@ -97,6 +99,7 @@ export class Organism {
   #release: (() => void) | undefined;
   #operator: Operator | undefined;
   #agent: HostAgent | undefined;
+  #digest: HostDigest | undefined;
   #shareTimer: NodeJS.Timeout | undefined;
   /** How many replicas the streams and buckets got, and why (known after start()). */
   replication: Replication | undefined;
@@ -169,6 +172,7 @@ export class Organism {
       this.#writeRecord();
       this.#startOperator();
       this.#startHostAgent(homeostasis);
+      this.#startDigest();
       this.#obeyShutdown();
       // A host joining a living organism (another host's grow seeded it) brings only its
       // share (tissues.<t>.perHost); homeostasis places the rest where there is room.
@@ -265,8 +269,10 @@ export class Organism {
 
   async #openObserver(): Promise<void> {
     this.#observer = await Observer.open({
-      servers: this.#servers, organism: this.id, rootPub: this.#rootKey!.pub, rootKey: this.#rootKey!, limits: this.genome.limits, nc: this.#nc!, voteDeadlineMs: this.genome.immune.voteDeadlineMs,
+      servers: this.#servers, organism: this.id, rootPub: this.#rootKey!.pub, rootKey: this.#rootKey!, limits: this.genome.limits, nc: this.#nc!, voteDeadlineMs: this.genome.immune.voteDeadlineMs, jury: this.genome.immune.jury,
       halfLifeOf: (tissue) => this.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
+      // This host's cells from their own pulses (the digest is made of them); other hosts' from their digests.
+      localHost: hostName(),
       ...(this.#mint ? { cutoffPerSecond: this.genome.immune.cutoffPerSecond } : {}),
     });
   }
@@ -314,6 +320,32 @@ export class Organism {
       ...(this.#broker ? { crashBroker: () => this.crashBroker(), restartBroker: () => this.restartBroker() } : {}),
     });
     this.#operator.start();
+  }
+
+  /** This host's digest: its cells' pulses, verified here once, told to every cell (organism/grow/host-digest.ts). */
+  #startDigest(): void {
+    const observer = this.#observer!;
+    this.#digest = new HostDigest({
+      census: observer.census, host: hostName(), limits: this.genome.limits, beacon: beacons(this.#rootKey!.privateKey, this.id),
+      // A signal-0 probe, not a /proc read: a system call per cell per quarter interval. (A pid
+      // reused within the seconds after a kill would only delay the finding to missed pulses.)
+      exists: (e) => {
+        try {
+          process.kill(e.pid, 0);
+          return true;
+        } catch (err) {
+          return (err as NodeJS.ErrnoException).code === 'EPERM';
+        }
+      },
+      publish: (body) => {
+        try {
+          observer.bus.publish('digest', body);
+        } catch (e) {
+          this.#say(`digest not sent: ${(e as Error).message}`);
+        }
+      },
+    });
+    this.#digest.start();
   }
 
   /** Makes the cells other hosts' decisions place on this host. */
@@ -636,6 +668,8 @@ export class Organism {
     if (!hostOnly) await this.#homeostasis?.delete(SEED_KEY).catch(() => {});
     await this.#mintDesk?.close();
     this.#mintDesk = undefined;
+    this.#digest?.close();
+    this.#digest = undefined;
     await observer?.close();
     this.#observer = undefined;
     await this.#nc?.close().catch(() => {});

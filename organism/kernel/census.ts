@@ -7,7 +7,8 @@
  */
 import type { Hormone } from './hormone.ts';
 import type { Limits } from './genome/index.ts';
-import type { BirthBody, DeathBody, DifferentiateBody, PulseBody } from './vocabulary.ts';
+import type { BirthBody, DeathBody, DifferentiateBody, DigestBody, DigestRow, PulseBody } from './vocabulary.ts';
+import { ROOT_ISSUER } from './lineage.ts';
 import { parseCertificate, type Certificate } from './lineage.ts';
 import { StressMeter, tissueStress } from './stress.ts';
 
@@ -34,8 +35,10 @@ export interface CensusEntry {
   lag: number;
   url: string | null;
   genome: string;
-  /** Last time a pulse (or birth) arrived, ms since the epoch (receiver's clock). */
+  /** Last time a pulse (or birth, or its host's digest) arrived, ms since the epoch (receiver's clock). */
   lastSeen: number;
+  /** When the last pulse heard was sent (sender's clock), or 0 before the first. */
+  ts: number;
   pulses: number;
   /** Why the cell is dead: a death cause, `missed-pulses`, or `vanished` (its pid is gone, seen by a cell on its host). */
   cause: string | null;
@@ -59,6 +62,15 @@ export interface CensusOptions {
   certOf?: (id: string) => Certificate | undefined;
   /** Half-life of each tissue's load smoothing (genome tissues.<t>.halfLifeMs). @default 2000 */
   halfLifeOf?: (tissue: string) => number;
+  /**
+   * Whose pulses this census reads itself. A cell reads none: its census comes from the host
+   * digests (every host's grow verifies its own cells' pulses and publishes what they said,
+   * organism/grow/host-digest.ts), so a cell's cost does not grow with the population. A
+   * grow reads its own host's cells' pulses and the other hosts' digests. @default every sender
+   */
+  pulsesOf?: (id: string) => boolean;
+  /** A host whose digests this census ignores (grow's own: it makes them from the pulses). */
+  ownHost?: string;
 }
 
 type Listener = (e: CensusEvent) => void;
@@ -75,12 +87,25 @@ export class Census {
   #closed = false;
   readonly #stress: StressMeter;
   readonly #wakers = new Set<() => void>();
+  readonly #pulsesOf: ((id: string) => boolean) | undefined;
+  readonly #ownHost: string | undefined;
+  /** When each host's last digest arrived (receiver's clock). */
+  readonly #hostSeen = new Map<string, number>();
+  /** The beacon and its epoch from the newest digest (organism/kernel/sortition.ts). */
+  #beacon: { epoch: number; beacon: string } | undefined;
+  readonly #beacons = new Map<number, string>();
+  #digestCount = 0;
+  /** Bumped on every change a snapshot would show but lastSeen: list() is cached until it moves. */
+  #version = 0;
+  #cached: { version: number; at: number; list: CensusEntry[] } | undefined;
 
   constructor(options: CensusOptions) {
     this.#limits = options.limits;
     this.#now = options.now ?? Date.now;
     this.#certOf = options.certOf;
     this.#stress = new StressMeter(options.halfLifeOf ?? (() => 2_000));
+    this.#pulsesOf = options.pulsesOf;
+    this.#ownHost = options.ownHost;
   }
 
   /** Starts the clock that turns silence into `suspect` and `dead`. */
@@ -136,7 +161,11 @@ export class Census {
   observe(h: Hormone): void {
     switch (h.kind) {
       case 'pulse':
+        if (this.#pulsesOf && !this.#pulsesOf(h.from)) return;
         return this.#pulse(h.from, h.body as PulseBody, h.ts);
+      case 'digest':
+        if (h.from !== ROOT_ISSUER) return;
+        return this.#digest(h.body as DigestBody);
       case 'birth':
         return this.#birth(h.from, h.body as BirthBody, h.ts);
       case 'death':
@@ -148,6 +177,7 @@ export class Census {
   }
 
   #emit(e: CensusEvent): void {
+    this.#version++;
     for (const l of this.#listeners) l(e);
   }
 
@@ -182,7 +212,7 @@ export class Census {
     const fields = {
       tissue, smoothed, host: cert?.host ?? b.host, pid: b.pid, parent: cert ? cert.parent : b.parent,
       born: cert?.born ?? b.born, load: b.load, demand: b.demand, cpu: b.cpu, rss: b.rss,
-      lag: b.lag, url: b.url, genome: b.genome, lastSeen: now, pulses: b.n, work: { ...b.work },
+      lag: b.lag, url: b.url, genome: b.genome, lastSeen: now, ts, pulses: b.n, work: { ...b.work },
     };
     if (!existing) {
       const entry: CensusEntry = { id, age: 0, state: b.state as LifeState, cause: null, died: null, ...fields };
@@ -191,7 +221,77 @@ export class Census {
       return;
     }
     Object.assign(existing, fields);
+    this.#version++;
     this.#setState(existing, b.state);
+  }
+
+  /**
+   * One part of a host's digest: each row is what that host's grow heard from the cell's
+   * last pulse, verified there. Its arrival also says that the host's other cells live (a
+   * delta carries only rows that changed); a full digest speaks only for the rows it has.
+   */
+  #digest(b: DigestBody): void {
+    if (!this.#beacon || b.epoch > this.#beacon.epoch) this.#beacon = { epoch: b.epoch, beacon: b.beacon };
+    if (!this.#beacons.has(b.epoch)) {
+      this.#beacons.set(b.epoch, b.beacon);
+      if (this.#beacons.size > 3) this.#beacons.delete(this.#beacons.keys().next().value!);
+    }
+    if (b.host === this.#ownHost) return;
+    this.#digestCount++;
+    const now = this.#now();
+    this.#hostSeen.set(b.host, now);
+    for (const row of b.rows) this.#row(b.host, row, now);
+    if (!b.full) for (const e of this.#entries.values()) if (e.host === b.host && e.state !== 'dead') e.lastSeen = now;
+  }
+
+  #row(host: string, r: DigestRow, now: number): void {
+    const existing = this.#entries.get(r.i);
+    if (existing?.state === 'dead' && existing.cause !== 'missed-pulses') return; // said goodbye, or condemned
+    if (r.z < (this.#lastTs.get(r.i) ?? 0)) {
+      if (existing) existing.lastSeen = now;
+      return;
+    }
+    this.#lastTs.set(r.i, r.z);
+    const fields = {
+      tissue: r.q, host, pid: r.p, parent: r.a, born: r.b, load: r.l / 1000, smoothed: r.m / 1000, demand: r.d / 1000, cpu: r.u,
+      rss: r.r * 2 ** 20, lag: r.g, url: r.w, lastSeen: now, ts: r.z, pulses: r.n,
+      work: { handled: r.k[0] ?? 0, inflight: r.k[1] ?? 0, queued: r.k[2] ?? 0, errors: r.k[3] ?? 0 },
+    };
+    if (!existing) {
+      if (r.s === 'dead') return; // never knew it: nothing to say
+      const entry: CensusEntry = { id: r.i, age: 0, state: r.s, cause: null, died: null, genome: '', ...fields };
+      this.#entries.set(r.i, entry);
+      this.#emit({ type: 'joined', entry: this.#snapshot(entry) });
+      return;
+    }
+    const from = existing.state;
+    const tissueChanged = existing.tissue !== r.q;
+    Object.assign(existing, fields);
+    this.#version++;
+    if (r.s === 'dead') this.#setState(existing, 'dead', r.c ?? 'missed-pulses');
+    else this.#setState(existing, r.s);
+    if (tissueChanged && existing.state === from) this.#emit({ type: 'state', entry: this.#snapshot(existing), from });
+  }
+
+  /** Digest parts read so far (from any host). */
+  get digests(): number {
+    return this.#digestCount;
+  }
+
+  /** ms since `host`'s last digest arrived; Infinity if none ever did. */
+  hostSilence(host: string): number {
+    const at = this.#hostSeen.get(host);
+    return at === undefined ? Number.POSITIVE_INFINITY : this.#now() - at;
+  }
+
+  /** The beacon of `epoch`, if a digest of one of the last few epochs carried it. */
+  beaconOf(epoch: number): string | undefined {
+    return this.#beacons.get(epoch);
+  }
+
+  /** The newest beacon the digests carried, or undefined before the first. */
+  get beacon(): { epoch: number; beacon: string } | undefined {
+    return this.#beacon;
   }
 
   #birth(id: string, b: BirthBody, ts: number): void {
@@ -206,7 +306,7 @@ export class Census {
     if (cert.cell !== id) return;
     const entry: CensusEntry = {
       id, tissue: cert.tissue, host: cert.host, pid: b.pid, parent: cert.parent, born: cert.born, age: 0, state: 'alive' as LifeState,
-      load: 0, smoothed: 0, demand: 0, cpu: 0, rss: 0, lag: 0, url: b.url, genome: '', lastSeen: this.#now(), pulses: 0, cause: null, died: null,
+      load: 0, smoothed: 0, demand: 0, cpu: 0, rss: 0, lag: 0, url: b.url, genome: '', lastSeen: this.#now(), ts: 0, pulses: 0, cause: null, died: null,
       work: { handled: 0, inflight: 0, queued: 0, errors: 0 },
     };
     this.#entries.set(id, entry);
@@ -278,9 +378,20 @@ export class Census {
     return e && this.#snapshot(e);
   }
 
-  /** Every entry, dead ones included until their retention ends, sorted by tissue then birth. */
+  /**
+   * Every entry, dead ones included until their retention ends, sorted by tissue then birth.
+   * Cached until something changes (or for a quarter interval, so ages and lastSeen stay
+   * near the truth): many callers ask every interval, and a copy of the whole census each
+   * time is what made a cell's cost grow with the population.
+   */
   list(): CensusEntry[] {
-    return [...this.#entries.values()].map((e) => this.#snapshot(e)).sort((a, b) => a.tissue.localeCompare(b.tissue) || a.born - b.born || a.id.localeCompare(b.id));
+    const now = this.#now();
+    const c = this.#cached;
+    if (c && c.version === this.#version && now - c.at < this.#limits.pulseIntervalMs / 4) return c.list;
+    const list = [...this.#entries.values()].map((e) => this.#snapshot(e)).sort((a, b) => (a.tissue < b.tissue ? -1 : a.tissue > b.tissue ? 1 : a.born - b.born || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
+    Object.freeze(list);
+    this.#cached = { version: this.#version, at: now, list };
+    return list;
   }
 
   /** Each tissue's stress: the mean smoothed load of its alive members. */

@@ -10,7 +10,7 @@ import type { CertBook } from './cert-book.ts';
 import { HormoneGate, type DropCounters } from './hormone-gate.ts';
 import { sealHormone, signatureHolds, type Hormone, type Signer } from './hormone.ts';
 import type { Namespace } from './namespace.ts';
-import type { HormoneKind } from './vocabulary.ts';
+import { HORMONE_KINDS, type HormoneKind } from './vocabulary.ts';
 
 export interface HormoneBusOptions {
   nc: NatsConnection;
@@ -30,6 +30,12 @@ export interface HormoneBusOptions {
    * the identity that sent it (operator mode): elsewhere anyone could frame anyone.
    */
   cutoffPerSecond?: number;
+  /**
+   * Whose pulses this bus hears: `all` (grow, observers), or only the senders passed to
+   * watch() (a cell: it learns the population from the host digests, and reads the pulses
+   * of the few peers it watches for the immune system). @default 'all'
+   */
+  pulses?: 'all' | 'watched';
 }
 
 /** A sender past the cutoff, with what it sent in the current second so far. */
@@ -49,7 +55,9 @@ export class HormoneBus {
   readonly #floodListeners = new Set<FloodListener>();
   /** Per sender (named by the subject): the current second and the messages in it. */
   readonly #rates = new Map<string, { second: number; count: number }>();
-  #sub: Subscription | undefined;
+  #subs: Subscription[] = [];
+  /** Pulse subscriptions of watched senders (pulses: 'watched'). */
+  readonly #watched = new Map<string, Subscription>();
   #closed = false;
   /** Listener exceptions: counted, never allowed to kill the bus. */
   listenerErrors = 0;
@@ -59,8 +67,37 @@ export class HormoneBus {
   }
 
   start(): void {
-    if (this.#sub || this.#closed) return;
-    this.#sub = this.#o.nc.subscribe(this.#o.ns.hormones, { callback: (_err, msg) => this.#receive(msg.data, msg.subject) });
+    if (this.#subs.length > 0 || this.#closed) return;
+    const callback = (_err: unknown, msg: { data: Uint8Array; subject: string }) => this.#receive(msg.data, msg.subject);
+    if ((this.#o.pulses ?? 'all') === 'all') {
+      this.#subs.push(this.#o.nc.subscribe(this.#o.ns.hormones, { callback }));
+      return;
+    }
+    // Every kind but pulses, from everyone; pulses only from the watched (see watch()).
+    for (const kind of HORMONE_KINDS) if (kind !== 'pulse') this.#subs.push(this.#o.nc.subscribe(this.#o.ns.hormone(kind, '*'), { callback }));
+  }
+
+  /**
+   * pulses 'watched': hear exactly these senders' pulses from now on (subscriptions added
+   * and dropped to match). A no-op on a bus that hears every pulse.
+   */
+  watch(ids: Iterable<string>): void {
+    if (this.#closed || (this.#o.pulses ?? 'all') === 'all') return;
+    const want = new Set(ids);
+    for (const [id, sub] of this.#watched) {
+      if (want.has(id)) continue;
+      sub.unsubscribe();
+      this.#watched.delete(id);
+    }
+    for (const id of want) {
+      if (this.#watched.has(id)) continue;
+      this.#watched.set(id, this.#o.nc.subscribe(this.#o.ns.hormone('pulse', id), { callback: (_err, msg) => this.#receive(msg.data, msg.subject) }));
+    }
+  }
+
+  /** The senders whose pulses this bus hears (pulses 'watched'). */
+  get watching(): ReadonlySet<string> {
+    return new Set(this.#watched.keys());
   }
 
   /** Called for every admitted hormone, in arrival order per sender. Returns an unsubscribe. */
@@ -209,7 +246,9 @@ export class HormoneBus {
     this.#listeners.clear();
     this.#forgeryListeners.clear();
     this.#pending.clear();
-    this.#sub?.unsubscribe();
+    for (const sub of this.#subs.splice(0)) sub.unsubscribe();
+    for (const sub of this.#watched.values()) sub.unsubscribe();
+    this.#watched.clear();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -19,6 +19,7 @@ export const HORMONE_KINDS = [
   'toxin',
   'shutdown',
   'decision',
+  'digest',
 ] as const;
 
 export type HormoneKind = (typeof HORMONE_KINDS)[number];
@@ -140,6 +141,13 @@ export interface AccuseBody {
   at: number;
   /** Whether the accused's descendants are condemned with it (cancer: the lineage is the disease). */
   lineage: boolean;
+  /**
+   * The accused's panel as the accuser drew it (organism/kernel/sortition.ts): the only cells
+   * whose votes count. Each cell checks it against its own draw before it opens the trial.
+   */
+  jury?: string[];
+  /** The beacon epoch the panel was drawn with. */
+  epoch?: number;
 }
 
 /** One juror's vote, from its own evidence. */
@@ -176,8 +184,64 @@ export interface ToxinBody {
 }
 
 /** The body each kind carries (mitosis: any map). */
+/**
+ * One row of a host digest: what a host's grow knows of one of its cells, from the pulses it
+ * verified (organism/grow/host-digest.ts). Short keys: a digest carries a host's whole
+ * population, a row is ≈ 90 bytes.
+ */
+export interface DigestRow {
+  /** Cell id. */
+  i: string;
+  /** Tissue it serves now (a stem cell's changes when it differentiates). (`t` is reserved by the schema for frame tags.) */
+  q: string;
+  /** Life state in grow's census. */
+  s: 'alive' | 'draining' | 'suspect' | 'dead';
+  /** Why it is dead (a death cause, `missed-pulses`, `vanished`, `toxin`), else null. */
+  c: string | null;
+  /** Load, smoothed load (the tissue's half-life, in pulse time), uncapped demand: thousandths. */
+  l: number;
+  m: number;
+  d: number;
+  /** CPU percent, RSS (MiB), event-loop lag (ms). */
+  u: number;
+  r: number;
+  g: number;
+  /** pid, birth time, parent (null for a root-made cell), url (receivers, dashboard). */
+  p: number;
+  b: number;
+  a: string | null;
+  w: string | null;
+  /** Pulses so far (the pulse's `n`) and the send time of the last one (ms since the epoch). */
+  n: number;
+  z: number;
+  /** Work counters: handled, inflight, queued, errors. */
+  k: number[];
+}
+
+/**
+ * A host's digest: every `limits.pulseIntervalMs` each host's grow publishes, as `root`, the
+ * cells of its host whose row changed beyond a dead band (or all of them: `full`), split in
+ * parts that fit `limits.hormoneMaxBytes`. Its arrival says the host's other cells still
+ * live. `beacon` is the organism's public random value for `epoch` (the sortition of
+ * watchers and juries, docs/immune.md).
+ */
+export interface DigestBody {
+  host: string;
+  /** Digest number of this host's grow; all parts of one digest share it. */
+  round: number;
+  part: number;
+  parts: number;
+  full: boolean;
+  /** Cells of this host alive in grow's census (for the census-agreement check). */
+  alive: number;
+  epoch: number;
+  beacon: string;
+  rows: DigestRow[];
+}
+
 export interface HormoneBodies {
   pulse: PulseBody;
+  digest: DigestBody;
   birth: BirthBody;
   death: DeathBody;
   shutdown: ShutdownBody;
@@ -229,12 +293,28 @@ const SHAPES: { readonly [K in HormoneKind]?: Shape<HormoneBodies[K]> } = {
     url,
     n: req(count),
   },
+  digest: {
+    host: words(256),
+    round: req(count),
+    part: req(count),
+    parts: req(int(1, 1_000)),
+    full: req(bool),
+    alive: req(count),
+    epoch: req(count),
+    beacon: words(64),
+    rows: req(list(map<DigestRow>({
+      i: words(64), q: words(32), s: req(oneOf('alive', 'draining', 'suspect', 'dead')), c: req(orNull(text(0, 32))),
+      l: req(int(0, 1_000)), m: req(int(0, 1_000)), d: req(int(0, 1e9)), u: req(finite(0, 100_000)), r: req(count), g: req(finite(0, 1e9)),
+      p: req(count), b: req(count), a: req(orNull(id)), w: url, n: req(count), z: req(count),
+      k: req(list(count, 4, 4)),
+    }), 0, 1_000)),
+  },
   birth: { pid: req(count), cert: req(anyMap), url },
   death: { pid: req(count), cause: req(oneOf(...DEATH_CAUSES)), detail: words(1024) },
   shutdown: { reason: words(1024), host: opt(text(0, 63)) },
   decision: { tissue: words(32), action: req(oneOf(...DECISION_ACTIONS)), cells, count: req(count), reason: words(512), epoch: req(count), readings: req(readings) },
   differentiate: { tissue: words(32), by: words(64), epoch: req(count) },
-  accuse: { id: words(64), accused: words(64), kind: evidence, detail: words(512), at: req(count), lineage: req(bool) },
+  accuse: { id: words(64), accused: words(64), kind: evidence, detail: words(512), at: req(count), lineage: req(bool), jury: opt(list(id, 0, 64)), epoch: opt(count) },
   vote: { accusation: words(64), accused: words(64), guilty: req(bool), detail: words(512) },
   verdict: {
     accusation: words(64),

@@ -10,7 +10,7 @@ const MIB = 1024 * 1024;
 function cell(id: string, over: Partial<CensusEntry> = {}): CensusEntry {
   return {
     id, tissue: id.replace(/-\d+$/, ''), host: 'h1', pid: 100, parent: null, born: NOW - 60_000, age: 60_000, state: 'alive', load: 0.5, smoothed: 0.5, demand: 0.5,
-    cpu: 1, rss: 64 * MIB, lag: 0, url: null, genome: 'g', lastSeen: NOW, pulses: 10, cause: null, died: null, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, ...over,
+    cpu: 1, rss: 64 * MIB, lag: 0, url: null, genome: 'g', lastSeen: NOW, ts: NOW, pulses: 10, cause: null, died: null, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, ...over,
   };
 }
 

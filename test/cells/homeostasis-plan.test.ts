@@ -15,7 +15,7 @@ const GENE: TissueGene = { ...TISSUE_DEFAULTS, module: 'echo', min: 1, max: 8 };
 function member(id: string, over: Partial<CensusEntry> = {}): CensusEntry {
   return {
     id, tissue: 'echo', host: 'h1', pid: 100, parent: null, born: NOW - 60_000, age: 60_000, state: 'alive', load: 0.5, smoothed: 0.5, demand: 0.5,
-    cpu: 1, rss: 64 << 20, lag: 0, url: null, genome: 'g', lastSeen: NOW, pulses: 10, cause: null, died: null, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, ...over,
+    cpu: 1, rss: 64 << 20, lag: 0, url: null, genome: 'g', lastSeen: NOW, ts: NOW, pulses: 10, cause: null, died: null, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, ...over,
   };
 }
 

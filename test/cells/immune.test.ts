@@ -24,6 +24,7 @@ import type { FaultKind } from '../../cells/immune/faults.ts';
 import { codeHash } from '../../cells/code-hash.ts';
 import { openReply } from '../../organism/kernel/reply.ts';
 import { until } from '../helpers/grow.ts';
+import { Ring } from '../../organism/kernel/sortition.ts';
 import { startOrganism } from '../helpers/organism.ts';
 import type { Organism } from '../../organism/grow/organism.ts';
 
@@ -216,17 +217,31 @@ test.serial('immune - fewer than 1/3 colluding liars cannot condemn an honest ce
   t.teardown(() => clearInterval(beat));
   await until(() => colluders.every((c) => m.o.observer.census.get(c.id)?.state === 'alive'), 5_000, 'colluders in the census');
   await new Promise((r) => setTimeout(r, 500));
-  const accusation: AccuseBody = { id: `${colluders[0]!.id}.1`, accused: victim.id, kind: 'flood', detail: 'colluding', at: Date.now(), lineage: false };
+  // The victim's panel as every cell draws it: from the beacon in the digests, never the accuser's choice.
+  const panelOf = (accused: string, at: number) => {
+    const b = m.o.observer.census.beacon!;
+    const ring = new Ring(b.beacon, m.o.observer.census.list().filter((c) => c.state !== 'dead'));
+    return { jury: ring.panel(accused, m.genome.immune.jury, at), epoch: b.epoch };
+  };
+  // First they name themselves as the jury: no cell draws that panel, so none hears it.
+  const packed: AccuseBody = { id: `${colluders[0]!.id}.0`, accused: victim.id, kind: 'flood', detail: 'colluding', at: Date.now(), lineage: false, jury: colluders.map((c) => c.id), epoch: m.o.observer.census.beacon!.epoch };
+  colluders[0]!.say('accuse', packed);
+  for (const c of colluders) c.say('vote', { accusation: packed.id, accused: victim.id, guilty: true, detail: 'colluding' });
+  // Then the real panel: they sit on it (a small organism), short of 2/3 by themselves.
+  const at = Date.now();
+  const accusation: AccuseBody = { id: `${colluders[0]!.id}.1`, accused: victim.id, kind: 'flood', detail: 'colluding', at, lineage: false, ...panelOf(victim.id, at) };
   colluders[0]!.say('accuse', accusation);
   for (const c of colluders) c.say('vote', { accusation: accusation.id, accused: victim.id, guilty: true, detail: 'colluding' });
   await new Promise((r) => setTimeout(r, m.genome.immune.voteDeadlineMs + 1_500));
+  t.deepEqual(m.of<VoteBody>('vote').filter((v) => v.body.accusation === packed.id && !colluders.some((c) => c.id === v.from)), [], 'a packed panel is heard by nobody: no honest cell votes on it');
   t.true(isAlive(victim.pid), 'the victim lives');
   t.is(m.o.observer.census.get(victim.id)?.state, 'alive', 'the witness did not condemn it either');
   t.deepEqual(m.of<ToxinBody>('toxin'), [], 'no toxin');
   // Honest jurors voted innocent (no evidence of their own) until 2/3 guilty was out of
   // reach: a jury of the honest cells but the victim, and the two colluders.
   const votes = m.of<VoteBody>('vote').filter((v) => v.body.accusation === accusation.id && !colluders.some((c) => c.id === v.from));
-  const jury = honest.length - 1 + colluders.length;
+  const jury = accusation.jury!.length;
+  t.true(accusation.jury!.filter((j) => colluders.some((c) => c.id === j)).length < (2 * jury) / 3, 'the colluders are short of 2/3 of the panel');
   t.true(votes.length >= jury - Math.ceil((2 * jury) / 3) + 1, `${votes.length} honest votes out of a jury of ${jury}`);
   t.true(votes.every((v) => !v.body.guilty), 'all innocent');
   const stats = openReply<{ immune: { verdicts: { acquitted: number; guilty: number } } }>((await m.o.observer.nc.request(m.o.observer.ns.cell(victim.id === honest[0]!.id ? honest[1]!.id : honest[0]!.id, 'stats'), new Uint8Array(0), { timeout: 2_000 })).data);
@@ -237,11 +252,15 @@ test.serial('immune - fewer than 1/3 colluding liars cannot condemn an honest ce
   // baseless accusations are forgery, and the jury condemns it (quarantined: it has no
   // process of ours to kill).
   const [liar] = colluders;
-  for (let i = 2; i <= 4; i++) {
+  // (Its votes on the packed accusation, which nobody heard, already count as forgery: it may
+  // be condemned before its third baseless accusation.)
+  const condemned = () => m.of<VerdictBody>('verdict').some((v) => v.body.accused === liar!.id && v.body.guilty && v.body.kind === 'forgery');
+  for (let i = 2; i <= 4 && !condemned(); i++) {
     const id = `${liar!.id}.${i}`;
-    liar!.say('accuse', { ...accusation, id, at: Date.now() });
+    const when = Date.now();
+    liar!.say('accuse', { ...accusation, id, at: when, ...panelOf(victim.id, when) });
     liar!.say('vote', { accusation: id, accused: victim.id, guilty: true, detail: 'alone' });
-    await until(() => m.of<VoteBody>('vote').filter((v) => v.body.accusation === id && !v.body.guilty).length >= 3, 5_000, `innocent votes on ${id}`);
+    await until(() => condemned() || m.of<VoteBody>('vote').filter((v) => v.body.accusation === id && !v.body.guilty).length >= 3, 5_000, `innocent votes on ${id}`);
     await new Promise((r) => setTimeout(r, 300));
   }
   await until(() => m.of<VerdictBody>('verdict').some((v) => v.body.accused === liar!.id && v.body.guilty && v.body.kind === 'forgery'), 10_000, 'the lone false accuser condemned for forgery');

@@ -18,7 +18,7 @@ const LIMITS = { cellsPerHost: 4, rssPerHostMb: 4096 };
 function cell(id: string, host: string, over: Partial<CensusEntry> = {}): CensusEntry {
   return {
     id, tissue: id.replace(/-.*$/, ''), host, pid: 100, parent: null, born: NOW - 60_000, age: 60_000, state: 'alive', load: 0.1, smoothed: 0.1, demand: 0.1,
-    cpu: 1, rss: 64 << 20, lag: 0, url: null, genome: 'g', lastSeen: NOW, pulses: 10, cause: null, died: null, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, ...over,
+    cpu: 1, rss: 64 << 20, lag: 0, url: null, genome: 'g', lastSeen: NOW, ts: NOW, pulses: 10, cause: null, died: null, work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, ...over,
   };
 }
 

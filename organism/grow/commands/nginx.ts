@@ -9,7 +9,7 @@ export async function nginx(flags: Flags): Promise<number> {
   nginxRenderOptions(nf); // bad flags fail before the organism is reached
   const t = target(flags);
   const user = t.operator ? await commandUser(t.stateDir, t.id, 'observer', 'nginx') : undefined;
-  const observer = await Observer.open({ servers: t.servers, token: t.token, ...(user ? { user } : {}), ...(t.tls ? { tls: t.tls } : {}), organism: t.id, rootPub: t.rootPub, limits: t.genome.limits, voteDeadlineMs: t.genome.immune?.voteDeadlineMs ?? 3_000, name: 'cellular nginx' });
+  const observer = await Observer.open({ servers: t.servers, token: t.token, ...(user ? { user } : {}), ...(t.tls ? { tls: t.tls } : {}), organism: t.id, rootPub: t.rootPub, limits: t.genome.limits, jury: t.genome.immune?.jury ?? 9, voteDeadlineMs: t.genome.immune?.voteDeadlineMs ?? 3_000, name: 'cellular nginx' });
   try {
     return await nginxCommand({
       flags: nf,

@@ -102,6 +102,7 @@ export function defaultGenome(): Genome {
       liarChecks: 2,
       genomeMismatches: 2,
       voteDeadlineMs: 3_000,
+      jury: 9,
     },
     dashboard: {
       host: '127.0.0.1',

@@ -119,6 +119,7 @@ const IMMUNE: Shape<ImmuneGene> = {
   liarChecks: req(int(1, 1_000)),
   genomeMismatches: req(int(1, 1_000)),
   voteDeadlineMs: req(int(100, 600_000)),
+  jury: req(int(1, 64)),
 };
 
 const DASHBOARD: Shape<DashboardGene> = {

@@ -233,6 +233,12 @@ export interface ImmuneGene {
   genomeMismatches: number;
   /** How long the jury has to vote; a trial without 2/3 guilty by then is an acquittal. */
   voteDeadlineMs: number;
+  /**
+   * Cells that watch each cell and judge it: its panel, drawn by sortition from the public
+   * beacon (organism/kernel/sortition.ts). A verdict needs ⌈2/3⌉ of it. docs/immune.md gives
+   * the odds that colluders capture a panel of this size.
+   */
+  jury: number;
 }
 
 /** The dashboard cell's page, its live feed, its controls and the flight recorder (docs/dashboard.md). */

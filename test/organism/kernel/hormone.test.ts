@@ -196,6 +196,7 @@ test('hormone - every kind in the vocabulary is accepted with a fitting body', (
     verdict: { accusation: 'echo-1.1', accused: 'echo-2', kind: 'flood', guilty: true, votes: 4, against: 0, jury: 5, needed: 4, condemned: ['echo-2'] },
     toxin: { accusation: 'echo-1.1', accused: 'echo-2', cell: 'echo-2', pid: 42, host: 'h' },
     decision: { tissue: 'echo', action: 'divide', cells: ['echo-2'], count: 1, reason: 'stress 0.9 above 0.75', epoch: 4, readings: { stress: 0.9, limit: 'none' } },
+    digest: { host: 'h', round: 1, part: 0, parts: 1, full: true, alive: 1, epoch: 9, beacon: 'ab', rows: [{ i: 'echo-1', q: 'echo', s: 'alive', c: null, l: 10, m: 8, d: 10, u: 1.5, r: 70, g: 0, p: 42, b: NOW - 5, a: null, w: null, n: 3, z: NOW - 1, k: [1, 0, 0, 0] }] },
   };
   for (const kind of HORMONE_KINDS) {
     const r = g.check(sealHormone(alice.signer, kind, bodies[kind], 8192, NOW), keyOf);

@@ -1,0 +1,153 @@
+/**
+ * A host's digest: what every cell needs to know of this host's cells, said once per
+ * interval by the one process that already hears them all. grow verifies its own host's
+ * pulses (its census), finds a killed cell's pid gone within a quarter interval, and every
+ * `limits.pulseIntervalMs` publishes, as `root`, the rows that changed beyond a dead band
+ * (the whole host when a cell was born anywhere, so a newborn's census fills at once, and
+ * every row at least every `refreshMs`). Cells read digests, never each other's pulses: a
+ * cell's membership cost is a few messages per interval per host, whatever the population
+ * (docs/cells.md, "Membership").
+ */
+import { codec } from '../wire/codec.ts';
+import type { Census, CensusEntry } from '../kernel/census.ts';
+import type { Limits } from '../kernel/genome/index.ts';
+import type { DigestBody, DigestRow } from '../kernel/vocabulary.ts';
+
+export interface HostDigestOptions {
+  census: Census;
+  host: string;
+  limits: Pick<Limits, 'pulseIntervalMs' | 'hormoneMaxBytes'>;
+  publish: (body: DigestBody) => void;
+  /** The organism's public random value for an epoch (organism/grow/beacon.ts). */
+  beacon: (epoch: number) => string;
+  /** Length of a beacon epoch, ms. @default 60000 */
+  epochMs?: number;
+  /** True while the process `entry` names still exists (a kill -9 is seen without waiting out pulses). */
+  exists: (entry: CensusEntry) => boolean;
+  /** Every row is sent at least this often, so a lost digest heals. @default 10000 */
+  refreshMs?: number;
+  now?: () => number;
+}
+
+/** Changes smaller than these are not news (load, smoothed load and demand in thousandths). */
+const BAND = { l: 50, m: 20, d: 50, u: 10, r: 16, g: 50 } as const;
+/** Rounds a state change (a death above all) is repeated in, so one lost digest hides nothing. */
+const REPEAT = 3;
+/** Room in a hormone for the envelope and the digest's own fields. */
+const OVERHEAD = 512;
+
+export function digestRow(e: CensusEntry): DigestRow {
+  const clamp = (v: number, max: number) => Math.max(0, Math.min(max, Math.round(v)));
+  return {
+    i: e.id, q: e.tissue, s: e.state, c: e.state === 'dead' ? (e.cause ?? 'missed-pulses').slice(0, 32) : null,
+    l: clamp(e.load * 1000, 1000), m: clamp(e.smoothed * 1000, 1000), d: clamp(e.demand * 1000, 1e9), u: Math.round(e.cpu * 10) / 10,
+    r: Math.round(e.rss / 2 ** 20), g: Math.round(e.lag), p: e.pid, b: e.born, a: e.parent, w: e.url, n: e.pulses,
+    z: e.ts,
+    k: [e.work.handled, e.work.inflight, e.work.queued, e.work.errors],
+  };
+}
+
+function differs(a: DigestRow, b: DigestRow): boolean {
+  return (
+    a.s !== b.s || a.q !== b.q || a.w !== b.w || a.p !== b.p ||
+    Math.abs(a.l - b.l) >= BAND.l || Math.abs(a.m - b.m) >= BAND.m || Math.abs(a.d - b.d) >= BAND.d ||
+    Math.abs(a.u - b.u) >= BAND.u || Math.abs(a.r - b.r) >= BAND.r || Math.abs(a.g - b.g) >= BAND.g ||
+    a.k[1] !== b.k[1] || a.k[2] !== b.k[2]
+  );
+}
+
+export class HostDigest {
+  readonly #o: HostDigestOptions;
+  readonly #now: () => number;
+  /** What each cell's row said when last sent, when, and how many more rounds it must be repeated. */
+  readonly #sent = new Map<string, { row: DigestRow; at: number; repeat: number }>();
+  #timer: NodeJS.Timeout | undefined;
+  #vanishTimer: NodeJS.Timeout | undefined;
+  #fullNext = true;
+  #round = 0;
+  #off: (() => void) | undefined;
+  /** Digests and parts published (stats). */
+  readonly stats = { digests: 0, parts: 0, rows: 0, bytes: 0 };
+
+  constructor(options: HostDigestOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.#timer) return;
+    // Anyone's birth: its census starts empty, so the next digest of every host is whole.
+    this.#off = this.#o.census.on((e) => {
+      if (e.type === 'joined') this.#fullNext = true;
+    });
+    this.#timer = setInterval(() => this.round(), this.#o.limits.pulseIntervalMs);
+    this.#timer.unref();
+    this.#vanishTimer = setInterval(() => this.checkVanished(), Math.max(25, Math.floor(this.#o.limits.pulseIntervalMs / 4)));
+    this.#vanishTimer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    clearInterval(this.#vanishTimer);
+    this.#timer = undefined;
+    this.#off?.();
+  }
+
+  /** A local cell whose process is gone is dead now (`vanished`), not after its missed pulses. */
+  checkVanished(): void {
+    for (const e of this.#o.census.living()) {
+      if (e.host === this.#o.host && e.pid > 0 && !this.#o.exists(e)) this.#o.census.confirmDead(e.id, 'vanished');
+    }
+  }
+
+  /** Publishes this interval's digest (in as many parts as it takes). */
+  round(): void {
+    const now = this.#now();
+    const full = this.#fullNext;
+    this.#fullNext = false;
+    const refresh = this.#o.refreshMs ?? 10_000;
+    const local = this.#o.census.list().filter((e) => e.host === this.#o.host);
+    const rows: DigestRow[] = [];
+    let alive = 0;
+    const present = new Set<string>();
+    for (const e of local) {
+      present.add(e.id);
+      if (e.state !== 'dead') alive++;
+      const row = digestRow(e);
+      const last = this.#sent.get(e.id);
+      const changed = !last || differs(last.row, row);
+      if (e.state === 'dead' && last?.row.s === 'dead' && last.repeat <= 0 && !full) continue; // said enough times
+      if (full || changed || (last && (last.repeat > 0 || now - last.at >= refresh))) {
+        rows.push(row);
+        const repeat = changed && (!last || last.row.s !== row.s) ? REPEAT - 1 : last && !changed ? Math.max(0, last.repeat - 1) : 0;
+        this.#sent.set(e.id, { row, at: now, repeat });
+      }
+    }
+    for (const id of this.#sent.keys()) if (!present.has(id)) this.#sent.delete(id);
+    const epochMs = this.#o.epochMs ?? 60_000;
+    const epoch = Math.floor(now / epochMs);
+    const beacon = this.#o.beacon(epoch);
+    const round = ++this.#round;
+    const parts = split(rows, this.#o.limits.hormoneMaxBytes - OVERHEAD);
+    parts.forEach((part, i) => {
+      this.#o.publish({ host: this.#o.host, round, part: i, parts: parts.length, full, alive, epoch, beacon, rows: part.rows });
+      this.stats.parts++;
+      this.stats.bytes += part.bytes;
+    });
+    this.stats.digests++;
+    this.stats.rows += rows.length;
+  }
+}
+
+/** Rows in parts of at most `max` encoded bytes (at least one part, possibly empty). */
+function split(rows: DigestRow[], max: number): { rows: DigestRow[]; bytes: number }[] {
+  const parts: { rows: DigestRow[]; bytes: number }[] = [{ rows: [], bytes: 0 }];
+  for (const row of rows) {
+    const size = codec.pack(row).length + 2;
+    let last = parts.at(-1)!;
+    if (last.rows.length > 0 && (last.bytes + size > max || last.rows.length >= 1_000)) parts.push((last = { rows: [], bytes: 0 }));
+    last.rows.push(row);
+    last.bytes += size;
+  }
+  return parts;
+}
