@@ -4,6 +4,7 @@
  * keeps a census from the hormones it hears, announces its birth, and on `shutdown` or
  * SIGTERM drains, announces its death with the cause, and exits.
  */
+import { PHASE } from '../organism/kernel/phase.ts';
 import { createHash } from 'node:crypto';
 import { connect, type NatsConnection, type Subscription, type Msg } from '@nats-io/transport-node';
 import { cellAccess, natsOptions, packetAccess, type NatsAccess } from '../organism/kernel/access.ts';
@@ -106,6 +107,7 @@ export class Cell {
       halfLifeOf: (tissue) => packet.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
       // Who lives comes from the host digests; the pulses a cell reads (its watched peers') are evidence only.
       pulsesOf: () => false,
+      phase: PHASE.beat,
     });
     this.#heart = deps.heart ?? new Heart(packet);
     this.work = this.#heart.work;
@@ -155,7 +157,7 @@ export class Cell {
       throw new CellularError('TRUST_ERR_CERTIFICATE', `cell ${packet.cell.id}: its certificate names ${myCert.cell} or another key`);
     }
     this.#bus = new HormoneBus({
-      nc, ns: this.ns, certs, maxBytes: limits.hormoneMaxBytes, pulses: 'watched',
+      nc, ns: this.ns, certs, maxBytes: limits.hormoneMaxBytes, pulses: 'watched', lazyPulses: true,
       // On its own broker a subject names its sender: a flood is cut at the door, before decoding.
       ...(this.#access.user ? { cutoffPerSecond: this.genome.immune.cutoffPerSecond } : {}),
       gate: new HormoneGate({ organism: packet.organism, maxBytes: limits.hormoneMaxBytes, maxAgeMs: limits.hormoneMaxAgeMs, replayWindow: limits.replayWindowMs * 1000 }),

@@ -5,6 +5,7 @@
  * rest of the cell, so the pacemaker thread boots while the main thread is still importing:
  * time to first pulse is how fast a tissue can grow.
  */
+import { everyPhase, PHASE, type PhasedTimer } from '../organism/kernel/phase.ts';
 import { Worker } from 'node:worker_threads';
 import { genomeHash } from '../organism/kernel/genome/index.ts';
 import { SharedSequence } from '../organism/kernel/hormone.ts';
@@ -18,8 +19,10 @@ import type { FaultKind } from './immune/faults.ts';
 
 /**
  * How often the main thread proves it is not blocked, and the resolution of its
- * event-loop delay. Every wakeup of an idle cell costs CPU and cells are many: 50 ms keeps
- * it to 20 wakeups a second (monitorEventLoopDelay at 10 ms resolution would add 100).
+ * event-loop delay, while it has work. Idle, it ticks once an interval on the shared beat
+ * phase (organism/kernel/phase.ts), in the same wakeup as the rest of its periodic work:
+ * an idle cell's cost is its wakeups, and cells are many. (Lag counts only while there is
+ * work: metabolism.ts.)
  */
 export const TICK_MS = 50;
 
@@ -32,7 +35,8 @@ export class Heart {
   readonly work: WorkMeter;
   readonly seq: SharedSequence;
   #worker: Worker;
-  #tick: NodeJS.Timeout;
+  #beat: PhasedTimer;
+  #fast: NodeJS.Timeout | undefined;
   #state: HeartState = { state: 'beating' };
   #onFailure: ((error: string) => void) | undefined;
   #stopping: Promise<void> | undefined;
@@ -49,24 +53,50 @@ export class Heart {
     this.work = new WorkMeter();
     this.seq = new SharedSequence();
     const intervalMs = packet.genome.limits.pulseIntervalMs;
-    // Event-loop delay: how late each tick fires, the worst over the last pulse interval.
-    let last = performance.now();
+    // Event-loop delay: how late each tick fires past when it was due, the worst over the
+    // last pulse interval. Date.now() throughout: the pacemaker compares it with its own
+    // clock (performance.now() origins differ per thread).
     let worst = 0;
-    let windowStart = last;
-    this.work.heartbeat(Date.now(), 0);
-    this.#tick = setInterval(() => {
-      const now = performance.now();
+    let windowStart = Date.now();
+    const record = (late: number, nextDue: number) => {
+      const now = Date.now();
       // Open a new window first, so a block that just ended is reported, not wiped.
       if (now - windowStart >= intervalMs) {
         worst = 0;
         windowStart = now;
       }
-      worst = Math.max(worst, now - last - TICK_MS);
-      last = now;
-      // Date.now(): the pacemaker compares it with its own clock (performance.now() origins differ per thread).
-      this.work.heartbeat(Date.now(), Math.round(worst * 10) / 10);
-    }, TICK_MS);
-    this.#tick.unref();
+      worst = Math.max(worst, late);
+      this.work.heartbeat(now, Math.round(worst * 10) / 10, nextDue);
+    };
+    const busy = () => this.work.inflight > 0 || this.work.queued > 0;
+    // Fast ticks while there is work; they stop themselves once it is done.
+    let fastDue = 0;
+    const fastTick = () => {
+      const now = Date.now();
+      const late = Math.max(0, now - fastDue);
+      fastDue = now + TICK_MS;
+      if (!busy()) {
+        clearInterval(this.#fast);
+        this.#fast = undefined;
+        record(late, this.#beat.due + TICK_MS);
+        return;
+      }
+      record(late, fastDue + TICK_MS);
+    };
+    const goFast = () => {
+      if (this.#fast || this.#state.state !== 'beating') return;
+      fastDue = Date.now() + TICK_MS;
+      this.work.heartbeat(Date.now(), worst, fastDue + TICK_MS);
+      this.#fast = setInterval(fastTick, TICK_MS);
+      this.#fast.unref();
+    };
+    this.work.onBusy = goFast;
+    this.#beat = everyPhase(intervalMs, PHASE.beat, (due) => {
+      if (busy()) goFast();
+      // The next promise: the next beat, with a tick's slack (timers fire a little late).
+      if (!this.#fast) record(Math.max(0, Date.now() - due), this.#beat.due + TICK_MS);
+    });
+    this.work.heartbeat(Date.now(), 0, this.#beat.due + TICK_MS);
     const data: PacemakerData = {
       access: { servers: packet.servers, token: packet.token, ...(packet.tlsCa ? { tls: { ca: packet.tlsCa } } : {}) },
       jwt: packet.jwt ?? null,
@@ -169,7 +199,10 @@ export class Heart {
   /** Stops pulsing and waits (≤ 1 s) until the last pulse is flushed. Safe to call twice. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      clearInterval(this.#tick);
+      this.#beat.stop();
+      clearInterval(this.#fast);
+      this.#fast = undefined;
+      this.work.onBusy = undefined;
       const worker = this.#worker;
       const stopped = new Promise<void>((resolve) => {
         worker.on('message', (m: { type: string }) => m.type === 'stopped' && resolve());

@@ -6,6 +6,7 @@
  * stem cell, divides, dies, backs off) and publishes a `decision` hormone with the readings
  * behind it. A cell that loses the race, or cannot write at all (no quorum), does nothing.
  */
+import { everyPhase, PHASE, type PhasedTimer } from '../organism/kernel/phase.ts';
 import { availableParallelism } from 'node:os';
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
@@ -56,7 +57,7 @@ export class Homeostat {
   /** Tissues this cell is acting for right now (one action at a time per tissue). */
   readonly #acting = new Set<string>();
   #watch: QueuedIterator<KvWatchEntry> | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: PhasedTimer | undefined;
   #offCensus: (() => void) | undefined;
   #lowSince: number | undefined;
   #warmUntil = Number.POSITIVE_INFINITY;
@@ -113,9 +114,8 @@ export class Homeostat {
     this.#watchingSince = this.#now();
     const { pulseIntervalMs, suspectAfterPulses } = this.#d.genome.limits;
     this.#warmUntil = this.#watchingSince + Math.max(2, suspectAfterPulses) * pulseIntervalMs;
-    const every = Math.max(25, Math.floor(this.#d.genome.limits.pulseIntervalMs / 2));
-    this.#timer = setInterval(() => this.#schedule(), every);
-    this.#timer.unref();
+    // On the shared beat (organism/kernel/phase.ts); census changes and records schedule it too.
+    this.#timer = everyPhase(this.#d.genome.limits.pulseIntervalMs, PHASE.beat, () => this.#schedule());
     for (const c of this.#d.census.list()) this.#remember(c.id);
     this.#offCensus = this.#d.census.on((e) => {
       if (e.type === 'joined') this.#remember(e.entry.id);
@@ -526,7 +526,7 @@ export class Homeostat {
 
   close(): void {
     this.#closed = true;
-    clearInterval(this.#timer);
+    this.#timer?.stop();
     this.#offCensus?.();
     this.#watch?.stop();
   }

@@ -4,6 +4,7 @@
  * (a long CPU task) keeps pulsing: busy is not dead. It reads the work counters and the
  * main thread's heartbeat from shared memory; a stale heartbeat shows up as event-loop lag.
  */
+import { everyPhase, PHASE, type PhasedTimer } from '../organism/kernel/phase.ts';
 import { codeHash } from './code-hash.ts';
 import { tamperedHash } from './immune/faults.ts';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -64,7 +65,7 @@ async function run(data: PacemakerData): Promise<void> {
   // Mean concurrency over each interval, from the slope of the busy integral.
   let busyAt = preciseNow();
   let busy = work.busyIntegral(busyAt);
-  let timer: NodeJS.Timeout | undefined;
+  let timer: PhasedTimer | undefined;
   let stop: (() => void) | undefined;
   // Listen before connecting: a url or state set while this thread is still loading must
   // be in the very first beat, or the census shows the old value for an interval.
@@ -75,7 +76,7 @@ async function run(data: PacemakerData): Promise<void> {
     else if (cmd.type === 'tissue') body.tissue = cmd.tissue;
     else if (cmd.type === 'stop') {
       stopped = true;
-      clearInterval(timer);
+      timer?.stop();
       if (stop) stop();
       else stop = () => undefined; // not connected yet: run() stops once it is
     }
@@ -93,7 +94,8 @@ async function run(data: PacemakerData): Promise<void> {
     // Its own process, read in-process: the pacemaker never forks (organism/kernel/process-usage.ts).
     const { cpu, cpuMs, rss } = usage.read();
     if (stopped) return;
-    const blocked = Math.max(0, Date.now() - work.lastTick - data.tickMs);
+    // Late past the heartbeat the main thread promised (fast while it works, once an interval while idle).
+    const blocked = Math.max(0, Date.now() - (work.due || work.lastTick + data.tickMs));
     const newborn = inStartupGrace(Date.now() - body.born, data.intervalMs);
     const now = preciseNow();
     const integral = work.busyIntegral(now);
@@ -122,14 +124,16 @@ async function run(data: PacemakerData): Promise<void> {
   // this cell can no longer prove it lives, and the main thread is told so.
   let failures = 0;
   if (stopped) return;
-  timer = setInterval(() => {
+  // On the organism's shared phase: every cell pulses at the same instant of the interval,
+  // so the pulses a watcher reads arrive together (organism/kernel/phase.ts).
+  timer = everyPhase(data.intervalMs, PHASE.pulse, () => {
     beat().then(
       () => (failures = 0),
       (e: unknown) => {
         if (++failures === 3) parentPort!.postMessage({ type: 'error', message: `3 beats failed in a row: ${e instanceof Error ? e.message : String(e)}` });
       },
     );
-  }, data.intervalMs);
+  });
 
   parentPort!.postMessage({ type: 'ready' });
 }

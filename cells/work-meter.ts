@@ -17,7 +17,9 @@ const PULSES = 6;
 const BUSY = 7;
 /** When BUSY was last brought up to date, epoch ms with sub-ms precision (same origin in every thread). */
 const BUSY_AT = 8;
-const SLOTS = 9;
+/** When the main thread promises its next heartbeat (ms since the epoch): late past it is blocked. */
+const DUE = 9;
+const SLOTS = 10;
 
 /** Epoch ms with sub-millisecond precision; performance.now() alone has a per-thread origin. */
 export const preciseNow = (): number => performance.timeOrigin + performance.now();
@@ -35,6 +37,7 @@ export class WorkMeter {
   begin(): (failed?: boolean) => void {
     this.#settle();
     this.#a[INFLIGHT]! += 1;
+    if (this.#a[INFLIGHT] === 1) this.onBusy?.();
     let done = false;
     return (failed = false) => {
       if (done) return;
@@ -64,10 +67,19 @@ export class WorkMeter {
     this.#a[QUEUED] = n;
   }
 
-  heartbeat(now: number, lagMs: number): void {
+  heartbeat(now: number, lagMs: number, dueAt?: number): void {
     this.#a[TICK] = now;
     this.#a[LAG] = lagMs;
+    if (dueAt !== undefined) this.#a[DUE] = dueAt;
   }
+
+  /** When the main thread's next heartbeat is due (0 if it never said). */
+  get due(): number {
+    return this.#a[DUE]!;
+  }
+
+  /** Called when work starts on an idle cell (inflight 0 → 1): the heart then ticks fast. */
+  onBusy: (() => void) | undefined;
 
   countPulse(): void {
     this.#a[PULSES]! += 1;

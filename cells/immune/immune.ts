@@ -6,6 +6,7 @@
  *
  * Every step is a hormone (`accuse`, `vote`, `verdict`, `toxin`) the dashboard can show.
  */
+import { everyPhase, PHASE, type PhasedTimer } from '../../organism/kernel/phase.ts';
 import { availableParallelism } from 'node:os';
 import { usageOf } from '../../organism/kernel/process-usage.ts';
 import type { Census, CensusEntry } from '../../organism/kernel/census.ts';
@@ -30,7 +31,7 @@ export interface ImmuneDeps {
   organism: string;
   self: { id: string; host: string };
   genomeHash: string;
-  bus: Pick<HormoneBus, 'on' | 'onForgery' | 'quarantine' | 'publish' | 'watch'>;
+  bus: Pick<HormoneBus, 'on' | 'onForgery' | 'quarantine' | 'publish' | 'watch' | 'confirm'>;
   census: Pick<Census, 'list' | 'get' | 'condemn' | 'beacon' | 'beaconOf'>;
   certs: Pick<CertBook, 'certOf' | 'learn'>;
   /**
@@ -60,6 +61,8 @@ export interface ImmuneStats {
 }
 
 interface Claim {
+  /** The pulse it came from: confirmed (its signature checked) before a lie counts. */
+  h: Hormone;
   ts: number;
   n: number;
   cpu: number;
@@ -100,10 +103,10 @@ export class Immune {
   readonly #offs: Array<() => void> = [];
   /** The sortition ring of the census and beacon it was drawn from (rebuilt when either moves). */
   #ring: { list: readonly CensusEntry[]; beacon: string; ring: Ring } | undefined;
-  #tick: NodeJS.Timeout | undefined;
+  #tick: PhasedTimer | undefined;
+  #reviewSoon = false;
   #watch: { stop(): void } | undefined;
   #stopped = false;
-  #check: NodeJS.Timeout | undefined;
   #checking = false;
   #seq = 0;
   /** This cell's own code hash, once read (cells/code-hash.ts). */
@@ -120,10 +123,16 @@ export class Immune {
     if (this.#tick) return;
     this.#offs.push(this.#d.bus.on((h) => this.#onHormone(h)));
     this.#offs.push(this.#d.bus.onForgery((from, reason, kind) => this.#forgery(from, `signed ${kind} hormone with ${reason === 'badBody' ? 'a bad body' : 'an unknown kind'}`)));
-    this.#tick = setInterval(() => this.#review(), Math.max(50, Math.min(250, this.#d.limits.pulseIntervalMs / 2)));
-    this.#tick.unref();
-    this.#check = setInterval(() => void this.#checkMetabolism(), this.#d.gene.checkIntervalMs);
-    this.#check.unref();
+    // On the shared beat (organism/kernel/phase.ts): one wakeup an interval for the review and
+    // the metabolism checks; evidence that comes in between asks for a review at once.
+    let checked = 0;
+    this.#tick = everyPhase(this.#d.limits.pulseIntervalMs, PHASE.beat, (due) => {
+      this.#review();
+      if (due - checked >= this.#d.gene.checkIntervalMs - this.#d.limits.pulseIntervalMs / 2) {
+        checked = due;
+        void this.#checkMetabolism();
+      }
+    });
     void codeHash().then((h) => (this.#code = h), (e: unknown) => this.#d.log.warn({ err: (e as Error).message }, 'code hash unreadable: code not compared'));
     if (this.#d.lineage) void this.#keepWatchingLineage(this.#d.lineage);
   }
@@ -165,8 +174,7 @@ export class Immune {
   close(): void {
     this.#stopped = true;
     this.#watch?.stop();
-    clearInterval(this.#tick);
-    clearInterval(this.#check);
+    this.#tick?.stop();
     for (const off of this.#offs.splice(0)) off();
   }
 
@@ -188,16 +196,20 @@ export class Immune {
       return;
     }
     this.evidence.hormone(h.from);
+    this.#reviewIfEvidence(h.from);
     switch (h.kind as HormoneKind) {
       case 'pulse': {
         const b = h.body as PulseBody;
         // Genome and code. The main thread's pulse at birth (n 0) has no code hash yet; every
         // pacemaker pulse must have ours (an empty one is a mismatch too).
-        if (b.n >= 1 && this.#code !== undefined) this.evidence.genome(h.from, `${b.genome}/${b.code}`, `${this.#d.genomeHash}/${this.#code}`);
-        else this.evidence.genome(h.from, b.genome, this.#d.genomeHash);
+        // Evidence only from a pulse whose signature holds: a watched pulse may come unverified
+        // (HormoneBus lazyPulses), and is checked here the moment it would count.
+        const [theirs, ours] = b.n >= 1 && this.#code !== undefined ? [`${b.genome}/${b.code}`, `${this.#d.genomeHash}/${this.#code}`] : [b.genome, this.#d.genomeHash];
+        if (theirs !== ours && !this.#d.bus.confirm(h)) return;
+        this.evidence.genome(h.from, theirs, ours);
         let claims = this.#claims.get(h.from);
         if (!claims) this.#claims.set(h.from, (claims = []));
-        claims.push({ ts: h.ts, n: b.n, cpu: b.cpu, cpuMs: b.cpuMs, rss: b.rss });
+        claims.push({ ts: h.ts, n: b.n, cpu: b.cpu, cpuMs: b.cpuMs, rss: b.rss, h });
         if (claims.length > 2) claims.shift(); // the last two are all a check compares
         break;
       }
@@ -212,6 +224,16 @@ export class Immune {
         return;
       default:
     }
+  }
+
+  /** Evidence against `peer` past its threshold: review now, not at the next beat (quarantine in ≤ 2 s). */
+  #reviewIfEvidence(peer: string): void {
+    if (this.#reviewSoon || (this.#calm.get(peer) ?? 0) > this.#now() || !this.evidence.against(peer)) return;
+    this.#reviewSoon = true;
+    setImmediate(() => {
+      this.#reviewSoon = false;
+      if (!this.#stopped) this.#review();
+    });
   }
 
   /** Our own accusations and votes come back to us over NATS: count them like anyone's. */
@@ -534,6 +556,11 @@ export class Immune {
         if (!lie) {
           const ratio = Math.max(last.rss, u.rss) / Math.max(1, Math.min(last.rss, u.rss));
           if (ratio > g.liarRssFactor && Math.abs(last.rss - u.rss) > 64 * 1024 * 1024) lie = `claims ${(last.rss / 2 ** 20).toFixed(0)} MiB RSS, its process has ${(u.rss / 2 ** 20).toFixed(0)} MiB`;
+        }
+        // A lie counts only if the pulses it rests on are that cell's own (lazyPulses).
+        if (lie && (!this.#d.bus.confirm(last.h) || (prev && !this.#d.bus.confirm(prev.h)))) {
+          this.#claims.delete(id);
+          continue;
         }
         this.evidence.metabolism(id, lie);
       }

@@ -5,6 +5,7 @@
  * Account work goes to the worker tissue. Its load is its sockets' in-flight frames.
  * Draining, it hands its clients the other receivers and closes them with "moved".
  */
+import { everyPhase, PHASE } from '../../organism/kernel/phase.ts';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude } from '@nats-io/kv';
 import { RequestError } from '@nats-io/transport-node';
@@ -109,14 +110,13 @@ export default defineTissue({
     // Tell clients when the live receivers change. Polled at the pulse rate rather than on
     // census events: a newborn's URL arrives in a later pulse, with no change of state.
     let told = liveReceivers(ctx).join(' ');
-    const watchReceivers = setInterval(() => {
+    const watchReceivers = everyPhase(ctx.genome.limits.pulseIntervalMs, PHASE.beat, () => {
       const now = liveReceivers(ctx);
       if (now.join(' ') === told) return;
       told = now.join(' ');
       g.announceReceivers(now);
-    }, ctx.genome.limits.pulseIntervalMs);
-    watchReceivers.unref();
-    ctx.signal.addEventListener('abort', () => clearInterval(watchReceivers), { once: true });
+    });
+    ctx.signal.addEventListener('abort', () => watchReceivers.stop(), { once: true });
     ctx.setUrl(g.url);
     ctx.log.info({ url: g.url }, 'receiver listening');
     return {

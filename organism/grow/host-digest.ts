@@ -8,6 +8,7 @@
  * cell's membership cost is a few messages per interval per host, whatever the population
  * (docs/cells.md, "Membership").
  */
+import { everyPhase, PHASE, type PhasedTimer } from '../kernel/phase.ts';
 import { codec } from '../wire/codec.ts';
 import type { Census, CensusEntry } from '../kernel/census.ts';
 import type { Limits } from '../kernel/genome/index.ts';
@@ -61,7 +62,7 @@ export class HostDigest {
   readonly #now: () => number;
   /** What each cell's row said when last sent, when, and how many more rounds it must be repeated. */
   readonly #sent = new Map<string, { row: DigestRow; at: number; repeat: number }>();
-  #timer: NodeJS.Timeout | undefined;
+  #timer: PhasedTimer | undefined;
   #vanishTimer: NodeJS.Timeout | undefined;
   #fullNext = true;
   #round = 0;
@@ -80,14 +81,15 @@ export class HostDigest {
     this.#off = this.#o.census.on((e) => {
       if (e.type === 'joined') this.#fullNext = true;
     });
-    this.#timer = setInterval(() => this.round(), this.#o.limits.pulseIntervalMs);
-    this.#timer.unref();
+    // A quarter interval after the cells pulse (they all pulse at the same instant), so the
+    // digest carries this interval's pulses and reaches every cell before its beat.
+    this.#timer = everyPhase(this.#o.limits.pulseIntervalMs, PHASE.digest, () => this.round());
     this.#vanishTimer = setInterval(() => this.checkVanished(), Math.max(25, Math.floor(this.#o.limits.pulseIntervalMs / 4)));
     this.#vanishTimer.unref();
   }
 
   close(): void {
-    clearInterval(this.#timer);
+    this.#timer?.stop();
     clearInterval(this.#vanishTimer);
     this.#timer = undefined;
     this.#off?.();

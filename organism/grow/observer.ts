@@ -80,14 +80,15 @@ export class Observer {
     const lineage = await openLineage(nc, ns).catch(() => undefined);
     const certs = new CertBook(o.rootPub, lineage);
     const seq = new SharedSequence();
+    const pulsesOf = o.localHost !== undefined ? (id: string) => certs.certOf(id)?.host === o.localHost : undefined;
     const bus = new HormoneBus({
-      nc, ns, certs, maxBytes: o.limits.hormoneMaxBytes, ...(o.cutoffPerSecond ? { cutoffPerSecond: o.cutoffPerSecond } : {}),
+      nc, ns, certs, maxBytes: o.limits.hormoneMaxBytes, ...(pulsesOf ? { pulsesFrom: pulsesOf } : {}), ...(o.cutoffPerSecond ? { cutoffPerSecond: o.cutoffPerSecond } : {}),
       gate: new HormoneGate({ organism: o.organism, maxBytes: o.limits.hormoneMaxBytes, maxAgeMs: o.limits.hormoneMaxAgeMs, replayWindow: o.limits.replayWindowMs * 1000 }),
       ...(o.rootKey ? { signer: { id: ROOT_ISSUER, organism: o.organism, key: o.rootKey.privateKey, nextSeq: () => seq.next() } } : {}),
     });
     const census = new Census({
       limits: o.limits, certOf: (id) => certs.certOf(id), ...(o.halfLifeOf ? { halfLifeOf: o.halfLifeOf } : {}),
-      ...(o.localHost !== undefined ? { ownHost: o.localHost, pulsesOf: (id: string) => certs.certOf(id)?.host === o.localHost } : {}),
+      ...(o.localHost !== undefined && pulsesOf ? { ownHost: o.localHost, pulsesOf } : {}),
     });
     bus.on((h) => census.observe(h));
     // An observer is not a juror, but it counts the votes as one does, so it shows a

@@ -40,6 +40,7 @@ import { randomBytes } from 'node:crypto';
 import { HostAgent } from './host-agent.ts';
 import { HostDigest } from './host-digest.ts';
 import { beacons } from './beacon.ts';
+import { Renewal } from './renewal.ts';
 import { chooseReplication, loadOrCreateBrokerToken, whileForming, type ClusterConfig, type Replication } from '../kernel/cluster.ts';
 import type { ShutdownBody } from '../kernel/vocabulary.ts';
 
@@ -100,6 +101,7 @@ export class Organism {
   #operator: Operator | undefined;
   #agent: HostAgent | undefined;
   #digest: HostDigest | undefined;
+  #renewal: Renewal | undefined;
   #shareTimer: NodeJS.Timeout | undefined;
   /** How many replicas the streams and buckets got, and why (known after start()). */
   replication: Replication | undefined;
@@ -173,6 +175,7 @@ export class Organism {
       this.#startOperator();
       this.#startHostAgent(homeostasis);
       this.#startDigest();
+      this.#startRenewal(homeostasis);
       this.#obeyShutdown();
       // A host joining a living organism (another host's grow seeded it) brings only its
       // share (tissues.<t>.perHost); homeostasis places the rest where there is room.
@@ -346,6 +349,32 @@ export class Organism {
       },
     });
     this.#digest.start();
+  }
+
+  /** Renews a tissue whose every lineage spent its budget (organism/grow/renewal.ts). */
+  #startRenewal(homeostasis: KV): void {
+    const observer = this.#observer!;
+    const renewal = new Renewal({
+      kv: homeostasis, genome: this.genome, host: hostName(), census: observer.census,
+      spawn: (tissue, id) => this.spawn(tissue, id),
+      announce: (body) => {
+        try {
+          observer.bus.publish('decision', body);
+        } catch (e) {
+          this.#say(`renewal not announced: ${(e as Error).message}`);
+        }
+      },
+      say: (line) => this.#say(line),
+    });
+    this.#renewal = renewal;
+    observer.bus.on((h) => {
+      if (this.#state.state === 'alive' || this.#state.state === 'growing') renewal.observe(h);
+    });
+  }
+
+  /** Renewals made so far (tests). */
+  get renewals(): { renewals: number; cells: number } {
+    return { ...(this.#renewal?.stats ?? { renewals: 0, cells: 0 }) };
   }
 
   /** Makes the cells other hosts' decisions place on this host. */
@@ -637,6 +666,7 @@ export class Organism {
     this.#state = { state: 'shutting-down', reason };
     this.#operator?.close();
     this.#agent?.close();
+    this.#renewal?.close();
     clearInterval(this.#shareTimer);
     // Draining cells need no revocation (the broker stops, or other hosts' grows carry on).
     await this.#revocations?.close();

@@ -5,6 +5,7 @@
  * (missed pulses mean dead or partitioned, never guilty). Changes come out as an async
  * iterable of events tagged by `type`.
  */
+import { everyPhase, type PhasedTimer } from './phase.ts';
 import type { Hormone } from './hormone.ts';
 import type { Limits } from './genome/index.ts';
 import type { BirthBody, DeathBody, DifferentiateBody, DigestBody, DigestRow, PulseBody } from './vocabulary.ts';
@@ -71,6 +72,11 @@ export interface CensusOptions {
   pulsesOf?: (id: string) => boolean;
   /** A host whose digests this census ignores (grow's own: it makes them from the pulses). */
   ownHost?: string;
+  /**
+   * Judge silence once an interval at this phase of the wall clock (a cell: on the shared
+   * beat, organism/kernel/phase.ts) instead of every quarter interval.
+   */
+  phase?: number;
 }
 
 type Listener = (e: CensusEvent) => void;
@@ -84,6 +90,8 @@ export class Census {
   /** Newest pulse timestamp per sender: an older one arriving later is a replay or a straggler. */
   readonly #lastTs = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
+  #phased: PhasedTimer | undefined;
+  readonly #phase: number | undefined;
   #closed = false;
   readonly #stress: StressMeter;
   readonly #wakers = new Set<() => void>();
@@ -95,6 +103,8 @@ export class Census {
   #beacon: { epoch: number; beacon: string } | undefined;
   readonly #beacons = new Map<number, string>();
   #digestCount = 0;
+  /** When tick() last ran (the clock's own lateness is not the others' silence). */
+  #lastTick: number | undefined;
   /** Bumped on every change a snapshot would show but lastSeen: list() is cached until it moves. */
   #version = 0;
   #cached: { version: number; at: number; list: CensusEntry[] } | undefined;
@@ -105,12 +115,17 @@ export class Census {
     this.#certOf = options.certOf;
     this.#stress = new StressMeter(options.halfLifeOf ?? (() => 2_000));
     this.#pulsesOf = options.pulsesOf;
+    this.#phase = options.phase;
     this.#ownHost = options.ownHost;
   }
 
   /** Starts the clock that turns silence into `suspect` and `dead`. */
   start(): void {
-    if (this.#timer) return;
+    if (this.#timer || this.#phased) return;
+    if (this.#phase !== undefined) {
+      this.#phased = everyPhase(this.#limits.pulseIntervalMs, this.#phase, () => this.tick());
+      return;
+    }
     this.#timer = setInterval(() => this.tick(), Math.max(20, Math.floor(this.#limits.pulseIntervalMs / 4)));
     this.#timer.unref();
   }
@@ -120,6 +135,8 @@ export class Census {
     this.#closed = true;
     clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#phased?.stop();
+    this.#phased = undefined;
     this.#listeners.clear();
     for (const wake of this.#wakers) wake();
   }
@@ -352,6 +369,15 @@ export class Census {
   tick(): void {
     const now = this.#now();
     const { pulseIntervalMs, suspectAfterPulses, deadAfterPulses, deadRetentionMs } = this.#limits;
+    // Silence is counted in time this census was awake to hear: a tick that comes far later
+    // than its period (this process starved: a saturated host, a flood it had to read
+    // through) does not count the time it could not listen against the others.
+    const period = this.#phase !== undefined ? pulseIntervalMs : Math.max(20, Math.floor(pulseIntervalMs / 4));
+    // (Only on its own clock: a test driving tick() by hand jumps time on purpose.)
+    const running = this.#timer !== undefined || this.#phased !== undefined;
+    const starved = !running || this.#lastTick === undefined ? 0 : now - this.#lastTick - 2 * period;
+    this.#lastTick = now;
+    if (starved > 0) for (const e of this.#entries.values()) if (e.state !== 'dead') e.lastSeen = Math.min(now, e.lastSeen + starved);
     for (const entry of this.#entries.values()) {
       if (entry.state === 'dead') {
         if (now - (entry.died ?? now) >= deadRetentionMs) {

@@ -36,6 +36,20 @@ export interface HormoneBusOptions {
    * of the few peers it watches for the immune system). @default 'all'
    */
   pulses?: 'all' | 'watched';
+  /**
+   * Deliver watched pulses before their signature is checked; a listener that would act on
+   * one (evidence against its sender) calls confirm() first. Only where the broker makes a
+   * subject name its sender (cutoffPerSecond is set): there, counting an unverified pulse
+   * frames nobody, and an honest pulse — nearly all of them — costs a decode, not an Ed25519
+   * verification. @default false
+   */
+  lazyPulses?: boolean;
+  /**
+   * Whose pulses to read at all (grow: its own host's cells; other hosts' come in their
+   * digests). A pulse from a known sender it rejects is dropped unread, before any
+   * signature work. @default every sender
+   */
+  pulsesFrom?: (from: string) => boolean;
 }
 
 /** A sender past the cutoff, with what it sent in the current second so far. */
@@ -59,6 +73,8 @@ export class HormoneBus {
   /** Pulse subscriptions of watched senders (pulses: 'watched'). */
   readonly #watched = new Map<string, Subscription>();
   #closed = false;
+  /** Pulses delivered before their signature was checked (lazyPulses), until confirm(). */
+  readonly #unverified = new WeakSet<Hormone>();
   /** Listener exceptions: counted, never allowed to kill the bus. */
   listenerErrors = 0;
 
@@ -104,6 +120,16 @@ export class HormoneBus {
   on(listener: HormoneListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Whether `h` (delivered to a listener) is its sender's, fresh and not replayed: checked now
+   * if it was delivered unverified (lazyPulses), once; true for everything else delivered.
+   */
+  confirm(h: Hormone): boolean {
+    if (!this.#unverified.has(h)) return true;
+    this.#unverified.delete(h);
+    return this.#o.gate.admit(h, this.#o.certs.keyOf(h.from)).ok;
   }
 
   /** Called for signed hormones dropped for their kind or body (attributable: their sender signed them). */
@@ -187,6 +213,12 @@ export class HormoneBus {
     // per-sender order is kept even if the key became known meanwhile.
     const queue = this.#pending.get(h.from);
     const key = queue ? undefined : certs.keyOf(h.from);
+    if (key && h.kind === 'pulse' && this.#o.pulsesFrom && !this.#o.pulsesFrom(h.from)) return;
+    if (key && h.kind === 'pulse' && this.#o.lazyPulses && this.#o.cutoffPerSecond !== undefined) {
+      this.#unverified.add(h);
+      this.#deliver({ ok: true, hormone: h });
+      return;
+    }
     if (key) {
       this.#deliver(gate.admit(h, key));
       return;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run chaos -- <scenario>|all|list [--seed N] [--duration S] [--rate R] [--clients N] [--state-dir DIR]`:
+ * `npm run chaos -- <scenario>|all|list [--seed N] [--duration S] [--rate R] [--clients N] [--cells N] [--state-dir DIR]`:
  * runs chaos scenarios against a fresh organism each, shows what happens as it happens,
  * checks the body plan's promises after every run and writes reports. Ctrl-C stops the run
  * in progress and everything it started; no report is written for it.
@@ -14,7 +14,7 @@ import { runChaos, type ChaosResult } from './runner.ts';
 import { CHAOS_SCENARIOS, chaosScenario } from '../../organism/chaos/scenarios.ts';
 
 const USAGE = `Usage:
-  npm run chaos -- <scenario> [--seed N] [--duration S] [--rate R] [--clients N] [--state-dir DIR]
+  npm run chaos -- <scenario> [--seed N] [--duration S] [--rate R] [--clients N] [--cells N] [--state-dir DIR]
   npm run chaos -- all [same options]      every scenario, one after another, and a summary report
   npm run chaos -- list
 
@@ -23,6 +23,8 @@ Options:
   --duration S     length of the run in seconds (default: the scenario's)
   --rate R         chat messages per second, all clients together (default: the scenario's)
   --clients N      chat clients (default: the scenario's)
+  --cells N        a crowd of N more idle cells (tissue "crowd", echo's DNA, min = max = N) beside
+                   the scenario's, so it runs at scale (default 0)
   --state-dir DIR  where each run's organism and the reports go (default .organism/chaos)
 `;
 
@@ -37,7 +39,7 @@ function int(name: string, raw: string | undefined, min: number, max: number): n
 async function main(argv: string[], signal: AbortSignal): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { seed: { type: 'string' }, duration: { type: 'string' }, rate: { type: 'string' }, clients: { type: 'string' }, 'state-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { seed: { type: 'string' }, duration: { type: 'string' }, rate: { type: 'string' }, clients: { type: 'string' }, cells: { type: 'string' }, 'state-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   } catch (cause) {
     throw new CellularError('CLI_ERR_USAGE', `${(cause as Error).message}\n\n${USAGE}`, { cause });
   }
@@ -69,6 +71,7 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
       durationS: int('duration', v.duration, 5, 3_600) ?? s!.defaults.durationS,
       rate: int('rate', v.rate, 1, 5_000) ?? s!.defaults.rate,
       clients: int('clients', v.clients, 2, 500) ?? s!.defaults.clients,
+      crowd: int('cells', v.cells, 0, 1_000) ?? 0,
       // A TTY gets one redrawn status line; a log gets a line a second.
       progress: (line) => process.stderr.write(tty ? `\r\x1b[2K${line.slice(0, (process.stderr.columns ?? 120) - 1)}` : `${line}\n`),
       say: (line) => (tty ? process.stderr.write(`\r\x1b[2K  ${line}\n`) : say(`  ${line}`)),

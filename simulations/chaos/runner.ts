@@ -34,6 +34,8 @@ export interface ChaosOptions {
   /** Chat messages per second, all clients together. */
   rate: number;
   clients: number;
+  /** Idle cells added beside the scenario's (a tissue `crowd` of echo's DNA, min = max): the run at scale. @default 0 */
+  crowd?: number;
   stateDir: string;
   progress(line: string): void;
   say?(line: string): void;
@@ -86,7 +88,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const s = o.scenario;
   const random = seeded(o.seed);
   const portMin = 20_000 + Math.floor(Math.random() * 40_000);
-  const genome = loadGenome({ sets: [...BASE, `messenger.portMin=${portMin}`, `messenger.portMax=${portMin + 40}`, ...(s.sets ?? [])] });
+  const crowd = o.crowd ?? 0;
+  const crowdSets = crowd > 0
+    ? ['tissues.crowd.module=echo', `tissues.crowd.min=${crowd}`, `tissues.crowd.max=${crowd}`, 'tissues.crowd.idleMs=86400000', `limits.cellsPerHost=${crowd + 48}`, `limits.rssPerHostMb=${(crowd + 48) * 256}`]
+    : [];
+  const genome = loadGenome({ sets: [...BASE, `messenger.portMin=${portMin}`, `messenger.portMax=${portMin + 40}`, ...crowdSets, ...(s.sets ?? [])] });
   const startedAt = new Date();
   const dir = join(o.stateDir, `${s.name}-${startedAt.toISOString().replace(/[:.]/g, '-')}`);
   const run = new AbortController();
@@ -114,7 +120,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   try {
     o.progress(`${s.name}: growing an organism (seed ${o.seed})…`);
     await organism.start();
-    await organism.waitForPopulation(30_000);
+    await organism.waitForPopulation(30_000 + crowd * 500);
     const census = organism.observer.census;
     const alive = (tissue?: string) => census.living().filter((c) => c.state === 'alive' && (tissue === undefined || c.tissue === tissue));
     const receivers = () => alive('receiver').filter((c) => c.url !== null).map((c) => c.url!);

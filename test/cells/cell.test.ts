@@ -15,25 +15,44 @@ import { isAlive } from '../../organism/kernel/processes.ts';
 
 // Timing-sensitive: one organism at a time in this file.
 
-test.serial('cell - kill -9 shows suspect, then dead, within the configured pulses', async (t) => {
+test.serial('cell - kill -9 is dead within an interval (its host finds the pid gone); a stopped cell is suspect, then dead, within the configured pulses', async (t) => {
   // Homeostasis off: this is about missed pulses (regrowth is tested in homeostasis.test).
-  const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=1', 'limits.homeostasis=false'] });
+  const g = await grow(t, { sets: ['tissues.stem.min=1', 'tissues.echo.min=2', 'limits.homeostasis=false'] });
   const observer = await observe(t, g);
   const { pulseIntervalMs, suspectAfterPulses, deadAfterPulses } = g.genome.limits;
-  const [victim] = (await censusJson(g)).filter((e) => e.tissue === 'echo');
+  const [killed, victim] = (await censusJson(g)).filter((e) => e.tissue === 'echo');
   t.truthy(victim);
-  await until(() => observer.census.get(victim!.id)?.state === 'alive', 5_000, 'observer sees the victim');
+  await until(() => observer.census.get(victim!.id)?.state === 'alive' && observer.census.get(killed!.id)?.state === 'alive', 5_000, 'observer sees both');
+  // kill -9: grow probes its cells' pids every quarter interval, and its next digest says so.
+  const killedAt = Date.now();
+  process.kill(killed!.pid, 'SIGKILL');
+  await until(() => observer.census.get(killed!.id)?.state === 'dead', 3 * pulseIntervalMs, 'dead after kill -9');
+  const vanishedAfter = Date.now() - killedAt;
+  t.is(observer.census.get(killed!.id)?.cause, 'vanished');
+  t.true(vanishedAfter <= 2 * pulseIntervalMs + 250, `dead ${vanishedAfter} ms after kill -9`);
+  t.log(`kill -9 → dead in ${vanishedAfter} ms`);
+  // A stopped process still exists: only its silence speaks, as for a cell cut off.
   const events: { e: CensusEvent; at: number }[] = [];
   observer.census.on((e) => {
     if (e.entry.id === victim!.id) events.push({ e, at: Date.now() });
   });
   const lastSeen = observer.census.get(victim!.id)!.lastSeen;
-  process.kill(victim!.pid, 'SIGKILL');
+  process.kill(victim!.pid, 'SIGSTOP');
+  t.teardown(() => {
+    try {
+      process.kill(victim!.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
   await until(() => events.some(({ e }) => e.type === 'state' && e.entry.state === 'dead'), (deadAfterPulses + 10) * pulseIntervalMs, 'dead');
   const states = events.filter(({ e }) => e.type === 'state') as { e: Extract<CensusEvent, { type: 'state' }>; at: number }[];
   t.deepEqual(states.map(({ e }) => `${e.from}->${e.entry.state}`), ['alive->suspect', 'suspect->dead']);
-  const suspectAfter = states[0]!.at - lastSeen;
-  const deadAfter = states[1]!.at - lastSeen;
+  // From its last pulse's send time (the observer's lastSeen also moves with each digest of its host).
+  const lastPulse = observer.census.get(victim!.id)!.ts;
+  t.true(lastPulse >= lastSeen - 2 * pulseIntervalMs, 'the last pulse heard is from about when it stopped');
+  const suspectAfter = states[0]!.at - lastPulse;
+  const deadAfter = states[1]!.at - lastPulse;
   // Judged after the configured number of missed pulses: never before, and not much after.
   t.true(suspectAfter >= suspectAfterPulses * pulseIntervalMs, `suspect after ${suspectAfter} ms`);
   t.true(deadAfter >= deadAfterPulses * pulseIntervalMs, `dead after ${deadAfter} ms`);
@@ -96,9 +115,10 @@ test.serial('cell - answers ping, info and stats; counts bad and foreign hormone
   t.true(before.hormones.accepted > 0);
   // Ordinary traffic (its own birth, pulses from two threads) is never dropped.
   t.deepEqual(Object.values(before.hormones.dropped).filter((n) => n !== 0), [], JSON.stringify(before.hormones.dropped));
-  // Garbage bytes, an unknown kind and a stranger's signed pulse on the hormone subjects.
-  observer.nc.publish(observer.ns.hormone('pulse', 'x'), new Uint8Array([0xc1, 0xff, 0x00]));
-  observer.nc.publish(observer.ns.hormone('gossip', 'x'), packr.pack({ v: 1, kind: 'gossip', from: 'x', seq: 1, ts: Date.now(), body: {}, sig: new Uint8Array(64) }));
+  // Garbage bytes, an unknown kind and a stranger's signed pulse on the hormone subjects a
+  // cell hears (every kind's but pulses: it reads only its watched peers' pulses).
+  observer.nc.publish(observer.ns.hormone('birth', 'x'), new Uint8Array([0xc1, 0xff, 0x00]));
+  observer.nc.publish(observer.ns.hormone('birth', 'x'), packr.pack({ v: 1, kind: 'gossip', from: 'x', seq: 1, ts: Date.now(), body: {}, sig: new Uint8Array(64) }));
   const stranger = generateKeypair();
   const seq = new SharedSequence();
   observer.nc.publish(

@@ -278,3 +278,4 @@ test.serial('homeostasis - a cell whose write to the tissue record cannot land d
   t.true(stats.claims.failed > 0, JSON.stringify(stats.claims));
   t.is(stats.claims.won, 0);
 });
+

@@ -66,7 +66,7 @@ async function convicts(t: ExecutionContext, fault: FaultKind, sets: string[] = 
   return { ...m, bad, verdict, honest };
 }
 
-test.serial('immune - a flooder is accused, voted out by 2/3 of the census and killed; its trial replayed changes nothing', async (t) => {
+test.serial('immune - a flooder is accused, voted out by 2/3 of its panel and killed; its trial replayed changes nothing', async (t) => {
   const { verdict, o, nats, of, honest } = await convicts(t, 'flood');
   t.is(verdict.kind, 'flood');
   // Record the trial's hormones as they crossed the wire… (they are in the census's past by now)

@@ -199,7 +199,9 @@ test('genome - the immune section is validated like every other, and an unknown 
   t.is(loadGenome({ sets: ['immune.enabled=false'] }).immune.enabled, false);
   t.throws(() => loadGenome({ sets: ['immune.floodPerSecond=0'] }), { code: 'GENOME_ERR_INVALID', message: /immune\.floodPerSecond must be an integer from 1/ });
   t.throws(() => loadGenome({ sets: ['immune.liarRssFactor=1'] }), { code: 'GENOME_ERR_INVALID', message: /immune\.liarRssFactor must be a number from 1\.1/ });
-  t.throws(() => loadGenome({ sets: ['immune.jury=5'] }), { code: 'GENOME_ERR_UNKNOWN_FIELD', message: /genome\.immune\.jury is not a genome field/ });
+  t.is(loadGenome({ sets: ['immune.jury=15'] }).immune.jury, 15);
+  t.throws(() => loadGenome({ sets: ['immune.jury=0'] }), { code: 'GENOME_ERR_INVALID', message: /immune\.jury must be an integer from 1 to 64/ });
+  t.throws(() => loadGenome({ sets: ['immune.quorum=5'] }), { code: 'GENOME_ERR_UNKNOWN_FIELD', message: /genome\.immune\.quorum is not a genome field/ });
 });
 
 test('genome - messenger limits are checked against each other', (t) => {

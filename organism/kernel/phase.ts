@@ -1,0 +1,63 @@
+/**
+ * Periodic work on a shared phase of the wall clock. An idle cell's cost is its wakeups
+ * (each ≈ 0.1–0.4 ms of CPU here, more than the work it does: docs/benchmarks.md), so every
+ * cell pulses at the same instant of each interval, every grow publishes its digest a
+ * quarter interval later, and every cell's main thread does all its periodic work (the
+ * heartbeat, the census clock, the immune review, homeostasis) at one later instant: the
+ * timers of one process that fall due at the same millisecond fire in one wakeup, and the
+ * pulses a cell watches arrive together.
+ */
+
+/** Where in each interval each kind of periodic work happens, as a fraction of the interval. */
+export const PHASE = {
+  /** Pacemakers publish pulses. */
+  pulse: 0,
+  /** grow publishes its host's digest (the pulses of its cells have arrived). */
+  digest: 0.25,
+  /** A cell's main thread: heartbeat, census clock, immune review, homeostasis (the digest has arrived). */
+  beat: 0.5,
+} as const;
+
+/** The next time at or after `now` (+1 ms) that is `phase` of the way into an interval. */
+export function nextPhase(now: number, intervalMs: number, phase: number): number {
+  const offset = Math.round(intervalMs * phase);
+  return Math.ceil((now + 1 - offset) / intervalMs) * intervalMs + offset;
+}
+
+export interface PhasedTimer {
+  /** When the current run was due (ms since the epoch). */
+  readonly due: number;
+  stop(): void;
+}
+
+/**
+ * Calls `fn(due)` at every `phase` of every `intervalMs` of the wall clock, from the next
+ * one on, until stopped; unref'd. Drift-free: each run is scheduled from the clock, not
+ * from the last run, so processes stay in phase with each other.
+ */
+export function everyPhase(intervalMs: number, phase: number, fn: (due: number) => void): PhasedTimer {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const state = { due: nextPhase(Date.now(), intervalMs, phase) };
+  const arm = () => {
+    if (stopped) return;
+    timer = setTimeout(run, Math.max(0, state.due - Date.now()));
+    timer.unref();
+  };
+  const run = () => {
+    const due = state.due;
+    state.due = nextPhase(Math.max(Date.now(), due), intervalMs, phase);
+    arm();
+    fn(due);
+  };
+  arm();
+  return {
+    get due() {
+      return state.due;
+    },
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * Lineages that renew (organism/grow/renewal.ts): one tissue killed 200 times in a row with
+ * the default genome's tissues, budgets and limits is regrown every time, the root renewing
+ * what the lineage budget would otherwise have ended; a cancer is still caught afterwards.
+ * Real cells on the organism's own broker (operator mode), as `npm run grow` runs them.
+ */
+import test from 'ava';
+import { loadGenome } from '../../organism/kernel/genome/index.ts';
+import type { Hormone } from '../../organism/kernel/hormone.ts';
+import { isProcessOf } from '../../organism/kernel/processes.ts';
+import type { DecisionBody } from '../../organism/kernel/vocabulary.ts';
+import { cellMarkers } from '../../cells/spawn.ts';
+import { until } from '../helpers/grow.ts';
+import { tempDir, uniqueId } from '../helpers/nats.ts';
+import { runOrganism } from '../helpers/organism.ts';
+
+test.serial('renewal - one tissue killed 200 times in a row is regrown every time (the root renews spent lineages), and a cancer is still killed after', async (t) => {
+  // The default genome's tissues, budgets and limits. Only the clock runs faster (100 ms
+  // pulses: 200 rounds of kill, find, decide, renew and spawn take ≈ 2 minutes here), the
+  // crash window is short (a replacement may be killed soon after its birth without
+  // counting as a failed birth), and ports are the test's own.
+  const portMin = 20_000 + Math.floor(Math.random() * 40_000);
+  const genome = loadGenome({
+    sets: [
+      'limits.pulseIntervalMs=100', 'limits.crashWindowMs=300', 'limits.drainTimeoutMs=3000', 'limits.shutdownTimeoutMs=8000',
+      `messenger.portMin=${portMin}`, `messenger.portMax=${portMin + 40}`, 'messenger.frontPort=0', 'messenger.scryptLogN=12', 'dashboard.port=0',
+    ],
+  });
+  const o = await runOrganism(t, { stateDir: tempDir(t), id: uniqueId(), genome });
+  const decisions: (DecisionBody & { from: string })[] = [];
+  o.observer.bus.on((h: Hormone) => void (h.kind === 'decision' && decisions.push({ ...(h.body as DecisionBody), from: h.from })));
+  t.teardown(() => {
+    if (!t.passed) t.log(decisions.slice(-30).map((d) => `${d.tissue} ${d.action} ${d.cells.join(',')} by ${d.from}: ${d.reason}`).join('\n'));
+  });
+  await o.waitForPopulation();
+  const census = o.observer.census;
+  const alive = (tissue: string) => census.living().filter((c) => c.tissue === tissue && c.state === 'alive');
+  const KILLS = 200;
+  const started = Date.now();
+  const regrownIn: number[] = [];
+  const killed = new Set<string>();
+  const state = () => census.list().map((c) => `${c.id} ${c.tissue} ${c.state}${c.cause ? `(${c.cause})` : ''}`).join(', ');
+  for (let i = 1; i <= KILLS; i++) {
+    // Past the crash window and pulsing: a kill then is a death, not a failed birth (which would back off).
+    const ready = () => alive('echo').filter((c) => !killed.has(c.id) && Date.now() - c.born > 400 && c.pulses >= 2);
+    await until(() => ready().length > 0, 30_000, () => `echo regrown after kill ${i - 1} (${o.renewals.renewals} renewals so far; census: ${state()})`);
+    const victim = ready()[0]!;
+    const at = Date.now();
+    killed.add(victim.id);
+    process.kill(victim.pid, 'SIGKILL');
+    await until(() => census.get(victim.id)?.state === 'dead', 10_000, `kill ${i}: ${victim.id} dead in the census`);
+    await until(() => alive('echo').some((c) => !killed.has(c.id)), 30_000, () => `echo regrown after kill ${i} (${o.renewals.renewals} renewals so far; census: ${state()})`);
+    regrownIn.push(Date.now() - at);
+    if (i % 50 === 0) t.log(`${i} kills; regrown in p50 ${[...regrownIn].sort((a, b) => a - b)[regrownIn.length >> 1]} ms; ${o.renewals.renewals} renewals`);
+  }
+  t.log(`${KILLS} kills in ${Math.round((Date.now() - started) / 1000)} s; renewals ${JSON.stringify(o.renewals)}`);
+  t.true(o.renewals.renewals >= 1, 'the root renewed a spent lineage at least once (otherwise 200 kills never exhausted one: this test would prove nothing)');
+  t.true(decisions.some((d) => d.from === 'root' && /^renewal/.test(d.reason)), 'the renewal was announced, with its reason');
+  // Renewal gives fresh budget only to root-made cells: a cell dividing past its own budget is still cancer.
+  const bad = await o.spawn('echo', undefined, { fault: 'cancer' });
+  const onset = Date.now();
+  await until(() => census.get(bad.id)?.state === 'dead' && !isProcessOf(bad.pid, cellMarkers(bad.id)), 15_000, 'the cancer killed');
+  t.log(`cancer dead ${Date.now() - onset} ms after it started`);
+  t.is(census.get(bad.id)?.cause, 'toxin');
+  await until(() => alive('echo').length >= 1 && alive('stem').length >= 2, 20_000, 'the tissues back at their min');
+});
