@@ -115,7 +115,13 @@ export class Homeostat {
     const { pulseIntervalMs, suspectAfterPulses } = this.#d.genome.limits;
     this.#warmUntil = this.#watchingSince + Math.max(2, suspectAfterPulses) * pulseIntervalMs;
     // On the shared beat (organism/kernel/phase.ts); census changes and records schedule it too.
-    this.#timer = everyPhase(this.#d.genome.limits.pulseIntervalMs, PHASE.beat, () => this.#schedule());
+    // An idle organism whose census did not move has nothing new to plan: then every fourth
+    // beat is enough for what time alone changes (idleness, dues, back-off, calm).
+    let beats = 0;
+    this.#timer = everyPhase(this.#d.genome.limits.pulseIntervalMs, PHASE.beat, () => {
+      const moved = this.#d.census.version !== this.#seenVersion || this.#needSince.size > 0 || this.#lowSince !== undefined;
+      if (moved || ++beats % 4 === 0 || [...this.#records.values()].some((r) => r.record.pending.length > 0)) this.#schedule();
+    });
     for (const c of this.#d.census.list()) this.#remember(c.id);
     this.#offCensus = this.#d.census.on((e) => {
       if (e.type === 'joined') this.#remember(e.entry.id);
@@ -221,8 +227,12 @@ export class Homeostat {
     });
   }
 
+  /** The census version the last evaluation saw. */
+  #seenVersion = -1;
+
   /** One look at every tissue; acts on what it finds. */
   evaluate(): void {
+    this.#seenVersion = this.#d.census.version;
     const self = this.#d.self();
     if (self.state !== 'alive') return;
     const now = this.#now();

@@ -57,7 +57,18 @@ export class Evidence {
     this.#now = now;
   }
 
+  /** Peers whose ledger changed since takeChanged(): only they can have a new finding. */
+  readonly #changed = new Set<string>();
+
+  /** The peers whose evidence changed since the last call (and forgets them). */
+  takeChanged(): string[] {
+    const out = [...this.#changed];
+    this.#changed.clear();
+    return out;
+  }
+
   #ledger(peer: string): Ledger {
+    if (this.#changed.size < MAX_PEERS) this.#changed.add(peer);
     let l = this.#peers.get(peer);
     if (!l) {
       if (this.#peers.size >= MAX_PEERS) this.#peers.delete(this.#peers.keys().next().value!);

@@ -32,7 +32,7 @@ export interface ImmuneDeps {
   self: { id: string; host: string };
   genomeHash: string;
   bus: Pick<HormoneBus, 'on' | 'onForgery' | 'quarantine' | 'publish' | 'watch' | 'confirm'>;
-  census: Pick<Census, 'list' | 'get' | 'condemn' | 'beacon' | 'beaconOf'>;
+  census: Pick<Census, 'list' | 'get' | 'condemn' | 'beacon' | 'beaconOf' | 'membership'>;
   certs: Pick<CertBook, 'certOf' | 'learn'>;
   /**
    * The lineage bucket: certificates are written there before a child's process starts, so
@@ -102,9 +102,14 @@ export class Immune {
   readonly #claims = new Map<string, Claim[]>();
   readonly #offs: Array<() => void> = [];
   /** The sortition ring of the census and beacon it was drawn from (rebuilt when either moves). */
-  #ring: { list: readonly CensusEntry[]; beacon: string; ring: Ring } | undefined;
+  #ring: { membership: number; condemned: number; beacon: string; ring: Ring } | undefined;
+  /** The peers this cell watches (their panel holds it), and the pids of theirs already checked by command line. */
+  #watched = new Set<string>();
+  readonly #verifiedPid = new Map<string, number>();
   #tick: PhasedTimer | undefined;
   #reviewSoon = false;
+  /** Peers with a finding that calm held back: looked at again at every review. */
+  readonly #held = new Set<string>();
   #watch: { stop(): void } | undefined;
   #stopped = false;
   #checking = false;
@@ -262,13 +267,17 @@ export class Immune {
   /** The ring of the living census for `beacon` (the current one if unsaid); undefined before any digest brought a beacon. */
   #ringFor(beacon = this.#d.census.beacon?.beacon): Ring | undefined {
     if (beacon === undefined) return undefined;
-    const list = this.#census();
-    if (this.#ring && this.#ring.list === list && this.#ring.beacon === beacon) return this.#ring.ring;
-    const ring = new Ring(beacon, list.filter((c) => c.state !== 'dead' && !this.#condemned.has(c.id)));
+    const membership = this.#d.census.membership;
+    const r = this.#ring;
+    if (r && r.membership === membership && r.condemned === this.#condemned.size && r.beacon === beacon) return r.ring;
+    const ring = new Ring(beacon, this.#census().filter((c) => c.state !== 'dead' && !this.#condemned.has(c.id)));
     if (beacon === this.#d.census.beacon?.beacon) {
-      this.#ring = { list, beacon, ring };
+      this.#ring = { membership, condemned: this.#condemned.size, beacon, ring };
       // The peers whose panel holds this cell: it reads their pulses, and only theirs.
-      this.#d.bus.watch(ring.watchedBy(this.#d.self.id, this.#d.gene.jury));
+      this.#watched = new Set(ring.watchedBy(this.#d.self.id, this.#d.gene.jury));
+      this.#d.bus.watch(this.#watched);
+      for (const id of this.#claims.keys()) if (!this.#watched.has(id)) this.#claims.delete(id);
+      for (const id of this.#verifiedPid.keys()) if (!this.#watched.has(id)) this.#verifiedPid.delete(id);
     }
     return ring;
   }
@@ -443,19 +452,33 @@ export class Immune {
   #review(): void {
     const now = this.#now();
     this.#ringFor(); // keeps the watched peers in step with the census and the beacon
-    const living = new Map(this.#census().filter((c) => c.state !== 'dead').map((c) => [c.id, c]));
+    // Looked up one by one (a copy of the whole census every beat is what grew with the population).
+    const lives = (id: string) => {
+      const c = this.#d.census.get(id);
+      return c !== undefined && c.state !== 'dead';
+    };
     // Forget what concerns cells that left, so a long life with many births holds no more than its census.
-    for (const id of this.#claims.keys()) if (!living.has(id)) this.#claims.delete(id);
+    for (const id of this.#claims.keys()) if (!lives(id)) this.#claims.delete(id);
     for (const [id, until] of this.#calm) if (until <= now) this.#calm.delete(id);
-    for (const peer of [...this.evidence.peers()]) {
+    // Only peers whose evidence changed since the last review, or that had a finding held
+    // back by calm, can be accused now (evidence that did not change found nothing before).
+    const held = [...this.#held];
+    this.#held.clear();
+    for (const peer of new Set([...this.evidence.takeChanged(), ...held])) {
       if (peer === this.#d.self.id || this.#condemned.has(peer)) continue;
-      if ((this.#calm.get(peer) ?? 0) > now) continue;
-      if (!living.has(peer)) continue; // gone: nothing to accuse
+      if (!lives(peer)) continue; // gone: nothing to accuse
       const finding = this.evidence.against(peer);
       if (!finding) continue;
+      if ((this.#calm.get(peer) ?? 0) > now) {
+        this.#held.add(peer);
+        continue;
+      }
       const ring = this.#ringFor();
       const epoch = this.#d.census.beacon?.epoch;
-      if (!ring || epoch === undefined || !ring.has(peer)) continue; // no beacon yet, or not in the census: no panel to judge it
+      if (!ring || epoch === undefined || !ring.has(peer)) {
+        this.#held.add(peer); // no beacon yet, or not in the census yet: no panel to judge it now
+        continue;
+      }
       const jury = ring.panel(peer, this.#d.gene.jury, now);
       const accusation: AccuseBody = { id: `${this.#d.self.id}.${++this.#seq}`, accused: peer, kind: finding.kind, detail: finding.detail, at: now, lineage: finding.kind === 'cancer', jury, epoch };
       this.stats.accusations++;
@@ -517,7 +540,12 @@ export class Immune {
     this.#checking = true;
     try {
       const g = this.#d.gene;
-      const peers = this.#census().filter((c) => c.state === 'alive' && c.host === this.#d.self.host && c.id !== this.#d.self.id && !this.#condemned.has(c.id));
+      // Only the peers it watches (their pulses are what it has claims from).
+      const peers: CensusEntry[] = [];
+      for (const id of this.#claims.keys()) {
+        const c = this.#d.census.get(id);
+        if (c && c.state === 'alive' && c.host === this.#d.self.host && c.id !== this.#d.self.id && !this.#condemned.has(c.id)) peers.push(c);
+      }
       if (peers.length === 0) return;
       // The real pid of each peer: the one it claims if that process is this cell (checked by
       // its command line), else found by scanning for it (a liar may claim any pid).
@@ -525,8 +553,12 @@ export class Immune {
       let scanned: Map<string, number> | undefined;
       for (const p of peers) {
         if (!this.#claims.has(p.id)) continue;
-        if (isProcessOf(p.pid, cellMarkers(p.id))) pids.set(p.id, p.pid);
-        else {
+        // A pid once found to be that cell's (by its command line) stays its own while it lives.
+        if (this.#verifiedPid.get(p.id) === p.pid) pids.set(p.id, p.pid);
+        else if (isProcessOf(p.pid, cellMarkers(p.id))) {
+          this.#verifiedPid.set(p.id, p.pid);
+          pids.set(p.id, p.pid);
+        } else {
           scanned ??= new Map(localCells(this.#d.organism).map((c) => [c.cell, c.pid]));
           const real = scanned.get(p.id);
           if (real !== undefined) pids.set(p.id, real);

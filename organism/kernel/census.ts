@@ -103,6 +103,7 @@ export class Census {
   #beacon: { epoch: number; beacon: string } | undefined;
   readonly #beacons = new Map<number, string>();
   #digestCount = 0;
+  #membership = 0;
   /** When tick() last ran (the clock's own lateness is not the others' silence). */
   #lastTick: number | undefined;
   /** Bumped on every change a snapshot would show but lastSeen: list() is cached until it moves. */
@@ -195,6 +196,7 @@ export class Census {
 
   #emit(e: CensusEvent): void {
     this.#version++;
+    if (e.type !== 'state' || e.entry.state === 'dead' || e.from === 'dead') this.#membership++;
     for (const l of this.#listeners) l(e);
   }
 
@@ -283,11 +285,26 @@ export class Census {
     }
     const from = existing.state;
     const tissueChanged = existing.tissue !== r.q;
+    const changed = tissueChanged || existing.load !== fields.load || existing.smoothed !== fields.smoothed || existing.demand !== fields.demand ||
+      existing.url !== fields.url || existing.pid !== fields.pid || existing.rss !== fields.rss || existing.work.inflight !== fields.work.inflight || existing.work.queued !== fields.work.queued;
     Object.assign(existing, fields);
-    this.#version++;
+    if (changed) this.#version++;
     if (r.s === 'dead') this.#setState(existing, 'dead', r.c ?? 'missed-pulses');
     else this.#setState(existing, r.s);
     if (tissueChanged && existing.state === from) this.#emit({ type: 'state', entry: this.#snapshot(existing), from });
+  }
+
+  /**
+   * Bumped when the set of cells that are not dead changes (a birth, a death, one leaving):
+   * what a panel is drawn from, so a ring is rebuilt only then.
+   */
+  get membership(): number {
+    return this.#membership;
+  }
+
+  /** Bumped on every change a snapshot would show but the time (lastSeen, age). */
+  get version(): number {
+    return this.#version;
   }
 
   /** Digest parts read so far (from any host). */
