@@ -4,7 +4,7 @@
  * keeps a census from the hormones it hears, announces its birth, and on `shutdown` or
  * SIGTERM drains, announces its death with the cause, and exits.
  */
-import { PHASE } from '../organism/kernel/phase.ts';
+import { beatNow, PHASE } from '../organism/kernel/phase.ts';
 import { createHash } from 'node:crypto';
 import { connect, type NatsConnection, type Subscription, type Msg } from '@nats-io/transport-node';
 import { cellAccess, natsOptions, packetAccess, type NatsAccess } from '../organism/kernel/access.ts';
@@ -18,7 +18,7 @@ import type { Hormone } from '../organism/kernel/hormone.ts';
 import { fromHex, privateKeyObject, publicKeyOf } from '../organism/kernel/keys.ts';
 import { unpackCertificate, ROOT_ISSUER, type Certificate } from '../organism/kernel/lineage.ts';
 import { Namespace, type CellVerb } from '../organism/kernel/namespace.ts';
-import type { BirthBody, DeathBody, DeathCause, ShutdownBody } from '../organism/kernel/vocabulary.ts';
+import type { BirthBody, DeathBody, DeathCause, DigestBody, ShutdownBody } from '../organism/kernel/vocabulary.ts';
 import { openReply, pack, packError, packReply, unpack } from '../organism/kernel/reply.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import type { Logger } from './logger.ts';
@@ -351,6 +351,12 @@ export class Cell {
 
   #onHormone(h: Hormone): void {
     this.#census.observe(h);
+    // Its own host's digest, whole: the census just moved, so the beat's work is done now, in
+    // this wakeup (after every listener has seen the digest), not in another one later.
+    if (h.kind === 'digest' && h.from === ROOT_ISSUER) {
+      const d = h.body as DigestBody;
+      if (d.host === this.identity.host && d.part === d.parts - 1) setImmediate(() => beatNow(this.genome.limits.pulseIntervalMs));
+    }
     // Only the operator (root key) may stop the organism; issue-6 verdicts come later.
     if (h.kind === 'shutdown' && h.from === ROOT_ISSUER) {
       const body = h.body as ShutdownBody;

@@ -5,7 +5,7 @@
  * rest of the cell, so the pacemaker thread boots while the main thread is still importing:
  * time to first pulse is how fast a tissue can grow.
  */
-import { everyPhase, PHASE, type PhasedTimer } from '../organism/kernel/phase.ts';
+import { onBeat, type PhasedTimer } from '../organism/kernel/phase.ts';
 import { Worker } from 'node:worker_threads';
 import { genomeHash } from '../organism/kernel/genome/index.ts';
 import { SharedSequence } from '../organism/kernel/hormone.ts';
@@ -91,7 +91,7 @@ export class Heart {
       this.#fast.unref();
     };
     this.work.onBusy = goFast;
-    this.#beat = everyPhase(intervalMs, PHASE.beat, (due) => {
+    this.#beat = onBeat(intervalMs, (due) => {
       if (busy()) goFast();
       // The next promise: the next beat, with a tick's slack (timers fire a little late).
       if (!this.#fast) record(Math.max(0, Date.now() - due), this.#beat.due + TICK_MS);

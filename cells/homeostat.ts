@@ -6,7 +6,7 @@
  * stem cell, divides, dies, backs off) and publishes a `decision` hormone with the readings
  * behind it. A cell that loses the race, or cannot write at all (no quorum), does nothing.
  */
-import { everyPhase, PHASE, type PhasedTimer } from '../organism/kernel/phase.ts';
+import { onBeat, type PhasedTimer } from '../organism/kernel/phase.ts';
 import { availableParallelism } from 'node:os';
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
@@ -118,7 +118,7 @@ export class Homeostat {
     // An idle organism whose census did not move has nothing new to plan: then every fourth
     // beat is enough for what time alone changes (idleness, dues, back-off, calm).
     let beats = 0;
-    this.#timer = everyPhase(this.#d.genome.limits.pulseIntervalMs, PHASE.beat, () => {
+    this.#timer = onBeat(this.#d.genome.limits.pulseIntervalMs, () => {
       const moved = this.#d.census.version !== this.#seenVersion || this.#needSince.size > 0 || this.#lowSince !== undefined;
       if (moved || ++beats % 4 === 0 || [...this.#records.values()].some((r) => r.record.pending.length > 0)) this.#schedule();
     });

@@ -62,6 +62,8 @@ export interface ScaleBenchResult {
   steps: ScaleStep[];
   /** Sizes left out because a smaller one already saturated the machine. */
   skipped: number[];
+  /** A size the organism could not grow to on this machine, and why (the run stops there). */
+  unreached: { cells: number; reached: number; reason: string } | null;
   shutdown: { leftovers: { pid: number; what: string }[] };
 }
 
@@ -111,13 +113,25 @@ export async function runScaleBench(o: ScaleBenchOptions): Promise<ScaleBenchRes
   const peers = new Peers({ execArgv: CELL_NODE_FLAGS, access: () => organism.access, timeoutMs: 60_000, ...(o.signal ? { signal: o.signal } : {}) });
   const steps: ScaleStep[] = [];
   const skipped: number[] = [];
+  let unreached: ScaleBenchResult['unreached'] = null;
   let failure: unknown;
   try {
     o.progress(`starting organism in ${o.stateDir}`);
     await organism.start();
     const cells: SpawnedCell[] = [];
     for (const [i, n] of o.sizes.entries()) {
-      const step = await measureSize(o, organism, peers, timerScript, cells, n);
+      let step: ScaleStep;
+      try {
+        step = await measureSize(o, organism, peers, timerScript, cells, n);
+      } catch (e) {
+        // Cells that cannot even be born in time: the machine holds fewer. Reported, not thrown.
+        if (o.signal?.aborted || !(e instanceof CellularError) || e.code !== 'CELL_ERR_SPAWN') throw e;
+        const reached = organism.observer.census.living().filter((c) => c.state === 'alive').length;
+        unreached = { cells: n, reached, reason: e.message };
+        skipped.push(...o.sizes.slice(i + 1));
+        o.progress(`N=${n} not reached: ${reached} cells alive; ${e.message}`);
+        break;
+      }
       steps.push(step);
       const total = step.cpu.total;
       o.progress(`N=${n}: ${step.held ? 'held' : `DID NOT HOLD (${step.lost.length} cells not alive in the census)`}; total ${(total / 10).toFixed(1)} % of a core, ${step.cpuPerCell.toFixed(2)} ms/s per cell; peer ${step.peer.cpuPerProcess.toFixed(2)} ms/s per process`);
@@ -138,7 +152,7 @@ export async function runScaleBench(o: ScaleBenchOptions): Promise<ScaleBenchRes
   const leftovers = spawned.filter((c) => isProcessOf(c.pid, c.markers)).map((c) => ({ pid: c.pid, what: `cell ${c.id}` }));
   for (const pid of peers.alive()) leftovers.push({ pid, what: 'peer' });
   if (failure !== undefined) throw failure;
-  return { options: { sizes: o.sizes, seconds: o.seconds }, pulseIntervalMs: genome.limits.pulseIntervalMs, steps, skipped, shutdown: { leftovers } };
+  return { options: { sizes: o.sizes, seconds: o.seconds }, pulseIntervalMs: genome.limits.pulseIntervalMs, steps, skipped, unreached, shutdown: { leftovers } };
 }
 
 async function measureSize(o: ScaleBenchOptions, organism: Organism, peers: Peers, timerScript: string, cells: SpawnedCell[], n: number): Promise<ScaleStep> {

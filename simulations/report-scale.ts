@@ -42,6 +42,7 @@ export function scaleRows(r: ScaleBenchResult): Row[] {
     const ratio = large.cpuPerCell / small.cpuPerCell;
     rows.push({ metric: `per-cell cost, N=${large.cells} / N=${small.cells}`, value: `${ratio.toFixed(2)}×`, target: at(300) && Math.abs(small.cells - 10) <= 1 ? '≤ 1.5×' : '', status: at(300) && Math.abs(small.cells - 10) <= 1 ? (ratio <= 1.5 ? 'PASS' : 'FAIL') : '' });
   }
+  if (r.unreached) rows.push({ metric: `N=${r.unreached.cells}: not reached`, value: `${r.unreached.reached} cells alive, then: ${r.unreached.reason.slice(0, 160)}`, target: r.unreached.cells >= 300 ? '300 held' : '', status: 'FAIL' });
   if (r.skipped.length > 0) rows.push({ metric: 'sizes skipped', value: `${r.skipped.join(', ')} (a smaller size already saturated the machine or lost cells)`, target: '', status: 'FAIL' });
   rows.push({ metric: 'processes left behind', value: r.shutdown.leftovers.length === 0 ? 'none' : r.shutdown.leftovers.map((l) => `${l.what} ${l.pid}`).join(', '), target: 'none', status: r.shutdown.leftovers.length === 0 ? 'PASS' : 'FAIL' });
   return rows;

@@ -6,7 +6,7 @@
  *
  * Every step is a hormone (`accuse`, `vote`, `verdict`, `toxin`) the dashboard can show.
  */
-import { everyPhase, PHASE, type PhasedTimer } from '../../organism/kernel/phase.ts';
+import { onBeat, type PhasedTimer } from '../../organism/kernel/phase.ts';
 import { availableParallelism } from 'node:os';
 import { usageOf } from '../../organism/kernel/process-usage.ts';
 import type { Census, CensusEntry } from '../../organism/kernel/census.ts';
@@ -131,7 +131,7 @@ export class Immune {
     // On the shared beat (organism/kernel/phase.ts): one wakeup an interval for the review and
     // the metabolism checks; evidence that comes in between asks for a review at once.
     let checked = 0;
-    this.#tick = everyPhase(this.#d.limits.pulseIntervalMs, PHASE.beat, (due) => {
+    this.#tick = onBeat(this.#d.limits.pulseIntervalMs, (due) => {
       this.#review();
       if (due - checked >= this.#d.gene.checkIntervalMs - this.#d.limits.pulseIntervalMs / 2) {
         checked = due;

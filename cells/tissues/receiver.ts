@@ -5,7 +5,7 @@
  * Account work goes to the worker tissue. Its load is its sockets' in-flight frames.
  * Draining, it hands its clients the other receivers and closes them with "moved".
  */
-import { everyPhase, PHASE } from '../../organism/kernel/phase.ts';
+import { onBeat } from '../../organism/kernel/phase.ts';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude } from '@nats-io/kv';
 import { RequestError } from '@nats-io/transport-node';
@@ -110,7 +110,7 @@ export default defineTissue({
     // Tell clients when the live receivers change. Polled at the pulse rate rather than on
     // census events: a newborn's URL arrives in a later pulse, with no change of state.
     let told = liveReceivers(ctx).join(' ');
-    const watchReceivers = everyPhase(ctx.genome.limits.pulseIntervalMs, PHASE.beat, () => {
+    const watchReceivers = onBeat(ctx.genome.limits.pulseIntervalMs, () => {
       const now = liveReceivers(ctx);
       if (now.join(' ') === told) return;
       told = now.join(' ');

@@ -5,7 +5,7 @@
  * (missed pulses mean dead or partitioned, never guilty). Changes come out as an async
  * iterable of events tagged by `type`.
  */
-import { everyPhase, type PhasedTimer } from './phase.ts';
+import { everyPhase, onBeat, PHASE, type PhasedTimer } from './phase.ts';
 import type { Hormone } from './hormone.ts';
 import type { Limits } from './genome/index.ts';
 import type { BirthBody, DeathBody, DifferentiateBody, DigestBody, DigestRow, PulseBody } from './vocabulary.ts';
@@ -124,7 +124,7 @@ export class Census {
   start(): void {
     if (this.#timer || this.#phased) return;
     if (this.#phase !== undefined) {
-      this.#phased = everyPhase(this.#limits.pulseIntervalMs, this.#phase, () => this.tick());
+      this.#phased = this.#phase === PHASE.beat ? onBeat(this.#limits.pulseIntervalMs, () => this.tick()) : everyPhase(this.#limits.pulseIntervalMs, this.#phase, () => this.tick());
       return;
     }
     this.#timer = setInterval(() => this.tick(), Math.max(20, Math.floor(this.#limits.pulseIntervalMs / 4)));

@@ -61,3 +61,78 @@ export function everyPhase(intervalMs: number, phase: number, fn: (due: number) 
     },
   };
 }
+
+/**
+ * The beat of one process: the periodic work of a cell's main thread, run when its own
+ * host's digest arrives (the census has just moved: that wakeup does it all), or on the
+ * `beat` phase of the clock when no digest came within the interval (grow gone, or a test's
+ * census fed by pulses). One wakeup an interval instead of two.
+ */
+class Beat {
+  readonly #fns = new Set<(due: number) => void>();
+  #last = 0;
+  #timer: PhasedTimer | undefined;
+  readonly #intervalMs: number;
+
+  constructor(intervalMs: number) {
+    this.#intervalMs = intervalMs;
+  }
+
+  /** When the next beat is due at the latest. */
+  get due(): number {
+    return Math.max(this.#last + this.#intervalMs, this.#timer?.due ?? 0);
+  }
+
+  on(fn: (due: number) => void): PhasedTimer {
+    this.#fns.add(fn);
+    this.#timer ??= everyPhase(this.#intervalMs, PHASE.beat, (due) => {
+      // A digest beat within the last half interval already did this interval's work.
+      if (Date.now() - this.#last < this.#intervalMs / 2) return;
+      this.#run(due);
+    });
+    const beat = this;
+    return {
+      get due() {
+        return beat.due;
+      },
+      stop: () => {
+        this.#fns.delete(fn);
+        if (this.#fns.size === 0) {
+          this.#timer?.stop();
+          this.#timer = undefined;
+        }
+      },
+    };
+  }
+
+  /** Runs the beat now (its host's digest arrived), at most once per half interval. */
+  fire(): void {
+    if (Date.now() - this.#last < this.#intervalMs / 2 || this.#fns.size === 0) return;
+    this.#run(Date.now());
+  }
+
+  #run(due: number): void {
+    this.#last = Date.now();
+    for (const fn of [...this.#fns]) {
+      try {
+        fn(due);
+      } catch {
+        // Each subscriber guards its own work; one that throws must not stop the others.
+      }
+    }
+  }
+}
+
+const beats = new Map<number, Beat>();
+
+/** Calls `fn` on this process's beat for `intervalMs` (see Beat). */
+export function onBeat(intervalMs: number, fn: (due: number) => void): PhasedTimer {
+  let b = beats.get(intervalMs);
+  if (!b) beats.set(intervalMs, (b = new Beat(intervalMs)));
+  return b.on(fn);
+}
+
+/** This process's own host digest arrived: run the beat for `intervalMs` now. */
+export function beatNow(intervalMs: number): void {
+  beats.get(intervalMs)?.fire();
+}
