@@ -60,15 +60,15 @@ export class Renewal {
     const body = h.body as DecisionBody;
     if (!refusedForBudget(body)) return;
     if (this.#d.census.get(h.from)?.host !== this.#d.host) return; // that cell's own grow renews
-    void this.renew(body.tissue, body.count, h.from).catch((e: unknown) => this.#d.say(`renewal of ${body.tissue} failed: ${(e as Error).message}`));
+    void this.renew(body.tissue, h.from).catch((e: unknown) => this.#d.say(`renewal of ${body.tissue} failed: ${(e as Error).message}`));
   }
 
   close(): void {
     this.#closed = true;
   }
 
-  /** Seeds what `tissue` lacks (its min, or `wanted` more within max) as root-made cells. */
-  async renew(tissue: string, wanted: number, refusedBy: string): Promise<number> {
+  /** Seeds what `tissue` lacks of its min as root-made cells. */
+  async renew(tissue: string, refusedBy: string): Promise<number> {
     const gene = this.#d.genome.tissues[tissue];
     if (!gene) return 0;
     const now = this.#now();
@@ -78,7 +78,10 @@ export class Renewal {
     const living = this.#d.census.living().filter((c) => c.tissue === tissue).length;
     const pending = record.pending.filter((p) => p.due > now);
     const present = living + pending.length;
-    const need = present < gene.min ? gene.min - present : Math.min(Math.max(0, wanted), gene.max - present);
+    // Only what the tissue needs to exist (its min): growth under load past the budget stays
+    // refused, as the budget means it to be (max and the ATP limits bound growth; renewal
+    // only guarantees a tissue can always regrow).
+    const need = gene.min - present;
     if (need <= 0 || this.#closed) return 0;
     const due = now + this.#d.genome.limits.joinTimeoutMs;
     const ids = Array.from({ length: need }, () => newCellId(tissue));

@@ -283,3 +283,70 @@ test('census - who a cell is comes from its verified certificate, not from what 
   census.observe({ v: 1, kind: 'pulse', from: 'c1', seq: 1, ts: clock.t, body: pulseBody({ tissue: 'stem', host: 'liar', parent: 'x-1', born: 1 }), sig: new Uint8Array(64) });
   t.like(census.get('c1'), { tissue: 'echo', host: 'host-9', parent: null, born: T0 - 1_000, pid: 4242 });
 });
+
+test('host digest - a grow census digested into a cell census: rows carry the pulses, deltas only what changed, a death three times, a kill -9 as vanished; silence of the host makes its cells suspect, then dead', async (t) => {
+  const { HostDigest } = await import('../../../organism/grow/host-digest.ts');
+  // grow's side: its census reads its host's pulses.
+  const g = setup();
+  // A cell's side: a census fed by digests only.
+  const cell = new Census({ limits, now: g.clock.now, pulsesOf: () => false });
+  const digests: import('../../../organism/kernel/vocabulary.ts').DigestBody[] = [];
+  const gone = new Set<number>();
+  const digest = new HostDigest({
+    census: g.census, host: 'host-1', limits: { pulseIntervalMs: 100, hormoneMaxBytes: 8192 }, beacon: (e) => `beacon-${e}`, now: g.clock.now,
+    exists: (e) => !gone.has(e.pid), publish: (body) => {
+      digests.push(body);
+      cell.observe(g.hormone('digest', ROOT_ISSUER, body));
+    },
+  });
+  g.pulse('a', { pid: 1 });
+  g.pulse('b', { pid: 2, load: 0.5 });
+  // A direct pulse means nothing to the cell's census.
+  cell.observe(g.hormone('pulse', 'a', pulseBody({ pid: 1 })));
+  t.is(cell.list().length, 0);
+  digest.round();
+  t.true(digests[0]!.full, 'the first digest is whole');
+  t.deepEqual(cell.living().map((c) => [c.id, c.state, c.host, c.pid, c.load]), [['a', 'alive', 'host-1', 1, 0.25], ['b', 'alive', 'host-1', 2, 0.5]]);
+  t.is(cell.beacon?.beacon, `beacon-${Math.floor(g.clock.t / 60_000)}`);
+  // A newcomer's row is said in three digests running (one lost digest hides nothing); then,
+  // with nothing changed beyond the dead band, an empty delta, which still says both live.
+  for (let i = 0; i < 3; i++) {
+    g.advance(100);
+    g.pulse('a', { pid: 1, load: 0.26 });
+    g.pulse('b', { pid: 2, load: 0.5 });
+    digest.round();
+  }
+  t.deepEqual(digests.slice(1).map((d) => d.rows.length), [2, 2, 0]);
+  t.false(digests.at(-1)!.full);
+  // A load step is news.
+  g.advance(100);
+  g.pulse('a', { pid: 1, load: 0.9, demand: 0.9 });
+  g.pulse('b', { pid: 2, load: 0.5 });
+  digest.round();
+  t.deepEqual(digests.at(-1)!.rows.map((r) => r.i), ['a']);
+  t.is(cell.get('a')!.load, 0.9);
+  // kill -9 of b: the pid probe finds it gone; dead (vanished) in the next digest, and repeated.
+  gone.add(2);
+  digest.checkVanished();
+  for (let i = 0; i < 4; i++) {
+    g.advance(100);
+    g.pulse('a', { pid: 1, load: 0.9, demand: 0.9 });
+    digest.round();
+  }
+  t.is(cell.get('b')?.state, 'dead');
+  t.is(cell.get('b')?.cause, 'vanished');
+  t.is(digests.filter((d) => d.rows.some((r) => r.i === 'b' && r.s === 'dead')).length, 3, 'a death is said in three digests running');
+  // The host falls silent (its grow gone): its cells are suspect, then dead, by the cell's own clock.
+  for (let i = 0; i < 4; i++) {
+    g.clock.t += 100;
+    cell.tick();
+  }
+  t.is(cell.get('a')?.state, 'suspect');
+  for (let i = 0; i < 3; i++) {
+    g.clock.t += 100;
+    cell.tick();
+  }
+  t.is(cell.get('a')?.state, 'dead');
+  t.is(cell.get('a')?.cause, 'missed-pulses');
+  t.true(cell.hostSilence('host-1') >= 600);
+});
