@@ -111,11 +111,6 @@ export class HormoneBus {
     }
   }
 
-  /** The senders whose pulses this bus hears (pulses 'watched'). */
-  get watching(): ReadonlySet<string> {
-    return new Set(this.#watched.keys());
-  }
-
   /** Called for every admitted hormone, in arrival order per sender. Returns an unsubscribe. */
   on(listener: HormoneListener): () => void {
     this.#listeners.add(listener);
