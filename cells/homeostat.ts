@@ -19,7 +19,7 @@ import { isProcessOf, isStopped, localCells } from '../organism/kernel/processes
 import { takeSpawnTokens } from './atp.ts';
 import { liveHosts, type PlaceRequest } from './placement.ts';
 import { allocate } from './homeostasis-allocation.ts';
-import { CellularError } from '../organism/wire/errors.ts';
+import { CellularError, isCellularError } from '../organism/wire/errors.ts';
 import { transientClusterError } from '../organism/kernel/cluster.ts';
 import { calmMs, nextRecord, plan, type Plan } from './homeostasis-plan.ts';
 import type { Logger } from './logger.ts';
@@ -467,6 +467,14 @@ export class Homeostat {
       await this.#d.mitosis.recruit(stem, { tissue, by: this.#d.self().id, epoch } satisfies DifferentiateBody);
       await this.#joined(tissue, stem);
     } catch (e) {
+      // No answer is not a no: the stem may still differentiate (its credential comes from a
+      // mint that a loaded host answers late). It stays pending in the record until it shows
+      // up as a member or its due time passes; a cell made in its place now could be a third
+      // where the tissue wanted two.
+      if (isCellularError(e, 'HOMEOSTASIS_ERR_UNANSWERED')) {
+        this.#d.log.warn({ err: e.message, stem, tissue }, 'recruit unanswered; the stem stays pending');
+        return;
+      }
       // The stem said no or is gone: divide instead, in its place.
       this.#d.log.warn({ err: (e as Error).message, stem, tissue }, 'recruit failed; dividing instead');
       const id = newCellId(tissue);

@@ -6,7 +6,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { RequestError, type NatsConnection } from '@nats-io/transport-node';
 import { CellularError } from '../organism/wire/errors.ts';
 import { packetAccess } from '../organism/kernel/access.ts';
 import type { Genome } from '../organism/kernel/genome/index.ts';
@@ -16,6 +16,10 @@ import type { BirthPacket } from './birth-packet.ts';
 import { spawnCell, type SpawnedCell } from './spawn.ts';
 import type { Certificate } from '../organism/kernel/lineage.ts';
 import { fromHex } from '../organism/kernel/keys.ts';
+
+/** How long a stem may take to get its new credential from the mint (MINT_TIMEOUT_MS) and say yes. */
+const MINT_TIMEOUT_MS = 5_000;
+const RECRUIT_TIMEOUT_MS = MINT_TIMEOUT_MS + 1_000;
 
 export interface RecruitRequest {
   tissue: string;
@@ -58,9 +62,21 @@ export class Mitosis {
     return Math.max(0, this.#d.budget - this.#spent);
   }
 
-  /** Asks stem cell `stem` to become `tissue`; resolves when it serves, rejects if it says no. */
-  async recruit(stem: string, request: RecruitRequest, timeoutMs = 2_000): Promise<void> {
-    const reply = await this.#d.nc.request(this.#d.ns.cell(stem, 'differentiate'), pack(request), { timeout: timeoutMs });
+  /**
+   * Asks stem cell `stem` to become `tissue`; resolves once it accepted. Rejects with the
+   * stem's own error if it said no or with HOMEOSTASIS_ERR_DIFFERENTIATE if it is gone (it is
+   * not becoming anything: spawn instead), and with HOMEOSTASIS_ERR_UNANSWERED if no answer
+   * came in time: the stem may be waiting for its new credential and differentiate after
+   * all, so a recruiter that spawned in its place would make one cell too many.
+   */
+  async recruit(stem: string, request: RecruitRequest, timeoutMs = RECRUIT_TIMEOUT_MS): Promise<void> {
+    let reply;
+    try {
+      reply = await this.#d.nc.request(this.#d.ns.cell(stem, 'differentiate'), pack(request), { timeout: timeoutMs });
+    } catch (cause) {
+      if (cause instanceof RequestError && cause.isNoResponders()) throw new CellularError('HOMEOSTASIS_ERR_DIFFERENTIATE', `stem cell ${stem} is gone (nobody answers for it)`, { cause });
+      throw new CellularError('HOMEOSTASIS_ERR_UNANSWERED', `stem cell ${stem} did not answer within ${timeoutMs} ms (${(cause as Error).message})`, { cause });
+    }
     openReply(reply.data); // throws the stem's error, rebuilt
   }
 
@@ -82,7 +98,7 @@ export class Mitosis {
   }
 
   /** Asks the mint for a credential (operator mode): a child's, or this stem cell's new tissue's. */
-  async mint(request: { op: 'child'; cert: Uint8Array } | { op: 'differentiate'; cell: string; tissue: string }, timeoutMs = 5_000): Promise<string> {
+  async mint(request: { op: 'child'; cert: Uint8Array } | { op: 'differentiate'; cell: string; tissue: string }, timeoutMs = MINT_TIMEOUT_MS): Promise<string> {
     const reply = await this.#d.nc.request(this.#d.ns.mint, pack(request), { timeout: timeoutMs });
     return openReply<{ jwt: string }>(reply.data).jwt;
   }

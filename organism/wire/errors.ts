@@ -38,6 +38,7 @@ export const ErrorCodes = {
   STORE_ERR_RECORD: 'a homeostasis record in the KV bucket is malformed (it is ignored and rewritten)',
   HOMEOSTASIS_ERR_REFUSED: 'a division was refused: the tissue max, a per-host ATP limit, mitosis per minute or the lineage budget',
   HOMEOSTASIS_ERR_DIFFERENTIATE: 'a stem cell could not differentiate (not a stem cell any more, draining, or the tissue DNA failed to load)',
+  HOMEOSTASIS_ERR_UNANSWERED: 'a recruited stem cell did not answer in time: it may still differentiate, so it stays pending',
   PROTO_ERR_MALFORMED: 'a client frame is not msgpack, not an object, or of another protocol version',
   PROTO_ERR_TOO_LARGE: 'a client frame or message body exceeds messenger.maxFrameBytes or messenger.maxBodyBytes',
   PROTO_ERR_UNKNOWN_TYPE: 'a client frame names a type the protocol does not have',

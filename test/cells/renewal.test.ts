@@ -31,9 +31,18 @@ test.serial('renewal - one tissue killed until the root has renewed it three tim
   });
   const o = await runOrganism(t, { stateDir: tempDir(t), id: uniqueId(), genome });
   const decisions: (DecisionBody & { from: string })[] = [];
-  o.observer.bus.on((h: Hormone) => void (h.kind === 'decision' && decisions.push({ ...(h.body as DecisionBody), from: h.from })));
+  // What a failure's log shows: decisions, deaths, accusations and toxins, in order.
+  const timeline: string[] = [];
+  const t0 = Date.now();
+  o.observer.bus.on((h: Hormone) => {
+    if (h.kind === 'decision') decisions.push({ ...(h.body as DecisionBody), from: h.from });
+    if (!['decision', 'death', 'accuse', 'toxin'].includes(h.kind)) return;
+    const b = h.body as Record<string, unknown>;
+    const what = h.kind === 'decision' ? `${b.tissue} ${b.action} ${(b.cells as string[]).join(',')}: ${b.reason}` : JSON.stringify(b).slice(0, 240);
+    timeline.push(`${Date.now() - t0} ms ${h.kind} by ${h.from}: ${what}`);
+  });
   t.teardown(() => {
-    if (!t.passed) t.log(decisions.slice(-30).map((d) => `${d.tissue} ${d.action} ${d.cells.join(',')} by ${d.from}: ${d.reason}`).join('\n'));
+    if (!t.passed) t.log(timeline.slice(-150).join('\n'));
   });
   await o.waitForPopulation();
   const census = o.observer.census;
@@ -69,5 +78,8 @@ test.serial('renewal - one tissue killed until the root has renewed it three tim
   await until(() => census.get(bad.id)?.state === 'dead' && !isProcessOf(bad.pid, cellMarkers(bad.id)), 15_000, 'the cancer killed');
   t.log(`cancer dead ${Date.now() - onset} ms after it started`);
   t.is(census.get(bad.id)?.cause, 'toxin');
-  await until(() => alive('echo').length >= 1 && alive('stem').length >= 2, 20_000, 'the tissues back at their min');
+  // The cancer's children crowd the host while they live, so births meanwhile may fail and
+  // put a tissue into its crash-loop back-off: back at min once that back-off (at most
+  // regrowBackoffMaxMs) has run out and the next birth joined.
+  await until(() => alive('echo').length >= 1 && alive('stem').length >= 2, genome.limits.regrowBackoffMaxMs + 20_000, () => `the tissues back at their min (renewals ${JSON.stringify(o.renewals)}; census: ${state()})`);
 });
