@@ -354,6 +354,13 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
           else healthz.delete(h.name);
         }
       }).then(() => true, () => false);
+      if (!healthy) {
+        // Which member, and what its server says is behind (the stream or consumer, or the meta leader).
+        for (const h of hosts.hosts.filter((x) => !healthz.has(x.name))) {
+          const said = await fetch(`http://${h.ip}:${MONITOR_PORT}/healthz`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.text(), (e: unknown) => (e as Error).message);
+          note(`${h.name} /healthz: ${said.slice(0, 300)}`);
+        }
+      }
       note(healthy ? `every member's JetStream current ${Date.now() - current} ms later` : 'a member did NOT catch up within 90 s');
       return healthy;
     };

@@ -79,7 +79,7 @@ export class HostDigest {
     if (this.#timer) return;
     // Anyone's birth: its census starts empty, so the next digest of every host is whole.
     this.#off = this.#o.census.on((e) => {
-      if (e.type === 'joined') this.#fullNext = true;
+      if (e.type === 'joined' && e.entry.state !== 'dead') this.#fullNext = true;
     });
     // A quarter interval after the cells pulse (they all pulse at the same instant), so the
     // digest carries this interval's pulses and reaches every cell before its beat.
@@ -93,6 +93,11 @@ export class HostDigest {
     clearInterval(this.#vanishTimer);
     this.#timer = undefined;
     this.#off?.();
+  }
+
+  /** The next digest is whole (a newcomer asked: its census starts empty). At most one per interval, however often asked. */
+  requestFull(): void {
+    this.#fullNext = true;
   }
 
   /** A local cell whose process is gone is dead now (`vanished`), not after its missed pulses. */

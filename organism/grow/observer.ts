@@ -98,6 +98,12 @@ export class Observer {
     census.on((e) => e.type === 'left' && certs.forget(e.entry.id));
     bus.start();
     census.start();
+    // Unchanged cells are in no digest for up to a refresh (10 s): ask every grow for a whole one.
+    try {
+      nc.publish(ns.digestAsk, new Uint8Array(0));
+    } catch {
+      // A closed connection: the census fills with the next refresh instead.
+    }
     return new Observer(ns, nc, bus, certs, census, !o.nc);
   }
 

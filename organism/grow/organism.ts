@@ -26,7 +26,7 @@ import { Observer } from './observer.ts';
 import { ensureStores } from '../kernel/stores.ts';
 import { ROOT_ISSUER, type Certificate } from '../kernel/lineage.ts';
 import type { KV } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { Namespace } from '../kernel/namespace.ts';
 import { pack } from '../kernel/reply.ts';
 import { natsOptions, type NatsAccess } from '../kernel/access.ts';
@@ -101,6 +101,7 @@ export class Organism {
   #operator: Operator | undefined;
   #agent: HostAgent | undefined;
   #digest: HostDigest | undefined;
+  #digestAsk: Subscription | undefined;
   #renewal: Renewal | undefined;
   #shareTimer: NodeJS.Timeout | undefined;
   /** How many replicas the streams and buckets got, and why (known after start()). */
@@ -349,6 +350,10 @@ export class Organism {
       },
     });
     this.#digest.start();
+    // A newcomer (a joining grow, `cellular census`, a dashboard) asks for whole digests.
+    const digest = this.#digest;
+    const asked = observer.nc.subscribe(observer.ns.digestAsk, { callback: () => digest.requestFull() });
+    this.#digestAsk = asked;
   }
 
   /** Renews a tissue whose every lineage spent its budget (organism/grow/renewal.ts). */
@@ -700,6 +705,8 @@ export class Organism {
     this.#mintDesk = undefined;
     this.#digest?.close();
     this.#digest = undefined;
+    this.#digestAsk?.unsubscribe();
+    this.#digestAsk = undefined;
     await observer?.close();
     this.#observer = undefined;
     await this.#nc?.close().catch(() => {});

@@ -277,8 +277,9 @@ export class Census {
       work: { handled: r.k[0] ?? 0, inflight: r.k[1] ?? 0, queued: r.k[2] ?? 0, errors: r.k[3] ?? 0 },
     };
     if (!existing) {
-      if (r.s === 'dead') return; // never knew it: nothing to say
-      const entry: CensusEntry = { id: r.i, age: 0, state: r.s, cause: null, died: null, genome: '', ...fields };
+      // A death this census never saw the life of is still news to a newcomer (a whole digest
+      // holds a host's dead until they are retained no longer): kept as dead, for the retention.
+      const entry: CensusEntry = { id: r.i, age: 0, state: r.s, cause: r.s === 'dead' ? (r.c ?? 'missed-pulses') : null, died: r.s === 'dead' ? now : null, genome: '', ...fields };
       this.#entries.set(r.i, entry);
       this.#emit({ type: 'joined', entry: this.#snapshot(entry) });
       return;

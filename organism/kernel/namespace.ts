@@ -57,6 +57,14 @@ export class Namespace {
     return `${this.prefix}.census`;
   }
 
+  /**
+   * A newcomer's ask for every host's whole digest (an observer's census starts empty, and a
+   * digest otherwise carries only the rows that changed): each grow makes its next digest whole.
+   */
+  get digestAsk(): string {
+    return `${this.prefix}.digest.ask`;
+  }
+
   /** Credential requests, answered by grow (queue group `mint`, organism/grow/mint.ts). */
   get mint(): string {
     return `${this.prefix}.mint`;

@@ -350,3 +350,50 @@ test('host digest - a grow census digested into a cell census: rows carry the pu
   t.is(cell.get('a')?.cause, 'missed-pulses');
   t.true(cell.hostSilence('host-1') >= 600);
 });
+
+test('host digest - a newcomer that asks gets the whole host in the next digest, its dead included; asking often sends no more digests', async (t) => {
+  const { HostDigest } = await import('../../../organism/grow/host-digest.ts');
+  const g = setup();
+  const digests: import('../../../organism/kernel/vocabulary.ts').DigestBody[] = [];
+  const gone = new Set<number>();
+  const digest = new HostDigest({
+    census: g.census, host: 'host-1', limits: { pulseIntervalMs: 100, hormoneMaxBytes: 8192 }, beacon: (e) => `beacon-${e}`, now: g.clock.now,
+    exists: (e) => !gone.has(e.pid), publish: (body) => digests.push(body),
+  });
+  g.pulse('a', { pid: 1 });
+  g.pulse('b', { pid: 2 });
+  digest.round();
+  gone.add(2);
+  digest.checkVanished();
+  // Past the repeats: idle rows and a death said three times are in no delta any more.
+  for (let i = 0; i < 5; i++) {
+    g.advance(100);
+    g.pulse('a', { pid: 1 });
+    digest.round();
+  }
+  t.deepEqual(digests.at(-1)!.rows, [], 'an idle host sends empty deltas');
+  // A newcomer's census (a joining grow, `cellular census`) hears only what comes next.
+  const newcomer = new Census({ limits, now: g.clock.now, pulsesOf: () => false });
+  const feed = (from: number) => digests.slice(from).forEach((body) => newcomer.observe(g.hormone('digest', ROOT_ISSUER, body)));
+  let seen = digests.length;
+  g.advance(100);
+  g.pulse('a', { pid: 1 });
+  digest.round();
+  feed(seen);
+  t.is(newcomer.list().length, 0, 'without asking, an unchanged host says nothing of its cells');
+  // It asks (three times at once): one whole digest, with the living and the dead.
+  seen = digests.length;
+  digest.requestFull();
+  digest.requestFull();
+  digest.requestFull();
+  g.advance(100);
+  g.pulse('a', { pid: 1 });
+  digest.round();
+  g.advance(100);
+  g.pulse('a', { pid: 1 });
+  digest.round();
+  feed(seen);
+  t.deepEqual(digests.slice(seen).map((d) => d.full), [true, false], 'one whole digest however often asked, then deltas again');
+  t.deepEqual(newcomer.list().map((c) => [c.id, c.state, c.cause]), [['a', 'alive', null], ['b', 'dead', 'vanished']]);
+  t.deepEqual(newcomer.living().map((c) => c.id), ['a'], 'a death it never saw the life of is not a living cell');
+});
