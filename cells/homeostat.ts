@@ -465,7 +465,11 @@ export class Homeostat {
   async #recruit(tissue: string, stem: string, epoch: number): Promise<void> {
     try {
       await this.#d.mitosis.recruit(stem, { tissue, by: this.#d.self().id, epoch } satisfies DifferentiateBody);
-      await this.#joined(tissue, stem);
+      // Its yes is not yet in any census: the stem's next pulse, then its host's digest, say
+      // it serves the tissue. It stays pending in the record until its due time, and counts
+      // as pending only until a census shows it as a member (homeostasis-plan.ts population):
+      // struck off at the yes, the tissue looked one short meanwhile and a second cell
+      // recruited another stem for the same place.
     } catch (e) {
       // No answer is not a no: the stem may still differentiate (its credential comes from a
       // mint that a loaded host answers late). It stays pending in the record until it shows

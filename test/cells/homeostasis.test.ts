@@ -121,11 +121,19 @@ test.serial('homeostasis - kill -9 of one cell, then of every cell of a tissue, 
   await until(() => h.alive('echo').every((c) => Date.now() - c.born > 1_500), 5_000, 'cells past the crash window');
   const victim = echo[0]!;
   const killedAt = Date.now();
+  const before = h.decisions.length;
+  const peak = watchMax(h.o.observer.census, 'echo');
   process.kill(victim.pid, 'SIGKILL');
   await until(() => h.alive('echo').filter((c) => c.id !== victim.id).length === 2, 10_000, 'a replacement');
   t.log(`one replaced in ${Date.now() - killedAt} ms`);
   const regrow = h.decisions.find((d) => d.tissue === 'echo' && /has 1 of its min 2/.test(d.reason));
   t.truthy(regrow, 'the regrowth decision says why');
+  // One death, one cell made: the recruited stem counts as pending until a census shows it
+  // serving echo (struck off at its yes, a second cell recruited another stem meanwhile).
+  await until(() => h.alive('stem').length >= 1, 10_000, 'the stem pool refilled');
+  await new Promise((r) => setTimeout(r, 4 * h.o.genome.limits.pulseIntervalMs));
+  t.is(grown(h.decisions.slice(before), 'echo'), 1, `one echo cell made for one death: ${h.decisions.slice(before).filter((d) => d.tissue === 'echo').map((d) => `${d.action} ${d.cells.join(',')}`).join('; ')}`);
+  t.is(peak(), 2, 'never more echo cells than its min while regrowing');
   // Every cell of the tissue at once, once the stem pool has refilled (a recruited stem is
   // an echo cell now: killing it and the other echo cell with no stem left would end the
   // whole organism, and nothing regrows a body with no living cell).
