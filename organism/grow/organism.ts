@@ -17,7 +17,7 @@ import { updateWithRetries, writeIfUnchanged } from '../kernel/compare-and-set.t
 import { sweepCells } from './sweep.ts';
 import { Broker, ensureNatsServer, stopBrokerByPid } from './broker.ts';
 import type { CensusEntry } from '../kernel/census.ts';
-import { CellularError, throwIfAborted } from '../wire/errors.ts';
+import { CellularError, isCellularError, throwIfAborted } from '../wire/errors.ts';
 import { genomeHash, type Genome } from '../kernel/genome/index.ts';
 import { isProcessOf, localCells, signalCell, signalIfOurs } from '../kernel/processes.ts';
 import { claimStateDir, organismId, removeRecord, self, writeRecord, type OrganismRecord } from './record.ts';
@@ -46,6 +46,8 @@ import type { ShutdownBody } from '../kernel/vocabulary.ts';
 
 /** The homeostasis bucket key hosts race for: whoever creates it seeds the organism. */
 const SEED_KEY = 'seed';
+/** Seeds made between two extensions of the due of those still to come. */
+const SEED_DUE_EVERY = 10;
 /** How long a grow waits for its JetStream cluster to form (members elect a leader, find their peers). */
 const CLUSTER_FORMING_MS = 60_000;
 
@@ -416,11 +418,37 @@ export class Organism {
       const record = { ...emptyTissueRecord(tissue), epoch: 1, at: Date.now(), by: ROOT_ISSUER, action: 'seed' as const, pending: ids.map((id) => ({ id, host: hostName(), due, how: 'seed' as const })) };
       await homeostasis.put(tissueKey(tissue), packRecord(record));
     }
-    for (const { tissue, ids } of seeds) {
-      for (const id of ids) {
-        throwIfAborted(this.#o.signal);
+    // A big seed (a crowd of 100) outlasts any fixed due on a loaded host: the seeds not made
+    // yet would look like failed births, homeostasis would make them too, and the tissue
+    // would run past its max. So the seeds still to come get a new due as the seeding goes.
+    const left = seeds.flatMap(({ tissue, ids }) => ids.map((id) => ({ tissue, id })));
+    let made = 0;
+    for (const { tissue, id } of [...left]) {
+      throwIfAborted(this.#o.signal);
+      if (made > 0 && made % SEED_DUE_EVERY === 0) await this.#extendSeeds(homeostasis, left.slice(made));
+      made++;
+      try {
         await this.spawn(tissue, id);
+      } catch (e) {
+        // Homeostasis already made what this seed was for: the tissue is whole without it.
+        if (!isCellularError(e, 'CELL_ERR_POPULATION_MAX')) throw e;
+        this.#say(`seed ${id} not made: ${e.message}`);
       }
+    }
+  }
+
+  /** Moves the due of seeds not made yet to when they can be, from now. */
+  async #extendSeeds(homeostasis: KV, left: { tissue: string; id: string }[]): Promise<void> {
+    const due = Date.now() + this.genome.limits.joinTimeoutMs + left.length * 200;
+    for (const tissue of new Set(left.map((l) => l.tissue))) {
+      const ids = new Set(left.filter((l) => l.tissue === tissue).map((l) => l.id));
+      const outcome = await updateWithRetries(homeostasis, tissueKey(tissue), (entry) => {
+        const { record } = tissueRecordOf(entry, tissue);
+        if (!record.pending.some((p) => ids.has(p.id))) return { keep: record };
+        const next = { ...record, pending: record.pending.map((p) => (ids.has(p.id) ? { ...p, due: Math.max(p.due, due) } : p)) };
+        return { write: packRecord(next), value: next };
+      }, { attempts: 8 }).catch((e: unknown) => ({ type: 'failed', error: e }) as const);
+      if (outcome.type === 'contended' || outcome.type === 'failed') this.#say(`seed due not extended for ${tissue}: ${(outcome.error as Error)?.message}`);
     }
   }
 

@@ -89,10 +89,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const random = seeded(o.seed);
   const portMin = 20_000 + Math.floor(Math.random() * 40_000);
   const crowd = o.crowd ?? 0;
+  // After the scenario's own sets: its per-host limit is for its own cells, the crowd's come on top.
   const crowdSets = crowd > 0
     ? ['tissues.crowd.module=echo', `tissues.crowd.min=${crowd}`, `tissues.crowd.max=${crowd}`, 'tissues.crowd.idleMs=86400000', `limits.cellsPerHost=${crowd + 48}`, `limits.rssPerHostMb=${(crowd + 48) * 256}`]
     : [];
-  const genome = loadGenome({ sets: [...BASE, `messenger.portMin=${portMin}`, `messenger.portMax=${portMin + 40}`, ...crowdSets, ...(s.sets ?? [])] });
+  const genome = loadGenome({ sets: [...BASE, `messenger.portMin=${portMin}`, `messenger.portMax=${portMin + 40}`, ...(s.sets ?? []), ...crowdSets] });
   const startedAt = new Date();
   const dir = join(o.stateDir, `${s.name}-${startedAt.toISOString().replace(/[:.]/g, '-')}`);
   const run = new AbortController();
