@@ -85,11 +85,14 @@ const CLOSED_KEPT = 256;
 const OPEN_TRIALS_PER_ACCUSER = 16;
 /** Votes held for accusations not heard yet (a cluster may reorder hormones). */
 const EARLY_VOTES_MAX = 1024;
+/** Accusations received but not heard, remembered so their votes are not taken for forgeries. */
+const UNHEARD_KEPT = 1024;
 
 export class Immune {
   readonly #d: ImmuneDeps;
   readonly #now: () => number;
   readonly evidence: Evidence;
+  readonly #unheard = new Set<string>();
   readonly #trials = new Map<string, { trial: Trial; opened: number; voted: boolean; published: boolean }>();
   /** accused → until when no new accusation is made against it (one trial at a time; a pause after an acquittal). */
   readonly #calm = new Map<string, number>();
@@ -292,19 +295,20 @@ export class Immune {
 
   #onAccuse(h: Hormone<AccuseBody>): void {
     const a = h.body;
-    if (this.#trials.has(a.id) || this.#condemned.has(a.accused)) return;
+    if (this.#trials.has(a.id)) return;
+    if (this.#condemned.has(a.accused)) return this.#unhear(a.id);
     // Every accusation makes every cell vote: one accuser may keep only a few trials open
     // (one per accused), so a certified cell cannot make the whole swarm vote at its pace.
     let open = 0;
     for (const t of this.#trials.values()) {
       if (t.trial.by !== h.from || t.trial.standing !== 'open') continue;
-      if (t.trial.accusation.accused === a.accused || ++open >= OPEN_TRIALS_PER_ACCUSER) return;
+      if (t.trial.accusation.accused === a.accused || ++open >= OPEN_TRIALS_PER_ACCUSER) return this.#unhear(a.id);
     }
     // The panel: drawn from the beacon, so an accuser cannot pick its jury; one that names
     // another is not heard (a census that differs by one cell is tolerated).
     if (!this.#panelHolds(a)) {
       this.#d.log.info({ accused: a.accused, by: h.from, jury: a.jury?.length ?? 0, epoch: a.epoch }, 'accusation with a panel this cell does not draw: not heard');
-      return;
+      return this.#unhear(a.id);
     }
     const trial = new Trial(a, h.from, this.#census(), a.jury);
     // An accusation by the accused's own lineage is still heard; its accuser simply cannot
@@ -323,7 +327,21 @@ export class Immune {
     this.#maybeVote(a.id);
   }
 
+  /**
+   * An accusation this cell received and did not hear (not its panel's draw, its accused
+   * already condemned, its accuser past its open trials). Its panel's votes are honest
+   * votes on a real accusation: not the forgery a vote on an accusation nobody made is.
+   * (At 108 cells, censuses a birth apart drew different panels: cells that heard an
+   * accusation voted, cells that did not counted those votes as forged, and convicted an
+   * honest voter of forgery.)
+   */
+  #unhear(id: string): void {
+    this.#unheard.add(id);
+    if (this.#unheard.size > UNHEARD_KEPT) this.#unheard.delete(this.#unheard.values().next().value!);
+  }
+
   #onVote(h: Hormone<VoteBody>): void {
+    if (this.#unheard.has(h.body.accusation)) return;
     const t = this.#trials.get(h.body.accusation);
     if (!t) {
       if (this.#early.length >= EARLY_VOTES_MAX) this.#early.shift();
@@ -498,7 +516,7 @@ export class Immune {
       const e = this.#early[i]!;
       if (e.until <= now) {
         this.#early.splice(i, 1);
-        this.#forgery(e.h.from, `a vote on ${e.h.body.accusation}, which no cell accused`);
+        if (!this.#unheard.has(e.h.body.accusation)) this.#forgery(e.h.from, `a vote on ${e.h.body.accusation}, which no cell accused`);
       }
     }
     // A toxin is only legitimate after a guilty verdict; give our own tally the deadline to agree.

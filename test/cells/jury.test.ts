@@ -106,6 +106,29 @@ test('jury - an open trial is acquitted when its deadline passes', (t) => {
   t.is(trial.standing, 'acquitted', 'a late vote changes nothing');
 });
 
+test('jury - a panel member of the accused lineage cannot vote and never lowers the bar: 2/3 of the panel as drawn', (t) => {
+  // The accused a0 has kin k1…k8 (its children, as this census knows them); the accuser's
+  // census did not know them and drew them onto the panel of nine.
+  const cells: JurorView[] = [
+    { id: 'a0', parent: null, born: 0, state: 'alive' },
+    ...Array.from({ length: 8 }, (_, i): JurorView => ({ id: `k${i + 1}`, parent: 'a0', born: 1, state: 'alive' })),
+    ...Array.from({ length: 9 }, (_, i): JurorView => ({ id: `h${i + 1}`, parent: null, born: 0, state: 'alive' })),
+  ];
+  const panel = ['h1', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'k8'];
+  const trial = new Trial(accusation('a0', 1_000), 'h1', cells, panel);
+  t.deepEqual([...trial.jurors], ['h1']);
+  t.is(trial.needed, votesNeeded(9), 'six of the nine drawn, not one of the one left');
+  t.is(trial.standing, 'acquitted', 'one juror can never reach six votes');
+  t.is(trial.vote('h1', true), 'counted');
+  t.is(trial.standing, 'acquitted');
+  // With the whole panel honest, the bar is the same six.
+  const honest = new Trial(accusation('a0', 1_000), 'h1', cells, ['h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7', 'h8', 'h9']);
+  for (const h of ['h1', 'h2', 'h3', 'h4', 'h5']) honest.vote(h, true);
+  t.is(honest.standing, 'open');
+  honest.vote('h6', true);
+  t.is(honest.standing, 'guilty');
+});
+
 // ---- evidence ----------------------------------------------------------------------------
 
 const gene = defaultGenome().immune;

@@ -1,0 +1,66 @@
+/**
+ * Which votes are forgeries. A vote on an accusation nobody made is (the forger fault sends
+ * those); a vote on an accusation this cell received but did not hear — its census drew
+ * another panel, a birth apart from the accuser's — is an honest juror's vote, and must never
+ * become evidence: at 108 cells that mistake convicted an honest cell of forgery. The immune
+ * system runs in-process here, its hormones handed to it as its bus would after checking
+ * their signatures; the clock is the test's.
+ */
+import test from 'ava';
+import { Immune } from '../../cells/immune/immune.ts';
+import type { Logger } from '../../cells/logger.ts';
+import { Census } from '../../organism/kernel/census.ts';
+import { defaultGenome } from '../../organism/kernel/genome/index.ts';
+import type { Hormone } from '../../organism/kernel/hormone.ts';
+import type { AccuseBody, HormoneKind, VoteBody } from '../../organism/kernel/vocabulary.ts';
+
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+function immuneOf(clock: { t: number }) {
+  const gene = defaultGenome().immune;
+  const limits = { ...defaultGenome().limits, pulseIntervalMs: 40 };
+  const census = new Census({ limits, now: () => clock.t, pulsesOf: () => false });
+  let deliver: (h: Hormone) => void = () => {};
+  const bus = {
+    on: (f: (h: Hormone) => void) => {
+      deliver = f;
+      return () => {};
+    },
+    onForgery: () => () => {},
+    quarantine: () => {},
+    publish: () => {},
+    watch: () => {},
+    confirm: () => true,
+  };
+  const immune = new Immune({
+    gene, limits, organism: 'o1', self: { id: 'me', host: 'h1' }, genomeHash: 'g', bus: bus as never, census, certs: { certOf: () => undefined, learn: async () => undefined } as never,
+    log: quiet, now: () => clock.t,
+  });
+  immune.start();
+  let seq = 0;
+  const send = <B>(kind: HormoneKind, from: string, body: B) => deliver({ v: 1, kind, from, seq: ++seq, ts: clock.t, body, sig: new Uint8Array(64) });
+  return { immune, send, gene };
+}
+
+const beat = () => new Promise((r) => setTimeout(r, 120));
+
+test('immune votes - a vote on an accusation received but not heard is no forgery; one on an accusation nobody made is', async (t) => {
+  const clock = { t: 1_800_000_000_000 };
+  const { immune, send, gene } = immuneOf(clock);
+  t.teardown(() => immune.close());
+  // An accusation whose panel this cell does not draw (none named: no epoch, no panel).
+  const unheard: AccuseBody = { id: 'accuser.1', accused: 'x', kind: 'flood', detail: 'd', at: clock.t, lineage: false };
+  send('accuse', 'accuser', unheard);
+  // Its jurors vote, before and after it arrived anywhere.
+  send<VoteBody>('vote', 'juror-a', { accusation: 'accuser.1', accused: 'x', guilty: true, detail: '' });
+  // A vote that came before its accusation is held, and still no forgery once it arrives.
+  send<VoteBody>('vote', 'juror-b', { accusation: 'accuser.2', accused: 'y', guilty: true, detail: '' });
+  send('accuse', 'accuser', { ...unheard, id: 'accuser.2', accused: 'y' });
+  // A vote on an accusation nobody made.
+  send<VoteBody>('vote', 'forger', { accusation: 'forged-1', accused: 'z', guilty: true, detail: '' });
+  clock.t += gene.voteDeadlineMs + 1;
+  await beat();
+  t.is(immune.evidence.against('juror-a', 'forgery'), undefined);
+  t.is(immune.evidence.against('juror-b', 'forgery'), undefined);
+  t.is(immune.stats.forgeries, 1, 'the one vote on an accusation nobody made');
+});
