@@ -46,8 +46,6 @@ import type { ShutdownBody } from '../kernel/vocabulary.ts';
 
 /** The homeostasis bucket key hosts race for: whoever creates it seeds the organism. */
 const SEED_KEY = 'seed';
-/** Seeds made between two extensions of the due of those still to come. */
-const SEED_DUE_EVERY = 10;
 /** How long a grow waits for its JetStream cluster to form (members elect a leader, find their peers). */
 const CLUSTER_FORMING_MS = 60_000;
 
@@ -421,11 +419,17 @@ export class Organism {
     // A big seed (a crowd of 100) outlasts any fixed due on a loaded host: the seeds not made
     // yet would look like failed births, homeostasis would make them too, and the tissue
     // would run past its max. So the seeds still to come get a new due as the seeding goes.
+    // By time, not by count: births slow down as the host fills, so the due of what is left is
+    // moved on every half join timeout, to at least a join timeout ahead.
     const left = seeds.flatMap(({ tissue, ids }) => ids.map((id) => ({ tissue, id })));
     let made = 0;
+    let extendAt = Date.now() + this.genome.limits.joinTimeoutMs / 2;
     for (const { tissue, id } of [...left]) {
       throwIfAborted(this.#o.signal);
-      if (made > 0 && made % SEED_DUE_EVERY === 0) await this.#extendSeeds(homeostasis, left.slice(made));
+      if (Date.now() >= extendAt) {
+        await this.#extendSeeds(homeostasis, left.slice(made));
+        extendAt = Date.now() + this.genome.limits.joinTimeoutMs / 2;
+      }
       made++;
       try {
         await this.spawn(tissue, id);

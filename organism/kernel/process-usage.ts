@@ -52,6 +52,10 @@ export function usageOf(pid: number): Usage | undefined {
     // The command name (field 2) is in parentheses and may hold spaces or ')': split after the last ')'.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
+    // A zombie (killed, not yet reaped) has no memory and will never run again: it is gone,
+    // not a liar claiming memory it lacks (at 108 cells, a cell just killed -9 was once
+    // convicted as a liar: "claims 87 MiB RSS, its process has 0 MiB").
+    if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
     const utime = Number(rest[11]);
     const stime = Number(rest[12]);
     // Field 24: resident pages. One file, not two: cells read their watched peers every check.

@@ -56,3 +56,17 @@ test('process usage - the CPU percent is the CPU time used over the wall time be
   t.true(cold.cpuMs >= hot.cpuMs, 'CPU time only grows');
   t.true(cold.rss > 0);
 });
+
+test('process usage - a zombie (killed, not yet reaped) reads as gone, not as a process with no memory', async (t) => {
+  // The shell starts `sleep 0` in the background, says its pid, and becomes `sleep 5`, which
+  // never reaps it: a zombie until the shell's process ends.
+  const sh = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.teardown(() => void sh.kill('SIGKILL'));
+  const pid = await new Promise<number>((resolve) => sh.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+  const state = async () => (await import('node:fs')).readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[0];
+  const end = Date.now() + 3_000;
+  while ((await state()) !== 'Z' && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  t.is(await state(), 'Z', 'the background sleep is a zombie');
+  t.is(usageOf(pid), undefined);
+  t.truthy(usageOf(sh.pid!), 'its living parent reads as usual');
+});
