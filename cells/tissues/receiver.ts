@@ -25,10 +25,14 @@ import { workerClient } from '../worker/api.ts';
 const EXISTS_TTL_MS = 60_000;
 const EXISTS_CACHE_MAX = 100_000;
 
-function liveReceivers(ctx: TissueContext): string[] {
+function liveReceivers(ctx: TissueContext, own?: string): string[] {
   // Behind a front door the receivers' own addresses are not the browsers' to use.
   if (ctx.genome.messenger.publicUrl !== '') return [ctx.genome.messenger.publicUrl];
-  return ctx.census.living().filter((c) => c.tissue === ctx.cell.tissue && c.state === 'alive' && c.url !== null).map((c) => c.url!).sort();
+  const urls = new Set(ctx.census.living().filter((c) => c.tissue === ctx.cell.tissue && c.state === 'alive' && c.url !== null).map((c) => c.url!));
+  // Its own address is known here before any census has it (its next pulse, then its host's
+  // digest, carry it): a client's first hello must not hear an empty list from it.
+  if (own !== undefined) urls.add(own);
+  return [...urls].sort();
 }
 
 export default defineTissue({
@@ -91,7 +95,7 @@ export default defineTissue({
     g = new Gateway({
       presence,
       gene: ctx.genome.messenger, http: ctx.genome.limits, subjects, js, inboxes: new Inboxes({ nc: ctx.nc, js, jsm, stream: stores.messages, subjects }), nc: ctx.nc, stores, cell: ctx.cell.id, log: ctx.log, work: ctx.work,
-      receivers: () => liveReceivers(ctx),
+      receivers: () => liveReceivers(ctx, gateway?.url),
       worker,
       exists: async (user) => {
         const at = known.get(user);
@@ -109,9 +113,9 @@ export default defineTissue({
     gateway = g;
     // Tell clients when the live receivers change. Polled at the pulse rate rather than on
     // census events: a newborn's URL arrives in a later pulse, with no change of state.
-    let told = liveReceivers(ctx).join(' ');
+    let told = liveReceivers(ctx, g.url).join(' ');
     const watchReceivers = onBeat(ctx.genome.limits.pulseIntervalMs, () => {
-      const now = liveReceivers(ctx);
+      const now = liveReceivers(ctx, g.url);
       if (now.join(' ') === told) return;
       told = now.join(' ');
       g.announceReceivers(now);
