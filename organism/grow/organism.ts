@@ -478,7 +478,9 @@ export class Organism {
     // another host may have taken it over first, so join what it grows if anything pulses.
     const taken = await writeIfUnchanged(kv, SEED_KEY, mine, entry?.revision ?? 0).catch(() => undefined);
     if (taken !== undefined) {
-      this.#say(`organism ${this.id} has no living cell: host ${hostName()} seeds it again`);
+      const heard = this.observer.census.list();
+      const states = [...new Set(heard.map((c) => c.state))].map((st) => `${heard.filter((c) => c.state === st).length} ${st}`).join(', ') || 'no cell';
+      this.#say(`organism ${this.id} has no living cell: host ${hostName()} seeds it again (heard ${this.observer.census.digests} digest parts; census: ${states})`);
       return true;
     }
     if (await this.#someoneAlive(limits.joinTimeoutMs * 2)) return false;
