@@ -12,8 +12,8 @@ import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import type { Census, CensusEntry } from '../organism/kernel/census.ts';
 import type { Genome } from '../organism/kernel/genome/index.ts';
-import { isCasConflict, updateWithRetries, writeIfUnchanged } from '../organism/kernel/compare-and-set.ts';
-import { backoffMs, emptyTissueRecord, packRecord, parseTissueRecord, readTissueRecord, tissueKey, tissueRecordOf, type TissueRecord } from '../organism/kernel/homeostasis-record.ts';
+import { isCasConflict, writeIfUnchanged } from '../organism/kernel/compare-and-set.ts';
+import { backoffMs, emptyTissueRecord, mutateTissueRecord, packRecord, parseTissueRecord, readTissueRecord, tissueKey, type TissueRecord } from '../organism/kernel/homeostasis-record.ts';
 import type { DecisionAction, DecisionBody, DifferentiateBody, Readings } from '../organism/kernel/vocabulary.ts';
 import { isProcessOf, isStopped, localCells } from '../organism/kernel/processes.ts';
 import { takeSpawnTokens } from './atp.ts';
@@ -329,10 +329,7 @@ export class Homeostat {
 
   /** Read-modify-write of a record after the fact (pending list changes), retried when a write does not land. */
   async #mutate(tissue: string, change: (r: TissueRecord) => TissueRecord): Promise<TissueRecord | undefined> {
-    const outcome = await updateWithRetries(this.#d.kv, tissueKey(tissue), (entry) => {
-      const next = change(tissueRecordOf(entry, tissue).record);
-      return { write: packRecord(next), value: next };
-    }, {
+    const outcome = await mutateTissueRecord(this.#d.kv, tissue, change, {
       attempts: 8,
       // A conflict is another cell's change (read again); a refused write may land a moment later.
       retryOn: (e) => {
@@ -341,7 +338,7 @@ export class Homeostat {
         return true;
       },
     });
-    if (outcome.type !== 'written') return undefined;
+    if (outcome.type !== 'written' || outcome.value === undefined) return undefined;
     this.#records.set(tissue, { record: outcome.value, revision: outcome.revision });
     this.claims.won++;
     return outcome.value;

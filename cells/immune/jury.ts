@@ -88,7 +88,7 @@ export class Trial {
     // lineage (the accuser's census did not) cannot vote, and counts as a vote not cast —
     // it never lowers the bar (a run at 108 cells convicted on "1 of 1" once the rest of
     // a panel of 9 turned out to be the accused's kin).
-    this.needed = votesNeeded(panel ? Math.max(this.jurors.size, new Set(panel).size) : this.jurors.size);
+    this.needed = votesNeeded(panel ? new Set(panel).size : this.jurors.size);
     // No jury (the accused alone, or only its lineage, is left): nobody can convict.
     if (this.jurors.size < this.needed) this.#standing = 'acquitted';
   }

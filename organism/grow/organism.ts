@@ -12,7 +12,7 @@ import { newCellId, spawnCell, type SpawnedCell } from '../../cells/spawn.ts';
 import { shareDisplaces } from '../../cells/placement.ts';
 import { loadTissue, resolveTissueModule } from '../../cells/tissue-loader.ts';
 import type { Tissue } from '../../cells/tissue.ts';
-import { emptyTissueRecord, packRecord, tissueKey, tissueRecordOf } from '../kernel/homeostasis-record.ts';
+import { emptyTissueRecord, mutateTissueRecord, packRecord, tissueKey, tissueRecordOf } from '../kernel/homeostasis-record.ts';
 import { updateWithRetries, writeIfUnchanged } from '../kernel/compare-and-set.ts';
 import { sweepCells } from './sweep.ts';
 import { Broker, ensureNatsServer, stopBrokerByPid } from './broker.ts';
@@ -352,8 +352,7 @@ export class Organism {
     this.#digest.start();
     // A newcomer (a joining grow, `cellular census`, a dashboard) asks for whole digests.
     const digest = this.#digest;
-    const asked = observer.nc.subscribe(observer.ns.digestAsk, { callback: () => digest.requestFull() });
-    this.#digestAsk = asked;
+    this.#digestAsk = observer.nc.subscribe(observer.ns.digestAsk, { callback: () => digest.requestFull() });
   }
 
   /** Renews a tissue whose every lineage spent its budget (organism/grow/renewal.ts). */
@@ -416,21 +415,19 @@ export class Organism {
       const record = { ...emptyTissueRecord(tissue), epoch: 1, at: Date.now(), by: ROOT_ISSUER, action: 'seed' as const, pending: ids.map((id) => ({ id, host: hostName(), due, how: 'seed' as const })) };
       await homeostasis.put(tissueKey(tissue), packRecord(record));
     }
-    // A big seed (a crowd of 100) outlasts any fixed due on a loaded host: the seeds not made
-    // yet would look like failed births, homeostasis would make them too, and the tissue
-    // would run past its max. So the seeds still to come get a new due as the seeding goes.
-    // By time, not by count: births slow down as the host fills, so the due of what is left is
-    // moved on every half join timeout, to at least a join timeout ahead.
+    // A big seed (a crowd of 100) outlasts any fixed due on a loaded host: seeds not made yet
+    // would look like failed births, homeostasis would make them too, and the tissue would
+    // run past its max. Births slow down as the host fills, so by time, not by count: every
+    // half join timeout the due of what is left moves to at least a join timeout ahead.
     const left = seeds.flatMap(({ tissue, ids }) => ids.map((id) => ({ tissue, id })));
-    let made = 0;
     let extendAt = Date.now() + this.genome.limits.joinTimeoutMs / 2;
-    for (const { tissue, id } of [...left]) {
+    for (let i = 0; i < left.length; i++) {
       throwIfAborted(this.#o.signal);
       if (Date.now() >= extendAt) {
-        await this.#extendSeeds(homeostasis, left.slice(made));
+        await this.#extendSeeds(homeostasis, left.slice(i));
         extendAt = Date.now() + this.genome.limits.joinTimeoutMs / 2;
       }
-      made++;
+      const { tissue, id } = left[i]!;
       try {
         await this.spawn(tissue, id);
       } catch (e) {
@@ -446,12 +443,9 @@ export class Organism {
     const due = Date.now() + this.genome.limits.joinTimeoutMs + left.length * 200;
     for (const tissue of new Set(left.map((l) => l.tissue))) {
       const ids = new Set(left.filter((l) => l.tissue === tissue).map((l) => l.id));
-      const outcome = await updateWithRetries(homeostasis, tissueKey(tissue), (entry) => {
-        const { record } = tissueRecordOf(entry, tissue);
-        if (!record.pending.some((p) => ids.has(p.id))) return { keep: record };
-        const next = { ...record, pending: record.pending.map((p) => (ids.has(p.id) ? { ...p, due: Math.max(p.due, due) } : p)) };
-        return { write: packRecord(next), value: next };
-      }, { attempts: 8 }).catch((e: unknown) => ({ type: 'failed', error: e }) as const);
+      const outcome = await mutateTissueRecord(homeostasis, tissue, (record) =>
+        record.pending.some((p) => ids.has(p.id)) ? { ...record, pending: record.pending.map((p) => (ids.has(p.id) ? { ...p, due: Math.max(p.due, due) } : p)) } : undefined,
+      { attempts: 8 }).catch((e: unknown) => ({ type: 'failed', error: e }) as const);
       if (outcome.type === 'contended' || outcome.type === 'failed') this.#say(`seed due not extended for ${tissue}: ${(outcome.error as Error)?.message}`);
     }
   }
@@ -683,10 +677,9 @@ export class Organism {
     const kv = this.#homeostasis;
     if (!kv) return;
     for (const tissue of Object.keys(this.genome.tissues)) {
-      await updateWithRetries(kv, tissueKey(tissue), (entry) => {
-        const { record } = tissueRecordOf(entry, tissue);
+      await mutateTissueRecord(kv, tissue, (record) => {
         const pending = record.pending.filter((p) => !(p.how === 'seed' && born.has(p.id)));
-        return pending.length === record.pending.length ? { keep: undefined } : { write: packRecord({ ...record, pending }), value: undefined };
+        return pending.length === record.pending.length ? undefined : { ...record, pending };
       }, { attempts: 5, retryOn: () => true }).catch(() => undefined); // a cell wrote meanwhile: read again; unreadable: left to the cells
     }
   }

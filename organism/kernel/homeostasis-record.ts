@@ -10,6 +10,7 @@
  */
 import type { KV, KvEntry } from '@nats-io/kv';
 import { codec } from '../wire/codec.ts';
+import { updateWithRetries, type CasOutcome, type CasRetryOptions } from './compare-and-set.ts';
 import { CellularError } from '../wire/errors.ts';
 import { CELL_ID } from './namespace.ts';
 import { DECISION_ACTIONS, type DecisionAction } from './vocabulary.ts';
@@ -140,4 +141,18 @@ export function packRecord(r: TissueRecord | AtpRecord): Uint8Array {
 export function backoffMs(failures: number, baseMs: number, maxMs: number): number {
   if (failures <= 0) return 0;
   return Math.min(maxMs, baseMs * 2 ** Math.min(30, failures - 1));
+}
+
+/**
+ * A tissue record's read-modify-write by compare-and-set: `change` gets the record as
+ * stored (an empty one if none) and returns the next, or undefined to leave it as it is
+ * (outcome `kept`). It may run once per attempt, so it must only decide.
+ */
+export function mutateTissueRecord(
+  kv: KV, tissue: string, change: (record: TissueRecord) => TissueRecord | undefined, options: Omit<CasRetryOptions<TissueRecord | undefined>, 'first'>,
+): Promise<CasOutcome<TissueRecord | undefined>> {
+  return updateWithRetries<TissueRecord | undefined>(kv, tissueKey(tissue), (entry) => {
+    const next = change(tissueRecordOf(entry, tissue).record);
+    return next === undefined ? { keep: undefined } : { write: packRecord(next), value: next };
+  }, options);
 }
