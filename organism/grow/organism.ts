@@ -491,13 +491,20 @@ export class Organism {
     return due;
   }
 
-  /** Waits up to `ms` for a living cell of the organism on any host. */
+  /**
+   * Waits up to `ms` for a sign that the organism lives on some host: a cell this census
+   * does not know to be dead, or another host's recent digest saying cells live there (two
+   * signs, so one lost row does not make a host seed a living organism a second time).
+   */
   async #someoneAlive(ms: number): Promise<boolean> {
     const end = Date.now() + ms;
+    const { pulseIntervalMs, deadAfterPulses } = this.genome.limits;
     while (Date.now() < end) {
-      const living = this.observer.census.living().filter((c) => c.state === 'alive');
-      if (living.length > 0) {
-        this.#say(`organism ${this.id} is alive (${living.length} cells on ${[...new Set(living.map((c) => c.host))].join(', ')}): host ${hostName()} joins it`);
+      const census = this.observer.census;
+      const living = census.living();
+      const hosts = new Set([...living.map((c) => c.host), ...census.hostsWithCells(pulseIntervalMs * deadAfterPulses)]);
+      if (hosts.size > 0) {
+        this.#say(`organism ${this.id} is alive (${living.length} cells heard, on ${[...hosts].join(', ')}): host ${hostName()} joins it`);
         return true;
       }
       await sleep(50);

@@ -97,8 +97,8 @@ export class Census {
   readonly #wakers = new Set<() => void>();
   readonly #pulsesOf: ((id: string) => boolean) | undefined;
   readonly #ownHost: string | undefined;
-  /** When each host's last digest arrived (receiver's clock). */
-  readonly #hostSeen = new Map<string, number>();
+  /** When each host's last digest arrived (receiver's clock), and how many cells it said live there. */
+  readonly #hostSeen = new Map<string, { at: number; alive: number }>();
   /** The beacon and its epoch from the newest digest (organism/kernel/sortition.ts). */
   #beacon: { epoch: number; beacon: string } | undefined;
   readonly #beacons = new Map<number, string>();
@@ -258,7 +258,7 @@ export class Census {
     if (b.host === this.#ownHost) return;
     this.#digestCount++;
     const now = this.#now();
-    this.#hostSeen.set(b.host, now);
+    this.#hostSeen.set(b.host, { at: now, alive: b.alive });
     for (const row of b.rows) this.#row(b.host, row, now);
     if (!b.full) for (const e of this.#entries.values()) if (e.host === b.host && e.state !== 'dead') e.lastSeen = now;
   }
@@ -315,8 +315,17 @@ export class Census {
 
   /** ms since `host`'s last digest arrived; Infinity if none ever did. */
   hostSilence(host: string): number {
-    const at = this.#hostSeen.get(host);
-    return at === undefined ? Number.POSITIVE_INFINITY : this.#now() - at;
+    const seen = this.#hostSeen.get(host);
+    return seen === undefined ? Number.POSITIVE_INFINITY : this.#now() - seen.at;
+  }
+
+  /**
+   * Other hosts whose last digest, at most `withinMs` old, said cells live there: evidence
+   * that the organism lives even before (or without) any row of theirs reaching this census.
+   */
+  hostsWithCells(withinMs: number): string[] {
+    const now = this.#now();
+    return [...this.#hostSeen].filter(([, s]) => s.alive > 0 && now - s.at <= withinMs).map(([host]) => host);
   }
 
   /** The beacon of `epoch`, if a digest of one of the last few epochs carried it. */

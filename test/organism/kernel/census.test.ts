@@ -381,6 +381,8 @@ test('host digest - a newcomer that asks gets the whole host in the next digest,
   digest.round();
   feed(seen);
   t.is(newcomer.list().length, 0, 'without asking, an unchanged host says nothing of its cells');
+  // …but its digest says cells live there: enough for a joining grow not to seed again.
+  t.deepEqual(newcomer.hostsWithCells(500), ['host-1']);
   // It asks (three times at once): one whole digest, with the living and the dead.
   seen = digests.length;
   digest.requestFull();
@@ -396,4 +398,14 @@ test('host digest - a newcomer that asks gets the whole host in the next digest,
   t.deepEqual(digests.slice(seen).map((d) => d.full), [true, false], 'one whole digest however often asked, then deltas again');
   t.deepEqual(newcomer.list().map((c) => [c.id, c.state, c.cause]), [['a', 'alive', null], ['b', 'dead', 'vanished']]);
   t.deepEqual(newcomer.living().map((c) => c.id), ['a'], 'a death it never saw the life of is not a living cell');
+  g.clock.t += 600;
+  t.deepEqual(newcomer.hostsWithCells(500), [], 'a digest older than the window is no evidence');
+  // A host whose every cell died says so: no evidence either.
+  gone.add(1);
+  digest.checkVanished();
+  seen = digests.length;
+  digest.round();
+  feed(seen);
+  t.is(digests.at(-1)!.alive, 0);
+  t.deepEqual(newcomer.hostsWithCells(500), []);
 });
