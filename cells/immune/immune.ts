@@ -338,6 +338,8 @@ export class Immune {
   #unhear(id: string): void {
     this.#unheard.add(id);
     if (this.#unheard.size > UNHEARD_KEPT) this.#unheard.delete(this.#unheard.values().next().value!);
+    // Votes that came before it are not counted either: drop them now, not at their deadline.
+    for (let i = this.#early.length - 1; i >= 0; i--) if (this.#early[i]!.h.body.accusation === id) this.#early.splice(i, 1);
   }
 
   #onVote(h: Hormone<VoteBody>): void {
