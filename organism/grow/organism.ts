@@ -493,19 +493,29 @@ export class Organism {
 
   /**
    * Waits up to `ms` for a sign that the organism lives on some host: a cell this census
-   * does not know to be dead, or another host's recent digest saying cells live there (two
-   * signs, so one lost row does not make a host seed a living organism a second time).
+   * does not know to be dead, another host's recent digest saying cells live there, or a
+   * cell answering a census request (the queue group only the organism's cells serve). Three
+   * signs, so one late or lost message does not make a host seed a living organism again.
    */
   async #someoneAlive(ms: number): Promise<boolean> {
     const end = Date.now() + ms;
     const { pulseIntervalMs, deadAfterPulses } = this.genome.limits;
+    const observer = this.observer;
+    let answered: string | undefined;
+    let askedAt = 0;
     while (Date.now() < end) {
-      const census = this.observer.census;
+      const census = observer.census;
       const living = census.living();
       const hosts = new Set([...living.map((c) => c.host), ...census.hostsWithCells(pulseIntervalMs * deadAfterPulses)]);
-      if (hosts.size > 0) {
-        this.#say(`organism ${this.id} is alive (${living.length} cells heard, on ${[...hosts].join(', ')}): host ${hostName()} joins it`);
+      if (hosts.size > 0 || answered !== undefined) {
+        const where = hosts.size > 0 ? `${living.length} cells heard, on ${[...hosts].join(', ')}` : answered;
+        this.#say(`organism ${this.id} is alive (${where}): host ${hostName()} joins it`);
         return true;
+      }
+      if (Date.now() - askedAt >= 1_000) {
+        askedAt = Date.now();
+        // No responders (no cell) fails at once; a reply, whatever it holds, is a living cell.
+        void observer.nc.request(observer.ns.census, new Uint8Array(0), { timeout: 750 }).then(() => (answered ??= 'a cell answered a census request'), () => undefined);
       }
       await sleep(50);
     }

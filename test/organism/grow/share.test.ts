@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { FAST, grow, observe, until } from '../../helpers/grow.ts';
 import { startNats, tempDir, uniqueId } from '../../helpers/nats.ts';
 import { ROOT_KEY_FILE, ROOT_PUB_FILE } from '../../../organism/grow/root-key.ts';
+import { isProcessOf, localCells, signalCell } from '../../../organism/kernel/processes.ts';
+import { cellMarkers } from '../../../cells/spawn.ts';
 
 test.serial('grow - a host joining a tissue at its max takes its perHost share, and an extra elsewhere leaves', async (t) => {
   const nats = await startNats(t);
@@ -35,4 +37,29 @@ test.serial('grow - a host joining a tissue at its max takes its perHost share, 
   // Rule 3 lets the youngest go where its host keeps its share: one of ha's, not hb's only one.
   await until(() => echo().length === 2 && spread().get('ha') === 1 && spread().get('hb') === 1, 20_000, `one echo cell on each host (now ${JSON.stringify([...spread()])})`);
   t.deepEqual(Object.fromEntries(spread()), { ha: 1, hb: 1 });
+});
+
+test.serial('grow - a host joining while the other host\'s grow is gone (its cells live on) joins the organism: a cell answers, so it does not seed it again', async (t) => {
+  const nats = await startNats(t);
+  const id = uniqueId('orphan');
+  const sets = [...FAST.filter((s) => !s.startsWith('limits.')), 'limits.pulseIntervalMs=250', 'tissues.stem.min=0', 'tissues.echo.min=1', 'tissues.echo.max=2', 'tissues.echo.perHost=1', 'tissues.echo.idleMs=600000'];
+  const a = await grow(t, { args: ['--nats', nats.url, '--id', id, '--host', 'ha'], sets });
+  const observer = await observe(t, a);
+  await until(() => observer.census.living().some((c) => c.tissue === 'echo' && c.state === 'alive' && c.host === 'ha'), 20_000, 'an echo cell on ha');
+  // ha's cells are ended by pid here: their grow, which would stop them, is killed below.
+  const orphans = localCells(id, 'ha');
+  t.true(orphans.length > 0);
+  t.teardown(() => {
+    for (const c of orphans) signalCell(c.pid, c.cell, id, 'SIGKILL');
+  });
+  a.child.kill('SIGKILL');
+  await a.exited;
+  // Its cells live on, but nothing speaks for ha's host any more: no digest, no rows.
+  t.true(orphans.every((c) => isProcessOf(c.pid, cellMarkers(c.cell))), 'ha\'s cells outlive their grow');
+  const bDir = join(tempDir(t), 'state');
+  mkdirSync(bDir, { recursive: true, mode: 0o700 });
+  for (const f of [ROOT_KEY_FILE, ROOT_PUB_FILE]) copyFileSync(join(a.stateDir, f), join(bDir, f));
+  const b = await grow(t, { stateDir: bDir, args: ['--nats', nats.url, '--id', id, '--host', 'hb'], sets });
+  t.regex(b.stderr(), /is alive \(a cell answered a census request\): host hb joins it/);
+  t.notRegex(b.stderr(), /seeds it again/);
 });
