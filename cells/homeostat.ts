@@ -499,7 +499,7 @@ export class Homeostat {
       await this.#d.mitosis.divide(tissue, id, (code, signal) => {
         exited();
         // A child that exits before it lived past the crash window is a failed birth.
-        if (this.#now() - started < this.#d.genome.limits.crashWindowMs || !this.#d.census.get(id)) void this.#failedBirth(tissue, id, `exited with ${signal ?? `code ${code}`}`);
+        if (this.#now() - started < this.#d.genome.limits.crashWindowMs || !this.#d.census.get(id)) void this.#failedBirth(tissue, id, signal === null && code === null ? 'its process is gone' : `exited with ${signal ?? `code ${code}`}`);
       });
       if (this.#d.census.get(id)) return;
       await this.#awaitJoin(id, gone);

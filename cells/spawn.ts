@@ -19,6 +19,8 @@ import { generateKeypair, toHex } from '../organism/kernel/keys.ts';
 import { childBudget, issueCertificate, packCertificate, ROOT_ISSUER, type Certificate } from '../organism/kernel/lineage.ts';
 import type { BirthPacket } from './birth-packet.ts';
 import { resolveTissueModule } from './tissue-loader.ts';
+import { claimZygote, zygoteDir } from './zygote.ts';
+import { isProcessOf } from '../organism/kernel/processes.ts';
 
 export const CELL_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -70,6 +72,8 @@ export interface SpawnedCell {
   cert: Certificate;
   /** Command-line markers that identify this process before it is signalled. */
   markers: string[];
+  /** Whether a waiting zygote became this cell (cells/zygote.ts) instead of a new process. */
+  zygote: boolean;
 }
 
 /** The markers on a cell's command line, checked before any signal is sent to its pid. */
@@ -114,6 +118,16 @@ export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
     genomeDir: o.baseDir ?? null,
     cell: { id, tissue: o.tissue, module, parent: cert.parent, host, born, seed: toHex(pair.seed), cert: Buffer.from(packed).toString('base64') },
   };
+  // A zygote waiting on this host takes the packet: no process to start, no imports to run.
+  // (A fault is a command-line flag: a cell made to misbehave is always started fresh.)
+  if (!o.fault) {
+    const zygote = await claimZygote(zygoteDir(o.stateDir), packet);
+    if (zygote !== undefined) {
+      const markers = cellMarkers(id);
+      if (o.onExit) watchExit(zygote, markers, o.genome.limits.joinTimeoutMs + o.genome.limits.crashWindowMs, o.onExit);
+      return { id, pid: zygote, cert, markers, zygote: true };
+    }
+  }
   const logDir = join(o.stateDir, 'logs');
   mkdirSync(logDir, { recursive: true });
   const errFd = openSync(join(logDir, `${id}.stderr.log`), 'a');
@@ -136,5 +150,21 @@ export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
   if (o.onExit) child.once('exit', o.onExit);
   child.stdin!.end(JSON.stringify(packet));
   child.unref();
-  return { id, pid, cert, markers: cellMarkers(id) };
+  return { id, pid, cert, markers: cellMarkers(id), zygote: false };
+}
+
+/**
+ * A zygote-born cell is not the maker's child, so no `exit` event comes: its pid is watched
+ * instead, for as long as a failed birth matters to the maker (after that, a death is the
+ * census's business, as for any cell). Exit code and signal are unknown (null).
+ */
+function watchExit(pid: number, markers: readonly string[], forMs: number, onExit: (code: number | null, signal: NodeJS.Signals | null) => void): void {
+  const until = Date.now() + forMs;
+  const timer = setInterval(() => {
+    if (!isProcessOf(pid, markers)) {
+      clearInterval(timer);
+      onExit(null, null);
+    } else if (Date.now() > until) clearInterval(timer);
+  }, 100);
+  timer.unref();
 }

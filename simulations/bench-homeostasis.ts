@@ -39,6 +39,8 @@ export interface HomeostasisBenchOptions extends BenchRunOptions {
   holdMs: number;
   /** kill -9 rounds in the kill phase. @default 10 */
   kills: number;
+  /** Zygotes per host in the zygote phase (the cold phase again, births from a zygote pool). 0 skips it. @default 4 */
+  zygotes?: number;
 }
 
 /** Echo's capacity (work at which a cell is full) and the request each load sends. */
@@ -50,7 +52,7 @@ const PEAKS = [150, 250, 350, 200, 300];
 const POLL_MS = 15_000;
 
 export interface StepResult {
-  phase: 'stem' | 'cold';
+  phase: 'stem' | 'cold' | 'zygote';
   index: number;
   peak: number;
   /** Cells of work the peak offers (rate × workMs / capacity). */
@@ -104,6 +106,10 @@ export interface HomeostasisBenchResult {
     /** Decision → the new cell's first request, by how it was made. */
     stemFirstRequest: Distribution | null;
     coldFirstRequest: Distribution | null;
+    /** Cold births again, with a zygote pool (decision → serving, every division of the zygote phase). */
+    zygoteSpawn: Distribution | null;
+    /** The zygote phase's pool: its size, zygotes started and claimed. */
+    zygotes: { perHost: number; zygote: number; started: number };
     /** Per step, the first divided cell: decision → ready (one spawn, not the queue behind it). */
     coldFirstOfStep: Distribution | null;
     onsetToServing: Distribution | null;
@@ -117,13 +123,14 @@ export interface HomeostasisBenchResult {
   };
 }
 
-function genomeFor(phase: 'stem' | 'cold' | 'kill', pulseIntervalMs: number): Readonly<Genome> {
+function genomeFor(phase: 'stem' | 'cold' | 'zygote' | 'kill', pulseIntervalMs: number, zygotes = 0): Readonly<Genome> {
   const sets = [
     'tissues.receiver=null', 'tissues.worker=null', 'tissues.dashboard=null', `limits.pulseIntervalMs=${pulseIntervalMs}`, 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.lineageBudget=100000', 'limits.mitosisPerMinute=600',
     'limits.drainTimeoutMs=3000', 'limits.shutdownTimeoutMs=8000',
     'tissues.echo.max=8', 'tissues.echo.halfLifeMs=500', 'tissues.echo.idleMs=1500', 'tissues.stem.halfLifeMs=500',
     phase === 'kill' ? 'tissues.echo.min=2' : 'tissues.echo.min=1',
-    phase === 'cold' ? 'tissues.stem.min=0' : 'tissues.stem.min=3',
+    phase === 'cold' || phase === 'zygote' ? 'tissues.stem.min=0' : 'tissues.stem.min=3',
+    `limits.zygotes=${phase === 'zygote' ? zygotes : 0}`,
   ];
   return loadGenome({ sets });
 }
@@ -163,9 +170,11 @@ export async function runHomeostasisBench(o: HomeostasisBenchOptions): Promise<H
   const hpaTimeline: { at: number; capacity: number }[] = [];
   let hpaCapacity = 1;
 
-  for (const phase of ['stem', 'cold', 'kill'] as const) {
+  const zygotes = o.zygotes ?? 4;
+  const claimed = { zygote: 0, started: 0 };
+  for (const phase of (zygotes > 0 ? ['stem', 'cold', 'zygote', 'kill'] : ['stem', 'cold', 'kill']) as ('stem' | 'cold' | 'zygote' | 'kill')[]) {
     throwIfAborted(o.signal);
-    const genome = genomeFor(phase, pulseIntervalMs);
+    const genome = genomeFor(phase, pulseIntervalMs, zygotes);
     const organism = new Organism({ stateDir: join(o.stateDir, phase), genome, autoInstall: false, ...(o.signal ? { signal: o.signal } : {}) });
     try {
       await organism.start();
@@ -276,17 +285,22 @@ export async function runHomeostasisBench(o: HomeostasisBenchOptions): Promise<H
       } finally {
         clearInterval(sampler);
       }
+      if (phase === 'zygote') Object.assign(claimed, { zygote: organism.zygotes?.claimed ?? 0, started: organism.zygotes?.started ?? 0 });
     } finally {
       await organism.stop('benchmark done');
     }
   }
 
-  const all = (how: 'differentiate' | 'divide') => steps.flatMap((s) => s.dispatch.filter((d) => d.how === how).map((d) => d.ms));
-  const firsts = (how: 'differentiate' | 'divide') => steps.flatMap((s) => s.dispatch.filter((d) => d.how === how && d.firstMs !== null).map((d) => d.firstMs!));
+  // The zygote phase is reported on its own: the other figures stay what they were.
+  const zygoteSteps = steps.filter((s) => s.phase === 'zygote');
+  const zygoteDivides = zygoteSteps.flatMap((s) => s.dispatch.filter((d) => d.how === 'divide').map((d) => d.ms));
+  const nonZygote = steps.filter((s) => s.phase !== 'zygote');
+  const all = (how: 'differentiate' | 'divide') => nonZygote.flatMap((s) => s.dispatch.filter((d) => d.how === how).map((d) => d.ms));
+  const firsts = (how: 'differentiate' | 'divide') => nonZygote.flatMap((s) => s.dispatch.filter((d) => d.how === how && d.firstMs !== null).map((d) => d.firstMs!));
   const dist = (xs: number[]) => (xs.length > 0 ? distribution(xs) : null);
-  const ours = steps.map((s) => s.firstServingMs).filter((x): x is number => x !== null);
-  const theirs = steps.filter((s) => s.firstServingMs !== null).map((s) => s.hpa.firstServingMs);
-  const errors = steps.map((s) => Math.abs(s.made - s.needed));
+  const ours = nonZygote.map((s) => s.firstServingMs).filter((x): x is number => x !== null);
+  const theirs = nonZygote.filter((s) => s.firstServingMs !== null).map((s) => s.hpa.firstServingMs);
+  const errors = nonZygote.map((s) => Math.abs(s.made - s.needed));
   return {
     options: { steps: o.steps, holdMs: o.holdMs, kills: o.kills, stateDir: o.stateDir },
     genome: { target: probe.target, high: probe.high, low: probe.low, halfLifeMs: probe.halfLifeMs, idleMs: probe.idleMs, pulseIntervalMs, max: probe.max },
@@ -296,7 +310,9 @@ export async function runHomeostasisBench(o: HomeostasisBenchOptions): Promise<H
       coldSpawn: dist(all('divide')),
       stemFirstRequest: dist(firsts('differentiate')),
       coldFirstRequest: dist(firsts('divide')),
-      coldFirstOfStep: dist(steps.flatMap((s) => {
+      zygoteSpawn: dist(zygoteDivides),
+      zygotes: { perHost: zygotes, ...claimed },
+      coldFirstOfStep: dist(nonZygote.flatMap((s) => {
         const ms = s.dispatch.filter((d) => d.how === 'divide').map((d) => d.ms);
         return ms.length > 0 ? [Math.min(...ms)] : [];
       })),

@@ -60,6 +60,8 @@ Options of homeostasis:
   --steps N        load steps in each growth phase, stem dispatch and cold spawn (default 10)
   --hold MS        how long each step's peak lasts (default 6000)
   --kills N        kill -9 rounds (default 10)
+  --zygotes N      zygotes per host in the zygote phase (the cold steps again, births from a
+                   zygote pool); 0 skips that phase (default 4)
   --state-dir DIR  as above (default .organism/bench-homeostasis)
 
 Options of chat:
@@ -176,8 +178,8 @@ const busyBench = benchmark('busy', {
 
 const homeostasisBench = benchmark('homeostasis', {
   summary: 'load steps grow and shrink a tissue; kill -9 is replaced (against a 15 s-polling HPA model)',
-  flags: { steps: '10', hold: '6000', kills: '10', 'state-dir': join('.organism', 'bench-homeostasis') },
-  options: (v) => ({ steps: intIn('steps', v.steps, { min: 1, max: 100 }), holdMs: intIn('hold', v.hold, { min: 1_000, max: 120_000, unit: 'ms' }), kills: intIn('kills', v.kills, { max: 100 }) }),
+  flags: { steps: '10', hold: '6000', kills: '10', zygotes: '4', 'state-dir': join('.organism', 'bench-homeostasis') },
+  options: (v) => ({ steps: intIn('steps', v.steps, { min: 1, max: 100 }), holdMs: intIn('hold', v.hold, { min: 1_000, max: 120_000, unit: 'ms' }), kills: intIn('kills', v.kills, { max: 100 }), zygotes: intIn('zygotes', v.zygotes, { max: 64 }) }),
   run: runHomeostasisBench, write: writeHomeostasisReport, rows: homeostasisRows,
 });
 

@@ -22,13 +22,19 @@ export function homeostasisRows(r: HomeostasisBenchResult): Row[] {
     { metric: 'cold spawn: decision → serving', value: d(s.coldSpawn), target: `p95 ≤ ${HOMEOSTASIS_TARGETS.coldSpawnP95Ms} ms`, status: pass(s.coldSpawn, HOMEOSTASIS_TARGETS.coldSpawnP95Ms) },
     { metric: '  … → its first request', value: d(s.coldFirstRequest), target: '', status: '' },
     { metric: '  first divided cell of each step', value: d(s.coldFirstOfStep), target: '', status: '' },
+    ...(s.zygotes.perHost > 0
+      ? [{
+          metric: `cold spawn with ${s.zygotes.perHost} zygotes: decision → serving`, value: `${d(s.zygoteSpawn)}; ${s.zygotes.zygote} births from a zygote, ${s.zygotes.started} zygotes started`,
+          target: `p95 ≤ ${HOMEOSTASIS_TARGETS.coldSpawnP95Ms} ms`, status: pass(s.zygoteSpawn, HOMEOSTASIS_TARGETS.coldSpawnP95Ms),
+        } satisfies Row]
+      : []),
     { metric: 'load onset → new capacity serving', value: d(s.onsetToServing), target: '', status: '' },
     { metric: 'HPA model (15 s poll): onset → serving', value: d(s.hpaOnsetToServing), target: '', status: '' },
     { metric: 'HPA model ÷ ours (p50 reaction)', value: s.reactionRatio === null ? '-' : `${s.reactionRatio.toFixed(1)}×`, target: '', status: '' },
     { metric: 'kill -9 → replacement serving', value: d(s.replacement), target: `p95 ≤ ${HOMEOSTASIS_TARGETS.replacementP95Ms} ms`, status: pass(s.replacement, HOMEOSTASIS_TARGETS.replacementP95Ms) },
     {
-      metric: 'divisions per step vs needed', value: `${s.divisionsWithinOne}/${r.steps.length} steps within ±1; mean |error| ${s.divisionError.mean.toFixed(2)}, max ${s.divisionError.max}`,
-      target: 'needed ± 1', status: s.divisionsWithinOne === r.steps.length && r.steps.length > 0 ? 'PASS' : 'FAIL',
+      metric: 'divisions per step vs needed (stem and cold phases)', value: `${s.divisionsWithinOne}/${r.steps.filter((x) => x.phase !== 'zygote').length} steps within ±1; mean |error| ${s.divisionError.mean.toFixed(2)}, max ${s.divisionError.max}`,
+      target: 'needed ± 1', status: s.divisionsWithinOne === r.steps.filter((x) => x.phase !== 'zygote').length && r.steps.length > 0 ? 'PASS' : 'FAIL',
     },
   ];
 }
@@ -36,7 +42,7 @@ export function homeostasisRows(r: HomeostasisBenchResult): Row[] {
 export function writeHomeostasisReport(r: HomeostasisBenchResult, dir: string, startedAt: Date, machine: MachineInfo): { json: string; html: string } {
   const doc = { startedAt: startedAt.toISOString(), machine, result: r };
   const charts: string[] = [];
-  for (const phase of ['stem', 'cold', 'kill']) {
+  for (const phase of ['stem', 'cold', 'zygote', 'kill']) {
     const samples = r.samples.filter((x) => x.phase === phase);
     if (samples.length === 0) continue;
     const t0 = samples[0]!.t;

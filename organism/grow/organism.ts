@@ -11,6 +11,7 @@ import { ensureMessengerStores } from '../../cells/messenger/stores.ts';
 import { newCellId, spawnCell, type SpawnedCell } from '../../cells/spawn.ts';
 import { shareDisplaces } from '../../cells/placement.ts';
 import { loadTissue, resolveTissueModule } from '../../cells/tissue-loader.ts';
+import { ZygotePool } from './zygote-pool.ts';
 import type { Tissue } from '../../cells/tissue.ts';
 import { emptyTissueRecord, mutateTissueRecord, packRecord, tissueKey, tissueRecordOf } from '../kernel/homeostasis-record.ts';
 import { updateWithRetries, writeIfUnchanged } from '../kernel/compare-and-set.ts';
@@ -103,6 +104,7 @@ export class Organism {
   #digest: HostDigest | undefined;
   #digestAsk: Subscription | undefined;
   #renewal: Renewal | undefined;
+  #zygotes: ZygotePool | undefined;
   #shareTimer: NodeJS.Timeout | undefined;
   /** How many replicas the streams and buckets got, and why (known after start()). */
   replication: Replication | undefined;
@@ -183,6 +185,8 @@ export class Organism {
       const seeds = (this.#o.cluster || this.#o.servers) && !(await this.#claimSeed(homeostasis)) ? 'joined' : 'seeded';
       if (seeds === 'joined') await this.#fillShare(homeostasis, 'joined with');
       else await this.#seedFirstCells(homeostasis);
+      // After the first cells: a zygote's start is CPU the seeds would wait for.
+      this.#startZygotes();
       // Unless a stop began meanwhile (a shutdown hormone while we spawned).
       if ((this.#state as OrganismState).state === 'growing') this.#state = { state: 'alive', since: Date.now() };
       if (this.#o.cluster) this.#keepShare(homeostasis);
@@ -353,6 +357,37 @@ export class Organism {
     // A newcomer (a joining grow, `cellular census`, a dashboard) asks for whole digests.
     const digest = this.#digest;
     this.#digestAsk = observer.nc.subscribe(observer.ns.digestAsk, { callback: () => digest.requestFull() });
+  }
+
+  /** This host's zygotes (organism/grow/zygote-pool.ts): cold births without a process start. */
+  #startZygotes(): void {
+    const size = this.genome.limits.zygotes;
+    if (size <= 0) return;
+    const modules = Object.values(this.genome.tissues).flatMap((gene) => {
+      try {
+        return [resolveTissueModule(gene.module, this.#o.genomeDir)];
+      } catch {
+        return []; // its births fail and say why
+      }
+    });
+    const pool = new ZygotePool({ stateDir: this.stateDir, organism: this.id, host: hostName(), size, modules, say: (line) => this.#say(line) });
+    this.#zygotes = pool;
+    // Once the first cells pulse (or a join timeout passed): a zygote's start is CPU that
+    // newborn cells still importing would wait for.
+    const end = Date.now() + this.genome.limits.joinTimeoutMs;
+    const populated = () => {
+      const living = this.#observer?.census.living() ?? [];
+      return Object.entries(this.genome.tissues).every(([t, g]) => living.filter((c) => c.tissue === t && c.state === 'alive').length >= g.min);
+    };
+    void (async () => {
+      while (!populated() && Date.now() < end && this.#zygotes === pool) await sleep(100);
+      if (this.#zygotes === pool && (this.#state.state === 'alive' || this.#state.state === 'growing')) pool.start();
+    })();
+  }
+
+  /** The zygote pool's counts (tests, the bench); undefined without one. */
+  get zygotes(): (ZygotePool['stats'] & { waiting: number }) | undefined {
+    return this.#zygotes && { ...this.#zygotes.stats, waiting: this.#zygotes.waiting };
   }
 
   /** Renews a tissue whose every lineage spent its budget (organism/grow/renewal.ts). */
@@ -716,6 +751,8 @@ export class Organism {
     this.#operator?.close();
     this.#agent?.close();
     this.#renewal?.close();
+    this.#zygotes?.close();
+    this.#zygotes = undefined;
     clearInterval(this.#shareTimer);
     // Draining cells need no revocation (the broker stops, or other hosts' grows carry on).
     await this.#revocations?.close();
@@ -772,6 +809,8 @@ export class Organism {
   emergencyStop(): number {
     if (this.#state.state === 'stopped' || this.#state.state === 'idle') return 0;
     let signalled = 0;
+    this.#zygotes?.close();
+    this.#zygotes = undefined;
     if (this.#id !== undefined) for (const c of localCells(this.#id)) if (signalCell(c.pid, c.cell, this.#id, 'SIGTERM')) signalled++;
     const pid = this.#broker?.pid;
     if (pid !== undefined && signalIfOurs(pid, [`-c ${this.#broker!.configPath}`], 'SIGTERM')) signalled++;

@@ -40,6 +40,7 @@ export function defaultGenome(): Genome {
       regrowBackoffMaxMs: 30_000,
       crashWindowMs: 1_000,
       joinTimeoutMs: 5_000,
+      zygotes: 2,
       hormoneMaxBytes: 8192,
       pulseIntervalMs: 500,
       suspectAfterPulses: 3,

@@ -33,6 +33,7 @@ const LIMIT: Shape<Limits> = {
   regrowBackoffMaxMs: req(int(10, 86_400_000)),
   crashWindowMs: req(int(0, 3_600_000)),
   joinTimeoutMs: req(int(100, 600_000)),
+  zygotes: req(int(0, 64)),
   hormoneMaxBytes: req(int(512, 1_048_576)),
   pulseIntervalMs: req(int(50, 60_000)),
   suspectAfterPulses: req(int(1, 1_000)),

@@ -52,6 +52,11 @@ export interface Limits {
   crashWindowMs: number;
   /** How long a cell being made may take to pulse before it counts as failed. */
   joinTimeoutMs: number;
+  /**
+   * Zygotes each host's grow keeps waiting: processes that imported the cell and its DNA
+   * and are claimed by a division instead of a new process (cells/zygote.ts). 0: none.
+   */
+  zygotes: number;
   /** Largest encoded hormone accepted or sent, in bytes. */
   hormoneMaxBytes: number;
   /** Time between two pulses of one cell. */
