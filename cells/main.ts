@@ -14,6 +14,9 @@ import { Heart } from './heart.ts';
 import { faultFromArgv } from './immune/faults.ts';
 import { awaitClaim } from './zygote.ts';
 
+/** Whether this process, started as a zygote, became a cell. */
+let zygoteClaimed = false;
+
 /** This process's command line once it is cell `packet.cell.id`, as a maker would have started it. */
 function cellTitle(packet: BirthPacket): string {
   return [process.argv0, ...process.execArgv, process.argv[1]!, '--host', packet.cell.host, '--cell', packet.cell.id, '--organism', packet.organism].join(' ');
@@ -58,18 +61,22 @@ async function asZygote(): Promise<BirthPacket> {
   // process, so a claim for it gets a fresh process, which reads the file as it is then.
   const failed = new Set<string>();
   for (const m of Array.isArray(config.modules) ? config.modules.map(String) : []) await loadTissue(m).catch(() => failed.add(m));
-  const room = [process.argv0, ...process.execArgv, ...process.argv.slice(1)].join(' ').length;
-  const { packet, ack } = await awaitClaim(dir, host, stop.signal, (p) => {
-    if (cellTitle(p).length > room) throw new CellularError('CELL_ERR_BIRTH_PACKET', `cell id ${p.cell.id} does not fit this zygote's command line`);
-    if (failed.has(p.cell.module)) throw new CellularError('CELL_ERR_TISSUE_MODULE', `${p.cell.module} failed to load in this zygote`);
+  // libuv lets a title take the bytes of the whole original command line.
+  const room = Buffer.byteLength([process.argv0, ...process.execArgv, ...process.argv.slice(1)].join(' '));
+  const { packet, ready } = await awaitClaim(dir, host, stop.signal, (p) => {
+    if (Buffer.byteLength(cellTitle(p)) > room) return `cell id ${p.cell.id} does not fit this zygote's command line`;
+    // The maker starts a process instead; this zygote waits for the next claim.
+    if (failed.has(p.cell.module)) return `${p.cell.module} failed to load in this zygote`;
+    return undefined;
   });
+  zygoteClaimed = true;
   process.stdin.off('end', parentGone);
   process.stdin.off('close', parentGone);
   process.stdin.off('error', parentGone);
   process.stdin.destroy();
   // What the pid checks read (organism/kernel/processes.ts): this process is that cell now.
   process.title = cellTitle(packet);
-  ack();
+  ready();
   // Its stderr went to the zygote's log: found where a maker looks, under the cell's name.
   if (typeof config.log === 'string') {
     try {
@@ -130,7 +137,7 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   // A zygote whose grow went away before it was claimed just ends.
-  if (process.argv.includes('--zygote') && e instanceof CellularError && e.code === 'CELL_ERR_ABORTED') process.exit(0);
+  if (process.argv.includes('--zygote') && !zygoteClaimed && e instanceof CellularError && e.code === 'CELL_ERR_ABORTED') process.exit(0);
   const err = e instanceof CellularError ? `${e.code}: ${e.message}` : e instanceof Error ? e.stack : String(e);
   process.stderr.write(`cell failed to start: ${err}\n`);
   process.exit(2);

@@ -120,7 +120,7 @@ export async function spawnCell(o: SpawnOptions): Promise<SpawnedCell> {
   };
   // A zygote waiting on this host takes the packet: no process to start, no imports to run.
   // (A fault is a command-line flag: a cell made to misbehave is always started fresh.)
-  if (!o.fault) {
+  if (!o.fault && o.genome.limits.zygotes > 0) {
     const zygote = await claimZygote(zygoteDir(o.stateDir), packet);
     if (zygote !== undefined) {
       const markers = cellMarkers(id);

@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CELL_MAIN, CELL_NODE_FLAGS } from '../../cells/spawn.ts';
 import { prepareZygoteDir, SOCKET_PATH_MAX, zygoteDir, zygoteSocket } from '../../cells/zygote.ts';
@@ -28,6 +28,9 @@ export interface ZygotePoolOptions {
   checkMs?: number;
 }
 
+/** Zygotes in a row that may die before listening before the pool turns itself off. */
+const QUICK_DEATHS_MAX = 3;
+
 /** Room on a zygote's command line for the `--cell <id>` it takes when claimed (cells/main.ts). */
 const TITLE_ROOM = 'x'.repeat(96);
 
@@ -38,6 +41,10 @@ export class ZygotePool {
   readonly #waiting = new Map<number, ChildProcess>();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Zygotes seen listening (their socket appeared). */
+  readonly #listened = new Set<number>();
+  /** Zygotes in a row that died before they listened. */
+  #quickDeaths = 0;
   /** Zygotes started, and how many of them were claimed (tests, the bench). */
   readonly stats = { started: 0, claimed: 0, died: 0 };
 
@@ -53,11 +60,26 @@ export class ZygotePool {
       this.#o.say(`no zygotes: the state dir's path is too long for a Unix socket (${this.#dir}); every birth starts a process`);
       return false;
     }
-    prepareZygoteDir(this.#dir, (pid) => isProcessOf(pid, [CELL_MAIN, '--zygote']));
-    this.#check();
-    this.#timer = setInterval(() => this.#check(), this.#o.checkMs ?? 200);
+    try {
+      prepareZygoteDir(this.#dir, (pid) => isProcessOf(pid, [CELL_MAIN, '--zygote']));
+    } catch (e) {
+      this.#o.say(`no zygotes: ${(e as Error).message}; every birth starts a process`);
+      return false;
+    }
+    this.#timer = setInterval(() => this.#safeCheck(), this.#o.checkMs ?? 200);
     this.#timer.unref();
+    this.#safeCheck();
     return true;
+  }
+
+  /** A pool that cannot work (no file descriptors, a full disk) turns itself off: births start processes. */
+  #safeCheck(): void {
+    try {
+      this.#check();
+    } catch (e) {
+      this.#o.say(`zygotes turned off: ${(e as Error).message}; every birth starts a process`);
+      this.close();
+    }
   }
 
   /** Zygotes waiting (started by this pool, not claimed, alive). */
@@ -68,19 +90,28 @@ export class ZygotePool {
   #check(): void {
     if (this.#closed) return;
     for (const [pid, child] of this.#waiting) {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        this.#waiting.delete(pid);
-        this.stats.died++;
-      } else if (!isProcessOf(pid, ['--zygote'])) {
+      if (isProcessOf(pid, ['--cell '])) {
         // Its command line is a cell's now: claimed. Not ours to end any more.
         this.#waiting.delete(pid);
         this.stats.claimed++;
+        this.#quickDeaths = 0;
         child.stdin?.destroy();
         child.unref();
+      } else if (child.exitCode !== null || child.signalCode !== null || !isProcessOf(pid, ['--zygote'])) {
+        this.#waiting.delete(pid);
+        this.stats.died++;
+        // Died before it ever listened: a zygote that cannot start (bad flags, a broken
+        // install) would otherwise be restarted every check, for ever.
+        if (!this.#listened.has(pid) && ++this.#quickDeaths >= QUICK_DEATHS_MAX) {
+          this.#o.say(`zygotes turned off: ${QUICK_DEATHS_MAX} died before they could listen (see ${join(this.#o.stateDir, 'logs')}/zygote-*.stderr.log); every birth starts a process`);
+          this.close();
+          return;
+        }
       }
     }
+    for (const pid of this.#waiting.keys()) if (existsSync(zygoteSocket(this.#dir, pid)) && !this.#listened.has(pid)) (this.#listened.add(pid), (this.#quickDeaths = 0));
     // One at a time: a zygote's start is CPU the host's cells share.
-    const booting = [...this.#waiting.keys()].some((pid) => !existsSync(zygoteSocket(this.#dir, pid)));
+    const booting = [...this.#waiting.keys()].some((pid) => !this.#listened.has(pid));
     if (!booting && this.#waiting.size < this.#o.size) this.#startOne();
   }
 
@@ -100,6 +131,15 @@ export class ZygotePool {
       closeSync(errFd);
     }
     child.stdin!.on('error', () => {}); // it died at once: its log says why
+    // A zygote that ends unclaimed and said nothing leaves no log behind (a claimed one
+    // wrote which cell it became, and its cell's log name links here).
+    child.once('exit', () => {
+      try {
+        if (statSync(log).size === 0) rmSync(log, { force: true });
+      } catch {
+        // already gone
+      }
+    });
     child.once('error', (e) => this.#o.say(`zygote not started: ${e.message}`));
     if (child.pid === undefined) return;
     this.#waiting.set(child.pid, child);

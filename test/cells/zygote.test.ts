@@ -4,7 +4,8 @@
  * nats-server, real processes; pids are checked by their command lines.
  */
 import test from 'ava';
-import { existsSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { cellMarkers } from '../../cells/spawn.ts';
 import { claimZygote, zygoteDir } from '../../cells/zygote.ts';
@@ -67,7 +68,7 @@ test.serial('zygotes - an unclaimed zygote dies with its grow; a claimed one liv
   t.true(cells.length > 0 && cells.every((c) => isProcessOf(c.pid, cellMarkers(c.cell))), 'the cells outlive their grow');
 });
 
-test('zygotes - a packet for another host is refused (the maker starts a process); no pool where a socket path cannot fit', async (t) => {
+test('zygotes - the hand-over: a packet for another host is refused and the zygote waits on; a maker that gives up before "go" leaves no second process running the cell; a pool dir others may open gets no packet', async (t) => {
   const stateDir = tempDir(t);
   const said: string[] = [];
   const pool = new ZygotePool({ stateDir, organism: 'org-1', host: 'host-1', size: 1, modules: [], say: (l) => said.push(l), checkMs: 50 });
@@ -76,12 +77,32 @@ test('zygotes - a packet for another host is refused (the maker starts a process
   await until(() => waiting(stateDir).length === 1, 15_000, 'a zygote');
   const [pid] = waiting(stateDir);
   const { defaultGenome } = await import('../../organism/kernel/genome/index.ts');
-  const packet = {
+  const packet = (host: string) => ({
     v: 1 as const, organism: 'org-1', servers: ['nats://127.0.0.1:1'], token: null, jwt: null, tlsCa: null, genome: defaultGenome(), rootPub: '00'.repeat(32), stateDir, genomeDir: null,
-    cell: { id: 'echo-00000000', tissue: 'echo', module: '/nonexistent.js', parent: null, host: 'host-2', born: Date.now(), seed: '00'.repeat(32), cert: '' },
-  };
-  t.is(await claimZygote(zygoteDir(stateDir), packet as never), undefined);
-  t.true(await waitGone(pid!, 10_000), 'the refused zygote is gone');
+    cell: { id: 'echo-00000000', tissue: 'echo', module: '/nonexistent.js', parent: null, host, born: Date.now(), seed: '00'.repeat(32), cert: '' },
+  });
+  t.is(await claimZygote(zygoteDir(stateDir), packet('host-2') as never), undefined);
+  t.deepEqual(waiting(stateDir), [pid], 'refused, it waits for the next claim');
+  // Others may open the directory: no packet goes in (it holds the cell's key).
+  chmodSync(zygoteDir(stateDir), 0o755);
+  t.is(await claimZygote(zygoteDir(stateDir), packet('host-1') as never), undefined);
+  t.deepEqual(waiting(stateDir), [pid], 'nothing was sent to it');
+  chmodSync(zygoteDir(stateDir), 0o700);
+  // A maker that hears the pid but gives up before "go" (a timeout on a busy host) will hand
+  // the packet on: the zygote that read it must not become that cell too. It ends.
+  const socket = createConnection({ path: join(zygoteDir(stateDir), `${pid}.sock`) });
+  socket.setEncoding('utf8');
+  let reply = '';
+  socket.on('data', (d: string) => (reply += d));
+  socket.on('error', () => undefined);
+  socket.write(`${JSON.stringify(packet('host-1'))}\n`);
+  await until(() => reply.includes('\n'), 10_000, 'the zygote answers');
+  t.deepEqual(JSON.parse(reply), { pid });
+  socket.destroy();
+  t.true(await waitGone(pid!, 10_000), 'the zygote left without "go" is gone');
+  t.false(localCells('org-1', 'host-1').some((c) => c.pid === pid), 'it never became the cell');
+  // The pool starts another.
+  await until(() => waiting(stateDir).length === 1 && waiting(stateDir)[0] !== pid, 15_000, 'a new zygote');
   // A state dir too deep for a Unix socket path: no pool, and it says so.
   const deep = join(stateDir, 'd'.repeat(100));
   const none = new ZygotePool({ stateDir: deep, organism: 'org-1', host: 'host-1', size: 1, modules: [], say: (l) => said.push(l) });
