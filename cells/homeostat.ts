@@ -415,9 +415,11 @@ export class Homeostat {
     if (refused > 0) this.#announce(tissue, 'refuse', [], refused, `${p.reason}; ${refused} refused: ${limitsHit.join(', ')}`, next.epoch, readings);
     // Recruits are requests: all at once. Births are CPU: a new process takes about 150 ms
     // of a core to boot, so more than one per core at a time only makes every one of them
-    // late (six at once on two cores: the first serves after ~2 s instead of ~0.3 s).
+    // late (six at once on two cores: the first serves after ~2 s instead of ~0.3 s). A
+    // birth from a waiting zygote (limits.zygotes) skips that boot: the host's zygotes may be
+    // taken at the same time, on top.
     const queue = [...spawns];
-    const births = Array.from({ length: Math.min(queue.length, availableParallelism()) }, async () => {
+    const births = Array.from({ length: Math.min(queue.length, availableParallelism() + this.#d.genome.limits.zygotes) }, async () => {
       for (let id = queue.shift(); id !== undefined; id = queue.shift()) await this.#divide(tissue, id);
     });
     await Promise.all([...stems.map((s) => this.#recruit(tissue, s.id, next.epoch)), ...births, ...remote.map((c) => this.#placeOn(tissue, c.id, c.host, next.epoch))]);
