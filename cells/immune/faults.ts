@@ -80,15 +80,17 @@ export function startFault(kind: FaultKind, d: FaultDeps): () => void {
     case 'forger': {
       let n = 0;
       every(300, () => {
+        // It forges once it knows whom to name: a forger caught for its first bad body before
+        // its census knew a peer would never have sent a toxin (a loaded CI run saw that).
+        const peers = d.peers();
+        if (peers.length === 0) return;
         n++;
         const fake = `forged-${n}`;
+        const victim = peers[n % peers.length]!;
+        d.publishRaw('toxin', sealUnchecked(d.signer, 'toxin', { accusation: fake, accused: victim, cell: victim, pid: 1, host: 'nowhere' }));
+        d.publishRaw('vote', sealUnchecked(d.signer, 'vote', { accusation: fake, accused: victim, guilty: true, detail: 'forged' }));
         // A vote whose body has no shape at all, signed with our own key.
         d.publishRaw('vote', sealUnchecked(d.signer, 'vote', { guilty: 'very', n }));
-        const victim = d.peers()[n % Math.max(1, d.peers().length)];
-        if (victim) {
-          d.publishRaw('toxin', sealUnchecked(d.signer, 'toxin', { accusation: fake, accused: victim, cell: victim, pid: 1, host: 'nowhere' }));
-          d.publishRaw('vote', sealUnchecked(d.signer, 'vote', { accusation: fake, accused: victim, guilty: true, detail: 'forged' }));
-        }
       });
       break;
     }
