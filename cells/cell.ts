@@ -1,10 +1,10 @@
 /**
- * The cell runtime: one OS process, one cell. It connects to NATS, starts its pacemaker
- * thread, serves its tissue's endpoints and the standard `ping`/`info`/`stats` requests,
- * keeps a census from the hormones it hears, announces its birth, and on `shutdown` or
- * SIGTERM drains, announces its death with the cause, and exits.
+ * The cell runtime: one OS process, one cell. It connects to NATS, serves its tissue's
+ * endpoints and the standard `ping`/`info`/`stats` requests, pulses (cells/heart.ts), keeps
+ * a census from the hormones it hears, announces its birth, and on `shutdown` or SIGTERM
+ * drains, announces its death with the cause, and exits.
  */
-import { beatNow, PHASE } from '../organism/kernel/phase.ts';
+import { beatNow } from '../organism/kernel/phase.ts';
 import { createHash } from 'node:crypto';
 import { connect, type NatsConnection, type Subscription, type Msg } from '@nats-io/transport-node';
 import { cellAccess, natsOptions, packetAccess, type NatsAccess } from '../organism/kernel/access.ts';
@@ -41,7 +41,7 @@ export type CellLifecycle =
 export interface CellDeps {
   tissue: Tissue;
   log: Logger;
-  /** The cell's heart, already beating (the entry point starts it first). @default a new Heart */
+  /** The cell's heart (the entry point makes it first, to count the birth's CPU). @default a new Heart */
   heart?: Heart;
   /** Tests and simulations only: the cell misbehaves (cells/immune/faults.ts). */
   fault?: FaultKind;
@@ -107,7 +107,7 @@ export class Cell {
       halfLifeOf: (tissue) => packet.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
       // Who lives comes from the host digests; the pulses a cell reads (its watched peers') are evidence only.
       pulsesOf: () => false,
-      phase: PHASE.beat,
+      beat: true,
     });
     this.#heart = deps.heart ?? new Heart(packet);
     this.work = this.#heart.work;
@@ -172,8 +172,9 @@ export class Cell {
     if (this.#draining) return;
     const birth: BirthBody = { pid: process.pid, cert: myCert, url: this.#url };
     this.#bus.publish('birth', birth);
-    const first = this.#heart.firstPulse();
-    if (first) this.#bus.publish('pulse', first);
+    // Pulses from birth on: a cell reads as alive only once it serves.
+    const bus = this.#bus;
+    this.#heart.start((body) => bus.publish('pulse', body));
     this.#state = { state: 'alive', since: Date.now() };
     this.#deps.log.info({ pid: process.pid, parent: this.identity.parent }, 'born');
     this.#mitosis = new Mitosis({ nc, ns: this.ns, packet, genome: this.genome, key: privateKeyObject(seed), generation: myCert.generation, budget: myCert.budget, lineage });
@@ -472,7 +473,7 @@ export class Cell {
 
   /**
    * Drains and dies: stop taking work, let in-flight work finish (bounded by
-   * limits.drainTimeoutMs), stop the pacemaker, announce death, disconnect. Safe to call twice.
+   * limits.drainTimeoutMs), stop pulsing, announce death, disconnect. Safe to call twice.
    */
   drain(cause: DeathCause, detail = ''): Promise<void> {
     if (this.#draining) return this.#draining;

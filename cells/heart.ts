@@ -1,28 +1,32 @@
 /**
- * The heart: the main thread's side of the pacemaker. It starts the pacemaker thread
- * (which pulses over its own NATS connection), ticks the main-thread heartbeat into shared
- * memory, and forwards state changes. The cell's entry point starts it before it loads the
- * rest of the cell, so the pacemaker thread boots while the main thread is still importing:
- * time to first pulse is how fast a tissue can grow.
+ * The heart: the cell's pulse, signed and sent from the main thread once an interval on the
+ * organism's shared phase (organism/kernel/phase.ts), over the cell's own connection, from
+ * its birth to its death. It also ticks the main-thread heartbeat that measures event-loop
+ * delay (lag) while the cell has work.
+ *
+ * Until issue 20 a pacemaker worker thread with a NATS connection of its own pulsed, so a
+ * cell whose main thread was stuck kept pulsing. That thread cost a third of an idle cell's
+ * CPU and ≈ 13 MB of its memory, and every cell had two connections. A stuck main thread is
+ * now seen by the one process that can look at it directly, its host's grow: a silent cell
+ * whose process still runs (and is not stopped) is busy, not dead, and its lag grows with the
+ * silence (Census `running`, organism/grow/organism.ts). Busy is still not dead.
  */
-import { onBeat, type PhasedTimer } from '../organism/kernel/phase.ts';
-import { Worker } from 'node:worker_threads';
+import { everyPhase, onBeat, PHASE, type PhasedTimer } from '../organism/kernel/phase.ts';
 import { genomeHash } from '../organism/kernel/genome/index.ts';
 import { SharedSequence } from '../organism/kernel/hormone.ts';
-import { Namespace } from '../organism/kernel/namespace.ts';
+import { OwnUsage } from '../organism/kernel/process-usage.ts';
 import type { CellState, PulseBody } from '../organism/kernel/vocabulary.ts';
-import { fillPulse } from './metabolism.ts';
+import { codeHash } from './code-hash.ts';
+import { fillPulse, inStartupGrace } from './metabolism.ts';
 import type { BirthPacket } from './birth-packet.ts';
-import type { PacemakerCommand, PacemakerData } from './pacemaker.ts';
-import { WorkMeter } from './work-meter.ts';
-import type { FaultKind } from './immune/faults.ts';
+import { preciseNow, WorkMeter } from './work-meter.ts';
+import { tamperedHash, type FaultKind } from './immune/faults.ts';
 
 /**
- * How often the main thread proves it is not blocked, and the resolution of its
- * event-loop delay, while it has work. Idle, it ticks once an interval on the shared beat
- * phase (organism/kernel/phase.ts), in the same wakeup as the rest of its periodic work:
- * an idle cell's cost is its wakeups, and cells are many. (Lag counts only while there is
- * work: metabolism.ts.)
+ * How often the main thread measures its event-loop delay while it has work. Idle, it
+ * ticks once an interval on the shared beat phase (organism/kernel/phase.ts), in the same
+ * wakeup as the rest of its periodic work: an idle cell's cost is its wakeups, and cells are
+ * many. (Lag counts only while there is work: metabolism.ts.)
  */
 export const TICK_MS = 50;
 
@@ -34,28 +38,38 @@ export type HeartState = { state: 'beating' } | { state: 'stopped' } | { state: 
 export class Heart {
   readonly work: WorkMeter;
   readonly seq: SharedSequence;
-  #worker: Worker;
+  readonly #intervalMs: number;
   #beat: PhasedTimer;
+  #pulses: PhasedTimer | undefined;
   #fast: NodeJS.Timeout | undefined;
   #state: HeartState = { state: 'beating' };
   #onFailure: ((error: string) => void) | undefined;
-  #stopping: Promise<void> | undefined;
-  readonly #template: PacemakerData['pulse'];
-  #bodyState: CellState = 'alive';
-  #url: string | null = null;
+  #send: ((body: PulseBody) => void) | undefined;
+  #failures = 0;
+  readonly #code: Promise<void>;
+  /** The pulse, updated in place every interval (its identity fields never change but tissue and url). */
+  readonly #body: PulseBody;
   #capacity = DEFAULT_CAPACITY;
+  readonly #usage = new OwnUsage();
+  /** Mean concurrency over each interval, from the slope of the busy integral. */
+  #busyAt: number;
+  #busyIntegral: number;
+  readonly #fault: FaultKind | undefined;
+  /** The `liar` fault keeps its story straight: its CPU time grows as if it used a full core. */
+  #told: { cpuMs: number; at: number } | undefined;
 
   /**
    * `fault` (tests and simulations only, from the command line: cells/immune/faults.ts) makes
    * the pulses lie (`liar`: 100 % CPU) or carry another code hash (`tamper`).
    */
-  constructor(packet: BirthPacket, pacemakerUrl: URL = new URL('./pacemaker.js', import.meta.url), fault?: FaultKind) {
+  constructor(packet: BirthPacket, fault?: FaultKind) {
     this.work = new WorkMeter();
     this.seq = new SharedSequence();
+    this.#fault = fault;
     const intervalMs = packet.genome.limits.pulseIntervalMs;
+    this.#intervalMs = intervalMs;
     // Event-loop delay: how late each tick fires past when it was due, the worst over the
-    // last pulse interval. Date.now() throughout: the pacemaker compares it with its own
-    // clock (performance.now() origins differ per thread).
+    // last pulse interval.
     let worst = 0;
     let windowStart = Date.now();
     const record = (late: number, nextDue: number) => {
@@ -97,40 +111,81 @@ export class Heart {
       if (!this.#fast) record(Math.max(0, Date.now() - due), this.#beat.due + TICK_MS);
     });
     this.work.heartbeat(Date.now(), 0, this.#beat.due + TICK_MS);
-    const data: PacemakerData = {
-      access: { servers: packet.servers, token: packet.token, ...(packet.tlsCa ? { tls: { ca: packet.tlsCa } } : {}) },
-      jwt: packet.jwt ?? null,
-      subject: new Namespace(packet.organism).hormone('pulse', packet.cell.id),
-      organism: packet.organism,
-      id: packet.cell.id,
-      seedHex: packet.cell.seed,
-      seqBuffer: this.seq.buffer,
-      workBuffer: this.work.buffer,
-      intervalMs,
-      maxBytes: packet.genome.limits.hormoneMaxBytes,
-      tickMs: TICK_MS,
-      capacity: DEFAULT_CAPACITY,
-      pulse: {
-        tissue: packet.cell.tissue, host: packet.cell.host, pid: process.pid, parent: packet.cell.parent,
-        born: packet.cell.born, genome: genomeHash(packet.genome), code: '', url: null,
-      },
-      lie: fault === 'liar',
-      tamper: fault === 'tamper',
+    this.#body = {
+      tissue: packet.cell.tissue, host: packet.cell.host, pid: process.pid, parent: packet.cell.parent,
+      born: packet.cell.born, genome: genomeHash(packet.genome), code: '', url: null,
+      state: 'alive', load: 0, demand: 0, cpu: 0, cpuMs: 0, rss: 0, lag: 0,
+      work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, n: 0,
     };
-    this.#template = data.pulse;
-    this.#worker = new Worker(pacemakerUrl, { workerData: data });
-    this.#worker.on('message', (m: { type: string; message?: string }) => {
-      if (m.type === 'error') this.#fail(`pacemaker failed: ${m.message}`);
+    // The first interval starts here: the first pulse's CPU is the cost of the birth.
+    this.#usage.read();
+    this.#busyAt = preciseNow();
+    this.#busyIntegral = this.work.busyIntegral(this.#busyAt);
+    // A few ms of file reads, done while the cell connects. Every pulse carries it (a pulse
+    // without it reads as tampered code to its watchers), so pulsing waits for it.
+    this.#code = codeHash().then((code) => {
+      this.#body.code = fault === 'tamper' ? tamperedHash(code) : code;
     });
-    this.#worker.on('error', (e) => this.#fail(`pacemaker crashed: ${e.message}`));
-    this.#worker.on('exit', (code) => this.#fail(`pacemaker exited (code ${code})`)); // a no-op once stopped
+    this.#code.catch(() => undefined);
+  }
+
+  /**
+   * Starts pulsing through `send` (the cell's bus, which seals and publishes): one pulse at
+   * once (the census and a growing tissue should not wait), then one an interval, every cell
+   * at the same instant so the pulses a watcher reads arrive together. Once only.
+   */
+  start(send: (body: PulseBody) => void): void {
+    if (this.#state.state !== 'beating' || this.#send) return;
+    this.#send = send;
+    this.#code.then(
+      () => {
+        if (this.#state.state !== 'beating') return;
+        this.#pulse();
+        this.#pulses = everyPhase(this.#intervalMs, PHASE.pulse, () => this.#pulse());
+      },
+      (e: unknown) => this.#fail(`cannot hash its own code: ${e instanceof Error ? e.message : String(e)}`),
+    );
+  }
+
+  /** One pulse; three failures in a row mean this cell can no longer prove it lives. */
+  #pulse(): void {
+    if (this.#state.state !== 'beating' || !this.#send) return;
+    try {
+      this.#send(this.#measure());
+      this.work.countPulse();
+      this.#failures = 0;
+    } catch (e) {
+      if (++this.#failures === 3) this.#fail(`3 pulses failed in a row: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  /** This interval's measures, into the pulse body. */
+  #measure(): PulseBody {
+    const body = this.#body;
+    const { cpu, cpuMs, rss } = this.#usage.read();
+    // Late past the heartbeat the main thread promised (fast while it works, once an interval while idle).
+    const blocked = Math.max(0, Date.now() - (this.work.due || this.work.lastTick + TICK_MS));
+    const newborn = inStartupGrace(Date.now() - body.born, this.#intervalMs);
+    const now = preciseNow();
+    const integral = this.work.busyIntegral(now);
+    const concurrency = now > this.#busyAt ? (integral - this.#busyIntegral) / (now - this.#busyAt) : this.work.inflight;
+    this.#busyIntegral = integral;
+    this.#busyAt = now;
+    fillPulse(body, { cpu, cpuMs, rss, lag: Math.max(blocked, this.work.lag), work: this.work.counters(), concurrency, capacity: this.#capacity, newborn });
+    if (this.#fault === 'liar') {
+      const at = Date.now();
+      this.#told = this.#told ? { cpuMs: this.#told.cpuMs + (at - this.#told.at), at } : { cpuMs, at };
+      Object.assign(body, { cpu: 100, cpuMs: Math.round(this.#told.cpuMs), load: 1, demand: 1 });
+    }
+    body.n++;
+    return body;
   }
 
   get state(): HeartState {
     return this.#state;
   }
 
-  /** Called once if the pacemaker dies: a cell without a pulse must not linger. */
+  /** Called once if pulses keep failing: a cell that cannot prove it lives must not linger. */
   onFailure(listener: (error: string) => void): void {
     this.#onFailure = listener;
     if (this.#state.state === 'failed') listener(this.#state.error);
@@ -142,48 +197,27 @@ export class Heart {
     this.#onFailure?.(error);
   }
 
-  #tell(cmd: PacemakerCommand): void {
-    if (this.#state.state === 'beating') this.#worker.postMessage(cmd);
-  }
-
   setState(state: CellState): void {
-    this.#bodyState = state;
-    this.#tell({ type: 'state', state });
+    this.#body.state = state;
   }
 
   setUrl(url: string | null): void {
-    this.#url = url;
-    this.#tell({ type: 'url', url });
+    this.#body.url = url;
   }
 
   /** A stem cell that differentiated pulses as its new tissue from now on. */
   setTissue(tissue: string): void {
-    this.#template.tissue = tissue;
-    this.#tell({ type: 'tissue', tissue });
+    this.#body.tissue = tissue;
   }
 
   setCapacity(capacity: number): void {
     this.#capacity = capacity;
-    this.#tell({ type: 'capacity', capacity });
   }
 
-  /**
-   * A pulse for the main thread to publish at birth when the pacemaker has not pulsed yet
-   * (its thread is often still loading): the census and a growing tissue should not wait.
-   * CPU is the average since the process started.
-   */
-  firstPulse(): PulseBody | undefined {
-    if (this.work.pulses > 0) return undefined;
-    return this.pulseNow();
-  }
-
-  /** A pulse body as of now, measured on the main thread (the first pulse; the `flood` fault's copies). */
+  /** A pulse body as of now, apart from the one sent every interval (the `flood` fault's copies). */
   pulseNow(): PulseBody {
     const used = process.cpuUsage();
-    const body: PulseBody = {
-      ...this.#template, url: this.#url, state: this.#bodyState, load: 0, demand: 0, cpu: 0, cpuMs: 0, rss: 0, lag: 0,
-      work: { handled: 0, inflight: 0, queued: 0, errors: 0 }, n: 0,
-    };
+    const body: PulseBody = { ...this.#body, work: { ...this.#body.work } };
     fillPulse(body, {
       cpu: ((used.user + used.system) / 1000 / Math.max(1, process.uptime() * 1000)) * 100,
       cpuMs: (used.user + used.system) / 1000,
@@ -191,28 +225,19 @@ export class Heart {
       lag: this.work.lag,
       work: this.work.counters(),
       capacity: this.#capacity,
-      newborn: true, // the first pulse measures the birth itself
+      newborn: inStartupGrace(Date.now() - body.born, this.#intervalMs),
     });
     return body;
   }
 
-  /** Stops pulsing and waits (≤ 1 s) until the last pulse is flushed. Safe to call twice. */
+  /** Stops pulsing (the cell announces its death next). Safe to call twice. */
   stop(): Promise<void> {
-    this.#stopping ??= (async () => {
-      this.#beat.stop();
-      clearInterval(this.#fast);
-      this.#fast = undefined;
-      this.work.onBusy = undefined;
-      const worker = this.#worker;
-      const stopped = new Promise<void>((resolve) => {
-        worker.on('message', (m: { type: string }) => m.type === 'stopped' && resolve());
-        worker.once('exit', () => resolve());
-      });
-      if (this.#state.state === 'beating') worker.postMessage({ type: 'stop' } satisfies PacemakerCommand);
-      this.#state = { state: 'stopped' };
-      await Promise.race([stopped, new Promise((r) => setTimeout(r, 1_000).unref())]);
-      await worker.terminate();
-    })();
-    return this.#stopping;
+    this.#pulses?.stop();
+    this.#beat.stop();
+    clearInterval(this.#fast);
+    this.#fast = undefined;
+    this.work.onBusy = undefined;
+    if (this.#state.state === 'beating') this.#state = { state: 'stopped' };
+    return Promise.resolve();
   }
 }

@@ -3,8 +3,8 @@
  * the command line carries only non-secret markers (`--cell <id> --organism <id>`) so the
  * process can be recognised before it is signalled.
  *
- * The heart starts before the rest of the cell is even imported: the pacemaker thread
- * boots, loads its NATS client and connects while this thread loads the cell.
+ * The heart is made before the rest of the cell is imported, so the first pulse's CPU is
+ * the whole birth's; it pulses once the cell is born (cells/heart.ts).
  */
 import { readFileSync, symlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
   }
   // Tests and simulations only (see cells/immune/faults.ts): never set by a maker on its own.
   const fault = faultFromArgv(process.argv);
-  const heart = new Heart(packet, undefined, fault);
+  const heart = new Heart(packet, fault);
   const [{ Cell }, { fileLogger }, { loadTissue }] = await Promise.all([import('./cell.ts'), import('./logger.ts'), import('./tissue-loader.ts')]);
   const log = fileLogger(join(packet.stateDir, 'logs', `${packet.cell.id}.log`), { cell: packet.cell.id, tissue: packet.cell.tissue });
   const tissue = await loadTissue(packet.cell.module);

@@ -71,7 +71,7 @@ export interface Measures {
   newborn?: boolean;
 }
 
-/** Writes one interval's measures into a pulse body (shared by the pacemaker and the first pulse). */
+/** Writes one interval's measures into a pulse body (every pulse, and the `flood` fault's copies). */
 export function fillPulse(body: PulseBody, m: Measures): void {
   body.cpu = Math.round(m.cpu * 10) / 10;
   body.cpuMs = Math.round(m.cpuMs);

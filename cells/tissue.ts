@@ -31,7 +31,7 @@ export interface TissueContext {
   nc: NatsConnection;
   log: Logger;
   census: Census;
-  /** In-flight and queued work; the pacemaker turns it into load. */
+  /** In-flight and queued work; the heart turns it into load. */
   work: WorkMeter;
   /** Aborted when the cell starts to drain: stop taking new work. */
   signal: AbortSignal;

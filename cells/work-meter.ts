@@ -1,17 +1,17 @@
 /**
- * A cell's own work counters, kept in shared memory so the pacemaker thread can read
- * them even while the main thread is busy (a busy cell still reports its load).
+ * A cell's own work counters and main-thread heartbeat, read by the heart at each pulse.
+ * (Shared memory: until issue 20 a pacemaker thread read them while the main thread worked.)
  */
 
 const HANDLED = 0;
 const INFLIGHT = 1;
 const QUEUED = 2;
 const ERRORS = 3;
-/** Main-thread heartbeat (ms since the epoch), written every tick: the pacemaker derives blocking from it. */
+/** Main-thread heartbeat (ms since the epoch), written every tick: the pulse derives blocking from it. */
 const TICK = 4;
 /** Main-thread event-loop delay: the worst tick delay over the last interval, ms. */
 const LAG = 5;
-/** Pulses the pacemaker has published. */
+/** Pulses the heart has published. */
 const PULSES = 6;
 /** ∫ inflight dt since birth, in request·ms (its slope is the mean concurrency: Little's law). */
 const BUSY = 7;
@@ -57,7 +57,7 @@ export class WorkMeter {
     this.#a[BUSY_AT] = now;
   }
 
-  /** ∫ inflight dt up to `now` (request·ms), read by the pacemaker without writing. */
+  /** ∫ inflight dt up to `now` (request·ms), read by the heart without writing. */
   busyIntegral(now = preciseNow()): number {
     const at = this.#a[BUSY_AT]! || now;
     return this.#a[BUSY]! + this.#a[INFLIGHT]! * Math.max(0, now - at);

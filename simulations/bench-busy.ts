@@ -1,12 +1,16 @@
 /**
- * The busy benchmark: does a cell whose main loop is stuck keep pulsing? One `echo` cell
- * is made to burn its main thread in a CPU loop (`echo.burn`) for longer than the death
- * timeout, while an observer records when each of its pulses arrives and what it says.
+ * The busy benchmark: is a cell whose main loop is stuck still known to be alive? One
+ * `echo` cell is made to burn its main thread in a CPU loop (`echo.burn`) for longer than
+ * the death timeout, while an observer records when each of its pulses arrives and what the
+ * census (its host's digests) says of it every 50 ms.
  *
- * The peer, in the same run: a process that pulses from its main thread (as a cell would
- * without its pacemaker thread), burning for the same time. Its longest silence is the
- * burn itself; the cell's should stay near one pulse interval. Reported as the ratio of
- * longest gap to the pulse interval, which travels between machines.
+ * A cell pulses from its main thread, so it is silent while stuck; its host's grow sees the
+ * process run and reports it busy (lag = the silence, full load), never suspect or dead.
+ * The peer, in the same run: a process that pulses from its main thread, burning for the
+ * same time, judged by its silence alone (what a census without a host's view would do):
+ * dead after `deadAfterPulses` intervals. Reported: verdicts, the longest silence as a
+ * ratio to the pulse interval, and the longest lag the census showed, which travel between
+ * machines.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -40,12 +44,20 @@ export interface Arrival {
   inflight: number;
 }
 
+export interface CensusSample {
+  /** ms since the burn request was sent. */
+  at: number;
+  lag: number;
+  load: number;
+  state: string;
+}
+
 export interface BusyBenchResult {
   options: Omit<BusyBenchOptions, 'progress' | 'signal'>;
   deadAfterMs: number;
-  cell: { arrivals: Arrival[]; gapsDuringBurn: Distribution; longestGapMs: number; pulsesDuringBurn: number; expectedPulses: number; judged: string[] };
+  cell: { arrivals: Arrival[]; gapsDuringBurn: Distribution; longestGapMs: number; pulsesDuringBurn: number; expectedPulses: number; judged: string[]; census: CensusSample[]; longestCensusLagMs: number };
   peer: { arrivals: number[]; longestGapMs: number; pulsesDuringBurn: number };
-  /** Longest silence ÷ pulse interval: ~1 means never late; the peer's is burn ÷ interval. */
+  /** Longest silence ÷ pulse interval: both ≈ burn ÷ interval (main-thread pulses). */
   cellGapRatio: number;
   peerGapRatio: number;
 }
@@ -104,20 +116,28 @@ export async function runBusyBench(o: BusyBenchOptions): Promise<BusyBenchResult
     observer.census.on((e) => {
       if (e.entry.id === cell!.id && e.type === 'state') judged.push(`${e.from}->${e.entry.state}`);
     });
+    const census: CensusSample[] = [];
+    const sampler = setInterval(() => {
+      const e = observer.census.get(cell!.id);
+      if (e) census.push({ at: performance.now() - t0.value, lag: e.lag, load: e.load, state: e.state });
+    }, 50);
     // Idle first, so the report shows the ordinary rhythm next to the busy one.
     await sleep(o.pulseIntervalMs * 4, undefined, signal ? { signal } : {});
     t0.value = performance.now();
     for (const a of arrivals) a.at -= o.pulseIntervalMs * 4;
+    for (const c of census) c.at -= o.pulseIntervalMs * 4;
     progress(`cell: burning its main thread for ${o.burnMs} ms…`);
     const reply = await observer.nc.request(observer.ns.tissue('echo', 'burn'), pack({ ms: o.burnMs }), { timeout: o.burnMs + 10_000 });
     openReply(reply.data);
     const burnEnd = performance.now() - t0.value;
     await sleep(o.pulseIntervalMs * 3, undefined, signal ? { signal } : {});
+    clearInterval(sampler);
     throwIfAborted(signal);
+    const longestCensusLag = Math.max(0, ...census.filter((c) => c.at >= 0 && c.at <= burnEnd + o.pulseIntervalMs).map((c) => c.lag));
     const during = arrivals.filter((a) => a.at > 0 && a.at < burnEnd).map((a) => a.at);
     const gaps = during.slice(1).map((t, i) => t - during[i]!);
     const cellLongest = longestGap(during, 0, burnEnd);
-    progress(`cell: ${during.length} pulses during the burn, longest silence ${Math.round(cellLongest)} ms, census verdicts: ${judged.join(', ') || 'none'}`);
+    progress(`cell: ${during.length} pulses during the burn, longest silence ${Math.round(cellLongest)} ms; the census showed a lag of up to ${longestCensusLag} ms, verdicts: ${judged.join(', ') || 'none'}`);
 
     // The peer: same broker, same burn, pulses from its main thread.
     const subject = `${observer.ns.prefix}.bench.busy.${process.pid}`; // under the organism: its credentials reach nothing else
@@ -154,6 +174,7 @@ export async function runBusyBench(o: BusyBenchOptions): Promise<BusyBenchResult
       cell: {
         arrivals: [...arrivals], gapsDuringBurn: distribution(gaps.length > 0 ? gaps : [cellLongest]), longestGapMs: cellLongest,
         pulsesDuringBurn: during.length, expectedPulses: Math.floor(burnEnd / o.pulseIntervalMs), judged: [...judged],
+        census: [...census], longestCensusLagMs: longestCensusLag,
       },
       peer: { arrivals: peerRel, longestGapMs: peerLongest, pulsesDuringBurn: peerDuring.length },
       cellGapRatio: cellLongest / o.pulseIntervalMs,

@@ -37,7 +37,7 @@ const USAGE = `Usage:
 
 Benchmarks:
   spawn   cell spawn → first pulse against a bare fork, idle cell memory, pulse traffic and its CPU
-  busy    a cell whose main thread is stuck in a CPU loop keeps pulsing (against a main-thread pulser)
+  busy    a cell whose main thread is stuck in a CPU loop is busy, not dead (against a pulser judged by silence)
   homeostasis  load steps grow and shrink a tissue; kill -9 is replaced (against a 15 s-polling HPA model)
   chat    clients messaging each other through the swarm, against raw JetStream, a ws relay and Socket.IO + Redis
   browser the browser client in Chromium: failover time under kill -9 (10 kills), encryption cost per message against Node, register and login times
@@ -170,7 +170,7 @@ const spawnBench = benchmark('spawn', {
 });
 
 const busyBench = benchmark('busy', {
-  summary: 'a cell whose main thread is stuck in a CPU loop keeps pulsing (against a main-thread pulser)',
+  summary: 'a cell whose main thread is stuck in a CPU loop is busy, not dead (against a pulser judged by silence)',
   flags: { burn: '5000', interval: '500', 'state-dir': join('.organism', 'bench-busy') },
   options: (v) => ({ burnMs: intIn('burn', v.burn, { min: 100, max: 30_000, unit: 'ms' }), pulseIntervalMs: intIn('interval', v.interval, { min: 50, max: 5_000, unit: 'ms' }) }),
   run: runBusyBench, write: writeBusyReport, rows: busyRows,

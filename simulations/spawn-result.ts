@@ -50,7 +50,7 @@ export interface CellCpu {
   pid: number;
   /** Every thread of the process, µs in the window. */
   micros: number;
-  /** The main thread alone (the rest: the pacemaker worker, GC and libuv threads). */
+  /** The main thread alone (the rest: GC and libuv threads). */
   mainMicros: number;
 }
 

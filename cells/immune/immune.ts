@@ -208,8 +208,8 @@ export class Immune {
     switch (h.kind as HormoneKind) {
       case 'pulse': {
         const b = h.body as PulseBody;
-        // Genome and code. The main thread's pulse at birth (n 0) has no code hash yet; every
-        // pacemaker pulse must have ours (an empty one is a mismatch too).
+        // Genome and code: every pulse (n ≥ 1) must carry our code hash (an empty one is a
+        // mismatch too); n 0 is a pulse from before the cell could hash its code.
         // Evidence only from a pulse whose signature holds: a watched pulse may come unverified
         // (HormoneBus lazyPulses), and is checked here the moment it would count.
         const [theirs, ours] = b.n >= 1 && this.#code !== undefined ? [`${b.genome}/${b.code}`, `${this.#d.genomeHash}/${this.#code}`] : [b.genome, this.#d.genomeHash];

@@ -5,7 +5,7 @@
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { CertBook } from '../kernel/cert-book.ts';
-import { Census } from '../kernel/census.ts';
+import { Census, type CensusEntry } from '../kernel/census.ts';
 import { CellularError } from '../wire/errors.ts';
 import type { Limits } from '../kernel/genome/index.ts';
 import { HormoneBus } from '../kernel/hormone-bus.ts';
@@ -47,6 +47,8 @@ export interface ObserverOptions {
    * of them) and the other hosts' digests. Without it (tests, `cellular census`), every pulse.
    */
   localHost?: string;
+  /** Whether a silent cell of this host still runs: busy, not dead (CensusOptions.running). */
+  running?: (entry: CensusEntry) => boolean;
 }
 
 export class Observer {
@@ -89,6 +91,7 @@ export class Observer {
     const census = new Census({
       limits: o.limits, certOf: (id) => certs.certOf(id), ...(o.halfLifeOf ? { halfLifeOf: o.halfLifeOf } : {}),
       ...(o.localHost !== undefined && pulsesOf ? { ownHost: o.localHost, pulsesOf } : {}),
+      ...(o.running ? { running: o.running } : {}),
     });
     bus.on((h) => census.observe(h));
     // An observer is not a juror, but it counts the votes as one does, so it shows a

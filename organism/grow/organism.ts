@@ -20,7 +20,7 @@ import { Broker, ensureNatsServer, stopBrokerByPid } from './broker.ts';
 import type { CensusEntry } from '../kernel/census.ts';
 import { CellularError, isCellularError, throwIfAborted } from '../wire/errors.ts';
 import { genomeHash, type Genome } from '../kernel/genome/index.ts';
-import { isProcessOf, localCells, signalCell, signalIfOurs } from '../kernel/processes.ts';
+import { cellRuns, isProcessOf, localCells, signalCell, signalIfOurs } from '../kernel/processes.ts';
 import { claimStateDir, organismId, removeRecord, self, writeRecord, type OrganismRecord } from './record.ts';
 import { loadOrCreateRootKey, type RootKey } from './root-key.ts';
 import { Observer } from './observer.ts';
@@ -281,6 +281,9 @@ export class Organism {
       halfLifeOf: (tissue) => this.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
       // This host's cells from their own pulses (the digest is made of them); other hosts' from their digests.
       localHost: hostName(),
+      // A cell pulses from its main thread: one stuck in a long task is silent, but its
+      // process runs. That is busy, not dead (a stopped process is dead, as before).
+      running: (e) => e.host === hostName() && e.pid > 0 && cellRuns(e.pid, e.id, this.id),
       ...(this.#mint ? { cutoffPerSecond: this.genome.immune.cutoffPerSecond } : {}),
     });
   }

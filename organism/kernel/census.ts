@@ -5,7 +5,7 @@
  * (missed pulses mean dead or partitioned, never guilty). Changes come out as an async
  * iterable of events tagged by `type`.
  */
-import { everyPhase, onBeat, PHASE, type PhasedTimer } from './phase.ts';
+import { onBeat, type PhasedTimer } from './phase.ts';
 import type { Hormone } from './hormone.ts';
 import type { Limits } from './genome/index.ts';
 import type { BirthBody, DeathBody, DifferentiateBody, DigestBody, DigestRow, PulseBody } from './vocabulary.ts';
@@ -73,10 +73,17 @@ export interface CensusOptions {
   /** A host whose digests this census ignores (grow's own: it makes them from the pulses). */
   ownHost?: string;
   /**
-   * Judge silence once an interval at this phase of the wall clock (a cell: on the shared
-   * beat, organism/kernel/phase.ts) instead of every quarter interval.
+   * Judge silence once an interval on this process's beat (a cell: organism/kernel/phase.ts,
+   * in the wakeup its host's digest brings) instead of every quarter interval.
    */
-  phase?: number;
+  beat?: boolean;
+  /**
+   * True while a silent cell's process can be seen running (grow, for the cells of its own
+   * host: the process exists, is that cell, and is not stopped). Such a cell is busy, not
+   * dead: its main thread, which pulses, is stuck in a long task. It keeps its state, and
+   * its lag is the silence. Asked only of cells already silent past the suspect threshold.
+   */
+  running?: (entry: CensusEntry) => boolean;
 }
 
 type Listener = (e: CensusEvent) => void;
@@ -91,12 +98,13 @@ export class Census {
   readonly #lastTs = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #phased: PhasedTimer | undefined;
-  readonly #phase: number | undefined;
+  readonly #beat: boolean;
   #closed = false;
   readonly #stress: StressMeter;
   readonly #wakers = new Set<() => void>();
   readonly #pulsesOf: ((id: string) => boolean) | undefined;
   readonly #ownHost: string | undefined;
+  readonly #running: ((entry: CensusEntry) => boolean) | undefined;
   /** When each host's last digest arrived (receiver's clock), and how many cells it said live there. */
   readonly #hostSeen = new Map<string, { at: number; alive: number }>();
   /** The beacon and its epoch from the newest digest (organism/kernel/sortition.ts). */
@@ -116,15 +124,16 @@ export class Census {
     this.#certOf = options.certOf;
     this.#stress = new StressMeter(options.halfLifeOf ?? (() => 2_000));
     this.#pulsesOf = options.pulsesOf;
-    this.#phase = options.phase;
+    this.#beat = options.beat ?? false;
     this.#ownHost = options.ownHost;
+    this.#running = options.running;
   }
 
   /** Starts the clock that turns silence into `suspect` and `dead`. */
   start(): void {
     if (this.#timer || this.#phased) return;
-    if (this.#phase !== undefined) {
-      this.#phased = this.#phase === PHASE.beat ? onBeat(this.#limits.pulseIntervalMs, () => this.tick()) : everyPhase(this.#limits.pulseIntervalMs, this.#phase, () => this.tick());
+    if (this.#beat) {
+      this.#phased = onBeat(this.#limits.pulseIntervalMs, () => this.tick());
       return;
     }
     this.#timer = setInterval(() => this.tick(), Math.max(20, Math.floor(this.#limits.pulseIntervalMs / 4)));
@@ -399,7 +408,7 @@ export class Census {
     // Silence is counted in time this census was awake to hear: a tick that comes far later
     // than its period (this process starved: a saturated host, a flood it had to read
     // through) does not count the time it could not listen against the others.
-    const period = this.#phase !== undefined ? pulseIntervalMs : Math.max(20, Math.floor(pulseIntervalMs / 4));
+    const period = this.#beat ? pulseIntervalMs : Math.max(20, Math.floor(pulseIntervalMs / 4));
     // (Only on its own clock: a test driving tick() by hand jumps time on purpose.)
     const running = this.#timer !== undefined || this.#phased !== undefined;
     const starved = !running || this.#lastTick === undefined ? 0 : now - this.#lastTick - 2 * period;
@@ -416,10 +425,29 @@ export class Census {
         continue;
       }
       const silent = now - entry.lastSeen;
+      if (silent > suspectAfterPulses * pulseIntervalMs && this.#running?.(entry)) {
+        this.#busy(entry, silent);
+        continue;
+      }
       // A cell is judged after the Nth pulse that should have come but did not.
       if (silent > deadAfterPulses * pulseIntervalMs) this.#setState(entry, 'dead', 'missed-pulses');
       else if (silent > suspectAfterPulses * pulseIntervalMs) this.#setState(entry, 'suspect');
     }
+  }
+
+  /**
+   * A silent cell seen running: busy for `silent` ms. Its lag is the silence, and it is full:
+   * a main thread stuck this long serves nothing (its last pulse, from before it was stuck,
+   * may not even show the work that stuck it). A suspect one is alive again.
+   */
+  #busy(entry: CensusEntry, silent: number): void {
+    const lag = Math.round(silent);
+    if (lag - entry.lag < this.#limits.pulseIntervalMs / 2 && entry.state !== 'suspect') return;
+    entry.lag = Math.max(entry.lag, lag);
+    entry.load = 1;
+    entry.demand = Math.max(1, entry.demand);
+    this.#version++;
+    if (entry.state === 'suspect') this.#setState(entry, 'alive');
   }
 
   #snapshot(e: CensusEntry): CensusEntry {

@@ -65,8 +65,8 @@ export interface Signer {
 /**
  * A sender's sequence: strictly increasing and never behind the clock (µs since the
  * epoch), so two processes speaking as one sender (grow and `cellular stop`, both `root`)
- * or a restarted one never fall behind each other's replay windows. Shared by a cell's
- * main thread and its pacemaker thread through a SharedArrayBuffer.
+ * or a restarted one never fall behind each other's replay windows. Atomic over a
+ * SharedArrayBuffer, so threads of one process may share it too.
  */
 export class SharedSequence {
   readonly buffer: SharedArrayBuffer;

@@ -134,6 +134,13 @@ export function localCells(organism: string, host: string = hostName()): { pid: 
   });
 }
 
+/** True if `pid` is still cell `cell` of `organism` and runs: not stopped, not a zombie. */
+export function cellRuns(pid: number, cell: string, organism: string): boolean {
+  const cmd = commandLineOf(pid);
+  const m = cmd === undefined ? undefined : cellMarkersOf(cmd);
+  return m !== undefined && m.cell === cell && m.organism === organism && !isStopped(pid);
+}
+
 /** Signals `pid` only if it is still cell `cell` of `organism`. */
 export function signalCell(pid: number, cell: string, organism: string, signal: NodeJS.Signals): boolean {
   const cmd = commandLineOf(pid);

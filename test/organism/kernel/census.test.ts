@@ -90,6 +90,47 @@ test('census - silence past deadAfterPulses intervals makes a cell dead of misse
   t.is(census.list().length, 1); // listed until its retention ends
 });
 
+test('census - a silent cell its host sees running is busy, not dead: alive, lag = the silence, full load; once it stops running, silence judges it', (t) => {
+  const clock = new Clock();
+  let runs = true;
+  const asked: string[] = [];
+  const census = new Census({ limits, now: clock.now, running: (e) => (asked.push(e.id), runs) });
+  const events: CensusEvent[] = [];
+  census.on((e) => events.push(e));
+  census.observe({ v: 1, kind: 'pulse', from: 'c1', seq: 1, ts: clock.t, body: pulseBody({ load: 0.1, demand: 0.1, lag: 1.5 }), sig: new Uint8Array(64) });
+  const advance = (ms: number) => {
+    clock.t += ms;
+    census.tick();
+  };
+  advance(300);
+  t.deepEqual(asked, [], 'a cell within the suspect threshold is not looked at');
+  // Far past the death threshold, and still alive: stuck, not gone.
+  for (let i = 0; i < 20; i++) advance(100);
+  t.like(census.get('c1'), { state: 'alive', load: 1, cause: null });
+  t.true(census.get('c1')!.demand >= 1);
+  t.true(census.get('c1')!.lag >= 2_000 && census.get('c1')!.lag <= 2_300, `lag ${census.get('c1')!.lag}`);
+  t.deepEqual(events.map(summary), ['c1:joined']);
+  // Stopped (or gone): silence judges it, from its last pulse.
+  runs = false;
+  advance(1);
+  t.like(census.get('c1'), { state: 'dead', cause: 'missed-pulses' });
+  t.deepEqual(events.map(summary), ['c1:joined', 'c1:alive->dead']);
+});
+
+test('census - a suspect cell seen running again is alive (busy)', (t) => {
+  const clock = new Clock();
+  let runs = false;
+  const census = new Census({ limits, now: clock.now, running: () => runs });
+  census.observe({ v: 1, kind: 'pulse', from: 'c1', seq: 1, ts: clock.t, body: pulseBody(), sig: new Uint8Array(64) });
+  clock.t += 301;
+  census.tick();
+  t.is(census.get('c1')?.state, 'suspect');
+  runs = true;
+  clock.t += 50;
+  census.tick();
+  t.like(census.get('c1'), { state: 'alive', load: 1 });
+});
+
 test('census - a pulse from a suspect cell makes it alive again', (t) => {
   const { census, events, pulse, advance } = setup();
   pulse('c1');

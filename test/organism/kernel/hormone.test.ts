@@ -509,7 +509,7 @@ test('hormone - sealHormone takes one fresh seq per hormone', (t) => {
 
 test('hormone - SharedSequence strictly increases and is shared by every view of its buffer', (t) => {
   const a = new SharedSequence();
-  const b = new SharedSequence(a.buffer); // a second view, as the pacemaker thread has
+  const b = new SharedSequence(a.buffer); // a second view, as another thread would have
   const seen: number[] = [];
   for (let i = 0; i < 500; i++) seen.push(i % 3 === 0 ? b.next() : a.next());
   for (let i = 1; i < seen.length; i++) t.true(seen[i]! > seen[i - 1]!, `${seen[i]} > ${seen[i - 1]}`);
