@@ -10,12 +10,10 @@
 
 /** Where in each interval each kind of periodic work happens, as a fraction of the interval. */
 export const PHASE = {
-  /** Pacemakers publish pulses. */
+  /** Cells publish their pulses; a cell whose host's digest did not come runs its beat. */
   pulse: 0,
   /** grow publishes its host's digest (the pulses of its cells have arrived). */
   digest: 0.25,
-  /** A cell's main thread: heartbeat, census clock, immune review, homeostasis (the digest has arrived). */
-  beat: 0.5,
 } as const;
 
 /** The next time at or after `now` (+1 ms) that is `phase` of the way into an interval. */
@@ -64,13 +62,17 @@ export function everyPhase(intervalMs: number, phase: number, fn: (due: number) 
 
 /**
  * The beat of one process: the periodic work of a cell's main thread, run when its own
- * host's digest arrives (the census has just moved: that wakeup does it all), or on the
- * `beat` phase of the clock when no digest came within the interval (grow gone, or a test's
- * census fed by pulses). One wakeup an interval instead of two.
+ * host's digest arrives (the census has just moved: that wakeup does it all), or, when no
+ * digest came within the last interval (grow gone, or a test's census fed by pulses), on
+ * the `pulse` phase of the clock. A cell wakes then anyway to pulse, and timers of one
+ * process due at the same instant fire in one wakeup: a fallback at any other instant would
+ * cost a wakeup every interval even when it has nothing to do (and a cancelled Node timer
+ * still wakes the loop when it was due).
  */
 class Beat {
   readonly #fns = new Set<(due: number) => void>();
   #last = 0;
+  #lastFired = 0;
   #timer: PhasedTimer | undefined;
   readonly #intervalMs: number;
 
@@ -85,9 +87,9 @@ class Beat {
 
   on(fn: (due: number) => void): PhasedTimer {
     this.#fns.add(fn);
-    this.#timer ??= everyPhase(this.#intervalMs, PHASE.beat, (due) => {
-      // A digest beat within the last half interval already did this interval's work.
-      if (Date.now() - this.#last < this.#intervalMs / 2) return;
+    this.#timer ??= everyPhase(this.#intervalMs, PHASE.pulse, (due) => {
+      // A digest beat within the last interval (its phase is later in each interval) did this one's work.
+      if (Date.now() - this.#last < this.#intervalMs * 0.9) return;
       this.#run(due);
     });
     const beat = this;
@@ -105,10 +107,16 @@ class Beat {
     };
   }
 
-  /** Runs the beat now (its host's digest arrived), at most once per half interval. */
+  /**
+   * Runs the beat now (its host's digest arrived), at most once per half interval of digest
+   * beats: a fallback beat just before (the digests coming back) does not hold it back, or
+   * the beat would stay on the fallback's instant, before each digest, for good.
+   */
   fire(): void {
-    if (Date.now() - this.#last < this.#intervalMs / 2 || this.#fns.size === 0) return;
-    this.#run(Date.now());
+    const now = Date.now();
+    if (now - this.#lastFired < this.#intervalMs / 2 || this.#fns.size === 0) return;
+    this.#lastFired = now;
+    this.#run(now);
   }
 
   #run(due: number): void {

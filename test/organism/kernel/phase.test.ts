@@ -1,0 +1,68 @@
+/**
+ * The shared phase (organism/kernel/phase.ts), on real timers. An idle cell's cost is its
+ * wakeups, so what is checked is where in the interval each run is due, and that while the
+ * digest runs the beat, the fallback (on the pulse's instant) does not run it too.
+ */
+import test from 'ava';
+import { beatNow, everyPhase, nextPhase, onBeat, PHASE } from '../../../organism/kernel/phase.ts';
+
+test('phase - nextPhase is the next instant at that fraction of the interval, strictly after now', (t) => {
+  t.is(nextPhase(1_000, 500, 0), 1_500);
+  t.is(nextPhase(999, 500, 0), 1_000);
+  t.is(nextPhase(1_000, 500, 0.25), 1_125);
+  t.is(nextPhase(1_125, 500, 0.25), 1_625);
+  t.is(nextPhase(1_124, 500, 0.5), 1_250);
+});
+
+test('phase - everyPhase runs on its phase of the wall clock, from the next one on, until stopped', async (t) => {
+  const interval = 120;
+  const dues: number[] = [];
+  const timer = everyPhase(interval, PHASE.digest, (due) => dues.push(due));
+  await new Promise<void>((resolve) => {
+    const check = setInterval(() => {
+      if (dues.length >= 3) {
+        clearInterval(check);
+        resolve();
+      }
+    }, 10);
+  });
+  timer.stop();
+  const seen = dues.length;
+  for (const due of dues) t.is(due % interval, interval * PHASE.digest);
+  for (let i = 1; i < dues.length; i++) t.true(dues[i]! - dues[i - 1]! >= interval, 'one run per interval at most');
+  await new Promise((r) => setTimeout(r, interval * 2));
+  t.is(dues.length, seen, 'nothing runs after stop()');
+});
+
+test('phase - without digests the beat runs on the pulse phase; a digest runs it at once, and the next pulse-phase fallback stays idle', async (t) => {
+  // An interval no other test in this process uses: the beat is per process and interval.
+  const interval = 400;
+  const dues: number[] = [];
+  const beat = onBeat(interval, (due) => dues.push(due));
+  t.teardown(() => beat.stop());
+  const waitFor = (n: number) =>
+    new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (dues.length >= n) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 10);
+    });
+  await waitFor(2);
+  // The fallback shares the pulse's instant, when a cell is awake anyway.
+  for (const due of dues) t.is(due % interval, interval * PHASE.pulse);
+  // The digest comes a quarter interval after the pulse: the beat runs then, once …
+  const pulse = everyPhase(interval, PHASE.digest, () => beatNow(interval));
+  t.teardown(() => pulse.stop());
+  const before = dues.length;
+  await waitFor(before + 3);
+  pulse.stop();
+  const byDigest = dues.slice(before);
+  // (A digest beat is due when it runs: a few ms after the digest's phase, far from the pulse's.)
+  for (const due of byDigest) t.true(due % interval >= interval * PHASE.digest && due % interval < interval * PHASE.digest + 100, `a beat at ${due % interval} ms into the interval: with the digest, not at the fallback`);
+  // … and at most once per half interval, however often asked.
+  const n = dues.length;
+  beatNow(interval);
+  t.is(dues.length, n);
+});
