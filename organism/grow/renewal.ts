@@ -76,7 +76,14 @@ export class Renewal {
     if (now - (this.#last.get(tissue) ?? 0) < this.#d.genome.limits.pulseIntervalMs) return 0;
     const { record, revision } = await readTissueRecord(this.#d.kv, tissue);
     const living = this.#d.census.living().filter((c) => c.tissue === tissue).length;
-    const pending = record.pending.filter((p) => p.due > now);
+    // Pending cells the census already knows are no longer on their way: one that joined the
+    // tissue is among the living, and one that joined and died (a recruit killed at once) is
+    // gone. Counted until their due time, they held a tissue with no cell unrenewed for up to
+    // limits.joinTimeoutMs (seen: 6 s gaps in a 200-kill run).
+    const pending = record.pending.filter((p) => {
+      const known = this.#d.census.get(p.id);
+      return p.due > now && known?.state !== 'dead' && known?.tissue !== tissue;
+    });
     const present = living + pending.length;
     // Only what the tissue needs to exist (its min): growth under load past the budget stays
     // refused, as the budget means it to be (max and the ATP limits bound growth; renewal

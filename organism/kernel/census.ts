@@ -398,7 +398,15 @@ export class Census {
    */
   condemn(id: string): void {
     const entry = this.#entries.get(id);
-    if (entry) this.#setState(entry, 'dead', 'toxin');
+    if (!entry) return;
+    // Its host may have found the process gone (the toxin's work) before the verdict was
+    // counted here: the verdict says why it vanished.
+    if (entry.state === 'dead' && (entry.cause === 'vanished' || entry.cause === 'missed-pulses')) {
+      entry.cause = 'toxin';
+      this.#version++;
+      return;
+    }
+    this.#setState(entry, 'dead', 'toxin');
   }
 
   /** Re-evaluates silence; called by the timer, or by a test driving the clock. */

@@ -131,6 +131,18 @@ test('census - a suspect cell seen running again is alive (busy)', (t) => {
   t.like(census.get('c1'), { state: 'alive', load: 1 });
 });
 
+test('census - a cell its host found vanished and then condemned is dead by toxin (the verdict says why); a death it announced keeps its cause', (t) => {
+  const { census, pulse, death } = setup();
+  pulse('c1');
+  pulse('c2');
+  census.confirmDead('c1', 'vanished');
+  census.condemn('c1');
+  t.like(census.get('c1'), { state: 'dead', cause: 'toxin' });
+  death('c2', 'apoptosis');
+  census.condemn('c2');
+  t.like(census.get('c2'), { state: 'dead', cause: 'apoptosis' });
+});
+
 test('census - a pulse from a suspect cell makes it alive again', (t) => {
   const { census, events, pulse, advance } = setup();
   pulse('c1');
