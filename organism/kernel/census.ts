@@ -54,7 +54,7 @@ export type CensusEvent =
   | { type: 'left'; entry: CensusEntry };
 
 export interface CensusOptions {
-  limits: Pick<Limits, 'pulseIntervalMs' | 'suspectAfterPulses' | 'deadAfterPulses' | 'deadRetentionMs'>;
+  limits: Pick<Limits, 'pulseIntervalMs' | 'suspectAfterPulses' | 'deadAfterPulses' | 'deadRetentionMs'> & Partial<Pick<Limits, 'busyMaxMs'>>;
   now?: () => number;
   /**
    * The sender's verified certificate: who a cell is (tissue, host, parent, birth) comes
@@ -81,7 +81,10 @@ export interface CensusOptions {
    * True while a silent cell's process can be seen running (grow, for the cells of its own
    * host: the process exists, is that cell, and is not stopped). Such a cell is busy, not
    * dead: its main thread, which pulses, is stuck in a long task. It keeps its state, and
-   * its lag is the silence. Asked only of cells already silent past the suspect threshold.
+   * its lag is the silence, for up to `limits.busyMaxMs` of silence; past that, its silence
+   * judges it as any other's (a main thread stuck that long serves nothing, and a process
+   * that runs but never pulses must not hold its place for good). Asked only of cells
+   * already silent past the suspect threshold.
    */
   running?: (entry: CensusEntry) => boolean;
 }
@@ -433,7 +436,7 @@ export class Census {
         continue;
       }
       const silent = now - entry.lastSeen;
-      if (silent > suspectAfterPulses * pulseIntervalMs && this.#running?.(entry)) {
+      if (silent > suspectAfterPulses * pulseIntervalMs && silent <= (this.#limits.busyMaxMs ?? Infinity) && this.#running?.(entry)) {
         this.#busy(entry, silent);
         continue;
       }

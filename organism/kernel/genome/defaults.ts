@@ -50,6 +50,7 @@ export function defaultGenome(): Genome {
       drainTimeoutMs: 5_000,
       shutdownTimeoutMs: 10_000,
       deadRetentionMs: 10_000,
+      busyMaxMs: 60_000,
       brokerLossMs: 15_000,
       httpHeadersTimeoutMs: 10_000,
       httpRequestTimeoutMs: 30_000,

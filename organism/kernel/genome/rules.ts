@@ -43,6 +43,7 @@ const LIMIT: Shape<Limits> = {
   drainTimeoutMs: req(int(0, 600_000)),
   shutdownTimeoutMs: req(int(100, 3_600_000)),
   deadRetentionMs: req(int(0, 3_600_000)),
+  busyMaxMs: req(int(0, 86_400_000)),
   brokerLossMs: req(int(500, 86_400_000)),
   httpHeadersTimeoutMs: req(int(100, 600_000)),
   httpRequestTimeoutMs: req(int(100, 3_600_000)),

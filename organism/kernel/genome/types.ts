@@ -79,6 +79,11 @@ export interface Limits {
   shutdownTimeoutMs: number;
   /** How long a dead cell stays listed in the census. */
   deadRetentionMs: number;
+  /**
+   * How long a silent cell whose process still runs counts as busy (its main thread stuck in
+   * a long task) before its silence judges it like any other's, ms.
+   */
+  busyMaxMs: number;
   /** How long a cell stays without its broker before it gives up and exits (cause `error`). */
   brokerLossMs: number;
   /** Every cell's HTTP server (receivers, front door, dashboard): request headers must arrive within this, ms (slowloris). */

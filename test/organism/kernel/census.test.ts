@@ -117,6 +117,26 @@ test('census - a silent cell its host sees running is busy, not dead: alive, lag
   t.deepEqual(events.map(summary), ['c1:joined', 'c1:alive->dead']);
 });
 
+test('census - busy lasts limits.busyMaxMs of silence: past it, a cell that runs but never pulses is dead of missed pulses', (t) => {
+  const clock = new Clock();
+  const census = new Census({ limits: { ...limits, busyMaxMs: 2_000 }, now: clock.now, running: () => true });
+  census.observe({ v: 1, kind: 'pulse', from: 'c1', seq: 1, ts: clock.t, body: pulseBody(), sig: new Uint8Array(64) });
+  for (let i = 0; i < 20; i++) {
+    clock.t += 100;
+    census.tick();
+  }
+  t.like(census.get('c1'), { state: 'alive', load: 1 }, 'busy up to 2 s of silence');
+  clock.t += 100;
+  census.tick();
+  t.like(census.get('c1'), { state: 'dead', cause: 'missed-pulses' });
+  // busyMaxMs 0: never busy, as a census without `running`.
+  const never = new Census({ limits: { ...limits, busyMaxMs: 0 }, now: clock.now, running: () => true });
+  never.observe({ v: 1, kind: 'pulse', from: 'c2', seq: 1, ts: clock.t, body: pulseBody(), sig: new Uint8Array(64) });
+  clock.t += 301;
+  never.tick();
+  t.is(never.get('c2')?.state, 'suspect');
+});
+
 test('census - a suspect cell seen running again is alive (busy)', (t) => {
   const clock = new Clock();
   let runs = false;
