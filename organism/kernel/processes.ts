@@ -134,18 +134,21 @@ export function localCells(organism: string, host: string = hostName()): { pid: 
   });
 }
 
-/** True if `pid` is still cell `cell` of `organism` and runs: not stopped, not a zombie. */
-export function cellRuns(pid: number, cell: string, organism: string): boolean {
+/** True if `pid` is (still) cell `cell` of `organism`, by its command-line markers. */
+function isCell(pid: number, cell: string, organism: string): boolean {
   const cmd = commandLineOf(pid);
   const m = cmd === undefined ? undefined : cellMarkersOf(cmd);
-  return m !== undefined && m.cell === cell && m.organism === organism && !isStopped(pid);
+  return m !== undefined && m.cell === cell && m.organism === organism;
+}
+
+/** True if `pid` is still cell `cell` of `organism` and runs: not stopped, not a zombie. */
+export function cellRuns(pid: number, cell: string, organism: string): boolean {
+  return isCell(pid, cell, organism) && !isStopped(pid);
 }
 
 /** Signals `pid` only if it is still cell `cell` of `organism`. */
 export function signalCell(pid: number, cell: string, organism: string, signal: NodeJS.Signals): boolean {
-  const cmd = commandLineOf(pid);
-  const m = cmd === undefined ? undefined : cellMarkersOf(cmd);
-  if (!m || m.cell !== cell || m.organism !== organism) return false;
+  if (!isCell(pid, cell, organism)) return false;
   try {
     process.kill(pid, signal);
     return true;
