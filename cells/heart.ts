@@ -152,7 +152,6 @@ export class Heart {
     if (this.#state.state !== 'beating' || !this.#send) return;
     try {
       this.#send(this.#measure());
-      this.work.countPulse();
       this.#failures = 0;
     } catch (e) {
       if (++this.#failures === 3) this.#fail(`3 pulses failed in a row: ${e instanceof Error ? e.message : String(e)}`);

@@ -11,15 +11,13 @@ const ERRORS = 3;
 const TICK = 4;
 /** Main-thread event-loop delay: the worst tick delay over the last interval, ms. */
 const LAG = 5;
-/** Pulses the heart has published. */
-const PULSES = 6;
 /** ∫ inflight dt since birth, in request·ms (its slope is the mean concurrency: Little's law). */
-const BUSY = 7;
+const BUSY = 6;
 /** When BUSY was last brought up to date, epoch ms with sub-ms precision (same origin in every thread). */
-const BUSY_AT = 8;
+const BUSY_AT = 7;
 /** When the main thread promises its next heartbeat (ms since the epoch): late past it is blocked. */
-const DUE = 9;
-const SLOTS = 10;
+const DUE = 8;
+const SLOTS = 9;
 
 /** Epoch ms with sub-millisecond precision; performance.now() alone has a per-thread origin. */
 export const preciseNow = (): number => performance.timeOrigin + performance.now();
@@ -80,14 +78,6 @@ export class WorkMeter {
 
   /** Called when work starts on an idle cell (inflight 0 → 1): the heart then ticks fast. */
   onBusy: (() => void) | undefined;
-
-  countPulse(): void {
-    this.#a[PULSES]! += 1;
-  }
-
-  get pulses(): number {
-    return this.#a[PULSES]!;
-  }
 
   get handled(): number {
     return this.#a[HANDLED]!;
