@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { CELL_MAIN, CELL_NODE_FLAGS } from '../../cells/spawn.ts';
 import { prepareZygoteDir, SOCKET_PATH_MAX, zygoteDir, zygoteSocket } from '../../cells/zygote.ts';
 import { HOST_ENV } from '../kernel/host.ts';
-import { isProcessOf } from '../kernel/processes.ts';
+import { commandLineOf, isProcessOf } from '../kernel/processes.ts';
 
 export interface ZygotePoolOptions {
   stateDir: string;
@@ -90,14 +90,16 @@ export class ZygotePool {
   #check(): void {
     if (this.#closed) return;
     for (const [pid, child] of this.#waiting) {
-      if (isProcessOf(pid, ['--cell '])) {
+      // Its command line, read once per check: claimed (a cell's markers) or still a zygote.
+      const cmd = commandLineOf(pid);
+      if (cmd?.includes('--cell ')) {
         // Its command line is a cell's now: claimed. Not ours to end any more.
         this.#waiting.delete(pid);
         this.stats.claimed++;
         this.#quickDeaths = 0;
         child.stdin?.destroy();
         child.unref();
-      } else if (child.exitCode !== null || child.signalCode !== null || !isProcessOf(pid, ['--zygote'])) {
+      } else if (child.exitCode !== null || child.signalCode !== null || !cmd?.includes('--zygote')) {
         this.#waiting.delete(pid);
         this.stats.died++;
         // Died before it ever listened: a zygote that cannot start (bad flags, a broken
