@@ -378,12 +378,8 @@ export class Organism {
     // Once the first cells pulse (or a join timeout passed): a zygote's start is CPU that
     // newborn cells still importing would wait for.
     const end = Date.now() + this.genome.limits.joinTimeoutMs;
-    const populated = () => {
-      const living = this.#observer?.census.living() ?? [];
-      return Object.entries(this.genome.tissues).every(([t, g]) => living.filter((c) => c.tissue === t && c.state === 'alive').length >= g.min);
-    };
     void (async () => {
-      while (!populated() && Date.now() < end && this.#zygotes === pool) await sleep(100);
+      while (this.#shortTissues().length > 0 && Date.now() < end && this.#zygotes === pool) await sleep(100);
       if (this.#zygotes === pool && (this.#state.state === 'alive' || this.#state.state === 'growing')) pool.start();
     })();
   }
@@ -710,18 +706,25 @@ export class Organism {
   /** Resolves once the census holds every tissue's min living cells (or throws on timeout). */
   async waitForPopulation(timeoutMs = 15_000): Promise<CensusEntry[]> {
     const end = Date.now() + timeoutMs;
+    const { census } = this.observer; // (throws before grow's census exists, as it did)
     for (;;) {
-      const living = this.observer.census.living().filter((c) => c.state === 'alive');
-      const short = Object.entries(this.genome.tissues).filter(([t, g]) => living.filter((c) => c.tissue === t).length < g.min);
+      const short = this.#shortTissues();
       if (short.length === 0) {
+        const living = census.living().filter((c) => c.state === 'alive');
         await this.#clearSeeds(new Set(living.map((c) => c.id)));
         return living;
       }
       if (Date.now() > end) {
-        throw new CellularError('CELL_ERR_SPAWN', `census did not reach the genome within ${timeoutMs} ms; short: ${short.map(([t]) => t).join(', ')} (see ${join(this.stateDir, 'logs')})`);
+        throw new CellularError('CELL_ERR_SPAWN', `census did not reach the genome within ${timeoutMs} ms; short: ${short.join(', ')} (see ${join(this.stateDir, 'logs')})`);
       }
       await sleep(25);
     }
+  }
+
+  /** The tissues with fewer alive cells in grow's census than their min (before it exists, every tissue with a min). */
+  #shortTissues(): string[] {
+    const living = (this.#observer?.census.living() ?? []).filter((c) => c.state === 'alive');
+    return Object.entries(this.genome.tissues).filter(([t, g]) => living.filter((c) => c.tissue === t).length < g.min).map(([t]) => t);
   }
 
   /**
