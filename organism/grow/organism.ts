@@ -14,7 +14,7 @@ import { loadTissue, resolveTissueModule } from '../../cells/tissue-loader.ts';
 import { ZygotePool } from './zygote-pool.ts';
 import type { Tissue } from '../../cells/tissue.ts';
 import { emptyTissueRecord, mutateTissueRecord, packRecord, tissueKey, tissueRecordOf } from '../kernel/homeostasis-record.ts';
-import { updateWithRetries, writeIfUnchanged } from '../kernel/compare-and-set.ts';
+import { writeIfUnchanged } from '../kernel/compare-and-set.ts';
 import { sweepCells } from './sweep.ts';
 import { Broker, ensureNatsServer, stopBrokerByPid } from './broker.ts';
 import type { CensusEntry } from '../kernel/census.ts';
@@ -572,16 +572,14 @@ export class Organism {
       const here = living.filter((c) => c.host === host && running.has(c.id)).length;
       for (let k = here; k < gene.perHost; k++) {
         const id = newCellId(tissue);
-        const recorded = await updateWithRetries(kv, tissueKey(tissue), (entry) => {
-          const { record } = tissueRecordOf(entry, tissue);
+        const recorded = await mutateTissueRecord(kv, tissue, (record) => {
           const now = Date.now();
           const coming = record.pending.filter((p) => p.due > now && !living.some((c) => c.id === p.id));
           // Already on its way here: nothing to do. The tissue full: nothing either, unless this
           // host's share displaces an extra elsewhere (the survivors grew while it was away).
-          if (here + coming.filter((p) => p.host === host).length > k) return { keep: false };
-          if (living.length + coming.length >= gene.max && (coming.length > 0 || !shareDisplaces(living, host, gene.perHost, gene.max))) return { keep: false };
-          const next = { ...record, epoch: record.epoch + 1, at: now, by: ROOT_ISSUER, action: 'seed' as const, pending: [...record.pending, { id, host, due: now + this.genome.limits.joinTimeoutMs, how: 'seed' as const }] };
-          return { write: packRecord(next), value: true };
+          if (here + coming.filter((p) => p.host === host).length > k) return undefined;
+          if (living.length + coming.length >= gene.max && (coming.length > 0 || !shareDisplaces(living, host, gene.perHost, gene.max))) return undefined;
+          return { ...record, epoch: record.epoch + 1, at: now, by: ROOT_ISSUER, action: 'seed' as const, pending: [...record.pending, { id, host, due: now + this.genome.limits.joinTimeoutMs, how: 'seed' as const }] };
         }, { attempts: 8, pauseMs: () => 5 + Math.random() * 20, retryOn: () => true }); // a cell wrote meanwhile (or no quorum): read again
         if (recorded.type !== 'written') return;
         try {
