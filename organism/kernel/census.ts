@@ -447,16 +447,20 @@ export class Census {
   }
 
   /**
-   * A silent cell seen running: busy for `silent` ms. Its lag is the silence, and it is full:
-   * a main thread stuck this long serves nothing (its last pulse, from before it was stuck,
-   * may not even show the work that stuck it). A suspect one is alive again.
+   * A silent cell seen running: busy for `silent` ms. Its lag is the silence; it is full only
+   * if its last pulse showed work. Lag is a cell's own pressure only while it has work
+   * (cells/metabolism.ts): on a host whose CPU is saturated (a fork storm, a burst of births)
+   * idle cells go silent too, and counting them full made homeostasis add cells to the storm.
+   * A suspect one is alive again.
    */
   #busy(entry: CensusEntry, silent: number): void {
     const lag = Math.round(silent);
     if (lag - entry.lag < this.#limits.pulseIntervalMs / 2 && entry.state !== 'suspect') return;
     entry.lag = Math.max(entry.lag, lag);
-    entry.load = 1;
-    entry.demand = Math.max(1, entry.demand);
+    if (entry.work.inflight + entry.work.queued > 0) {
+      entry.load = 1;
+      entry.demand = Math.max(1, entry.demand);
+    }
     this.#version++;
     if (entry.state === 'suspect') this.#setState(entry, 'alive');
   }

@@ -66,7 +66,7 @@ test.serial('cell - kill -9 is dead within an interval (its host finds the pid g
   t.is(stem.state, 'alive');
 });
 
-test.serial('cell - a cell busy in a CPU loop is busy, not dead: its host sees it run, and the census shows its lag and full load', async (t) => {
+test.serial('cell - a cell busy in a CPU loop is busy, not dead: its host sees it run, and the census shows its lag', async (t) => {
   const g = await grow(t, { sets: ['tissues.stem.min=0', 'tissues.echo.min=1'] });
   const observer = await observe(t, g);
   const { pulseIntervalMs, suspectAfterPulses } = g.genome.limits;
@@ -99,10 +99,9 @@ test.serial('cell - a cell busy in a CPU loop is busy, not dead: its host sees i
   // Its main thread pulses, so it was silent while stuck (the peer in `npm run bench -- busy`) …
   const during = pulses.filter((p) => p.at > sent + pulseIntervalMs && p.at < done - pulseIntervalMs);
   t.deepEqual(during.map((p) => p.body.n), [], 'no pulse while the main thread was stuck');
-  // … and grow, which saw its process run, said busy: lag growing with the silence, full load.
+  // … and grow, which saw its process run, said busy: lag growing with the silence.
   const longest = Math.max(...seen.map((s) => s.lag));
   t.true(longest >= burnMs - 3 * pulseIntervalMs, `the census showed a lag of up to ${longest} ms during a ${burnMs} ms burn`);
-  t.true(seen.some((s) => s.lag >= pulseIntervalMs && s.load === 1), 'a stuck cell shows full load');
   t.true(seen.every((s) => s.state === 'alive'), 'alive throughout');
   // The next pulse counts the finished request, reports the block, and shows the loop free again.
   await until(() => pulses.at(-1)?.body.work.handled === 1, 5 * pulseIntervalMs, 'a pulse after the burn');

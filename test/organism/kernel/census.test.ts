@@ -137,6 +137,18 @@ test('census - busy lasts limits.busyMaxMs of silence: past it, a cell that runs
   t.is(never.get('c2')?.state, 'suspect');
 });
 
+test('census - a busy cell whose last pulse showed no work keeps its load (a starved idle cell is not full)', (t) => {
+  const clock = new Clock();
+  const census = new Census({ limits, now: clock.now, running: () => true });
+  census.observe({ v: 1, kind: 'pulse', from: 'c1', seq: 1, ts: clock.t, body: pulseBody({ load: 0.1, demand: 0.1, work: { handled: 3, inflight: 0, queued: 0, errors: 0 } }), sig: new Uint8Array(64) });
+  for (let i = 0; i < 10; i++) {
+    clock.t += 100;
+    census.tick();
+  }
+  t.like(census.get('c1'), { state: 'alive', load: 0.1, demand: 0.1 });
+  t.true(census.get('c1')!.lag >= 900);
+});
+
 test('census - a suspect cell seen running again is alive (busy)', (t) => {
   const clock = new Clock();
   let runs = false;
