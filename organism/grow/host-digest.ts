@@ -12,7 +12,7 @@ import { everyPhase, PHASE, type PhasedTimer } from '../kernel/phase.ts';
 import { codec } from '../wire/codec.ts';
 import type { Census, CensusEntry } from '../kernel/census.ts';
 import type { Limits } from '../kernel/genome/index.ts';
-import type { DigestBody, DigestRow } from '../kernel/vocabulary.ts';
+import { DIGEST_REPEAT, type DigestBody, type DigestRow } from '../kernel/vocabulary.ts';
 
 export interface HostDigestOptions {
   census: Census;
@@ -32,8 +32,6 @@ export interface HostDigestOptions {
 
 /** Changes smaller than these are not news (load, smoothed load and demand in thousandths). */
 const BAND = { l: 50, m: 20, d: 50, u: 10, r: 16, g: 50 } as const;
-/** Rounds a state change (a death above all) is repeated in, so one lost digest hides nothing. */
-const REPEAT = 3;
 /** Room in a hormone for the envelope and the digest's own fields. */
 const OVERHEAD = 512;
 
@@ -126,7 +124,7 @@ export class HostDigest {
       if (e.state === 'dead' && last?.row.s === 'dead' && last.repeat <= 0 && !full) continue; // said enough times
       if (full || changed || (last && (last.repeat > 0 || now - last.at >= refresh))) {
         rows.push(row);
-        const repeat = changed && (!last || last.row.s !== row.s) ? REPEAT - 1 : last && !changed ? Math.max(0, last.repeat - 1) : 0;
+        const repeat = changed && (!last || last.row.s !== row.s) ? DIGEST_REPEAT - 1 : last && !changed ? Math.max(0, last.repeat - 1) : 0;
         this.#sent.set(e.id, { row, at: now, repeat });
       }
     }

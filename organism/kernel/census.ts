@@ -8,7 +8,7 @@
 import { onBeat, type PhasedTimer } from './phase.ts';
 import type { Hormone } from './hormone.ts';
 import type { Limits } from './genome/index.ts';
-import type { BirthBody, DeathBody, DifferentiateBody, DigestBody, DigestRow, PulseBody } from './vocabulary.ts';
+import { DIGEST_REPEAT, type BirthBody, type DeathBody, type DifferentiateBody, type DigestBody, type DigestRow, type PulseBody } from './vocabulary.ts';
 import { ROOT_ISSUER } from './lineage.ts';
 import { parseCertificate, type Certificate } from './lineage.ts';
 import { StressMeter, tissueStress } from './stress.ts';
@@ -110,6 +110,16 @@ export class Census {
   readonly #running: ((entry: CensusEntry) => boolean) | undefined;
   /** When each host's last digest arrived (receiver's clock), and how many cells it said live there. */
   readonly #hostSeen = new Map<string, { at: number; alive: number }>();
+  /**
+   * Cells this census itself made suspect or dead for their silence, and the state they had
+   * before. A digest-fed cell is silent when its host's digests are (that grow starved, or
+   * the digests lost), and a delta says only what changed: without this, an idle cell of a
+   * host whose grow was late stayed dead here until its row was refreshed (10 s), and juries
+   * drawn from this census lost most of their members.
+   */
+  readonly #silenced = new Map<string, LifeState>();
+  /** Per host: the newest digest round whose parts all arrived, and the round being gathered. */
+  readonly #rounds = new Map<string, { complete: number; round: number; parts: number; named: Set<string> }>();
   /** The beacon and its epoch from the newest digest (organism/kernel/sortition.ts). */
   #beacon: { epoch: number; beacon: string } | undefined;
   readonly #beacons = new Map<number, string>();
@@ -213,6 +223,8 @@ export class Census {
   }
 
   #setState(entry: CensusEntry, state: LifeState, cause: string | null = null): void {
+    // Whatever set it (a pulse, a row, a death), the state is no longer only this census's guess.
+    this.#silenced.delete(entry.id);
     if (entry.state === state) return;
     const from = entry.state;
     entry.state = state;
@@ -273,6 +285,32 @@ export class Census {
     this.#hostSeen.set(b.host, { at: now, alive: b.alive });
     for (const row of b.rows) this.#row(b.host, row, now);
     if (!b.full) for (const e of this.#entries.values()) if (e.host === b.host && e.state !== 'dead') e.lastSeen = now;
+    this.#roundPart(b, now);
+  }
+
+  /**
+   * Counts `b` into its round. Once a delta round is whole and at most DIGEST_REPEAT rounds
+   * after the last whole one, every cell of its host it does not name is as its host last
+   * said: a death among them would be named, since deaths are said DIGEST_REPEAT rounds
+   * running. So a cell this census judged by its host's silence is given its state back.
+   * After a longer gap (digests lost, not late) a death may have gone unheard: those cells
+   * wait for their own row (a refresh, or the next whole digest).
+   */
+  #roundPart(b: DigestBody, now: number): void {
+    let r = this.#rounds.get(b.host);
+    if (!r || r.round !== b.round) this.#rounds.set(b.host, (r = { complete: r?.complete ?? 0, round: b.round, parts: 0, named: new Set() }));
+    r.parts++;
+    for (const row of b.rows) r.named.add(row.i);
+    if (r.parts < b.parts) return;
+    const gap = b.round - r.complete;
+    r.complete = b.round;
+    if (b.full || gap <= 0 || gap > DIGEST_REPEAT || this.#silenced.size === 0) return;
+    for (const [id, before] of this.#silenced) {
+      const e = this.#entries.get(id);
+      if (!e || e.host !== b.host || r.named.has(id)) continue;
+      e.lastSeen = now;
+      this.#setState(e, before);
+    }
   }
 
   #row(host: string, r: DigestRow, now: number): void {
@@ -302,8 +340,14 @@ export class Census {
       existing.url !== fields.url || existing.pid !== fields.pid || existing.rss !== fields.rss || existing.work.inflight !== fields.work.inflight || existing.work.queued !== fields.work.queued;
     Object.assign(existing, fields);
     if (changed) this.#version++;
-    if (r.s === 'dead') this.#setState(existing, 'dead', r.c ?? 'missed-pulses');
-    else this.#setState(existing, r.s);
+    if (r.s === 'dead') {
+      // Its host's word on why (vanished, a death cause) over this census's guess from silence.
+      if (from === 'dead' && r.c !== null && existing.cause !== r.c) {
+        existing.cause = r.c;
+        this.#version++;
+      }
+      this.#setState(existing, 'dead', r.c ?? 'missed-pulses');
+    } else this.#setState(existing, r.s);
     if (tissueChanged && existing.state === from) this.#emit({ type: 'state', entry: this.#snapshot(existing), from });
   }
 
@@ -430,6 +474,7 @@ export class Census {
         if (now - (entry.died ?? now) >= deadRetentionMs) {
           this.#entries.delete(entry.id);
           this.#lastTs.delete(entry.id);
+          this.#silenced.delete(entry.id);
           this.#stress.forget(entry.id);
           this.#emit({ type: 'left', entry: this.#snapshot(entry) });
         }
@@ -441,9 +486,17 @@ export class Census {
         continue;
       }
       // A cell is judged after the Nth pulse that should have come but did not.
-      if (silent > deadAfterPulses * pulseIntervalMs) this.#setState(entry, 'dead', 'missed-pulses');
-      else if (silent > suspectAfterPulses * pulseIntervalMs) this.#setState(entry, 'suspect');
+      if (silent > deadAfterPulses * pulseIntervalMs) this.#silence(entry, 'dead');
+      else if (silent > suspectAfterPulses * pulseIntervalMs) this.#silence(entry, 'suspect');
     }
+  }
+
+  /** Silence made `entry` suspect or dead here; what it was before is kept (#roundPart). */
+  #silence(entry: CensusEntry, state: 'suspect' | 'dead'): void {
+    if (entry.state === state) return;
+    const before = this.#silenced.get(entry.id) ?? entry.state;
+    this.#setState(entry, state, state === 'dead' ? 'missed-pulses' : null);
+    this.#silenced.set(entry.id, before);
   }
 
   /**

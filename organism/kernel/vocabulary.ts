@@ -225,6 +225,13 @@ export interface DigestRow {
  * live. `beacon` is the organism's public random value for `epoch` (the sortition of
  * watchers and juries, docs/immune.md).
  */
+/**
+ * Digests running in which a cell's changed state (a death above all) is said again, so
+ * that losing fewer than this many in a row hides nothing (organism/grow/host-digest.ts;
+ * the census relies on it to give back what a host's silence took, organism/kernel/census.ts).
+ */
+export const DIGEST_REPEAT = 3;
+
 export interface DigestBody {
   host: string;
   /** Digest number of this host's grow; all parts of one digest share it. */

@@ -37,9 +37,11 @@ test.serial('renewal - one tissue killed until the root has renewed it three tim
   const t0 = Date.now();
   o.observer.bus.on((h: Hormone) => {
     if (h.kind === 'decision') decisions.push({ ...(h.body as DecisionBody), from: h.from });
-    if (!['decision', 'death', 'accuse', 'toxin'].includes(h.kind)) return;
+    if (!['decision', 'death', 'accuse', 'vote', 'verdict', 'toxin'].includes(h.kind)) return;
     const b = h.body as Record<string, unknown>;
-    const what = h.kind === 'decision' ? `${b.tissue} ${b.action} ${(b.cells as string[]).join(',')}: ${b.reason}` : JSON.stringify(b).slice(0, 240);
+    const what = h.kind === 'decision' ? `${b.tissue} ${b.action} ${(b.cells as string[]).join(',')}: ${b.reason}`
+      : h.kind === 'vote' ? `${b.accusation} ${b.accused} ${b.guilty ? 'guilty' : 'innocent'}`
+      : JSON.stringify(b).slice(0, 400);
     timeline.push(`${Date.now() - t0} ms ${h.kind} by ${h.from}: ${what}`);
   });
   t.teardown(() => {

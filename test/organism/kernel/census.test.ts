@@ -494,3 +494,70 @@ test('host digest - a newcomer that asks gets the whole host in the next digest,
   t.is(digests.at(-1)!.alive, 0);
   t.deepEqual(newcomer.hostsWithCells(500), []);
 });
+
+test('host digest - a late host: the delta after its silence gives back every cell it does not name (dead or suspect here only for that silence); after a longer gap of lost digests they wait for their own rows', async (t) => {
+  const { HostDigest } = await import('../../../organism/grow/host-digest.ts');
+  const g = setup();
+  const cell = new Census({ limits, now: g.clock.now, pulsesOf: () => false });
+  const cellEvents: CensusEvent[] = [];
+  cell.on((e) => cellEvents.push(e));
+  let deliver = true;
+  const gone = new Set<number>();
+  const digest = new HostDigest({
+    census: g.census, host: 'host-1', limits: { pulseIntervalMs: 100, hormoneMaxBytes: 8192 }, beacon: (e) => `beacon-${e}`, now: g.clock.now,
+    exists: (e) => !gone.has(e.pid), publish: (body) => {
+      if (deliver) cell.observe(g.hormone('digest', ROOT_ISSUER, body));
+    },
+  });
+  const ids = ['a', 'b', 'c', 'd'];
+  /** One interval on grow's host: every living cell pulses, the digest goes out, the cell's clock ticks. */
+  const interval = () => {
+    g.clock.t += 100;
+    ids.forEach((id, i) => { if (!gone.has(i + 1)) g.pulse(id, { pid: i + 1 }); });
+    g.census.tick();
+    digest.checkVanished();
+    digest.round();
+    cell.tick();
+  };
+  for (let i = 0; i < 6; i++) interval(); // past the newcomers' repeats: the deltas are empty now
+  t.deepEqual(cell.living().map((c) => c.id), ids);
+  // grow starves for 1 s: no digest, while its cells keep pulsing (it hears them later).
+  const silent = () => {
+    for (let i = 0; i < 10; i++) {
+      g.clock.t += 100;
+      ids.forEach((id, k) => { if (!gone.has(k + 1)) g.pulse(id, { pid: k + 1 }); });
+      cell.tick();
+    }
+  };
+  silent();
+  t.deepEqual(cell.living().map((c) => c.id), [], 'the silent host\'s cells are dead here');
+  // Meanwhile d is killed; grow comes back and the next delta names d dead and nobody else.
+  gone.add(4);
+  interval();
+  t.deepEqual(cell.living().map((c) => c.id), ['a', 'b', 'c'], 'the next delta gives the others back');
+  t.like(cell.get('d'), { state: 'dead', cause: 'vanished' });
+  t.true(cellEvents.some((e) => e.type === 'state' && e.entry.id === 'a' && e.from === 'dead' && e.entry.state === 'alive'));
+  // Suspect only (a shorter silence): alive again too.
+  for (let i = 0; i < 4; i++) {
+    g.clock.t += 100;
+    cell.tick();
+  }
+  t.is(cell.get('a')?.state, 'suspect');
+  interval();
+  t.is(cell.get('a')?.state, 'alive');
+  // Digests lost (not late): a death said in rounds this census never heard may be among the
+  // unnamed, so after a gap of more than DIGEST_REPEAT rounds nobody is given back by silence.
+  deliver = false;
+  for (let i = 0; i < 4; i++) interval();
+  silent();
+  t.deepEqual(cell.living().map((c) => c.id), []);
+  gone.add(3);
+  for (let i = 0; i < 4; i++) interval(); // c's death is said in these rounds, all lost
+  deliver = true;
+  interval();
+  t.deepEqual(cell.living().map((c) => c.id), [], 'after the gap the unnamed cells stay dead');
+  // Their rows come with the next whole digest (or the refresh): a and b live, c does not.
+  digest.requestFull();
+  interval();
+  t.deepEqual(cell.living().map((c) => c.id), ['a', 'b']);
+});
