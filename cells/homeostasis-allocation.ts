@@ -32,6 +32,12 @@ export interface AllocationInput {
   now: number;
   /** A fresh cell id for `tissue` (cells/spawn.ts newCellId; a test passes a counter). */
   newId: (tissue: string) => string;
+  /**
+   * False while this cell (a stem) acts for another tissue, above all while it divides for
+   * the stem pool: recruiting itself then would leave its stem tissue one short as it counts
+   * on it. @default true
+   */
+  selfMayDifferentiate?: boolean;
 }
 
 export type Allocation =
@@ -61,7 +67,8 @@ export function allocate(i: AllocationInput): Allocation {
   // Cells meant for given hosts (perHost) take only stems on those hosts. A stem pool refills by division.
   const targets = p.targets ? [...p.targets] : undefined;
   const stems: CensusEntry[] = [];
-  for (const s of tissue === 'stem' ? [] : i.census.filter((c) => c.tissue === 'stem' && c.state === 'alive' && !claimed.has(c.id))) {
+  const mayRecruit = (c: CensusEntry) => c.tissue === 'stem' && c.state === 'alive' && !claimed.has(c.id) && (i.selfMayDifferentiate !== false || c.id !== self.id);
+  for (const s of tissue === 'stem' ? [] : i.census.filter(mayRecruit)) {
     if (stems.length >= p.count) break;
     if (targets) {
       const k = targets.indexOf(s.host);

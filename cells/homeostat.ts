@@ -18,7 +18,7 @@ import type { DecisionAction, DecisionBody, DifferentiateBody, Readings } from '
 import { isProcessOf, isStopped, localCells } from '../organism/kernel/processes.ts';
 import { takeSpawnTokens } from './atp.ts';
 import { liveHosts, type PlaceRequest } from './placement.ts';
-import { allocate } from './homeostasis-allocation.ts';
+import { allocate, type Allocation } from './homeostasis-allocation.ts';
 import { CellularError, isCellularError } from '../organism/wire/errors.ts';
 import { transientClusterError } from '../organism/kernel/cluster.ts';
 import { calmMs, nextRecord, plan, type Plan } from './homeostasis-plan.ts';
@@ -234,6 +234,8 @@ export class Homeostat {
 
   /** The census version the last evaluation saw. */
   #seenVersion = -1;
+  /** This (stem) cell recruited itself for a tissue and has not finished: it acts for no other. */
+  #recruitingSelf = false;
 
   /** One look at every tissue; acts on what it finds. */
   evaluate(): void {
@@ -252,6 +254,8 @@ export class Homeostat {
     const beingBorn = this.#stillBeingBorn(self.host, now, known);
     const hosts = liveHosts(all);
     for (const [tissue, gene] of Object.entries(this.#d.genome.tissues)) {
+      // Its own differentiation under way: this cell is leaving its tissue, and acts for none.
+      if (this.#recruitingSelf) break;
       if (this.#acting.has(tissue)) continue;
       const cached = this.#records.get(tissue) ?? { record: emptyTissueRecord(tissue), revision: 0 };
       const p = plan({
@@ -393,6 +397,8 @@ export class Homeostat {
     const a = allocate({
       tissue, plan: p, census: all, pendingEverywhere, tissuePending: this.#records.get(tissue)?.record.pending.filter((q) => q.due > now) ?? [],
       limits, self, budget: this.#d.mitosis.budget, othersCanDivide: this.#othersCanDivide(all, tissue), now, newId: newCellId,
+      // Acting for another tissue already (a division for the stem pool above all): not a recruit itself.
+      selfMayDifferentiate: [...this.#acting].every((t) => t === tissue),
     });
     if (a.type === 'leave') return;
     if (a.type === 'refuse') {
@@ -400,6 +406,19 @@ export class Homeostat {
       if (await this.#claim(tissue, cached, next)) this.#announce(tissue, 'refuse', [], a.count, a.reason, next.epoch, a.readings);
       return;
     }
+    // Set before the first await, so the evaluation that started this sees it (Homeostat.evaluate).
+    const recruitsSelf = a.stems.some((s) => s.id === self.id);
+    if (recruitsSelf) this.#recruitingSelf = true;
+    try {
+      await this.#make(tissue, cached, p, a, now, calm);
+    } finally {
+      if (recruitsSelf) this.#recruitingSelf = false;
+    }
+  }
+
+  async #make(tissue: string, cached: Cached, p: Extract<Plan, { type: 'grow' }>, a: Extract<Allocation, { type: 'make' }>, now: number, calm: number): Promise<void> {
+    const self = this.#d.self();
+    const limits = this.#d.genome.limits;
     const { stems, planned, pending, refused: refusedNow, limitsHit, readings } = a;
     const base = nextRecord(cached.record, p, self.id, now, calm);
     const next = { ...base, pending: [...base.pending, ...pending], refused: base.refused + refusedNow };

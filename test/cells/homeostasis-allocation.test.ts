@@ -49,6 +49,20 @@ test('allocation - a stem already being recruited, dead, or a stem pool growing 
   t.like(pool, { type: 'make', stems: [], planned: [{ id: 'stem-new1', host: 'h1' }] }, 'a stem pool refills by division');
 });
 
+test('allocation - a stem acting for another tissue (dividing for its stem pool) does not recruit itself; otherwise it may', (t) => {
+  const census = [cell('stem-1'), cell('stem-2'), cell('echo-1', { state: 'dead' })];
+  const self = { id: 'stem-1', host: 'h1' };
+  const busy = allocate(input({ census, self, count: 1, selfMayDifferentiate: false }));
+  if (busy.type !== 'make') return t.fail(busy.type);
+  t.deepEqual(busy.stems.map((s) => s.id), ['stem-2'], 'the other stem, not itself');
+  const alone = allocate(input({ census: [cell('stem-1')], self, count: 1, selfMayDifferentiate: false }));
+  if (alone.type !== 'make') return t.fail(alone.type);
+  t.deepEqual([alone.stems.length, alone.planned.length], [0, 1], 'no other stem: it divides instead');
+  const free = allocate(input({ census, self, count: 1 }));
+  if (free.type !== 'make') return t.fail(free.type);
+  t.deepEqual(free.stems.map((s) => s.id), ['stem-1'], 'free to: the first stem, itself');
+});
+
 test('allocation - cells meant for given hosts take only stems there, and are placed there', (t) => {
   const census = [cell('echo-1'), cell('stem-1'), cell('stem-2', { host: 'h2' })];
   const a = allocate(input({ census, count: 2, targets: ['h2', 'h3'] }));
