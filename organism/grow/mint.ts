@@ -180,7 +180,12 @@ export class MintDesk {
     const { mint, ns, certs } = this.#d;
     const r = parseMintRequest(unpack(data, 'TISSUE_ERR_BAD_REQUEST'));
     if (r.op === 'child') {
+      const failures = certs.storeFailures;
       const cert = await certs.learn(unpackCertificate(r.cert));
+      if (!cert && certs.storeFailures !== failures) {
+        // Not a verdict on the certificate: its chain could not be read. The cell asking may retry.
+        throw new CellularError('STORE_ERR_UNAVAILABLE', `the lineage bucket is temporarily unavailable (${certs.lastStoreError?.message ?? 'unknown error'}): the certificate's chain could not be checked`);
+      }
       if (!cert) throw new CellularError('MINT_ERR_REFUSED', 'the certificate does not verify to the root key');
       if (!this.#d.tissues().includes(cert.tissue)) throw new CellularError('MINT_ERR_REFUSED', `no tissue ${JSON.stringify(cert.tissue)} in the genome`);
       const parent = cert.parent === null ? undefined : certs.certOf(cert.parent);

@@ -28,6 +28,15 @@ export class CertBook {
   readonly #lineage: Promise<KV | undefined>;
   /** Certificates refused (bad signature or broken chain). */
   refused = 0;
+  /**
+   * Lookups the lineage bucket failed (unreachable, no JetStream leader), and the last
+   * error. Not remembered as unknown: a certificate that could not be read is not one
+   * that does not exist (after a partition a parent's certificate read as missing for 5 s
+   * made the mint refuse every child of it as foreign, and homeostasis back off as if the
+   * children had failed).
+   */
+  storeFailures = 0;
+  lastStoreError: Error | undefined;
 
   /** `lineage` may still be opening: lookups wait for it rather than call a sender foreign. */
   constructor(rootPub: Uint8Array, lineage?: KV | Promise<KV | undefined>) {
@@ -99,8 +108,8 @@ export class CertBook {
     let pending = this.#lookups.get(id);
     if (!pending) {
       pending = this.#fetch(id, depth)
-        .then((key) => {
-          if (key === undefined) this.#rememberUnknown(id);
+        .then(({ key, failed }) => {
+          if (key === undefined && !failed) this.#rememberUnknown(id);
           return key;
         })
         .finally(() => this.#lookups.delete(id));
@@ -114,16 +123,30 @@ export class CertBook {
     this.#unknown.set(id, Date.now() + UNKNOWN_TTL_MS);
   }
 
-  async #fetch(id: string, depth: number): Promise<KeyObject | undefined> {
+  /** `failed`: the bucket (here or further up the chain) could not be read, so absence proves nothing. */
+  async #fetch(id: string, depth: number): Promise<{ key: KeyObject | undefined; failed: boolean }> {
+    const before = this.storeFailures;
+    const lineage = await this.#lineage;
+    if (!lineage) return { key: undefined, failed: this.#storeFailed(new Error('the lineage bucket is not open')) };
+    let entry;
     try {
-      const lineage = await this.#lineage;
-      if (!lineage) return undefined;
-      const entry = await lineage.get(id);
-      if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) return undefined;
-      const cert = await this.learn(unpackCertificate(entry.value), depth);
-      return cert ? this.keyOf(cert.cell) : undefined;
-    } catch {
-      return undefined;
+      entry = await lineage.get(id);
+    } catch (e) {
+      return { key: undefined, failed: this.#storeFailed(e) };
     }
+    if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) return { key: undefined, failed: false };
+    let cert: Certificate | undefined;
+    try {
+      cert = await this.learn(unpackCertificate(entry.value), depth);
+    } catch {
+      cert = undefined; // a malformed entry: refused, like any bad certificate
+    }
+    return { key: cert ? this.keyOf(cert.cell) : undefined, failed: this.storeFailures !== before };
+  }
+
+  #storeFailed(e: unknown): true {
+    this.storeFailures++;
+    this.lastStoreError = e instanceof Error ? e : new Error(String(e));
+    return true;
   }
 }

@@ -36,6 +36,7 @@ export const ErrorCodes = {
   TISSUE_ERR_UNAVAILABLE: 'no cell of the tissue answered (none alive, or all draining)',
   STORE_ERR_SETUP: 'the organism streams and KV buckets could not be created (JetStream off, or no permission)',
   STORE_ERR_RECORD: 'a homeostasis record in the KV bucket is malformed (it is ignored and rewritten)',
+  STORE_ERR_UNAVAILABLE: 'a KV bucket could not be read now (no JetStream leader, the broker unreachable): retry; nothing was decided',
   HOMEOSTASIS_ERR_REFUSED: 'a division was refused: the tissue max, a per-host ATP limit, mitosis per minute or the lineage budget',
   HOMEOSTASIS_ERR_DIFFERENTIATE: 'a stem cell could not differentiate (not a stem cell any more, draining, or the tissue DNA failed to load)',
   HOMEOSTASIS_ERR_UNANSWERED: 'a recruited stem cell did not answer in time: it may still differentiate, so it stays pending',
