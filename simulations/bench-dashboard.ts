@@ -2,10 +2,10 @@
  * The dashboard's benchmark: `npm run bench -- dashboard`. An organism with a dashboard
  * cell, its page open in Chromium, measured twice over the same window: with the real cells
  * only (baseline), then with `cells` synthetic cells pulsing every 500 ms as well (properly
- * signed, certified by the root key: simulations/synthetic-cells.ts). Figures: the dashboard
- * cell's CPU (and µs per pulse heard) against a plain cell hearing the same pulses (the
- * peer), the page's frame rate, feed ticks and long tasks, and whether the page showed
- * every cell.
+ * signed, certified by the root key, on made-up hosts that publish real host digests:
+ * simulations/synthetic-cells.ts). Figures: the dashboard cell's CPU (and µs per pulse of
+ * the organism) against a plain cell reading the same digests (the peer), the page's frame
+ * rate, feed ticks and long tasks, and whether the page showed every cell.
  */
 import { hostName } from '../organism/kernel/host.ts';
 import { mkdirSync } from 'node:fs';
@@ -127,7 +127,7 @@ export async function runDashboardBench(o: DashboardBenchOptions): Promise<Dashb
       windows.push(await measure(`${o.cells} synthetic + ${realCells} real cells`, realCells + o.cells));
     }
     notes.push(`Synthetic cells live on made-up hosts (sim-0…sim-3) and never vote: with ${o.cells} of them in the census no jury could reach 2/3, so the immune system is idle during the loaded window.`);
-    notes.push('The peer is the echo cell: it hears every pulse too (census, immune evidence, homeostasis), so the ratio is what the dashboard costs over any cell.');
+    notes.push('The peer is the echo cell: it learns the population from the same host digests (census, immune panels, homeostasis), so the ratio is what the dashboard costs over any cell. Cells hear digests, not pulses: "µs per pulse" divides CPU by the pulses sent in the organism.');
     return { options: { cells: o.cells, seconds: o.seconds, pulseIntervalMs: genome.limits.pulseIntervalMs }, realCells, windows, notes };
   } finally {
     await swarm?.close().catch(() => undefined);

@@ -5,6 +5,11 @@
  * verifies it like any other), announces its birth, pulses every interval with a slowly
  * varying load, and announces its death at close. They live on made-up hosts (`sim-0`…),
  * so no cell looks for their processes; they never vote, which a real jury would notice.
+ *
+ * Each made-up host also has what a real host has for membership: a census of its cells'
+ * pulses and the real host digest (organism/grow/host-digest.ts) published as the root with
+ * the organism's beacon, as that host's grow would. Cells learn the population from digests
+ * only, so without them no cell (the dashboard included) would see a synthetic cell.
  */
 import { randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
@@ -17,6 +22,12 @@ import { generateKeypair, privateKeyObject } from '../organism/kernel/keys.ts';
 import { issueCertificate, packCertificate, ROOT_ISSUER, type Certificate } from '../organism/kernel/lineage.ts';
 import type { Namespace } from '../organism/kernel/namespace.ts';
 import type { HormoneKind, PulseBody } from '../organism/kernel/vocabulary.ts';
+import type { Subscription } from '@nats-io/transport-node';
+import { Census } from '../organism/kernel/census.ts';
+import { openEnvelope } from '../organism/kernel/hormone.ts';
+import { ROOT_ISSUER as ROOT } from '../organism/kernel/lineage.ts';
+import { beacons } from '../organism/grow/beacon.ts';
+import { HostDigest } from '../organism/grow/host-digest.ts';
 
 export interface SyntheticOptions {
   nc: NatsConnection;
@@ -29,6 +40,12 @@ export interface SyntheticOptions {
   hosts?: number;
   /** Tissue name on their certificates. @default 'synthetic' */
   tissue?: string;
+}
+
+/** A made-up host's membership: its cells' census and its digest, as its grow would keep them. */
+interface SimHost {
+  census: Census;
+  digest: HostDigest;
 }
 
 interface Synthetic {
@@ -44,6 +61,8 @@ export class SyntheticSwarm {
   readonly #o: SyntheticOptions;
   readonly cells: Synthetic[] = [];
   #timer: NodeJS.Timeout | undefined;
+  readonly #hosts = new Map<string, SimHost>();
+  #ask: Subscription | undefined;
   /** Hormones published so far. */
   published = 0;
 
@@ -65,6 +84,7 @@ export class SyntheticSwarm {
       const seq = new SharedSequence();
       this.cells.push({ signer: { id, organism: this.#o.ns.id, key: privateKeyObject(pair.seed), nextSeq: () => seq.next() }, cert, pid: 4_000_000 + i, n: 0, cpuMs: 0, phase: Math.random() * Math.PI * 2 });
     }
+    this.#startHosts();
     for (const c of this.cells) this.#publish(c, 'birth', { pid: c.pid, cert: c.cert, url: null });
     // Pulses spread evenly over the interval, as real cells' are (each on its own clock).
     const interval = genome.limits.pulseIntervalMs;
@@ -88,15 +108,47 @@ export class SyntheticSwarm {
     }, slice);
   }
 
-  #publish(c: Synthetic, kind: HormoneKind, body: unknown): void {
-    this.#o.nc.publish(this.#o.ns.hormone(kind, c.signer.id), sealHormone(c.signer, kind, body, this.#o.genome.limits.hormoneMaxBytes));
-    this.published++;
+  /** One census and digest per made-up host; the digests are signed with the root key, as a grow's are. */
+  #startHosts(): void {
+    const { nc, ns, genome, rootKey } = this.#o;
+    const seq = new SharedSequence();
+    const root: Signer = { id: ROOT, organism: ns.id, key: rootKey, nextSeq: () => seq.next() };
+    const beacon = beacons(rootKey, ns.id);
+    for (const host of new Set(this.cells.map((c) => c.cert.host))) {
+      const census = new Census({ limits: genome.limits });
+      const digest = new HostDigest({
+        census, host, limits: genome.limits, beacon, exists: () => true,
+        publish: (body) => {
+          nc.publish(ns.hormone('digest', ROOT), sealHormone(root, 'digest', body, genome.limits.hormoneMaxBytes));
+          this.published++;
+        },
+      });
+      this.#hosts.set(host, { census, digest });
+      digest.start();
+    }
+    // A newcomer asks every host for a whole digest; these hosts answer too.
+    this.#ask = nc.subscribe(ns.digestAsk, { callback: () => { for (const h of this.#hosts.values()) h.digest.requestFull(); } });
   }
 
-  /** Stops pulsing and announces every death, so the census lets them go at once. */
+  #publish(c: Synthetic, kind: HormoneKind, body: unknown): void {
+    const bytes = sealHormone(c.signer, kind, body, this.#o.genome.limits.hormoneMaxBytes);
+    this.#o.nc.publish(this.#o.ns.hormone(kind, c.signer.id), bytes);
+    this.published++;
+    // Its host's grow hears it (in-process here: no broker round trip for what a grow reads locally).
+    const opened = openEnvelope(bytes, this.#o.genome.limits.hormoneMaxBytes);
+    if (opened.ok) this.#hosts.get(c.cert.host)?.census.observe(opened.hormone);
+  }
+
+  /** Stops pulsing and announces every death (in the hormones and the hosts' digests), so every census lets them go at once. */
   async close(): Promise<void> {
     clearInterval(this.#timer);
+    this.#ask?.unsubscribe();
     for (const c of this.cells) this.#publish(c, 'death', { pid: c.pid, cause: 'shutdown', detail: 'synthetic swarm closed' });
+    for (const h of this.#hosts.values()) {
+      h.digest.round();
+      h.digest.close();
+      h.census.close();
+    }
     await this.#o.nc.flush();
   }
 }
