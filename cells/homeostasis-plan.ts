@@ -140,7 +140,9 @@ export function plan(i: PlanInput): Plan {
   if (present.length > gene.max && i.self.tissue === i.tissue && i.self.state === 'alive') {
     const extras = extrasAboveMax(pop.alive, present.length - gene.max, gene.perHost);
     if (extras.some((m) => m.id === i.self.id)) {
-      return { type: 'die', readings, reason: `${i.tissue} has ${present.length} cells, above its max ${gene.max} (a healed partition's duplicates, or a host's share come back): ${i.self.id}, among the youngest where its host keeps its share, leaves` };
+      // Who was counted, in the reason: a wrong count (a cell seen alive that is not) is then visible in the record.
+      const counted = present.slice(0, 8).map((m) => `${m.id}@${m.host}${m.state === 'suspect' ? ' (suspect)' : ''}`).join(', ') + (present.length > 8 ? ', …' : '');
+      return { type: 'die', readings, reason: `${i.tissue} has ${present.length} cells (${counted}), above its max ${gene.max} (a healed partition's duplicates, or a host's share come back): ${i.self.id}, among the youngest where its host keeps its share, leaves` };
     }
   }
 

@@ -131,6 +131,7 @@ test('plan - above max (a healed partition), the youngest extras die and the old
   const p = plan(mk(young));
   t.like(p, { type: 'die' });
   t.regex((p as { reason: string }).reason, /above its max 1 .*worker-new, among the youngest where its host keeps its share, leaves/);
+  t.regex((p as { reason: string }).reason, /has 2 cells \(worker-old@h3, worker-new@h1\)/, 'it says which cells it counted');
   t.like(plan(mk(old)), { type: 'none' }, 'the oldest stays');
   t.like(plan({ ...mk(old), gene: { ...worker, idleMs: 1_000 }, lowSince: NOW - 60_000 }), { type: 'none' }, 'even idle: above max the youngest go, not whoever idles');
 });
