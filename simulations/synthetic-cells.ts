@@ -25,7 +25,6 @@ import type { HormoneKind, PulseBody } from '../organism/kernel/vocabulary.ts';
 import type { Subscription } from '@nats-io/transport-node';
 import { Census } from '../organism/kernel/census.ts';
 import { openEnvelope } from '../organism/kernel/hormone.ts';
-import { ROOT_ISSUER as ROOT } from '../organism/kernel/lineage.ts';
 import { beacons } from '../organism/grow/beacon.ts';
 import { HostDigest } from '../organism/grow/host-digest.ts';
 
@@ -112,14 +111,14 @@ export class SyntheticSwarm {
   #startHosts(): void {
     const { nc, ns, genome, rootKey } = this.#o;
     const seq = new SharedSequence();
-    const root: Signer = { id: ROOT, organism: ns.id, key: rootKey, nextSeq: () => seq.next() };
+    const root: Signer = { id: ROOT_ISSUER, organism: ns.id, key: rootKey, nextSeq: () => seq.next() };
     const beacon = beacons(rootKey, ns.id);
     for (const host of new Set(this.cells.map((c) => c.cert.host))) {
       const census = new Census({ limits: genome.limits });
       const digest = new HostDigest({
         census, host, limits: genome.limits, beacon, exists: () => true,
         publish: (body) => {
-          nc.publish(ns.hormone('digest', ROOT), sealHormone(root, 'digest', body, genome.limits.hormoneMaxBytes));
+          nc.publish(ns.hormone('digest', ROOT_ISSUER), sealHormone(root, 'digest', body, genome.limits.hormoneMaxBytes));
           this.published++;
         },
       });

@@ -219,19 +219,19 @@ export interface DigestRow {
 }
 
 /**
- * A host's digest: every `limits.pulseIntervalMs` each host's grow publishes, as `root`, the
- * cells of its host whose row changed beyond a dead band (or all of them: `full`), split in
- * parts that fit `limits.hormoneMaxBytes`. Its arrival says the host's other cells still
- * live. `beacon` is the organism's public random value for `epoch` (the sortition of
- * watchers and juries, docs/immune.md).
- */
-/**
  * Digests running in which a cell's changed state (a death above all) is said again, so
  * that losing fewer than this many in a row hides nothing (organism/grow/host-digest.ts;
  * the census relies on it to give back what a host's silence took, organism/kernel/census.ts).
  */
 export const DIGEST_REPEAT = 3;
 
+/**
+ * A host's digest: every `limits.pulseIntervalMs` each host's grow publishes, as `root`, the
+ * cells of its host whose row changed beyond a dead band (or all of them: `full`), split in
+ * parts that fit `limits.hormoneMaxBytes`. Its arrival says the host's other cells still
+ * live. `beacon` is the organism's public random value for `epoch` (the sortition of
+ * watchers and juries, docs/immune.md).
+ */
 export interface DigestBody {
   host: string;
   /** Digest number of this host's grow; all parts of one digest share it. */
