@@ -105,7 +105,7 @@ export class Cell {
       limits: packet.genome.limits,
       certOf: (id) => this.#certs?.certOf(id),
       halfLifeOf: (tissue) => packet.genome.tissues[tissue]?.halfLifeMs ?? 2_000,
-      // Who lives comes from the host digests; the pulses a cell reads (its watched peers') are evidence only.
+      // Who lives comes from the host digests (a cell hears no pulses).
       pulsesOf: () => false,
       beat: true,
     });
@@ -157,7 +157,7 @@ export class Cell {
       throw new CellularError('TRUST_ERR_CERTIFICATE', `cell ${packet.cell.id}: its certificate names ${myCert.cell} or another key`);
     }
     this.#bus = new HormoneBus({
-      nc, ns: this.ns, certs, maxBytes: limits.hormoneMaxBytes, pulses: 'watched', lazyPulses: true,
+      nc, ns: this.ns, certs, maxBytes: limits.hormoneMaxBytes, pulses: 'none',
       // On its own broker a subject names its sender: a flood is cut at the door, before decoding.
       ...(this.#access.user ? { cutoffPerSecond: this.genome.immune.cutoffPerSecond } : {}),
       gate: new HormoneGate({ organism: packet.organism, maxBytes: limits.hormoneMaxBytes, maxAgeMs: limits.hormoneMaxAgeMs, replayWindow: limits.replayWindowMs * 1000 }),
@@ -182,7 +182,7 @@ export class Cell {
     if (this.genome.immune.enabled) {
       this.#immune = new Immune({
         gene: this.genome.immune, limits, organism: packet.organism, self: { id: this.identity.id, host: this.identity.host },
-        genomeHash: genomeHash(this.genome), bus: this.#bus, census: this.#census, certs, lineage, log: this.#deps.log,
+        bus: this.#bus, census: this.#census, certs, lineage, log: this.#deps.log,
         commitVerdict: (accusation, accused) => this.#commitVerdict(nc, accusation, accused),
       });
       this.#immune.start();

@@ -1,15 +1,19 @@
 /**
- * What one cell has seen each peer do wrong, and whether it is past the genome's threshold.
- * Only behaviour a peer cannot be framed for counts: hormones that verified under its own
- * key (so nobody else sent them), the process behind its own pid, its own pulses. Missed
- * pulses are never evidence: a silent cell is dead or cut off, not guilty.
+ * What one cell (or one host's grow, organism/grow/host-watch.ts) has seen each peer do
+ * wrong, and whether it is past the genome's threshold. Only behaviour a peer cannot be
+ * framed for counts: hormones that verified under its own key (so nobody else sent them),
+ * the process behind its own pid, its own pulses, and what its host's grow — which holds
+ * its host's processes anyway — signed about them in a digest. Missed pulses are never
+ * evidence: a silent cell is dead or cut off, not guilty.
  */
 import type { ImmuneGene } from '../../organism/kernel/genome/index.ts';
-import type { EvidenceKind } from '../../organism/kernel/vocabulary.ts';
+import type { EvidenceKind, RowFinding } from '../../organism/kernel/vocabulary.ts';
 
 export interface Finding {
   kind: EvidenceKind;
   detail: string;
+  /** Said by the peer's host in a digest row (hostSays), not seen by this cell itself. */
+  host?: true;
 }
 
 interface Ledger {
@@ -26,6 +30,8 @@ interface Ledger {
   /** Children seen, and the replication budget its certificate gave it. */
   children: Set<string>;
   budget: number | undefined;
+  /** What the peer's host (its grow) says against it in its digest row, if anything. */
+  host: RowFinding | undefined;
 }
 
 /** What one cell holds against a peer, for people (the dashboard's cell detail). */
@@ -72,7 +78,7 @@ export class Evidence {
     let l = this.#peers.get(peer);
     if (!l) {
       if (this.#peers.size >= MAX_PEERS) this.#peers.delete(this.#peers.keys().next().value!);
-      l = { windowStart: this.#now(), count: 0, previous: 0, forgeries: 0, lastForgery: '', liarStreak: 0, lastLie: '', genomeMismatches: 0, lastGenome: '', children: new Set(), budget: undefined };
+      l = { windowStart: this.#now(), count: 0, previous: 0, forgeries: 0, lastForgery: '', liarStreak: 0, lastLie: '', genomeMismatches: 0, lastGenome: '', children: new Set(), budget: undefined, host: undefined };
       this.#peers.set(peer, l);
     }
     return l;
@@ -134,6 +140,17 @@ export class Evidence {
     l.lastGenome = theirs;
   }
 
+  /**
+   * What `peer`'s host says against it (its digest row's finding), or that it says nothing
+   * now: the pulse and process evidence grow gathers for every watcher (organism/grow/host-watch.ts).
+   */
+  hostSays(peer: string, finding: RowFinding | undefined): void {
+    const known = this.#peers.get(peer);
+    if (!known && !finding) return;
+    if (known && known.host?.k === finding?.k && known.host?.x === finding?.x) return;
+    this.#ledger(peer).host = finding;
+  }
+
   /** A certified child of `parent` was born; `budget` is what the parent's own certificate gave it. */
   child(parent: string, child: string, budget: number): void {
     const l = this.#ledger(parent);
@@ -150,15 +167,19 @@ export class Evidence {
     if (want('cancer') && l.budget !== undefined && l.children.size > l.budget) {
       return { kind: 'cancer', detail: `${l.children.size} children on a replication budget of ${l.budget}` };
     }
+    const host = (k: RowFinding['k']): Finding | undefined => (l.host?.k === k ? { kind: k, detail: `its host: ${l.host.x}`, host: true } : undefined);
     if (want('genome') && l.genomeMismatches >= g.genomeMismatches) {
       return { kind: 'genome', detail: `${l.genomeMismatches} pulses with genome/code ${l.lastGenome}` };
     }
+    if (want('genome') && host('genome')) return host('genome');
     if (want('flood')) {
       const rate = this.rate(peer);
       if (rate > g.floodPerSecond) return { kind: 'flood', detail: `${Math.round(rate)} hormones/s over ${g.floodWindowMs} ms (limit ${g.floodPerSecond})` };
+      if (host('flood')) return host('flood');
     }
     if (want('forgery') && l.forgeries >= g.forgeriesMax) return { kind: 'forgery', detail: `${l.forgeries} forged hormones, last: ${l.lastForgery}`.slice(0, 500) };
     if (want('liar') && l.liarStreak >= g.liarChecks) return { kind: 'liar', detail: `${l.liarStreak} checks in a row: ${l.lastLie}`.slice(0, 500) };
+    if (want('liar') && host('liar')) return host('liar');
     return undefined;
   }
 

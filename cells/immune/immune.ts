@@ -7,8 +7,6 @@
  * Every step is a hormone (`accuse`, `vote`, `verdict`, `toxin`) the dashboard can show.
  */
 import { onBeat, type PhasedTimer } from '../../organism/kernel/phase.ts';
-import { availableParallelism } from 'node:os';
-import { usageOf } from '../../organism/kernel/process-usage.ts';
 import type { Census, CensusEntry } from '../../organism/kernel/census.ts';
 import type { CertBook } from '../../organism/kernel/cert-book.ts';
 import type { ImmuneGene, Limits } from '../../organism/kernel/genome/index.ts';
@@ -18,10 +16,9 @@ import { ROOT_ISSUER, unpackCertificate } from '../../organism/kernel/lineage.ts
 import type { KV } from '@nats-io/kv';
 import { isProcessOf, localCells, signalCell } from '../../organism/kernel/processes.ts';
 import { cellMarkers } from '../spawn.ts';
-import type { AccuseBody, HormoneKind, PulseBody, ToxinBody, VerdictBody, VoteBody } from '../../organism/kernel/vocabulary.ts';
+import type { AccuseBody, DigestBody, HormoneKind, ToxinBody, VerdictBody, VoteBody } from '../../organism/kernel/vocabulary.ts';
 import type { Logger } from '../logger.ts';
 import { Evidence } from './evidence.ts';
-import { codeHash } from '../code-hash.ts';
 import { lineageOf, panelHolds, Trial } from './jury.ts';
 import { Ring } from '../../organism/kernel/sortition.ts';
 
@@ -30,8 +27,7 @@ export interface ImmuneDeps {
   limits: Pick<Limits, 'pulseIntervalMs'>;
   organism: string;
   self: { id: string; host: string };
-  genomeHash: string;
-  bus: Pick<HormoneBus, 'on' | 'onForgery' | 'quarantine' | 'publish' | 'watch' | 'confirm'>;
+  bus: Pick<HormoneBus, 'on' | 'onForgery' | 'quarantine' | 'publish'>;
   census: Pick<Census, 'list' | 'get' | 'condemn' | 'beacon' | 'beaconOf' | 'membership'>;
   certs: Pick<CertBook, 'certOf' | 'learn'>;
   /**
@@ -60,25 +56,6 @@ export interface ImmuneStats {
   withheld: number;
 }
 
-interface Claim {
-  /** The pulse it came from: confirmed (its signature checked) before a lie counts. */
-  h: Hormone;
-  ts: number;
-  n: number;
-  cpu: number;
-  cpuMs: number;
-  rss: number;
-}
-
-/**
- * A claimed CPU time above the real one by more than this is a lie: CPU time only grows, and
- * the claim was read from the same kernel counter earlier (the margin covers rounding).
- */
-const OVERCLAIM_MS = 50;
-
-/** Cores of this host: a process's CPU time grows at most this fast. */
-const CORES = Math.max(1, availableParallelism());
-
 /** Trials remembered after they closed (so late votes and toxins are judged against them). */
 const CLOSED_KEPT = 256;
 /** Trials one accuser may have open at once (each makes every cell vote). */
@@ -102,23 +79,18 @@ export class Immune {
   /** Lineages condemned for cancer: a child born into one is condemned at birth. */
   readonly #condemnedLineages = new Set<string>();
   readonly #condemned = new Set<string>();
-  readonly #claims = new Map<string, Claim[]>();
   readonly #offs: Array<() => void> = [];
   /** The sortition ring of the census and beacon it was drawn from (rebuilt when either moves). */
   #ring: { membership: number; condemned: number; beacon: string; ring: Ring } | undefined;
-  /** The peers this cell watches (their panel holds it), and the pids of theirs already checked by command line. */
+  /** The peers this cell watches (their panel holds it): it acts on their hosts' findings. */
   #watched = new Set<string>();
-  readonly #verifiedPid = new Map<string, number>();
   #tick: PhasedTimer | undefined;
   #reviewSoon = false;
   /** Peers with a finding that calm held back: looked at again at every review. */
   readonly #held = new Set<string>();
   #watch: { stop(): void } | undefined;
   #stopped = false;
-  #checking = false;
   #seq = 0;
-  /** This cell's own code hash, once read (cells/code-hash.ts). */
-  #code: string | undefined;
   readonly stats: ImmuneStats = { accusations: 0, votes: { guilty: 0, innocent: 0 }, verdicts: { guilty: 0, acquitted: 0 }, toxins: 0, quarantined: 0, forgeries: 0, withheld: 0 };
 
   constructor(deps: ImmuneDeps) {
@@ -131,17 +103,9 @@ export class Immune {
     if (this.#tick) return;
     this.#offs.push(this.#d.bus.on((h) => this.#onHormone(h)));
     this.#offs.push(this.#d.bus.onForgery((from, reason, kind) => this.#forgery(from, `signed ${kind} hormone with ${reason === 'badBody' ? 'a bad body' : 'an unknown kind'}`)));
-    // On the shared beat (organism/kernel/phase.ts): one wakeup an interval for the review and
-    // the metabolism checks; evidence that comes in between asks for a review at once.
-    let checked = 0;
-    this.#tick = onBeat(this.#d.limits.pulseIntervalMs, (due) => {
-      this.#review();
-      if (due - checked >= this.#d.gene.checkIntervalMs - this.#d.limits.pulseIntervalMs / 2) {
-        checked = due;
-        void this.#checkMetabolism();
-      }
-    });
-    void codeHash().then((h) => (this.#code = h), (e: unknown) => this.#d.log.warn({ err: (e as Error).message }, 'code hash unreadable: code not compared'));
+    // On the shared beat (organism/kernel/phase.ts): one wakeup an interval for the review;
+    // evidence that comes in between asks for a review at once.
+    this.#tick = onBeat(this.#d.limits.pulseIntervalMs, () => this.#review());
     if (this.#d.lineage) void this.#keepWatchingLineage(this.#d.lineage);
   }
 
@@ -199,6 +163,7 @@ export class Immune {
 
   #onHormone(h: Hormone): void {
     const { self } = this.#d;
+    if (h.kind === 'digest' && h.from === ROOT_ISSUER) return this.#onDigest(h.body as DigestBody);
     if (h.from === ROOT_ISSUER || h.from === self.id || this.#condemned.has(h.from)) {
       if (h.from === self.id) this.#onOwn(h);
       return;
@@ -206,21 +171,6 @@ export class Immune {
     this.evidence.hormone(h.from);
     this.#reviewIfEvidence(h.from);
     switch (h.kind as HormoneKind) {
-      case 'pulse': {
-        const b = h.body as PulseBody;
-        // Genome and code: every pulse (n ≥ 1) must carry our code hash (an empty one is a
-        // mismatch too); n 0 is a pulse from before the cell could hash its code.
-        // Evidence only from a pulse whose signature holds: a watched pulse may come unverified
-        // (HormoneBus lazyPulses), and is checked here the moment it would count.
-        const [theirs, ours] = b.n >= 1 && this.#code !== undefined ? [`${b.genome}/${b.code}`, `${this.#d.genomeHash}/${this.#code}`] : [b.genome, this.#d.genomeHash];
-        if (theirs !== ours && !this.#d.bus.confirm(h)) return;
-        this.evidence.genome(h.from, theirs, ours);
-        let claims = this.#claims.get(h.from);
-        if (!claims) this.#claims.set(h.from, (claims = []));
-        claims.push({ ts: h.ts, n: b.n, cpu: b.cpu, cpuMs: b.cpuMs, rss: b.rss, h });
-        if (claims.length > 2) claims.shift(); // the last two are all a check compares
-        break;
-      }
       case 'birth':
         return this.#onBirth(h.from);
       case 'accuse':
@@ -230,8 +180,32 @@ export class Immune {
       case 'toxin':
         this.#toxins.push({ from: h.from, body: h.body as ToxinBody, at: this.#now() });
         return;
+      case 'digest':
+        // Only a host's grow (the root key) speaks for a host: a cell's digest tries to frame.
+        return this.#forgery(h.from, 'a host digest, which only a grow may send');
       default:
     }
+  }
+
+  /**
+   * A host digest: what its grow found against its cells (flooding, another genome or code,
+   * a lie about their metabolism; organism/grow/host-watch.ts) is evidence here, and a row
+   * without a finding takes one back. Every cell holds every finding, so any juror can vote
+   * on it (one drawn a moment ago as well); only a cell's watchers accuse on it (#review).
+   * A delta names few rows, and findings are rare: this costs nothing per peer.
+   */
+  #onDigest(d: DigestBody): void {
+    let found = false;
+    for (const row of d.rows) {
+      if (row.i === this.#d.self.id || this.#condemned.has(row.i)) continue;
+      this.evidence.hostSays(row.i, row.s === 'dead' ? undefined : row.e);
+      found ||= row.e !== undefined;
+    }
+    if (!found) return;
+    this.#ringFor(); // the watched set, in step with the census this digest just moved
+    for (const row of d.rows) if (row.e && this.#watched.has(row.i)) this.#reviewIfEvidence(row.i);
+    // Open trials wait on jurors' evidence: vote now, not at the next beat.
+    for (const [id, t] of this.#trials) if (t.trial.standing === 'open' && !t.voted) this.#maybeVote(id);
   }
 
   /** Evidence against `peer` past its threshold: review now, not at the next beat (quarantine in ≤ 2 s). */
@@ -276,11 +250,8 @@ export class Immune {
     const ring = new Ring(beacon, this.#census().filter((c) => c.state !== 'dead' && !this.#condemned.has(c.id)));
     if (beacon === this.#d.census.beacon?.beacon) {
       this.#ring = { membership, condemned: this.#condemned.size, beacon, ring };
-      // The peers whose panel holds this cell: it reads their pulses, and only theirs.
+      // The peers whose panel holds this cell: it acts on their hosts' findings, and only theirs.
       this.#watched = new Set(ring.watchedBy(this.#d.self.id, this.#d.gene.jury));
-      this.#d.bus.watch(this.#watched);
-      for (const id of this.#claims.keys()) if (!this.#watched.has(id)) this.#claims.delete(id);
-      for (const id of this.#verifiedPid.keys()) if (!this.#watched.has(id)) this.#verifiedPid.delete(id);
     }
     return ring;
   }
@@ -444,7 +415,6 @@ export class Immune {
       this.#d.bus.quarantine(cell);
       this.#d.census.condemn(cell);
       this.evidence.forget(cell);
-      this.#claims.delete(cell);
     }
     const entry = this.#d.census.get(cell);
     const host = entry?.host ?? this.#d.certs.certOf(cell)?.host;
@@ -477,8 +447,6 @@ export class Immune {
       const c = this.#d.census.get(id);
       return c !== undefined && c.state !== 'dead';
     };
-    // Forget what concerns cells that left, so a long life with many births holds no more than its census.
-    for (const id of this.#claims.keys()) if (!lives(id)) this.#claims.delete(id);
     for (const [id, until] of this.#calm) if (until <= now) this.#calm.delete(id);
     // Only peers whose evidence changed since the last review, or that had a finding held
     // back by calm, can be accused now (evidence that did not change found nothing before).
@@ -489,6 +457,9 @@ export class Immune {
       if (!lives(peer)) continue; // gone: nothing to accuse
       const finding = this.evidence.against(peer);
       if (!finding) continue;
+      // What a host says reaches every cell: only the accused's watchers accuse on it, or
+      // the whole organism would accuse at once.
+      if (finding.host && !this.#watched.has(peer)) continue;
       if ((this.#calm.get(peer) ?? 0) > now) {
         this.#held.add(peer);
         continue;
@@ -540,84 +511,6 @@ export class Immune {
     for (const [id, t] of this.#trials) {
       if (this.#trials.size <= CLOSED_KEPT) break;
       if (t.trial.standing !== 'open') this.#trials.delete(id);
-    }
-  }
-
-  /**
-   * Peers on this host: is what they claim what their process does? Pulses carry the CPU
-   * time the process has used (cpuMs) and the CPU percent of the interval before them:
-   *  - the percent must match how much cpuMs grew since the previous pulse (a liar that
-   *    claims a full core while reporting its true CPU time contradicts itself);
-   *  - cpuMs must match the real process's CPU time (/proc's utime + stime): never more than it
-   *    (beyond OVERCLAIM_MS), and not less than it by more than the process could have used
-   *    since the pulse plus liarSlackMs (a liar whose story is consistent drifts past the
-   *    truth within a pulse);
-   *  - RSS must be within liarRssFactor (and 64 MiB) of the real one.
-   * Exact accounting, not sampling: pulse timing cannot make an honest cell look a liar.
-   */
-  async #checkMetabolism(): Promise<void> {
-    if (this.#checking) return;
-    this.#checking = true;
-    try {
-      const g = this.#d.gene;
-      // Only the peers it watches (their pulses are what it has claims from).
-      const peers: CensusEntry[] = [];
-      for (const id of this.#claims.keys()) {
-        const c = this.#d.census.get(id);
-        if (c && c.state === 'alive' && c.host === this.#d.self.host && c.id !== this.#d.self.id && !this.#condemned.has(c.id)) peers.push(c);
-      }
-      if (peers.length === 0) return;
-      // The real pid of each peer: the one it claims if that process is this cell (checked by
-      // its command line), else found by scanning for it (a liar may claim any pid).
-      const pids = new Map<string, number>();
-      let scanned: Map<string, number> | undefined;
-      for (const p of peers) {
-        if (!this.#claims.has(p.id)) continue;
-        // A pid once found to be that cell's (by its command line) stays its own while it lives.
-        if (this.#verifiedPid.get(p.id) === p.pid) pids.set(p.id, p.pid);
-        else if (isProcessOf(p.pid, cellMarkers(p.id))) {
-          this.#verifiedPid.set(p.id, p.pid);
-          pids.set(p.id, p.pid);
-        } else {
-          scanned ??= new Map(localCells(this.#d.organism).map((c) => [c.cell, c.pid]));
-          const real = scanned.get(p.id);
-          if (real !== undefined) pids.set(p.id, real);
-        }
-      }
-      if (pids.size === 0) return;
-      // Read from /proc, never by a helper process (organism/kernel/process-usage.ts says why).
-      const usage = new Map([...pids.values()].map((pid) => [pid, usageOf(pid)]));
-      const now = this.#now();
-      for (const [id, pid] of pids) {
-        const u = usage.get(pid);
-        const claims = this.#claims.get(id);
-        if (!u || !claims || claims.length === 0) continue;
-        const last = claims.at(-1)!;
-        const prev = claims.length > 1 ? claims.at(-2)! : undefined;
-        let lie: string | undefined;
-        const since = Math.max(0, now - last.ts);
-        if (last.cpuMs > u.cpuMs + OVERCLAIM_MS) {
-          lie = `claims ${Math.round(last.cpuMs)} ms of CPU by its last pulse; its process has used ${Math.round(u.cpuMs)} ms`;
-        } else if (u.cpuMs - last.cpuMs > since * CORES + g.liarSlackMs) {
-          lie = `claims ${Math.round(last.cpuMs)} ms of CPU ${since} ms ago; its process has used ${Math.round(u.cpuMs)} ms`;
-        } else if (prev && last.n === prev.n + 1 && prev.n >= 1 && last.ts > prev.ts) {
-          // (Pulse 0, from the main thread at birth, gives the percent since the process started: not comparable.)
-          const grew = ((last.cpuMs - prev.cpuMs) / (last.ts - prev.ts)) * 100;
-          if (Math.abs(grew - last.cpu) > g.liarCpuPoints) lie = `claims ${last.cpu.toFixed(0)} % CPU while its CPU time grew ${grew.toFixed(0)} % over ${last.ts - prev.ts} ms`;
-        }
-        if (!lie) {
-          const ratio = Math.max(last.rss, u.rss) / Math.max(1, Math.min(last.rss, u.rss));
-          if (ratio > g.liarRssFactor && Math.abs(last.rss - u.rss) > 64 * 1024 * 1024) lie = `claims ${(last.rss / 2 ** 20).toFixed(0)} MiB RSS, its process has ${(u.rss / 2 ** 20).toFixed(0)} MiB`;
-        }
-        // A lie counts only if the pulses it rests on are that cell's own (lazyPulses).
-        if (lie && (!this.#d.bus.confirm(last.h) || (prev && !this.#d.bus.confirm(prev.h)))) {
-          this.#claims.delete(id);
-          continue;
-        }
-        this.evidence.metabolism(id, lie);
-      }
-    } finally {
-      this.#checking = false;
     }
   }
 }

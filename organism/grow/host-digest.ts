@@ -12,7 +12,7 @@ import { everyPhase, PHASE, type PhasedTimer } from '../kernel/phase.ts';
 import { codec } from '../wire/codec.ts';
 import type { Census, CensusEntry } from '../kernel/census.ts';
 import type { Limits } from '../kernel/genome/index.ts';
-import { DIGEST_REPEAT, type DigestBody, type DigestRow } from '../kernel/vocabulary.ts';
+import { DIGEST_BAND, DIGEST_REPEAT, type DigestBody, type DigestRow, type RowFinding } from '../kernel/vocabulary.ts';
 
 export interface HostDigestOptions {
   census: Census;
@@ -25,25 +25,36 @@ export interface HostDigestOptions {
   epochMs?: number;
   /** True while the process `entry` names still exists (a kill -9 is seen without waiting out pulses). */
   exists: (entry: CensusEntry) => boolean;
+  /**
+   * The host's watch over its cells (organism/grow/host-watch.ts): run at each round, its
+   * findings go in the rows. Without one, rows carry no findings.
+   */
+  watch?: { round(now: number): void; finding(id: string): RowFinding | undefined; holdsTo(): string | undefined };
   /** Every row is sent at least this often, so a lost digest heals. @default 10000 */
   refreshMs?: number;
   now?: () => number;
 }
 
-/** Changes smaller than these are not news (load, smoothed load and demand in thousandths). */
-const BAND = { l: 50, m: 20, d: 50, u: 10, r: 16, g: 50 } as const;
+const BAND = DIGEST_BAND;
 /** Room in a hormone for the envelope and the digest's own fields. */
 const OVERHEAD = 512;
 
-export function digestRow(e: CensusEntry): DigestRow {
+export function digestRow(e: CensusEntry, finding?: RowFinding): DigestRow {
   const clamp = (v: number, max: number) => Math.max(0, Math.min(max, Math.round(v)));
-  return {
+  const row: DigestRow = {
     i: e.id, q: e.tissue, s: e.state, c: e.state === 'dead' ? (e.cause ?? 'missed-pulses').slice(0, 32) : null,
     l: clamp(e.load * 1000, 1000), m: clamp(e.smoothed * 1000, 1000), d: clamp(e.demand * 1000, 1e9), u: Math.round(e.cpu * 10) / 10,
     r: Math.round(e.rss / 2 ** 20), g: Math.round(e.lag), p: e.pid, b: e.born, a: e.parent, w: e.url, n: e.pulses,
     z: e.ts,
     k: [e.work.handled, e.work.inflight, e.work.queued, e.work.errors],
   };
+  if (finding) row.e = finding;
+  return row;
+}
+
+/** A finding that appeared, went or changed is news, said again like a change of state. */
+function findingMoved(a: DigestRow, b: DigestRow): boolean {
+  return a.e?.k !== b.e?.k || a.e?.x !== b.e?.x;
 }
 
 function differs(a: DigestRow, b: DigestRow): boolean {
@@ -51,7 +62,7 @@ function differs(a: DigestRow, b: DigestRow): boolean {
     a.s !== b.s || a.q !== b.q || a.w !== b.w || a.p !== b.p ||
     Math.abs(a.l - b.l) >= BAND.l || Math.abs(a.m - b.m) >= BAND.m || Math.abs(a.d - b.d) >= BAND.d ||
     Math.abs(a.u - b.u) >= BAND.u || Math.abs(a.r - b.r) >= BAND.r || Math.abs(a.g - b.g) >= BAND.g ||
-    a.k[1] !== b.k[1] || a.k[2] !== b.k[2]
+    a.k[1] !== b.k[1] || a.k[2] !== b.k[2] || findingMoved(a, b)
   );
 }
 
@@ -111,6 +122,7 @@ export class HostDigest {
     const full = this.#fullNext;
     this.#fullNext = false;
     const refresh = this.#o.refreshMs ?? 10_000;
+    this.#o.watch?.round(now);
     const local = this.#o.census.list().filter((e) => e.host === this.#o.host);
     const rows: DigestRow[] = [];
     let alive = 0;
@@ -118,13 +130,13 @@ export class HostDigest {
     for (const e of local) {
       present.add(e.id);
       if (e.state !== 'dead') alive++;
-      const row = digestRow(e);
+      const row = digestRow(e, e.state === 'dead' ? undefined : this.#o.watch?.finding(e.id));
       const last = this.#sent.get(e.id);
       const changed = !last || differs(last.row, row);
       if (e.state === 'dead' && last?.row.s === 'dead' && last.repeat <= 0 && !full) continue; // said enough times
       if (full || changed || (last && (last.repeat > 0 || now - last.at >= refresh))) {
         rows.push(row);
-        const repeat = changed && (!last || last.row.s !== row.s) ? DIGEST_REPEAT - 1 : last && !changed ? Math.max(0, last.repeat - 1) : 0;
+        const repeat = changed && (!last || last.row.s !== row.s || findingMoved(last.row, row)) ? DIGEST_REPEAT - 1 : last && !changed ? Math.max(0, last.repeat - 1) : 0;
         this.#sent.set(e.id, { row, at: now, repeat });
       }
     }
@@ -134,8 +146,9 @@ export class HostDigest {
     const beacon = this.#o.beacon(epoch);
     const round = ++this.#round;
     const parts = split(rows, this.#o.limits.hormoneMaxBytes - OVERHEAD);
+    const genome = this.#o.watch?.holdsTo();
     parts.forEach((part, i) => {
-      this.#o.publish({ host: this.#o.host, round, part: i, parts: parts.length, full, alive, epoch, beacon, rows: part.rows });
+      this.#o.publish({ host: this.#o.host, round, part: i, parts: parts.length, full, alive, epoch, beacon, ...(genome ? { genome } : {}), rows: part.rows });
       this.stats.parts++;
       this.stats.bytes += part.bytes;
     });

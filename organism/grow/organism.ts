@@ -40,10 +40,12 @@ import type { BrokerUser } from '../kernel/access.ts';
 import { randomBytes } from 'node:crypto';
 import { HostAgent } from './host-agent.ts';
 import { HostDigest } from './host-digest.ts';
+import { HostWatch } from './host-watch.ts';
+import { codeHash } from '../../cells/code-hash.ts';
 import { beacons } from './beacon.ts';
 import { Renewal } from './renewal.ts';
 import { chooseReplication, loadOrCreateBrokerToken, whileForming, type ClusterConfig, type Replication } from '../kernel/cluster.ts';
-import type { ShutdownBody } from '../kernel/vocabulary.ts';
+import type { DigestBody, ShutdownBody } from '../kernel/vocabulary.ts';
 
 /** The homeostasis bucket key hosts race for: whoever creates it seeds the organism. */
 const SEED_KEY = 'seed';
@@ -102,6 +104,7 @@ export class Organism {
   #operator: Operator | undefined;
   #agent: HostAgent | undefined;
   #digest: HostDigest | undefined;
+  #hostWatch: HostWatch | undefined;
   #digestAsk: Subscription | undefined;
   #renewal: Renewal | undefined;
   #zygotes: ZygotePool | undefined;
@@ -336,7 +339,24 @@ export class Organism {
   /** This host's digest: its cells' pulses, verified here once, told to every cell (organism/grow/host-digest.ts). */
   #startDigest(): void {
     const observer = this.#observer!;
+    // The evidence in this host's pulses and processes, gathered here once for every watcher
+    // of these cells (organism/grow/host-watch.ts).
+    let watch: HostWatch | undefined;
+    if (this.genome.immune.enabled) {
+      let code: string | undefined;
+      void codeHash().then((h) => (code = h), (e: unknown) => this.#say(`code hash unreadable: cells' code not compared (${(e as Error).message})`));
+      const w = new HostWatch({ gene: this.genome.immune, organism: this.id, host: hostName(), genomeHash: genomeHash(this.genome), code: () => code, census: observer.census });
+      observer.bus.on((h) => {
+        w.observe(h);
+        if (h.kind !== 'digest' || h.from !== ROOT_ISSUER) return;
+        const d = h.body as DigestBody;
+        const theirs = w.otherHost(d.host, d.genome);
+        if (theirs !== undefined) this.#say(`host ${d.host} runs genome/code ${theirs}, this host ${w.holdsTo()}: each grow holds only its own cells to its genome, so neither side's cells are convicted for it; stop the organism and grow every host again from one build and one genome`);
+      });
+      this.#hostWatch = watch = w;
+    }
     this.#digest = new HostDigest({
+      ...(watch ? { watch } : {}),
       census: observer.census, host: hostName(), limits: this.genome.limits, beacon: beacons(this.#rootKey!.privateKey, this.id),
       // A signal-0 probe, not a /proc read: a system call per cell per quarter interval. (A pid
       // reused within the seconds after a kill would only delay the finding to missed pulses.)
@@ -385,6 +405,11 @@ export class Organism {
   }
 
   /** The zygote pool's counts (tests, the bench); undefined without one. */
+  /** This host's watch over its cells (immune evidence in the digest rows); undefined with the immune system off. */
+  get hostWatch(): HostWatch | undefined {
+    return this.#hostWatch;
+  }
+
   get zygotes(): (ZygotePool['stats'] & { waiting: number }) | undefined {
     return this.#zygotes && { ...this.#zygotes.stats, waiting: this.#zygotes.waiting };
   }

@@ -31,19 +31,11 @@ export interface HormoneBusOptions {
    */
   cutoffPerSecond?: number;
   /**
-   * Whose pulses this bus hears: `all` (grow, observers), or only the senders passed to
-   * watch() (a cell: it learns the population from the host digests, and reads the pulses
-   * of the few peers it watches for the immune system). @default 'all'
+   * Whose pulses this bus hears: `all` (grow, observers) or `none` (a cell: it learns the
+   * population and its peers' misdeeds from the host digests, which grow makes of the
+   * pulses it verifies; organism/grow/host-watch.ts). @default 'all'
    */
-  pulses?: 'all' | 'watched';
-  /**
-   * Deliver watched pulses before their signature is checked; a listener that would act on
-   * one (evidence against its sender) calls confirm() first. Only where the broker makes a
-   * subject name its sender (cutoffPerSecond is set): there, counting an unverified pulse
-   * frames nobody, and an honest pulse — nearly all of them — costs a decode, not an Ed25519
-   * verification. @default false
-   */
-  lazyPulses?: boolean;
+  pulses?: 'all' | 'none';
   /**
    * Whose pulses to read at all (grow: its own host's cells; other hosts' come in their
    * digests). A pulse from a known sender it rejects is dropped unread, before any
@@ -70,11 +62,7 @@ export class HormoneBus {
   /** Per sender (named by the subject): the current second and the messages in it. */
   readonly #rates = new Map<string, { second: number; count: number }>();
   #subs: Subscription[] = [];
-  /** Pulse subscriptions of watched senders (pulses: 'watched'). */
-  readonly #watched = new Map<string, Subscription>();
   #closed = false;
-  /** Pulses delivered before their signature was checked (lazyPulses), until confirm(). */
-  readonly #unverified = new WeakSet<Hormone>();
   /** Listener exceptions: counted, never allowed to kill the bus. */
   listenerErrors = 0;
 
@@ -89,42 +77,14 @@ export class HormoneBus {
       this.#subs.push(this.#o.nc.subscribe(this.#o.ns.hormones, { callback }));
       return;
     }
-    // Every kind but pulses, from everyone; pulses only from the watched (see watch()).
+    // Every kind but pulses, from everyone.
     for (const kind of HORMONE_KINDS) if (kind !== 'pulse') this.#subs.push(this.#o.nc.subscribe(this.#o.ns.hormone(kind, '*'), { callback }));
-  }
-
-  /**
-   * pulses 'watched': hear exactly these senders' pulses from now on (subscriptions added
-   * and dropped to match). A no-op on a bus that hears every pulse.
-   */
-  watch(ids: Iterable<string>): void {
-    if (this.#closed || (this.#o.pulses ?? 'all') === 'all') return;
-    const want = new Set(ids);
-    for (const [id, sub] of this.#watched) {
-      if (want.has(id)) continue;
-      sub.unsubscribe();
-      this.#watched.delete(id);
-    }
-    for (const id of want) {
-      if (this.#watched.has(id)) continue;
-      this.#watched.set(id, this.#o.nc.subscribe(this.#o.ns.hormone('pulse', id), { callback: (_err, msg) => this.#receive(msg.data, msg.subject) }));
-    }
   }
 
   /** Called for every admitted hormone, in arrival order per sender. Returns an unsubscribe. */
   on(listener: HormoneListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
-  }
-
-  /**
-   * Whether `h` (delivered to a listener) is its sender's, fresh and not replayed: checked now
-   * if it was delivered unverified (lazyPulses), once; true for everything else delivered.
-   */
-  confirm(h: Hormone): boolean {
-    if (!this.#unverified.has(h)) return true;
-    this.#unverified.delete(h);
-    return this.#o.gate.admit(h, this.#o.certs.keyOf(h.from)).ok;
   }
 
   /** Called for signed hormones dropped for their kind or body (attributable: their sender signed them). */
@@ -209,11 +169,6 @@ export class HormoneBus {
     const queue = this.#pending.get(h.from);
     const key = queue ? undefined : certs.keyOf(h.from);
     if (key && h.kind === 'pulse' && this.#o.pulsesFrom && !this.#o.pulsesFrom(h.from)) return;
-    if (key && h.kind === 'pulse' && this.#o.lazyPulses && this.#o.cutoffPerSecond !== undefined) {
-      this.#unverified.add(h);
-      this.#deliver({ ok: true, hormone: h });
-      return;
-    }
     if (key) {
       this.#deliver(gate.admit(h, key));
       return;
@@ -274,8 +229,6 @@ export class HormoneBus {
     this.#forgeryListeners.clear();
     this.#pending.clear();
     for (const sub of this.#subs.splice(0)) sub.unsubscribe();
-    for (const sub of this.#watched.values()) sub.unsubscribe();
-    this.#watched.clear();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -216,7 +216,26 @@ export interface DigestRow {
   z: number;
   /** Work counters: handled, inflight, queued, errors. */
   k: number[];
+  /**
+   * What grow found against the cell in its pulses and its process, past the immune
+   * thresholds (organism/grow/host-watch.ts): flooding, another genome or code, a lie about
+   * its metabolism. Absent while there is nothing. The cell's watchers accuse on it.
+   */
+  e?: RowFinding;
 }
+
+/** A finding in a digest row: its kind and what was seen. */
+export interface RowFinding {
+  k: 'flood' | 'genome' | 'liar';
+  x: string;
+}
+
+/**
+ * The dead band of a digest row: changes smaller than these are not news (load, smoothed
+ * load and demand in thousandths, CPU in percent points, RSS in MiB, lag in ms). grow sends
+ * a row only past one (or to refresh it), and a census re-plans only past one.
+ */
+export const DIGEST_BAND = { l: 50, m: 20, d: 50, u: 10, r: 16, g: 50 } as const;
 
 /**
  * Digests running in which a cell's changed state (a death above all) is said again, so
@@ -243,6 +262,12 @@ export interface DigestBody {
   alive: number;
   epoch: number;
   beacon: string;
+  /**
+   * `<genome hash>/<code hash>` the host's grow runs and holds its cells to (their pulses
+   * must match it); another host's grow that hears a different one says so (a half-upgraded
+   * cluster). Absent until grow has hashed its code.
+   */
+  genome?: string;
   rows: DigestRow[];
 }
 
@@ -309,11 +334,13 @@ const SHAPES: { readonly [K in HormoneKind]?: Shape<HormoneBodies[K]> } = {
     alive: req(count),
     epoch: req(count),
     beacon: words(64),
+    genome: opt(text(0, 64)),
     rows: req(list(map<DigestRow>({
       i: words(64), q: words(32), s: req(oneOf('alive', 'draining', 'suspect', 'dead')), c: req(orNull(text(0, 32))),
       l: req(int(0, 1_000)), m: req(int(0, 1_000)), d: req(int(0, 1e9)), u: req(finite(0, 100_000)), r: req(count), g: req(finite(0, 1e9)),
       p: req(count), b: req(count), a: req(orNull(id)), w: url, n: req(count), z: req(count),
       k: req(list(count, 4, 4)),
+      e: opt(map<RowFinding>({ k: req(oneOf('flood', 'genome', 'liar')), x: words(256) })),
     }), 0, 1_000)),
   },
   birth: { pid: req(count), cert: req(anyMap), url },

@@ -129,7 +129,7 @@ test.serial('cell - answers ping, info and stats; counts bad and foreign hormone
   // Ordinary traffic (its own birth and pulses) is never dropped.
   t.deepEqual(Object.values(before.hormones.dropped).filter((n) => n !== 0), [], JSON.stringify(before.hormones.dropped));
   // Garbage bytes, an unknown kind and a stranger's signed pulse on the hormone subjects a
-  // cell hears (every kind's but pulses: it reads only its watched peers' pulses).
+  // cell hears (every kind but pulses: a cell reads no pulses, only its hosts' digests).
   observer.nc.publish(observer.ns.hormone('birth', 'x'), new Uint8Array([0xc1, 0xff, 0x00]));
   observer.nc.publish(observer.ns.hormone('birth', 'x'), packr.pack({ v: 1, kind: 'gossip', from: 'x', seq: 1, ts: Date.now(), body: {}, sig: new Uint8Array(64) }));
   const stranger = generateKeypair();

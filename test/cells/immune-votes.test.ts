@@ -29,11 +29,9 @@ function immuneOf(clock: { t: number }) {
     onForgery: () => () => {},
     quarantine: () => {},
     publish: () => {},
-    watch: () => {},
-    confirm: () => true,
   };
   const immune = new Immune({
-    gene, limits, organism: 'o1', self: { id: 'me', host: 'h1' }, genomeHash: 'g', bus: bus as never, census, certs: { certOf: () => undefined, learn: async () => undefined } as never,
+    gene, limits, organism: 'o1', self: { id: 'me', host: 'h1' }, bus: bus as never, census, certs: { certOf: () => undefined, learn: async () => undefined } as never,
     log: quiet, now: () => clock.t,
   });
   immune.start();
@@ -63,4 +61,27 @@ test('immune votes - a vote on an accusation received but not heard is no forger
   t.is(immune.evidence.against('juror-a', 'forgery'), undefined);
   t.is(immune.evidence.against('juror-b', 'forgery'), undefined);
   t.is(immune.stats.forgeries, 1, 'the one vote on an accusation nobody made');
+});
+
+test('immune digest findings - a finding counts only from a digest signed by the root (a host grow); a cell that sends a digest frames nobody, and its digest is forgery', async (t) => {
+  const clock = { t: 1_800_000_000_000 };
+  const { immune, send } = immuneOf(clock);
+  t.teardown(() => immune.close());
+  const row = (i: string, e?: { k: 'liar' | 'flood' | 'genome'; x: string }) => ({
+    i, q: 'echo', s: 'alive', c: null, l: 0, m: 0, d: 0, u: 0, r: 50, g: 0, p: 1, b: 1, a: null, w: null, n: 1, z: clock.t, k: [0, 0, 0, 0], ...(e ? { e } : {}),
+  });
+  const digest = (rows: unknown[]) => ({ host: 'h1', round: 1, part: 0, parts: 1, full: false, alive: rows.length, epoch: 1, beacon: 'b', rows });
+  // A cell's "digest" naming an honest cell a liar: not the root's word.
+  send('digest', 'evil-1', digest([row('victim-1', { k: 'liar', x: 'made up' })]));
+  t.is(immune.evidence.against('victim-1'), undefined, 'a cell cannot say what a host says');
+  t.is(immune.stats.forgeries, 1, 'its digest is held against it');
+  // The root's digest (a host's grow) is evidence, and takes it back with a row without it.
+  send('digest', 'root', digest([row('liar-1', { k: 'liar', x: 'claims 900 ms of CPU' })]));
+  t.deepEqual(immune.evidence.against('liar-1'), { kind: 'liar', detail: 'its host: claims 900 ms of CPU', host: true });
+  send('digest', 'root', digest([row('liar-1')]));
+  t.is(immune.evidence.against('liar-1'), undefined);
+  // A dead row takes it back too (nothing to accuse).
+  send('digest', 'root', digest([row('gone-1', { k: 'flood', x: '900/s' })]));
+  send('digest', 'root', digest([{ ...row('gone-1', { k: 'flood', x: '900/s' }), s: 'dead' }]));
+  t.is(immune.evidence.against('gone-1'), undefined);
 });

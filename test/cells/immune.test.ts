@@ -67,8 +67,11 @@ async function convicts(t: ExecutionContext, fault: FaultKind, sets: string[] = 
 }
 
 test.serial('immune - a flooder is accused, voted out by 2/3 of its panel and killed; its trial replayed changes nothing', async (t) => {
-  const { verdict, o, nats, of, honest } = await convicts(t, 'flood');
+  const m = await convicts(t, 'flood');
+  const { verdict, o, nats, of, honest } = m;
   t.is(verdict.kind, 'flood');
+  // It floods pulses, which only its host's grow hears: the accusation rests on the grow's row.
+  t.regex(accusedFor(m), /^its host: \d+ hormones\/s/);
   // Record the trial's hormones as they crossed the wire… (they are in the census's past by now)
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
@@ -97,15 +100,21 @@ async function stats(o: Organism, id: string) {
   return openReply<{ hormones: { dropped: Record<string, number> }; immune: { verdicts: { guilty: number; acquitted: number } } }>((await o.observer.nc.request(o.observer.ns.cell(id, 'stats'), new Uint8Array(0), { timeout: 2_000 })).data);
 }
 
-test.serial('immune - a cell running another genome (tampered hash) is voted out and killed', async (t) => {
-  const { verdict } = await convicts(t, 'tamper');
-  t.is(verdict.kind, 'genome');
+/** What the accusation said: pulse and process evidence comes from the accused's host's grow, in its digest row. */
+function accusedFor(m: Awaited<ReturnType<typeof convicts>>): string {
+  return m.of<AccuseBody>('accuse').find((a) => a.body.accused === m.bad.id)!.body.detail;
+}
+
+test.serial('immune - a cell running another genome (tampered hash) is named by its host grow, voted out and killed', async (t) => {
+  const m = await convicts(t, 'tamper');
+  t.is(m.verdict.kind, 'genome');
+  t.regex(accusedFor(m), /^its host: \d+ pulses with genome\/code /);
 });
 
-test.serial('immune - a liar (claims a full core while idle) is caught by cells on its host checking its real process, and killed', async (t) => {
-  const { verdict } = await convicts(t, 'liar');
-  t.is(verdict.kind, 'liar');
-  t.regex(verdict.kind, /liar/);
+test.serial('immune - a liar (claims a full core while idle) is caught by its host grow checking its real process; its watchers accuse, its panel convicts', async (t) => {
+  const m = await convicts(t, 'liar');
+  t.is(m.verdict.kind, 'liar');
+  t.regex(accusedFor(m), /^its host: \d+ checks in a row: claims/);
 });
 
 test.serial('immune - a forger (signed bad bodies, votes and toxins for trials that never were) is voted out; its toxins kill nobody', async (t) => {

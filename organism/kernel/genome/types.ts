@@ -229,7 +229,7 @@ export interface ImmuneGene {
   cutoffPerSecond: number;
   /** Forged traffic (signed hormones with a bad body, votes or toxins that break the rules) a sender may send before it is accused. */
   forgeriesMax: number;
-  /** How often cells check the claimed CPU and RSS of peers on their host against the real process. */
+  /** How often each host's grow checks the claimed CPU and RSS of its cells against the real process (organism/grow/host-watch.ts). */
   checkIntervalMs: number;
   /** A peer's claimed CPU time may differ from its process's real one by this much, ms (beyond what it could use since the pulse). */
   liarSlackMs: number;
@@ -239,7 +239,7 @@ export interface ImmuneGene {
   liarRssFactor: number;
   /** Consecutive failed checks before a peer is lying. */
   liarChecks: number;
-  /** Pulses with a genome or code hash other than ours before a peer is tampered. */
+  /** Pulses with a genome or code hash other than its host's grow's before a cell is tampered. */
   genomeMismatches: number;
   /** How long the jury has to vote; a trial without 2/3 guilty by then is an acquittal. */
   voteDeadlineMs: number;
