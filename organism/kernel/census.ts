@@ -8,7 +8,7 @@
 import { onBeat, type PhasedTimer } from './phase.ts';
 import type { Hormone } from './hormone.ts';
 import type { Limits } from './genome/index.ts';
-import { DIGEST_REPEAT, type BirthBody, type DeathBody, type DifferentiateBody, type DigestBody, type DigestRow, type PulseBody } from './vocabulary.ts';
+import { DIGEST_BAND, DIGEST_REPEAT, type BirthBody, type DeathBody, type DifferentiateBody, type DigestBody, type DigestRow, type PulseBody } from './vocabulary.ts';
 import { ROOT_ISSUER } from './lineage.ts';
 import { parseCertificate, type Certificate } from './lineage.ts';
 import { StressMeter, tissueStress } from './stress.ts';
@@ -129,6 +129,8 @@ export class Census {
   #lastTick: number | undefined;
   /** Bumped on every change a snapshot would show but lastSeen: list() is cached until it moves. */
   #version = 0;
+  /** Per cell, the row values that were last news (a version bump): the base the dead band is measured from. */
+  readonly #told = new Map<string, { l: number; m: number; d: number; r: number }>();
   #cached: { version: number; at: number; list: CensusEntry[] } | undefined;
 
   constructor(options: CensusOptions) {
@@ -331,13 +333,19 @@ export class Census {
       // holds a host's dead until they are retained no longer): kept as dead, for the retention.
       const entry: CensusEntry = { id: r.i, age: 0, state: r.s, cause: r.s === 'dead' ? (r.c ?? 'missed-pulses') : null, died: r.s === 'dead' ? now : null, genome: '', ...fields };
       this.#entries.set(r.i, entry);
+      this.#told.set(r.i, { l: r.l, m: r.m, d: r.d, r: r.r });
       this.#emit({ type: 'joined', entry: this.#snapshot(entry) });
       return;
     }
     const from = existing.state;
     const tissueChanged = existing.tissue !== r.q;
-    const changed = tissueChanged || existing.load !== fields.load || existing.smoothed !== fields.smoothed || existing.demand !== fields.demand ||
-      existing.url !== fields.url || existing.pid !== fields.pid || existing.rss !== fields.rss || existing.work.inflight !== fields.work.inflight || existing.work.queued !== fields.work.queued;
+    // News only past the digest's dead band from what last was news: a row refreshed with
+    // the same story (an idle cell's load 0.004, then 0.006) must not make every cell of the
+    // organism plan again, and a slow drift still counts once it adds up.
+    const told = this.#told.get(r.i);
+    const changed = tissueChanged || existing.url !== fields.url || existing.pid !== fields.pid || existing.work.inflight !== fields.work.inflight || existing.work.queued !== fields.work.queued ||
+      !told || Math.abs(told.l - r.l) >= DIGEST_BAND.l || Math.abs(told.m - r.m) >= DIGEST_BAND.m || Math.abs(told.d - r.d) >= DIGEST_BAND.d || Math.abs(told.r - r.r) >= DIGEST_BAND.r;
+    if (changed) this.#told.set(r.i, { l: r.l, m: r.m, d: r.d, r: r.r });
     Object.assign(existing, fields);
     if (changed) this.#version++;
     if (r.s === 'dead') {
@@ -474,6 +482,7 @@ export class Census {
         if (now - (entry.died ?? now) >= deadRetentionMs) {
           this.#entries.delete(entry.id);
           this.#lastTs.delete(entry.id);
+          this.#told.delete(entry.id);
           this.#silenced.delete(entry.id);
           this.#stress.forget(entry.id);
           this.#emit({ type: 'left', entry: this.#snapshot(entry) });
@@ -529,14 +538,17 @@ export class Census {
 
   /**
    * Every entry, dead ones included until their retention ends, sorted by tissue then birth.
-   * Cached until something changes (or for a quarter interval, so ages and lastSeen stay
-   * near the truth): many callers ask every interval, and a copy of the whole census each
-   * time is what made a cell's cost grow with the population.
+   * Cached until something changes, or for a quarter interval so ages and lastSeen stay near
+   * the truth — ten intervals in a cell's census (`beat`), where nothing reads them: many
+   * callers ask every interval, and a copy of the whole census each time is what made a
+   * cell's cost grow with the population (at 100 cells, a fifth of an idle cell's CPU was
+   * garbage collection, most of it these copies).
    */
   list(): CensusEntry[] {
     const now = this.#now();
     const c = this.#cached;
-    if (c && c.version === this.#version && now - c.at < this.#limits.pulseIntervalMs / 4) return c.list;
+    const fresh = this.#beat ? 10 * this.#limits.pulseIntervalMs : this.#limits.pulseIntervalMs / 4;
+    if (c && c.version === this.#version && now - c.at < fresh) return c.list;
     const list = [...this.#entries.values()].map((e) => this.#snapshot(e)).sort((a, b) => (a.tissue < b.tissue ? -1 : a.tissue > b.tissue ? 1 : a.born - b.born || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
     Object.freeze(list);
     this.#cached = { version: this.#version, at: now, list };

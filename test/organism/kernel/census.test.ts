@@ -561,3 +561,28 @@ test('host digest - a late host: the delta after its silence gives back every ce
   interval();
   t.deepEqual(cell.living().map((c) => c.id), ['a', 'b']);
 });
+
+test('census - a row inside the dead band of what was last news is no news (no new version); a drift that adds up past it is', (t) => {
+  const { clock, hormone } = setup();
+  const cell = new Census({ limits, now: clock.now, pulsesOf: () => false, beat: false });
+  const row = (l: number, r = 50) => ({ i: 'a', q: 'echo', s: 'alive' as const, c: null, l, m: l, d: l, u: 1, r, g: 1, p: 1, b: T0, a: null, w: null, n: 1, z: clock.t, k: [0, 0, 0, 0] });
+  const digest = (rows: unknown[]) => cell.observe(hormone('digest', ROOT_ISSUER, { host: 'host-1', round: 1, part: 0, parts: 1, full: false, alive: 1, epoch: 1, beacon: 'b', rows }));
+  digest([row(100)]);
+  const v0 = cell.version;
+  // A refresh that tells the same story (load 0.104 then 0.110: within 0.05 of 0.100).
+  clock.t += 100;
+  digest([row(104)]);
+  clock.t += 100;
+  digest([row(110)]);
+  t.is(cell.version, v0, 'no news, no new version');
+  t.is(cell.get('a')!.load, 0.11, 'the values themselves are current');
+  // Small steps that add up past the band from the last news (0.100 → 0.150): news.
+  clock.t += 100;
+  digest([row(150)]);
+  t.true(cell.version > v0, 'a drift past the band is news');
+  const v1 = cell.version;
+  // RSS past its band (16 MiB) is news too.
+  clock.t += 100;
+  digest([row(150, 70)]);
+  t.true(cell.version > v1);
+});
