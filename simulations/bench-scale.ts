@@ -34,7 +34,10 @@ export interface ScaleBenchOptions extends BenchRunOptions {
   sizes: number[];
   /** Length of each measured window, s. @default 10 */
   seconds: number;
-  /** Quiet spell after the last birth, before the window, ms. @default 5000 */
+  /**
+   * Quiet spell after the last birth, before the window, ms. A newborn cell costs about twice
+   * its steady state for its first half minute (docs/benchmarks.md, "scale"). @default 30000
+   */
   settleMs?: number;
 }
 
@@ -56,7 +59,7 @@ export interface ScaleStep {
 }
 
 export interface ScaleBenchResult {
-  options: { sizes: number[]; seconds: number };
+  options: { sizes: number[]; seconds: number; settleMs: number };
   pulseIntervalMs: number;
   /** Sizes measured; a size the organism could not hold ends the run. */
   steps: ScaleStep[];
@@ -91,13 +94,14 @@ export function scaleGenome(max: number): Readonly<Genome> {
   });
 }
 
-export function validateScaleOptions(o: Pick<ScaleBenchOptions, 'sizes' | 'seconds'>): void {
+export function validateScaleOptions(o: Pick<ScaleBenchOptions, 'sizes' | 'seconds' | 'settleMs'>): void {
   if (o.sizes.length === 0) throw new CellularError('CLI_ERR_USAGE', '--sizes needs at least one size');
   for (const [i, n] of o.sizes.entries()) {
     if (!Number.isInteger(n) || n < 6 || n > 2_000) throw new CellularError('CLI_ERR_USAGE', `--sizes: every size must be a whole number from 6 to 2000 (the default tissues are 5 cells), received ${n}`);
     if (i > 0 && n <= o.sizes[i - 1]!) throw new CellularError('CLI_ERR_USAGE', `--sizes must ascend, received ${o.sizes.join(',')}`);
   }
   if (!Number.isInteger(o.seconds) || o.seconds < 1 || o.seconds > 3_600) throw new CellularError('CLI_ERR_USAGE', `--seconds must be from 1 to 3600, received ${o.seconds}`);
+  if (o.settleMs !== undefined && (!Number.isInteger(o.settleMs) || o.settleMs < 0 || o.settleMs > 600_000)) throw new CellularError('CLI_ERR_USAGE', `--settle must be from 0 to 600 s, received ${o.settleMs / 1000}`);
 }
 
 export async function runScaleBench(o: ScaleBenchOptions): Promise<ScaleBenchResult> {
@@ -152,7 +156,7 @@ export async function runScaleBench(o: ScaleBenchOptions): Promise<ScaleBenchRes
   const leftovers = spawned.filter((c) => isProcessOf(c.pid, c.markers)).map((c) => ({ pid: c.pid, what: `cell ${c.id}` }));
   for (const pid of peers.alive()) leftovers.push({ pid, what: 'peer' });
   if (failure !== undefined) throw failure;
-  return { options: { sizes: o.sizes, seconds: o.seconds }, pulseIntervalMs: genome.limits.pulseIntervalMs, steps, skipped, unreached, shutdown: { leftovers } };
+  return { options: { sizes: o.sizes, seconds: o.seconds, settleMs: o.settleMs ?? 30_000 }, pulseIntervalMs: genome.limits.pulseIntervalMs, steps, skipped, unreached, shutdown: { leftovers } };
 }
 
 async function measureSize(o: ScaleBenchOptions, organism: Organism, peers: Peers, timerScript: string, cells: SpawnedCell[], n: number): Promise<ScaleStep> {
@@ -178,7 +182,7 @@ async function measureSize(o: ScaleBenchOptions, organism: Organism, peers: Peer
     if (living().length % 20 < batch) o.progress(`growing to ${n}: ${living().length} alive`);
   }
   const growSeconds = (performance.now() - t0) / 1_000;
-  const settle = o.settleMs ?? 5_000;
+  const settle = o.settleMs ?? 30_000;
   o.progress(`N=${n}: ${living().length} cells alive; settling ${settle / 1000} s, then measuring ${o.seconds} s`);
   await sleep(settle, undefined, { signal: o.signal });
   const members = living();

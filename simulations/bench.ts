@@ -86,6 +86,8 @@ Options of immune:
 Options of scale:
   --sizes LIST     living cells at each step, ascending, comma-separated (default 10,30,100,300)
   --seconds S      length of each measured window (default 10)
+  --settle S       quiet spell after the last birth, before each window (default 30: a newborn
+                   cell costs about twice its steady state for its first half minute)
   --state-dir DIR  as above (default .organism/bench-scale)
 
 Options of dashboard (needs Debian's chromium, or CHROMIUM_BIN):
@@ -220,9 +222,9 @@ const dashboardBench = benchmark('dashboard', {
 
 const scaleBench = benchmark('scale', {
   summary: 'idle CPU and PSS per cell at N = 10, 30, 100, 300 cells, against N bare NATS processes with a timer',
-  flags: { sizes: '10,30,100,300', seconds: '10', 'state-dir': join('.organism', 'bench-scale') },
+  flags: { sizes: '10,30,100,300', seconds: '10', settle: '30', 'state-dir': join('.organism', 'bench-scale') },
   options(v) {
-    const options = { sizes: v.sizes.split(',').map((x) => Number(x.trim())), seconds: intFlag('seconds', v.seconds) };
+    const options = { sizes: v.sizes.split(',').map((x) => Number(x.trim())), seconds: intFlag('seconds', v.seconds), settleMs: intFlag('settle', v.settle) * 1000 };
     validateScaleOptions(options);
     return options;
   },
