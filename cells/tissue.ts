@@ -43,6 +43,12 @@ export interface TissueContext {
   onHormone(listener: (h: Hormone) => void): () => void;
   /** A cell's verified lineage certificate, if this cell knows it. */
   certOf(id: string): Certificate | undefined;
+  /**
+   * A cell's verified lineage certificate, looked up in the lineage bucket if this cell does
+   * not know it yet (a cell hears no pulses: an idle peer born before it says nothing it would
+   * learn the certificate from).
+   */
+  findCert(id: string): Promise<Certificate | undefined>;
   /** What this cell's immune system holds against `id` (undefined: nothing, or immunity off). */
   evidenceAgainst(id: string): LedgerView | undefined;
 }

@@ -117,7 +117,7 @@ export default defineTissue({
       },
       detail: async (id) => {
         const entry = ctx.census.get(id);
-        const cert = ctx.certOf(id);
+        const cert = ctx.certOf(id) ?? (entry ? await ctx.findCert(id) : undefined);
         if (!entry && !cert) return undefined;
         let stats: unknown = null;
         if (entry && entry.state !== 'dead') {
