@@ -167,6 +167,7 @@ export class Cell {
     this.#census.on((e) => e.type === 'left' && e.entry.id !== this.identity.id && certs.forget(e.entry.id));
     this.#bus.start();
     this.#census.start();
+    void this.#askWhole(nc);
     this.#serveStandard(nc);
     await this.#startTissue(nc);
     if (this.#draining) return;
@@ -350,6 +351,22 @@ export class Cell {
     })().catch(() => {});
   }
 
+  /**
+   * Every grow's whole host, asked for once at birth and answered to this cell alone: its
+   * census holds the organism from its first moments, and no host says its whole population
+   * to every cell at each birth. A host that does not answer in time is learned from its
+   * deltas and 10 s refreshes (or, past a grow's bound on private answers, from the next
+   * digest, whole for everyone).
+   */
+  async #askWhole(nc: NatsConnection): Promise<void> {
+    try {
+      const replies = await nc.requestMany(this.ns.digestAsk, new Uint8Array(0), { strategy: 'timer', maxWait: 2 * this.genome.limits.pulseIntervalMs });
+      for await (const m of replies) this.#bus?.receiveAs(m.data, 'digest', ROOT_ISSUER);
+    } catch (e) {
+      this.#deps.log.info({ err: (e as Error).message }, 'no whole digest: the census fills from the next digests');
+    }
+  }
+
   #onHormone(h: Hormone): void {
     this.#census.observe(h);
     // Its own host's digest, whole: the census just moved, so the beat's work is done now, in
@@ -467,6 +484,12 @@ export class Cell {
       stateDir: this.packet.stateDir,
       onHormone: (listener) => this.#bus?.on(listener) ?? (() => false),
       certOf: (id) => this.#certs?.certOf(id),
+      findCert: async (id) => {
+        const certs = this.#certs;
+        if (!certs) return undefined;
+        await certs.resolve(id);
+        return certs.certOf(id);
+      },
       evidenceAgainst: (id) => this.#immune?.evidence.view(id),
     };
   }

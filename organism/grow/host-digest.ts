@@ -75,9 +75,8 @@ export class HostDigest {
   #vanishTimer: NodeJS.Timeout | undefined;
   #fullNext = true;
   #round = 0;
-  #off: (() => void) | undefined;
   /** Digests and parts published (stats). */
-  readonly stats = { digests: 0, parts: 0, rows: 0, bytes: 0 };
+  readonly stats = { digests: 0, parts: 0, rows: 0, bytes: 0, whole: 0 };
 
   constructor(options: HostDigestOptions) {
     this.#o = options;
@@ -86,10 +85,9 @@ export class HostDigest {
 
   start(): void {
     if (this.#timer) return;
-    // Anyone's birth: its census starts empty, so the next digest of every host is whole.
-    this.#off = this.#o.census.on((e) => {
-      if (e.type === 'joined' && e.entry.state !== 'dead') this.#fullNext = true;
-    });
+    // (A newborn's census starts empty: it asks every grow for its whole host, privately
+    // (whole()). Until issue 20 every birth made the next digest of every host whole, to
+    // every cell: at 275 cells each birth cost the organism half a second of CPU.)
     // A quarter interval after the cells pulse (they all pulse at the same instant), so the
     // digest carries this interval's pulses and reaches every cell before its beat.
     this.#timer = everyPhase(this.#o.limits.pulseIntervalMs, PHASE.digest, () => this.round());
@@ -101,12 +99,33 @@ export class HostDigest {
     this.#timer?.stop();
     clearInterval(this.#vanishTimer);
     this.#timer = undefined;
-    this.#off?.();
   }
 
   /** The next digest is whole (a newcomer asked: its census starts empty). At most one per interval, however often asked. */
   requestFull(): void {
     this.#fullNext = true;
+  }
+
+  /**
+   * This host whole, as it stands, in parts: the private answer to one newcomer's ask (a
+   * newborn cell's census starts empty). It changes nothing of the rounds everyone hears; its
+   * `round` is 0, so a census counts no round from it.
+   */
+  whole(): DigestBody[] {
+    const now = this.#now();
+    const rows: DigestRow[] = [];
+    let alive = 0;
+    for (const e of this.#o.census.list()) {
+      if (e.host !== this.#o.host) continue;
+      if (e.state !== 'dead') alive++;
+      rows.push(digestRow(e, e.state === 'dead' ? undefined : this.#o.watch?.finding(e.id)));
+    }
+    const epoch = Math.floor(now / (this.#o.epochMs ?? 60_000));
+    const beacon = this.#o.beacon(epoch);
+    const genome = this.#o.watch?.holdsTo();
+    const parts = split(rows, this.#o.limits.hormoneMaxBytes - OVERHEAD);
+    this.stats.whole++;
+    return parts.map((part, i) => ({ host: this.#o.host, round: 0, part: i, parts: parts.length, full: true, alive, epoch, beacon, ...(genome ? { genome } : {}), rows: part.rows }));
   }
 
   /** A local cell whose process is gone is dead now (`vanished`), not after its missed pulses. */

@@ -76,6 +76,9 @@ export type OrganismState =
   | { state: 'shutting-down'; reason: string }
   | { state: 'stopped'; stragglers: number };
 
+/** Private whole-host answers to newborns' asks per interval (past it, the next digest is whole for all). */
+const WHOLE_REPLIES_PER_INTERVAL = 32;
+
 export class Organism {
   readonly stateDir: string;
   readonly genome: Readonly<Genome>;
@@ -377,9 +380,24 @@ export class Organism {
       },
     });
     this.#digest.start();
-    // A newcomer (a joining grow, `cellular census`, a dashboard) asks for whole digests.
+    // A newcomer asks for whole digests. A newborn cell asks with a reply subject: it alone
+    // gets this host whole, privately. Others (a joining grow, `cellular census`) get the next
+    // digest whole, for everyone. Private answers are bounded per interval (each is work in
+    // proportion to the host): past the bound, one whole digest serves every asker.
     const digest = this.#digest;
-    this.#digestAsk = observer.nc.subscribe(observer.ns.digestAsk, { callback: () => digest.requestFull() });
+    const privately = { interval: 0, count: 0 };
+    this.#digestAsk = observer.nc.subscribe(observer.ns.digestAsk, {
+      callback: (_err, msg) => {
+        const interval = Math.floor(Date.now() / this.genome.limits.pulseIntervalMs);
+        if (interval !== privately.interval) Object.assign(privately, { interval, count: 0 });
+        if (!msg.reply || ++privately.count > WHOLE_REPLIES_PER_INTERVAL) return digest.requestFull();
+        try {
+          for (const part of digest.whole()) observer.nc.publish(msg.reply, observer.bus.seal('digest', part));
+        } catch (e) {
+          this.#say(`whole digest not sent: ${(e as Error).message}`);
+        }
+      },
+    });
   }
 
   /** This host's zygotes (organism/grow/zygote-pool.ts): cold births without a process start. */

@@ -112,6 +112,22 @@ export class HormoneBus {
     this.#o.nc.publish(this.#o.ns.hormone(kind, this.#o.signer.id), sealHormone(this.#o.signer, kind, body, this.#o.maxBytes));
   }
 
+  /** Seals a hormone of this bus's signer without publishing it (a reply to one asker). */
+  seal<B>(kind: HormoneKind, body: B): Uint8Array {
+    if (!this.#o.signer) throw new CellularError('CELL_ERR_CLOSED', 'this bus has no signer: it only listens');
+    return sealHormone(this.#o.signer, kind, body, this.#o.maxBytes);
+  }
+
+  /**
+   * Receives `bytes` that came another way than the hormone subjects (a reply to this
+   * process's ask) as if they had come on the subject of `kind` from `from`: the gate, the
+   * signature and the replay window judge them like any other (a hormone of another kind or
+   * sender is foreign there).
+   */
+  receiveAs(bytes: Uint8Array, kind: HormoneKind, from: string): void {
+    if (!this.#closed) this.#receive(bytes, this.#o.ns.hormone(kind, from));
+  }
+
   stats(): { accepted: number; dropped: DropCounters; pendingSenders: number; certsRefused: number; listenerErrors: number } {
     return { ...this.#o.gate.stats(), pendingSenders: this.#pending.size, certsRefused: this.#o.certs.refused, listenerErrors: this.listenerErrors };
   }

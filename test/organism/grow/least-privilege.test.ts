@@ -10,7 +10,9 @@ import { copyFileSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { parseCreds } from '@nats-io/jwt';
-import { natsOptions, type NatsAccess } from '../../../organism/kernel/access.ts';
+import { inboxPrefix, natsOptions, type NatsAccess } from '../../../organism/kernel/access.ts';
+import type { DigestBody } from '../../../organism/kernel/vocabulary.ts';
+import { codec } from '../../../organism/wire/codec.ts';
 import { userPublicKey, userSeedText } from '../../../organism/kernel/broker-keys.ts';
 import { generateKeypair, privateKeyObject } from '../../../organism/kernel/keys.ts';
 import { issueCertificate, packCertificate, ROOT_ISSUER } from '../../../organism/kernel/lineage.ts';
@@ -136,6 +138,38 @@ test.serial('least privilege - a worker or stem credential cannot ask workers, p
     return 'connected';
   }, (e: Error) => e.message);
   t.regex(tokenErr, /Authorization Violation/);
+});
+
+test.serial('least privilege - a cell asking for whole digests 200 times at once gets at most 32 private answers an interval, each the root\'s; past that, one whole digest serves everyone', async (t) => {
+  const o = await privateOrganism(t);
+  const ns = o.observer.ns;
+  const cell = await forgeCell(o, 'stem');
+  const r = await rogue(t, cell.access, 'rogue asker');
+  const inbox = `${inboxPrefix(cell.id)}.asks`;
+  const answers: Uint8Array[] = [];
+  r.nc.subscribe(inbox, {
+    callback: (_e, m) => {
+      answers.push(m.data);
+    },
+  });
+  await r.nc.flush();
+  const wholes: number[] = [];
+  const off = o.observer.bus.on((h) => {
+    if (h.kind === 'digest' && (h.body as DigestBody).full) wholes.push(Date.now());
+  });
+  t.teardown(off);
+  const start = Date.now();
+  for (let i = 0; i < 200; i++) r.nc.publish(ns.digestAsk, new Uint8Array(0), { reply: inbox });
+  await r.nc.flush();
+  await until(() => wholes.some((w) => w >= start), 5_000, 'a whole digest for everyone');
+  await new Promise((res) => setTimeout(res, 500));
+  t.false(r.errors.some((e) => /Permissions Violation/.test(e)), r.errors.join('; '));
+  const opened = answers.map((a) => codec.unpack(a) as { kind: string; from: string; body: DigestBody });
+  t.true(opened.length >= 1, 'answered privately');
+  t.true(opened.every((h) => h.kind === 'digest' && h.from === ROOT_ISSUER && h.body.full && h.body.round === 0));
+  const parts = opened[0]!.body.parts;
+  // 200 asks span at most two intervals: at most 2 × 32 answers, not 200.
+  t.true(opened.length <= 2 * 32 * parts, `${opened.length} parts answered (${parts} per answer)`);
 });
 
 test.serial('least privilege - a dead cell\'s credential stops working: its death revokes it on the broker, and it cannot reconnect; the mint refuses uncertified cells', async (t) => {

@@ -495,6 +495,51 @@ test('host digest - a newcomer that asks gets the whole host in the next digest,
   t.deepEqual(newcomer.hostsWithCells(500), []);
 });
 
+test('host digest - a newborn gets the whole host privately (round 0, its dead included), and a birth makes no digest whole for everyone', async (t) => {
+  const { HostDigest } = await import('../../../organism/grow/host-digest.ts');
+  const g = setup();
+  const digests: import('../../../organism/kernel/vocabulary.ts').DigestBody[] = [];
+  const gone = new Set<number>();
+  const digest = new HostDigest({
+    census: g.census, host: 'host-1', limits: { pulseIntervalMs: 100, hormoneMaxBytes: 2048 }, beacon: (e) => `beacon-${e}`, now: g.clock.now,
+    exists: (e) => !gone.has(e.pid), publish: (body) => digests.push(body),
+  });
+  // Forty cells (several parts at 2 KiB), one of them killed.
+  const ids = Array.from({ length: 40 }, (_, i) => `c${i}`);
+  ids.forEach((id, i) => g.pulse(id, { pid: i + 1 }));
+  digest.round();
+  gone.add(1);
+  digest.checkVanished();
+  for (let i = 0; i < 4; i++) {
+    g.advance(100);
+    ids.slice(1).forEach((id, j) => g.pulse(id, { pid: j + 2 }));
+    digest.round();
+  }
+  // A birth: the next broadcast digest names the newborn, and only it.
+  const before = digests.length;
+  g.advance(100);
+  g.pulse('newborn', { pid: 99 });
+  ids.slice(1).forEach((id, j) => g.pulse(id, { pid: j + 2 }));
+  digest.round();
+  t.deepEqual(digests.slice(before).map((d) => [d.full, d.rows.map((r) => r.i)]), [[false, ['newborn']]], 'a birth is one new row, not the whole host');
+  // The newborn's ask: the whole host, in parts, to it alone (nothing is published).
+  const published = digests.length;
+  const whole = digest.whole();
+  t.is(digests.length, published, 'a private answer publishes nothing');
+  t.true(whole.length > 1, `${whole.length} parts`);
+  t.true(whole.every((d) => d.full && d.round === 0 && d.parts === whole.length));
+  const newborn = new Census({ limits, now: g.clock.now, pulsesOf: () => false });
+  for (const body of whole) newborn.observe(g.hormone('digest', ROOT_ISSUER, body));
+  t.is(newborn.living().length, 40, 'every living cell of the host, the newborn included');
+  t.is(newborn.get('c0')?.state, 'dead', 'and its dead, still retained');
+  // Its next delta counts as usual (a private round 0 is no round).
+  g.advance(100);
+  ids.slice(1).forEach((id, j) => g.pulse(id, { pid: j + 2 }));
+  digest.round();
+  newborn.observe(g.hormone('digest', ROOT_ISSUER, digests.at(-1)!));
+  t.is(newborn.living().length, 40);
+});
+
 test('host digest - a late host: the delta after its silence gives back every cell it does not name (dead or suspect here only for that silence); after a longer gap of lost digests they wait for their own rows', async (t) => {
   const { HostDigest } = await import('../../../organism/grow/host-digest.ts');
   const g = setup();

@@ -41,3 +41,39 @@ test('hormone bus - a newborn sender\'s birth and the pulses right behind it all
   t.is(bus.stats().dropped.replayed, 0);
   t.is(bus.stats().accepted, 6);
 });
+
+test('hormone bus - receiveAs: a root digest that came as a reply is admitted like one on its subject; anything else sent that way is foreign', async (t) => {
+  const nats = await startNats(t);
+  const ns = new Namespace(uniqueId());
+  const root = generateKeypair();
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const bus = new HormoneBus({
+    nc, ns, certs: new CertBook(root.pub), maxBytes: 8192, pulses: 'none',
+    gate: new HormoneGate({ organism: ns.id, maxBytes: 8192, maxAgeMs: 30_000, replayWindow: 2_000_000 }),
+  });
+  t.teardown(() => bus.close());
+  const heard: Hormone[] = [];
+  bus.on((h) => heard.push(h));
+  bus.start();
+  const seq = new SharedSequence();
+  const rootSigner = { id: ROOT_ISSUER, organism: ns.id, key: privateKeyObject(root.seed), nextSeq: () => seq.next() };
+  const digest = { host: 'h', round: 0, part: 0, parts: 1, full: true, alive: 0, epoch: 1, beacon: 'b', rows: [] };
+  bus.receiveAs(sealHormone(rootSigner, 'digest', digest, 8192), 'digest', ROOT_ISSUER);
+  await until(() => heard.length === 1, 2_000, 'the digest');
+  t.is(heard[0]!.kind, 'digest');
+  // A stranger's key signing as root: a bad signature. A root shutdown passed as a digest: foreign.
+  const stranger = generateKeypair();
+  bus.receiveAs(sealHormone({ ...rootSigner, key: privateKeyObject(stranger.seed) }, 'digest', digest, 8192), 'digest', ROOT_ISSUER);
+  bus.receiveAs(sealHormone(rootSigner, 'shutdown', { reason: 'slipped in as a reply' }, 8192), 'digest', ROOT_ISSUER);
+  // The same digest again is a replay.
+  const once = sealHormone(rootSigner, 'digest', digest, 8192);
+  bus.receiveAs(once, 'digest', ROOT_ISSUER);
+  bus.receiveAs(once, 'digest', ROOT_ISSUER);
+  await new Promise((r) => setTimeout(r, 200));
+  t.deepEqual(heard.map((h) => h.kind), ['digest', 'digest']);
+  const dropped = bus.stats().dropped;
+  t.is(dropped.badSignature, 1);
+  t.is(dropped.foreign, 1);
+  t.is(dropped.replayed, 1);
+});
