@@ -360,7 +360,7 @@ export class Cell {
    */
   async #askWhole(nc: NatsConnection): Promise<void> {
     try {
-      const replies = await nc.requestMany(this.ns.digestAsk, new Uint8Array(0), { strategy: 'timer', maxWait: 2 * this.genome.limits.pulseIntervalMs });
+      const replies = await nc.requestMany(this.ns.digestWhole, new Uint8Array(0), { strategy: 'timer', maxWait: 2 * this.genome.limits.pulseIntervalMs });
       for await (const m of replies) this.#bus?.receiveAs(m.data, 'digest', ROOT_ISSUER);
     } catch (e) {
       this.#deps.log.info({ err: (e as Error).message }, 'no whole digest: the census fills from the next digests');

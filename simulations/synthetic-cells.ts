@@ -62,6 +62,7 @@ export class SyntheticSwarm {
   #timer: NodeJS.Timeout | undefined;
   readonly #hosts = new Map<string, SimHost>();
   #ask: Subscription | undefined;
+  #askWhole: Subscription | undefined;
   /** Hormones published so far. */
   published = 0;
 
@@ -127,6 +128,13 @@ export class SyntheticSwarm {
     }
     // A newcomer asks every host for a whole digest; these hosts answer too.
     this.#ask = nc.subscribe(ns.digestAsk, { callback: () => { for (const h of this.#hosts.values()) h.digest.requestFull(); } });
+    // A newborn cell asks for every host whole, to its inbox alone.
+    this.#askWhole = nc.subscribe(ns.digestWhole, {
+      callback: (_err, msg) => {
+        if (!msg.reply) return;
+        for (const h of this.#hosts.values()) for (const part of h.digest.whole()) nc.publish(msg.reply, sealHormone(root, 'digest', part, genome.limits.hormoneMaxBytes));
+      },
+    });
   }
 
   #publish(c: Synthetic, kind: HormoneKind, body: unknown): void {
@@ -142,6 +150,7 @@ export class SyntheticSwarm {
   async close(): Promise<void> {
     clearInterval(this.#timer);
     this.#ask?.unsubscribe();
+    this.#askWhole?.unsubscribe();
     for (const c of this.cells) this.#publish(c, 'death', { pid: c.pid, cause: 'shutdown', detail: 'synthetic swarm closed' });
     for (const h of this.#hosts.values()) {
       h.digest.round();

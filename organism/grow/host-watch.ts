@@ -75,8 +75,9 @@ export class HostWatch {
   observe(h: Hormone): void {
     if (h.kind === 'digest') return;
     const pulse = h.kind === 'pulse' ? (h.body as PulseBody) : undefined;
-    const host = pulse ? pulse.host : this.#o.census.get(h.from)?.host;
-    if (host !== this.#o.host) return;
+    // Its host as the census holds it (from its certificate), never as its pulse says: a cell
+    // that pulsed another host's name would escape every check.
+    if (this.#o.census.get(h.from)?.host !== this.#o.host) return;
     this.evidence.hormone(h.from);
     if (!pulse) return;
     // Every pulse after the first (n ≥ 1) carries the code hash; the first is sent before the
@@ -125,6 +126,7 @@ export class HostWatch {
         this.evidence.forget(id);
       }
     }
+    this.evidence.takeChanged(); // (only the immune system's review reads it)
     if (now - this.#checked < this.#o.gene.checkIntervalMs * 0.75) return;
     this.#checked = now;
     this.#check(now);
@@ -148,7 +150,8 @@ export class HostWatch {
     let scanned: Map<string, number> | undefined;
     for (const [id, claims] of this.#claims) {
       const c = this.#o.census.get(id);
-      if (!c || c.state !== 'alive' || claims.length === 0) continue;
+      // Every cell not dead: its state is what it says (a liar that pulses `draining` forever is still checked).
+      if (!c || c.state === 'dead' || claims.length === 0) continue;
       // The real pid: the one it claims if that process is this cell (by its command line),
       // else found by scanning for it.
       let pid: number | undefined;

@@ -76,8 +76,10 @@ export type OrganismState =
   | { state: 'shutting-down'; reason: string }
   | { state: 'stopped'; stragglers: number };
 
-/** Private whole-host answers to newborns' asks per interval (past it, the next digest is whole for all). */
+/** Private whole-host answers to newborns' asks per interval (past it, asks are dropped). */
 const WHOLE_REPLIES_PER_INTERVAL = 32;
+/** A reply subject grow answers a whole-digest ask on: a client's request inbox, nothing else. */
+const INBOX_REPLY = /^_INBOX\.[A-Za-z0-9_-]{1,80}(\.[A-Za-z0-9_-]{1,40}){1,2}$/;
 
 export class Organism {
   readonly stateDir: string;
@@ -109,6 +111,7 @@ export class Organism {
   #digest: HostDigest | undefined;
   #hostWatch: HostWatch | undefined;
   #digestAsk: Subscription | undefined;
+  #digestWhole: Subscription | undefined;
   #renewal: Renewal | undefined;
   #zygotes: ZygotePool | undefined;
   #shareTimer: NodeJS.Timeout | undefined;
@@ -380,17 +383,22 @@ export class Organism {
       },
     });
     this.#digest.start();
-    // A newcomer asks for whole digests. A newborn cell asks with a reply subject: it alone
-    // gets this host whole, privately. Others (a joining grow, `cellular census`) get the next
-    // digest whole, for everyone. Private answers are bounded per interval (each is work in
-    // proportion to the host): past the bound, one whole digest serves every asker.
+    // A newcomer that is not a cell (a joining grow, `cellular census`) asks on digest.ask,
+    // which cells may not publish: the next digest is whole, for everyone.
     const digest = this.#digest;
+    this.#digestAsk = observer.nc.subscribe(observer.ns.digestAsk, { callback: () => digest.requestFull() });
+    // A newborn cell asks on digest.whole and alone gets this host whole. Only to a reply
+    // inbox (grow may publish on JetStream's and the KV API's subjects: a reply subject a cell
+    // chose must never make grow write there), and at most WHOLE_REPLIES_PER_INTERVAL an
+    // interval (each is work in proportion to the host); past that, asks are dropped: the
+    // newborn learns the host from its deltas and refreshes.
     const privately = { interval: 0, count: 0 };
-    this.#digestAsk = observer.nc.subscribe(observer.ns.digestAsk, {
+    this.#digestWhole = observer.nc.subscribe(observer.ns.digestWhole, {
       callback: (_err, msg) => {
+        if (!msg.reply || !INBOX_REPLY.test(msg.reply)) return;
         const interval = Math.floor(Date.now() / this.genome.limits.pulseIntervalMs);
         if (interval !== privately.interval) Object.assign(privately, { interval, count: 0 });
-        if (!msg.reply || ++privately.count > WHOLE_REPLIES_PER_INTERVAL) return digest.requestFull();
+        if (++privately.count > WHOLE_REPLIES_PER_INTERVAL) return;
         try {
           for (const part of digest.whole()) observer.nc.publish(msg.reply, observer.bus.seal('digest', part));
         } catch (e) {
@@ -835,6 +843,8 @@ export class Organism {
     this.#digest = undefined;
     this.#digestAsk?.unsubscribe();
     this.#digestAsk = undefined;
+    this.#digestWhole?.unsubscribe();
+    this.#digestWhole = undefined;
     await observer?.close();
     this.#observer = undefined;
     await this.#nc?.close().catch(() => {});

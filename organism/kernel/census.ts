@@ -299,6 +299,7 @@ export class Census {
    * wait for their own row (a refresh, or the next whole digest).
    */
   #roundPart(b: DigestBody, now: number): void {
+    if (b.round === 0) return; // a private whole answer (HostDigest.whole()) is no round
     let r = this.#rounds.get(b.host);
     if (!r || r.round !== b.round) this.#rounds.set(b.host, (r = { complete: r?.complete ?? 0, round: b.round, parts: 0, named: new Set() }));
     r.parts++;
@@ -538,17 +539,15 @@ export class Census {
 
   /**
    * Every entry, dead ones included until their retention ends, sorted by tissue then birth.
-   * Cached until something changes, or for a quarter interval so ages and lastSeen stay near
-   * the truth — ten intervals in a cell's census (`beat`), where nothing reads them: many
-   * callers ask every interval, and a copy of the whole census each time is what made a
-   * cell's cost grow with the population (at 100 cells, a fifth of an idle cell's CPU was
-   * garbage collection, most of it these copies).
+   * Cached until something changes (or for a quarter interval, so ages, lastSeen and the
+   * values inside the dead band stay near the truth: the dashboard shows them): many callers
+   * ask every interval, and a copy of the whole census each time is what made a cell's cost
+   * grow with the population.
    */
   list(): CensusEntry[] {
     const now = this.#now();
     const c = this.#cached;
-    const fresh = this.#beat ? 10 * this.#limits.pulseIntervalMs : this.#limits.pulseIntervalMs / 4;
-    if (c && c.version === this.#version && now - c.at < fresh) return c.list;
+    if (c && c.version === this.#version && now - c.at < this.#limits.pulseIntervalMs / 4) return c.list;
     const list = [...this.#entries.values()].map((e) => this.#snapshot(e)).sort((a, b) => (a.tissue < b.tissue ? -1 : a.tissue > b.tissue ? 1 : a.born - b.born || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
     Object.freeze(list);
     this.#cached = { version: this.#version, at: now, list };

@@ -65,6 +65,14 @@ export class Namespace {
     return `${this.prefix}.digest.ask`;
   }
 
+  /**
+   * A newborn cell's ask for every host's whole digest, answered to its reply inbox alone
+   * (cells may publish here, not on digestAsk: no cell can make a digest whole for everyone).
+   */
+  get digestWhole(): string {
+    return `${this.prefix}.digest.whole`;
+  }
+
   /** Credential requests, answered by grow (queue group `mint`, organism/grow/mint.ts). */
   get mint(): string {
     return `${this.prefix}.mint`;

@@ -70,7 +70,7 @@ function cellBase(ns: Namespace, tissue: string, id: string): BrokerPermissions 
         `${p}.cell.*.differentiate`, // recruiting a stem cell
         `${p}.place.*`, // asking a host's grow to make a cell there
         ns.mint, // a child's or a new tissue's credential
-        ns.digestAsk, // a newborn asks every grow for its whole host, answered to its inbox
+        ns.digestWhole, // a newborn asks every grow for its whole host, answered to its inbox alone
         '$JS.API.INFO',
         ...kvRead(ns, LINEAGE_BUCKET), // read only: the mint records children's certificates
         ...kvWrite(ns, HOMEOSTASIS_BUCKET),

@@ -16,14 +16,16 @@ import { usageOf } from '../../../organism/kernel/process-usage.ts';
 import { DIGEST_REPEAT, type DigestBody, type HormoneKind, type PulseBody } from '../../../organism/kernel/vocabulary.ts';
 import { HostDigest } from '../../../organism/grow/host-digest.ts';
 import { HostWatch } from '../../../organism/grow/host-watch.ts';
+import { generateKeypair, privateKeyObject } from '../../../organism/kernel/keys.ts';
+import { issueCertificate, ROOT_ISSUER } from '../../../organism/kernel/lineage.ts';
 
 const limits = { pulseIntervalMs: 100, suspectAfterPulses: 3, deadAfterPulses: 6, deadRetentionMs: 1_000, hormoneMaxBytes: 8192 };
 const gene = { ...defaultGenome().immune, floodPerSecond: 50, floodWindowMs: 1_000, liarChecks: 2, genomeMismatches: 2, checkIntervalMs: 100 };
 
-function setup(code = 'c0de') {
+function setup(code = 'c0de', certOf?: ConstructorParameters<typeof Census>[0]['certOf']) {
   let t = Date.now();
   const now = () => t;
-  const census = new Census({ limits, now });
+  const census = new Census({ limits, now, ...(certOf ? { certOf } : {}) });
   const watch = new HostWatch({ gene, organism: 'o1', host: 'host-1', genomeHash: 'g1', code: () => code, census, now });
   const digests: DigestBody[] = [];
   const digest = new HostDigest({ census, host: 'host-1', limits, beacon: (e) => `b${e}`, now, exists: () => true, watch, publish: (b) => digests.push(b) });
@@ -179,4 +181,17 @@ test('host watch - each digest says what its grow holds cells to; another host h
   t.is(w.watch.otherHost('host-2', 'g1/beef'), 'g1/beef');
   t.is(w.watch.otherHost('host-2', 'g1/beef'), undefined, 'said once');
   t.is(w.watch.otherHost('host-2', 'g2/beef'), 'g2/beef', 'said again when it changes');
+});
+
+test('host watch - a cell that pulses another host\'s name, or says it is draining for good, is still checked: its certificate says where it lives', (t) => {
+  const root = generateKeypair();
+  const cert = issueCertificate({ cell: 'sneaky-1', pub: generateKeypair().pub, tissue: 'echo', host: 'host-1', born: Date.now() - 5_000, generation: 0, budget: 16, parent: null, issuer: ROOT_ISSUER }, privateKeyObject(root.seed));
+  const w = setup('c0de', (id) => (id === 'sneaky-1' ? cert : undefined));
+  for (let i = 1; i <= 3; i++) {
+    w.pulse('sneaky-1', { n: i, host: 'host-elsewhere', state: 'draining', code: 'beef' });
+    w.advance(100);
+    w.round();
+  }
+  t.is(w.census.get('sneaky-1')?.host, 'host-1');
+  t.is(w.watcher.against('sneaky-1')?.kind, 'genome');
 });

@@ -140,7 +140,7 @@ test.serial('least privilege - a worker or stem credential cannot ask workers, p
   t.regex(tokenErr, /Authorization Violation/);
 });
 
-test.serial('least privilege - a cell asking for whole digests 200 times at once gets at most 32 private answers an interval, each the root\'s; past that, one whole digest serves everyone', async (t) => {
+test.serial('least privilege - a cell asking for whole digests 200 times at once gets at most 32 private answers an interval, each the root\'s, only on an inbox; it cannot make grow write elsewhere or make a digest whole for all', async (t) => {
   const o = await privateOrganism(t);
   const ns = o.observer.ns;
   const cell = await forgeCell(o, 'stem');
@@ -158,12 +158,24 @@ test.serial('least privilege - a cell asking for whole digests 200 times at once
     if (h.kind === 'digest' && (h.body as DigestBody).full) wholes.push(Date.now());
   });
   t.teardown(off);
-  const start = Date.now();
-  for (let i = 0; i < 200; i++) r.nc.publish(ns.digestAsk, new Uint8Array(0), { reply: inbox });
+  // A reply subject that is not an inbox: grow (which may write the JetStream and KV APIs) must not answer there.
+  const streams = async () => (await (await import('@nats-io/jetstream')).jetstreamManager(o.observer.nc)).streams.names();
+  const before: string[] = [];
+  for await (const n of await streams()) before.push(n);
+  const rogueReplies = [`$JS.API.STREAM.DELETE.${before[0]}`, `$KV.${ns.bucket('lineage')}.x`, ns.hormone('digest', ROOT_ISSUER)];
+  for (const reply of rogueReplies) r.nc.publish(ns.digestWhole, new Uint8Array(0), { reply });
+  for (let i = 0; i < 200; i++) r.nc.publish(ns.digestWhole, new Uint8Array(0), { reply: inbox });
   await r.nc.flush();
-  await until(() => wholes.some((w) => w >= start), 5_000, 'a whole digest for everyone');
-  await new Promise((res) => setTimeout(res, 500));
+  await until(() => answers.length > 0, 5_000, 'private answers');
+  await new Promise((res) => setTimeout(res, 1_500));
   t.false(r.errors.some((e) => /Permissions Violation/.test(e)), r.errors.join('; '));
+  const after: string[] = [];
+  for await (const n of await streams()) after.push(n);
+  t.deepEqual(after.sort(), before.sort(), 'no stream deleted through a forged reply subject');
+  t.deepEqual(wholes, [], 'no whole digest for everyone');
+  // The broadcast ask stays out of a cell's reach.
+  r.nc.publish(ns.digestAsk, new Uint8Array(0));
+  t.true(await refused(r, /digest\.ask/), 'a cell cannot ask for a whole digest for all');
   const opened = answers.map((a) => codec.unpack(a) as { kind: string; from: string; body: DigestBody });
   t.true(opened.length >= 1, 'answered privately');
   t.true(opened.every((h) => h.kind === 'digest' && h.from === ROOT_ISSUER && h.body.full && h.body.round === 0));
