@@ -167,19 +167,20 @@ export class Evidence {
     if (want('cancer') && l.budget !== undefined && l.children.size > l.budget) {
       return { kind: 'cancer', detail: `${l.children.size} children on a replication budget of ${l.budget}` };
     }
-    const host = (k: RowFinding['k']): Finding | undefined => (l.host?.k === k ? { kind: k, detail: `its host: ${l.host.x}`, host: true } : undefined);
+    // What its host says, if anything: one finding, of one kind.
+    const host: Finding | undefined = l.host && { kind: l.host.k, detail: `its host: ${l.host.x}`, host: true };
     if (want('genome') && l.genomeMismatches >= g.genomeMismatches) {
       return { kind: 'genome', detail: `${l.genomeMismatches} pulses with genome/code ${l.lastGenome}` };
     }
-    if (want('genome') && host('genome')) return host('genome');
+    if (want('genome') && host?.kind === 'genome') return host;
     if (want('flood')) {
       const rate = this.rate(peer);
       if (rate > g.floodPerSecond) return { kind: 'flood', detail: `${Math.round(rate)} hormones/s over ${g.floodWindowMs} ms (limit ${g.floodPerSecond})` };
-      if (host('flood')) return host('flood');
+      if (host?.kind === 'flood') return host;
     }
     if (want('forgery') && l.forgeries >= g.forgeriesMax) return { kind: 'forgery', detail: `${l.forgeries} forged hormones, last: ${l.lastForgery}`.slice(0, 500) };
     if (want('liar') && l.liarStreak >= g.liarChecks) return { kind: 'liar', detail: `${l.liarStreak} checks in a row: ${l.lastLie}`.slice(0, 500) };
-    if (want('liar') && host('liar')) return host('liar');
+    if (want('liar') && host?.kind === 'liar') return host;
     return undefined;
   }
 

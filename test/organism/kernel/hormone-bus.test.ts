@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { connect } from '@nats-io/transport-node';
 import { CertBook } from '../../../organism/kernel/cert-book.ts';
 import { HormoneBus } from '../../../organism/kernel/hormone-bus.ts';
@@ -10,20 +10,26 @@ import { Namespace } from '../../../organism/kernel/namespace.ts';
 import { startNats, uniqueId } from '../../helpers/nats.ts';
 import { until } from '../../helpers/grow.ts';
 
-test('hormone bus - a newborn sender\'s birth and the pulses right behind it all arrive, in order, none counted as replayed', async (t) => {
+/** A started bus on a private broker, with every hormone it delivers kept in `heard`. */
+async function listeningBus(t: ExecutionContext, pulses: 'all' | 'none' = 'all') {
   const nats = await startNats(t);
   const ns = new Namespace(uniqueId());
   const root = generateKeypair();
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   const bus = new HormoneBus({
-    nc, ns, certs: new CertBook(root.pub), maxBytes: 8192,
+    nc, ns, certs: new CertBook(root.pub), maxBytes: 8192, pulses,
     gate: new HormoneGate({ organism: ns.id, maxBytes: 8192, maxAgeMs: 30_000, replayWindow: 2_000_000 }),
   });
   t.teardown(() => bus.close());
   const heard: Hormone[] = [];
   bus.on((h) => heard.push(h));
   bus.start();
+  return { nc, ns, root, bus, heard };
+}
+
+test('hormone bus - a newborn sender\'s birth and the pulses right behind it all arrive, in order, none counted as replayed', async (t) => {
+  const { nc, ns, root, bus, heard } = await listeningBus(t);
 
   const cell = generateKeypair();
   const cert = issueCertificate(
@@ -43,19 +49,7 @@ test('hormone bus - a newborn sender\'s birth and the pulses right behind it all
 });
 
 test('hormone bus - receiveAs: a root digest that came as a reply is admitted like one on its subject; anything else sent that way is foreign', async (t) => {
-  const nats = await startNats(t);
-  const ns = new Namespace(uniqueId());
-  const root = generateKeypair();
-  const nc = await connect({ servers: nats.url });
-  t.teardown(() => nc.close());
-  const bus = new HormoneBus({
-    nc, ns, certs: new CertBook(root.pub), maxBytes: 8192, pulses: 'none',
-    gate: new HormoneGate({ organism: ns.id, maxBytes: 8192, maxAgeMs: 30_000, replayWindow: 2_000_000 }),
-  });
-  t.teardown(() => bus.close());
-  const heard: Hormone[] = [];
-  bus.on((h) => heard.push(h));
-  bus.start();
+  const { ns, root, bus, heard } = await listeningBus(t, 'none');
   const seq = new SharedSequence();
   const rootSigner = { id: ROOT_ISSUER, organism: ns.id, key: privateKeyObject(root.seed), nextSeq: () => seq.next() };
   const digest = { host: 'h', round: 0, part: 0, parts: 1, full: true, alive: 0, epoch: 1, beacon: 'b', rows: [] };
