@@ -438,7 +438,10 @@ test.serial('nginx front door - two users chat end-to-end encrypted through ngin
   const victimHeld = () => receivers().some((r) => r.id !== victim.id && r.url!.replace('http://', '') === victimAddr);
   await until(() => !receivers().some((r) => r.id === victim.id) && upstreamServers(readFileSync(conf, 'utf8')).sort().join() === live().join() && (!upstreamServers(readFileSync(conf, 'utf8')).includes(victimAddr) || victimHeld()), 15_000, 'the config without the dead receiver');
   t.true(upstreamServers(readFileSync(conf, 'utf8')).includes(survivor.url!.replace('http://', '')));
-  await until(() => /nginx: reloaded \(SIGHUP to pid/.test(err), 5_000, 'a reload');
+  // A reload, unless the successor came up on the victim's port before the door's debounce
+  // ended: then the addresses never changed, and there was nothing to rewrite (seen in CI).
+  const writes = () => err.match(/nginx\.conf written:/g)?.length ?? 0;
+  if (writes() > 1 || !victimHeld()) await until(() => /nginx: reloaded \(SIGHUP to pid/.test(err), 5_000, 'a reload');
   // The tissue regrows to two; the door follows (a new receiver on a new port).
   await until(() => live().length === 2 && upstreamServers(readFileSync(conf, 'utf8')).sort().join() === live().join(), 25_000, 'the config following the regrown receiver');
   t.true(!upstreamServers(readFileSync(conf, 'utf8')).includes(victimAddr) || victimHeld(), 'the dead receiver\'s address is gone, or a live successor holds it');
