@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run multihost -- [--loopback] [--phase S] [--partition S] [--rate R] [--clients N] [--seed N] [--runs K] [--state-dir DIR]`:
+ * `npm run multihost -- [--loopback] [--phase S] [--partition S] [--partition-max S] [--rate R] [--clients N] [--seed N] [--runs K] [--state-dir DIR]`:
  * the organism on three test hosts (simulations/multihost.ts), host loss, rejoin and a
  * partition under chat, the faults placed by the seed; writes `<state-dir>/reports/multihost-<time>.json`
  * and `.html` (cells per host and deliveries over time, with every fault marked), and with
@@ -19,7 +19,9 @@ const HELP = `npm run multihost -- [options]
 
   --loopback       use 127.0.0.2-4 instead of network namespaces (no partition then)
   --phase S        seconds of chat around each fault (default 6)
-  --partition S    how long one host is cut off (default 15)
+  --partition S    how long one host is cut off at least (default 15)
+  --partition-max S  how long the cut may last while the majority has not regrown what the
+                   cut host held (default 45): the cut ends on that event, within this bound
   --rate R         messages per second among the clients (default 10)
   --clients N      chat clients (default 6)
   --seed N         places the faults and seeds the chat (default 0): N mod 3 picks the host
@@ -56,7 +58,7 @@ ${charts.map((svg) => `<figure>${svg}</figure>`).join('\n')}
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
-      loopback: { type: 'boolean', default: false }, phase: { type: 'string' }, partition: { type: 'string' }, rate: { type: 'string' }, clients: { type: 'string' },
+      loopback: { type: 'boolean', default: false }, phase: { type: 'string' }, partition: { type: 'string' }, 'partition-max': { type: 'string' }, rate: { type: 'string' }, clients: { type: 'string' },
       seed: { type: 'string' }, runs: { type: 'string' },
       'state-dir': { type: 'string', default: '.organism/multihost' }, help: { type: 'boolean', short: 'h', default: false },
     },
@@ -87,6 +89,7 @@ async function main(): Promise<number> {
       r = await runMultiHost({
       stateDir, loopback: values.loopback, signal: abort.signal, seed,
       ...optional('phaseS', num(values.phase, 'phase', 1, 600)), ...optional('partitionS', num(values.partition, 'partition', 1, 600)),
+      ...optional('partitionMaxS', num(values['partition-max'], 'partition-max', 1, 600)),
       ...optional('rate', num(values.rate, 'rate', 1, 1000)), ...optional('clients', num(values.clients, 'clients', 2, 200)),
       progress: (line) => process.stderr.write(tty && /^\d+ s · /.test(line) ? `\r\x1b[K${line}` : `${tty ? '\r\x1b[K' : ''}${line}\n`),
       });

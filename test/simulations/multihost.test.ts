@@ -14,7 +14,7 @@ import { tempDir } from '../helpers/nats.ts';
 test.serial('multihost - three hosts grow one organism; a host lost, brought back and partitioned under chat loses no acknowledged message', async (t) => {
   t.timeout(300_000);
   const lines: string[] = [];
-  const r = await runMultiHost({ stateDir: tempDir(t), phaseS: 3, partitionS: 18, rate: 10, clients: 6, progress: (l) => lines.push(l) });
+  const r = await runMultiHost({ stateDir: tempDir(t), phaseS: 3, partitionS: 12, partitionMaxS: 45, rate: 10, clients: 6, progress: (l) => lines.push(l) });
   t.log(r.mode === 'netns' ? 'hosts: network namespaces' : `hosts: LOOPBACK FALLBACK (${r.fallbackReason}): no partition`);
   for (const c of r.checks) t.log(`${c.pass ? 'PASS' : 'FAIL'} ${c.name}: ${c.value}`);
   for (const c of r.checks) t.true(c.pass, `${c.name}: ${c.value}\n${r.log.slice(-40).join('\n')}`);
