@@ -25,6 +25,8 @@ import type { Namespace } from '../kernel/namespace.ts';
 import { permissionsFor, type BrokerPermissions, type BrokerRole } from '../kernel/permissions.ts';
 import { packError, packReply, unpack } from '../kernel/reply.ts';
 import { CellularError } from '../wire/errors.ts';
+import { transientClusterError } from '../kernel/cluster.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A broker credential: the JWT the server checks, and the key that answers its challenge. */
 export interface Credential {
@@ -34,6 +36,13 @@ export interface Credential {
 }
 
 /** What the organism's account may hold: JetStream on, no other limit (quotas are per stream and bucket). */
+/** How long the mint desk keeps trying to record a certificate: within the asking cell's wait (cells/mitosis.ts, 5 s). */
+const RECORD_WITHIN_MS = 3_500;
+/** Each attempt's bound (the lineage handle the desk is given: openLineage's timeout). */
+export const RECORD_ATTEMPT_MS = 1_000;
+/** Between attempts: a bucket without a leader may refuse at once (no responders). */
+const RECORD_PAUSE_MS = 200;
+
 const ACCOUNT_LIMITS: OperatorLimits = {
   subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1,
   mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1,
@@ -140,7 +149,7 @@ export interface MintDeskDeps {
   ns: Namespace;
   certs: CertBook;
   homeostasis: KV;
-  /** Where a child's verified certificate is recorded (cells may not write it). */
+  /** Where a child's verified certificate is recorded (cells may not write it); opened with a RECORD_ATTEMPT_MS timeout. */
   lineage: KV;
   /** Tissues of the genome (a credential is only made for one of them). */
   tissues: () => readonly string[];
@@ -176,6 +185,35 @@ export class MintDesk {
     });
   }
 
+  /**
+   * Records a child's certificate. create(): a certificate once recorded is never replaced;
+   * the same one again is a retry. While the bucket has no leader (a partition's majority
+   * electing one, 4 to over 15 s here) a write is answered by nobody: short attempts, tried
+   * again until RECORD_WITHIN_MS, land as soon as a leader does, where one attempt of the
+   * client's default 5 s used up the whole of the asking cell's wait (its division failed,
+   * and the tissue backed off before trying again).
+   */
+  async #record(cell: string, packed: Uint8Array): Promise<void> {
+    const deadline = Date.now() + RECORD_WITHIN_MS;
+    for (;;) {
+      try {
+        await this.#d.lineage.create(cell, packed);
+        return;
+      } catch (e) {
+        // No leader to answer (a timeout, no responders): try again while there is time. Not a
+        // read first: it would wait on the same missing leader.
+        if (transientClusterError(e) && Date.now() + RECORD_PAUSE_MS + RECORD_ATTEMPT_MS <= deadline) {
+          await sleep(RECORD_PAUSE_MS);
+          continue;
+        }
+        // Recorded already (by an earlier attempt that landed late: the same bytes), or refused.
+        const held = await this.#d.lineage.get(cell).catch(() => null);
+        if (held?.value && Buffer.compare(Buffer.from(held.value), Buffer.from(packed)) === 0) return;
+        throw e;
+      }
+    }
+  }
+
   async #handle(data: Uint8Array): Promise<string> {
     const { mint, ns, certs } = this.#d;
     const r = parseMintRequest(unpack(data, 'TISSUE_ERR_BAD_REQUEST'));
@@ -192,11 +230,7 @@ export class MintDesk {
       if (mint.isRevoked(userPublicKey(cert.pub)) || (parent && mint.isRevoked(userPublicKey(parent.pub)))) {
         throw new CellularError('MINT_ERR_REFUSED', `${cert.cell} or its parent is revoked`);
       }
-      // create(): a certificate once recorded is never replaced; the same one again is a retry.
-      await this.#d.lineage.create(cert.cell, r.cert).catch(async (e: unknown) => {
-        const held = await this.#d.lineage.get(cert.cell).catch(() => null);
-        if (!held?.value || Buffer.compare(Buffer.from(held.value), Buffer.from(r.cert)) !== 0) throw e;
-      });
+      await this.#record(cert.cell, r.cert);
       return mint.cellJwt(ns, cert);
     }
     await certs.resolve(r.cell);

@@ -24,7 +24,7 @@ import { cellRuns, isProcessOf, localCells, signalCell, signalIfOurs } from '../
 import { claimStateDir, organismId, removeRecord, self, writeRecord, type OrganismRecord } from './record.ts';
 import { loadOrCreateRootKey, type RootKey } from './root-key.ts';
 import { Observer } from './observer.ts';
-import { ensureStores } from '../kernel/stores.ts';
+import { ensureStores, openLineage } from '../kernel/stores.ts';
 import { ROOT_ISSUER, type Certificate } from '../kernel/lineage.ts';
 import type { KV } from '@nats-io/kv';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
@@ -33,7 +33,7 @@ import { pack } from '../kernel/reply.ts';
 import { natsOptions, type NatsAccess } from '../kernel/access.ts';
 import { loadOrCreateDashboardToken } from '../kernel/dashboard-token.ts';
 import { Operator } from './operator.ts';
-import { Mint, MintDesk } from './mint.ts';
+import { Mint, MintDesk, RECORD_ATTEMPT_MS } from './mint.ts';
 import { openRevoked, Revocations } from './revocations.ts';
 import { caPem, issueHostCertificate } from './organism-ca.ts';
 import type { BrokerUser } from '../kernel/access.ts';
@@ -303,7 +303,8 @@ export class Organism {
     if (!mint) return;
     const ns = new Namespace(this.id);
     const observer = this.#observer!;
-    this.#mintDesk = new MintDesk({ mint, nc: this.#nc!, ns, certs: observer.certs, homeostasis, lineage: this.#lineage!, tissues: () => Object.keys(this.genome.tissues) });
+    const lineage = await openLineage(this.#nc!, ns, RECORD_ATTEMPT_MS).catch(() => this.#lineage!);
+    this.#mintDesk = new MintDesk({ mint, nc: this.#nc!, ns, certs: observer.certs, homeostasis, lineage, tissues: () => Object.keys(this.genome.tissues) });
     this.#mintDesk.start();
     this.#revocations = new Revocations({
       mint, ns, servers: this.#servers, ...(this.#tls ? { tls: this.#tls } : {}), bucket: await openRevoked(this.#nc!, ns, this.replication?.replicas ?? 1),

@@ -5,7 +5,7 @@
  * within the genome's dashboard.recorderMaxAgeMs / recorderMaxBytes), and the
  * homeostasis bucket (one compare-and-set record per tissue: organism/kernel/homeostasis-record.ts).
  */
-import { jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Namespace } from './namespace.ts';
@@ -71,12 +71,18 @@ async function setUp(nc: NatsConnection, ns: Namespace, options: StoreOptions): 
   return { lineage, homeostasis };
 }
 
-/** Binds to the homeostasis bucket without creating it (cells). */
-export async function openHomeostasis(nc: NatsConnection, ns: Namespace): Promise<KV> {
-  return new Kvm(nc).open(ns.bucket(HOMEOSTASIS_BUCKET));
+/**
+ * Binds to the homeostasis bucket without creating it (cells). `timeoutMs` bounds each write:
+ * while a partition's majority elects the bucket's leader a write is answered by nobody, and
+ * a cell waiting out the client's default 5 s for each attempt regrew the cut-off host's
+ * cells seconds after the store could take writes again. A write that lands after its
+ * timeout only costs a decision: the planners see the record moved and plan again.
+ */
+export async function openHomeostasis(nc: NatsConnection, ns: Namespace, timeoutMs?: number): Promise<KV> {
+  return new Kvm(timeoutMs === undefined ? nc : jetstream(nc, { timeout: timeoutMs })).open(ns.bucket(HOMEOSTASIS_BUCKET));
 }
 
-/** Binds to the lineage bucket without creating it (cells and CLI observers). */
-export async function openLineage(nc: NatsConnection, ns: Namespace): Promise<KV> {
-  return new Kvm(nc).open(ns.bucket(LINEAGE_BUCKET));
+/** Binds to the lineage bucket without creating it (cells and CLI observers); `timeoutMs` bounds each request (see openHomeostasis). */
+export async function openLineage(nc: NatsConnection, ns: Namespace, timeoutMs?: number): Promise<KV> {
+  return new Kvm(timeoutMs === undefined ? nc : jetstream(nc, { timeout: timeoutMs })).open(ns.bucket(LINEAGE_BUCKET));
 }
