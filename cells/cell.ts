@@ -218,9 +218,17 @@ export class Cell {
     });
   }
 
+  /**
+   * How long a write to the homeostasis bucket may take: four intervals (a write takes
+   * milliseconds; one that takes seconds has no leader to land on, and the next beat tries again).
+   */
+  #storeTimeoutMs(): number {
+    return Math.max(1_000, 4 * this.genome.limits.pulseIntervalMs);
+  }
+
   /** Records a guilty verdict in the homeostasis bucket (replicated: a minority cannot write). */
   async #commitVerdict(nc: NatsConnection, accusation: string, accused: string): Promise<boolean> {
-    this.#verdicts ??= (await import('../organism/kernel/stores.ts')).openHomeostasis(nc, this.ns);
+    this.#verdicts ??= (await import('../organism/kernel/stores.ts')).openHomeostasis(nc, this.ns, this.#storeTimeoutMs());
     const kv = await this.#verdicts;
     const key = `verdict.${createHash('sha256').update(accusation).digest('hex').slice(0, 32)}`;
     try {
@@ -234,7 +242,7 @@ export class Cell {
 
   async #startHomeostat(nc: NatsConnection): Promise<void> {
     try {
-      const kv = await (await import('../organism/kernel/stores.ts')).openHomeostasis(nc, this.ns);
+      const kv = await (await import('../organism/kernel/stores.ts')).openHomeostasis(nc, this.ns, this.#storeTimeoutMs());
       if (this.#draining) return;
       this.#homeostat = new Homeostat({
         kv, organism: this.packet.organism, census: this.#census, genome: this.genome, mitosis: this.#mitosis!, log: this.#deps.log,
@@ -436,7 +444,8 @@ export class Cell {
         };
       case 'stats':
         return {
-          ...base, hormones: this.#bus?.stats(), work: this.work.counters(), census: { known: this.#census.list().length, living: this.#census.living().length },
+          ...base, hormones: this.#bus?.stats(), work: this.work.counters(), census: { known: this.#census.list().length, living: this.#census.living().length, version: this.#census.version, digests: this.#census.digests, rows: this.#census.rows },
+          homeostasis: this.#homeostat?.work ?? null,
           rss: process.memoryUsage().rss, uptime: Date.now() - this.identity.born, decisions: this.#homeostat?.counts ?? {}, claims: this.#homeostat?.claims ?? { won: 0, lost: 0, failed: 0 },
           immune: this.#immune ? { ...this.#immune.stats, condemned: [...this.#immune.condemned] } : null,
           tissueStats: this.#instance ? (this.#instance.stats?.() ?? null) : null,

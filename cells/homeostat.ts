@@ -44,6 +44,17 @@ export interface HomeostatDeps {
   now?: () => number;
 }
 
+/** The census as a homeostat plans from it (Homeostat.#viewFor). */
+interface PlanView {
+  base: readonly CensusEntry[];
+  seen: number;
+  all: CensusEntry[];
+  byTissue: Map<string, CensusEntry[]>;
+  byId: Map<string, CensusEntry>;
+  known: ReadonlySet<string>;
+  hosts: string[];
+}
+
 interface Cached {
   record: TissueRecord;
   /** KV revision of the entry (0: no entry yet). */
@@ -78,6 +89,8 @@ export class Homeostat {
    * `failed` for any other refusal (no quorum, stream unavailable): the cell stood down.
    */
   readonly claims = { won: 0, lost: 0, failed: 0 };
+  /** What planning cost (shown in stats): evaluations that planned, and the census views they had to derive anew. */
+  readonly work = { plans: 0, views: 0 };
   #failureLoggedAt = 0;
 
   constructor(deps: HomeostatDeps) {
@@ -202,7 +215,11 @@ export class Homeostat {
 
   /** Cells seen in the census, kept after they leave it (bounded), so a pending cell that came and went is not a failed birth. */
   readonly #seen = new Set<string>();
+  /** Ids ever added to #seen (its size stops moving once it is full). */
+  #seenAdds = 0;
   #remember(id: string): void {
+    if (this.#seen.has(id)) return;
+    this.#seenAdds++;
     this.#seen.add(id);
     if (this.#seen.size > 4096) this.#seen.delete(this.#seen.values().next().value!);
   }
@@ -248,18 +265,17 @@ export class Homeostat {
     // here: every local peer would look dead, and regrowing them all is the one wrong move.
     // (A census that never had a digest is fed by pulses: a test, or an observer.)
     if (this.#d.census.digests > 0 && this.#d.census.hostSilence(self.host) > this.#blindAfterMs()) return;
-    const all = this.#d.census.list().map((c) => this.#stillHere(c, self.host));
-    this.#trackIdle(all, self.id, now);
-    const known = new Set([...this.#seen, ...all.map((c) => c.id)]);
-    const beingBorn = this.#stillBeingBorn(self.host, now, known);
-    const hosts = liveHosts(all);
+    this.work.plans++;
+    const { all, byTissue, byId, known: heard, hosts } = this.#viewFor(self.host);
+    this.#trackIdle(byId.get(self.id), byTissue, now);
+    const { known, beingBorn } = this.#stillBeingBorn(self.host, now, heard);
     for (const [tissue, gene] of Object.entries(this.#d.genome.tissues)) {
       // Its own differentiation under way: this cell is leaving its tissue, and acts for none.
       if (this.#recruitingSelf) break;
       if (this.#acting.has(tissue)) continue;
       const cached = this.#records.get(tissue) ?? { record: emptyTissueRecord(tissue), revision: 0 };
       const p = plan({
-        tissue, gene, limits: this.#d.genome.limits, members: all.filter((c) => c.tissue === tissue), known, beingBorn, watchingSince: this.#watchingSince, record: cached.record, now, self, lowSince: this.#lowSince, hosts,
+        tissue, gene, limits: this.#d.genome.limits, members: byTissue.get(tissue) ?? [], known, beingBorn, watchingSince: this.#watchingSince, record: cached.record, now, self, lowSince: this.#lowSince, hosts,
       });
       if (p.type === 'grow') this.#needSince.set(tissue, this.#needSince.get(tissue) ?? now);
       else this.#needSince.delete(tissue);
@@ -276,17 +292,52 @@ export class Homeostat {
    * host), not failed: it counts as known (not a failure) and is returned as being born
    * (still pending, so not replaced either).
    */
-  #stillBeingBorn(host: string, now: number, known: Set<string>): Set<string> {
+  #stillBeingBorn(host: string, now: number, heard: ReadonlySet<string>): { known: ReadonlySet<string>; beingBorn: Set<string> } {
     const born = new Set<string>();
-    const overdue = [...this.#records.values()].flatMap((c) => c.record.pending).filter((p) => p.host === host && p.due <= now && !known.has(p.id));
-    if (overdue.length === 0) return born;
+    const overdue = [...this.#records.values()].flatMap((c) => c.record.pending).filter((p) => p.host === host && p.due <= now && !heard.has(p.id));
+    if (overdue.length === 0) return { known: heard, beingBorn: born };
+    const known = new Set(heard);
     const running = new Set(localCells(this.#d.organism).map((c) => c.cell));
     for (const p of overdue) {
       if (!running.has(p.id)) continue;
       known.add(p.id);
       born.add(p.id);
     }
-    return born;
+    return { known, beingBorn: born };
+  }
+
+  /** What evaluate() derives from the census, kept while the census's view and #seen are the same. */
+  #view: PlanView | undefined;
+
+  /**
+   * The census as this cell plans from it, grouped once: each plan used to filter the whole
+   * census for its tissue, and to copy it, every time it ran — O(N) per tissue per cell every
+   * few beats, the largest part of an idle cell's cost that grew with the population. Not
+   * kept while a member here is dead of silence: whether its process still runs (#stillHere)
+   * can change without the census moving.
+   */
+  #viewFor(host: string): PlanView {
+    const base = this.#d.census.view();
+    const v = this.#view;
+    if (v && v.base === base && v.seen === this.#seenAdds) return v;
+    this.work.views++;
+    let checked = false;
+    const all = base.map((c) => {
+      const still = this.#stillHere(c, host);
+      if (c.state === 'dead' && c.cause === 'missed-pulses' && c.host === host) checked = true;
+      return still;
+    });
+    const byTissue = new Map<string, CensusEntry[]>();
+    const byId = new Map<string, CensusEntry>();
+    for (const c of all) {
+      byId.set(c.id, c);
+      const members = byTissue.get(c.tissue);
+      if (members) members.push(c);
+      else byTissue.set(c.tissue, [c]);
+    }
+    const view = { base, seen: this.#seenAdds, all, byTissue, byId, known: new Set([...this.#seen, ...byId.keys()]), hosts: liveHosts(all) };
+    this.#view = checked ? undefined : view;
+    return view;
   }
 
   /** How long this host's digest may be silent before this cell stops planning (the census's suspect threshold). */
@@ -295,14 +346,13 @@ export class Homeostat {
     return l.suspectAfterPulses * l.pulseIntervalMs;
   }
 
-  #trackIdle(all: CensusEntry[], selfId: string, now: number): void {
-    const me = all.find((c) => c.id === selfId);
+  #trackIdle(me: CensusEntry | undefined, byTissue: ReadonlyMap<string, CensusEntry[]>, now: number): void {
     const gene = me && this.#d.genome.tissues[me.tissue];
     if (!me || !gene || me.pulses < 1 || me.smoothed >= gene.low) this.#lowSince = undefined;
     else this.#lowSince ??= now;
     // When idleness alone could end this cell (apoptosis, cells/homeostasis-plan.ts step 7):
     // only once it has been low for idleMs, and only while its tissue is above its min.
-    const members = me ? all.filter((c) => c.tissue === me.tissue && c.state !== 'dead').length : 0;
+    const members = me ? (byTissue.get(me.tissue) ?? []).filter((c) => c.state !== 'dead').length : 0;
     this.#idleDueAt = this.#lowSince !== undefined && gene && members > gene.min ? this.#lowSince + gene.idleMs : undefined;
   }
 

@@ -132,6 +132,8 @@ export class Census {
   /** Per cell, the row values that were last news (a version bump): the base the dead band is measured from. */
   readonly #told = new Map<string, { l: number; m: number; d: number; r: number }>();
   #cached: { version: number; at: number; list: CensusEntry[] } | undefined;
+  #view: { version: number; list: CensusEntry[] } | undefined;
+  #rowCount = 0;
 
   constructor(options: CensusOptions) {
     this.#limits = options.limits;
@@ -317,6 +319,7 @@ export class Census {
   }
 
   #row(host: string, r: DigestRow, now: number): void {
+    this.#rowCount++;
     const existing = this.#entries.get(r.i);
     if (existing?.state === 'dead' && existing.cause !== 'missed-pulses') return; // said goodbye, or condemned
     if (r.z < (this.#lastTs.get(r.i) ?? 0)) {
@@ -376,6 +379,11 @@ export class Census {
   /** Digest parts read so far (from any host). */
   get digests(): number {
     return this.#digestCount;
+  }
+
+  /** Digest rows read so far (shown in a cell's stats: with digests and the version, what its census costs). */
+  get rows(): number {
+    return this.#rowCount;
   }
 
   /** ms since `host`'s last digest arrived; Infinity if none ever did. */
@@ -551,6 +559,21 @@ export class Census {
     const list = [...this.#entries.values()].map((e) => this.#snapshot(e)).sort((a, b) => (a.tissue < b.tissue ? -1 : a.tissue > b.tissue ? 1 : a.born - b.born || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
     Object.freeze(list);
     this.#cached = { version: this.#version, at: now, list };
+    return list;
+  }
+
+  /**
+   * Every entry as of the last change that was news (the version): what planners read
+   * (homeostasis, the immune ring). Unlike list() it is not refreshed while nothing changes,
+   * so its ages, lastSeen and values inside the digest's dead band may be old — which no plan
+   * reads — and the same array comes back until the version moves, so a caller can keep what
+   * it derives from it. The dashboard and census replies use list().
+   */
+  view(): readonly CensusEntry[] {
+    const v = this.#view;
+    if (v && v.version === this.#version) return v.list;
+    const list = this.list();
+    this.#view = { version: this.#version, list };
     return list;
   }
 

@@ -631,3 +631,23 @@ test('census - a row inside the dead band of what was last news is no news (no n
   digest([row(150, 70)]);
   t.true(cell.version > v1);
 });
+
+test('census - view() is the same array until something is news; list() stays fresh inside the band', (t) => {
+  const { clock, hormone } = setup();
+  const cell = new Census({ limits, now: clock.now, pulsesOf: () => false, beat: false });
+  const row = (i: string, l: number) => ({ i, q: 'echo', s: 'alive' as const, c: null, l, m: 100, d: l, u: 1, r: 50, g: 1, p: 1, b: T0, a: null, w: null, n: 1, z: clock.t, k: [0, 0, 0, 0] });
+  const digest = (rows: unknown[]) => cell.observe(hormone('digest', ROOT_ISSUER, { host: 'host-1', round: 1, part: 0, parts: 1, full: false, alive: 1, epoch: 1, beacon: 'b', rows }));
+  digest([row('a', 100)]);
+  const v = cell.view();
+  t.deepEqual(v.map((e) => e.id), ['a']);
+  // Inside the band, long after: the planners' view is the very same array; the dashboard's list is not.
+  clock.t += limits.pulseIntervalMs * 4;
+  digest([row('a', 120)]);
+  t.is(cell.view(), v, 'no news: the same view, so what a planner derived from it still holds');
+  t.is(cell.view()[0]!.load, 0.1, 'as of the last news');
+  t.is(cell.list()[0]!.load, 0.12, 'list() shows the current value');
+  // A newcomer is news: a new view that has it.
+  digest([row('b', 0)]);
+  t.not(cell.view(), v);
+  t.deepEqual(cell.view().map((e) => e.id), ['a', 'b']);
+});
