@@ -182,6 +182,20 @@ test('hormone - every valid envelope round-trips through the gate', (t) => {
   t.true(g.accepted >= 300);
 });
 
+test('hormone - a received hormone\'s signing input, made from its body\'s bytes as they arrived, is the one its sender signed', (t) => {
+  holds(
+    t,
+    fc.property(validHormone, fc.string({ maxLength: 40 }), ({ kind, body }, organism) => {
+      const bytes = sealHormone(alice.signer, kind, body, BIG, NOW);
+      const opened = openEnvelope(bytes, BIG);
+      ok(opened.ok);
+      const fast = hormoneSigningInput(opened.hormone, organism);
+      const { sig: _sig, ...copy } = opened.hormone; // not the received object: encoded afresh
+      deepStrictEqual(Buffer.from(fast), Buffer.from(hormoneSigningInput(copy, organism)));
+    }),
+  );
+});
+
 test('hormone - every kind in the vocabulary is accepted with a fitting body', (t) => {
   const g = gate();
   const bodies: Record<HormoneKind, unknown> = {
