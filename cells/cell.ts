@@ -108,6 +108,7 @@ export class Cell {
       // Who lives comes from the host digests (a cell hears no pulses).
       pulsesOf: () => false,
       beat: true,
+      onGap: (host) => this.#gap(host),
     });
     this.#heart = deps.heart ?? new Heart(packet);
     this.work = this.#heart.work;
@@ -360,20 +361,52 @@ export class Cell {
   }
 
   /**
-   * Every grow's whole host, asked for once at birth and answered to this cell alone: its
-   * census holds the organism from its first moments, and no host says its whole population
-   * to every cell at each birth. A host that does not answer in time is learned from its
-   * deltas and 10 s refreshes (or, past a grow's bound on private answers, from the next
-   * digest, whole for everyone).
+   * Every grow's whole host (or `host`'s alone), asked for at birth and after a lost round
+   * (#gap), answered to this cell alone: its census holds the organism from its first moments,
+   * and no host says its whole population to every cell at each birth. A host that does not
+   * answer in time is learned from its deltas, a later ask and its rows' one-minute refresh.
+   * True if any grow answered.
    */
-  async #askWhole(nc: NatsConnection): Promise<void> {
+  async #askWhole(nc: NatsConnection, host?: string): Promise<boolean> {
     try {
-      const replies = await nc.requestMany(this.ns.digestWhole, new Uint8Array(0), { strategy: 'timer', maxWait: 2 * this.genome.limits.pulseIntervalMs });
-      for await (const m of replies) this.#bus?.receiveAs(m.data, 'digest', ROOT_ISSUER);
+      const replies = await nc.requestMany(this.ns.digestWhole, host === undefined ? new Uint8Array(0) : new TextEncoder().encode(host), { strategy: 'timer', maxWait: 2 * this.genome.limits.pulseIntervalMs });
+      let answered = false;
+      for await (const m of replies) {
+        answered = true;
+        this.#bus?.receiveAs(m.data, 'digest', ROOT_ISSUER);
+      }
+      return answered;
     } catch (e) {
-      this.#deps.log.info({ err: (e as Error).message }, 'no whole digest: the census fills from the next digests');
+      this.#deps.log.info({ err: (e as Error).message, host }, 'no whole digest: the census fills from the next digests');
+      return false;
     }
   }
+
+  /** When each host may next be asked for its whole digest after a lost round (#gap). */
+  readonly #gapAsked = new Map<string, number>();
+
+  /**
+   * A round of `host`'s digests was lost here: ask that grow alone for its whole host. At
+   * most once every four to five intervals per host (spread, so a broker's hiccup that every
+   * cell noticed at once is not answered at once: grow answers a bounded number an interval,
+   * and the rest ask again at their next gap).
+   */
+  #gap(host: string, tries = 3): void {
+    const nc = this.#nc;
+    const now = Date.now();
+    if (!nc || this.#draining || (this.#gapAsked.get(host) ?? 0) > now) return;
+    const wait = this.genome.limits.pulseIntervalMs * (4 + Math.random());
+    this.#gapAsked.set(host, now + wait);
+    if (this.#gapAsked.size > 256) this.#gapAsked.delete(this.#gapAsked.keys().next().value!);
+    this.gapsAsked++;
+    void this.#askWhole(nc, host).then((answered) => {
+      // Not answered (past grow's bound, or its grow gone): again once the wait is over, a few times.
+      if (!answered && tries > 1) setTimeout(() => this.#gap(host, tries - 1), Math.max(0, now + wait - Date.now()) + 1).unref();
+    });
+  }
+
+  /** Whole digests asked for after a lost round (shown in stats). */
+  gapsAsked = 0;
 
   #onHormone(h: Hormone): void {
     this.#census.observe(h);
@@ -444,7 +477,7 @@ export class Cell {
         };
       case 'stats':
         return {
-          ...base, hormones: this.#bus?.stats(), work: this.work.counters(), census: { known: this.#census.list().length, living: this.#census.living().length, version: this.#census.version, digests: this.#census.digests, rows: this.#census.rows },
+          ...base, hormones: this.#bus?.stats(), work: this.work.counters(), census: { known: this.#census.list().length, living: this.#census.living().length, version: this.#census.version, digests: this.#census.digests, rows: this.#census.rows, gapsAsked: this.gapsAsked },
           homeostasis: this.#homeostat?.work ?? null,
           rss: process.memoryUsage().rss, uptime: Date.now() - this.identity.born, decisions: this.#homeostat?.counts ?? {}, claims: this.#homeostat?.claims ?? { won: 0, lost: 0, failed: 0 },
           immune: this.#immune ? { ...this.#immune.stats, condemned: [...this.#immune.condemned] } : null,

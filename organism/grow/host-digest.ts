@@ -30,7 +30,11 @@ export interface HostDigestOptions {
    * findings go in the rows. Without one, rows carry no findings.
    */
   watch?: { round(now: number): void; finding(id: string): RowFinding | undefined; holdsTo(): string | undefined };
-  /** Every row is sent at least this often, so a lost digest heals. @default 10000 */
+  /**
+   * Every row is sent at least this often. A cell that lost a round asks for the host whole
+   * (organism/kernel/census.ts onGap), so this is only the last resort: each refresh is a row
+   * every cell of the organism decodes, O(N) per cell per refresh. @default 60000
+   */
   refreshMs?: number;
   now?: () => number;
 }
@@ -140,7 +144,7 @@ export class HostDigest {
     const now = this.#now();
     const full = this.#fullNext;
     this.#fullNext = false;
-    const refresh = this.#o.refreshMs ?? 10_000;
+    const refresh = this.#o.refreshMs ?? 60_000;
     this.#o.watch?.round(now);
     const local = this.#o.census.list().filter((e) => e.host === this.#o.host);
     const rows: DigestRow[] = [];

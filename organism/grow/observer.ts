@@ -101,7 +101,7 @@ export class Observer {
     census.on((e) => e.type === 'left' && certs.forget(e.entry.id));
     bus.start();
     census.start();
-    // Unchanged cells are in no digest for up to a refresh (10 s): ask every grow for a whole one.
+    // Unchanged cells are in no digest for up to a refresh (a minute): ask every grow for a whole one.
     try {
       nc.publish(ns.digestAsk, new Uint8Array(0));
     } catch {

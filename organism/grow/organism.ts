@@ -397,6 +397,8 @@ export class Organism {
     this.#digestWhole = observer.nc.subscribe(observer.ns.digestWhole, {
       callback: (_err, msg) => {
         if (!msg.reply || !INBOX_REPLY.test(msg.reply)) return;
+        // An ask may name the one host it wants (a cell that lost a round of that host's digests).
+        if (msg.data.length > 0 && Buffer.from(msg.data).toString('utf8') !== hostName()) return;
         const interval = Math.floor(Date.now() / this.genome.limits.pulseIntervalMs);
         if (interval !== privately.interval) Object.assign(privately, { interval, count: 0 });
         if (++privately.count > WHOLE_REPLIES_PER_INTERVAL) return;

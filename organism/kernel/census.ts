@@ -87,6 +87,14 @@ export interface CensusOptions {
    * already silent past the suspect threshold.
    */
   running?: (entry: CensusEntry) => boolean;
+  /**
+   * A round of `host`'s digests was lost here (a round number skipped, a round left without
+   * all its parts, or a grow that started counting again): the rows it carried are missing
+   * until `host`'s next whole digest. States and findings are said DIGEST_REPEAT rounds
+   * running, so a lost round costs only loads; a cell asks that grow for its whole host
+   * (cells/cell.ts), since rows are refreshed only once a minute (HostDigest `refreshMs`).
+   */
+  onGap?: (host: string) => void;
 }
 
 type Listener = (e: CensusEvent) => void;
@@ -108,6 +116,7 @@ export class Census {
   readonly #pulsesOf: ((id: string) => boolean) | undefined;
   readonly #ownHost: string | undefined;
   readonly #running: ((entry: CensusEntry) => boolean) | undefined;
+  readonly #onGap: ((host: string) => void) | undefined;
   /** When each host's last digest arrived (receiver's clock), and how many cells it said live there. */
   readonly #hostSeen = new Map<string, { at: number; alive: number }>();
   /**
@@ -119,7 +128,7 @@ export class Census {
    */
   readonly #silenced = new Map<string, LifeState>();
   /** Per host: the newest digest round whose parts all arrived, and the round being gathered. */
-  readonly #rounds = new Map<string, { complete: number; round: number; parts: number; named: Set<string> }>();
+  readonly #rounds = new Map<string, { complete: number; round: number; parts: number; expected: number; named: Set<string> }>();
   /** The beacon and its epoch from the newest digest (organism/kernel/sortition.ts). */
   #beacon: { epoch: number; beacon: string } | undefined;
   readonly #beacons = new Map<number, string>();
@@ -144,6 +153,7 @@ export class Census {
     this.#beat = options.beat ?? false;
     this.#ownHost = options.ownHost;
     this.#running = options.running;
+    this.#onGap = options.onGap;
   }
 
   /** Starts the clock that turns silence into `suspect` and `dead`. */
@@ -301,9 +311,19 @@ export class Census {
    * wait for their own row (a refresh, or the next whole digest).
    */
   #roundPart(b: DigestBody, now: number): void {
-    if (b.round === 0) return; // a private whole answer (HostDigest.whole()) is no round
     let r = this.#rounds.get(b.host);
-    if (!r || r.round !== b.round) this.#rounds.set(b.host, (r = { complete: r?.complete ?? 0, round: b.round, parts: 0, named: new Set() }));
+    if (b.round === 0) {
+      // A private whole answer (HostDigest.whole()) is no round, but the host is held whole here now.
+      if (!r) this.#rounds.set(b.host, { complete: 0, round: 0, parts: 0, expected: 0, named: new Set() });
+      return;
+    }
+    if (!r || r.round !== b.round) {
+      // The round before this one is the last, whole; anything else lost rows (a grow that
+      // restarted counts from 1 again: its deltas are against a state this census never had),
+      // and so does a first delta from a host never held whole (a newborn whose ask went unanswered).
+      if (!b.full && (r === undefined || (r.round !== 0 && (b.round !== r.round + 1 || r.parts < r.expected)))) this.#onGap?.(b.host);
+      this.#rounds.set(b.host, (r = { complete: r?.complete ?? 0, round: b.round, parts: 0, expected: b.parts, named: new Set() }));
+    }
     r.parts++;
     for (const row of b.rows) r.named.add(row.i);
     if (r.parts < b.parts) return;

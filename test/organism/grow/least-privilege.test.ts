@@ -20,6 +20,7 @@ import { permissionsFor } from '../../../organism/kernel/permissions.ts';
 import { openReply, pack } from '../../../organism/kernel/reply.ts';
 import { SharedSequence, sealHormone } from '../../../organism/kernel/hormone.ts';
 import { Organism } from '../../../organism/grow/organism.ts';
+import { hostName } from '../../../organism/kernel/host.ts';
 import { loadRootKey } from '../../../organism/grow/root-key.ts';
 import { generateIdentity } from '../../../client/crypto/envelope.ts';
 import { registerAccount } from '../../../client/app/account.ts';
@@ -164,10 +165,18 @@ test.serial('least privilege - a cell asking for whole digests 200 times at once
   for await (const n of await streams()) before.push(n);
   const rogueReplies = [`$JS.API.STREAM.DELETE.${before[0]}`, `$KV.${ns.bucket('lineage')}.x`, ns.hormone('digest', ROOT_ISSUER)];
   for (const reply of rogueReplies) r.nc.publish(ns.digestWhole, new Uint8Array(0), { reply });
+  // An ask may name the one host it wants (a cell that lost a round of its digests): a grow answers only for its own.
+  const named: DigestBody[] = [];
+  r.nc.subscribe(`${inboxPrefix(cell.id)}.named`, { callback: (_e, m) => void named.push((codec.unpack(m.data) as { body: DigestBody }).body) });
+  r.nc.publish(ns.digestWhole, new TextEncoder().encode('no-such-host'), { reply: `${inboxPrefix(cell.id)}.named` });
+  r.nc.publish(ns.digestWhole, new TextEncoder().encode(hostName()), { reply: `${inboxPrefix(cell.id)}.named` });
+  await until(() => named.length > 0 && named.length === named[0]!.parts, 5_000, 'the named host whole');
+  t.true(named.every((b) => b.host === hostName() && b.full && b.round === 0), 'one answer, from the host named; none for a host that is not there');
   for (let i = 0; i < 200; i++) r.nc.publish(ns.digestWhole, new Uint8Array(0), { reply: inbox });
   await r.nc.flush();
   await until(() => answers.length > 0, 5_000, 'private answers');
   await new Promise((res) => setTimeout(res, 1_500));
+  t.is(named.length, named[0]!.parts, 'the ask for a host that is not there got no answer');
   t.false(r.errors.some((e) => /Permissions Violation/.test(e)), r.errors.join('; '));
   const after: string[] = [];
   for await (const n of await streams()) after.push(n);

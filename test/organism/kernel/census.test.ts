@@ -528,7 +528,10 @@ test('host digest - a newborn gets the whole host privately (round 0, its dead i
   t.is(digests.length, published, 'a private answer publishes nothing');
   t.true(whole.length > 1, `${whole.length} parts`);
   t.true(whole.every((d) => d.full && d.round === 0 && d.parts === whole.length));
-  const newborn = new Census({ limits, now: g.clock.now, pulsesOf: () => false });
+  const gaps: string[] = [];
+  const newborn = new Census({ limits, now: g.clock.now, pulsesOf: () => false, onGap: (h) => gaps.push(`newborn ${h}`) });
+  // One whose ask went unanswered: its first delta of the host is a gap (it asks again).
+  const unanswered = new Census({ limits, now: g.clock.now, pulsesOf: () => false, onGap: (h) => gaps.push(`unanswered ${h}`) });
   for (const body of whole) newborn.observe(g.hormone('digest', ROOT_ISSUER, body));
   t.is(newborn.living().length, 40, 'every living cell of the host, the newborn included');
   t.is(newborn.get('c0')?.state, 'dead', 'and its dead, still retained');
@@ -537,13 +540,16 @@ test('host digest - a newborn gets the whole host privately (round 0, its dead i
   ids.slice(1).forEach((id, j) => g.pulse(id, { pid: j + 2 }));
   digest.round();
   newborn.observe(g.hormone('digest', ROOT_ISSUER, digests.at(-1)!));
+  unanswered.observe(g.hormone('digest', ROOT_ISSUER, digests.at(-1)!));
   t.is(newborn.living().length, 40);
+  t.deepEqual(gaps, ['unanswered host-1'], 'held whole, the next delta is no gap; never held whole, it is');
 });
 
-test('host digest - a late host: the delta after its silence gives back every cell it does not name (dead or suspect here only for that silence); after a longer gap of lost digests they wait for their own rows', async (t) => {
+test('host digest - a late host: the delta after its silence gives back every cell it does not name (dead or suspect here only for that silence); after a longer gap of lost digests they wait for their own rows, and the census says the round was lost', async (t) => {
   const { HostDigest } = await import('../../../organism/grow/host-digest.ts');
   const g = setup();
-  const cell = new Census({ limits, now: g.clock.now, pulsesOf: () => false });
+  const gaps: string[] = [];
+  const cell = new Census({ limits, now: g.clock.now, pulsesOf: () => false, onGap: (host) => gaps.push(host) });
   const cellEvents: CensusEvent[] = [];
   cell.on((e) => cellEvents.push(e));
   let deliver = true;
@@ -590,6 +596,7 @@ test('host digest - a late host: the delta after its silence gives back every ce
   t.is(cell.get('a')?.state, 'suspect');
   interval();
   t.is(cell.get('a')?.state, 'alive');
+  t.deepEqual(gaps, [], 'a late host lost no round: nothing to ask for');
   // Digests lost (not late): a death said in rounds this census never heard may be among the
   // unnamed, so after a gap of more than DIGEST_REPEAT rounds nobody is given back by silence.
   deliver = false;
@@ -601,10 +608,28 @@ test('host digest - a late host: the delta after its silence gives back every ce
   deliver = true;
   interval();
   t.deepEqual(cell.living().map((c) => c.id), [], 'after the gap the unnamed cells stay dead');
+  t.deepEqual(gaps, ['host-1'], 'the lost rounds are told once, at the first round after them (a cell then asks that grow for its host whole)');
   // Their rows come with the next whole digest (or the refresh): a and b live, c does not.
   digest.requestFull();
   interval();
   t.deepEqual(cell.living().map((c) => c.id), ['a', 'b']);
+  interval();
+  t.deepEqual(gaps, ['host-1'], 'rounds in order again: no more asks');
+  // A grow that starts again counts its rounds from 1. Its first digest is whole (nothing to
+  // ask for); had that one been lost, its next delta, round 2 after round n, is a gap.
+  const again = new HostDigest({
+    census: g.census, host: 'host-1', limits: { pulseIntervalMs: 100, hormoneMaxBytes: 8192 }, beacon: (e) => `beacon-${e}`, now: g.clock.now,
+    exists: (e) => !gone.has(e.pid), publish: (body) => {
+      if (deliver) cell.observe(g.hormone('digest', ROOT_ISSUER, body));
+    },
+  });
+  deliver = false;
+  g.clock.t += 100;
+  again.round();
+  deliver = true;
+  g.clock.t += 100;
+  again.round();
+  t.deepEqual(gaps, ['host-1', 'host-1']);
 });
 
 test('census - a row inside the dead band of what was last news is no news (no new version); a drift that adds up past it is', (t) => {
