@@ -21,7 +21,7 @@ import { liveHosts, type PlaceRequest } from './placement.ts';
 import { allocate, type Allocation } from './homeostasis-allocation.ts';
 import { CellularError, isCellularError } from '../organism/wire/errors.ts';
 import { transientClusterError } from '../organism/kernel/cluster.ts';
-import { calmMs, nextRecord, plan, type Plan } from './homeostasis-plan.ts';
+import { calmMs, nextRecord, plan, STALE_PENDING_MS, type Plan } from './homeostasis-plan.ts';
 import type { Logger } from './logger.ts';
 import type { Mitosis } from './mitosis.ts';
 import { cellMarkers, newCellId } from './spawn.ts';
@@ -138,7 +138,10 @@ export class Homeostat {
       // beat for it made every idle organism plan every beat, ≈ 20 % of an idle cell's CPU.)
       const idleDue = this.#idleDueAt !== undefined && this.#now() >= this.#idleDueAt - this.#d.genome.limits.pulseIntervalMs;
       const moved = this.#d.census.version !== this.#seenVersion || this.#needSince.size > 0 || idleDue;
-      if (moved || ++beats % 4 === 0 || [...this.#records.values()].some((r) => r.record.pending.length > 0)) this.#schedule();
+      // Pending cells are news until they are stale (the plan ignores them then): a record
+      // that keeps its last births until its next write made every cell plan every beat.
+      const now = this.#now();
+      if (moved || ++beats % 4 === 0 || [...this.#records.values()].some((r) => r.record.pending.some((p) => now - p.due < STALE_PENDING_MS))) this.#schedule();
     });
     for (const c of this.#d.census.list()) this.#remember(c.id);
     this.#offCensus = this.#d.census.on((e) => {
