@@ -59,8 +59,9 @@ test('phase - without digests the beat runs on the pulse phase; a digest runs it
   await waitFor(before + 3);
   pulse.stop();
   const byDigest = dues.slice(before);
-  // (A digest beat is due when it runs: a few ms after the digest's phase, far from the pulse's.)
-  for (const due of byDigest) t.true(due % interval >= interval * PHASE.digest && due % interval < interval * PHASE.digest + 100, `a beat at ${due % interval} ms into the interval: with the digest, not at the fallback`);
+  // (A digest beat is due when it runs: around the digest's phase, far from the pulse's. A
+  // Node timer may fire a millisecond before its time by Date.now(): seen at 99 ms of 100.)
+  for (const due of byDigest) t.true(due % interval >= interval * PHASE.digest - 5 && due % interval < interval * PHASE.digest + 100, `a beat at ${due % interval} ms into the interval: with the digest, not at the fallback`);
   // … and at most once per half interval, however often asked.
   const n = dues.length;
   beatNow(interval);
