@@ -59,15 +59,11 @@ export default defineTissue({
     } catch (e) {
       ctx.log.warn({ err: (e as Error).message }, 'no dashboard token here: the dashboard is read-only');
     }
-    const add = (e: Omit<SwarmEvent, 'n'>) => metrics.event(m.add(e));
-
-    // A regrown dashboard starts with the recent past, not an empty log.
-    try {
-      const past = await recorder.read(Date.now() - BACKFILL_MS, Date.now(), 0);
-      for (const e of past.events.sort((a, b) => a.ts - b.ts)) m.add(e);
-    } catch (e) {
-      ctx.log.warn({ err: (e as Error).message }, 'flight recorder unreadable: the log starts empty');
-    }
+    // Live events are heard from the start and held while the recent past is read from the
+    // recorder, then added after it, but for those the past already holds: a hormone that came
+    // during the read was in neither before (seen in CI: a first cell's birth missing from the log).
+    let held: Omit<SwarmEvent, 'n'>[] | undefined = [];
+    const add = (e: Omit<SwarmEvent, 'n'>) => (held ? void held.push(e) : void metrics.event(m.add(e)));
     const offs = [
       ctx.onHormone((h) => {
         metrics.hormone(h.kind);
@@ -89,6 +85,20 @@ export default defineTissue({
         }
       },
     });
+    // A regrown dashboard starts with the recent past, not an empty log.
+    const told = new Set<string>();
+    const said = (e: Omit<SwarmEvent, 'n'>) => `${e.ts} ${e.from} ${e.kind} ${e.text}`;
+    try {
+      const past = await recorder.read(Date.now() - BACKFILL_MS, Date.now(), 0);
+      for (const e of past.events.sort((a, b) => a.ts - b.ts)) {
+        told.add(said(m.add(e)));
+      }
+    } catch (e) {
+      ctx.log.warn({ err: (e as Error).message }, 'flight recorder unreadable: the log starts empty');
+    }
+    const live = held;
+    held = undefined;
+    for (const e of live) if (!told.has(said({ ...e, text: e.text.slice(0, 600) }))) add(e);
 
     const s = new DashboardServer({
       gene, http: ctx.genome.limits, log: ctx.log,
