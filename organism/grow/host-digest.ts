@@ -124,12 +124,17 @@ export class HostDigest {
       if (e.state !== 'dead') alive++;
       rows.push(digestRow(e, e.state === 'dead' ? undefined : this.#o.watch?.finding(e.id)));
     }
+    this.stats.whole++;
+    return this.#parts(rows, { round: 0, full: true, alive }, now).map((p) => p.body);
+  }
+
+  /** `rows` as digest bodies of at most a hormone each, with this host's epoch, beacon and genome. */
+  #parts(rows: DigestRow[], d: { round: number; full: boolean; alive: number }, now: number): { body: DigestBody; bytes: number }[] {
     const epoch = Math.floor(now / (this.#o.epochMs ?? 60_000));
     const beacon = this.#o.beacon(epoch);
     const genome = this.#o.watch?.holdsTo();
     const parts = split(rows, this.#o.limits.hormoneMaxBytes - OVERHEAD);
-    this.stats.whole++;
-    return parts.map((part, i) => ({ host: this.#o.host, round: 0, part: i, parts: parts.length, full: true, alive, epoch, beacon, ...(genome ? { genome } : {}), rows: part.rows }));
+    return parts.map((part, i) => ({ body: { host: this.#o.host, round: d.round, part: i, parts: parts.length, full: d.full, alive: d.alive, epoch, beacon, ...(genome ? { genome } : {}), rows: part.rows }, bytes: part.bytes }));
   }
 
   /** A local cell whose process is gone is dead now (`vanished`), not after its missed pulses. */
@@ -164,17 +169,11 @@ export class HostDigest {
       }
     }
     for (const id of this.#sent.keys()) if (!present.has(id)) this.#sent.delete(id);
-    const epochMs = this.#o.epochMs ?? 60_000;
-    const epoch = Math.floor(now / epochMs);
-    const beacon = this.#o.beacon(epoch);
-    const round = ++this.#round;
-    const parts = split(rows, this.#o.limits.hormoneMaxBytes - OVERHEAD);
-    const genome = this.#o.watch?.holdsTo();
-    parts.forEach((part, i) => {
-      this.#o.publish({ host: this.#o.host, round, part: i, parts: parts.length, full, alive, epoch, beacon, ...(genome ? { genome } : {}), rows: part.rows });
+    for (const part of this.#parts(rows, { round: ++this.#round, full, alive }, now)) {
+      this.#o.publish(part.body);
       this.stats.parts++;
       this.stats.bytes += part.bytes;
-    });
+    }
     this.stats.digests++;
     this.stats.rows += rows.length;
   }
