@@ -35,7 +35,6 @@ export interface Credential {
   seed: Uint8Array;
 }
 
-/** What the organism's account may hold: JetStream on, no other limit (quotas are per stream and bucket). */
 /** How long the mint desk keeps trying to record a certificate: within the asking cell's wait (cells/mitosis.ts, 5 s). */
 const RECORD_WITHIN_MS = 3_500;
 /** Each attempt's bound (the lineage handle the desk is given: openLineage's timeout). */
@@ -43,6 +42,7 @@ export const RECORD_ATTEMPT_MS = 1_000;
 /** Between attempts: a bucket without a leader may refuse at once (no responders). */
 const RECORD_PAUSE_MS = 200;
 
+/** What the organism's account may hold: JetStream on, no other limit (quotas are per stream and bucket). */
 const ACCOUNT_LIMITS: OperatorLimits = {
   subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1,
   mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1,

@@ -79,10 +79,15 @@ async function setUp(nc: NatsConnection, ns: Namespace, options: StoreOptions): 
  * timeout only costs a decision: the planners see the record moved and plan again.
  */
 export async function openHomeostasis(nc: NatsConnection, ns: Namespace, timeoutMs?: number): Promise<KV> {
-  return new Kvm(timeoutMs === undefined ? nc : jetstream(nc, { timeout: timeoutMs })).open(ns.bucket(HOMEOSTASIS_BUCKET));
+  return kvm(nc, timeoutMs).open(ns.bucket(HOMEOSTASIS_BUCKET));
 }
 
 /** Binds to the lineage bucket without creating it (cells and CLI observers); `timeoutMs` bounds each request (see openHomeostasis). */
 export async function openLineage(nc: NatsConnection, ns: Namespace, timeoutMs?: number): Promise<KV> {
-  return new Kvm(timeoutMs === undefined ? nc : jetstream(nc, { timeout: timeoutMs })).open(ns.bucket(LINEAGE_BUCKET));
+  return kvm(nc, timeoutMs).open(ns.bucket(LINEAGE_BUCKET));
+}
+
+/** A bucket manager whose requests wait `timeoutMs` (the client's default without one). */
+function kvm(nc: NatsConnection, timeoutMs: number | undefined): Kvm {
+  return new Kvm(timeoutMs === undefined ? nc : jetstream(nc, { timeout: timeoutMs }));
 }
