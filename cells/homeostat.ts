@@ -44,6 +44,11 @@ export interface HomeostatDeps {
   now?: () => number;
 }
 
+/** A member of `host` that a census declared dead only for its silence (its process may still run). */
+function deadOfSilenceOn(c: CensusEntry, host: string): boolean {
+  return c.state === 'dead' && c.cause === 'missed-pulses' && c.host === host;
+}
+
 /** The census as a homeostat plans from it (Homeostat.#viewFor). */
 interface PlanView {
   base: readonly CensusEntry[];
@@ -212,7 +217,7 @@ export class Homeostat {
    * into regrowing cells that are only late. A stopped (SIGSTOP) one is replaced.
    */
   #stillHere(c: CensusEntry, host: string): CensusEntry {
-    if (c.state !== 'dead' || c.cause !== 'missed-pulses' || c.host !== host) return c;
+    if (!deadOfSilenceOn(c, host)) return c;
     return isProcessOf(c.pid, cellMarkers(c.id)) && !isStopped(c.pid) ? { ...c, state: 'suspect' } : c;
   }
 
@@ -324,12 +329,7 @@ export class Homeostat {
     const v = this.#view;
     if (v && v.base === base && v.seen === this.#seenAdds) return v;
     this.work.views++;
-    let checked = false;
-    const all = base.map((c) => {
-      const still = this.#stillHere(c, host);
-      if (c.state === 'dead' && c.cause === 'missed-pulses' && c.host === host) checked = true;
-      return still;
-    });
+    const all = base.map((c) => this.#stillHere(c, host));
     const byTissue = new Map<string, CensusEntry[]>();
     const byId = new Map<string, CensusEntry>();
     for (const c of all) {
@@ -339,7 +339,7 @@ export class Homeostat {
       else byTissue.set(c.tissue, [c]);
     }
     const view = { base, seen: this.#seenAdds, all, byTissue, byId, known: new Set([...this.#seen, ...byId.keys()]), hosts: liveHosts(all) };
-    this.#view = checked ? undefined : view;
+    this.#view = base.some((c) => deadOfSilenceOn(c, host)) ? undefined : view;
     return view;
   }
 
