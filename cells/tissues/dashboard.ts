@@ -91,14 +91,15 @@ export default defineTissue({
     try {
       const past = await recorder.read(Date.now() - BACKFILL_MS, Date.now(), 0);
       for (const e of past.events.sort((a, b) => a.ts - b.ts)) {
-        told.add(said(m.add(e)));
+        told.add(said(e));
+        m.add(e);
       }
     } catch (e) {
       ctx.log.warn({ err: (e as Error).message }, 'flight recorder unreadable: the log starts empty');
     }
     const live = held;
     held = undefined;
-    for (const e of live) if (!told.has(said({ ...e, text: e.text.slice(0, 600) }))) add(e);
+    for (const e of live) if (!told.has(said(e))) add(e);
 
     const s = new DashboardServer({
       gene, http: ctx.genome.limits, log: ctx.log,
