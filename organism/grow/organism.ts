@@ -392,12 +392,12 @@ export class Organism {
     // inbox (grow may publish on JetStream's and the KV API's subjects: a reply subject a cell
     // chose must never make grow write there), and at most WHOLE_REPLIES_PER_INTERVAL an
     // interval (each is work in proportion to the host); past that, asks are dropped: the
-    // newborn learns the host from its deltas and refreshes.
+    // asker's census counts its first delta from this host as a lost round and asks again.
+    // A cell that lost a round of this host's digests names it: other hosts' grows stay silent.
     const privately = { interval: 0, count: 0 };
     this.#digestWhole = observer.nc.subscribe(observer.ns.digestWhole, {
       callback: (_err, msg) => {
         if (!msg.reply || !INBOX_REPLY.test(msg.reply)) return;
-        // An ask may name the one host it wants (a cell that lost a round of that host's digests).
         if (msg.data.length > 0 && Buffer.from(msg.data).toString('utf8') !== hostName()) return;
         const interval = Math.floor(Date.now() / this.genome.limits.pulseIntervalMs);
         if (interval !== privately.interval) Object.assign(privately, { interval, count: 0 });
