@@ -128,11 +128,15 @@ export class SyntheticSwarm {
     }
     // A newcomer asks every host for a whole digest; these hosts answer too.
     this.#ask = nc.subscribe(ns.digestAsk, { callback: () => { for (const h of this.#hosts.values()) h.digest.requestFull(); } });
-    // A newborn cell asks for every host whole, to its inbox alone.
+    // A newborn cell asks for every host whole, to its inbox alone; a cell that lost a round names one host.
     this.#askWhole = nc.subscribe(ns.digestWhole, {
       callback: (_err, msg) => {
         if (!msg.reply) return;
-        for (const h of this.#hosts.values()) for (const part of h.digest.whole()) nc.publish(msg.reply, sealHormone(root, 'digest', part, genome.limits.hormoneMaxBytes));
+        const named = msg.data.length > 0 ? Buffer.from(msg.data).toString('utf8') : undefined;
+        for (const [name, h] of this.#hosts) {
+          if (named !== undefined && name !== named) continue;
+          for (const part of h.digest.whole()) nc.publish(msg.reply, sealHormone(root, 'digest', part, genome.limits.hormoneMaxBytes));
+        }
       },
     });
   }
