@@ -410,11 +410,13 @@ export class Cell {
 
   #onHormone(h: Hormone): void {
     this.#census.observe(h);
-    // Its own host's digest, whole: the census just moved, so the beat's work is done now, in
-    // this wakeup (after every listener has seen the digest), not in another one later.
+    // Its own host's digest, whole, or any host's with news: the census just moved, so the
+    // beat's work is done now, in this wakeup (after every listener has seen the digest), not
+    // in another one later. (A calm host digests once a stride; news from any host, such as
+    // a finding against a cell this one watches, must not wait for this host's next one.)
     if (h.kind === 'digest' && h.from === ROOT_ISSUER) {
       const d = h.body as DigestBody;
-      if (d.host === this.identity.host && d.part === d.parts - 1) setImmediate(() => beatNow(this.genome.limits.pulseIntervalMs));
+      if (d.part === d.parts - 1 && (d.host === this.identity.host || d.rows.length > 0)) setImmediate(() => beatNow(this.genome.limits));
     }
     // Only the operator (root key) may stop the organism; issue-6 verdicts come later.
     if (h.kind === 'shutdown' && h.from === ROOT_ISSUER) {

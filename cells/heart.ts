@@ -11,7 +11,7 @@
  * whose process still runs (and is not stopped) is busy, not dead, and its lag grows with the
  * silence (Census `running`, organism/grow/organism.ts). Busy is still not dead.
  */
-import { everyPhase, onBeat, PHASE, type PhasedTimer } from '../organism/kernel/phase.ts';
+import { nextPhase, onBeat, PHASE, strideMs, type PhasedTimer } from '../organism/kernel/phase.ts';
 import { genomeHash } from '../organism/kernel/genome/index.ts';
 import { SharedSequence } from '../organism/kernel/hormone.ts';
 import { OwnUsage } from '../organism/kernel/process-usage.ts';
@@ -39,8 +39,14 @@ export class Heart {
   readonly work: WorkMeter;
   readonly seq: SharedSequence;
   readonly #intervalMs: number;
+  /** A calm cell's time between pulses (limits.calmStride intervals). */
+  readonly #strideMs: number;
   #beat: PhasedTimer;
-  #pulses: PhasedTimer | undefined;
+  #pulseTimer: NodeJS.Timeout | undefined;
+  /** When the next pulse is due (0: not pulsing). */
+  #pulseDue = 0;
+  /** Work handled as of the pulse before the last one, and as of the last one. */
+  #handled = { before: -1, last: 0 };
   #fast: NodeJS.Timeout | undefined;
   #state: HeartState = { state: 'beating' };
   #onFailure: ((error: string) => void) | undefined;
@@ -68,6 +74,7 @@ export class Heart {
     this.#fault = fault;
     const intervalMs = packet.genome.limits.pulseIntervalMs;
     this.#intervalMs = intervalMs;
+    this.#strideMs = strideMs(packet.genome.limits);
     // Event-loop delay: how late each tick fires past when it was due, the worst over the
     // last pulse interval.
     let worst = 0;
@@ -98,6 +105,7 @@ export class Heart {
       record(late, fastDue + TICK_MS);
     };
     const goFast = () => {
+      this.#hurry();
       if (this.#fast || this.#state.state !== 'beating') return;
       fastDue = Date.now() + TICK_MS;
       this.work.heartbeat(Date.now(), worst, fastDue + TICK_MS);
@@ -105,7 +113,7 @@ export class Heart {
       this.#fast.unref();
     };
     this.work.onBusy = goFast;
-    this.#beat = onBeat(intervalMs, (due) => {
+    this.#beat = onBeat(packet.genome.limits, (due) => {
       if (busy()) goFast();
       // The next promise: the next beat, with a tick's slack (timers fire a little late).
       if (!this.#fast) record(Math.max(0, Date.now() - due), this.#beat.due + TICK_MS);
@@ -132,7 +140,8 @@ export class Heart {
   /**
    * Starts pulsing through `send` (the cell's bus, which seals and publishes): one pulse at
    * once (the census and a growing tissue should not wait), then one an interval, every cell
-   * at the same instant so the pulses a watcher reads arrive together. Once only.
+   * at the same instant so the pulses a watcher reads arrive together; a calm cell only on
+   * the stride's intervals (#calm). Once only.
    */
   start(send: (body: PulseBody) => void): void {
     if (this.#state.state !== 'beating' || this.#send) return;
@@ -141,10 +150,47 @@ export class Heart {
       () => {
         if (this.#state.state !== 'beating') return;
         this.#pulse();
-        this.#pulses = everyPhase(this.#intervalMs, PHASE.pulse, () => this.#pulse());
+        this.#arm();
       },
       (e: unknown) => this.#fail(`cannot hash its own code: ${e instanceof Error ? e.message : String(e)}`),
     );
+  }
+
+  /**
+   * Calm: nothing handled between its last two pulses, nothing in flight or queued, alive and
+   * past its startup. Such a cell has nothing to tell but that it lives, so it pulses once a
+   * stride (limits.calmStride intervals; its host's grow forgives that much silence): an idle
+   * cell's cost is its wakeups. Work arriving ends the calm at once (#hurry).
+   */
+  #calm(): boolean {
+    const b = this.#body;
+    return this.#strideMs > this.#intervalMs && b.state === 'alive' && this.#handled.last === this.#handled.before &&
+      this.work.inflight === 0 && this.work.queued === 0 && !inStartupGrace(Date.now() - b.born, this.#intervalMs);
+  }
+
+  /** Schedules the next pulse: the next interval, or the next stride's if calm. */
+  #arm(): void {
+    const now = Date.now();
+    this.#schedule(this.#calm() ? nextPhase(now, this.#strideMs, PHASE.pulse) : nextPhase(now, this.#intervalMs, PHASE.pulse));
+  }
+
+  #schedule(due: number): void {
+    if (this.#state.state !== 'beating') return;
+    clearTimeout(this.#pulseTimer);
+    this.#pulseDue = due;
+    this.#pulseTimer = setTimeout(() => {
+      this.#pulseTimer = undefined;
+      this.#pulse();
+      this.#arm();
+    }, Math.max(0, due - Date.now()));
+    this.#pulseTimer.unref();
+  }
+
+  /** Work arrived: a calm cell's next pulse is the next interval's, not the stride's. */
+  #hurry(): void {
+    if (this.#pulseDue === 0) return;
+    const next = nextPhase(Date.now(), this.#intervalMs, PHASE.pulse);
+    if (this.#pulseDue > next) this.#schedule(next);
   }
 
   /** One pulse; three failures in a row mean this cell can no longer prove it lives. */
@@ -171,6 +217,7 @@ export class Heart {
     this.#busyIntegral = integral;
     this.#busyAt = now;
     fillPulse(body, { cpu, cpuMs, rss, lag: Math.max(blocked, this.work.lag), work: this.work.counters(), concurrency, capacity: this.#capacity, newborn });
+    this.#handled = { before: this.#handled.last, last: body.work.handled };
     if (this.#fault === 'liar') {
       const at = Date.now();
       this.#told = this.#told ? { cpuMs: this.#told.cpuMs + (at - this.#told.at), at } : { cpuMs, at };
@@ -231,7 +278,9 @@ export class Heart {
 
   /** Stops pulsing (the cell announces its death next). Safe to call twice. */
   stop(): Promise<void> {
-    this.#pulses?.stop();
+    clearTimeout(this.#pulseTimer);
+    this.#pulseTimer = undefined;
+    this.#pulseDue = 0;
     this.#beat.stop();
     clearInterval(this.#fast);
     this.#fast = undefined;

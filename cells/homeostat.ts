@@ -6,7 +6,7 @@
  * stem cell, divides, dies, backs off) and publishes a `decision` hormone with the readings
  * behind it. A cell that loses the race, or cannot write at all (no quorum), does nothing.
  */
-import { onBeat, type PhasedTimer } from '../organism/kernel/phase.ts';
+import { onBeat, strideSlackMs, type PhasedTimer } from '../organism/kernel/phase.ts';
 import { availableParallelism } from 'node:os';
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
@@ -136,9 +136,11 @@ export class Homeostat {
     this.#warmUntil = this.#watchingSince + Math.max(2, suspectAfterPulses) * pulseIntervalMs;
     // On the shared beat (organism/kernel/phase.ts); census changes and records schedule it too.
     // An idle organism whose census did not move has nothing new to plan: then every fourth
-    // beat is enough for what time alone changes (idleness, dues, back-off, calm).
+    // interval is enough for what time alone changes (idleness, dues, back-off, calm). A calm
+    // organism beats once a stride (organism/kernel/phase.ts), so that is fewer beats.
     let beats = 0;
-    this.#timer = onBeat(this.#d.genome.limits.pulseIntervalMs, () => {
+    const everyBeats = Math.max(1, Math.round(4 / Math.max(1, this.#d.genome.limits.calmStride)));
+    this.#timer = onBeat(this.#d.genome.limits, () => {
       // (An idle cell's own idleness matters only once apoptosis could be due: planning every
       // beat for it made every idle organism plan every beat, ≈ 20 % of an idle cell's CPU.)
       const idleDue = this.#idleDueAt !== undefined && this.#now() >= this.#idleDueAt - this.#d.genome.limits.pulseIntervalMs;
@@ -146,7 +148,7 @@ export class Homeostat {
       // Pending cells are news until they are stale (the plan ignores them then): a record
       // that keeps its last births until its next write made every cell plan every beat.
       const now = this.#now();
-      if (moved || ++beats % 4 === 0 || [...this.#records.values()].some((r) => r.record.pending.some((p) => now - p.due < STALE_PENDING_MS))) this.#schedule();
+      if (moved || ++beats % everyBeats === 0 || [...this.#records.values()].some((r) => r.record.pending.some((p) => now - p.due < STALE_PENDING_MS))) this.#schedule();
     });
     for (const c of this.#d.census.list()) this.#remember(c.id);
     this.#offCensus = this.#d.census.on((e) => {
@@ -346,7 +348,7 @@ export class Homeostat {
   /** How long this host's digest may be silent before this cell stops planning (the census's suspect threshold). */
   #blindAfterMs(): number {
     const l = this.#d.genome.limits;
-    return l.suspectAfterPulses * l.pulseIntervalMs;
+    return l.suspectAfterPulses * l.pulseIntervalMs + strideSlackMs(l);
   }
 
   #trackIdle(me: CensusEntry | undefined, byTissue: ReadonlyMap<string, CensusEntry[]>, now: number): void {

@@ -24,7 +24,7 @@ import { Ring } from '../../organism/kernel/sortition.ts';
 
 export interface ImmuneDeps {
   gene: ImmuneGene;
-  limits: Pick<Limits, 'pulseIntervalMs'>;
+  limits: Pick<Limits, 'pulseIntervalMs'> & Partial<Pick<Limits, 'calmStride'>>;
   organism: string;
   self: { id: string; host: string };
   bus: Pick<HormoneBus, 'on' | 'onForgery' | 'quarantine' | 'publish'>;
@@ -105,7 +105,7 @@ export class Immune {
     this.#offs.push(this.#d.bus.onForgery((from, reason, kind) => this.#forgery(from, `signed ${kind} hormone with ${reason === 'badBody' ? 'a bad body' : 'an unknown kind'}`)));
     // On the shared beat (organism/kernel/phase.ts): one wakeup an interval for the review;
     // evidence that comes in between asks for a review at once.
-    this.#tick = onBeat(this.#d.limits.pulseIntervalMs, () => this.#review());
+    this.#tick = onBeat(this.#d.limits, () => this.#review());
     if (this.#d.lineage) void this.#keepWatchingLineage(this.#d.lineage);
   }
 

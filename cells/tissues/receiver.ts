@@ -114,7 +114,7 @@ export default defineTissue({
     // Tell clients when the live receivers change. Polled at the pulse rate rather than on
     // census events: a newborn's URL arrives in a later pulse, with no change of state.
     let told = liveReceivers(ctx, g.url).join(' ');
-    const watchReceivers = onBeat(ctx.genome.limits.pulseIntervalMs, () => {
+    const watchReceivers = onBeat(ctx.genome.limits, () => {
       const now = liveReceivers(ctx, g.url);
       if (now.join(' ') === told) return;
       told = now.join(' ');

@@ -3,12 +3,12 @@
  * interval by the one process that already hears them all. grow verifies its own host's
  * pulses (its census), finds a killed cell's pid gone within a quarter interval, and every
  * `limits.pulseIntervalMs` publishes, as `root`, the rows that changed beyond a dead band
- * (the whole host when a cell was born anywhere, so a newborn's census fills at once, and
- * every row at least every `refreshMs`). Cells read digests, never each other's pulses: a
+ * (and every row at least every `refreshMs`); a round with no row to send only on the calm
+ * stride's intervals (`limits.calmStride`). Cells read digests, never each other's pulses: a
  * cell's membership cost is a few messages per interval per host, whatever the population
  * (docs/cells.md, "Membership").
  */
-import { everyPhase, PHASE, type PhasedTimer } from '../kernel/phase.ts';
+import { everyPhase, onStride, PHASE, type PhasedTimer } from '../kernel/phase.ts';
 import { codec } from '../wire/codec.ts';
 import type { Census, CensusEntry } from '../kernel/census.ts';
 import type { Limits } from '../kernel/genome/index.ts';
@@ -17,7 +17,7 @@ import { DIGEST_BAND, DIGEST_REPEAT, type DigestBody, type DigestRow, type RowFi
 export interface HostDigestOptions {
   census: Census;
   host: string;
-  limits: Pick<Limits, 'pulseIntervalMs' | 'hormoneMaxBytes'>;
+  limits: Pick<Limits, 'pulseIntervalMs' | 'hormoneMaxBytes'> & Partial<Pick<Limits, 'calmStride'>>;
   publish: (body: DigestBody) => void;
   /** The organism's public random value for an epoch (organism/grow/beacon.ts). */
   beacon: (epoch: number) => string;
@@ -79,8 +79,8 @@ export class HostDigest {
   #vanishTimer: NodeJS.Timeout | undefined;
   #fullNext = true;
   #round = 0;
-  /** Digests and parts published (stats). */
-  readonly stats = { digests: 0, parts: 0, rows: 0, bytes: 0, whole: 0 };
+  /** Digests and parts published, and rounds left out for calm (stats). */
+  readonly stats = { digests: 0, parts: 0, rows: 0, bytes: 0, whole: 0, calm: 0 };
 
   constructor(options: HostDigestOptions) {
     this.#o = options;
@@ -169,6 +169,13 @@ export class HostDigest {
       }
     }
     for (const id of this.#sent.keys()) if (!present.has(id)) this.#sent.delete(id);
+    // Calm: no row to send. Off the stride's intervals the round is left out (every census
+    // forgives a stride of this host's silence, organism/kernel/census.ts), so an idle
+    // organism's cells wake for a digest once a stride, not once an interval. News never waits.
+    if (rows.length === 0 && !full && !onStride(now, this.#o.limits)) {
+      this.stats.calm++;
+      return;
+    }
     for (const part of this.#parts(rows, { round: ++this.#round, full, alive }, now)) {
       this.#o.publish(part.body);
       this.stats.parts++;

@@ -5,7 +5,7 @@
  * (missed pulses mean dead or partitioned, never guilty). Changes come out as an async
  * iterable of events tagged by `type`.
  */
-import { onBeat, type PhasedTimer } from './phase.ts';
+import { onBeat, strideMs, strideSlackMs, type PhasedTimer } from './phase.ts';
 import type { Hormone } from './hormone.ts';
 import type { Limits } from './genome/index.ts';
 import { DIGEST_BAND, DIGEST_REPEAT, type BirthBody, type DeathBody, type DifferentiateBody, type DigestBody, type DigestRow, type PulseBody } from './vocabulary.ts';
@@ -54,7 +54,7 @@ export type CensusEvent =
   | { type: 'left'; entry: CensusEntry };
 
 export interface CensusOptions {
-  limits: Pick<Limits, 'pulseIntervalMs' | 'suspectAfterPulses' | 'deadAfterPulses' | 'deadRetentionMs'> & Partial<Pick<Limits, 'busyMaxMs'>>;
+  limits: Pick<Limits, 'pulseIntervalMs' | 'suspectAfterPulses' | 'deadAfterPulses' | 'deadRetentionMs'> & Partial<Pick<Limits, 'busyMaxMs' | 'calmStride'>>;
   now?: () => number;
   /**
    * The sender's verified certificate: who a cell is (tissue, host, parent, birth) comes
@@ -160,7 +160,7 @@ export class Census {
   start(): void {
     if (this.#timer || this.#phased) return;
     if (this.#beat) {
-      this.#phased = onBeat(this.#limits.pulseIntervalMs, () => this.tick());
+      this.#phased = onBeat(this.#limits, () => this.tick());
       return;
     }
     this.#timer = setInterval(() => this.tick(), Math.max(20, Math.floor(this.#limits.pulseIntervalMs / 4)));
@@ -500,7 +500,10 @@ export class Census {
     // Silence is counted in time this census was awake to hear: a tick that comes far later
     // than its period (this process starved: a saturated host, a flood it had to read
     // through) does not count the time it could not listen against the others.
-    const period = this.#beat ? pulseIntervalMs : Math.max(20, Math.floor(pulseIntervalMs / 4));
+    const period = this.#beat ? strideMs(this.#limits) : Math.max(20, Math.floor(pulseIntervalMs / 4));
+    // A calm cell pulses, and a calm host digests, once a stride: the silence counted against
+    // the thresholds starts where the next one could come at the latest (organism/kernel/phase.ts).
+    const slack = strideSlackMs(this.#limits);
     // (Only on its own clock: a test driving tick() by hand jumps time on purpose.)
     const running = this.#timer !== undefined || this.#phased !== undefined;
     const starved = !running || this.#lastTick === undefined ? 0 : now - this.#lastTick - 2 * period;
@@ -518,7 +521,7 @@ export class Census {
         }
         continue;
       }
-      const silent = now - entry.lastSeen;
+      const silent = now - entry.lastSeen - slack;
       if (silent > suspectAfterPulses * pulseIntervalMs && silent <= (this.#limits.busyMaxMs ?? Infinity) && this.#running?.(entry)) {
         this.#busy(entry, silent);
         continue;

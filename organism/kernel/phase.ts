@@ -16,6 +16,36 @@ export const PHASE = {
   digest: 0.25,
 } as const;
 
+/**
+ * The cadence of an organism: its interval, and the calm stride (`limits.calmStride`): a
+ * calm cell pulses, and a host with no news digests, only on every `calmStride`th interval of
+ * the wall clock (those whose start is a multiple of `calmStride × interval`), so all of
+ * them still wake at the same instants. An idle cell's cost is its wakeups.
+ */
+export interface Cadence {
+  pulseIntervalMs: number;
+  /** @default 1 */
+  calmStride?: number;
+}
+
+/** The longest time between two beats, pulses of a calm cell, or digests of a calm host, ms. */
+export function strideMs(c: Cadence): number {
+  return c.pulseIntervalMs * Math.max(1, c.calmStride ?? 1);
+}
+
+/**
+ * What silence is forgiven beyond the thresholds counted in intervals: a calm cell's next
+ * pulse, or a calm host's next digest, may come a stride after the last one, not an interval.
+ */
+export function strideSlackMs(c: Cadence): number {
+  return strideMs(c) - c.pulseIntervalMs;
+}
+
+/** Whether `now` falls in an interval on which calm cells pulse and calm hosts digest. */
+export function onStride(now: number, c: Cadence): boolean {
+  return Math.floor(now / c.pulseIntervalMs) % Math.max(1, c.calmStride ?? 1) === 0;
+}
+
 /** The next time at or after `now` (+1 ms) that is `phase` of the way into an interval. */
 export function nextPhase(now: number, intervalMs: number, phase: number): number {
   const offset = Math.round(intervalMs * phase);
@@ -62,9 +92,9 @@ export function everyPhase(intervalMs: number, phase: number, fn: (due: number) 
 
 /**
  * The beat of one process: the periodic work of a cell's main thread, run when its own
- * host's digest arrives (the census has just moved: that wakeup does it all), or, when no
- * digest came within the last interval (grow gone, or a test's census fed by pulses), on
- * the `pulse` phase of the clock. A cell wakes then anyway to pulse, and timers of one
+ * host's digest arrives, or any host's digest with news (the census has just moved: that
+ * wakeup does it all), or, when no digest came within the last stride (grow gone, or a
+ * test's census fed by pulses), on the `pulse` phase of the clock, on the stride. A cell wakes then anyway to pulse, and timers of one
  * process due at the same instant fire in one wakeup: a fallback at any other instant would
  * cost a wakeup every interval even when it has nothing to do (and a cancelled Node timer
  * still wakes the loop when it was due).
@@ -75,21 +105,24 @@ class Beat {
   #lastFired = 0;
   #timer: PhasedTimer | undefined;
   readonly #intervalMs: number;
+  readonly #strideMs: number;
 
-  constructor(intervalMs: number) {
-    this.#intervalMs = intervalMs;
+  constructor(c: Cadence) {
+    this.#intervalMs = c.pulseIntervalMs;
+    this.#strideMs = strideMs(c);
   }
 
   /** When the next beat is due at the latest. */
   get due(): number {
-    return Math.max(this.#last + this.#intervalMs, this.#timer?.due ?? 0);
+    return Math.max(this.#last + this.#strideMs, this.#timer?.due ?? 0);
   }
 
   on(fn: (due: number) => void): PhasedTimer {
     this.#fns.add(fn);
-    this.#timer ??= everyPhase(this.#intervalMs, PHASE.pulse, (due) => {
-      // A digest beat within the last interval (its phase is later in each interval) did this one's work.
-      if (Date.now() - this.#last < this.#intervalMs * 0.9) return;
+    // On the stride's intervals only (the phase of a stride-long interval, in its first one).
+    this.#timer ??= everyPhase(this.#strideMs, PHASE.pulse * this.#intervalMs / this.#strideMs, (due) => {
+      // A digest beat within the last stride (its phase is later in each interval) did this one's work.
+      if (Date.now() - this.#last < this.#strideMs - this.#intervalMs * 0.1) return;
       this.#run(due);
     });
     const beat = this;
@@ -131,16 +164,18 @@ class Beat {
   }
 }
 
-const beats = new Map<number, Beat>();
+const beats = new Map<string, Beat>();
+const beatKey = (c: Cadence) => `${c.pulseIntervalMs}/${Math.max(1, c.calmStride ?? 1)}`;
 
-/** Calls `fn` on this process's beat for `intervalMs` (see Beat). */
-export function onBeat(intervalMs: number, fn: (due: number) => void): PhasedTimer {
-  let b = beats.get(intervalMs);
-  if (!b) beats.set(intervalMs, (b = new Beat(intervalMs)));
+/** Calls `fn` on this process's beat for cadence `c` (see Beat). */
+export function onBeat(c: Cadence, fn: (due: number) => void): PhasedTimer {
+  const key = beatKey(c);
+  let b = beats.get(key);
+  if (!b) beats.set(key, (b = new Beat(c)));
   return b.on(fn);
 }
 
-/** This process's own host digest arrived: run the beat for `intervalMs` now. */
-export function beatNow(intervalMs: number): void {
-  beats.get(intervalMs)?.fire();
+/** A digest this process beats on arrived (its own host's, or one with news): run the beat for cadence `c` now. */
+export function beatNow(c: Cadence): void {
+  beats.get(beatKey(c))?.fire();
 }

@@ -43,6 +43,7 @@ export function defaultGenome(): Genome {
       zygotes: 2,
       hormoneMaxBytes: 8192,
       pulseIntervalMs: 500,
+      calmStride: 2,
       suspectAfterPulses: 3,
       deadAfterPulses: 6,
       hormoneMaxAgeMs: 30_000,

@@ -36,6 +36,7 @@ const LIMIT: Shape<Limits> = {
   zygotes: req(int(0, 64)),
   hormoneMaxBytes: req(int(512, 1_048_576)),
   pulseIntervalMs: req(int(50, 60_000)),
+  calmStride: req(int(1, 8)),
   suspectAfterPulses: req(int(1, 1_000)),
   deadAfterPulses: req(int(2, 1_000)),
   hormoneMaxAgeMs: req(int(1_000, 3_600_000)),

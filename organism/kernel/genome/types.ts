@@ -61,6 +61,12 @@ export interface Limits {
   hormoneMaxBytes: number;
   /** Time between two pulses of one cell. */
   pulseIntervalMs: number;
+  /**
+   * A calm cell (no work since its last pulse, none in flight) pulses, and a host with no
+   * news digests, only every this many intervals; silence is judged with that much slack
+   * (docs/cells.md, "Calm stride"). 1: every interval.
+   */
+  calmStride: number;
   /** Missed pulses before a cell is `suspect`. */
   suspectAfterPulses: number;
   /** Missed pulses before a cell is `dead`. */

@@ -676,3 +676,57 @@ test('census - view() is the same array until something is news; list() stays fr
   t.not(cell.view(), v);
   t.deepEqual(cell.view().map((e) => e.id), ['a', 'b']);
 });
+
+test('calm stride - an idle host digests only on the stride, news at once; a census forgives a stride of silence, then judges as before', async (t) => {
+  const { HostDigest } = await import('../../../organism/grow/host-digest.ts');
+  const stride = { ...limits, calmStride: 4 };
+  const clock = new Clock();
+  // A whole stride from the epoch: interval i of the clock is on the stride when i % 4 === 0.
+  clock.t = Math.ceil(T0 / 400) * 400 + 25;
+  const grow = new Census({ limits: stride, now: clock.now });
+  const cell = new Census({ limits: stride, now: clock.now, pulsesOf: () => false });
+  let seq = 0;
+  const hormone = (kind: HormoneKind, body: unknown): Hormone => ({ v: 1, kind, from: kind === 'digest' ? ROOT_ISSUER : 'a', seq: ++seq, ts: clock.t, body, sig: new Uint8Array(64) });
+  const sent: { at: number; rows: number }[] = [];
+  const digest = new HostDigest({
+    census: grow, host: 'host-1', limits: { ...stride, hormoneMaxBytes: 8192 }, beacon: (e) => `beacon-${e}`, now: clock.now, exists: () => true,
+    publish: (body) => {
+      sent.push({ at: Math.floor(clock.t / 100) % 4, rows: body.rows.length });
+      cell.observe(hormone('digest', body));
+    },
+  });
+  const interval = (load = 0.25) => {
+    clock.t += 100;
+    grow.observe(hormone('pulse', pulseBody({ pid: 1, load, demand: load })));
+    grow.tick();
+    digest.round();
+    cell.tick();
+  };
+  grow.observe(hormone('pulse', pulseBody({ pid: 1 })));
+  digest.round();
+  for (let i = 0; i < 12; i++) interval();
+  // The first (whole) and the newcomer's repeats are news; after them, only the stride's intervals.
+  const idle = sent.slice(4);
+  t.true(idle.length >= 2, `idle rounds were sent: ${JSON.stringify(sent)}`);
+  t.true(idle.every((d) => d.rows === 0 && d.at === 0), `idle rounds only on the stride: ${JSON.stringify(idle)}`);
+  t.true(digest.stats.calm >= 4, `rounds left out: ${digest.stats.calm}`);
+  t.is(cell.get('a')?.state, 'alive', 'a stride without a digest is not silence');
+  // News is sent on the next round, on the stride or not.
+  while (Math.floor(clock.t / 100) % 4 !== 1) interval();
+  const before = sent.length;
+  interval(0.95);
+  t.is(sent.length, before + 1);
+  t.is(sent.at(-1)!.rows, 1);
+  t.is(cell.get('a')?.load, 0.95);
+  // The host falls silent: suspect only past the stride's slack (300 ms) and 3 intervals, dead past 6.
+  const quiet = (ms: number) => {
+    clock.t += ms;
+    cell.tick();
+  };
+  quiet(600);
+  t.is(cell.get('a')?.state, 'alive', '600 ms of silence is within the slack and the suspect threshold');
+  quiet(100);
+  t.is(cell.get('a')?.state, 'suspect');
+  quiet(300);
+  t.is(cell.get('a')?.state, 'dead');
+});

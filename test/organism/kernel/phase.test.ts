@@ -4,7 +4,7 @@
  * digest runs the beat, the fallback (on the pulse's instant) does not run it too.
  */
 import test from 'ava';
-import { beatNow, everyPhase, nextPhase, onBeat, PHASE } from '../../../organism/kernel/phase.ts';
+import { beatNow, everyPhase, nextPhase, onBeat, onStride, PHASE, strideMs, strideSlackMs } from '../../../organism/kernel/phase.ts';
 
 test('phase - nextPhase is the next instant at that fraction of the interval, strictly after now', (t) => {
   t.is(nextPhase(1_000, 500, 0), 1_500);
@@ -38,7 +38,7 @@ test('phase - without digests the beat runs on the pulse phase; a digest runs it
   // An interval no other test in this process uses: the beat is per process and interval.
   const interval = 400;
   const dues: number[] = [];
-  const beat = onBeat(interval, (due) => dues.push(due));
+  const beat = onBeat({ pulseIntervalMs: interval }, (due) => dues.push(due));
   t.teardown(() => beat.stop());
   const waitFor = (n: number) =>
     new Promise<void>((resolve) => {
@@ -53,7 +53,7 @@ test('phase - without digests the beat runs on the pulse phase; a digest runs it
   // The fallback shares the pulse's instant, when a cell is awake anyway.
   for (const due of dues) t.is(due % interval, interval * PHASE.pulse);
   // The digest comes a quarter interval after the pulse: the beat runs then, once …
-  const pulse = everyPhase(interval, PHASE.digest, () => beatNow(interval));
+  const pulse = everyPhase(interval, PHASE.digest, () => beatNow({ pulseIntervalMs: interval }));
   t.teardown(() => pulse.stop());
   const before = dues.length;
   await waitFor(before + 3);
@@ -64,6 +64,38 @@ test('phase - without digests the beat runs on the pulse phase; a digest runs it
   for (const due of byDigest) t.true(due % interval >= interval * PHASE.digest - 5 && due % interval < interval * PHASE.digest + 100, `a beat at ${due % interval} ms into the interval: with the digest, not at the fallback`);
   // … and at most once per half interval, however often asked.
   const n = dues.length;
-  beatNow(interval);
+  beatNow({ pulseIntervalMs: interval });
   t.is(dues.length, n);
+});
+
+test('phase - the calm stride: its intervals are those whose start is a multiple of the stride, and its slack is the stride less one interval', (t) => {
+  const c = { pulseIntervalMs: 500, calmStride: 4 };
+  t.is(strideMs(c), 2_000);
+  t.is(strideSlackMs(c), 1_500);
+  t.is(strideSlackMs({ pulseIntervalMs: 500 }), 0, 'no stride: no slack');
+  t.true(onStride(4_000, c));
+  t.true(onStride(4_499, c));
+  t.false(onStride(4_500, c));
+  t.false(onStride(5_999, c));
+  t.true(onStride(6_000, c));
+  t.true(onStride(123_456, { pulseIntervalMs: 500 }), 'stride 1: every interval');
+});
+
+test('phase - with a calm stride the fallback beat runs only on the stride, so a calm cell without digests wakes once a stride', async (t) => {
+  // A cadence no other test in this process uses: the beat is per process and cadence.
+  const c = { pulseIntervalMs: 90, calmStride: 3 };
+  const dues: number[] = [];
+  const beat = onBeat(c, (due) => dues.push(due));
+  t.teardown(() => beat.stop());
+  await new Promise<void>((resolve) => {
+    const check = setInterval(() => {
+      if (dues.length >= 3) {
+        clearInterval(check);
+        resolve();
+      }
+    }, 10);
+  });
+  beat.stop();
+  for (const due of dues) t.is(due % strideMs(c), 0, `a fallback beat at ${due % strideMs(c)} ms into the stride`);
+  for (let i = 1; i < dues.length; i++) t.true(dues[i]! - dues[i - 1]! >= strideMs(c), 'once a stride at most');
 });
