@@ -150,6 +150,9 @@ export class HostDigest {
     const full = this.#fullNext;
     this.#fullNext = false;
     const refresh = this.#o.refreshMs ?? 60_000;
+    // Refreshes ride on the stride's rounds, which go out anyway: at 100 cells a row falls due
+    // every 0.6 s, and sent as they fell due they would make nearly every round news.
+    const stride = onStride(now, this.#o.limits);
     this.#o.watch?.round(now);
     const local = this.#o.census.list().filter((e) => e.host === this.#o.host);
     const rows: DigestRow[] = [];
@@ -162,7 +165,7 @@ export class HostDigest {
       const last = this.#sent.get(e.id);
       const changed = !last || differs(last.row, row);
       if (e.state === 'dead' && last?.row.s === 'dead' && last.repeat <= 0 && !full) continue; // said enough times
-      if (full || changed || (last && (last.repeat > 0 || now - last.at >= refresh))) {
+      if (full || changed || (last && (last.repeat > 0 || (stride && now - last.at >= refresh)))) {
         rows.push(row);
         const repeat = changed && (!last || last.row.s !== row.s || findingMoved(last.row, row)) ? DIGEST_REPEAT - 1 : last && !changed ? Math.max(0, last.repeat - 1) : 0;
         this.#sent.set(e.id, { row, at: now, repeat });
@@ -172,7 +175,7 @@ export class HostDigest {
     // Calm: no row to send. Off the stride's intervals the round is left out (every census
     // forgives a stride of this host's silence, organism/kernel/census.ts), so an idle
     // organism's cells wake for a digest once a stride, not once an interval. News never waits.
-    if (rows.length === 0 && !full && !onStride(now, this.#o.limits)) {
+    if (rows.length === 0 && !full && !stride) {
       this.stats.calm++;
       return;
     }
