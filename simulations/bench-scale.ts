@@ -129,7 +129,8 @@ export async function runScaleBench(o: ScaleBenchOptions): Promise<ScaleBenchRes
         step = await measureSize(o, organism, peers, timerScript, cells, n);
       } catch (e) {
         // Cells that cannot even be born in time: the machine holds fewer. Reported, not thrown.
-        if (o.signal?.aborted || !(e instanceof CellularError) || e.code !== 'CELL_ERR_SPAWN') throw e;
+        // So are peers that cannot start beside the organism as it is.
+        if (o.signal?.aborted || !(e instanceof CellularError) || (e.code !== 'CELL_ERR_SPAWN' && e.code !== 'BENCH_ERR_PEER')) throw e;
         const reached = organism.observer.census.living().filter((c) => c.state === 'alive').length;
         unreached = { cells: n, reached, reason: e.message };
         skipped.push(...o.sizes.slice(i + 1));
@@ -226,7 +227,13 @@ async function measurePeers(o: ScaleBenchOptions, peers: Peers, script: string, 
   try {
     for (let i = 0; i < n; i += 4) {
       const k = Math.min(4, n - i);
-      list.push(...(await Promise.all(Array.from({ length: k }, () => peers.fork(script, [natsClientUrl(), organism.servers.join(',')])))));
+      try {
+        list.push(...(await Promise.all(Array.from({ length: k }, () => peers.fork(script, [natsClientUrl(), organism.servers.join(',')])))));
+      } catch (e) {
+        // A machine too loaded to start the peer is as far as this machine goes: reported, not thrown.
+        if (o.signal?.aborted) throw e;
+        throw new CellularError('BENCH_ERR_PEER', `peer ${list.length + 1} of ${n} did not start: ${(e as Error).message}`);
+      }
     }
     await sleep(2_000, undefined, { signal: o.signal });
     const before = list.map((p) => readCpuMicros(p.pid));

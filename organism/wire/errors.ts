@@ -29,6 +29,7 @@ export const ErrorCodes = {
   CELL_ERR_TISSUE_MODULE: 'a tissue module cannot be loaded or does not export a tissue',
   CELL_ERR_POPULATION_MAX: 'spawning would exceed limits.cellsPerHost or the tissue max',
   CELL_ERR_SPAWN: 'a cell process could not be started or never pulsed',
+  BENCH_ERR_PEER: 'a benchmark\'s peer process (the bare Node process it compares against) did not start or connect in time',
   CELL_ERR_CLOSED: 'the cell or component is closed',
   CELL_ERR_ABORTED: 'the operation was aborted through its AbortSignal',
   CELL_ERR_REMOTE: 'a request to another cell failed there; the cause carries its code',
