@@ -43,8 +43,9 @@ export class Heart {
   readonly #strideMs: number;
   #beat: PhasedTimer;
   #pulseTimer: NodeJS.Timeout | undefined;
-  /** When the next pulse is due (0: not pulsing). */
+  /** When the next pulse is due (0: not pulsing; Infinity: calm, on the beat). */
   #pulseDue = 0;
+  #lastPulseAt = 0;
   /** Work handled as of the pulse before the last one, and as of the last one. */
   #handled = { before: -1, last: 0 };
   #fast: NodeJS.Timeout | undefined;
@@ -117,6 +118,7 @@ export class Heart {
       if (busy()) goFast();
       // The next promise: the next beat, with a tick's slack (timers fire a little late).
       if (!this.#fast) record(Math.max(0, Date.now() - due), this.#beat.due + TICK_MS);
+      this.#calmPulse();
     });
     this.work.heartbeat(Date.now(), 0, this.#beat.due + TICK_MS);
     this.#body = {
@@ -159,8 +161,9 @@ export class Heart {
   /**
    * Calm: nothing handled between its last two pulses, nothing in flight or queued, alive and
    * past its startup. Such a cell has nothing to tell but that it lives, so it pulses once a
-   * stride (limits.calmStride intervals; its host's grow forgives that much silence): an idle
-   * cell's cost is its wakeups. Work arriving ends the calm at once (#hurry).
+   * stride (limits.calmStride intervals; its host's grow forgives that much silence), in the
+   * wakeup its host's digest brings: an idle cell's cost is its wakeups. Work arriving ends
+   * the calm at once (#hurry).
    */
   #calm(): boolean {
     const b = this.#body;
@@ -168,10 +171,34 @@ export class Heart {
       this.work.inflight === 0 && this.work.queued === 0 && !inStartupGrace(Date.now() - b.born, this.#intervalMs);
   }
 
-  /** Schedules the next pulse: the next interval, or the next stride's if calm. */
+  /**
+   * Schedules the next pulse: the next interval's instant; a calm cell's is its next beat's
+   * wakeup, a stride after its last (#calmPulse), so that it wakes once a stride, for its
+   * host's digest, not twice.
+   */
   #arm(): void {
-    const now = Date.now();
-    this.#schedule(this.#calm() ? nextPhase(now, this.#strideMs, PHASE.pulse) : nextPhase(now, this.#intervalMs, PHASE.pulse));
+    if (this.#state.state !== 'beating') return;
+    if (this.#calm()) {
+      clearTimeout(this.#pulseTimer);
+      this.#pulseTimer = undefined;
+      this.#pulseDue = Number.POSITIVE_INFINITY;
+      return;
+    }
+    this.#schedule(nextPhase(Date.now(), this.#intervalMs, PHASE.pulse));
+  }
+
+  /**
+   * A calm cell's pulse, in its beat: once a stride (its host's digest comes once a stride;
+   * a beat on another host's news in between does not make it pulse sooner). Without
+   * digests the beat's fallback still comes every stride (organism/kernel/phase.ts), and its
+   * grow, which would have sent them, is gone or starved: then a late calm pulse is a silent
+   * cell whose process runs, busy and not dead, for up to limits.busyMaxMs.
+   */
+  #calmPulse(): void {
+    if (this.#pulseDue !== Number.POSITIVE_INFINITY) return;
+    if (Date.now() - this.#lastPulseAt < this.#strideMs * 0.75) return;
+    this.#pulse();
+    this.#arm();
   }
 
   #schedule(due: number): void {
@@ -196,6 +223,7 @@ export class Heart {
   /** One pulse; three failures in a row mean this cell can no longer prove it lives. */
   #pulse(): void {
     if (this.#state.state !== 'beating' || !this.#send) return;
+    this.#lastPulseAt = Date.now();
     try {
       this.#send(this.#measure());
       this.#failures = 0;

@@ -93,17 +93,28 @@ export function everyPhase(intervalMs: number, phase: number, fn: (due: number) 
 /**
  * The beat of one process: the periodic work of a cell's main thread, run when its own
  * host's digest arrives, or any host's digest with news (the census has just moved: that
- * wakeup does it all), or, when no digest came within the last stride (grow gone, or a
- * test's census fed by pulses), on the `pulse` phase of the clock, on the stride. A cell wakes then anyway to pulse, and timers of one
- * process due at the same instant fire in one wakeup: a fallback at any other instant would
- * cost a wakeup every interval even when it has nothing to do (and a cancelled Node timer
- * still wakes the loop when it was due).
+ * wakeup does it all; a calm cell pulses in it too), or, when no digest came within the last
+ * stride (grow gone or starved, or a test's census fed by pulses), on the `pulse` phase of
+ * the clock, every stride, from the first fallback look that finds none (within
+ * FALLBACK_STRIDES strides) until digests come again. Every fallback look is a wakeup even
+ * when it has nothing to do (and a cancelled Node timer still wakes the loop when it was
+ * due), so while digests come it looks only every few strides, on the pulse's instant, when a
+ * cell with work is awake anyway to pulse.
  */
+/**
+ * While digests come, how many strides apart the fallback looks whether one came: each look
+ * is a wakeup, and the digest's own wakeup does the beat's work (and a calm cell's pulse).
+ */
+export const FALLBACK_STRIDES = 4;
+
 class Beat {
   readonly #fns = new Set<(due: number) => void>();
   #last = 0;
   #lastFired = 0;
-  #timer: PhasedTimer | undefined;
+  /** Looks every FALLBACK_STRIDES strides, while anyone listens. */
+  #sparse: PhasedTimer | undefined;
+  /** Beats every stride, only while no digest comes. */
+  #dense: PhasedTimer | undefined;
   readonly #intervalMs: number;
   readonly #strideMs: number;
 
@@ -112,19 +123,15 @@ class Beat {
     this.#strideMs = strideMs(c);
   }
 
-  /** When the next beat is due at the latest. */
+  /** When the next beat is due at the latest, while digests come (or the dense fallback runs). */
   get due(): number {
-    return Math.max(this.#last + this.#strideMs, this.#timer?.due ?? 0);
+    return Math.max(this.#last + this.#strideMs, this.#dense?.due ?? 0);
   }
 
   on(fn: (due: number) => void): PhasedTimer {
     this.#fns.add(fn);
-    // On the stride's intervals only (the phase of a stride-long interval, in its first one).
-    this.#timer ??= everyPhase(this.#strideMs, PHASE.pulse * this.#intervalMs / this.#strideMs, (due) => {
-      // A digest beat within the last stride (its phase is later in each interval) did this one's work.
-      if (Date.now() - this.#last < this.#strideMs - this.#intervalMs * 0.1) return;
-      this.#run(due);
-    });
+    // On the stride's instants only (the pulse's phase of a longer interval, in its first stride).
+    this.#sparse ??= everyPhase(this.#strideMs * FALLBACK_STRIDES, (PHASE.pulse * this.#intervalMs) / (this.#strideMs * FALLBACK_STRIDES), (due) => this.#fallback(due));
     const beat = this;
     return {
       get due() {
@@ -133,15 +140,36 @@ class Beat {
       stop: () => {
         this.#fns.delete(fn);
         if (this.#fns.size === 0) {
-          this.#timer?.stop();
-          this.#timer = undefined;
+          this.#sparse?.stop();
+          this.#sparse = undefined;
+          this.#dense?.stop();
+          this.#dense = undefined;
         }
       },
     };
   }
 
   /**
-   * Runs the beat now (its host's digest arrived), at most once per half interval of digest
+   * A fallback look. Digests coming (one within the last stride): nothing to do, and the
+   * dense fallback, if it ran, stops. None: the beat runs now, and on every stride's instant
+   * until a digest comes again. (The sparse and dense looks share an instant every few
+   * strides: the second finds the first's beat and does nothing.)
+   */
+  #fallback(due: number): void {
+    const now = Date.now();
+    const recent = this.#strideMs - this.#intervalMs * 0.1;
+    if (now - this.#lastFired < recent) {
+      this.#dense?.stop();
+      this.#dense = undefined;
+      return;
+    }
+    if (now - this.#last < recent) return;
+    this.#dense ??= everyPhase(this.#strideMs, (PHASE.pulse * this.#intervalMs) / this.#strideMs, (d) => this.#fallback(d));
+    this.#run(due);
+  }
+
+  /**
+   * Runs the beat now (a digest arrived), at most once per half interval of digest
    * beats: a fallback beat just before (the digests coming back) does not hold it back, or
    * the beat would stay on the fallback's instant, before each digest, for good.
    */

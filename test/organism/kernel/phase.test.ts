@@ -4,7 +4,7 @@
  * digest runs the beat, the fallback (on the pulse's instant) does not run it too.
  */
 import test from 'ava';
-import { beatNow, everyPhase, nextPhase, onBeat, onStride, PHASE, strideMs, strideSlackMs } from '../../../organism/kernel/phase.ts';
+import { beatNow, everyPhase, FALLBACK_STRIDES, nextPhase, onBeat, onStride, PHASE, strideMs, strideSlackMs } from '../../../organism/kernel/phase.ts';
 
 test('phase - nextPhase is the next instant at that fraction of the interval, strictly after now', (t) => {
   t.is(nextPhase(1_000, 500, 0), 1_500);
@@ -98,4 +98,39 @@ test('phase - with a calm stride the fallback beat runs only on the stride, so a
   beat.stop();
   for (const due of dues) t.is(due % strideMs(c), 0, `a fallback beat at ${due % strideMs(c)} ms into the stride`);
   for (let i = 1; i < dues.length; i++) t.true(dues[i]! - dues[i - 1]! >= strideMs(c), 'once a stride at most');
+});
+
+test('phase - while digests come, only digests beat; when they stop, the fallback beats on every stride instant from its next look on', async (t) => {
+  // A cadence no other test in this process uses: the beat is per process and cadence.
+  const c = { pulseIntervalMs: 60, calmStride: 2 };
+  const stride = strideMs(c);
+  const beats: { due: number; at: number }[] = [];
+  const beat = onBeat(c, (due) => beats.push({ due, at: Date.now() }));
+  t.teardown(() => beat.stop());
+  const waitUntil = (ok: () => boolean) =>
+    new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (ok()) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 5);
+    });
+  // Digests once a stride, a quarter interval in, for longer than the fallback's look.
+  const digests = everyPhase(stride, PHASE.digest / c.calmStride, () => beatNow(c));
+  const from = Date.now();
+  await waitUntil(() => Date.now() - from > stride * (FALLBACK_STRIDES + 2));
+  digests.stop();
+  const stopped = Date.now();
+  const whileDigests = beats.filter((b) => b.at > from + stride && b.at <= stopped);
+  t.true(whileDigests.length >= FALLBACK_STRIDES, `${whileDigests.length} beats while digests came`);
+  for (const b of whileDigests) t.not(b.due % stride, 0, `a beat at the stride's own instant while digests came (${b.due % stride} ms in)`);
+  // Then the fallback: its first beat within a look's period, then every stride.
+  const n = beats.length;
+  await waitUntil(() => beats.length >= n + 3);
+  beat.stop();
+  const fallback = beats.slice(n);
+  t.true(fallback[0]!.at - stopped <= stride * (FALLBACK_STRIDES + 1), `first fallback beat ${fallback[0]!.at - stopped} ms after the last digest`);
+  for (const b of fallback) t.is(b.due % stride, 0);
+  for (let i = 1; i < fallback.length; i++) t.is(fallback[i]!.due - fallback[i - 1]!.due, stride, 'every stride once it found none');
 });
