@@ -139,7 +139,7 @@ export class Homeostat {
     // interval is enough for what time alone changes (idleness, dues, back-off, calm). A calm
     // organism beats once a stride (organism/kernel/phase.ts), so that is fewer beats.
     let beats = 0;
-    const everyBeats = Math.max(1, Math.round(4 / Math.max(1, this.#d.genome.limits.calmStride)));
+    const everyBeats = Math.max(1, Math.round(4 / this.#d.genome.limits.calmStride));
     this.#timer = onBeat(this.#d.genome.limits, () => {
       // (An idle cell's own idleness matters only once apoptosis could be due: planning every
       // beat for it made every idle organism plan every beat, ≈ 20 % of an idle cell's CPU.)

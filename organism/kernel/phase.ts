@@ -28,9 +28,14 @@ export interface Cadence {
   calmStride?: number;
 }
 
+/** The stride in intervals (1 when not set). */
+function strideOf(c: Cadence): number {
+  return Math.max(1, c.calmStride ?? 1);
+}
+
 /** The longest time between two beats, pulses of a calm cell, or digests of a calm host, ms. */
 export function strideMs(c: Cadence): number {
-  return c.pulseIntervalMs * Math.max(1, c.calmStride ?? 1);
+  return c.pulseIntervalMs * strideOf(c);
 }
 
 /**
@@ -43,7 +48,7 @@ export function strideSlackMs(c: Cadence): number {
 
 /** Whether `now` falls in an interval on which calm cells pulse and calm hosts digest. */
 export function onStride(now: number, c: Cadence): boolean {
-  return Math.floor(now / c.pulseIntervalMs) % Math.max(1, c.calmStride ?? 1) === 0;
+  return Math.floor(now / c.pulseIntervalMs) % strideOf(c) === 0;
 }
 
 /** The next time at or after `now` (+1 ms) that is `phase` of the way into an interval. */
@@ -91,6 +96,12 @@ export function everyPhase(intervalMs: number, phase: number, fn: (due: number) 
 }
 
 /**
+ * While digests come, how many strides apart the fallback looks whether one came: each look
+ * is a wakeup, and the digest's own wakeup does the beat's work (and a calm cell's pulse).
+ */
+export const FALLBACK_STRIDES = 4;
+
+/**
  * The beat of one process: the periodic work of a cell's main thread, run when its own
  * host's digest arrives, or any host's digest with news (the census has just moved: that
  * wakeup does it all; a calm cell pulses in it too), or, when no digest came within the last
@@ -101,12 +112,6 @@ export function everyPhase(intervalMs: number, phase: number, fn: (due: number) 
  * due), so while digests come it looks only every few strides, on the pulse's instant, when a
  * cell with work is awake anyway to pulse.
  */
-/**
- * While digests come, how many strides apart the fallback looks whether one came: each look
- * is a wakeup, and the digest's own wakeup does the beat's work (and a calm cell's pulse).
- */
-export const FALLBACK_STRIDES = 4;
-
 class Beat {
   readonly #fns = new Set<(due: number) => void>();
   #last = 0;
@@ -193,7 +198,7 @@ class Beat {
 }
 
 const beats = new Map<string, Beat>();
-const beatKey = (c: Cadence) => `${c.pulseIntervalMs}/${Math.max(1, c.calmStride ?? 1)}`;
+const beatKey = (c: Cadence) => `${c.pulseIntervalMs}/${strideOf(c)}`;
 
 /** Calls `fn` on this process's beat for cadence `c` (see Beat). */
 export function onBeat(c: Cadence, fn: (due: number) => void): PhasedTimer {

@@ -6,6 +6,18 @@
 import test from 'ava';
 import { beatNow, everyPhase, FALLBACK_STRIDES, nextPhase, onBeat, onStride, PHASE, strideMs, strideSlackMs } from '../../../organism/kernel/phase.ts';
 
+/** Resolves once `ok()` holds, looking every 5 ms (each test bounds its own wait by ava's timeout). */
+function until(ok: () => boolean): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const check = setInterval(() => {
+      if (ok()) {
+        clearInterval(check);
+        resolve();
+      }
+    }, 5);
+  });
+}
+
 test('phase - nextPhase is the next instant at that fraction of the interval, strictly after now', (t) => {
   t.is(nextPhase(1_000, 500, 0), 1_500);
   t.is(nextPhase(999, 500, 0), 1_000);
@@ -18,14 +30,7 @@ test('phase - everyPhase runs on its phase of the wall clock, from the next one 
   const interval = 120;
   const dues: number[] = [];
   const timer = everyPhase(interval, PHASE.digest, (due) => dues.push(due));
-  await new Promise<void>((resolve) => {
-    const check = setInterval(() => {
-      if (dues.length >= 3) {
-        clearInterval(check);
-        resolve();
-      }
-    }, 10);
-  });
+  await until(() => dues.length >= 3);
   timer.stop();
   const seen = dues.length;
   for (const due of dues) t.is(due % interval, interval * PHASE.digest);
@@ -40,15 +45,7 @@ test('phase - without digests the beat runs on the pulse phase; a digest runs it
   const dues: number[] = [];
   const beat = onBeat({ pulseIntervalMs: interval }, (due) => dues.push(due));
   t.teardown(() => beat.stop());
-  const waitFor = (n: number) =>
-    new Promise<void>((resolve) => {
-      const check = setInterval(() => {
-        if (dues.length >= n) {
-          clearInterval(check);
-          resolve();
-        }
-      }, 10);
-    });
+  const waitFor = (n: number) => until(() => dues.length >= n);
   await waitFor(2);
   // The fallback shares the pulse's instant, when a cell is awake anyway.
   for (const due of dues) t.is(due % interval, interval * PHASE.pulse);
@@ -87,14 +84,7 @@ test('phase - with a calm stride the fallback beat runs only on the stride, so a
   const dues: number[] = [];
   const beat = onBeat(c, (due) => dues.push(due));
   t.teardown(() => beat.stop());
-  await new Promise<void>((resolve) => {
-    const check = setInterval(() => {
-      if (dues.length >= 3) {
-        clearInterval(check);
-        resolve();
-      }
-    }, 10);
-  });
+  await until(() => dues.length >= 3);
   beat.stop();
   for (const due of dues) t.is(due % strideMs(c), 0, `a fallback beat at ${due % strideMs(c)} ms into the stride`);
   for (let i = 1; i < dues.length; i++) t.true(dues[i]! - dues[i - 1]! >= strideMs(c), 'once a stride at most');
@@ -107,19 +97,10 @@ test('phase - while digests come, only digests beat; when they stop, the fallbac
   const beats: { due: number; at: number }[] = [];
   const beat = onBeat(c, (due) => beats.push({ due, at: Date.now() }));
   t.teardown(() => beat.stop());
-  const waitUntil = (ok: () => boolean) =>
-    new Promise<void>((resolve) => {
-      const check = setInterval(() => {
-        if (ok()) {
-          clearInterval(check);
-          resolve();
-        }
-      }, 5);
-    });
   // Digests once a stride, a quarter interval in, for longer than the fallback's look.
   const digests = everyPhase(stride, PHASE.digest / c.calmStride, () => beatNow(c));
   const from = Date.now();
-  await waitUntil(() => Date.now() - from > stride * (FALLBACK_STRIDES + 2));
+  await until(() => Date.now() - from > stride * (FALLBACK_STRIDES + 2));
   digests.stop();
   const stopped = Date.now();
   const whileDigests = beats.filter((b) => b.at > from + stride && b.at <= stopped);
@@ -127,7 +108,7 @@ test('phase - while digests come, only digests beat; when they stop, the fallbac
   for (const b of whileDigests) t.not(b.due % stride, 0, `a beat at the stride's own instant while digests came (${b.due % stride} ms in)`);
   // Then the fallback: its first beat within a look's period, then every stride.
   const n = beats.length;
-  await waitUntil(() => beats.length >= n + 3);
+  await until(() => beats.length >= n + 3);
   beat.stop();
   const fallback = beats.slice(n);
   t.true(fallback[0]!.at - stopped <= stride * (FALLBACK_STRIDES + 1), `first fallback beat ${fallback[0]!.at - stopped} ms after the last digest`);
