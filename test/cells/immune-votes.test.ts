@@ -11,6 +11,7 @@ import { Immune } from '../../cells/immune/immune.ts';
 import type { Logger } from '../../cells/logger.ts';
 import { Census } from '../../organism/kernel/census.ts';
 import { defaultGenome } from '../../organism/kernel/genome/index.ts';
+import { onBeat } from '../../organism/kernel/phase.ts';
 import type { Hormone } from '../../organism/kernel/hormone.ts';
 import type { AccuseBody, HormoneKind, VoteBody } from '../../organism/kernel/vocabulary.ts';
 
@@ -40,7 +41,20 @@ function immuneOf(clock: { t: number }) {
   return { immune, send, gene };
 }
 
-const beat = () => new Promise((r) => setTimeout(r, 120));
+/**
+ * The next beat of the immune system's cadence: its review has run by then (it subscribed
+ * first). With no digest here, that is the beat's fallback, within a few strides.
+ */
+const beat = () =>
+  new Promise<void>((resolve) => {
+    // (Beat timers are unref'd: this keeps the process up while it waits, for 10 s at most.)
+    const keep = setTimeout(() => undefined, 10_000);
+    const b = onBeat({ ...defaultGenome().limits, pulseIntervalMs: 40 }, () => {
+      clearTimeout(keep);
+      b.stop();
+      resolve();
+    });
+  });
 
 test('immune votes - a vote on an accusation received but not heard is no forgery; one on an accusation nobody made is', async (t) => {
   const clock = { t: 1_800_000_000_000 };
