@@ -18,6 +18,7 @@ import type { Hormone } from '../organism/kernel/hormone.ts';
 import { fromHex, privateKeyObject, publicKeyOf } from '../organism/kernel/keys.ts';
 import { unpackCertificate, ROOT_ISSUER, type Certificate } from '../organism/kernel/lineage.ts';
 import { Namespace, type CellVerb } from '../organism/kernel/namespace.ts';
+import { WholeDigest } from '../organism/kernel/whole-digest.ts';
 import type { BirthBody, DeathBody, DeathCause, DigestBody, ShutdownBody } from '../organism/kernel/vocabulary.ts';
 import { openReply, pack, packError, packReply, unpack } from '../organism/kernel/reply.ts';
 import type { BirthPacket } from './birth-packet.ts';
@@ -63,6 +64,7 @@ export class Cell {
   #state: CellLifecycle = { state: 'embryo' };
   #nc: NatsConnection | undefined;
   #bus: HormoneBus | undefined;
+  #whole: WholeDigest | undefined;
   #certs: CertBook | undefined;
   #census: Census;
   #url: string | null = null;
@@ -108,7 +110,7 @@ export class Cell {
       // Who lives comes from the host digests (a cell hears no pulses).
       pulsesOf: () => false,
       beat: true,
-      onGap: (host) => this.#gap(host),
+      onGap: (host) => this.#whole?.gap(host),
     });
     this.#heart = deps.heart ?? new Heart(packet);
     this.work = this.#heart.work;
@@ -168,7 +170,11 @@ export class Cell {
     this.#census.on((e) => e.type === 'left' && e.entry.id !== this.identity.id && certs.forget(e.entry.id));
     this.#bus.start();
     this.#census.start();
-    void this.#askWhole(nc);
+    // Its census holds the organism from its first moments: every grow's whole host, to this
+    // cell alone (organism/kernel/whole-digest.ts), and again for a host whose round it lost.
+    const whole = new WholeDigest({ nc, ns: this.ns, bus: this.#bus, intervalMs: limits.pulseIntervalMs, onError: (err, host) => this.#deps.log.info({ err, host }, 'no whole digest: the census fills from the next digests') });
+    this.#whole = whole;
+    void whole.ask();
     this.#serveStandard(nc);
     await this.#startTissue(nc);
     if (this.#draining) return;
@@ -360,53 +366,10 @@ export class Cell {
     })().catch(() => {});
   }
 
-  /**
-   * Every grow's whole host (or `host`'s alone), asked for at birth and after a lost round
-   * (#gap), answered to this cell alone: its census holds the organism from its first moments,
-   * and no host says its whole population to every cell at each birth. A host that does not
-   * answer in time is learned from its deltas, a later ask and its rows' one-minute refresh.
-   * True if any grow answered.
-   */
-  async #askWhole(nc: NatsConnection, host?: string): Promise<boolean> {
-    try {
-      const replies = await nc.requestMany(this.ns.digestWhole, host === undefined ? new Uint8Array(0) : new TextEncoder().encode(host), { strategy: 'timer', maxWait: 2 * this.genome.limits.pulseIntervalMs });
-      let answered = false;
-      for await (const m of replies) {
-        answered = true;
-        this.#bus?.receiveAs(m.data, 'digest', ROOT_ISSUER);
-      }
-      return answered;
-    } catch (e) {
-      this.#deps.log.info({ err: (e as Error).message, host }, 'no whole digest: the census fills from the next digests');
-      return false;
-    }
-  }
-
-  /** When each host may next be asked for its whole digest after a lost round (#gap). */
-  readonly #gapAsked = new Map<string, number>();
-
-  /**
-   * A round of `host`'s digests was lost here: ask that grow alone for its whole host. At
-   * most once every four to five intervals per host (spread, so a broker's hiccup that every
-   * cell noticed at once is not answered at once: grow answers a bounded number an interval,
-   * and the rest ask again at their next gap).
-   */
-  #gap(host: string, tries = 3): void {
-    const nc = this.#nc;
-    const now = Date.now();
-    if (!nc || this.#draining || (this.#gapAsked.get(host) ?? 0) > now) return;
-    const wait = this.genome.limits.pulseIntervalMs * (4 + Math.random());
-    this.#gapAsked.set(host, now + wait);
-    if (this.#gapAsked.size > 256) this.#gapAsked.delete(this.#gapAsked.keys().next().value!);
-    this.gapsAsked++;
-    void this.#askWhole(nc, host).then((answered) => {
-      // Not answered (past grow's bound, or its grow gone): again once the wait is over, a few times.
-      if (!answered && tries > 1) setTimeout(() => this.#gap(host, tries - 1), Math.max(0, now + wait - Date.now()) + 1).unref();
-    });
-  }
-
   /** Whole digests asked for after a lost round (shown in stats). */
-  gapsAsked = 0;
+  get gapsAsked(): number {
+    return this.#whole?.gapsAsked ?? 0;
+  }
 
   #onHormone(h: Hormone): void {
     this.#census.observe(h);
@@ -551,6 +514,7 @@ export class Cell {
   async #drain(cause: DeathCause, detail: string): Promise<void> {
     this.#state = { state: 'draining', cause, detail };
     this.#homeostat?.close(); // a cell on its way out takes no more decisions
+    this.#whole?.close(); // nor asks for anyone's whole host
     this.#stopFault?.();
     this.#deps.log.info({ cause, detail }, 'draining');
     this.#drainAbort.abort(new CellularError('CELL_ERR_CLOSED', `cell draining: ${cause}`));

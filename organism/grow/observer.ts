@@ -16,6 +16,7 @@ import { Namespace } from '../kernel/namespace.ts';
 import type { RootKey } from './root-key.ts';
 import { openLineage } from '../kernel/stores.ts';
 import { natsOptions, type BrokerUser } from '../kernel/access.ts';
+import { WholeDigest } from '../kernel/whole-digest.ts';
 import { Witness } from '../../cells/immune/witness.ts';
 
 export interface ObserverOptions {
@@ -57,15 +58,17 @@ export class Observer {
   readonly nc: NatsConnection;
   readonly bus: HormoneBus;
   readonly certs: CertBook;
+  readonly #whole: WholeDigest;
   readonly #ownsConnection: boolean;
   #closed = false;
 
-  private constructor(ns: Namespace, nc: NatsConnection, bus: HormoneBus, certs: CertBook, census: Census, owns: boolean) {
+  private constructor(ns: Namespace, nc: NatsConnection, bus: HormoneBus, certs: CertBook, census: Census, whole: WholeDigest, owns: boolean) {
     this.ns = ns;
     this.nc = nc;
     this.bus = bus;
     this.certs = certs;
     this.census = census;
+    this.#whole = whole;
     this.#ownsConnection = owns;
   }
 
@@ -88,8 +91,12 @@ export class Observer {
       gate: new HormoneGate({ organism: o.organism, maxBytes: o.limits.hormoneMaxBytes, maxAgeMs: o.limits.hormoneMaxAgeMs, replayWindow: o.limits.replayWindowMs * 1000 }),
       ...(o.rootKey ? { signer: { id: ROOT_ISSUER, organism: o.organism, key: o.rootKey.privateKey, nextSeq: () => seq.next() } } : {}),
     });
+    // A round of a host's digests lost here (a partition that healed, a broker's hiccup): that
+    // host's unchanged cells are in no delta, so its grow is asked for them, privately.
+    const whole = new WholeDigest({ nc, ns, bus, intervalMs: o.limits.pulseIntervalMs });
     const census = new Census({
       limits: o.limits, certOf: (id) => certs.certOf(id), ...(o.halfLifeOf ? { halfLifeOf: o.halfLifeOf } : {}),
+      onGap: (host) => whole.gap(host),
       ...(o.localHost !== undefined && pulsesOf ? { ownHost: o.localHost, pulsesOf } : {}),
       ...(o.running ? { running: o.running } : {}),
     });
@@ -107,12 +114,18 @@ export class Observer {
     } catch {
       // A closed connection: the census fills with the next refresh instead.
     }
-    return new Observer(ns, nc, bus, certs, census, !o.nc);
+    return new Observer(ns, nc, bus, certs, census, whole, !o.nc);
+  }
+
+  /** Hosts asked for whole after a round of their digests was lost here. */
+  get gapsAsked(): number {
+    return this.#whole.gapsAsked;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#whole.close();
     this.census.close();
     await this.bus.close();
     if (this.#ownsConnection) await this.nc.close().catch(() => {});

@@ -329,7 +329,13 @@ export class Census {
     if (r.parts < b.parts) return;
     const gap = b.round - r.complete;
     r.complete = b.round;
-    if (b.full || gap <= 0 || gap > DIGEST_REPEAT || this.#silenced.size === 0) return;
+    if (this.#silenced.size === 0 || b.full || gap <= 0) return;
+    if (gap > DIGEST_REPEAT) {
+      // Nor at any round after this one: what the lost rounds said stays unheard, so this
+      // host's cells judged by silence wait for their own rows (the whole host asked for, or a refresh).
+      for (const id of this.#silenced.keys()) if (this.#entries.get(id)?.host === b.host) this.#silenced.delete(id);
+      return;
+    }
     for (const [id, before] of this.#silenced) {
       const e = this.#entries.get(id);
       if (!e || e.host !== b.host || r.named.has(id)) continue;

@@ -158,7 +158,7 @@ export function permissionsFor(ns: Namespace, role: BrokerRole): BrokerPermissio
       };
     case 'observer':
       return {
-        pub: { allow: [ns.census, ns.digestAsk, '$JS.API.INFO', ...kvRead(ns, LINEAGE_BUCKET)] },
+        pub: { allow: [ns.census, ns.digestAsk, ns.digestWhole, '$JS.API.INFO', ...kvRead(ns, LINEAGE_BUCKET)] },
         sub: { allow: [ns.hormones, `${inboxPrefix(role.name)}.>`] },
       };
   }

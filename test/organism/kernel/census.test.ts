@@ -608,6 +608,8 @@ test('host digest - a late host: the delta after its silence gives back every ce
   deliver = true;
   interval();
   t.deepEqual(cell.living().map((c) => c.id), [], 'after the gap the unnamed cells stay dead');
+  interval();
+  t.deepEqual(cell.living().map((c) => c.id), [], 'and at the rounds after it, which are no gap: what silence took waits for their rows');
   t.deepEqual(gaps, ['host-1'], 'the lost rounds are told once, at the first round after them (a cell then asks that grow for its host whole)');
   // Their rows come with the next whole digest (or the refresh): a and b live, c does not.
   digest.requestFull();
