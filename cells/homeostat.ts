@@ -26,6 +26,9 @@ import type { Logger } from './logger.ts';
 import type { Mitosis } from './mitosis.ts';
 import { cellMarkers, newCellId } from './spawn.ts';
 
+/** Join timeouts a census may stay short of a host's own count before homeostasis plans anyway (Homeostat.evaluate). */
+const SHORT_WAIT_JOINS = 3;
+
 export interface HomeostatDeps {
   kv: KV;
   /** The organism id (to find this host's cell processes). */
@@ -94,8 +97,11 @@ export class Homeostat {
    * `failed` for any other refusal (no quorum, stream unavailable): the cell stood down.
    */
   readonly claims = { won: 0, lost: 0, failed: 0 };
-  /** What planning cost (shown in stats): evaluations that planned, and the census views they had to derive anew. */
-  readonly work = { plans: 0, views: 0 };
+  /**
+   * What planning cost (shown in stats): evaluations that planned, the census views they had
+   * to derive anew, and evaluations left out while the census was short of a host's own count.
+   */
+  readonly work = { plans: 0, views: 0, shortWaits: 0 };
   #failureLoggedAt = 0;
 
   constructor(deps: HomeostatDeps) {
@@ -275,6 +281,16 @@ export class Homeostat {
     // here: every local peer would look dead, and regrowing them all is the one wrong move.
     // (A census that never had a digest is fed by pulses: a test, or an observer.)
     if (this.#d.census.digests > 0 && this.#d.census.hostSilence(self.host) > this.#blindAfterMs()) return;
+    // Nor while its census knows it is short of some host's own count of its cells (a newborn
+    // whose whole answer has not come, rows lost): the cells it lacks would look missing and be
+    // regrown (seen at 100 cells: a newborn holding 76 of 100 made 23 children). The census asks
+    // for that host whole meanwhile; a shortfall that outlasts SHORT_WAIT_JOINS join timeouts
+    // (a host counting cells this census will not hold) no longer stops the plans.
+    const short = this.#d.census.shortSince();
+    if (short !== undefined && now - short < SHORT_WAIT_JOINS * this.#d.genome.limits.joinTimeoutMs) {
+      this.work.shortWaits++;
+      return;
+    }
     this.work.plans++;
     const { all, byTissue, byId, known: heard, hosts } = this.#viewFor(self.host);
     this.#trackIdle(byId.get(self.id), byTissue, now);

@@ -329,19 +329,52 @@ export class Census {
     if (r.parts < b.parts) return;
     const gap = b.round - r.complete;
     r.complete = b.round;
-    if (this.#silenced.size === 0 || b.full || gap <= 0) return;
-    if (gap > DIGEST_REPEAT) {
-      // Nor at any round after this one: what the lost rounds said stays unheard, so this
-      // host's cells judged by silence wait for their own rows (the whole host asked for, or a refresh).
-      for (const id of this.#silenced.keys()) if (this.#entries.get(id)?.host === b.host) this.#silenced.delete(id);
-      return;
+    if (this.#silenced.size > 0 && !b.full && gap > 0) {
+      if (gap > DIGEST_REPEAT) {
+        // Nor at any round after this one: what the lost rounds said stays unheard, so this
+        // host's cells judged by silence wait for their own rows (the whole host asked for, or a refresh).
+        for (const id of this.#silenced.keys()) if (this.#entries.get(id)?.host === b.host) this.#silenced.delete(id);
+      } else {
+        for (const [id, before] of this.#silenced) {
+          const e = this.#entries.get(id);
+          if (!e || e.host !== b.host || r.named.has(id)) continue;
+          e.lastSeen = now;
+          this.#setState(e, before);
+        }
+      }
     }
-    for (const [id, before] of this.#silenced) {
-      const e = this.#entries.get(id);
-      if (!e || e.host !== b.host || r.named.has(id)) continue;
-      e.lastSeen = now;
-      this.#setState(e, before);
-    }
+    this.#countAgainst(b, now);
+  }
+
+  /**
+   * Hosts whose last whole round said more of their cells live than this census holds
+   * there (by more than one: a birth or death may be between two digests), and since when.
+   */
+  readonly #short = new Map<string, number>();
+
+  /**
+   * Checks what this census holds of `b.host` against the count the host's grow says lives
+   * there. Short, it holds the host incomplete however it came to be (a newborn's whole
+   * answer that never came, rows lost before any round number could show it, a cell judged
+   * by silence that its host never stopped counting): it asks for the host whole, as for a
+   * lost round, every few intervals while it stays short; homeostasis does not grow a tissue
+   * from a census that knows it is short (cells/homeostat.ts).
+   */
+  #countAgainst(b: DigestBody, now: number): void {
+    if (b.round === 0) return;
+    let held = 0;
+    for (const e of this.#entries.values()) if (e.host === b.host && e.state !== 'dead') held++;
+    if (b.alive - held > 1) {
+      if (!this.#short.has(b.host)) this.#short.set(b.host, now);
+      this.#onGap?.(b.host);
+    } else this.#short.delete(b.host);
+  }
+
+  /** Since when this census has been short of some host's own count (#countAgainst); undefined if it is not. */
+  shortSince(): number | undefined {
+    let since: number | undefined;
+    for (const at of this.#short.values()) since = since === undefined ? at : Math.min(since, at);
+    return since;
   }
 
   #row(host: string, r: DigestRow, now: number): void {

@@ -61,6 +61,10 @@ export interface ChatterOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const REQUEST_TIMEOUT_MS = 10_000;
+/** Registration attempts before a chatter gives up (each on a receiver alive then). */
+const START_ATTEMPTS = 5;
+/** Failures that say the receiver went away, not that the request was wrong: try another. */
+const MOVE_ON = new Set(['CLOSED', 'CONNECT', 'TIMEOUT', 'NO_RECEIVER', 'TISSUE_ERR_UNAVAILABLE', 'CELL_ERR_REMOTE', 'CELL_ERR_CLOSED']);
 
 export class Chatter {
   readonly user: string;
@@ -102,8 +106,27 @@ export class Chatter {
 
   /** Registers (OPAQUE, as the page does: keys and backup with it) and so logs in (first connection). */
   async start(): Promise<void> {
-    await this.#open();
-    this.#token = (await registerAccount(this, this.user, this.password, this.identity)).session.token;
+    // A receiver may drain (an idle one's apoptosis) or die while a client registers: the
+    // client moves to another, as a person reloading the page would; bounded.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#open();
+        try {
+          this.#token = (await registerAccount(this, this.user, this.password, this.identity)).session.token;
+        } catch (e) {
+          // An earlier attempt's registration landed (keys and backup with it) and its answer was lost.
+          if ((e as ChatError).code !== 'ACCOUNT_ERR_EXISTS' || attempt === 1) throw e;
+          await this.#login();
+        }
+        break;
+      } catch (e) {
+        const code = (e as ChatError).code;
+        if (this.#closed || attempt >= START_ATTEMPTS || !MOVE_ON.has(code)) throw e;
+        this.#count(code);
+        this.#ws?.terminate();
+        await sleep(250 * attempt);
+      }
+    }
     this.#ackTimer = setInterval(() => this.#ack(), 25);
   }
 

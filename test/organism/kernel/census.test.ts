@@ -542,7 +542,23 @@ test('host digest - a newborn gets the whole host privately (round 0, its dead i
   newborn.observe(g.hormone('digest', ROOT_ISSUER, digests.at(-1)!));
   unanswered.observe(g.hormone('digest', ROOT_ISSUER, digests.at(-1)!));
   t.is(newborn.living().length, 40);
-  t.deepEqual(gaps, ['unanswered host-1'], 'held whole, the next delta is no gap; never held whole, it is');
+  // Never held whole, the delta is a gap; and since it holds none of the 40 the host counts, it is short too.
+  t.deepEqual(gaps, ['unanswered host-1', 'unanswered host-1'], 'held whole, the next delta is no gap; never held whole, it is');
+  t.is(newborn.shortSince(), undefined, 'held whole: not short');
+  t.is(unanswered.shortSince(), g.clock.now(), 'short of the host\'s own count since this delta');
+  // Short, it asks at every round (the asker spaces its asks, organism/kernel/whole-digest.ts) until it holds the host.
+  g.advance(100);
+  ids.slice(1).forEach((id, j) => g.pulse(id, { pid: j + 2 }));
+  digest.round();
+  unanswered.observe(g.hormone('digest', ROOT_ISSUER, digests.at(-1)!));
+  t.is(gaps.filter((x) => x === 'unanswered host-1').length, 3);
+  for (const body of digest.whole()) unanswered.observe(g.hormone('digest', ROOT_ISSUER, body));
+  g.advance(100);
+  ids.slice(1).forEach((id, j) => g.pulse(id, { pid: j + 2 }));
+  digest.round();
+  unanswered.observe(g.hormone('digest', ROOT_ISSUER, digests.at(-1)!));
+  t.is(gaps.filter((x) => x === 'unanswered host-1').length, 3, 'held whole: no more asks');
+  t.is(unanswered.shortSince(), undefined);
 });
 
 test('host digest - a late host: the delta after its silence gives back every cell it does not name (dead or suspect here only for that silence); after a longer gap of lost digests they wait for their own rows, and the census says the round was lost', async (t) => {
@@ -610,13 +626,17 @@ test('host digest - a late host: the delta after its silence gives back every ce
   t.deepEqual(cell.living().map((c) => c.id), [], 'after the gap the unnamed cells stay dead');
   interval();
   t.deepEqual(cell.living().map((c) => c.id), [], 'and at the rounds after it, which are no gap: what silence took waits for their rows');
-  t.deepEqual(gaps, ['host-1'], 'the lost rounds are told once, at the first round after them (a cell then asks that grow for its host whole)');
+  // Told at the first round after them (a cell then asks that grow for its host whole), and
+  // again at each round while the census holds fewer of the host's cells than the host counts.
+  t.deepEqual(gaps, ['host-1', 'host-1', 'host-1']);
+  t.not(cell.shortSince(), undefined, 'short of the two the host counts');
   // Their rows come with the next whole digest (or the refresh): a and b live, c does not.
   digest.requestFull();
   interval();
   t.deepEqual(cell.living().map((c) => c.id), ['a', 'b']);
   interval();
-  t.deepEqual(gaps, ['host-1'], 'rounds in order again: no more asks');
+  t.deepEqual(gaps, ['host-1', 'host-1', 'host-1'], 'rounds in order again, and the host held: no more asks');
+  t.is(cell.shortSince(), undefined);
   // A grow that starts again counts its rounds from 1. Its first digest is whole (nothing to
   // ask for); had that one been lost, its next delta, round 2 after round n, is a gap.
   const again = new HostDigest({
@@ -631,7 +651,7 @@ test('host digest - a late host: the delta after its silence gives back every ce
   deliver = true;
   g.clock.t += 100;
   again.round();
-  t.deepEqual(gaps, ['host-1', 'host-1']);
+  t.deepEqual(gaps, ['host-1', 'host-1', 'host-1', 'host-1'], 'one more: the restarted grow\'s lost first round');
 });
 
 test('census - a row inside the dead band of what was last news is no news (no new version); a drift that adds up past it is', (t) => {
