@@ -1,8 +1,9 @@
 /**
- * Which votes are forgeries. A vote on an accusation nobody made is (the forger fault sends
- * those); a vote on an accusation this cell received but did not hear — its census drew
- * another panel, a birth apart from the accuser's — is an honest juror's vote, and must never
- * become evidence: at 108 cells that mistake convicted an honest cell of forgery. The immune
+ * Which votes are forgeries. Neither a vote on an accusation this cell received but did not
+ * hear — its census drew another panel, a birth apart from the accuser's — (an honest juror's
+ * vote: at 108 cells taking it for forgery convicted an honest cell) nor one whose accusation
+ * never came (it may be late, or lost; at 100 cells taking those for forgery set off 1,905
+ * accusations against honest cells) is evidence: both are dropped, counted in no tally. The immune
  * system runs in-process here, its hormones handed to it as its bus would after checking
  * their signatures; the clock is the test's.
  */
@@ -56,7 +57,7 @@ const beat = () =>
     });
   });
 
-test('immune votes - a vote on an accusation received but not heard is no forgery; one on an accusation nobody made is', async (t) => {
+test('immune votes - a vote on an accusation received but not heard is no forgery, nor one on an accusation that never came', async (t) => {
   const clock = { t: 1_800_000_000_000 };
   const { immune, send, gene } = immuneOf(clock);
   t.teardown(() => immune.close());
@@ -68,13 +69,16 @@ test('immune votes - a vote on an accusation received but not heard is no forger
   // A vote that came before its accusation is held, and still no forgery once it arrives.
   send<VoteBody>('vote', 'juror-b', { accusation: 'accuser.2', accused: 'y', guilty: true, detail: '' });
   send('accuse', 'accuser', { ...unheard, id: 'accuser.2', accused: 'y' });
-  // A vote on an accusation nobody made.
-  send<VoteBody>('vote', 'forger', { accusation: 'forged-1', accused: 'z', guilty: true, detail: '' });
+  // Votes on an accusation that never comes (late past the deadline, lost, or never made).
+  for (let i = 0; i < 5; i++) send<VoteBody>('vote', 'stray', { accusation: `never-${i}`, accused: 'z', guilty: true, detail: '' });
   clock.t += gene.voteDeadlineMs + 1;
   await beat();
   t.is(immune.evidence.against('juror-a', 'forgery'), undefined);
   t.is(immune.evidence.against('juror-b', 'forgery'), undefined);
-  t.is(immune.stats.forgeries, 1, 'the one vote on an accusation nobody made');
+  t.is(immune.evidence.against('stray', 'forgery'), undefined, 'five votes on no trial: still no evidence');
+  t.is(immune.stats.forgeries, 0);
+  t.is(immune.stats.strayVotes, 5, 'dropped at their deadline, and counted');
+  t.is(immune.stats.accusations, 0, 'and no accusation made of them');
 });
 
 test('immune digest findings - a finding counts only from a digest signed by the root (a host grow); a cell that sends a digest frames nobody, and its digest is forgery', async (t) => {

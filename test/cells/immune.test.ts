@@ -261,8 +261,6 @@ test.serial('immune - fewer than 1/3 colluding liars cannot condemn an honest ce
   // baseless accusations are forgery, and the jury condemns it (quarantined: it has no
   // process of ours to kill).
   const [liar] = colluders;
-  // (Its votes on the packed accusation, which nobody heard, already count as forgery: it may
-  // be condemned before its third baseless accusation.)
   const condemned = () => m.of<VerdictBody>('verdict').some((v) => v.body.accused === liar!.id && v.body.guilty && v.body.kind === 'forgery');
   for (let i = 2; i <= 4 && !condemned(); i++) {
     const id = `${liar!.id}.${i}`;
