@@ -33,6 +33,9 @@ import { loadTissue, resolveTissueModule } from './tissue-loader.ts';
 import { Immune } from './immune/immune.ts';
 import { startFault, type FaultKind } from './immune/faults.ts';
 
+/** How many vote deadlines a cell keeps trying to record a guilty verdict while the store times out. */
+const VERDICT_COMMIT_DEADLINES = 2;
+
 export type CellLifecycle =
   | { state: 'embryo' }
   | { state: 'alive'; since: number }
@@ -238,11 +241,16 @@ export class Cell {
     this.#verdicts ??= (await import('../organism/kernel/stores.ts')).openHomeostasis(nc, this.ns, this.#storeTimeoutMs());
     const kv = await this.#verdicts;
     const key = `verdict.${createHash('sha256').update(accusation).digest('hex').slice(0, 32)}`;
+    const { whileForming } = await import('../organism/kernel/cluster.ts');
     try {
-      await kv.create(key, pack({ accusation, accused, by: this.identity.id, at: Date.now() }));
+      // A timeout is tried again for a while: every cell commits each verdict at once, and on a
+      // saturated store one attempt timed out for the accuser itself, whose verdict then never
+      // went out (seen at 100 cells). An attempt that did land makes the next one a conflict.
+      // A minority (no quorum) still fails once the window is over.
+      await whileForming(() => kv.create(key, pack({ accusation, accused, by: this.identity.id, at: Date.now() })), VERDICT_COMMIT_DEADLINES * this.genome.immune.voteDeadlineMs);
       return true;
     } catch (e) {
-      // Another juror recorded it first: it stands. Anything else (no quorum, timeout): it does not.
+      // Another juror recorded it first (or an earlier attempt of ours did): it stands. Anything else: it does not.
       return isCasConflict(e);
     }
   }
