@@ -66,6 +66,8 @@ const OPEN_TRIALS_PER_ACCUSER = 16;
 const EARLY_VOTES_MAX = 1024;
 /** Accusations received but not heard, remembered so their votes are not taken for forgeries. */
 const UNHEARD_KEPT = 1024;
+/** Times a withheld verdict's record is tried again, a vote deadline apart. */
+const WITHHELD_RETRIES = 4;
 
 export class Immune {
   readonly #d: ImmuneDeps;
@@ -364,14 +366,25 @@ export class Immune {
     if (t.trial.standing !== 'guilty' || !commit) return this.#settle(id);
     // A side of a partition may hold 2/3 of what it can see: the verdict stands only once a
     // quorum of the whole organism's store has it (a minority cannot write there).
-    void commit(id, t.trial.accusation.accused).then(
-      (recorded) => {
-        if (recorded) return this.#settle(id);
-        this.stats.withheld++;
-        this.#d.log.warn({ accused: t.trial.accusation.accused, votes: t.trial.guilty, jury: t.trial.jurors.size }, 'guilty by this tally, but the verdict cannot be recorded (no KV quorum: a minority side?): withheld');
-      },
-      (e: unknown) => this.#d.log.warn({ err: (e as Error).message }, 'verdict commit failed'),
-    );
+    const attempt = (left: number): void => {
+      void commit(id, t.trial.accusation.accused).then(
+        (recorded) => {
+          if (this.#stopped) return;
+          if (recorded) return this.#settle(id);
+          if (left === WITHHELD_RETRIES) {
+            this.stats.withheld++;
+            this.#d.log.warn({ accused: t.trial.accusation.accused, votes: t.trial.guilty, jury: t.trial.jurors.size }, 'guilty by this tally, but the verdict cannot be recorded (no KV quorum: a minority side?): withheld');
+          }
+          // Asked again later: another cell's write may land, or the store come back (a healed
+          // partition, a saturated server); a write that finds the record there settles it.
+          // (At 100 cells every cell's write timed out at once, the accuser's too: the cancer
+          // was dead, its verdict never said.)
+          if (left > 0) setTimeout(() => attempt(left - 1), this.#d.gene.voteDeadlineMs).unref();
+        },
+        (e: unknown) => this.#d.log.warn({ err: (e as Error).message }, 'verdict commit failed'),
+      );
+    };
+    attempt(WITHHELD_RETRIES);
   }
 
   /** Acts on a closed trial: kill the condemned, or hold a baseless accusation against its maker; the accuser publishes the verdict. */
