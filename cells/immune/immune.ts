@@ -82,6 +82,11 @@ export class Immune {
   readonly #toxins: Array<{ from: string; body: ToxinBody; at: number }> = [];
   /** Lineages condemned for cancer: a child born into one is condemned at birth. */
   readonly #condemnedLineages = new Set<string>();
+  /**
+   * Cells whose lineage this cell's own tally found guilty, recorded or not yet (withheld): a
+   * toxin for one of their descendants is no forgery here, only not acted on (#isGuiltyLineage).
+   */
+  readonly #guiltyLineages = new Set<string>();
   readonly #condemned = new Set<string>();
   readonly #offs: Array<() => void> = [];
   /** The sortition ring of the census and beacon it was drawn from (rebuilt when either moves). */
@@ -363,6 +368,10 @@ export class Immune {
   #closed(id: string): void {
     const t = this.#trials.get(id)!;
     const commit = this.#d.commitVerdict;
+    if (t.trial.standing === 'guilty' && t.trial.accusation.lineage) {
+      this.#guiltyLineages.add(t.trial.accusation.accused);
+      if (this.#guiltyLineages.size > CLOSED_KEPT) this.#guiltyLineages.delete(this.#guiltyLineages.values().next().value!);
+    }
     if (t.trial.standing !== 'guilty' || !commit) return this.#settle(id);
     // A side of a partition may hold 2/3 of what it can see: the verdict stands only once a
     // quorum of the whole organism's store has it (a minority cannot write there).
@@ -516,7 +525,7 @@ export class Immune {
     for (let i = this.#toxins.length - 1; i >= 0; i--) {
       const x = this.#toxins[i]!;
       const t = this.#trials.get(x.body.accusation);
-      const lineage = x.body.accusation === 'lineage' && this.#condemned.has(x.body.cell);
+      const lineage = x.body.accusation === 'lineage' && (this.#condemned.has(x.body.cell) || this.#isGuiltyLineage(x.body.cell) !== false);
       if (lineage || t?.trial.standing === 'guilty') {
         this.#toxins.splice(i, 1);
       } else if (now - x.at >= this.#d.gene.voteDeadlineMs + 500) {
@@ -524,6 +533,26 @@ export class Immune {
         this.#forgery(x.from, `a toxin for ${x.body.cell} without a guilty verdict (${x.body.accusation})`);
       }
     }
+  }
+
+  /**
+   * Whether `cell` descends from (or is) a cell whose lineage this cell condemned or found
+   * guilty by its own tally; 'unknown' when a certificate on the way up is not known here.
+   * An honest killer on the cancer's host kills each child born into the lineage with a
+   * toxin naming `lineage`; a cell whose own record of the verdict was still withheld (a
+   * saturated store) took those toxins for forgery and convicted the killer (seen at 100
+   * cells). A toxin is a statement, not an act: one this cell cannot check is not evidence.
+   */
+  #isGuiltyLineage(cell: string): boolean | 'unknown' {
+    let id = cell;
+    for (let depth = 0; depth < 64; depth++) {
+      if (this.#condemned.has(id) || this.#condemnedLineages.has(id) || this.#guiltyLineages.has(id)) return true;
+      const cert = this.#d.certs.certOf(id);
+      if (!cert) return 'unknown';
+      if (cert.parent === null) return false;
+      id = cert.parent;
+    }
+    return false;
   }
 
   #trim(): void {

@@ -18,7 +18,7 @@ import type { AccuseBody, HormoneKind, VoteBody } from '../../organism/kernel/vo
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
-function immuneOf(clock: { t: number }) {
+function immuneOf(clock: { t: number }, certs: ReadonlyMap<string, { parent: string | null }> = new Map()) {
   const gene = defaultGenome().immune;
   const limits = { ...defaultGenome().limits, pulseIntervalMs: 40 };
   const census = new Census({ limits, now: () => clock.t, pulsesOf: () => false });
@@ -33,7 +33,7 @@ function immuneOf(clock: { t: number }) {
     publish: () => {},
   };
   const immune = new Immune({
-    gene, limits, organism: 'o1', self: { id: 'me', host: 'h1' }, bus: bus as never, census, certs: { certOf: () => undefined, learn: async () => undefined } as never,
+    gene, limits, organism: 'o1', self: { id: 'me', host: 'h1' }, bus: bus as never, census, certs: { certOf: (id: string) => certs.get(id), learn: async () => undefined } as never,
     log: quiet, now: () => clock.t,
   });
   immune.start();
@@ -102,4 +102,24 @@ test('immune digest findings - a finding counts only from a digest signed by the
   send('digest', 'root', digest([row('gone-1', { k: 'flood', x: '900/s' })]));
   send('digest', 'root', digest([{ ...row('gone-1', { k: 'flood', x: '900/s' }), s: 'dead' }]));
   t.is(immune.evidence.against('gone-1'), undefined);
+});
+
+// A toxin naming `lineage` is legitimate for a descendant of a lineage this cell condemned, or
+// found guilty by its own tally with its record still withheld (a saturated store): at 100
+// cells the honest killer on a cancer's host was convicted of forgery by cells whose record
+// of the verdict had not landed yet. One for a cell of a known, innocent lineage still is
+// forgery; one for a cell whose certificate is not known here cannot be checked and is not.
+test('immune toxins - a lineage toxin is forgery only for a cell known here to be of an innocent lineage', async (t) => {
+  const clock = { t: 1_800_000_000_000 };
+  const certs = new Map<string, { parent: string | null }>([['honest-root', { parent: null }], ['honest-child', { parent: 'honest-root' }]]);
+  const { immune, send, gene } = immuneOf(clock, certs);
+  t.teardown(() => immune.close());
+  const toxin = (from: string, cell: string) => send('toxin', from, { accusation: 'lineage', accused: cell, cell, pid: 1, host: 'h2' });
+  for (let i = 0; i < 3; i++) toxin('killer-a', `never-seen-child-${i}`);
+  for (let i = 0; i < 3; i++) toxin('killer-b', 'honest-child');
+  clock.t += gene.voteDeadlineMs + 501;
+  await beat();
+  t.is(immune.evidence.against('killer-a', 'forgery'), undefined, 'three cells it cannot place: no evidence');
+  t.like(immune.evidence.against('killer-b', 'forgery'), { kind: 'forgery' });
+  t.regex(immune.evidence.against('killer-b', 'forgery')?.detail ?? '', /a toxin for honest-child without a guilty verdict \(lineage\)/);
 });
