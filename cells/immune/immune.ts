@@ -66,6 +66,10 @@ const OPEN_TRIALS_PER_ACCUSER = 16;
 const EARLY_VOTES_MAX = 1024;
 /** Accusations received but not heard, remembered so their votes are not taken for forgeries. */
 const UNHEARD_KEPT = 1024;
+/** Vote deadlines a cell that does not watch a peer waits, past a jitter of one, before it accuses that peer on evidence of its own. */
+const UNWATCHED_GRACE_DEADLINES = 2;
+/** Peers remembered in that wait. */
+const UNWATCHED_KEPT = 1024;
 /** Times a withheld verdict's record is tried again, a vote deadline apart. */
 const WITHHELD_RETRIES = 4;
 
@@ -97,6 +101,8 @@ export class Immune {
   #reviewSoon = false;
   /** Peers with a finding that calm held back: looked at again at every review. */
   readonly #held = new Set<string>();
+  /** Peers this cell holds evidence against without watching them, and from when (jittered) it may accuse them anyway (#review). */
+  readonly #unwatchedSince = new Map<string, number>();
   #watch: { stop(): void } | undefined;
   #stopped = false;
   #seq = 0;
@@ -295,6 +301,7 @@ export class Immune {
     // vote (barred).
     this.#trials.set(a.id, { trial, opened: this.#now(), voted: false, published: false });
     this.#calm.set(a.accused, this.#now() + this.#d.gene.voteDeadlineMs);
+    this.#unwatchedSince.delete(a.accused); // a trial under way: a fresh grace after it (#review)
     this.#trim();
     // Votes that came before the accusation.
     for (let i = this.#early.length - 1; i >= 0; i--) {
@@ -484,6 +491,23 @@ export class Immune {
       // What a host says reaches every cell: only the accused's watchers accuse on it, or
       // the whole organism would accuse at once.
       if (finding.host && !this.#watched.has(peer)) continue;
+      // So does what every cell sees for itself (a cancer's births, forged traffic): its
+      // watchers accuse at once, any other cell only if no accusation against it came within
+      // a spread grace (a watcher's census that drew another panel, a watcher gone). At 100
+      // cells every cell accused a cancer at the same instant: 45 trials, each making every
+      // cell vote, and the organism too saturated to record any of the verdicts.
+      if (!this.#watched.has(peer)) {
+        let since = this.#unwatchedSince.get(peer);
+        if (since === undefined) {
+          since = now + Math.random() * this.#d.gene.voteDeadlineMs;
+          this.#unwatchedSince.set(peer, since);
+          if (this.#unwatchedSince.size > UNWATCHED_KEPT) this.#unwatchedSince.delete(this.#unwatchedSince.keys().next().value!);
+        }
+        if (now - since < UNWATCHED_GRACE_DEADLINES * this.#d.gene.voteDeadlineMs) {
+          this.#held.add(peer);
+          continue;
+        }
+      }
       if ((this.#calm.get(peer) ?? 0) > now) {
         this.#held.add(peer);
         continue;
