@@ -11,6 +11,7 @@ import test from 'ava';
 import { Immune } from '../../cells/immune/immune.ts';
 import type { Logger } from '../../cells/logger.ts';
 import { Census } from '../../organism/kernel/census.ts';
+import { Ring } from '../../organism/kernel/sortition.ts';
 import { defaultGenome } from '../../organism/kernel/genome/index.ts';
 import { onBeat } from '../../organism/kernel/phase.ts';
 import type { Hormone } from '../../organism/kernel/hormone.ts';
@@ -39,7 +40,7 @@ function immuneOf(clock: { t: number }, certs: ReadonlyMap<string, { parent: str
   immune.start();
   let seq = 0;
   const send = <B>(kind: HormoneKind, from: string, body: B) => deliver({ v: 1, kind, from, seq: ++seq, ts: clock.t, body, sig: new Uint8Array(64) });
-  return { immune, send, gene };
+  return { immune, send, gene, census };
 }
 
 /**
@@ -122,4 +123,42 @@ test('immune toxins - a lineage toxin is forgery only for a cell known here to b
   t.is(immune.evidence.against('killer-a', 'forgery'), undefined, 'three cells it cannot place: no evidence');
   t.like(immune.evidence.against('killer-b', 'forgery'), { kind: 'forgery' });
   t.regex(immune.evidence.against('killer-b', 'forgery')?.detail ?? '', /a toxin for honest-child without a guilty verdict \(lineage\)/);
+});
+
+// Evidence every cell sees for itself (here forged digests, which only a grow may send): the
+// accused's watchers accuse at once, and any other cell only after a grace of two to three
+// vote deadlines with no trial against it. At 100 cells every cell that saw a cancer's births
+// accused it at the same instant: 45 trials, each making every cell vote.
+test('immune accusations - on evidence every cell sees, a watcher accuses at once, another cell only after a grace', async (t) => {
+  const clock = { t: 1_800_000_000_000 };
+  const { immune, send, gene, census } = immuneOf(clock);
+  t.teardown(() => immune.close());
+  const ids = ['me', ...Array.from({ length: 24 }, (_, i) => `c${String(i).padStart(2, '0')}`)];
+  let round = 0;
+  const row = (i: string) => ({ i, q: 'echo', s: 'alive', c: null, l: 0, m: 0, d: 0, u: 0, r: 50, g: 0, p: 1, b: clock.t - 60_000, a: null, w: null, n: 1, z: clock.t, k: [0, 0, 0, 0] });
+  // What the host's grow says reaches the census and the immune system alike (their bus).
+  const hostSays = (rows: unknown[]) => {
+    const body = { host: 'h1', round: ++round, part: 0, parts: 1, full: round === 1, alive: ids.length, epoch: 1, beacon: 'b', rows };
+    census.observe({ v: 1, kind: 'digest', from: 'root', seq: round, ts: clock.t, body, sig: new Uint8Array(64) } as Hormone);
+    send('digest', 'root', body);
+  };
+  hostSays(ids.map(row));
+  const ring = new Ring('b', ids.map((id) => ({ id, host: 'h1', parent: null, born: clock.t - 60_000 })));
+  const watched = new Set(ring.watchedBy('me', gene.jury));
+  const watchedPeer = ids.find((id) => id !== 'me' && watched.has(id))!;
+  const otherPeer = ids.find((id) => id !== 'me' && !watched.has(id))!;
+  t.truthy(watchedPeer);
+  t.truthy(otherPeer);
+  for (const from of [watchedPeer, otherPeer]) for (let i = 0; i < gene.forgeriesMax; i++) send('digest', from, { host: 'h1', round: 1, part: 0, parts: 1, full: false, alive: 1, epoch: 1, beacon: 'b', rows: [] });
+  t.like(immune.evidence.against(otherPeer), { kind: 'forgery' }, 'both hold the evidence here');
+  await beat();
+  t.is(immune.stats.accusations, 1, 'the watched one accused at once');
+  clock.t += gene.voteDeadlineMs;
+  hostSays([]);
+  await beat();
+  t.is(immune.stats.accusations, 1, 'the other not yet: it is not this cell\'s to watch');
+  clock.t += 2 * gene.voteDeadlineMs + 1;
+  hostSays([]);
+  await beat();
+  t.is(immune.stats.accusations, 2, 'past the grace with no trial against it, this cell accuses it too');
 });
