@@ -52,7 +52,7 @@ export interface ImmuneStats {
   toxins: number;
   quarantined: number;
   forgeries: number;
-  /** Guilty tallies that could not be recorded (no KV quorum): not acted on. */
+  /** Guilty tallies not recorded (no KV quorum, a store timing out), so not acted on: one recorded by a later attempt leaves this count. */
   withheld: number;
   /** Votes on an accusation this cell never received, dropped at their deadline (no evidence). */
   strayVotes: number;
@@ -64,13 +64,15 @@ const CLOSED_KEPT = 256;
 const OPEN_TRIALS_PER_ACCUSER = 16;
 /** Votes held for accusations not heard yet (a cluster may reorder hormones). */
 const EARLY_VOTES_MAX = 1024;
+/** Votes of one sender held for accusations not heard yet (an honest juror has one per open trial). */
+const EARLY_VOTES_PER_SENDER = 32;
 /** Accusations received but not heard, remembered so their votes are not taken for forgeries. */
 const UNHEARD_KEPT = 1024;
 /** Vote deadlines a cell that does not watch a peer waits, past a jitter of one, before it accuses that peer on evidence of its own. */
 const UNWATCHED_GRACE_DEADLINES = 2;
 /** Peers remembered in that wait. */
 const UNWATCHED_KEPT = 1024;
-/** Times a withheld verdict's record is tried again, a vote deadline apart. */
+/** Times a withheld verdict's record is tried again, about a vote deadline apart (spread). */
 const WITHHELD_RETRIES = 4;
 
 export class Immune {
@@ -102,7 +104,9 @@ export class Immune {
   /** Peers with a finding that calm held back: looked at again at every review. */
   readonly #held = new Set<string>();
   /** Peers this cell holds evidence against without watching them, and from when (jittered) it may accuse them anyway (#review). */
-  readonly #unwatchedSince = new Map<string, number>();
+  readonly #unwatchedSince = new Map<string, { since: number; seen: number }>();
+  /** Withheld verdicts' next attempts (#closed), cleared at close. */
+  readonly #retries = new Set<NodeJS.Timeout>();
   #watch: { stop(): void } | undefined;
   #stopped = false;
   #seq = 0;
@@ -160,6 +164,8 @@ export class Immune {
 
   close(): void {
     this.#stopped = true;
+    for (const timer of this.#retries) clearTimeout(timer);
+    this.#retries.clear();
     this.#watch?.stop();
     this.#tick?.stop();
     for (const off of this.#offs.splice(0)) off();
@@ -300,8 +306,10 @@ export class Immune {
     // An accusation by the accused's own lineage is still heard; its accuser simply cannot
     // vote (barred).
     this.#trials.set(a.id, { trial, opened: this.#now(), voted: false, published: false });
-    this.#calm.set(a.accused, this.#now() + this.#d.gene.voteDeadlineMs);
-    this.#unwatchedSince.delete(a.accused); // a trial under way: a fresh grace after it (#review)
+    // Calm (no other accusation against it for a while) only when the accuser is not the
+    // accused or its lineage: a cell accusing itself of the wrong thing, over and over, would
+    // otherwise keep every other accuser off it.
+    if (!trial.barred.has(h.from)) this.#calm.set(a.accused, this.#now() + this.#d.gene.voteDeadlineMs);
     this.#trim();
     // Votes that came before the accusation.
     for (let i = this.#early.length - 1; i >= 0; i--) {
@@ -333,6 +341,10 @@ export class Immune {
     if (this.#unheard.has(h.body.accusation)) return;
     const t = this.#trials.get(h.body.accusation);
     if (!t) {
+      // Each sender holds a few places at most: votes on accusations that never come cost a
+      // sender nothing now (they are no evidence), and must not push out honest early votes.
+      let own = 0;
+      for (const e of this.#early) if (e.h.from === h.from && ++own >= EARLY_VOTES_PER_SENDER) return void this.stats.strayVotes++;
       if (this.#early.length >= EARLY_VOTES_MAX) this.#early.shift();
       this.#early.push({ h, until: this.#now() + this.#d.gene.voteDeadlineMs });
       return;
@@ -383,10 +395,14 @@ export class Immune {
     // A side of a partition may hold 2/3 of what it can see: the verdict stands only once a
     // quorum of the whole organism's store has it (a minority cannot write there).
     const attempt = (left: number): void => {
+      if (this.#stopped) return;
       void commit(id, t.trial.accusation.accused).then(
         (recorded) => {
           if (this.#stopped) return;
-          if (recorded) return this.#settle(id);
+          if (recorded) {
+            if (left < WITHHELD_RETRIES) this.stats.withheld--; // recorded late: no longer withheld
+            return this.#settle(id);
+          }
           if (left === WITHHELD_RETRIES) {
             this.stats.withheld++;
             this.#d.log.warn({ accused: t.trial.accusation.accused, votes: t.trial.guilty, jury: t.trial.jurors.size }, 'guilty by this tally, but the verdict cannot be recorded (no KV quorum: a minority side?): withheld');
@@ -395,7 +411,15 @@ export class Immune {
           // partition, a saturated server); a write that finds the record there settles it.
           // (At 100 cells every cell's write timed out at once, the accuser's too: the cancer
           // was dead, its verdict never said.)
-          if (left > 0) setTimeout(() => attempt(left - 1), this.#d.gene.voteDeadlineMs).unref();
+          // Spread: every cell that tallied guilty is retrying the same record.
+          if (left > 0) {
+            const timer = setTimeout(() => {
+              this.#retries.delete(timer);
+              attempt(left - 1);
+            }, this.#d.gene.voteDeadlineMs * (0.5 + Math.random()));
+            timer.unref();
+            this.#retries.add(timer);
+          }
         },
         (e: unknown) => this.#d.log.warn({ err: (e as Error).message }, 'verdict commit failed'),
       );
@@ -496,21 +520,28 @@ export class Immune {
       // a spread grace (a watcher's census that drew another panel, a watcher gone). At 100
       // cells every cell accused a cancer at the same instant: 45 trials, each making every
       // cell vote, and the organism too saturated to record any of the verdicts.
+      if ((this.#calm.get(peer) ?? 0) > now) {
+        // A trial under way or just ended: the grace below starts again after it, with a new
+        // spread, so the cells that held back do not all accuse the moment the calm ends.
+        this.#unwatchedSince.delete(peer);
+        this.#held.add(peer);
+        continue;
+      }
       if (!this.#watched.has(peer)) {
-        let since = this.#unwatchedSince.get(peer);
-        if (since === undefined) {
-          since = now + Math.random() * this.#d.gene.voteDeadlineMs;
-          this.#unwatchedSince.set(peer, since);
+        let wait = this.#unwatchedSince.get(peer);
+        // Not looked at for a deadline: its evidence had gone meanwhile, and this is new.
+        if (wait === undefined || now - wait.seen > this.#d.gene.voteDeadlineMs) {
+          wait = { since: now + Math.random() * this.#d.gene.voteDeadlineMs, seen: now };
+          this.#unwatchedSince.delete(peer);
+          this.#unwatchedSince.set(peer, wait);
           if (this.#unwatchedSince.size > UNWATCHED_KEPT) this.#unwatchedSince.delete(this.#unwatchedSince.keys().next().value!);
         }
-        if (now - since < UNWATCHED_GRACE_DEADLINES * this.#d.gene.voteDeadlineMs) {
+        wait.seen = now;
+        if (now - wait.since < UNWATCHED_GRACE_DEADLINES * this.#d.gene.voteDeadlineMs) {
           this.#held.add(peer);
           continue;
         }
-      }
-      if ((this.#calm.get(peer) ?? 0) > now) {
-        this.#held.add(peer);
-        continue;
+        this.#unwatchedSince.delete(peer);
       }
       const ring = this.#ringFor();
       const epoch = this.#d.census.beacon?.epoch;

@@ -78,6 +78,8 @@ export type OrganismState =
 
 /** Private whole-host answers to newborns' asks per interval (past it, asks are dropped). */
 const WHOLE_REPLIES_PER_INTERVAL = 32;
+/** Of those, to one asker (one inbox prefix) per interval. */
+const WHOLE_REPLIES_PER_ASKER = 2;
 /** A reply subject grow answers a whole-digest ask on: a client's request inbox, nothing else. */
 const INBOX_REPLY = /^_INBOX\.[A-Za-z0-9_-]{1,80}(\.[A-Za-z0-9_-]{1,40}){1,2}$/;
 
@@ -394,14 +396,20 @@ export class Organism {
     // interval (each is work in proportion to the host); past that, asks are dropped: the
     // asker's census counts its first delta from this host as a lost round and asks again.
     // A cell that lost a round of this host's digests names it: other hosts' grows stay silent.
-    const privately = { interval: 0, count: 0 };
+    // Each asker (its inbox: a process's own prefix) gets at most WHOLE_REPLIES_PER_ASKER of
+    // them an interval, so one cell asking in a loop cannot spend the bound newborns need.
+    const privately = { interval: 0, count: 0, byAsker: new Map<string, number>() };
     this.#digestWhole = observer.nc.subscribe(observer.ns.digestWhole, {
       callback: (_err, msg) => {
         if (!msg.reply || !INBOX_REPLY.test(msg.reply)) return;
         if (msg.data.length > 0 && Buffer.from(msg.data).toString('utf8') !== hostName()) return;
         const interval = Math.floor(Date.now() / this.genome.limits.pulseIntervalMs);
-        if (interval !== privately.interval) Object.assign(privately, { interval, count: 0 });
-        if (++privately.count > WHOLE_REPLIES_PER_INTERVAL) return;
+        if (interval !== privately.interval) Object.assign(privately, { interval, count: 0, byAsker: new Map() });
+        const asker = msg.reply.slice(0, msg.reply.indexOf('.', '_INBOX.'.length));
+        const asked = (privately.byAsker.get(asker) ?? 0) + 1;
+        if (asked > WHOLE_REPLIES_PER_ASKER || privately.count >= WHOLE_REPLIES_PER_INTERVAL) return;
+        privately.byAsker.set(asker, asked);
+        privately.count++;
         try {
           for (const part of digest.whole()) observer.nc.publish(msg.reply, observer.bus.seal('digest', part));
         } catch (e) {

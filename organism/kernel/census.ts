@@ -329,6 +329,12 @@ export class Census {
     if (r.parts < b.parts) return;
     const gap = b.round - r.complete;
     r.complete = b.round;
+    if (this.#silenced.size > 0 && b.full) {
+      // The host whole: a cell of it this census judged by silence that it does not name is
+      // not on that host any more (a grow that restarted, a cell that died meanwhile), and the
+      // rounds after this one must not give it back.
+      for (const id of this.#silenced.keys()) if (this.#entries.get(id)?.host === b.host && !r.named.has(id)) this.#silenced.delete(id);
+    }
     if (this.#silenced.size > 0 && !b.full && gap > 0) {
       if (gap > DIGEST_REPEAT) {
         // Nor at any round after this one: what the lost rounds said stays unheard, so this
@@ -370,10 +376,24 @@ export class Census {
     } else this.#short.delete(b.host);
   }
 
-  /** Since when this census has been short of some host's own count (#countAgainst); undefined if it is not. */
+  /**
+   * Since when this census has been short of a host's own count (#countAgainst): the latest
+   * such start among hosts still heard, so a host that stays short (or fell silent while
+   * short) does not hide a new shortfall elsewhere; undefined if none.
+   */
   shortSince(): number | undefined {
+    const now = this.#now();
+    const { pulseIntervalMs, deadAfterPulses } = this.#limits;
     let since: number | undefined;
-    for (const at of this.#short.values()) since = since === undefined ? at : Math.min(since, at);
+    for (const [host, at] of this.#short) {
+      const seen = this.#hostSeen.get(host);
+      // A host silent past the dead threshold says nothing now: its count no longer stands.
+      if (!seen || now - seen.at > deadAfterPulses * pulseIntervalMs + strideSlackMs(this.#limits)) {
+        this.#short.delete(host);
+        continue;
+      }
+      since = since === undefined ? at : Math.max(since, at);
+    }
     return since;
   }
 

@@ -754,3 +754,26 @@ test('calm stride - an idle host digests only on the stride, news at once; a cen
   quiet(300);
   t.is(cell.get('a')?.state, 'dead');
 });
+
+test('host digest - a whole round takes back nothing silence judged that it does not name: the rounds after it give back only what it named', (t) => {
+  const { clock, hormone } = setup();
+  const cell = new Census({ limits, now: clock.now, pulsesOf: () => false, beat: false });
+  const row = (i: string) => ({ i, q: 'echo', s: 'alive' as const, c: null, l: 0, m: 0, d: 0, u: 0, r: 50, g: 0, p: 1, b: T0, a: null, w: null, n: 1, z: clock.t, k: [0, 0, 0, 0] });
+  const digest = (round: number, full: boolean, rows: ReturnType<typeof row>[], alive: number) =>
+    cell.observe(hormone('digest', ROOT_ISSUER, { host: 'h1', round, part: 0, parts: 1, full, alive, epoch: 1, beacon: 'b', rows }));
+  digest(1, true, [row('a'), row('b')], 2);
+  for (let round = 2; round <= 5; round++) digest(round, false, [], 2);
+  t.deepEqual(cell.living().map((c) => c.id), ['a', 'b']);
+  // The host falls silent: both dead here, for their silence only.
+  clock.t += 1_000;
+  cell.tick();
+  t.deepEqual(cell.living().map((c) => c.id), []);
+  // Its grow started again (round 1 anew), whole: a lives there, b is gone.
+  digest(1, true, [row('a')], 1);
+  t.deepEqual(cell.living().map((c) => c.id), ['a']);
+  // The delta after it, a round later, names nobody: b must not come back.
+  clock.t += 100;
+  digest(2, false, [], 1);
+  t.deepEqual(cell.living().map((c) => c.id), ['a'], 'b stays dead: the whole round did not name it');
+  t.is(cell.get('b')?.state, 'dead');
+});
