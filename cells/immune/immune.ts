@@ -580,7 +580,7 @@ export class Immune {
     for (let i = this.#toxins.length - 1; i >= 0; i--) {
       const x = this.#toxins[i]!;
       const t = this.#trials.get(x.body.accusation);
-      const lineage = x.body.accusation === 'lineage' && (this.#condemned.has(x.body.cell) || this.#isGuiltyLineage(x.body.cell) !== false);
+      const lineage = x.body.accusation === 'lineage' && this.#isGuiltyLineage(x.body.cell) !== false;
       if (lineage || t?.trial.standing === 'guilty') {
         this.#toxins.splice(i, 1);
       } else if (now - x.at >= this.#d.gene.voteDeadlineMs + 500) {

@@ -329,17 +329,15 @@ export class Census {
     if (r.parts < b.parts) return;
     const gap = b.round - r.complete;
     r.complete = b.round;
-    if (this.#silenced.size > 0 && b.full) {
-      // The host whole: a cell of it this census judged by silence that it does not name is
-      // not on that host any more (a grow that restarted, a cell that died meanwhile), and the
-      // rounds after this one must not give it back.
-      for (const id of this.#silenced.keys()) if (this.#entries.get(id)?.host === b.host && !r.named.has(id)) this.#silenced.delete(id);
-    }
+    // The host whole: a cell of it this census judged by silence that it does not name is
+    // not on that host any more (a grow that restarted, a cell that died meanwhile), and the
+    // rounds after this one must not give it back.
+    if (b.full) this.#unsilence(b.host, r.named);
     if (this.#silenced.size > 0 && !b.full && gap > 0) {
       if (gap > DIGEST_REPEAT) {
         // Nor at any round after this one: what the lost rounds said stays unheard, so this
         // host's cells judged by silence wait for their own rows (the whole host asked for, or a refresh).
-        for (const id of this.#silenced.keys()) if (this.#entries.get(id)?.host === b.host) this.#silenced.delete(id);
+        this.#unsilence(b.host);
       } else {
         for (const [id, before] of this.#silenced) {
           const e = this.#entries.get(id);
@@ -350,6 +348,11 @@ export class Census {
       }
     }
     this.#countAgainst(b, now);
+  }
+
+  /** Forgets that `host`'s cells (but those in `keep`) were judged by silence: nothing gives their state back now. */
+  #unsilence(host: string, keep?: ReadonlySet<string>): void {
+    for (const id of this.#silenced.keys()) if (this.#entries.get(id)?.host === host && !keep?.has(id)) this.#silenced.delete(id);
   }
 
   /**
