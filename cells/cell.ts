@@ -499,6 +499,7 @@ export class Cell {
       stateDir: this.packet.stateDir,
       onHormone: (listener) => this.#bus?.on(listener) ?? (() => false),
       certOf: (id) => this.#certs?.certOf(id),
+      keyOf: (id) => this.#certs?.keyOf(id),
       findCert: async (id) => {
         const certs = this.#certs;
         if (!certs) return undefined;

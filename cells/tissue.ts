@@ -5,6 +5,7 @@
  * after the tissue (so the tissue's cells share the work), and drains what `start` made.
  * A tissue keeps no module state: what it holds belongs to the instance `start` returns.
  */
+import type { KeyObject } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Census } from '../organism/kernel/census.ts';
 import type { Genome } from '../organism/kernel/genome/index.ts';
@@ -43,6 +44,8 @@ export interface TissueContext {
   onHormone(listener: (h: Hormone) => void): () => void;
   /** A cell's verified lineage certificate, if this cell knows it. */
   certOf(id: string): Certificate | undefined;
+  /** The verified public key of a cell this cell knows, or the root's (`root`). */
+  keyOf(id: string): KeyObject | undefined;
   /**
    * A cell's verified lineage certificate, looked up in the lineage bucket if this cell does
    * not know it yet (a cell hears no pulses: an idle peer born before it says nothing it would

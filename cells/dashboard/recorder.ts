@@ -4,12 +4,11 @@
  * dashboard.frameIntervalMs. Reading a span back gives the events (signatures checked where
  * the sender's certificate is known) and the frames, thinned to at most `framesMax`.
  */
+import type { KeyObject } from 'node:crypto';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ControlRecord } from '../../organism/wire/control.ts';
 import { openEnvelope, signatureHolds } from '../../organism/kernel/hormone.ts';
-import { publicKeyObject } from '../../organism/kernel/keys.ts';
-import type { Certificate } from '../../organism/kernel/lineage.ts';
 import type { Namespace } from '../../organism/kernel/namespace.ts';
 import { RECORDER_STREAM } from '../../organism/kernel/stores.ts';
 import { pack, unpack } from '../../organism/kernel/reply.ts';
@@ -24,6 +23,8 @@ export interface Replay {
   /** Messages read from the stream, and those left out (malformed, or a signature that does not hold). */
   read: number;
   rejected: number;
+  /** False when the read ran out of time (READ_WAIT_MS) before it reached its end. */
+  complete: boolean;
 }
 
 /** Rows one frame holds at most (a frame must stay well under the broker's max payload). */
@@ -36,7 +37,8 @@ export interface RecorderDeps {
   nc: NatsConnection;
   ns: Namespace;
   hormoneMaxBytes: number;
-  certOf(id: string): Certificate | undefined;
+  /** A sender's verified key (the root's included); undefined for a cell not known here. */
+  keyOf(id: string): KeyObject | undefined;
   tissueOf(id: string): string | null;
 }
 
@@ -62,17 +64,35 @@ export class Recorder {
     this.#d.nc.publish(this.#d.ns.recorder('frame'), pack({ ts, cells: cells.slice(0, FRAME_ROWS_MAX) }));
   }
 
-  /** Reads [from, to] back. `framesMax` thins the frames evenly (events are all kept); 0 reads events only. */
-  async read(from: number, to: number, framesMax: number): Promise<Replay> {
+  /**
+   * Records one census frame and waits for the stream to hold it; its sequence number. The
+   * server took every hormone this connection has heard before the frame into the stream
+   * ahead of it, so a read through that number misses none of them (a stream's own last
+   * number may still lag them).
+   */
+  async mark(ts: number, cells: readonly CellRow[]): Promise<number> {
+    const ack = await jetstream(this.#d.nc).publish(this.#d.ns.recorder('frame'), pack({ ts, cells: cells.slice(0, FRAME_ROWS_MAX) }));
+    return ack.seq;
+  }
+
+  /**
+   * Reads [from, to] back. `framesMax` thins the frames evenly (events are all kept); 0 reads
+   * events only. `through` reads up to that sequence number (from `mark`) whatever its time.
+   */
+  async read(from: number, to: number, framesMax: number, through?: number): Promise<Replay> {
     const { nc, ns } = this.#d;
     const name = ns.stream(RECORDER_STREAM);
-    const out: Replay = { from, to, frames: [], events: [], read: 0, rejected: 0 };
+    const out: Replay = { from, to, frames: [], events: [], read: 0, rejected: 0, complete: true };
     const info = await (await jetstreamManager(nc)).streams.info(name);
-    const last = info.state.last_seq;
+    const last = through ?? info.state.last_seq;
+    if (through !== undefined) to = Number.MAX_SAFE_INTEGER;
     if (info.state.messages === 0 || info.state.last_ts === undefined || Date.parse(info.state.last_ts) < from) return out;
     const consumer = await jetstream(nc).consumers.get(name, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(from).toISOString() });
     const iter = await consumer.consume({ max_messages: 512 });
-    const timer = setTimeout(() => void iter.close().catch(() => undefined), READ_WAIT_MS);
+    const timer = setTimeout(() => {
+      out.complete = false;
+      void iter.close().catch(() => undefined);
+    }, READ_WAIT_MS);
     const frames: RecordedFrame[] = [];
     const frameSubject = ns.recorder('frame');
     const controlSubject = ns.recorder('control');
@@ -114,10 +134,11 @@ export class Recorder {
     if (!opened.ok) return null;
     const h = opened.hormone;
     // Certificates of cells long gone may be unknown here: their events are kept, flagged.
-    const cert = h.from === 'root' ? undefined : this.#d.certOf(h.from);
-    if (cert && !signatureHolds(h, publicKeyObject(cert.pub), this.#d.ns.id)) return null;
+    // The root's key is always known, so a root hormone (a shutdown) is always checked.
+    const key = this.#d.keyOf(h.from);
+    if (key && !signatureHolds(h, key, this.#d.ns.id)) return null;
     const e = eventOf(h, this.#d.tissueOf);
-    return e && (cert || h.from === 'root' ? e : { ...e, data: { ...e.data, unverified: true } });
+    return e && (key ? e : { ...e, data: { ...e.data, unverified: true } });
   }
 }
 

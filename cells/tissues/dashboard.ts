@@ -52,7 +52,7 @@ export default defineTissue({
     const m = new SwarmModel(gene);
     const metrics = new Metrics();
     const tissueOf = (id: string) => ctx.census.get(id)?.tissue ?? ctx.certOf(id)?.tissue ?? null;
-    const recorder = new Recorder({ nc: ctx.nc, ns: ctx.ns, hormoneMaxBytes: ctx.genome.limits.hormoneMaxBytes, certOf: ctx.certOf, tissueOf });
+    const recorder = new Recorder({ nc: ctx.nc, ns: ctx.ns, hormoneMaxBytes: ctx.genome.limits.hormoneMaxBytes, keyOf: ctx.keyOf, tissueOf });
     let allowed: (token: unknown) => boolean = () => false;
     try {
       allowed = tokenChecker(readDashboardToken(ctx.stateDir));
@@ -62,6 +62,9 @@ export default defineTissue({
     // Live events are heard from the start and held while the recent past is read from the
     // recorder, then added after it, but for those the past already holds: a hormone that came
     // during the read was in neither before (seen in CI: a first cell's birth missing from the log).
+    // The read goes through a frame this cell records once it listens, not the stream's last
+    // number: a hormone heard just before the listener could still be on its way into the
+    // stream (seen in CI: a stem born with the dashboard missing from its log).
     let held: Omit<SwarmEvent, 'n'>[] | undefined = [];
     const add = (e: Omit<SwarmEvent, 'n'>) => (held ? void held.push(e) : void metrics.event(m.add(e)));
     const offs = [
@@ -89,7 +92,9 @@ export default defineTissue({
     const told = new Set<string>();
     const said = (e: Omit<SwarmEvent, 'n'>) => `${e.ts} ${e.from} ${e.kind} ${e.text}`;
     try {
-      const past = await recorder.read(Date.now() - BACKFILL_MS, Date.now(), 0);
+      const mark = await recorder.mark(Date.now(), ctx.census.list().map(rowOf));
+      const past = await recorder.read(Date.now() - BACKFILL_MS, Date.now(), 0, mark);
+      if (!past.complete) ctx.log.warn({ read: past.read }, 'the flight recorder took too long: the log misses part of the recent past');
       for (const e of past.events.sort((a, b) => a.ts - b.ts)) {
         told.add(said(e));
         m.add(e);
