@@ -8,6 +8,7 @@
  */
 import { onBeat, strideSlackMs, type PhasedTimer } from '../organism/kernel/phase.ts';
 import { availableParallelism } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import type { Census, CensusEntry } from '../organism/kernel/census.ts';
@@ -89,6 +90,8 @@ export class Homeostat {
   readonly #needSince = new Map<string, number>();
   #scheduled = false;
   #closed = false;
+  /** Aborted by close(): ends the pauses and join waits a closed homeostat would otherwise sit out. */
+  readonly #stop = new AbortController();
   #started: Promise<void> | undefined;
   /** Decisions this cell made, by action (shown in stats). */
   readonly counts: Record<string, number> = {};
@@ -125,7 +128,7 @@ export class Homeostat {
         this.#d.log.warn({ err: (e as Error).message }, 'homeostasis watch failed: trying again');
         return undefined;
       });
-      if (first === undefined) await new Promise((r) => setTimeout(r, pause));
+      if (first === undefined) await this.#pause(pause);
     }
     void this.#keepWatching(first);
     // watch() resolves once its consumer exists, not once it delivered the records: they are
@@ -175,7 +178,7 @@ export class Homeostat {
       } catch (e) {
         this.#d.log.warn({ err: (e as Error).message }, 'homeostasis records unreadable: trying again');
       }
-      await new Promise((r) => setTimeout(r, pause));
+      await this.#pause(pause);
     }
   }
 
@@ -215,7 +218,7 @@ export class Homeostat {
       } catch (e) {
         if (!this.#closed) this.#d.log.warn({ err: (e as Error).message }, 'homeostasis watch failed: watching again');
       }
-      await new Promise((r) => setTimeout(r, pause));
+      await this.#pause(pause);
     }
   }
 
@@ -544,9 +547,17 @@ export class Homeostat {
     const joined = new Promise<void>((r) => (off = this.#d.census.on((e) => e.type === 'joined' && e.entry.id === id && r())));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((r) => (timer = setTimeout(r, this.#d.genome.limits.joinTimeoutMs)));
-    await Promise.race([joined, timeout, ...(gone ? [gone] : [])]);
+    let onStop: (() => void) | undefined;
+    const stopped = new Promise<void>((r) => this.#stop.signal.addEventListener('abort', (onStop = () => r()), { once: true }));
+    await Promise.race([joined, timeout, stopped, ...(gone ? [gone] : [])]);
     off?.();
     clearTimeout(timer);
+    this.#stop.signal.removeEventListener('abort', onStop!);
+  }
+
+  /** Waits `ms`, or less if the homeostat is closed meanwhile. */
+  #pause(ms: number): Promise<void> {
+    return sleep(ms, undefined, { signal: this.#stop.signal }).catch(() => undefined);
   }
 
   /**
@@ -646,6 +657,7 @@ export class Homeostat {
 
   close(): void {
     this.#closed = true;
+    this.#stop.abort();
     this.#timer?.stop();
     this.#offCensus?.();
     this.#watch?.stop();

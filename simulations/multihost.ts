@@ -37,6 +37,7 @@ import { readRecord } from '../organism/grow/record.ts';
 import { openReply, pack } from '../organism/kernel/reply.ts';
 import { loadOrCreateRootKey, ROOT_KEY_FILE, ROOT_PUB_FILE } from '../organism/grow/root-key.ts';
 import type { CensusEntry } from '../organism/kernel/census.ts';
+import { within } from '../organism/kernel/within.ts';
 
 const CLI = fileURLToPath(new URL('../organism/grow/cli.js', import.meta.url));
 const BROKER_PORT = 4250;
@@ -237,7 +238,7 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
     // 1. Three hosts grow at once.
     mark('grow on h1, h2, h3 at once');
     for (const h of hosts.hosts) startGrow(h);
-    const alive = await Promise.race([Promise.all([...grown.values()].map((g) => g.alive)), sleep(120_000).then(() => [false])]);
+    const alive = await within(Promise.all([...grown.values()].map((g) => g.alive)), 120_000, [false]);
     if (!alive.every(Boolean)) throw new Error(`not every host grew: ${[...grown.values()].map((g) => `${g.host.name}: ${g.lines.slice(-3).map((l) => l.line).join(' | ')}`).join('; ')}`);
     result.seededBy = [...grown.values()].filter((g) => !g.lines.some((l) => /joins it$/.test(l.line))).map((g) => g.host.name);
     note(`seeded by ${result.seededBy.join(', ')}; the others joined`);
@@ -346,7 +347,7 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
     mark(`${victim.name} comes back`);
     const back = Date.now();
     startGrow(victim);
-    const rejoined = await Promise.race([grown.get(victim.name)!.alive, sleep(90_000).then(() => false)]);
+    const rejoined = await within(grown.get(victim.name)!.alive, 90_000, false);
     const withReceiver = rejoined && (await until(() => spread().has(victim.name), 30_000, `a receiver on ${victim.name}`).then(() => true, () => false));
     result.rejoin = { host: victim.name, ms: withReceiver ? Date.now() - back : null };
     note(withReceiver ? `${victim.name} rejoined in ${Date.now() - back} ms` : `${victim.name} did NOT rejoin`);
@@ -491,7 +492,7 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
       mark(`${second.name} comes back`);
       const backAt = Date.now();
       startGrow(second);
-      const ok = (await Promise.race([grown.get(second.name)!.alive, sleep(90_000).then(() => false)])) && (await until(() => spread().has(second.name), 30_000, `a receiver on ${second.name}`).then(() => true, () => false));
+      const ok = (await within(grown.get(second.name)!.alive, 90_000, false)) && (await until(() => spread().has(second.name), 30_000, `a receiver on ${second.name}`).then(() => true, () => false));
       result.secondLoss = { host: second.name, rejoinMs: ok ? Date.now() - backAt : null };
       note(ok ? `${second.name} rejoined in ${Date.now() - backAt} ms` : `${second.name} did NOT rejoin`);
       await allCurrent();
@@ -668,7 +669,7 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
     } catch {
       // a broker may be gone: the pids below still end everything
     }
-    await Promise.race([Promise.all([...grown.values()].map((g) => (g.child.exitCode === null && g.child.signalCode === null ? new Promise((r) => g.child.once('exit', r)) : undefined))), sleep(20_000)]);
+    await within(Promise.all([...grown.values()].map((g) => (g.child.exitCode === null && g.child.signalCode === null ? new Promise((r) => g.child.once('exit', r)) : undefined))), 20_000, []);
     await observer?.close().catch(() => {});
     const orphans: string[] = [];
     for (const g of grown.values()) orphans.push(...killHost(g, id));

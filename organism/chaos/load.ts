@@ -12,6 +12,7 @@ import type { Namespace } from '../kernel/namespace.ts';
 import { openReply, pack } from '../kernel/reply.ts';
 import { arrivals, rateAt, type Shape } from './load-shape.ts';
 import { distribution, percentile, type Distribution } from './stats.ts';
+import { within } from '../kernel/within.ts';
 
 export interface LoadOptions {
   nc: NatsConnection;
@@ -144,7 +145,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     // The rest of the shape's time, then the answers still on their way (bounded by the timeout).
     const tail = o.shape.durationMs - (performance.now() - start);
     if (tail > 0 && !o.signal?.aborted) await sleep(tail, undefined, o.signal ? { signal: o.signal } : {}).catch(() => {});
-    await Promise.race([Promise.allSettled([...pending]), sleep(timeoutMs + 100)]);
+    await within(Promise.allSettled([...pending]), timeoutMs + 100, undefined);
   } finally {
     clearInterval(ticker);
   }

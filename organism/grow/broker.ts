@@ -14,6 +14,7 @@ import type { ClusterConfig } from '../kernel/cluster.ts';
 import type { BrokerGene } from '../kernel/genome/index.ts';
 import { isExecutableFile, signalIfOurs, waitGone } from '../kernel/processes.ts';
 import type { HostTls } from './organism-ca.ts';
+import { within } from '../kernel/within.ts';
 
 export const NATS_DEFAULT_PORT = 4222;
 /** Where the broker's monitoring port listens: never beyond this host (it answers anyone). */
@@ -304,7 +305,7 @@ export class Broker {
     this.#state = { state: 'closed' };
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
-      const done = await Promise.race([this.#exit, sleep(5_000).then(() => 'timeout' as const)]);
+      const done = await within(this.#exit!, 5_000, 'timeout' as const);
       if (done === 'timeout') {
         child.kill('SIGKILL');
         await this.#exit;

@@ -17,6 +17,7 @@ import type { CensusEntry } from '../kernel/census.ts';
 import { CellularError, throwIfAborted } from '../wire/errors.ts';
 import { isReceiverUrl, renderNginxConfig, type NginxConfigOptions } from './nginx.ts';
 import { commandLineOf, isAlive, isExecutableFile, waitGone } from '../kernel/processes.ts';
+import { within } from '../kernel/within.ts';
 
 export const NGINX_INSTALL_HINT = 'Install it: apt-get install -y nginx (Debian/Ubuntu; the service need not run), or set NGINX_BIN to an nginx binary.';
 
@@ -331,7 +332,7 @@ export class NginxDoor {
     if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
     const pid = child.pid;
     if (isNginxMaster(pid, this.prefix)) process.kill(pid, 'SIGTERM');
-    const gone = await Promise.race([this.#childExited!.then(() => true), sleep(5_000).then(() => false)]);
+    const gone = await within(this.#childExited!.then(() => true), 5_000, false);
     if (!gone && isNginxMaster(pid, this.prefix)) {
       this.#say(`nginx: pid ${pid} ignored SIGTERM for 5 s; killing its process group`);
       // The master's workers are in its process group (it was started detached): all of them,
@@ -341,7 +342,7 @@ export class NginxDoor {
       } catch {
         // already gone
       }
-      await Promise.race([this.#childExited, sleep(2_000)]);
+      await within(this.#childExited!, 2_000, undefined);
     }
   }
 

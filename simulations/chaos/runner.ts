@@ -26,6 +26,7 @@ import { Kvm } from '@nats-io/kv';
 import { checkDurability, describeDurability, type DurabilityReport } from '../durability.ts';
 import { CURSORS_BUCKET, MESSAGES_STREAM } from '../../cells/messenger/stores.ts';
 import { pause, type ChaosContext, type ChaosScenario, type Invariant, type RunFacts } from '../../organism/chaos/scenarios.ts';
+import { within } from '../../organism/kernel/within.ts';
 
 export interface ChaosOptions {
   scenario: ChaosScenario;
@@ -238,7 +239,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await sleep(o.durationS * 1000);
     faultTime.abort();
     // A fault step under way (a broker restarting) finishes; nothing new starts.
-    await Promise.race([fault, new Promise((r) => setTimeout(r, 15_000))]);
+    await within(fault, 15_000, undefined);
     sending = false;
     const sendingUntil = at();
     if (o.signal?.aborted) throw new CellularError('CELL_ERR_ABORTED', 'chaos run interrupted');
@@ -254,12 +255,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       await new Promise((r) => setTimeout(r, 500));
     }
     // Population settles within bounds (a replacement being born, a surplus cell dying).
-    const within = () => {
+    const inBounds = () => {
       const p = livePopulation();
       return Object.entries(genome.tissues).every(([t, g]) => (p[t] ?? 0) >= g.min && (p[t] ?? 0) <= g.max);
     };
     // Three samples in a row within bounds: a fault of the last moments is judged too.
-    await waitUntil(() => samples.length >= 3 && samples.slice(-3).every((x) => x.t > sendingUntil) && within(), 20_000, 'the population within its bounds').catch(() => undefined);
+    await waitUntil(() => samples.length >= 3 && samples.slice(-3).every((x) => x.t > sendingUntil) && inBounds(), 20_000, 'the population within its bounds').catch(() => undefined);
     for (const t of timers) clearInterval(t);
     timers = [];
 

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { addressKey, capConnections, clientAddress, httpServerOptions, trustedProxySet, type HttpLimits } from '../../cells/http-guard.ts';
 import { DashboardServer } from '../../cells/dashboard/server.ts';
 import { defaultGenome } from '../../organism/kernel/genome/index.ts';
+import { within } from '../../organism/kernel/within.ts';
 
 const LIMITS: HttpLimits = { httpHeadersTimeoutMs: 800, httpRequestTimeoutMs: 2_000, httpKeepAliveMs: 500, httpConnectionsPerAddress: 4 };
 
@@ -65,14 +66,14 @@ test('http guard - slowloris is cut off by the header timeout; a fifth connectio
   slow.socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
   const drip = setInterval(() => slow.socket.writable && slow.socket.write('X-a: b\r\n'), 200);
   t.teardown(() => clearInterval(drip));
-  const lived = await Promise.race([slow.closed, sleep(10_000).then(() => -1)]);
+  const lived = await within(slow.closed, 10_000, -1);
   clearInterval(drip);
   t.true(lived > 0 && lived < LIMITS.httpHeadersTimeoutMs + 2_500, `closed after ${lived} ms`);
   // The cap: four held open, the fifth is destroyed before it can ask anything.
   const held = await Promise.all([1, 2, 3, 4].map(() => raw(port)));
   await sleep(50);
   const fifth = await raw(port);
-  const fifthLived = await Promise.race([fifth.closed, sleep(3_000).then(() => -1)]);
+  const fifthLived = await within(fifth.closed, 3_000, -1);
   t.true(fifthLived >= 0 && fifthLived < 1_000, `the fifth closed after ${fifthLived} ms`);
   t.is(cap.refused(), 1);
   for (const h of held) h.socket.destroy();

@@ -17,6 +17,7 @@ import { recordAccess } from '../../organism/grow/commands/target.ts';
 import { loadGenome, type Genome } from '../../organism/kernel/genome/index.ts';
 import { tempDir } from './nats.ts';
 import { reapOnExit } from './reaper.ts';
+import { within } from '../../organism/kernel/within.ts';
 
 export const CLI = fileURLToPath(new URL('../../organism/grow/cli.js', import.meta.url));
 
@@ -71,7 +72,7 @@ export async function grow(t: ExecutionContext, options: GrowOptions = {}): Prom
     if (!t.passed) console.error(`--- grow output (${stateDir}):\n${out.split('\n').slice(-60).join('\n')}\n${err.split('\n').slice(-20).join('\n')}`);
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGINT');
-      const done = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000))]);
+      const done = await within(exited.then(() => true), 15_000, false);
       if (!done) child.kill('SIGKILL');
     }
     // Whatever grow did not clean up is a leak the test will have reported; still end it.

@@ -28,6 +28,7 @@ import { ChatClient } from '../../helpers/chat-client.ts';
 import { cliAsync, until } from '../../helpers/grow.ts';
 import { liveReceivers, messengerGenome, runOrganism } from '../../helpers/organism.ts';
 import { tempDir, uniqueId } from '../../helpers/nats.ts';
+import { within } from '../../../organism/kernel/within.ts';
 
 /** A messenger organism on its own private broker (operator mode), stopped at teardown. */
 async function privateOrganism(t: ExecutionContext, sets: string[] = [], prepare?: (stateDir: string) => void) {
@@ -206,7 +207,7 @@ test.serial('least privilege - a dead cell\'s credential stops working: its deat
   r.nc.publish(ns.hormone('birth', cell.id), sealHormone(signer, 'birth', { pid: 1, cert: cell.cert, url: null }, 8192));
   r.nc.publish(ns.hormone('death', cell.id), sealHormone(signer, 'death', { pid: 1, cause: 'signal', detail: 'test' }, 8192));
   await r.nc.flush();
-  const done = await Promise.race([closed.then(() => 'closed'), new Promise((res) => setTimeout(() => res('open'), 10_000))]);
+  const done = await within(closed.then(() => 'closed'), 10_000, 'open');
   t.is(done, 'closed', 'the broker closed the dead cell\'s connection');
   t.true(r.errors.some((e) => /Revoked/i.test(e)), `the server said why: ${r.errors.join('; ')}`);
   // Its credential cannot come back.
@@ -305,7 +306,7 @@ test.serial('least privilege - a flood from one credential (100,000 hormones in 
     }
     await new Promise((res) => setTimeout(res, 300));
   }
-  const done = await Promise.race([closed.then(() => 'closed'), new Promise((res) => setTimeout(() => res('open'), 10_000))]);
+  const done = await within(closed.then(() => 'closed'), 10_000, 'open');
   t.log(`sent ${sent} in ${Date.now() - started} ms, ${refusedSends} refused by the closed connection`);
   t.is(done, 'closed', 'the flooder was cut off the broker');
   // Cut off for its identity: grow revoked it, and the server closed it with an auth error.

@@ -27,6 +27,7 @@ import { CLI, cli, grow, observe, until } from '../../helpers/grow.ts';
 import { tempDir } from '../../helpers/nats.ts';
 import { reapOnExit } from '../../helpers/reaper.ts';
 import { registerAccount } from '../../../client/app/account.ts';
+import { within } from '../../../organism/kernel/within.ts';
 
 function nginxBin(t: ExecutionContext): string {
   try {
@@ -274,7 +275,7 @@ test('nginx door - with fake receivers: runs nginx, debounces a burst of changes
   await again.start();
   const pid2 = again.pid!;
   t.true(signalIfOurs(pid2, ['nginx: master process', ` -p ${again.prefix} `], 'SIGKILL'));
-  const ended = await Promise.race([again.ended, sleep(5_000).then(() => 'timeout' as const)]);
+  const ended = await within(again.ended, 5_000, 'timeout' as const);
   t.true(isCellularError(ended, 'NGINX_ERR_START'), String(ended));
   // SIGKILL leaves the master's workers behind: they are ours, in its process group.
   try {
@@ -295,7 +296,7 @@ test('nginx door - with fake receivers: runs nginx, debounces a burst of changes
   t.teardown(async () => {
     await watched.close();
     signalIfOurs(own.pid!, ['nginx: master process', ` -p ${prefix} `], 'SIGTERM');
-    await Promise.race([ownGone, sleep(5_000)]);
+    await within(ownGone, 5_000, undefined);
     unreap3();
   });
   await until(() => existsSync(join(prefix, 'nginx.pid')) && readFileSync(join(prefix, 'nginx.pid'), 'utf8').trim() === String(own.pid), 5_000, 'our own nginx up');
@@ -364,7 +365,7 @@ test.serial('nginx front door - two users chat end-to-end encrypted through ngin
     if (!t.passed) t.log(`--- cellular nginx:\n${err}`, existsSync(join(prefix, 'error.log')) ? readFileSync(join(prefix, 'error.log'), 'utf8').slice(-2000) : '');
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGINT');
-      if (!(await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]))) child.kill('SIGKILL');
+      if (!(await within(exited.then(() => true), 10_000, false))) child.kill('SIGKILL');
     }
     killNginx();
     unreap();
@@ -415,7 +416,7 @@ test.serial('nginx front door - two users chat end-to-end encrypted through ngin
   const survivor = receivers().find((r) => r.id !== victim.id)!;
   t.true(signalCell(victim.pid, victim.id, g.record.id, 'SIGKILL'), 'the victim was ours, and signalled');
   t.true(await waitGone(victim.pid, 5_000));
-  await Promise.race([alice.c.closed, new Promise((r) => setTimeout(r, 5_000))]);
+  await within(alice.c.closed, 5_000, undefined);
 
   // At once, before any rewrite: nginx skips the dead receiver (proxy_next_upstream), the sessions resume.
   const again = async (u: User) => {
@@ -455,7 +456,7 @@ test.serial('nginx front door - two users chat end-to-end encrypted through ngin
   // Ctrl-C: the CLI stops its nginx by pid and exits 0.
   for (const c of clients) c.close();
   child.kill('SIGINT');
-  t.is(await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 10_000))]), 0, err);
+  t.is(await within(exited, 10_000, 'timeout'), 0, err);
   t.true(await waitGone(master!, 5_000), 'nginx master gone');
   t.false(isAlive(master!));
   t.regex(err, /nginx: stopped/);
