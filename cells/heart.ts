@@ -11,7 +11,7 @@
  * whose process still runs (and is not stopped) is busy, not dead, and its lag grows with the
  * silence (Census `running`, organism/grow/organism.ts). Busy is still not dead.
  */
-import { nextPhase, onBeat, PHASE, strideMs, type PhasedTimer } from '../organism/kernel/phase.ts';
+import { nextPhase, onBeat, onStride, PHASE, strideMs, type Cadence, type PhasedTimer } from '../organism/kernel/phase.ts';
 import { genomeHash } from '../organism/kernel/genome/index.ts';
 import { SharedSequence } from '../organism/kernel/hormone.ts';
 import { OwnUsage } from '../organism/kernel/process-usage.ts';
@@ -41,6 +41,7 @@ export class Heart {
   readonly #intervalMs: number;
   /** A calm cell's time between pulses (limits.calmStride intervals). */
   readonly #strideMs: number;
+  readonly #cadence: Cadence;
   #beat: PhasedTimer;
   #pulseTimer: NodeJS.Timeout | undefined;
   /** When the next pulse is due (0: not pulsing; Infinity: calm, on the beat). */
@@ -76,6 +77,7 @@ export class Heart {
     const intervalMs = packet.genome.limits.pulseIntervalMs;
     this.#intervalMs = intervalMs;
     this.#strideMs = strideMs(packet.genome.limits);
+    this.#cadence = packet.genome.limits;
     // Event-loop delay: how late each tick fires past when it was due, the worst over the
     // last pulse interval.
     let worst = 0;
@@ -196,7 +198,15 @@ export class Heart {
    */
   #calmPulse(): void {
     if (this.#pulseDue !== Number.POSITIVE_INFINITY) return;
-    if (Date.now() - this.#lastPulseAt < this.#strideMs * 0.75) return;
+    const now = Date.now();
+    const since = now - this.#lastPulseAt;
+    if (since < this.#strideMs * 0.75) return;
+    // On the stride's first interval, with every calm cell of its host. A cell calm again
+    // after a pulse off the stride (work made it pulse every interval) waits for the next
+    // stride, not for the next beat three quarters of a stride on: that beat may be an
+    // interval's news digest, and the pulse would stay off the stride. Once a whole stride
+    // has passed (its host's digest is late) it pulses in whatever beat comes.
+    if (since < this.#strideMs && !onStride(now, this.#cadence)) return;
     this.#pulse();
     this.#arm();
   }
