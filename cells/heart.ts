@@ -42,6 +42,8 @@ export class Heart {
   /** A calm cell's time between pulses (limits.calmStride intervals). */
   readonly #strideMs: number;
   readonly #cadence: Cadence;
+  /** Whether the last pulse was a calm one, in a beat (not on the pulse timer). */
+  #lastPulseCalm = false;
   #beat: PhasedTimer;
   #pulseTimer: NodeJS.Timeout | undefined;
   /** When the next pulse is due (0: not pulsing; Infinity: calm, on the beat). */
@@ -202,12 +204,13 @@ export class Heart {
     const since = now - this.#lastPulseAt;
     if (since < this.#strideMs * 0.75) return;
     // On the stride's first interval, with every calm cell of its host. A cell calm again
-    // after a pulse off the stride (work made it pulse every interval) waits for the next
+    // after a pulse on its own timer (work made it pulse every interval) waits for the next
     // stride, not for the next beat three quarters of a stride on: that beat may be an
     // interval's news digest, and the pulse would stay off the stride. Once a whole stride
-    // has passed (its host's digest is late) it pulses in whatever beat comes.
-    if (since < this.#strideMs && !onStride(now, this.#cadence)) return;
-    this.#pulse();
+    // has passed it pulses in whatever beat comes. A calm pulse in a late digest's beat does
+    // not wait again: its host's digests are late, and waiting would double the silence.
+    if (!this.#lastPulseCalm && since < this.#strideMs && !onStride(now, this.#cadence)) return;
+    this.#pulse(true);
     this.#arm();
   }
 
@@ -231,9 +234,10 @@ export class Heart {
   }
 
   /** One pulse; three failures in a row mean this cell can no longer prove it lives. */
-  #pulse(): void {
+  #pulse(calm = false): void {
     if (this.#state.state !== 'beating' || !this.#send) return;
     this.#lastPulseAt = Date.now();
+    this.#lastPulseCalm = calm;
     try {
       this.#send(this.#measure());
       this.#failures = 0;

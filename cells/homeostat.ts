@@ -542,7 +542,7 @@ export class Homeostat {
 
   /** Resolves once `id` joined the census, `gone` resolved, or limits.joinTimeoutMs passed. */
   async #awaitJoin(id: string, gone?: Promise<void>): Promise<void> {
-    if (this.#d.census.get(id)) return;
+    if (this.#d.census.get(id) || this.#stop.signal.aborted) return;
     let off: (() => void) | undefined;
     const joined = new Promise<void>((r) => (off = this.#d.census.on((e) => e.type === 'joined' && e.entry.id === id && r())));
     let timer: NodeJS.Timeout | undefined;

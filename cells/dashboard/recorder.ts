@@ -39,6 +39,8 @@ export interface RecorderDeps {
   hormoneMaxBytes: number;
   /** A sender's verified key (the root's included); undefined for a cell not known here. */
   keyOf(id: string): KeyObject | undefined;
+  /** A sender's key looked up in the lineage bucket (verified to the root), for one not known here. */
+  findKey?(id: string): Promise<KeyObject | undefined>;
   tissueOf(id: string): string | null;
 }
 
@@ -65,13 +67,14 @@ export class Recorder {
   }
 
   /**
-   * Records one census frame and waits for the stream to hold it; its sequence number. The
-   * server took every hormone this connection has heard before the frame into the stream
-   * ahead of it, so a read through that number misses none of them (a stream's own last
-   * number may still lag them).
+   * Records an empty mark (its own subject: a replay shows no frame for it) and waits for the
+   * stream to hold it; its sequence number. On one server, the stream took every hormone this
+   * connection has heard before the mark ahead of it, so a read through that number misses
+   * none of them (the stream's own last number may still lag them). Across a cluster a
+   * hormone heard here may still be on its way to the stream's leader.
    */
-  async mark(ts: number, cells: readonly CellRow[]): Promise<number> {
-    const ack = await jetstream(this.#d.nc).publish(this.#d.ns.recorder('frame'), pack({ ts, cells: cells.slice(0, FRAME_ROWS_MAX) }));
+  async mark(): Promise<number> {
+    const ack = await jetstream(this.#d.nc).publish(this.#d.ns.recorder('mark'), new Uint8Array(0));
     return ack.seq;
   }
 
@@ -96,6 +99,9 @@ export class Recorder {
     const frames: RecordedFrame[] = [];
     const frameSubject = ns.recorder('frame');
     const controlSubject = ns.recorder('control');
+    const markSubject = ns.recorder('mark');
+    /** Keys looked up in the lineage bucket during this read (undefined: no certificate there either). */
+    const found = new Map<string, KeyObject | undefined>();
     try {
       for await (const m of iter) {
         out.read++;
@@ -112,12 +118,16 @@ export class Recorder {
           const r = safeUnpack(m.data);
           if (isControlRecord(r)) out.events.push(controlEvent(r));
           else out.rejected++;
-        } else {
-          const e = this.#hormoneEvent(m.data);
+        } else if (m.subject !== markSubject) {
+          const e = await this.#hormoneEvent(m.subject, m.data, found);
           if (e === null) out.rejected++;
           else if (e) out.events.push(e);
         }
-        if (m.seq >= last || m.info.pending === 0 || out.read >= READ_MAX) break;
+        if (m.seq >= last || m.info.pending === 0) break;
+        if (out.read >= READ_MAX) {
+          out.complete = false; // stopped short of the end: the newest are missing
+          break;
+        }
       }
     } finally {
       clearTimeout(timer);
@@ -128,17 +138,28 @@ export class Recorder {
     return out;
   }
 
-  /** The event a recorded hormone makes; null when it is malformed or its signature fails; undefined when it makes none. */
-  #hormoneEvent(bytes: Uint8Array): Omit<SwarmEvent, 'n'> | null | undefined {
+  /**
+   * The event a recorded hormone makes; null when it is malformed, was published under
+   * another sender's subject, or its signature fails; undefined when it makes none.
+   */
+  async #hormoneEvent(subject: string, bytes: Uint8Array, found: Map<string, KeyObject | undefined>): Promise<Omit<SwarmEvent, 'n'> | null | undefined> {
     const opened = openEnvelope(bytes, this.#d.hormoneMaxBytes);
     if (!opened.ok) return null;
     const h = opened.hormone;
-    // Certificates of cells long gone may be unknown here: their events are kept, flagged.
-    // The root's key is always known, so a root hormone (a shutdown) is always checked.
-    const key = this.#d.keyOf(h.from);
+    // A cell may publish only under its own subject (the broker's permissions): an envelope
+    // naming another sender there is a forgery, whatever key signed it (the bus refuses it too).
+    if (subject !== this.#d.ns.hormone(h.kind, h.from)) return null;
+    // The root's key is always known, so a root hormone (a shutdown) is always checked. A
+    // sender this cell has not met is looked up in the lineage bucket; a cell long gone may
+    // be in neither: its event is kept, and says it could not be checked.
+    let key = this.#d.keyOf(h.from);
+    if (!key && this.#d.findKey) {
+      if (!found.has(h.from)) found.set(h.from, await this.#d.findKey(h.from).catch(() => undefined));
+      key = found.get(h.from);
+    }
     if (key && !signatureHolds(h, key, this.#d.ns.id)) return null;
     const e = eventOf(h, this.#d.tissueOf);
-    return e && (key ? e : { ...e, data: { ...e.data, unverified: true } });
+    return e && (key ? e : { ...e, text: `${e.text} (unverified: its sender's certificate is not known)`, data: { ...e.data, unverified: true } });
   }
 }
 

@@ -52,7 +52,7 @@ export default defineTissue({
     const m = new SwarmModel(gene);
     const metrics = new Metrics();
     const tissueOf = (id: string) => ctx.census.get(id)?.tissue ?? ctx.certOf(id)?.tissue ?? null;
-    const recorder = new Recorder({ nc: ctx.nc, ns: ctx.ns, hormoneMaxBytes: ctx.genome.limits.hormoneMaxBytes, keyOf: ctx.keyOf, tissueOf });
+    const recorder = new Recorder({ nc: ctx.nc, ns: ctx.ns, hormoneMaxBytes: ctx.genome.limits.hormoneMaxBytes, keyOf: ctx.keyOf, findKey: async (id) => ((await ctx.findCert(id)) ? ctx.keyOf(id) : undefined), tissueOf });
     let allowed: (token: unknown) => boolean = () => false;
     try {
       allowed = tokenChecker(readDashboardToken(ctx.stateDir));
@@ -62,9 +62,9 @@ export default defineTissue({
     // Live events are heard from the start and held while the recent past is read from the
     // recorder, then added after it, but for those the past already holds: a hormone that came
     // during the read was in neither before (seen in CI: a first cell's birth missing from the log).
-    // The read goes through a frame this cell records once it listens, not the stream's last
-    // number: a hormone heard just before the listener could still be on its way into the
-    // stream (seen in CI: a stem born with the dashboard missing from its log).
+    // The read goes through a mark this cell records once it listens, not the stream's last
+    // number: on one server a hormone heard just before the listener could still be on its
+    // way into the stream (seen in CI: a stem born with the dashboard missing from its log).
     let held: Omit<SwarmEvent, 'n'>[] | undefined = [];
     const add = (e: Omit<SwarmEvent, 'n'>) => (held ? void held.push(e) : void metrics.event(m.add(e)));
     const offs = [
@@ -92,9 +92,10 @@ export default defineTissue({
     const told = new Set<string>();
     const said = (e: Omit<SwarmEvent, 'n'>) => `${e.ts} ${e.from} ${e.kind} ${e.text}`;
     try {
-      const mark = await recorder.mark(Date.now(), ctx.census.list().map(rowOf));
-      const past = await recorder.read(Date.now() - BACKFILL_MS, Date.now(), 0, mark);
-      if (!past.complete) ctx.log.warn({ read: past.read }, 'the flight recorder took too long: the log misses part of the recent past');
+      // No mark (a stream that takes no writes just now): read to its last number, as before.
+      const mark = await recorder.mark().catch((e: unknown) => void ctx.log.warn({ err: (e as Error).message }, 'no recorder mark: the log may miss what came while it was read'));
+      const past = await recorder.read(Date.now() - BACKFILL_MS, Date.now(), 0, mark ?? undefined);
+      if (!past.complete) ctx.log.warn({ read: past.read }, 'the flight recorder read stopped short (time or size): the log misses part of the recent past');
       for (const e of past.events.sort((a, b) => a.ts - b.ts)) {
         told.add(said(e));
         m.add(e);

@@ -126,7 +126,7 @@ function tissueExtra(ns: Namespace, tissue: string): { pub: string[]; sub: strin
       };
     case 'dashboard':
       return {
-        pub: [`${p}.cell.*.stats`, ns.operator, ns.recorder('frame'), ...streamRead(ns.stream(RECORDER_STREAM))],
+        pub: [`${p}.cell.*.stats`, ns.operator, ns.recorder('frame'), ns.recorder('mark'), ...streamRead(ns.stream(RECORDER_STREAM))],
         sub: [ns.recorder('control')],
       };
     default:

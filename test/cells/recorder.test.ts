@@ -4,6 +4,7 @@
  * every hormone published before it and none after, drops forged ones, and keeps frames.
  */
 import test from 'ava';
+import type { KeyObject } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import { Recorder } from '../../cells/dashboard/recorder.ts';
 import { sealHormone, type Signer } from '../../organism/kernel/hormone.ts';
@@ -28,21 +29,29 @@ test('recorder - a read through a mark holds every hormone sent before it, none 
   const ns = new Namespace(uniqueId());
   await ensureStores(nc, ns);
   let seq = 0;
-  const rootSeed = generateKeypair().seed;
-  const root: Signer = { id: ROOT_ISSUER, organism: ns.id, key: privateKeyObject(rootSeed), nextSeq: () => ++seq };
+  const signer = (id: string, seed = generateKeypair().seed): Signer & { pub: KeyObject } => ({ id, organism: ns.id, key: privateKeyObject(seed), pub: publicKeyObject(publicKeyOf(seed)), nextSeq: () => ++seq });
+  const root = signer(ROOT_ISSUER);
   // Another key speaking as the root: what a process with the broker's ear but not the root key could send.
-  const forger: Signer = { ...root, key: privateKeyObject(generateKeypair().seed) };
-  const rootKey = publicKeyObject(publicKeyOf(rootSeed));
-  const recorder = new Recorder({ nc, ns, hormoneMaxBytes: MAX_BYTES, keyOf: (id) => (id === ROOT_ISSUER ? rootKey : undefined), tissueOf: () => null });
-  const shutdown = (signer: Signer, reason: string) => other.publish(ns.hormone('shutdown', ROOT_ISSUER), sealHormone<ShutdownBody>(signer, 'shutdown', { reason }, MAX_BYTES));
+  const forger = signer(ROOT_ISSUER);
+  // A cell this reader has not met: only the lineage bucket (findKey) knows its key.
+  const met = signer('echo-met');
+  const lookups: string[] = [];
+  const recorder = new Recorder({
+    nc, ns, hormoneMaxBytes: MAX_BYTES, tissueOf: () => null,
+    keyOf: (id) => (id === ROOT_ISSUER ? root.pub : undefined),
+    findKey: async (id) => (lookups.push(id), id === met.id ? met.pub : undefined),
+  });
+  const send = (from: Signer, kind: 'shutdown' | 'death', body: ShutdownBody | DeathBody, subjectFrom = from.id) => other.publish(ns.hormone(kind, subjectFrom), sealHormone(from, kind, body, MAX_BYTES));
+  const shutdown = (from: Signer, reason: string) => send(from, 'shutdown', { reason });
 
-  // Published on another connection right before the mark, with no flush between: only the
-  // mark's ack says the stream has them.
+  // Published on another connection right before the mark (the flush says the server has
+  // them, not that the stream has stored them: the mark's ack says that).
   for (let i = 0; i < 20; i++) shutdown(root, `before ${i}`);
   await other.flush();
   const row: CellRow = { id: 'echo-1', tissue: 'echo', host: 'h', parent: null, state: 'alive', load: 0, smoothed: 0, cpu: 0, rss: 0, lag: 0, born: 1, pid: 1, url: null, cause: null, died: null, inflight: 0, handled: 0 };
-  const mark = await recorder.mark(Date.now(), [row]);
-  t.is(mark, 21, 'the mark follows the twenty hormones in the stream');
+  recorder.frame(Date.now(), [row]);
+  const mark = await recorder.mark();
+  t.is(mark, 22, 'the mark follows the twenty hormones and the frame in the stream');
   for (let i = 0; i < 5; i++) shutdown(root, `after ${i}`);
   await other.flush();
 
@@ -51,24 +60,34 @@ test('recorder - a read through a mark holds every hormone sent before it, none 
   t.deepEqual(past.events.map((e) => e.text), Array.from({ length: 20 }, (_x, i) => `shutdown by root: before ${i}`), 'every hormone before the mark, in order');
   t.false(past.events.some((e) => e.text.includes('after')), 'none after the mark');
   t.is(past.frames.length, 0, 'an events-only read decodes no frame');
-  t.is(past.read, 21);
+  t.is(past.read, 22);
+  t.is(past.rejected, 0, 'neither the frame nor the mark is a rejected hormone');
 
-  // A whole read: the frame comes back, and a hormone whose signature fails is counted.
+  // A whole read: the frame comes back (the mark is no frame); forgeries are counted, not shown.
   await recorder.read(0, 0, 0).then((r) => t.is(r.events.length, 0, 'a span before everything holds nothing'));
-  shutdown(forger, 'forged');
+  shutdown(forger, 'forged by another key');
+  // A root hormone, truly signed, published again under a cell's own subject (all a cell may publish to).
+  send(root, 'shutdown', { reason: 'replayed under a cell subject' }, 'echo-evil');
+  // A cell's event signed by another key than the one its certificate holds.
+  send({ ...signer(met.id) }, 'death', { pid: 8, cause: 'toxin', detail: 'forged' });
+  send(met, 'death', { pid: 9, cause: 'apoptosis', detail: 'true' });
   await other.flush();
   const whole = await recorder.read(Date.now() - 60_000, Date.now() + 60_000, 10);
   t.true(whole.complete);
   t.deepEqual(whole.frames.map((f) => f.cells.map((c) => c.id)), [['echo-1']]);
-  t.is(whole.events.length, 25);
-  t.false(whole.events.some((e) => e.text.includes('forged')));
-  t.is(whole.rejected, 1, 'the forged hormone is counted');
+  t.false(whole.events.some((e) => /forged|replayed/.test(e.text)), 'no forgery shown');
+  t.is(whole.rejected, 3, 'the three forgeries are counted');
+  const metDeath = whole.events.at(-1);
+  t.is(metDeath?.text, 'echo-met died: apoptosis — true', 'a sender known only to the lineage bucket is checked with its key, and shown as it is');
+  t.is(metDeath?.data?.unverified, undefined);
+  t.deepEqual(lookups, [met.id], 'looked up once per read and sender');
 
-  // A cell this reader does not know (long gone): its event is kept, flagged unverified.
-  const stranger: Signer = { id: 'echo-gone', organism: ns.id, key: privateKeyObject(generateKeypair().seed), nextSeq: () => ++seq };
-  other.publish(ns.hormone('death', stranger.id), sealHormone<DeathBody>(stranger, 'death', { pid: 7, cause: 'apoptosis', detail: '' }, MAX_BYTES));
+  // A cell no one knows (long gone): its event is kept, and says it could not be checked.
+  const gone = signer('echo-gone');
+  send(gone, 'death', { pid: 7, cause: 'apoptosis', detail: '' });
   await other.flush();
   const last = (await recorder.read(Date.now() - 60_000, Date.now() + 60_000, 0)).events.at(-1);
   t.is(last?.kind, 'death');
   t.like(last?.data, { unverified: true });
+  t.regex(last?.text ?? '', /unverified/);
 });
