@@ -32,6 +32,7 @@ import { Mitosis, parseRecruit, type RecruitRequest } from './mitosis.ts';
 import { loadTissue, resolveTissueModule } from './tissue-loader.ts';
 import { Immune } from './immune/immune.ts';
 import { startFault, type FaultKind } from './immune/faults.ts';
+import { within } from '../organism/kernel/within.ts';
 
 /** How many vote deadlines a cell keeps trying to record a guilty verdict while the store times out. */
 const VERDICT_COMMIT_DEADLINES = 2;
@@ -345,9 +346,7 @@ export class Cell {
       return false;
     })();
     await nc.reconnect();
-    let timer: NodeJS.Timeout | undefined;
-    const ok = await Promise.race([back, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.genome.limits.brokerLossMs)))]);
-    clearTimeout(timer);
+    const ok = await within(back, this.genome.limits.brokerLossMs, false);
     if (!ok) throw new CellularError('HOMEOSTASIS_ERR_DIFFERENTIATE', `${this.identity.id} could not reconnect with its new credential`);
   }
 

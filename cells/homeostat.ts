@@ -26,6 +26,7 @@ import { calmMs, nextRecord, plan, STALE_PENDING_MS, type Plan } from './homeost
 import type { Logger } from './logger.ts';
 import type { Mitosis } from './mitosis.ts';
 import { cellMarkers, newCellId } from './spawn.ts';
+import { within } from '../organism/kernel/within.ts';
 
 /** Join timeouts a census may stay short of a host's own count before homeostasis plans anyway (Homeostat.evaluate). */
 const SHORT_WAIT_JOINS = 3;
@@ -89,9 +90,11 @@ export class Homeostat {
   /** Since when each tissue has needed growth, as this cell sees it. */
   readonly #needSince = new Map<string, number>();
   #scheduled = false;
-  #closed = false;
   /** Aborted by close(): ends the pauses and join waits a closed homeostat would otherwise sit out. */
   readonly #stop = new AbortController();
+  get #closed(): boolean {
+    return this.#stop.signal.aborted;
+  }
   #started: Promise<void> | undefined;
   /** Decisions this cell made, by action (shown in stats). */
   readonly counts: Record<string, number> = {};
@@ -545,13 +548,10 @@ export class Homeostat {
     if (this.#d.census.get(id) || this.#stop.signal.aborted) return;
     let off: (() => void) | undefined;
     const joined = new Promise<void>((r) => (off = this.#d.census.on((e) => e.type === 'joined' && e.entry.id === id && r())));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((r) => (timer = setTimeout(r, this.#d.genome.limits.joinTimeoutMs)));
     let onStop: (() => void) | undefined;
     const stopped = new Promise<void>((r) => this.#stop.signal.addEventListener('abort', (onStop = () => r()), { once: true }));
-    await Promise.race([joined, timeout, stopped, ...(gone ? [gone] : [])]);
+    await within(Promise.race([joined, stopped, ...(gone ? [gone] : [])]), this.#d.genome.limits.joinTimeoutMs, undefined);
     off?.();
-    clearTimeout(timer);
     this.#stop.signal.removeEventListener('abort', onStop!);
   }
 
@@ -656,7 +656,6 @@ export class Homeostat {
   }
 
   close(): void {
-    this.#closed = true;
     this.#stop.abort();
     this.#timer?.stop();
     this.#offCensus?.();

@@ -13,6 +13,7 @@ import { readMemory } from '../procfs.ts';
 import { codeOf, fmt } from './driver.ts';
 import { now } from './meter.ts';
 import type { ChatBenchOptions, IdleResult } from './result.ts';
+import { within } from '../../organism/kernel/within.ts';
 
 async function sampleMemory(pid: number, n = 5, everyMs = 250): Promise<{ rss: number; private: number }> {
   const rss: number[] = [];
@@ -89,8 +90,6 @@ async function closeAll(sockets: WebSocket[]): Promise<void> {
     ws.once('close', () => r());
     ws.close();
   }));
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([Promise.all(closing), new Promise<void>((r) => (timer = setTimeout(r, 5_000)))]);
-  clearTimeout(timer);
+  await within(Promise.all(closing), 5_000, undefined);
   for (const ws of sockets) if (ws.readyState !== WebSocket.CLOSED) ws.terminate();
 }
