@@ -31,6 +31,7 @@ import { Homeostat } from './homeostat.ts';
 import { Mitosis, parseRecruit, type RecruitRequest } from './mitosis.ts';
 import { loadTissue, resolveTissueModule } from './tissue-loader.ts';
 import { Immune } from './immune/immune.ts';
+import { LineageWatch } from './immune/lineage-watch.ts';
 import { startFault, type FaultKind } from './immune/faults.ts';
 import { within } from '../organism/kernel/within.ts';
 
@@ -81,6 +82,7 @@ export class Cell {
   #homeostat: Homeostat | undefined;
   #verdicts: Promise<import('@nats-io/kv').KV> | undefined;
   #immune: Immune | undefined;
+  #lineageWatch: LineageWatch | undefined;
   #stopFault: (() => void) | undefined;
   #mitosis: Mitosis | undefined;
   #differentiating: Promise<void> | undefined;
@@ -192,12 +194,14 @@ export class Cell {
     this.#mitosis = new Mitosis({ nc, ns: this.ns, packet, genome: this.genome, key: privateKeyObject(seed), generation: myCert.generation, budget: myCert.budget, lineage });
     if (this.identity.tissue === 'stem') this.#prepareDna();
     if (this.genome.immune.enabled) {
+      this.#lineageWatch = new LineageWatch({ lineage, certs, log: this.#deps.log });
       this.#immune = new Immune({
         gene: this.genome.immune, limits, organism: packet.organism, self: { id: this.identity.id, host: this.identity.host },
-        bus: this.#bus, census: this.#census, certs, lineage, log: this.#deps.log,
+        bus: this.#bus, census: this.#census, certs, lineage: this.#lineageWatch, log: this.#deps.log,
         commitVerdict: (accusation, accused) => this.#commitVerdict(nc, accusation, accused),
       });
       this.#immune.start();
+      this.#lineageWatch.start();
     }
     if (limits.homeostasis) void this.#startHomeostat(nc);
     if (this.#deps.fault) this.#startFault(this.#deps.fault, seed, myCert);
@@ -559,6 +563,7 @@ export class Cell {
     }
     for (const s of this.#subs) s.unsubscribe();
     this.#immune?.close();
+    this.#lineageWatch?.close();
     this.#census.close();
     await this.#bus?.close();
     await this.#nc?.close().catch(() => {});

@@ -4,7 +4,10 @@
  * Each has its own key and a root-signed certificate in the lineage bucket (so every cell
  * verifies it like any other), announces its birth, pulses every interval with a slowly
  * varying load, and announces its death at close. They live on made-up hosts (`sim-0`…),
- * so no cell looks for their processes; they never vote, which a real jury would notice.
+ * so no cell looks for their processes. With `immune`, each also runs the real immune system
+ * (simulations/synthetic-immune.ts): it watches, accuses and sits on juries like a real cell;
+ * without, it never votes, and a jury drawn from a census of mostly synthetic cells cannot
+ * reach 2/3.
  *
  * Each made-up host also has what a real host has for membership: a census of its cells'
  * pulses and the real host digest (organism/grow/host-digest.ts) published as the root with
@@ -27,6 +30,7 @@ import { Census } from '../organism/kernel/census.ts';
 import { openEnvelope } from '../organism/kernel/hormone.ts';
 import { beacons } from '../organism/grow/beacon.ts';
 import { HostDigest } from '../organism/grow/host-digest.ts';
+import { SyntheticImmune } from './synthetic-immune.ts';
 
 export interface SyntheticOptions {
   nc: NatsConnection;
@@ -39,6 +43,8 @@ export interface SyntheticOptions {
   hosts?: number;
   /** Tissue name on their certificates. @default 'synthetic' */
   tissue?: string;
+  /** Each cell runs the real immune system and votes (the organism's root public key checks what it hears). */
+  immune?: { rootPub: Uint8Array };
 }
 
 /** A made-up host's membership: its cells' census and its digest, as its grow would keep them. */
@@ -63,6 +69,8 @@ export class SyntheticSwarm {
   readonly #hosts = new Map<string, SimHost>();
   #ask: Subscription | undefined;
   #askWhole: Subscription | undefined;
+  /** The cells' immune systems, with `immune`. */
+  immune: SyntheticImmune | undefined;
   /** Hormones published so far. */
   published = 0;
 
@@ -86,6 +94,10 @@ export class SyntheticSwarm {
     }
     this.#startHosts();
     for (const c of this.cells) this.#publish(c, 'birth', { pid: c.pid, cert: c.cert, url: null });
+    if (this.#o.immune) {
+      this.immune = new SyntheticImmune({ nc: this.#o.nc, ns: this.#o.ns, genome, rootPub: this.#o.immune.rootPub, lineage: this.#o.lineage, cells: this.cells });
+      await this.immune.start();
+    }
     // Pulses spread evenly over the interval, as real cells' are (each on its own clock).
     const interval = genome.limits.pulseIntervalMs;
     const slice = Math.max(5, Math.floor(interval / 20));
@@ -153,6 +165,7 @@ export class SyntheticSwarm {
   /** Stops pulsing and announces every death (in the hormones and the hosts' digests), so every census lets them go at once. */
   async close(): Promise<void> {
     clearInterval(this.#timer);
+    await this.immune?.close();
     this.#ask?.unsubscribe();
     this.#askWhole?.unsubscribe();
     for (const c of this.cells) this.#publish(c, 'death', { pid: c.pid, cause: 'shutdown', detail: 'synthetic swarm closed' });

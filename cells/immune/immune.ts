@@ -12,15 +12,15 @@ import type { CertBook } from '../../organism/kernel/cert-book.ts';
 import type { ImmuneGene, Limits } from '../../organism/kernel/genome/index.ts';
 import type { HormoneBus } from '../../organism/kernel/hormone-bus.ts';
 import type { Hormone } from '../../organism/kernel/hormone.ts';
-import { ROOT_ISSUER, unpackCertificate } from '../../organism/kernel/lineage.ts';
-import type { KV } from '@nats-io/kv';
+import { ROOT_ISSUER, type Certificate } from '../../organism/kernel/lineage.ts';
 import { isProcessOf, localCells, signalCell } from '../../organism/kernel/processes.ts';
 import { cellMarkers } from '../spawn.ts';
 import type { AccuseBody, DigestBody, HormoneKind, ToxinBody, VerdictBody, VoteBody } from '../../organism/kernel/vocabulary.ts';
 import type { Logger } from '../logger.ts';
 import { Evidence } from './evidence.ts';
 import { lineageOf, panelHolds, Trial } from './jury.ts';
-import { Ring } from '../../organism/kernel/sortition.ts';
+import { Ring, type Candidate } from '../../organism/kernel/sortition.ts';
+import type { LineageFeed } from './lineage-watch.ts';
 
 export interface ImmuneDeps {
   gene: ImmuneGene;
@@ -31,10 +31,15 @@ export interface ImmuneDeps {
   census: Pick<Census, 'list' | 'get' | 'condemn' | 'beacon' | 'beaconOf' | 'membership'>;
   certs: Pick<CertBook, 'certOf' | 'learn'>;
   /**
-   * The lineage bucket: certificates are written there before a child's process starts, so
-   * watching it counts a runaway parent's children before they are even born.
+   * The lineage bucket's certificates as they are written (cells/immune/lineage-watch.ts):
+   * before a child's process starts, so a runaway parent's children count before they are born.
    */
-  lineage?: Promise<KV | undefined>;
+  lineage?: LineageFeed;
+  /**
+   * Makes the sortition ring of a census for a beacon. A process that runs many immune
+   * systems over one census (simulations/synthetic-cells.ts) shares the rings. @default new Ring
+   */
+  ringOf?: (beacon: string, candidates: readonly Candidate[]) => Ring;
   /**
    * Records a guilty tally where only a quorum can write (the homeostasis bucket): true once
    * it is recorded, by this cell or another; false if it cannot be (a minority partition).
@@ -107,7 +112,6 @@ export class Immune {
   readonly #unwatchedSince = new Map<string, { since: number; seen: number }>();
   /** Withheld verdicts' next attempts (#closed), cleared at close. */
   readonly #retries = new Set<NodeJS.Timeout>();
-  #watch: { stop(): void } | undefined;
   #stopped = false;
   #seq = 0;
   readonly stats: ImmuneStats = { accusations: 0, votes: { guilty: 0, innocent: 0 }, verdicts: { guilty: 0, acquitted: 0 }, toxins: 0, quarantined: 0, forgeries: 0, withheld: 0, strayVotes: 0 };
@@ -125,48 +129,20 @@ export class Immune {
     // On the shared beat (organism/kernel/phase.ts): one wakeup an interval for the review;
     // evidence that comes in between asks for a review at once.
     this.#tick = onBeat(this.#d.limits, () => this.#review());
-    if (this.#d.lineage) void this.#keepWatchingLineage(this.#d.lineage);
+    if (this.#d.lineage) this.#offs.push(this.#d.lineage.on((cert) => this.#onCertificate(cert)));
   }
 
-  /** The lineage watch, made again whenever it fails or ends (a cluster member lost, no leader for a moment). */
-  async #keepWatchingLineage(lineage: Promise<KV | undefined>): Promise<void> {
-    for (let pause = 500; !this.#stopped; pause = Math.min(pause * 2, 5_000)) {
-      try {
-        await this.#watchLineage(lineage);
-        if ((await lineage) === undefined) return;
-      } catch (e) {
-        if (!this.#stopped) this.#d.log.warn({ err: (e as Error).message }, 'lineage watch failed: watching again');
-      }
-      await new Promise((r) => setTimeout(r, pause));
-    }
-  }
-
-  /** Every certificate made from now on: a verified child counts against its parent's budget. */
-  async #watchLineage(lineage: Promise<KV | undefined>): Promise<void> {
-    const kv = await lineage;
-    if (!kv || this.#stopped) return;
-    const watch = await kv.watch({ include: 'updates' });
-    this.#watch = watch;
-    if (this.#stopped) return watch.stop();
-    for await (const e of watch) {
-      if (e.operation !== 'PUT') continue;
-      let cert;
-      try {
-        cert = await this.#d.certs.learn(unpackCertificate(e.value)); // verified: chain and Hayflick rule
-      } catch {
-        continue;
-      }
-      if (!cert || cert.parent === null || cert.parent === this.#d.self.id) continue;
-      const parent = this.#d.certs.certOf(cert.parent);
-      if (parent) this.evidence.child(cert.parent, cert.cell, parent.budget);
-    }
+  /** A certificate just written: a verified child counts against its parent's budget. */
+  #onCertificate(cert: Certificate): void {
+    if (this.#stopped || cert.parent === null || cert.parent === this.#d.self.id) return;
+    const parent = this.#d.certs.certOf(cert.parent);
+    if (parent) this.evidence.child(cert.parent, cert.cell, parent.budget);
   }
 
   close(): void {
     this.#stopped = true;
     for (const timer of this.#retries) clearTimeout(timer);
     this.#retries.clear();
-    this.#watch?.stop();
     this.#tick?.stop();
     for (const off of this.#offs.splice(0)) off();
   }
@@ -268,7 +244,8 @@ export class Immune {
     const membership = this.#d.census.membership;
     const r = this.#ring;
     if (r && r.membership === membership && r.condemned === this.#condemned.size && r.beacon === beacon) return r.ring;
-    const ring = new Ring(beacon, this.#census().filter((c) => c.state !== 'dead' && !this.#condemned.has(c.id)));
+    const candidates = this.#census().filter((c) => c.state !== 'dead' && !this.#condemned.has(c.id));
+    const ring = this.#d.ringOf ? this.#d.ringOf(beacon, candidates) : new Ring(beacon, candidates);
     if (beacon === this.#d.census.beacon?.beacon) {
       this.#ring = { membership, condemned: this.#condemned.size, beacon, ring };
       // The peers whose panel holds this cell: it acts on their hosts' findings, and only theirs.
