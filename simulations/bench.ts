@@ -25,6 +25,8 @@ import { runDashboardBench } from './bench-dashboard.ts';
 import { dashboardRows, writeDashboardReport } from './report-dashboard.ts';
 import { runScaleBench, validateScaleOptions } from './bench-scale.ts';
 import { scaleRows, writeScaleReport } from './report-scale.ts';
+import { runScaleHosts } from './scale-hosts.ts';
+import { scaleHostsRows, writeScaleHostsReport } from './report-scale-hosts.ts';
 
 interface Benchmark {
   summary: string;
@@ -90,6 +92,16 @@ Options of scale:
                    cell costs about twice its steady state for its first half minute)
   --state-dir DIR  as above (default .organism/bench-scale)
 
+Options of scale-hosts (root: three network namespaces; otherwise loopback addresses):
+  --cells N        cells in the census in all, real and synthetic (default 1000)
+  --real N         real cell processes grown by homeostasis over the three hosts (default 100)
+  --kills N        kill -9 rounds of real cells (default 5)
+  --jury N         immune.jury for the run; above the real cells per host, so panels are drawn
+                   from the whole census and synthetic cells sit on them (default 41)
+  --seconds S      length of the idle window (default 10)
+  --settle S       quiet spell before it (default 20)
+  --loopback yes   loopback addresses even where namespaces could be made (default no)
+  --state-dir DIR  as above (default .organism/bench-scale-hosts)
 Options of dashboard (needs Debian's chromium, or CHROMIUM_BIN):
   --cells N        synthetic cells added for the loaded window (default 200)
   --seconds S      length of each measured window (default 30)
@@ -231,7 +243,18 @@ const scaleBench = benchmark('scale', {
   run: runScaleBench, write: writeScaleReport, rows: scaleRows, exitCode: leftoversFail,
 });
 
-const BENCHMARKS: Record<string, Benchmark> = { spawn: spawnBench, scale: scaleBench, busy: busyBench, homeostasis: homeostasisBench, chat: chatBench, browser: browserBench, immune: immuneBench, dashboard: dashboardBench };
+const scaleHostsBench = benchmark('scale-hosts', {
+  summary: '1,000 cells across three test hosts (100 real, the rest synthetic cells that vote): kill -9 detection, census agreement, a flooder and a cancer convicted',
+  flags: { cells: '1000', real: '100', kills: '5', jury: '41', seconds: '10', settle: '20', loopback: 'no', 'state-dir': join('.organism', 'bench-scale-hosts') },
+  options: (v) => ({
+    cells: intIn('cells', v.cells, { min: 6, max: 5_000 }), real: intIn('real', v.real, { min: 6, max: 300 }), kills: intIn('kills', v.kills, { max: 100 }),
+    jury: intIn('jury', v.jury, { min: 1, max: 101 }), seconds: intIn('seconds', v.seconds, { min: 1, max: 600, unit: 'seconds' }), settleS: intIn('settle', v.settle, { max: 600, unit: 'seconds' }),
+    loopback: v.loopback === 'yes',
+  }),
+  run: runScaleHosts, write: writeScaleHostsReport, rows: scaleHostsRows, exitCode: leftoversFail,
+});
+
+const BENCHMARKS: Record<string, Benchmark> = { spawn: spawnBench, scale: scaleBench, 'scale-hosts': scaleHostsBench, busy: busyBench, homeostasis: homeostasisBench, chat: chatBench, browser: browserBench, immune: immuneBench, dashboard: dashboardBench };
 
 async function main(argv: string[], signal: AbortSignal): Promise<number> {
   const [name, ...rest] = argv;

@@ -14,32 +14,28 @@
  *
  * Everything it starts is stopped by pid, and the namespaces deleted, before it returns.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { checkDurability, describeDurability, explainedDouble, type DurabilityReport } from './durability.ts';
 import { Chatter } from './chaos/chatter.ts';
 import { TestHosts, type HostsMode, type TestHost } from './test-hosts.ts';
-import { loadOrCreateBrokerToken, BROKER_TOKEN_FILE } from '../organism/kernel/cluster.ts';
-import { loadOrCreateDashboardToken, DASHBOARD_TOKEN_FILE, signControl } from '../organism/kernel/dashboard-token.ts';
+import { growOnHost, killHost, prepareHostDirs, type Grown } from './host-cluster.ts';
+import { loadOrCreateDashboardToken, signControl } from '../organism/kernel/dashboard-token.ts';
 import { commandUser } from '../organism/grow/commands/target.ts';
-import { CA_CERT_FILE, CA_KEY_FILE, caPem, loadOrCreateCa } from '../organism/grow/organism-ca.ts';
+import { CA_CERT_FILE, caPem } from '../organism/grow/organism-ca.ts';
 import { loadGenome } from '../organism/kernel/genome/index.ts';
 import { Namespace } from '../organism/kernel/namespace.ts';
 import { CURSORS_BUCKET } from '../cells/messenger/stores.ts';
 import { connect, jwtAuthenticator } from '@nats-io/transport-node';
 import { Observer } from '../organism/grow/observer.ts';
-import { localCells, signalCell, signalIfOurs } from '../organism/kernel/processes.ts';
-import { readRecord } from '../organism/grow/record.ts';
+import { localCells } from '../organism/kernel/processes.ts';
 import { openReply, pack } from '../organism/kernel/reply.ts';
-import { loadOrCreateRootKey, ROOT_KEY_FILE, ROOT_PUB_FILE } from '../organism/grow/root-key.ts';
+import { loadOrCreateRootKey } from '../organism/grow/root-key.ts';
 import type { CensusEntry } from '../organism/kernel/census.ts';
 import { within } from '../organism/kernel/within.ts';
 
-const CLI = fileURLToPath(new URL('../organism/grow/cli.js', import.meta.url));
 const BROKER_PORT = 4250;
 const MONITOR_PORT = 8250;
 const ROUTE_PORT = 6250;
@@ -136,13 +132,6 @@ export interface MultiHostResult {
   log: string[];
 }
 
-interface Grown {
-  host: TestHost;
-  child: ChildProcess;
-  dir: string;
-  lines: { t: number; line: string }[];
-  alive: Promise<boolean>;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -189,17 +178,7 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
   process.once('exit', emergency);
   try {
     // One root key, broker token, dashboard token and CA for the whole organism, copied to every host (docs/deployment.md).
-    const dirs = new Map(hosts.hosts.map((h) => [h.name, join(base, h.name)]));
-    const first = dirs.get('h1')!;
-    loadOrCreateRootKey(first);
-    const token = loadOrCreateBrokerToken(first);
-    loadOrCreateDashboardToken(first);
-    loadOrCreateCa(first, id);
-    for (const [name, dir] of dirs) {
-      if (name === 'h1') continue;
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      for (const f of [ROOT_KEY_FILE, ROOT_PUB_FILE, BROKER_TOKEN_FILE, DASHBOARD_TOKEN_FILE, CA_CERT_FILE, CA_KEY_FILE]) copyFileSync(join(first, f), join(dir, f));
-    }
+    const { dirs, first, token } = prepareHostDirs(hosts.hosts, base, id);
     const sets = [
       'limits.pulseIntervalMs=250', 'limits.suspectAfterPulses=3', 'limits.deadAfterPulses=6', 'limits.drainTimeoutMs=3000', 'limits.shutdownTimeoutMs=8000', 'limits.lineageBudget=64',
       'tissues.echo=null', 'tissues.dashboard=null', 'tissues.stem.min=0', 'tissues.receiver.min=2', 'tissues.receiver.max=6', 'tissues.worker.min=1', 'tissues.worker.max=1',
@@ -208,29 +187,12 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
     const genome = loadGenome({ sets });
     const routes = hosts.hosts.map((h) => `${h.ip}:${ROUTE_PORT}`).join(',');
     const startGrow = (h: TestHost): Grown => {
-      const dir = dirs.get(h.name)!;
-      const argv = h.command([
-        process.execPath, CLI, 'grow', '--plain', '--host', h.name, '--id', id, '--state-dir', dir, '--cluster', 'cellular', '--routes', routes, '--cluster-port', String(ROUTE_PORT),
-        ...[...sets, `broker.host=${h.ip}`, `messenger.host=${h.ip}`].flatMap((s) => ['--set', s]),
-      ]);
-      const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-      const g: Grown = { host: h, child, dir, lines: [], alive: Promise.resolve(false) };
-      let buf = '';
-      let onAlive: (v: boolean) => void = () => {};
-      g.alive = new Promise((r) => (onAlive = r));
-      const read = (d: Buffer) => {
-        buf += d.toString();
-        for (let k = buf.indexOf('\n'); k >= 0; k = buf.indexOf('\n')) {
-          const line = buf.slice(0, k);
-          buf = buf.slice(k + 1);
-          g.lines.push({ t: at(), line });
+      const g = growOnHost({
+        host: h, dir: dirs.get(h.name)!, organism: id, routes, routePort: ROUTE_PORT, sets, at,
+        onLine: (line) => {
           if (/^(organism \S+ is alive|organism \S+ alive:|host \S+ leaves|JetStream:|placed here|joined with|refilled|no \S+ cell here|error)/.test(line) || / seeds it again/.test(line)) note(`[${h.name}] ${line}`);
-          if (/^organism \S+ alive:/.test(line)) onAlive(true);
-        }
-      };
-      child.stdout!.on('data', read);
-      child.stderr!.on('data', read);
-      child.once('exit', () => onAlive(false));
+        },
+      });
       grown.set(h.name, g);
       return g;
     };
@@ -678,19 +640,6 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
     checks.push({ name: 'no orphan process after the run', pass: orphans.length === 0, value: orphans.join(', ') || '0 processes' });
     result.pass = checks.every((x) => x.pass);
   }
-}
-
-/** kill -9 of everything of one host: its grow, its nats-server (pid from its record) and its cells; says what it killed. */
-function killHost(g: Grown, organism: string): string[] {
-  const killed: string[] = [];
-  if (g.child.pid && g.child.exitCode === null && g.child.signalCode === null) {
-    killed.push(`grow ${g.host.name} (pid ${g.child.pid})`);
-    g.child.kill('SIGKILL');
-  }
-  const record = readRecord(g.dir);
-  if (record?.broker && signalIfOurs(record.broker.pid, [`-c ${record.broker.config}`], 'SIGKILL')) killed.push(`nats-server ${g.host.name} (pid ${record.broker.pid})`);
-  for (const c of localCells(organism, g.host.name)) if (signalCell(c.pid, c.cell, organism, 'SIGKILL')) killed.push(`${c.cell} (pid ${c.pid})`);
-  return killed;
 }
 
 /** The highest failed-claim count the cells in `logDir` logged after `since` (cells/homeostat.ts logs its running count). */

@@ -85,6 +85,11 @@ export class Immune {
   readonly #now: () => number;
   readonly evidence: Evidence;
   readonly #unheard = new Set<string>();
+  /**
+   * Cells accused of cancer in an accusation this cell received but did not hear: a toxin for
+   * one of their descendants, naming `lineage`, cannot be checked here (#isGuiltyLineage).
+   */
+  readonly #unheardLineages = new Set<string>();
   readonly #trials = new Map<string, { trial: Trial; opened: number; voted: boolean; published: boolean }>();
   /** accused → until when no new accusation is made against it (one trial at a time; a pause after an acquittal). */
   readonly #calm = new Map<string, number>();
@@ -265,19 +270,19 @@ export class Immune {
   #onAccuse(h: Hormone<AccuseBody>): void {
     const a = h.body;
     if (this.#trials.has(a.id)) return;
-    if (this.#condemned.has(a.accused)) return this.#unhear(a.id);
+    if (this.#condemned.has(a.accused)) return this.#unhear(a);
     // Every accusation makes every cell vote: one accuser may keep only a few trials open
     // (one per accused), so a certified cell cannot make the whole swarm vote at its pace.
     let open = 0;
     for (const t of this.#trials.values()) {
       if (t.trial.by !== h.from || t.trial.standing !== 'open') continue;
-      if (t.trial.accusation.accused === a.accused || ++open >= OPEN_TRIALS_PER_ACCUSER) return this.#unhear(a.id);
+      if (t.trial.accusation.accused === a.accused || ++open >= OPEN_TRIALS_PER_ACCUSER) return this.#unhear(a);
     }
     // The panel: drawn from the beacon, so an accuser cannot pick its jury; one that names
     // another is not heard (a census that differs by one cell is tolerated).
     if (!this.#panelHolds(a)) {
       this.#d.log.info({ accused: a.accused, by: h.from, jury: a.jury?.length ?? 0, epoch: a.epoch }, 'accusation with a panel this cell does not draw: not heard');
-      return this.#unhear(a.id);
+      return this.#unhear(a);
     }
     const trial = new Trial(a, h.from, this.#census(), a.jury);
     // An accusation by the accused's own lineage is still heard; its accuser simply cannot
@@ -307,9 +312,14 @@ export class Immune {
    * accusation voted, cells that did not counted those votes as forged, and convicted an
    * honest voter of forgery.)
    */
-  #unhear(id: string): void {
+  #unhear(a: AccuseBody): void {
+    const id = a.id;
     this.#unheard.add(id);
     if (this.#unheard.size > UNHEARD_KEPT) this.#unheard.delete(this.#unheard.values().next().value!);
+    if (a.lineage) {
+      this.#unheardLineages.add(a.accused);
+      if (this.#unheardLineages.size > UNHEARD_KEPT) this.#unheardLineages.delete(this.#unheardLineages.values().next().value!);
+    }
     // Votes that came before it are not counted either: drop them now, not at their deadline.
     for (let i = this.#early.length - 1; i >= 0; i--) if (this.#early[i]!.h.body.accusation === id) this.#early.splice(i, 1);
   }
@@ -558,7 +568,11 @@ export class Immune {
       const x = this.#toxins[i]!;
       const t = this.#trials.get(x.body.accusation);
       const lineage = x.body.accusation === 'lineage' && this.#isGuiltyLineage(x.body.cell) !== false;
-      if (lineage || t?.trial.standing === 'guilty') {
+      // A toxin citing a trial this cell received but did not hear (its census drew another
+      // panel) cannot be checked here, as a vote on it cannot: not evidence. At 1,000 cells a
+      // cancer's children, born faster than censuses agree, moved its panel; the cells that did
+      // not hear its trial took the honest killers' toxins for forgeries and convicted three.
+      if (lineage || t?.trial.standing === 'guilty' || this.#unheard.has(x.body.accusation)) {
         this.#toxins.splice(i, 1);
       } else if (now - x.at >= this.#d.gene.voteDeadlineMs + 500) {
         this.#toxins.splice(i, 1);
@@ -579,6 +593,8 @@ export class Immune {
     let id = cell;
     for (let depth = 0; depth < 64; depth++) {
       if (this.#condemned.has(id) || this.#condemnedLineages.has(id) || this.#guiltyLineages.has(id)) return true;
+      // Accused of cancer in a trial this cell did not hear: it cannot know the verdict.
+      if (this.#unheardLineages.has(id)) return 'unknown';
       const cert = this.#d.certs.certOf(id);
       if (!cert) return 'unknown';
       if (cert.parent === null) return false;

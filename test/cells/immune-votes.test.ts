@@ -125,6 +125,33 @@ test('immune toxins - a lineage toxin is forgery only for a cell known here to b
   t.regex(immune.evidence.against('killer-b', 'forgery')?.detail ?? '', /a toxin for honest-child without a guilty verdict \(lineage\)/);
 });
 
+// A toxin citing a trial this cell received but did not hear (its census drew another panel)
+// cannot be checked here, nor can a lineage toxin for a descendant of a cell accused of cancer
+// in such a trial: neither is evidence. At 1,000 cells (simulations/scale-hosts.ts) a cancer's
+// children moved its panel faster than censuses agreed, and the cells that had not heard its
+// trial convicted three honest killers of forgery. A toxin on a trial this cell heard and
+// acquitted still is forgery.
+test('immune toxins - a toxin on a trial received but not heard is no forgery, nor a lineage toxin below its accused', async (t) => {
+  const clock = { t: 1_800_000_000_000 };
+  const certs = new Map<string, { parent: string | null }>([['cancer-x', { parent: null }], ['cancer-child', { parent: 'cancer-x' }], ['cancer-grandchild', { parent: 'cancer-child' }], ['honest-root', { parent: null }], ['honest-child', { parent: 'honest-root' }]]);
+  const { immune, send, gene } = immuneOf(clock, certs);
+  t.teardown(() => immune.close());
+  // A cancer accusation whose panel this cell does not draw (none named): received, not heard.
+  send<AccuseBody>('accuse', 'accuser', { id: 'accuser.1', accused: 'cancer-x', kind: 'cancer', detail: '20 children on a budget of 16', at: clock.t, lineage: true });
+  const toxin = (from: string, accusation: string, cell: string) => send('toxin', from, { accusation, accused: cell, cell, pid: 1, host: 'h2' });
+  for (let i = 0; i < 3; i++) toxin('killer-a', 'accuser.1', 'cancer-x');
+  toxin('killer-b', 'lineage', 'cancer-child');
+  toxin('killer-b', 'lineage', 'cancer-grandchild');
+  toxin('killer-b', 'lineage', 'cancer-child');
+  // The control: a lineage toxin for a cell of a known, innocent lineage.
+  for (let i = 0; i < 3; i++) toxin('killer-c', 'lineage', 'honest-child');
+  clock.t += gene.voteDeadlineMs + 501;
+  await beat();
+  t.is(immune.evidence.against('killer-a', 'forgery'), undefined, 'toxins on a trial received but not heard: no evidence');
+  t.is(immune.evidence.against('killer-b', 'forgery'), undefined, 'lineage toxins below a cell accused in such a trial: no evidence');
+  t.like(immune.evidence.against('killer-c', 'forgery'), { kind: 'forgery' }, 'an innocent lineage\'s toxins still are forgery');
+});
+
 // Evidence every cell sees for itself (here forged digests, which only a grow may send): the
 // accused's watchers accuse at once, and any other cell only after a grace of two to three
 // vote deadlines with no trial against it. At 100 cells every cell that saw a cancer's births
