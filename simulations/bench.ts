@@ -100,6 +100,8 @@ Options of scale-hosts (root: three network namespaces; otherwise loopback addre
                    from the whole census and synthetic cells sit on them (default 41)
   --seconds S      length of the idle window (default 10)
   --settle S       quiet spell before it (default 20)
+  --faults LIST    offenders injected through an operator, in order: flood, cancer, or none
+                   (default flood,cancer)
   --loopback yes   loopback addresses even where namespaces could be made (default no)
   --state-dir DIR  as above (default .organism/bench-scale-hosts)
 Options of dashboard (needs Debian's chromium, or CHROMIUM_BIN):
@@ -243,13 +245,21 @@ const scaleBench = benchmark('scale', {
   run: runScaleBench, write: writeScaleReport, rows: scaleRows, exitCode: leftoversFail,
 });
 
+/** --faults: offenders injected in order (flood, cancer), or none. */
+function faultList(raw: string): ('flood' | 'cancer')[] {
+  if (raw === 'none' || raw === '') return [];
+  const list = raw.split(',').map((x) => x.trim());
+  for (const f of list) if (f !== 'flood' && f !== 'cancer') throw new CellularError('CLI_ERR_USAGE', `--faults must list flood and/or cancer, or be none; received ${JSON.stringify(raw)}`);
+  return list as ('flood' | 'cancer')[];
+}
+
 const scaleHostsBench = benchmark('scale-hosts', {
   summary: '1,000 cells across three test hosts (100 real, the rest synthetic cells that vote): kill -9 detection, census agreement, a flooder and a cancer convicted',
-  flags: { cells: '1000', real: '100', kills: '5', jury: '41', seconds: '10', settle: '20', loopback: 'no', 'state-dir': join('.organism', 'bench-scale-hosts') },
+  flags: { cells: '1000', real: '100', kills: '5', jury: '41', seconds: '10', settle: '20', faults: 'flood,cancer', loopback: 'no', 'state-dir': join('.organism', 'bench-scale-hosts') },
   options: (v) => ({
     cells: intIn('cells', v.cells, { min: 6, max: 5_000 }), real: intIn('real', v.real, { min: 6, max: 300 }), kills: intIn('kills', v.kills, { max: 100 }),
     jury: intIn('jury', v.jury, { min: 1, max: 101 }), seconds: intIn('seconds', v.seconds, { min: 1, max: 600, unit: 'seconds' }), settleS: intIn('settle', v.settle, { max: 600, unit: 'seconds' }),
-    loopback: v.loopback === 'yes',
+    loopback: v.loopback === 'yes', faults: faultList(v.faults),
   }),
   run: runScaleHosts, write: writeScaleHostsReport, rows: scaleHostsRows, exitCode: leftoversFail,
 });

@@ -3,7 +3,7 @@
  * the real `cellular grow` in a cluster (simulations/host-cluster.ts) and homeostasis grows
  * `real` real echo cells among them; then synthetic cells (simulations/synthetic-cells.ts),
  * each running the real immune system and voting (simulations/synthetic-immune.ts), fill the
- * census to `cells` on nine made-up hosts. Then, with the organism at full size:
+ * census to `cells` on three made-up hosts. Then, with the organism at full size:
  *
  *   1. idle: the CPU of every real cell, broker and grow, and of this process (the synthetic
  *      cells), over a window; every real cell's census, asked, against the truth;
@@ -46,8 +46,8 @@ import { waitFor } from './wait-for.ts';
 const BROKER_PORT = 4260;
 const MONITOR_PORT = 8260;
 const ROUTE_PORT = 6260;
-/** Made-up hosts the synthetic cells live on (about a hundred each at the default size). */
-const SIM_HOSTS = 9;
+/** Made-up hosts the synthetic cells live on (three hundred each at the default size: six hosts in all). */
+const SIM_HOSTS = 3;
 
 export interface ScaleHostsOptions extends BenchRunOptions {
   /** Cells in the census in all, real and synthetic. @default 1000 */
@@ -64,6 +64,8 @@ export interface ScaleHostsOptions extends BenchRunOptions {
   settleS: number;
   /** Use loopback addresses even where namespaces could be made. */
   loopback?: boolean;
+  /** The offenders injected, in order. @default ['flood', 'cancer'] */
+  faults?: readonly ('flood' | 'cancer')[];
 }
 
 export interface Offence {
@@ -87,8 +89,10 @@ export interface ScaleHostsResult {
   fallbackReason: string | null;
   options: { cells: number; real: number; kills: number; jury: number; seconds: number; pulseIntervalMs: number };
   grew: { seconds: number; real: number; perHost: Record<string, number> };
-  census: { total: number; synthetic: number; real: number };
+  census: { total: number; synthetic: number; real: number; simHosts: number };
   idle: { seconds: number; cells: number; brokers: number; grows: number; synthetic: number; total: number; perRealCell: number };
+  /** What a few real cells handled per second over the idle window (their stats, before and after). */
+  perCellRates: { hormones: number; digests: number; rows: number; censusChanges: number; plans: number; views: number } | null;
   /** Every real cell asked for its census: how far each was from the truth. */
   agreement: { asked: number; answered: number; truth: number; maxOff: number; offs: number[] };
   kills: { cell: string; host: string; observerMs: number | null; cellViewMs: number | null }[];
@@ -133,11 +137,12 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
   const leftovers: { pid: number; what: string }[] = [];
   try {
     const { dirs, first, token } = prepareHostDirs(hosts.hosts, base, id);
+    // The echo cells come by perHost, not min: the seeding grow makes a tissue's min on its own
+    // host, and each host's homeostasis brings its own share (docs/genome.md).
     const stems = 2;
-    const perHost = Math.ceil(o.real / hosts.hosts.length);
     const sets = [
       'tissues.receiver=null', 'tissues.worker=null', 'tissues.dashboard=null', `tissues.stem.min=${stems}`,
-      `tissues.echo.min=${o.real - stems}`, `tissues.echo.max=${o.real + 20}`, `tissues.echo.perHost=${Math.floor((o.real - stems) / 3)}`, `limits.cellsPerHost=${perHost + 24}`, `limits.mitosisPerMinute=120`,
+      `tissues.echo.min=${hosts.hosts.length}`, `tissues.echo.max=${o.real + 20}`, `tissues.echo.perHost=${Math.ceil((o.real - stems) / hosts.hosts.length)}`, `limits.cellsPerHost=${Math.ceil(o.real / hosts.hosts.length) + 24}`, `limits.mitosisPerMinute=120`,
       `immune.jury=${o.jury}`, `broker.port=${BROKER_PORT}`, `broker.monitorPort=${MONITOR_PORT}`,
     ];
     const genome = loadGenome({ sets });
@@ -213,7 +218,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
 
     // 2. Synthetic cells, voting, to the full census.
     const count = Math.max(0, o.cells - grew.real);
-    swarm = new SyntheticSwarm({ nc: obs.nc, ns: obs.ns, lineage: await openLineage(obs.nc, obs.ns), genome, rootKey: rootKey.privateKey, count, hosts: SIM_HOSTS, immune: { rootPub: rootKey.pub } });
+    swarm = new SyntheticSwarm({ nc: obs.nc, ns: obs.ns, lineage: await openLineage(obs.nc, obs.ns), genome, rootKey: rootKey.privateKey, count, hosts: SIM_HOSTS, steady: true, immune: { rootPub: rootKey.pub } });
     await swarm.start();
     for (const c of swarm.cells) synthetic.add(c.signer.id);
     const syntheticCensus = swarm.immune!.census;
@@ -229,6 +234,10 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
       return { cells, brokers, grows };
     };
     const read = (pids: number[]) => new Map(pids.map((p) => [p, readCpuMicros(p) ?? 0]));
+    type Stat = { hormones?: { accepted?: number }; census?: { version?: number; digests?: number; rows?: number }; homeostasis?: { plans?: number; views?: number } | null };
+    const sampled = livingReal().filter((c) => c.state === 'alive' && c.tissue === 'echo').slice(0, 5);
+    const statsOf = () => Promise.all(sampled.map((c) => obs.nc.request(obs.ns.cell(c.id, 'stats'), new Uint8Array(0), { timeout: 5_000 }).then((m) => openReply<Stat>(m.data), () => undefined)));
+    const s0 = await statsOf();
     const p0 = pidsOf();
     const all0 = read([...p0.cells, ...p0.brokers, ...p0.grows]);
     const self0 = process.cpuUsage();
@@ -237,6 +246,19 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     const all1 = read([...p0.cells, ...p0.brokers, ...p0.grows]);
     const self1 = process.cpuUsage(self0);
     const secs = (Date.now() - w0) / 1000;
+    const s1 = await statsOf();
+    const rate = (get: (x: Stat) => number | undefined) => {
+      const each = sampled.flatMap((_c, i) => {
+        const a = s0[i] && get(s0[i]!);
+        const b = s1[i] && get(s1[i]!);
+        return typeof a === 'number' && typeof b === 'number' ? [(b - a) / secs] : [];
+      });
+      return each.length ? r1(each.reduce((n, x) => n + x, 0) / each.length) : 0;
+    };
+    const perCellRates = sampled.length === 0 ? null : {
+      hormones: rate((x) => x.hormones?.accepted), digests: rate((x) => x.census?.digests), rows: rate((x) => x.census?.rows),
+      censusChanges: rate((x) => x.census?.version), plans: rate((x) => x.homeostasis?.plans), views: rate((x) => x.homeostasis?.views),
+    };
     const delta = (pids: number[]) => pids.reduce((n, p) => n + Math.max(0, (all1.get(p) ?? 0) - (all0.get(p) ?? 0)), 0) / 1000 / secs;
     const idle = {
       seconds: Math.round(secs * 10) / 10, cells: r1(delta(p0.cells)), brokers: r1(delta(p0.brokers)), grows: r1(delta(p0.grows)),
@@ -244,6 +266,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     };
     idle.total = r1(idle.cells + idle.brokers + idle.grows + idle.synthetic);
     idle.perRealCell = r1(idle.cells / Math.max(1, p0.cells.length));
+    if (perCellRates) o.progress(`  a real cell, per second: ${perCellRates.hormones} hormones, ${perCellRates.digests} digest parts, ${perCellRates.rows} rows, ${perCellRates.censusChanges} census changes, ${perCellRates.plans} plans, ${perCellRates.views} views derived`);
     mark(`idle: real cells ${idle.cells} ms/s (${idle.perRealCell} per cell), brokers ${idle.brokers}, grows ${idle.grows}, synthetic process ${idle.synthetic}`);
     const truth = livingReal().length + synthetic.size;
     const asked = livingReal().filter((c) => c.state === 'alive');
@@ -281,7 +304,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     // 5. A flooder and a cancer, injected through a host's operator as the dashboard does.
     const dashboardToken = loadOrCreateDashboardToken(first);
     const offences: Offence[] = [];
-    for (const [i, fault] of (['flood', 'cancer'] as const).entries()) {
+    for (const [i, fault] of (o.faults ?? (['flood', 'cancer'] as const)).entries()) {
       throwIfAborted(o.signal);
       const host = hosts.hosts[i % hosts.hosts.length]!;
       mark(`${fault} injected on ${host.name}`);
@@ -333,7 +356,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     return {
       mode: hosts.mode, fallbackReason: hosts.fallbackReason,
       options: { cells: o.cells, real: o.real, kills: o.kills, jury: o.jury, seconds: o.seconds, pulseIntervalMs: genome.limits.pulseIntervalMs },
-      grew, census: { total: living().length, synthetic: synthetic.size, real: livingReal().length }, idle, agreement, kills, killDist, offences, synthetic: syntheticStats, accusations, falseVerdicts,
+      grew, census: { total: living().length, synthetic: synthetic.size, real: livingReal().length, simHosts: SIM_HOSTS }, idle, perCellRates, agreement, kills, killDist, offences, synthetic: syntheticStats, accusations, falseVerdicts,
       samples, marks, notes, shutdown: { leftovers },
     };
   } finally {

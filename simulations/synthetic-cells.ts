@@ -43,6 +43,12 @@ export interface SyntheticOptions {
   hosts?: number;
   /** Tissue name on their certificates. @default 'synthetic' */
   tissue?: string;
+  /**
+   * Pulse what an idle cell pulses: the same load every time, so their hosts' digests carry
+   * no news (an idle organism's). Without, each cell's load drifts slowly, as a dashboard
+   * should show. @default false
+   */
+  steady?: boolean;
   /** Each cell runs the real immune system and votes (the organism's root public key checks what it hears). */
   immune?: { rootPub: Uint8Array };
 }
@@ -98,8 +104,9 @@ export class SyntheticSwarm {
       this.immune = new SyntheticImmune({ nc: this.#o.nc, ns: this.#o.ns, genome, rootPub: this.#o.immune.rootPub, lineage: this.#o.lineage, cells: this.cells });
       await this.immune.start();
     }
-    // Pulses spread evenly over the interval, as real cells' are (each on its own clock).
-    const interval = genome.limits.pulseIntervalMs;
+    // Pulses spread evenly over the interval, as real cells' are (each on its own clock); a
+    // steady (idle) cell pulses once a stride, as a calm real cell does (cells/heart.ts).
+    const interval = genome.limits.pulseIntervalMs * (this.#o.steady ? Math.max(1, genome.limits.calmStride) : 1);
     const slice = Math.max(5, Math.floor(interval / 20));
     let tick = 0;
     this.#timer = setInterval(() => {
@@ -108,7 +115,7 @@ export class SyntheticSwarm {
       const from = (tick * share) % Math.max(1, this.cells.length);
       tick++;
       for (const c of this.cells.slice(from, from + share)) {
-        const load = 0.15 + 0.1 * Math.sin(now / 20_000 + c.phase);
+        const load = this.#o.steady ? 0.01 : 0.15 + 0.1 * Math.sin(now / 20_000 + c.phase);
         c.cpuMs += load * interval;
         c.n++;
         const body: PulseBody = {

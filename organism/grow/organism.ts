@@ -763,19 +763,31 @@ export class Organism {
     if (this.#ownsRecord) this.#writeRecord();
   }
 
-  /** Resolves once the census holds every tissue's min living cells (or throws on timeout). */
+  /**
+   * Resolves once the census holds every tissue's min living cells, or throws once `timeoutMs`
+   * passed with no new cell alive. A big genome (a hundred cells of a tissue) takes longer than
+   * any fixed wait on a small machine, and a host that joins it waits for every cell: so each
+   * new living cell gives the wait `timeoutMs` more, up to eight times `timeoutMs` in all.
+   */
   async waitForPopulation(timeoutMs = 15_000): Promise<CensusEntry[]> {
-    const end = Date.now() + timeoutMs;
+    const start = Date.now();
+    const cap = start + 8 * timeoutMs;
+    let end = start + timeoutMs;
+    let most = 0;
     const { census } = this.observer; // (throws before grow's census exists, as it did)
     for (;;) {
       const short = this.#shortTissues();
+      const living = census.living().filter((c) => c.state === 'alive');
       if (short.length === 0) {
-        const living = census.living().filter((c) => c.state === 'alive');
         await this.#clearSeeds(new Set(living.map((c) => c.id)));
         return living;
       }
+      if (living.length > most) {
+        most = living.length;
+        end = Math.min(cap, Math.max(end, Date.now() + timeoutMs));
+      }
       if (Date.now() > end) {
-        throw new CellularError('CELL_ERR_SPAWN', `census did not reach the genome within ${timeoutMs} ms; short: ${short.join(', ')} (see ${join(this.stateDir, 'logs')})`);
+        throw new CellularError('CELL_ERR_SPAWN', `census did not reach the genome within ${Date.now() - start} ms (${timeoutMs} ms without a new living cell, or ${8 * timeoutMs} ms in all); short: ${short.join(', ')} (see ${join(this.stateDir, 'logs')})`);
       }
       await sleep(25);
     }

@@ -134,6 +134,13 @@ export class Census {
   readonly #beacons = new Map<number, string>();
   #digestCount = 0;
   #membership = 0;
+  /**
+   * The entries of each host, kept with #entries (#place): a digest speaks for its host's
+   * cells, and a scan of the whole census for them, per digest part, was what made a cell's
+   * cost grow with the census at 1,000 cells across many hosts.
+   */
+  readonly #byHost = new Map<string, Set<CensusEntry>>();
+  readonly #placedOn = new Map<string, string>();
   /** When tick() last ran (the clock's own lateness is not the others' silence). */
   #lastTick: number | undefined;
   /** Bumped on every change a snapshot would show but lastSeen: list() is cached until it moves. */
@@ -230,6 +237,31 @@ export class Census {
     }
   }
 
+  /** Files `entry` under its host (again, if its host changed); call after every set or assign. */
+  #place(entry: CensusEntry): void {
+    const was = this.#placedOn.get(entry.id);
+    if (was === entry.host) return;
+    if (was !== undefined) this.#byHost.get(was)?.delete(entry);
+    let set = this.#byHost.get(entry.host);
+    if (!set) this.#byHost.set(entry.host, (set = new Set()));
+    set.add(entry);
+    this.#placedOn.set(entry.id, entry.host);
+  }
+
+  #unplace(entry: CensusEntry): void {
+    const was = this.#placedOn.get(entry.id);
+    if (was === undefined) return;
+    const set = this.#byHost.get(was);
+    set?.delete(entry);
+    if (set?.size === 0) this.#byHost.delete(was);
+    this.#placedOn.delete(entry.id);
+  }
+
+  /** The entries filed under `host`. */
+  #onHost(host: string): Iterable<CensusEntry> {
+    return this.#byHost.get(host) ?? [];
+  }
+
   #emit(e: CensusEvent): void {
     this.#version++;
     if (e.type !== 'state' || e.entry.state === 'dead' || e.from === 'dead') this.#membership++;
@@ -274,10 +306,12 @@ export class Census {
     if (!existing) {
       const entry: CensusEntry = { id, age: 0, state: b.state as LifeState, cause: null, died: null, ...fields };
       this.#entries.set(id, entry);
+      this.#place(entry);
       this.#emit({ type: 'joined', entry: this.#snapshot(entry) });
       return;
     }
     Object.assign(existing, fields);
+    this.#place(existing);
     this.#version++;
     this.#setState(existing, b.state);
   }
@@ -298,7 +332,7 @@ export class Census {
     const now = this.#now();
     this.#hostSeen.set(b.host, { at: now, alive: b.alive });
     for (const row of b.rows) this.#row(b.host, row, now);
-    if (!b.full) for (const e of this.#entries.values()) if (e.host === b.host && e.state !== 'dead') e.lastSeen = now;
+    if (!b.full) for (const e of this.#onHost(b.host)) if (e.state !== 'dead') e.lastSeen = now;
     this.#roundPart(b, now);
   }
 
@@ -372,7 +406,7 @@ export class Census {
   #countAgainst(b: DigestBody, now: number): void {
     if (b.round === 0) return;
     let held = 0;
-    for (const e of this.#entries.values()) if (e.host === b.host && e.state !== 'dead') held++;
+    for (const e of this.#onHost(b.host)) if (e.state !== 'dead') held++;
     if (b.alive - held > 1) {
       if (!this.#short.has(b.host)) this.#short.set(b.host, now);
       this.#onGap?.(b.host);
@@ -419,6 +453,7 @@ export class Census {
       // holds a host's dead until they are retained no longer): kept as dead, for the retention.
       const entry: CensusEntry = { id: r.i, age: 0, state: r.s, cause: r.s === 'dead' ? (r.c ?? 'missed-pulses') : null, died: r.s === 'dead' ? now : null, genome: '', ...fields };
       this.#entries.set(r.i, entry);
+      this.#place(entry);
       this.#told.set(r.i, { l: r.l, m: r.m, d: r.d, r: r.r });
       this.#emit({ type: 'joined', entry: this.#snapshot(entry) });
       return;
@@ -433,6 +468,7 @@ export class Census {
       !told || Math.abs(told.l - r.l) >= DIGEST_BAND.l || Math.abs(told.m - r.m) >= DIGEST_BAND.m || Math.abs(told.d - r.d) >= DIGEST_BAND.d || Math.abs(told.r - r.r) >= DIGEST_BAND.r;
     if (changed) this.#told.set(r.i, { l: r.l, m: r.m, d: r.d, r: r.r });
     Object.assign(existing, fields);
+    this.#place(existing);
     if (changed) this.#version++;
     if (r.s === 'dead') {
       // Its host's word on why (vanished, a death cause) over this census's guess from silence.
@@ -509,6 +545,7 @@ export class Census {
       work: { handled: 0, inflight: 0, queued: 0, errors: 0 },
     };
     this.#entries.set(id, entry);
+    this.#place(entry);
     this.#emit({ type: 'joined', entry: this.#snapshot(entry) });
   }
 
@@ -575,6 +612,7 @@ export class Census {
       if (entry.state === 'dead') {
         if (now - (entry.died ?? now) >= deadRetentionMs) {
           this.#entries.delete(entry.id);
+          this.#unplace(entry);
           this.#lastTs.delete(entry.id);
           this.#told.delete(entry.id);
           this.#silenced.delete(entry.id);
