@@ -16,12 +16,13 @@ export function scaleHostsRows(r: ScaleHostsResult): Row[] {
   const rows: Row[] = [];
   rows.push({ metric: 'hosts', value: `${r.mode}${r.fallbackReason ? ` (${r.fallbackReason})` : ''}: ${Object.entries(r.grew.perHost).map(([h, n]) => `${h} ${n}`).join(', ')} real cells, grown by homeostasis in ${r.grew.seconds} s`, target: '', status: '' });
   rows.push({ metric: 'cells in the census', value: `${r.census.total} (${r.census.real} real processes, ${r.census.synthetic} synthetic on ${r.census.simHosts} made-up hosts)`, target: `≥ ${r.options.cells}, ≥ 100 real`, status: pass(r.census.total >= r.options.cells && r.census.real >= Math.min(100, r.options.real)) });
-  rows.push({ metric: 'idle CPU', value: `real cells ${(r.idle.cells / 10).toFixed(1)} % of a core (${r.idle.perRealCell} ms/s each), brokers ${(r.idle.brokers / 10).toFixed(1)} %, grows ${(r.idle.grows / 10).toFixed(1)} %, synthetic process ${(r.idle.synthetic / 10).toFixed(1)} %`, target: '', status: '' });
+  rows.push({ metric: 'idle CPU', value: `real cells ${(r.idle.cells / 10).toFixed(1)} % of a core (${r.idle.perRealCell} ms/s each), brokers ${(r.idle.brokers / 10).toFixed(1)} %, grows ${(r.idle.grows / 10).toFixed(1)} %, this process (synthetic cells, the run's census) ${(r.idle.synthetic / 10).toFixed(1)} %`, target: '', status: '' });
   if (r.perCellRates) rows.push({ metric: 'a real cell, per second (idle)', value: `${r.perCellRates.hormones} hormones, ${r.perCellRates.digests} digest parts, ${r.perCellRates.rows} rows, ${r.perCellRates.censusChanges} census changes, ${r.perCellRates.plans} plans, ${r.perCellRates.views} views derived`, target: '', status: '' });
+  rows.push({ metric: 'the run\'s census over the idle window', value: Object.entries(r.idleChurn).map(([k, n]) => `${n} ${k}`).join(', ') || 'no change', target: '', status: '' });
   rows.push({ metric: 'every real cell\'s census against the truth', value: `${r.agreement.answered} of ${r.agreement.asked} answered; off by ${r.agreement.offs.join(', ') || '-'} (truth ${r.agreement.truth})`, target: '±1', status: pass(r.agreement.answered === r.agreement.asked && r.agreement.maxOff <= 1) });
   const d = r.killDist;
-  rows.push({ metric: `kill -9 → dead, grow's census (${r.kills.length} kills)`, value: d.observer ? `p50 ${d.observer.p50} ms, p95 ${d.observer.p95} ms, max ${d.observer.max} ms` : 'none seen', target: '≤ 3000 ms p95', status: pass(d.observer !== null && d.observer.n === r.kills.length && d.observer.p95 <= 3_000) });
-  rows.push({ metric: 'kill -9 → dead, a cell\'s census (from digests)', value: d.cellView ? `p50 ${d.cellView.p50} ms, p95 ${d.cellView.p95} ms, max ${d.cellView.max} ms` : 'none seen', target: '≤ 3000 ms p95', status: pass(d.cellView !== null && d.cellView.n === r.kills.length && d.cellView.p95 <= 3_000) });
+  rows.push({ metric: `kill -9 → dead, the run's census (${r.kills.length} kills)`, value: d.observer ? `p50 ${d.observer.p50} ms, p95 ${d.observer.p95} ms, max ${d.observer.max} ms` : 'none seen', target: '≤ 3000 ms p95', status: pass(d.observer !== null && d.observer.n === r.kills.length && d.observer.p95 <= 3_000) });
+  rows.push({ metric: 'kill -9 → dead, the synthetic cells\' census', value: d.cellView ? `p50 ${d.cellView.p50} ms, p95 ${d.cellView.p95} ms, max ${d.cellView.max} ms` : 'none seen', target: '≤ 3000 ms p95', status: pass(d.cellView !== null && d.cellView.n === r.kills.length && d.cellView.p95 <= 3_000) });
   for (const x of r.offences) {
     rows.push({ metric: `${x.fault}: onset → quarantined`, value: `${ms(x.quarantinedMs)} (${x.verdict})`, target: '≤ 2000 ms', status: pass(x.quarantinedMs !== null && x.quarantinedMs <= 2_000) });
     rows.push({ metric: `${x.fault}: onset → dead${x.fault === 'cancer' ? ` (all ${x.lineage} of its lineage)` : ''}`, value: ms(x.deadMs), target: x.fault === 'cancer' ? '≤ 10000 ms' : '≤ 3000 ms', status: pass(x.deadMs !== null && x.deadMs <= (x.fault === 'cancer' ? 10_000 : 3_000)) });
@@ -44,7 +45,7 @@ export function writeScaleHostsReport(r: ScaleHostsResult, dir: string, startedA
     return Math.max(0, i);
   };
   const chart = lineChart({
-    title: 'cells living in the census over the run (a grow\'s view)',
+    title: 'cells living in the run\'s census (from the host digests, as a cell\'s)',
     yLabel: 'cells', categories, width: 900, height: 320,
     series: [
       { name: 'all cells', color: '#2563eb', values: r.samples.map((s) => s.living), width: 2.5 },
@@ -57,7 +58,7 @@ export function writeScaleHostsReport(r: ScaleHostsResult, dir: string, startedA
 <p class="meta">${escapeXml(startedAt.toISOString())} · ${machine.cpus} × ${escapeXml(machine.cpuModel)} · Node ${escapeXml(machine.node)} · ${escapeXml(machine.natsServer)} · pulse ${r.options.pulseIntervalMs} ms · immune.jury ${r.options.jury}</p>
 ${summaryTable(scaleHostsRows(r))}
 ${chart}
-${listSection('kills', r.kills.map((k) => `${k.cell}@${k.host}: grow's census ${ms(k.observerMs)}, a cell's ${ms(k.cellViewMs)}`))}
+${listSection('kills', r.kills.map((k) => `${k.cell}@${k.host}: the run's census ${ms(k.observerMs)}, the synthetic cells' ${ms(k.cellViewMs)}`))}
 ${listSection('accusations', r.accusations.map((a) => `${(a.at / 1000).toFixed(1)} s ${a.by}${a.bySynthetic ? ' (synthetic)' : ''} accused ${a.accused} of ${a.kind}: ${a.detail}`))}
 ${listSection('run', r.marks.map((m) => `${(m.t / 1000).toFixed(1)} s ${m.label}`))}
 ${listSection('notes', r.notes)}

@@ -8,8 +8,7 @@
  *   1. idle: the CPU of every real cell, broker and grow, and of this process (the synthetic
  *      cells), over a window; every real cell's census, asked, against the truth;
  *   2. kill -9 of `kills` real cells, one at a time: kill → dead in this process's census
- *      (a grow's view, as the dashboard's) and in the synthetic cells' census (a cell's
- *      view, from the host digests);
+ *      and in the synthetic cells' census (both from the host digests alone, as a cell's);
  *   3. a flooder injected through a host's operator (the dashboard's control): onset (its
  *      first hormone) → quarantined (condemned in the census) and → its process gone;
  *   4. a cancer injected the same way: onset → condemned, and → every cell of its lineage gone.
@@ -48,6 +47,8 @@ const MONITOR_PORT = 8260;
 const ROUTE_PORT = 6260;
 /** Made-up hosts the synthetic cells live on (three hundred each at the default size: six hosts in all). */
 const SIM_HOSTS = 3;
+/** The observer's 'host': none of the organism's, so it reads no pulses, only digests. */
+const OBSERVER_HOST = 'scale-hosts-observer';
 
 export interface ScaleHostsOptions extends BenchRunOptions {
   /** Cells in the census in all, real and synthetic. @default 1000 */
@@ -93,6 +94,8 @@ export interface ScaleHostsResult {
   idle: { seconds: number; cells: number; brokers: number; grows: number; synthetic: number; total: number; perRealCell: number };
   /** What a few real cells handled per second over the idle window (their stats, before and after). */
   perCellRates: { hormones: number; digests: number; rows: number; censusChanges: number; plans: number; views: number } | null;
+  /** The run's census over the idle window: its events by kind (a state change as from→to, real or synthetic), all of which should be rare. */
+  idleChurn: Record<string, number>;
   /** Every real cell asked for its census: how far each was from the truth. */
   agreement: { asked: number; answered: number; truth: number; maxOff: number; offs: number[] };
   kills: { cell: string; host: string; observerMs: number | null; cellViewMs: number | null }[];
@@ -164,6 +167,9 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     observer = await Observer.open({
       servers, token, ...(user ? { user } : {}), tls: { ca: caPem(join(first, CA_CERT_FILE)) }, organism: id, rootPub: rootKey.pub, rootKey,
       limits: genome.limits, name: 'scale-hosts', voteDeadlineMs: genome.immune.voteDeadlineMs, jury: genome.immune.jury,
+      // No pulses: its census comes from the host digests, as a cell's does (verifying every
+      // synthetic cell's pulse here cost this process a third of a core).
+      localHost: OBSERVER_HOST,
     });
     const obs = observer;
     const census = obs.census;
@@ -237,6 +243,11 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     type Stat = { hormones?: { accepted?: number }; census?: { version?: number; digests?: number; rows?: number }; homeostasis?: { plans?: number; views?: number } | null };
     const sampled = livingReal().filter((c) => c.state === 'alive' && c.tissue === 'echo').slice(0, 5);
     const statsOf = () => Promise.all(sampled.map((c) => obs.nc.request(obs.ns.cell(c.id, 'stats'), new Uint8Array(0), { timeout: 5_000 }).then((m) => openReply<Stat>(m.data), () => undefined)));
+    const idleChurn: Record<string, number> = {};
+    const offChurn = census.on((e) => {
+      const k = `${synthetic.has(e.entry.id) ? 'synthetic' : 'real'} ${e.type === 'state' ? `${e.from}→${e.entry.state}` : e.type}`;
+      idleChurn[k] = (idleChurn[k] ?? 0) + 1;
+    });
     const s0 = await statsOf();
     const p0 = pidsOf();
     const all0 = read([...p0.cells, ...p0.brokers, ...p0.grows]);
@@ -247,6 +258,8 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     const self1 = process.cpuUsage(self0);
     const secs = (Date.now() - w0) / 1000;
     const s1 = await statsOf();
+    offChurn();
+    if (Object.keys(idleChurn).length > 0) o.progress(`  the run's census over the window: ${Object.entries(idleChurn).map(([k, n]) => `${n} ${k}`).join(', ')}`);
     const rate = (get: (x: Stat) => number | undefined) => {
       const each = sampled.flatMap((_c, i) => {
         const a = s0[i] && get(s0[i]!);
@@ -293,7 +306,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
       await waitFor(() => deadAt.has(victim.id) && cellViewDead.has(victim.id), 15_000, `${victim.id} dead in both censuses`, o.signal).catch(() => undefined);
       const seen = (m: Map<string, number>) => (m.has(victim.id) ? m.get(victim.id)! - killedAt : null);
       kills.push({ cell: victim.id, host: victim.host, observerMs: seen(deadAt), cellViewMs: seen(cellViewDead) });
-      o.progress(`  kill ${k + 1}/${o.kills}: ${victim.id}@${victim.host} dead in the grow's census after ${seen(deadAt)} ms, in a cell's after ${seen(cellViewDead)} ms`);
+      o.progress(`  kill ${k + 1}/${o.kills}: ${victim.id}@${victim.host} dead in the run's census after ${seen(deadAt)} ms, in the synthetic cells' after ${seen(cellViewDead)} ms`);
       await sleep(2_000, o.signal);
     }
     const killDist = {
@@ -356,7 +369,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     return {
       mode: hosts.mode, fallbackReason: hosts.fallbackReason,
       options: { cells: o.cells, real: o.real, kills: o.kills, jury: o.jury, seconds: o.seconds, pulseIntervalMs: genome.limits.pulseIntervalMs },
-      grew, census: { total: living().length, synthetic: synthetic.size, real: livingReal().length, simHosts: SIM_HOSTS }, idle, perCellRates, agreement, kills, killDist, offences, synthetic: syntheticStats, accusations, falseVerdicts,
+      grew, census: { total: living().length, synthetic: synthetic.size, real: livingReal().length, simHosts: SIM_HOSTS }, idle, perCellRates, idleChurn, agreement, kills, killDist, offences, synthetic: syntheticStats, accusations, falseVerdicts,
       samples, marks, notes, shutdown: { leftovers },
     };
   } finally {
