@@ -7,7 +7,7 @@
  * (simulations/scale-hosts.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadOrCreateBrokerToken, BROKER_TOKEN_FILE } from '../organism/kernel/cluster.ts';
@@ -84,6 +84,12 @@ export function growOnHost(o: GrowOnHostOptions): Grown {
       const line = buf.slice(0, k);
       buf = buf.slice(k + 1);
       g.lines.push({ t: o.at(), line });
+      // Kept beside the host's state, whole: a grow that fails says why in its last lines.
+      try {
+        appendFileSync(join(o.dir, 'grow.out'), `${line}\n`);
+      } catch {
+        // the state dir is gone (the run is being cleaned up)
+      }
       o.onLine?.(line);
       if (/^organism \S+ alive:/.test(line)) onAlive(true);
     }

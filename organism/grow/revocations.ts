@@ -80,13 +80,16 @@ export class Revocations {
         if (typeof entry?.user !== 'string' || typeof entry.at !== 'number') continue;
         if (this.#d.mint.revoke(entry.user, entry.at)) this.#schedulePush();
       }
-    })();
+    })().catch((e: unknown) => this.#d.log(`revocations watch ended: ${(e as Error).message}`));
   }
 
   /** Feeds a census event: a death that is not a partition revokes the cell. */
   observe(e: CensusEvent): void {
     if (e.type !== 'state' || e.entry.state !== 'dead' || !revokes(e.entry.cause)) return;
-    void this.revoke(e.entry.id);
+    // Its certificate may have to be read from the lineage bucket, which times out on a
+    // saturated cluster: a failed revocation is said, never an unhandled rejection (that
+    // ended a joining grow in a 1,000-cell run, simulations/scale-hosts.ts).
+    this.revoke(e.entry.id).catch((err: unknown) => this.#d.log(`revocation of ${e.entry.id} failed: ${(err as Error).message}`));
   }
 
   /** Revokes `id` everywhere (idempotent). */
