@@ -195,8 +195,9 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
         accusations.push({ at: at(), by: h.from, bySynthetic: synthetic.has(h.from), accused: a.accused, kind: a.kind, detail: a.detail.slice(0, 160) });
       }
       if (h.kind === 'birth') {
-        const parent = obs.certs.certOf(h.from)?.parent;
-        if (parent) parentOf.set(h.from, parent);
+        // The birth carries the certificate; the bus checked that it chains to the root.
+        const parent = obs.certs.certOf(h.from)?.parent ?? ((h.body as { cert?: { parent?: unknown } }).cert?.parent);
+        if (typeof parent === 'string') parentOf.set(h.from, parent);
       }
     });
     const condemnedAt = new Map<string, number>();
