@@ -77,6 +77,8 @@ const UNHEARD_KEPT = 1024;
 const UNWATCHED_GRACE_DEADLINES = 2;
 /** Peers remembered in that wait. */
 const UNWATCHED_KEPT = 1024;
+/** How long each watcher waits after the one before it on the panel, before it accuses too (#review). */
+const WATCHER_TURN_MS = 150;
 /** Times a withheld verdict's record is tried again, about a vote deadline apart (spread). */
 const WITHHELD_RETRIES = 4;
 
@@ -115,6 +117,10 @@ export class Immune {
   readonly #held = new Set<string>();
   /** Peers this cell holds evidence against without watching them, and from when (jittered) it may accuse them anyway (#review). */
   readonly #unwatchedSince = new Map<string, { since: number; seen: number }>();
+  /** Peers this cell watches and found evidence against, and since when: its turn to accuse comes by its place on their panel. */
+  readonly #turnSince = new Map<string, number>();
+  /** A review asked for at a time (a watcher's turn), cleared at close. */
+  #turnTimer: NodeJS.Timeout | undefined;
   /** Withheld verdicts' next attempts (#closed), cleared at close. */
   readonly #retries = new Set<NodeJS.Timeout>();
   #stopped = false;
@@ -146,6 +152,7 @@ export class Immune {
 
   close(): void {
     this.#stopped = true;
+    clearTimeout(this.#turnTimer);
     for (const timer of this.#retries) clearTimeout(timer);
     this.#retries.clear();
     this.#tick?.stop();
@@ -218,6 +225,15 @@ export class Immune {
       this.#reviewSoon = false;
       if (!this.#stopped) this.#review();
     });
+  }
+
+  /** A review in `ms` (the earliest asked for wins). */
+  #reviewAt(ms: number): void {
+    if (this.#turnTimer || this.#stopped) return;
+    this.#turnTimer = setTimeout(() => {
+      this.#turnTimer = undefined;
+      if (!this.#stopped) this.#review();
+    }, Math.max(1, Math.ceil(ms)));
   }
 
   /** Our own accusations and votes come back to us over NATS: count them like anyone's. */
@@ -511,6 +527,7 @@ export class Immune {
         // A trial under way or just ended: the grace below starts again after it, with a new
         // spread, so the cells that held back do not all accuse the moment the calm ends.
         this.#unwatchedSince.delete(peer);
+        this.#turnSince.delete(peer);
         this.#held.add(peer);
         continue;
       }
@@ -537,6 +554,23 @@ export class Immune {
         continue;
       }
       const jury = ring.panel(peer, this.#d.gene.jury, now);
+      // Watchers take turns: the first of the panel accuses at once, the k-th only if no
+      // accusation came within k × WATCHER_TURN_MS of its finding. Every watcher gets a host's
+      // finding in the same digest; all accusing made m trials of m votes each (41 trials of
+      // 41 at jury 41, 1,000 cells), where one trial is enough.
+      if (this.#watched.has(peer)) {
+        const turn = jury.indexOf(this.#d.self.id);
+        const since = this.#turnSince.get(peer) ?? now;
+        const due = since + (turn < 0 ? jury.length : turn) * WATCHER_TURN_MS;
+        if (due > now) {
+          this.#turnSince.set(peer, since);
+          if (this.#turnSince.size > UNWATCHED_KEPT) this.#turnSince.delete(this.#turnSince.keys().next().value!);
+          this.#held.add(peer);
+          this.#reviewAt(due - now);
+          continue;
+        }
+        this.#turnSince.delete(peer);
+      }
       const accusation: AccuseBody = { id: `${this.#d.self.id}.${++this.#seq}`, accused: peer, kind: finding.kind, detail: finding.detail, at: now, lineage: finding.kind === 'cancer', jury, epoch };
       this.stats.accusations++;
       this.#calm.set(peer, now + this.#d.gene.voteDeadlineMs);

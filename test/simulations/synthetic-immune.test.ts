@@ -50,6 +50,10 @@ test('synthetic immune - synthetic cells sit on a real flooder\'s jury, vote gui
   const needed = Math.ceil((2 * panel.length) / 3);
   t.true(syntheticVotes >= needed - realVotes && syntheticVotes > 0, `the verdict needed synthetic votes (${needed} needed, ${realVotes} real)`);
   t.true(swarm.immune!.stats().votes.guilty >= syntheticVotes, 'the synthetic cells\' own stats count the votes they sent');
+  // Its watchers took turns (cells/immune/immune.ts): one trial, not one per watcher (nine, before).
+  const trials = heard.filter((h) => h.kind === 'accuse' && (h.body as AccuseBody).accused === bad.id).length;
+  t.log(`${trials} accusation(s) of the flooder`);
+  t.true(trials <= 3, `the flooder's watchers took turns: ${trials} accusations`);
   // Honest synthetic cells: no accusation of anyone but the flooder, no forgery seen.
   t.deepEqual(heard.filter((h) => h.kind === 'accuse' && (h.body as AccuseBody).accused !== bad.id).map((h) => (h.body as AccuseBody).accused), []);
   t.is(swarm.immune!.stats().forgeries, 0);
