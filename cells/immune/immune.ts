@@ -78,7 +78,7 @@ const UNWATCHED_GRACE_DEADLINES = 2;
 /** Peers remembered in that wait. */
 const UNWATCHED_KEPT = 1024;
 /** How long each watcher waits after the one before it on the panel, before it accuses too (#review). */
-const WATCHER_TURN_MS = 150;
+export const WATCHER_TURN_MS = 150;
 /** Times a withheld verdict's record is tried again, about a vote deadline apart (spread). */
 const WITHHELD_RETRIES = 4;
 

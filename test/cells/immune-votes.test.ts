@@ -8,7 +8,7 @@
  * their signatures; the clock is the test's.
  */
 import test from 'ava';
-import { Immune } from '../../cells/immune/immune.ts';
+import { Immune, WATCHER_TURN_MS } from '../../cells/immune/immune.ts';
 import type { Logger } from '../../cells/logger.ts';
 import { Census } from '../../organism/kernel/census.ts';
 import { Ring } from '../../organism/kernel/sortition.ts';
@@ -156,7 +156,7 @@ test('immune toxins - a toxin on a trial received but not heard is no forgery, n
 // accused's watchers accuse at once, and any other cell only after a grace of two to three
 // vote deadlines with no trial against it. At 100 cells every cell that saw a cancer's births
 // accused it at the same instant: 45 trials, each making every cell vote.
-test('immune accusations - on evidence every cell sees, a watcher accuses at once, another cell only after a grace', async (t) => {
+test('immune accusations - on evidence every cell sees, a watcher accuses in its turn on the panel, another cell only after a grace', async (t) => {
   const clock = { t: 1_800_000_000_000 };
   const { immune, send, gene, census } = immuneOf(clock);
   t.teardown(() => immune.close());
@@ -178,8 +178,17 @@ test('immune accusations - on evidence every cell sees, a watcher accuses at onc
   t.truthy(otherPeer);
   for (const from of [watchedPeer, otherPeer]) for (let i = 0; i < gene.forgeriesMax; i++) send('digest', from, { host: 'h1', round: 1, part: 0, parts: 1, full: false, alive: 1, epoch: 1, beacon: 'b', rows: [] });
   t.like(immune.evidence.against(otherPeer), { kind: 'forgery' }, 'both hold the evidence here');
+  // Watchers take turns by their place on the panel: the first at once, the k-th k turns later.
+  const turn = ring.panel(watchedPeer, gene.jury).indexOf('me');
+  t.true(turn >= 0, 'this cell is on the panel of the peer it watches');
+  t.log(`this cell's turn on the panel: ${turn}`);
   await beat();
-  t.is(immune.stats.accusations, 1, 'the watched one accused at once');
+  if (turn > 0) {
+    t.is(immune.stats.accusations, 0, `its turn (${turn}) has not come yet`);
+    clock.t += turn * WATCHER_TURN_MS;
+    await beat();
+  }
+  t.is(immune.stats.accusations, 1, 'the watched one accused in its turn');
   // Beats every half second of the test's clock, as an organism's come, until it accuses the other too.
   const start = clock.t;
   while (immune.stats.accusations < 2 && clock.t - start < 5 * gene.voteDeadlineMs) {
