@@ -14,7 +14,13 @@ import { tempDir } from '../helpers/nats.ts';
 test.serial('multihost - three hosts grow one organism; a host lost, brought back and partitioned under chat loses no acknowledged message', async (t) => {
   t.timeout(300_000);
   const lines: string[] = [];
-  const r = await runMultiHost({ stateDir: tempDir(t), phaseS: 3, partitionS: 12, partitionMaxS: 45, rate: 10, clients: 6, progress: (l) => lines.push(l) });
+  const started = Date.now();
+  // A run past the test's timeout ends with no report: say where it was first (one CI run,
+  // stop 35, timed out here with nothing to show; alone the run takes ≈ 70 s).
+  const watchdog = setTimeout(() => console.error(`multihost still running after ${Math.round((Date.now() - started) / 1000)} s; its last lines:\n${lines.slice(-60).join('\n')}`), 270_000);
+  t.teardown(() => clearTimeout(watchdog));
+  const r = await runMultiHost({ stateDir: tempDir(t), phaseS: 3, partitionS: 12, partitionMaxS: 45, rate: 10, clients: 6, progress: (l) => lines.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${l}`) });
+  clearTimeout(watchdog);
   t.log(r.mode === 'netns' ? 'hosts: network namespaces' : `hosts: LOOPBACK FALLBACK (${r.fallbackReason}): no partition`);
   for (const c of r.checks) t.log(`${c.pass ? 'PASS' : 'FAIL'} ${c.name}: ${c.value}`);
   for (const c of r.checks) t.true(c.pass, `${c.name}: ${c.value}\n${r.log.slice(-40).join('\n')}`);
