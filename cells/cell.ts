@@ -5,7 +5,6 @@
  * drains, announces its death with the cause, and exits.
  */
 import { beatNow } from '../organism/kernel/phase.ts';
-import { createHash } from 'node:crypto';
 import { connect, type NatsConnection, type Subscription, type Msg } from '@nats-io/transport-node';
 import { cellAccess, natsOptions, packetAccess, type NatsAccess } from '../organism/kernel/access.ts';
 import { CertBook } from '../organism/kernel/cert-book.ts';
@@ -26,7 +25,6 @@ import type { Logger } from './logger.ts';
 import { DEFAULT_CAPACITY, Heart } from './heart.ts';
 import { endpointsOf, type CellIdentity, type Endpoints, type Tissue, type TissueContext, type TissueInstance } from './tissue.ts';
 import type { WorkMeter } from './work-meter.ts';
-import { isCasConflict } from '../organism/kernel/compare-and-set.ts';
 import { Homeostat } from './homeostat.ts';
 import { Mitosis, parseRecruit, type RecruitRequest } from './mitosis.ts';
 import { loadTissue, resolveTissueModule } from './tissue-loader.ts';
@@ -36,7 +34,6 @@ import { startFault, type FaultKind } from './immune/faults.ts';
 import { within } from '../organism/kernel/within.ts';
 
 /** How many vote deadlines a cell keeps trying to record a guilty verdict while the store times out. */
-const VERDICT_COMMIT_DEADLINES = 2;
 
 export type CellLifecycle =
   | { state: 'embryo' }
@@ -245,19 +242,9 @@ export class Cell {
   async #commitVerdict(nc: NatsConnection, accusation: string, accused: string): Promise<boolean> {
     this.#verdicts ??= (await import('../organism/kernel/stores.ts')).openHomeostasis(nc, this.ns, this.#storeTimeoutMs());
     const kv = await this.#verdicts;
-    const key = `verdict.${createHash('sha256').update(accusation).digest('hex').slice(0, 32)}`;
-    const { whileForming } = await import('../organism/kernel/cluster.ts');
-    try {
-      // A timeout is tried again for a while: every cell commits each verdict at once, and on a
-      // saturated store one attempt timed out for the accuser itself, whose verdict then never
-      // went out (seen at 100 cells). An attempt that did land makes the next one a conflict.
-      // A minority (no quorum) still fails once the window is over.
-      await whileForming(() => kv.create(key, pack({ accusation, accused, by: this.identity.id, at: Date.now() })), VERDICT_COMMIT_DEADLINES * this.genome.immune.voteDeadlineMs);
-      return true;
-    } catch (e) {
-      // Another juror recorded it first (or an earlier attempt of ours did): it stands. Anything else: it does not.
-      return isCasConflict(e);
-    }
+    // Imported when first needed: a cell's birth does not wait for the store clients.
+    const { recordVerdict } = await import('./immune/verdict-record.ts');
+    return (await recordVerdict(kv, { accusation, accused, by: this.identity.id }, this.genome.immune.voteDeadlineMs)) !== undefined;
   }
 
   async #startHomeostat(nc: NatsConnection): Promise<void> {

@@ -7,7 +7,7 @@
  * (simulations/scale-hosts.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadOrCreateBrokerToken, BROKER_TOKEN_FILE } from '../organism/kernel/cluster.ts';
@@ -17,6 +17,8 @@ import { loadOrCreateRootKey, ROOT_KEY_FILE, ROOT_PUB_FILE } from '../organism/g
 import { readRecord } from '../organism/grow/record.ts';
 import { localCells, signalCell, signalIfOurs } from '../organism/kernel/processes.ts';
 import type { TestHost } from './test-hosts.ts';
+import type { Observer } from '../organism/grow/observer.ts';
+import { within } from '../organism/kernel/within.ts';
 
 const CLI = fileURLToPath(new URL('../organism/grow/cli.js', import.meta.url));
 
@@ -75,6 +77,10 @@ export function growOnHost(o: GrowOnHostOptions): Grown {
   ]);
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...(o.env ? { env: { ...process.env, ...o.env } } : {}) });
   const g: Grown = { host: h, child, dir: o.dir, lines: [], alive: Promise.resolve(false) };
+  // Kept beside the host's state, whole: a grow that fails says why in its last lines.
+  const out = createWriteStream(join(o.dir, 'grow.out'), { flags: 'a' });
+  out.on('error', () => {}); // the state dir gone (the run being cleaned up): the lines are in `lines` still
+  child.once('close', () => out.end());
   let buf = '';
   let onAlive: (v: boolean) => void = () => {};
   g.alive = new Promise((r) => (onAlive = r));
@@ -84,12 +90,7 @@ export function growOnHost(o: GrowOnHostOptions): Grown {
       const line = buf.slice(0, k);
       buf = buf.slice(k + 1);
       g.lines.push({ t: o.at(), line });
-      // Kept beside the host's state, whole: a grow that fails says why in its last lines.
-      try {
-        appendFileSync(join(o.dir, 'grow.out'), `${line}\n`);
-      } catch {
-        // the state dir is gone (the run is being cleaned up)
-      }
+      out.write(`${line}\n`);
       o.onLine?.(line);
       if (/^organism \S+ alive:/.test(line)) onAlive(true);
     }
@@ -98,6 +99,24 @@ export function growOnHost(o: GrowOnHostOptions): Grown {
   child.stderr!.on('data', read);
   child.once('exit', () => onAlive(false));
   return g;
+}
+
+/**
+ * Ends an organism on the test hosts: a root-signed shutdown through `observer` (its cells
+ * drain), up to `waitMs` for every grow to exit, the observer closed, then kill -9 of
+ * whatever of it is left on each host. Returns what had to be killed (an orphan each).
+ */
+export async function stopHosts(grown: Iterable<Grown>, organism: string, observer: Observer | undefined, reason: string, waitMs: number): Promise<string[]> {
+  const all = [...grown];
+  try {
+    observer?.bus.publish('shutdown', { reason });
+    await observer?.nc.flush();
+  } catch {
+    // a broker may be gone: the pids below still end everything
+  }
+  await within(Promise.all(all.map((g) => (g.child.exitCode === null && g.child.signalCode === null ? new Promise((r) => g.child.once('exit', r)) : undefined))), waitMs, []);
+  await observer?.close().catch(() => {});
+  return all.flatMap((g) => killHost(g, organism));
 }
 
 /** kill -9 of everything of one host: its grow, its nats-server (pid from its record) and its cells; says what it killed. */

@@ -21,7 +21,7 @@ import { Kvm } from '@nats-io/kv';
 import { checkDurability, describeDurability, explainedDouble, type DurabilityReport } from './durability.ts';
 import { Chatter } from './chaos/chatter.ts';
 import { TestHosts, type HostsMode, type TestHost } from './test-hosts.ts';
-import { growOnHost, killHost, prepareHostDirs, type Grown } from './host-cluster.ts';
+import { growOnHost, killHost, prepareHostDirs, stopHosts, type Grown } from './host-cluster.ts';
 import { loadOrCreateDashboardToken, signControl } from '../organism/kernel/dashboard-token.ts';
 import { commandUser } from '../organism/grow/commands/target.ts';
 import { CA_CERT_FILE, caPem } from '../organism/grow/organism-ca.ts';
@@ -625,16 +625,7 @@ export async function runMultiHost(o: MultiHostOptions): Promise<MultiHostResult
     for (const t of timers) clearInterval(t);
     for (const c of chatters) c.close();
     // Everything the organism runs, stopped: a root-signed shutdown first, then by pid.
-    try {
-      observer?.bus.publish('shutdown', { reason: 'multihost simulation over' });
-      await observer?.nc.flush();
-    } catch {
-      // a broker may be gone: the pids below still end everything
-    }
-    await within(Promise.all([...grown.values()].map((g) => (g.child.exitCode === null && g.child.signalCode === null ? new Promise((r) => g.child.once('exit', r)) : undefined))), 20_000, []);
-    await observer?.close().catch(() => {});
-    const orphans: string[] = [];
-    for (const g of grown.values()) orphans.push(...killHost(g, id));
+    const orphans = await stopHosts(grown.values(), id, observer, 'multihost simulation over', 20_000);
     hosts.close();
     process.removeListener('exit', emergency);
     checks.push({ name: 'no orphan process after the run', pass: orphans.length === 0, value: orphans.join(', ') || '0 processes' });

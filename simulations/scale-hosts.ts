@@ -19,6 +19,8 @@
  * be convicted. Everything started is stopped by pid and the namespaces deleted.
  */
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { lineageOf } from '../cells/immune/jury.ts';
 import { Observer } from '../organism/grow/observer.ts';
 import { commandUser } from '../organism/grow/commands/target.ts';
 import { CA_CERT_FILE, caPem } from '../organism/grow/organism-ca.ts';
@@ -35,7 +37,7 @@ import { within } from '../organism/kernel/within.ts';
 import { CellularError, throwIfAborted } from '../organism/wire/errors.ts';
 import { distribution, type Distribution } from '../organism/chaos/stats.ts';
 import type { BenchRunOptions } from './bench-options.ts';
-import { growOnHost, killHost, prepareHostDirs, type Grown } from './host-cluster.ts';
+import { growOnHost, killHost, prepareHostDirs, stopHosts, type Grown } from './host-cluster.ts';
 import { readCpuMicros } from './procfs.ts';
 import { SyntheticSwarm } from './synthetic-cells.ts';
 import type { SyntheticImmuneStats } from './synthetic-immune.ts';
@@ -233,7 +235,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     mark(`${living().length} cells in the census (${count} synthetic on ${SIM_HOSTS} made-up hosts)`);
 
     // 3. Idle: CPU of everything over a window, then every real cell's census against the truth.
-    await sleep(o.settleS * 1000, o.signal);
+    await sleep(o.settleS * 1000, undefined, { signal: o.signal });
     const pidsOf = () => {
       const cells = processes().map((c) => c.pid);
       const brokers = [...grown.values()].map((g) => readRecord(g.dir)?.broker?.pid).filter((p): p is number => typeof p === 'number');
@@ -241,9 +243,11 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
       return { cells, brokers, grows };
     };
     const read = (pids: number[]) => new Map(pids.map((p) => [p, readCpuMicros(p) ?? 0]));
-    type Stat = { hormones?: { accepted?: number }; census?: { version?: number; digests?: number; rows?: number }; homeostasis?: { plans?: number; views?: number } | null };
+    type Stat = { hormones?: { accepted?: number }; census?: { version?: number; digests?: number; rows?: number; living?: number }; homeostasis?: { plans?: number; views?: number } | null };
+    /** A cell's stats reply; undefined if it did not answer. */
+    const statOf = (id: string) => obs.nc.request(obs.ns.cell(id, 'stats'), new Uint8Array(0), { timeout: 5_000 }).then((m) => openReply<Stat>(m.data), () => undefined);
     const sampled = livingReal().filter((c) => c.state === 'alive' && c.tissue === 'echo').slice(0, 5);
-    const statsOf = () => Promise.all(sampled.map((c) => obs.nc.request(obs.ns.cell(c.id, 'stats'), new Uint8Array(0), { timeout: 5_000 }).then((m) => openReply<Stat>(m.data), () => undefined)));
+    const statsOf = () => Promise.all(sampled.map((c) => statOf(c.id)));
     const idleChurn: Record<string, number> = {};
     const offChurn = census.on((e) => {
       const k = `${synthetic.has(e.entry.id) ? 'synthetic' : 'real'} ${e.type === 'state' ? `${e.from}→${e.entry.state}` : e.type}`;
@@ -254,7 +258,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     const all0 = read([...p0.cells, ...p0.brokers, ...p0.grows]);
     const self0 = process.cpuUsage();
     const w0 = Date.now();
-    await sleep(o.seconds * 1000, o.signal);
+    await sleep(o.seconds * 1000, undefined, { signal: o.signal });
     const all1 = read([...p0.cells, ...p0.brokers, ...p0.grows]);
     const self1 = process.cpuUsage(self0);
     const secs = (Date.now() - w0) / 1000;
@@ -284,7 +288,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     mark(`idle: real cells ${idle.cells} ms/s (${idle.perRealCell} per cell), brokers ${idle.brokers}, grows ${idle.grows}, synthetic process ${idle.synthetic}`);
     const truth = livingReal().length + synthetic.size;
     const asked = livingReal().filter((c) => c.state === 'alive');
-    const answers = await Promise.all(asked.map((c) => obs.nc.request(obs.ns.cell(c.id, 'stats'), new Uint8Array(0), { timeout: 5_000 }).then((m) => openReply<{ census?: { living?: number } }>(m.data).census?.living, () => undefined)));
+    const answers = await Promise.all(asked.map(async (c) => (await statOf(c.id))?.census?.living));
     const offs = answers.filter((n): n is number => typeof n === 'number').map((n) => n - truth);
     const agreement = { asked: asked.length, answered: offs.length, truth, maxOff: offs.reduce((m, x) => Math.max(m, Math.abs(x)), 0), offs: [...new Set(offs)].sort((a, b) => a - b) };
     mark(`census agreement: ${agreement.answered} of ${agreement.asked} real cells answered; furthest ${agreement.maxOff} from ${truth}`);
@@ -308,7 +312,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
       const seen = (m: Map<string, number>) => (m.has(victim.id) ? m.get(victim.id)! - killedAt : null);
       kills.push({ cell: victim.id, host: victim.host, observerMs: seen(deadAt), cellViewMs: seen(cellViewDead) });
       o.progress(`  kill ${k + 1}/${o.kills}: ${victim.id}@${victim.host} dead in the run's census after ${seen(deadAt)} ms, in the synthetic cells' after ${seen(cellViewDead)} ms`);
-      await sleep(2_000, o.signal);
+      await sleep(2_000, undefined, { signal: o.signal });
     }
     const killDist = {
       observer: kills.some((x) => x.observerMs !== null) ? distribution(kills.flatMap((x) => (x.observerMs === null ? [] : [x.observerMs]))) : null,
@@ -326,14 +330,8 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
       const m = /^spawned (\S+) \(pid (\d+)\)/.exec(answer);
       if (!m) throw new CellularError('CELL_ERR_SPAWN', `the operator on ${host.name} did not inject: ${answer}`);
       const cell = m[1]!;
-      const lineage = () => {
-        const out = new Set([cell]);
-        for (let grew = true; grew; ) {
-          grew = false;
-          for (const [child, parent] of parentOf) if (out.has(parent) && !out.has(child)) grew = out.add(child) !== undefined;
-        }
-        return out;
-      };
+      // Its lineage among the births heard so far.
+      const lineage = () => lineageOf(cell, [...parentOf].map(([id, parent]) => ({ id, parent })));
       const processesOf = () => {
         const l = lineage();
         return processes().filter((p) => l.has(p.cell));
@@ -362,7 +360,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
       };
       offences.push(off);
       o.progress(`  ${fault} ${cell}: quarantined ${off.quarantinedMs} ms, dead ${off.deadMs} ms after onset; panel ${off.jury.synthetic} synthetic + ${off.jury.real} real; guilty votes ${off.guiltyVotes.synthetic} synthetic + ${off.guiltyVotes.real} real; ${off.verdict}${fault === 'cancer' ? `; lineage of ${off.lineage}` : ''}`);
-      await sleep(3_000, o.signal);
+      await sleep(3_000, undefined, { signal: o.signal });
     }
     const syntheticStats = swarm.immune!.stats();
     const falseVerdicts = [...new Set(heard.filter((h) => h.kind === 'verdict' && (h.body as VerdictBody).guilty && !offenders.has((h.body as VerdictBody).accused) && !parentChainHas((h.body as VerdictBody).accused, offenders, parentOf)).map((h) => `${(h.body as VerdictBody).accused} (${(h.body as VerdictBody).kind})`))];
@@ -376,15 +374,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
   } finally {
     for (const t of timers) clearInterval(t);
     await swarm?.close().catch(() => undefined);
-    try {
-      observer?.bus.publish('shutdown', { reason: 'scale-hosts run over' });
-      await observer?.nc.flush();
-    } catch {
-      // a broker may be gone: the pids below still end everything
-    }
-    await within(Promise.all([...grown.values()].map((g) => (g.child.exitCode === null && g.child.signalCode === null ? new Promise((r) => g.child.once('exit', r)) : undefined))), 30_000, []);
-    await observer?.close().catch(() => {});
-    for (const g of grown.values()) for (const what of killHost(g, id)) leftovers.push({ pid: Number(/pid (\d+)/.exec(what)?.[1] ?? 0), what });
+    for (const what of await stopHosts(grown.values(), id, observer, 'scale-hosts run over', 30_000)) leftovers.push({ pid: Number(/pid (\d+)/.exec(what)?.[1] ?? 0), what });
     hosts.close();
     process.removeListener('exit', emergency);
   }
@@ -397,18 +387,3 @@ function parentChainHas(cell: string, from: ReadonlySet<string>, parentOf: Reado
 }
 
 const r1 = (v: number) => Math.round(v * 10) / 10;
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}

@@ -14,23 +14,20 @@
  *   wait on that write (a real cell writes its own; a conflict tells it the verdict stands).
  * Each cell's hormones are sealed with its own key and published on its own subject.
  */
-import { createHash } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Immune } from '../cells/immune/immune.ts';
+import { Immune, type ImmuneStats } from '../cells/immune/immune.ts';
 import { LineageWatch } from '../cells/immune/lineage-watch.ts';
+import { recordVerdict } from '../cells/immune/verdict-record.ts';
 import type { Logger } from '../cells/logger.ts';
 import { CertBook } from '../organism/kernel/cert-book.ts';
 import { Census } from '../organism/kernel/census.ts';
-import { isCasConflict } from '../organism/kernel/compare-and-set.ts';
-import { whileForming } from '../organism/kernel/cluster.ts';
 import type { Genome } from '../organism/kernel/genome/index.ts';
 import { HormoneBus } from '../organism/kernel/hormone-bus.ts';
 import { HormoneGate } from '../organism/kernel/hormone-gate.ts';
 import { sealHormone, type Signer } from '../organism/kernel/hormone.ts';
 import type { Certificate } from '../organism/kernel/lineage.ts';
 import type { Namespace } from '../organism/kernel/namespace.ts';
-import { pack } from '../organism/kernel/reply.ts';
 import { Ring, type Candidate } from '../organism/kernel/sortition.ts';
 import { openHomeostasis } from '../organism/kernel/stores.ts';
 import type { HormoneKind } from '../organism/kernel/vocabulary.ts';
@@ -46,21 +43,14 @@ export interface SyntheticImmuneOptions {
 }
 
 /** What the synthetic cells' immune systems did, summed. */
-export interface SyntheticImmuneStats {
+export type SyntheticImmuneStats = Pick<ImmuneStats, 'accusations' | 'votes' | 'verdicts' | 'forgeries' | 'withheld'> & {
   cells: number;
-  accusations: number;
-  votes: { guilty: number; innocent: number };
-  verdicts: { guilty: number; acquitted: number };
-  forgeries: number;
-  withheld: number;
   /** Guilty tallies recorded (by the first of this process's cells to find guilty). */
   recorded: number;
   /** Warnings the immune systems logged (a verdict withheld, a lineage watch failing). */
   warnings: number;
-}
+};
 
-/** Verdict writes tried for a while: every cell commits at once, and a saturated store times out (as cells/cell.ts). */
-const VERDICT_COMMIT_DEADLINES = 2;
 /** Rings kept: the census moves a few times around a birth or death, and two beacons overlap at an epoch's turn. */
 const RINGS_KEPT = 4;
 
@@ -144,15 +134,9 @@ export class SyntheticImmune {
     if (p) return p;
     p = (async () => {
       this.#store ??= openHomeostasis(this.#o.nc, this.#o.ns, Math.max(1_000, 4 * this.#o.genome.limits.pulseIntervalMs));
-      const kv = await this.#store;
-      const key = `verdict.${createHash('sha256').update(accusation).digest('hex').slice(0, 32)}`;
-      try {
-        await whileForming(() => kv.create(key, pack({ accusation, accused, by, at: Date.now() })), VERDICT_COMMIT_DEADLINES * this.#o.genome.immune.voteDeadlineMs);
-        this.#recorded++;
-        return true;
-      } catch (e) {
-        return isCasConflict(e);
-      }
+      const recorded = await recordVerdict(await this.#store, { accusation, accused, by }, this.#o.genome.immune.voteDeadlineMs);
+      if (recorded === 'written') this.#recorded++;
+      return recorded !== undefined;
     })();
     this.#verdicts.set(accusation, p);
     // A failed write may be tried again by a later tally (a quorum back).
