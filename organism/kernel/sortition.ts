@@ -7,8 +7,8 @@
  * `size` cells that follow it on its pool's ring, skipping its own lineage (a cancer's
  * children would acquit it). A cell cannot pick its place: its id is fixed at birth, before
  * the beacon of the epoch that judges it is known. The pool is the cells of the accused's
- * host when that host has more than `size` of them (they alone can read its process in
- * /proc), else every eligible cell.
+ * host when `size` of them could sit on its panel (outside its lineage, born before the
+ * accusation), else every eligible cell.
  *
  * Cost: one hash per cell per ring (made once per census change), then O(size) per panel.
  */
@@ -71,10 +71,20 @@ export class Ring {
     return out;
   }
 
-  /** The pool `c` is judged from (its host's cells if more than `size` of them, else all), and c's index in it. */
-  #pool(c: Candidate, size: number): { pool: Candidate[]; at: number } {
+  /**
+   * The pool `c` is judged from, and c's index in it: its host's cells when at least `size`
+   * of them could sit on its panel (outside its lineage, born no later than `before`), else
+   * every cell. Only eligible cells count, so the choice does not move with what a panel
+   * skips anyway: a cancer's children, born faster than censuses agree, and cells born after
+   * the accusation. (Counting them flipped a cancer's pool from all cells to its host's
+   * three honest ones while its children were born, and cells that drew at another moment
+   * did not hear the trial: scale-hosts, stop 36.)
+   */
+  #pool(c: Candidate, size: number, barred: ReadonlySet<string>, before: number): { pool: Candidate[]; at: number } {
     const local = this.#byHost.get(c.host) ?? [];
-    return local.length > size ? { pool: local, at: this.#hostIndex.get(c.id)! } : { pool: this.#order, at: this.#index.get(c.id)! };
+    let eligible = 0;
+    if (local.length > size) for (const x of local) if (!barred.has(x.id) && x.born <= before && ++eligible >= size) break;
+    return eligible >= size ? { pool: local, at: this.#hostIndex.get(c.id)! } : { pool: this.#order, at: this.#index.get(c.id)! };
   }
 
   /**
@@ -85,8 +95,8 @@ export class Ring {
     const i = this.#index.get(id);
     if (i === undefined) return [];
     const me = this.#order[i]!;
-    const { pool, at: start } = this.#pool(me, size);
     const barred = this.lineage(id);
+    const { pool, at: start } = this.#pool(me, size, barred, before);
     const out: string[] = [];
     for (let k = 1; k < pool.length && out.length < size; k++) {
       const c = pool[(start + k) % pool.length]!;

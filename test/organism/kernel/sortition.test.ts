@@ -42,14 +42,38 @@ test('sortition - a panel never holds its accused or its lineage, is at most the
         const barred = lineage(c.id, cells);
         if (panel.length > m || panel.some((j) => barred.has(j))) return false;
         if (new Set(panel).size !== panel.length) return false;
-        const local = cells.filter((x) => x.host === c.host);
-        if (local.length > m && panel.some((j) => cells.find((x) => x.id === j)!.host !== c.host)) return false;
+        // Its host's cells when m of them could sit on the panel (outside its lineage).
+        const local = cells.filter((x) => x.host === c.host && !barred.has(x.id));
+        if (local.length >= m && panel.some((j) => cells.find((x) => x.id === j)!.host !== c.host)) return false;
         // Full when there are enough eligible cells in the pool.
-        const pool = local.length > m ? local : cells;
-        const eligible = pool.filter((x) => !barred.has(x.id)).length;
+        const eligible = local.length >= m ? local.length : cells.filter((x) => !barred.has(x.id)).length;
         if (panel.length !== Math.min(m, eligible)) return false;
       }
       return true;
+    }),
+    { numRuns: 200 },
+  );
+  t.pass();
+});
+
+test('sortition - a panel does not move while the accused\'s lineage grows or cells are born after the accusation (property)', (t) => {
+  // A cancer on a host with few honest cells: its children, and cells born after the
+  // accusation, can never sit on its panel, so they must not change where it is drawn from
+  // (they did: the pool flipped from every cell to the host's few honest ones, and cells
+  // that drew at another moment did not hear the trial).
+  fc.assert(
+    fc.property(census, fc.string({ minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 9 }), fc.nat(), fc.integer({ min: 1, max: 30 }), (cells, beacon, m, pick, grown) => {
+      const accused = cells[pick % cells.length]!;
+      const at = cells.length; // the accusation: after every cell of the census
+      const before = new Ring(beacon, cells).panel(accused.id, m, at);
+      const later: Candidate[] = [...cells];
+      for (let i = 0; i < grown; i++) {
+        const kin = later.filter((x) => lineage(accused.id, later).has(x.id));
+        // Children of the lineage on the accused's host, and strangers born after the accusation.
+        later.push({ id: `kid${i}`, host: accused.host, parent: kin[i % kin.length]!.id, born: at - 1 });
+        later.push({ id: `late${i}`, host: accused.host, parent: null, born: at + 1 + i });
+      }
+      return new Ring(beacon, later).panel(accused.id, m, at).join() === before.join();
     }),
     { numRuns: 200 },
   );
