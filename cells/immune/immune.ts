@@ -28,7 +28,7 @@ export interface ImmuneDeps {
   organism: string;
   self: { id: string; host: string };
   bus: Pick<HormoneBus, 'on' | 'onForgery' | 'quarantine' | 'publish'>;
-  census: Pick<Census, 'list' | 'get' | 'condemn' | 'beacon' | 'beaconOf' | 'membership'>;
+  census: Pick<Census, 'list' | 'view' | 'get' | 'condemn' | 'beacon' | 'beaconOf' | 'membership'>;
   certs: Pick<CertBook, 'certOf' | 'learn'>;
   /**
    * The lineage bucket's certificates as they are written (cells/immune/lineage-watch.ts):
@@ -73,6 +73,10 @@ const EARLY_VOTES_MAX = 1024;
 const EARLY_VOTES_PER_SENDER = 32;
 /** Accusations received but not heard, remembered so their votes are not taken for forgeries. */
 const UNHEARD_KEPT = 1024;
+/** After a cancer's verdict, its lineage on this host is looked for again this long after (ms): children certified before it start after it. */
+const LINEAGE_SWEEPS_MS = [500, 1_500, 3_000, 6_000];
+/** A child certified into a condemned lineage on this host is looked for this long after its certificate (ms): its process starts after it. */
+const LATE_CHILD_SWEEPS_MS = [300, 1_000, 3_000];
 /** Vote deadlines a cell that does not watch a peer waits, past a jitter of one, before it accuses that peer on evidence of its own. */
 const UNWATCHED_GRACE_DEADLINES = 2;
 /** Peers remembered in that wait. */
@@ -146,8 +150,57 @@ export class Immune {
   /** A certificate just written: a verified child counts against its parent's budget. */
   #onCertificate(cert: Certificate): void {
     if (this.#stopped || cert.parent === null || cert.parent === this.#d.self.id) return;
+    // Antibodies, before the child even runs: a child certified into a condemned lineage is
+    // condemned with it, and if it is made on this host, its process is looked for as it starts.
+    if ((this.#condemnedLineages.has(cert.parent) || this.#condemned.has(cert.parent)) && cert.cell !== this.#d.self.id) {
+      this.#condemnedLineages.add(cert.cell);
+      this.#kill(cert.cell, 'certified into a condemned lineage');
+      if (cert.host === this.#d.self.host) this.#sweepLater(cert.cell, 'certified into a condemned lineage', 'lineage', LATE_CHILD_SWEEPS_MS);
+      return;
+    }
     const parent = this.#d.certs.certOf(cert.parent);
     if (parent) this.evidence.child(cert.parent, cert.cell, parent.budget);
+  }
+
+  /** The parent of `id`, from its census entry or its certificate (a child not born yet has only the latter). */
+  #parentOf(id: string): string | null | undefined {
+    const entry = this.#d.census.get(id);
+    if (entry) return entry.parent;
+    return this.#d.certs.certOf(id)?.parent;
+  }
+
+  /** Whether `id` is `root` or descends from it, by census entries and certificates. */
+  #descends(id: string, root: string): boolean {
+    for (let c: string | null | undefined = id, hops = 0; c !== undefined && c !== null && hops < 64; c = this.#parentOf(c), hops++) if (c === root) return true;
+    return false;
+  }
+
+  /**
+   * Kills every process on this host of `root`'s lineage, born or not: one scan of the host's
+   * cell processes, each traced up its certificate chain. A cancer's children whose births
+   * this census had not taken in when the verdict came (a fork storm on a starved host) were
+   * missed by a kill that went by the census alone, and outlived the verdict by 10 s and
+   * more, cut off from the broker (scale-hosts, stop 36).
+   */
+  #sweep(root: string, why: string, accusation: string): void {
+    if (this.#stopped) return;
+    for (const p of localCells(this.#d.organism)) {
+      if (p.cell === this.#d.self.id || !this.#descends(p.cell, root)) continue;
+      if (!this.#condemned.has(p.cell)) this.#condemnedLineages.add(p.cell);
+      this.#kill(p.cell, why, accusation, [p]);
+    }
+  }
+
+  /** Sweeps again after each of `delaysMs`: children certified before the verdict start after it. */
+  #sweepLater(root: string, why: string, accusation: string, delaysMs: readonly number[]): void {
+    for (const ms of delaysMs) {
+      const timer = setTimeout(() => {
+        this.#retries.delete(timer);
+        this.#sweep(root, why, accusation);
+      }, ms);
+      timer.unref?.();
+      this.#retries.add(timer);
+    }
   }
 
   close(): void {
@@ -265,7 +318,9 @@ export class Immune {
     const membership = this.#d.census.membership;
     const r = this.#ring;
     if (r && r.membership === membership && r.condemned === this.#condemned.size && r.beacon === beacon) return r.ring;
-    const candidates = this.#census().filter((c) => c.state !== 'dead' && !this.#condemned.has(c.id));
+    // The census's view: the same array until it changes, so processes that hold many immune
+    // systems over one census (simulations/synthetic-immune.ts) copy it once per change, not once each.
+    const candidates = this.#d.census.view().filter((c) => c.state !== 'dead' && !this.#condemned.has(c.id));
     const ring = this.#d.ringOf ? this.#d.ringOf(beacon, candidates) : new Ring(beacon, candidates);
     if (beacon === this.#d.census.beacon?.beacon) {
       this.#ring = { membership, condemned: this.#condemned.size, beacon, ring };
@@ -444,6 +499,11 @@ export class Immune {
       // Never its own executioner: a condemned cell that killed itself would die before it
       // could say so, and the cells that find its pid gone would announce nothing.
       for (const c of condemned) if (c !== this.#d.self.id) this.#kill(c, `${a.kind}: ${a.detail}`, id);
+      // And what of the lineage this census does not hold yet, on this host: now and a few times after.
+      if (a.lineage) {
+        this.#sweep(a.accused, `${a.kind}: ${a.detail}`, id);
+        this.#sweepLater(a.accused, `${a.kind}: ${a.detail}`, id, LINEAGE_SWEEPS_MS);
+      }
     } else {
       this.stats.verdicts.acquitted++;
       // An accusation no other juror supported, that the jury rejected, was baseless: held
@@ -465,25 +525,29 @@ export class Immune {
     }
   }
 
-  /** Quarantine at once; kill if it lives on this host (by its command line, never a claimed pid). */
-  #kill(cell: string, why: string, accusation = 'lineage'): void {
+  /**
+   * Quarantine at once; kill if it lives on this host (by its command line, never a claimed
+   * pid). `found`: its process, already found by a scan of this host's cells.
+   */
+  #kill(cell: string, why: string, accusation = 'lineage', found?: readonly { pid: number; cell: string }[]): void {
     if (!this.#condemned.has(cell)) {
       this.#condemned.add(cell);
       this.stats.quarantined++;
       this.#d.bus.quarantine(cell);
-      this.#d.census.condemn(cell);
       this.evidence.forget(cell);
     }
+    // Each time: a cell condemned before the census held it may have joined it since.
+    this.#d.census.condemn(cell);
     const entry = this.#d.census.get(cell);
     const host = entry?.host ?? this.#d.certs.certOf(cell)?.host;
-    if (host !== this.#d.self.host) return;
-    const claimed = entry && isProcessOf(entry.pid, cellMarkers(cell)) ? [{ pid: entry.pid, cell }] : undefined;
+    if (!found && host !== this.#d.self.host) return;
+    const claimed = found ?? (entry && isProcessOf(entry.pid, cellMarkers(cell)) ? [{ pid: entry.pid, cell }] : undefined);
     for (const p of claimed ?? localCells(this.#d.organism)) {
       if (p.cell !== cell) continue;
       if (signalCell(p.pid, cell, this.#d.organism, 'SIGKILL')) {
         this.stats.toxins++;
         this.#d.log.warn({ cell, pid: p.pid, why }, 'toxin');
-        this.#publish('toxin', { accusation, accused: cell, cell, pid: p.pid, host } satisfies ToxinBody);
+        this.#publish('toxin', { accusation, accused: cell, cell, pid: p.pid, host: host ?? this.#d.self.host } satisfies ToxinBody);
       }
     }
   }

@@ -13,6 +13,9 @@ import { ROOT_ISSUER } from './lineage.ts';
 import { parseCertificate, type Certificate } from './lineage.ts';
 import { StressMeter, tissueStress } from './stress.ts';
 
+/** Cells condemned before they were heard of, remembered (oldest forgotten first). */
+const CONDEMNED_AHEAD_KEPT = 1024;
+
 export type LifeState = 'alive' | 'draining' | 'suspect' | 'dead';
 
 export interface CensusEntry {
@@ -134,6 +137,8 @@ export class Census {
   readonly #beacons = new Map<number, string>();
   #digestCount = 0;
   #membership = 0;
+  /** Cells condemned before this census held them (condemn()): they join dead. */
+  readonly #condemnedAhead = new Set<string>();
   /**
    * The entries of each host, kept with #entries (#place): a digest speaks for its host's
    * cells, and a scan of the whole census for them, per digest part, was what made a cell's
@@ -307,7 +312,7 @@ export class Census {
       const entry: CensusEntry = { id, age: 0, state: b.state as LifeState, cause: null, died: null, ...fields };
       this.#entries.set(id, entry);
       this.#place(entry);
-      this.#emit({ type: 'joined', entry: this.#snapshot(entry) });
+      this.#joined(entry);
       return;
     }
     Object.assign(existing, fields);
@@ -455,7 +460,7 @@ export class Census {
       this.#entries.set(r.i, entry);
       this.#place(entry);
       this.#told.set(r.i, { l: r.l, m: r.m, d: r.d, r: r.r });
-      this.#emit({ type: 'joined', entry: this.#snapshot(entry) });
+      this.#joined(entry);
       return;
     }
     const from = existing.state;
@@ -529,6 +534,12 @@ export class Census {
     return this.#beacon;
   }
 
+  /** A new entry, said; one condemned before it was heard of is dead from its first moment. */
+  #joined(entry: CensusEntry): void {
+    this.#emit({ type: 'joined', entry: this.#snapshot(entry) });
+    if (this.#condemnedAhead.delete(entry.id)) this.#setState(entry, 'dead', 'toxin');
+  }
+
   #birth(id: string, b: BirthBody, ts: number): void {
     if (this.#entries.has(id)) return;
     if (this.#now() - ts > this.#limits.suspectAfterPulses * this.#limits.pulseIntervalMs) return; // old news
@@ -546,7 +557,7 @@ export class Census {
     };
     this.#entries.set(id, entry);
     this.#place(entry);
-    this.#emit({ type: 'joined', entry: this.#snapshot(entry) });
+    this.#joined(entry);
   }
 
   #death(id: string, b: DeathBody): void {
@@ -581,7 +592,13 @@ export class Census {
    */
   condemn(id: string): void {
     const entry = this.#entries.get(id);
-    if (!entry) return;
+    if (!entry) {
+      // Condemned before it was heard of (a child certified into a condemned lineage, whose
+      // process has not started yet): it joins this census dead, whatever says it lives.
+      this.#condemnedAhead.add(id);
+      if (this.#condemnedAhead.size > CONDEMNED_AHEAD_KEPT) this.#condemnedAhead.delete(this.#condemnedAhead.values().next().value!);
+      return;
+    }
     // Its host may have found the process gone (the toxin's work) before the verdict was
     // counted here: the verdict says why it vanished.
     if (entry.state === 'dead' && (entry.cause === 'vanished' || entry.cause === 'missed-pulses')) {

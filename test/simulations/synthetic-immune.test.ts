@@ -11,8 +11,12 @@ import { loadGenome } from '../../organism/kernel/genome/index.ts';
 import type { Hormone } from '../../organism/kernel/hormone.ts';
 import { openLineage } from '../../organism/kernel/stores.ts';
 import { loadRootKey } from '../../organism/grow/root-key.ts';
-import { waitGone } from '../../organism/kernel/processes.ts';
-import type { AccuseBody, VerdictBody, VoteBody } from '../../organism/kernel/vocabulary.ts';
+import { isAlive, waitGone } from '../../organism/kernel/processes.ts';
+import type { AccuseBody, ToxinBody, VerdictBody, VoteBody } from '../../organism/kernel/vocabulary.ts';
+import { hostName } from '../../organism/kernel/host.ts';
+import { generateKeypair } from '../../organism/kernel/keys.ts';
+import { issueCertificate, packCertificate } from '../../organism/kernel/lineage.ts';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { SyntheticSwarm } from '../../simulations/synthetic-cells.ts';
 import { FAST, until } from '../helpers/grow.ts';
 import { startOrganism } from '../helpers/organism.ts';
@@ -57,4 +61,59 @@ test('synthetic immune - synthetic cells sit on a real flooder\'s jury, vote gui
   // Honest synthetic cells: no accusation of anyone but the flooder, no forgery seen.
   t.deepEqual(heard.filter((h) => h.kind === 'accuse' && (h.body as AccuseBody).accused !== bad.id).map((h) => (h.body as AccuseBody).accused), []);
   t.is(swarm.immune!.stats().forgeries, 0);
+});
+
+// A cancer's lineage is killed whole on a real host, born or not: a child certified before the
+// verdict whose process never joined any census (a fork storm's children, starved before their
+// birth hormone) is found by its host's honest cells tracing local processes up their
+// certificates; one certified after the verdict is condemned from its certificate and killed
+// when its process starts. (At 1,000 cells 43 such children outlived the verdict by 10 s and
+// more, cut off from the broker but running: scale-hosts, stop 36.)
+test('synthetic immune - a cancer\'s children that never joined a census are killed on their host, before and after the verdict', async (t) => {
+  const genome = loadGenome({ sets: [...FAST, 'tissues.stem.min=0', 'tissues.echo.min=2', 'tissues.echo.max=4'] });
+  const { o } = await startOrganism(t, genome);
+  const heard: Hormone[] = [];
+  o.observer.bus.on((h) => {
+    if (h.kind === 'accuse' || h.kind === 'verdict' || h.kind === 'toxin') heard.push(h);
+  });
+  await o.waitForPopulation();
+  const { nc, ns } = o.observer;
+  const lineage = await openLineage(nc, ns);
+  const root = loadRootKey(o.stateDir);
+  const swarm = new SyntheticSwarm({ nc, ns, lineage, genome, rootKey: root.privateKey, count: SYNTHETIC, hosts: 2, immune: { rootPub: root.pub } });
+  t.teardown(() => swarm.close());
+  await swarm.start();
+  await until(() => swarm.immune!.census.living().length >= SYNTHETIC + 2 && o.observer.census.living().length >= SYNTHETIC + 2, 20_000, 'the synthetic cells in every census');
+
+  // The rogue: a synthetic cell (replication budget 0) certifies children on the real cells' host.
+  const rogue = swarm.cells[0]!;
+  const host = hostName();
+  const pending: ChildProcess[] = [];
+  t.teardown(() => {
+    for (const p of pending) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  });
+  /** A process with a cell's command-line markers that never connects: a child not born yet. */
+  const unborn = (id: string) => {
+    const p = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', '--', '--host', host, '--cell', id, '--organism', ns.id], { stdio: 'ignore' });
+    pending.push(p);
+    return p;
+  };
+  const certify = (id: string) => {
+    const pair = generateKeypair();
+    const cert = issueCertificate({ cell: id, pub: pair.pub, tissue: 'echo', host, born: Date.now(), generation: 1, budget: 0, parent: rogue.signer.id, issuer: rogue.signer.id }, rogue.signer.key);
+    return lineage.create(id, packCertificate(cert));
+  };
+  const before = unborn('echo-unborn01');
+  await until(() => before.pid !== undefined && isAlive(before.pid), 5_000, 'the unborn child running');
+  await certify('echo-unborn01'); // one child on a budget of 0: cancer
+  await until(() => heard.some((h) => h.kind === 'verdict' && (h.body as VerdictBody).accused === rogue.signer.id && (h.body as VerdictBody).guilty), 20_000, `a guilty verdict on the rogue ${rogue.signer.id}`);
+  t.true(await waitGone(before.pid!, 8_000), 'the child certified before the verdict, in no census, is killed on its host');
+  t.true(heard.some((h) => h.kind === 'toxin' && (h.body as ToxinBody).cell === 'echo-unborn01' && !swarm.cells.some((c) => c.signer.id === h.from)), 'by a real cell of its host, which says so');
+
+  // After the verdict: certified first, its process starting a moment later (as a spawn does).
+  await certify('echo-unborn02');
+  await new Promise((r) => setTimeout(r, 200));
+  const after = unborn('echo-unborn02');
+  await until(() => after.pid !== undefined, 5_000, 'the late child started');
+  t.true(await waitGone(after.pid!, 8_000), 'a child certified into the condemned lineage is killed when its process starts');
 });

@@ -56,6 +56,22 @@ test('census - a first pulse makes an alive entry and a joined event', (t) => {
   t.like(census.get('c1'), { load: 0.9, pulses: 8 });
 });
 
+test('census - a cell condemned before it was heard of joins dead by toxin, and stays dead whatever it says', (t) => {
+  // A child certified into a condemned lineage: condemned from its certificate, before its process runs.
+  const { census, events, pulse } = setup();
+  census.condemn('c9');
+  t.is(census.get('c9'), undefined, 'nothing to mark yet');
+  pulse('c9');
+  t.like(census.get('c9'), { state: 'dead', cause: 'toxin' });
+  t.deepEqual(events.map(summary), ['c9:joined', 'c9:alive->dead'], 'joined, then dead at once');
+  pulse('c9', { n: 2 });
+  t.is(census.get('c9')?.state, 'dead', 'its later pulses change nothing');
+  t.deepEqual(census.living().map((e) => e.id), []);
+  // Any other cell joins alive as ever.
+  pulse('c1');
+  t.is(census.get('c1')?.state, 'alive');
+});
+
 test('census - snapshots are copies', (t) => {
   const { census, pulse } = setup();
   pulse('c1');
