@@ -361,6 +361,10 @@ export class Cell {
         }
       }
       clearTimeout(timer);
+      // The connection closed for good (not by this cell's own drain): a broker that revoked
+      // this cell's identity (condemned, or its lineage), or gave up reconnecting. Nothing
+      // will bring it back; it waited out three failed pulses before (≈ 10 s on a calm stride).
+      if (!this.#draining) void this.drain('error', 'its broker connection closed');
     })().catch(() => {});
   }
 

@@ -29,6 +29,9 @@ import { cliAsync, until } from '../../helpers/grow.ts';
 import { liveReceivers, messengerGenome, runOrganism } from '../../helpers/organism.ts';
 import { tempDir, uniqueId } from '../../helpers/nats.ts';
 import { within } from '../../../organism/kernel/within.ts';
+import { Kvm } from '@nats-io/kv';
+import { REVOKED_BUCKET } from '../../../organism/grow/revocations.ts';
+import { waitGone } from '../../../organism/kernel/processes.ts';
 
 /** A messenger organism on its own private broker (operator mode), stopped at teardown. */
 async function privateOrganism(t: ExecutionContext, sets: string[] = [], prepare?: (stateDir: string) => void) {
@@ -418,4 +421,24 @@ test.serial('hormones bind their organism: a captured root shutdown replayed int
   await new Promise((r) => setTimeout(r, b.genome.limits.pulseIntervalMs * 4));
   t.deepEqual(b.observer.census.living().map((c) => c.id).sort(), living, 'every cell of B lives on');
   t.is(b.state.state, 'alive');
+});
+
+test.serial('least privilege - a cell whose identity is revoked leaves at once: its broker closes its connection and it drains', async (t) => {
+  // Revoked: condemned (its lineage too, children never born included) or dead in a way that
+  // is no partition. Such a cell can do nothing, and lingered until three pulses had failed
+  // (≈ 10 s on a calm stride) or its broker stayed away for brokerLossMs.
+  const o = await privateOrganism(t);
+  const ns = o.observer.ns;
+  const victim = o.observer.census.living().find((c) => c.tissue === 'echo' || c.tissue === 'worker' || c.tissue === 'receiver')!;
+  const pub = o.observer.certs.certOf(victim.id)?.pub;
+  t.truthy(pub, `the victim ${victim.id}'s certificate is known`);
+  // As a host's grow revokes: into the revocation bucket, which every grow folds into the account.
+  const revoked = await new Kvm(o.observer.nc).open(ns.bucket(REVOKED_BUCKET));
+  const asked = Date.now();
+  await revoked.create(victim.id, pack({ user: userPublicKey(pub!), at: Math.floor(asked / 1000) }));
+  t.true(await waitGone(victim.pid, 8_000), `${victim.id} exited`);
+  t.log(`${victim.id} gone ${Date.now() - asked} ms after its revocation was written`);
+  const log = readFileSync(join(o.stateDir, 'logs', `${victim.id}.log`), 'utf8');
+  const draining = log.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; detail?: string }).find((l) => l.msg === 'draining');
+  t.is(draining?.detail, 'its broker connection closed', 'it drained because its connection closed, not for failed pulses or a broker away');
 });
