@@ -103,6 +103,8 @@ Options of scale-hosts (root: three network namespaces; otherwise loopback addre
   --faults LIST    offenders injected through an operator, in order: flood, cancer, or none
                    (default flood,cancer)
   --loopback yes   loopback addresses even where namespaces could be made (default no)
+  --separate-cpu no  let the test hosts share the CPU as plain processes do (default yes: each
+                   host its own CPU cgroup with an equal weight, as separate machines; needs root)
   --state-dir DIR  as above (default .organism/bench-scale-hosts)
 Options of dashboard (needs Debian's chromium, or CHROMIUM_BIN):
   --cells N        synthetic cells added for the loaded window (default 200)
@@ -255,11 +257,11 @@ function faultList(raw: string): ('flood' | 'cancer')[] {
 
 const scaleHostsBench = benchmark('scale-hosts', {
   summary: '1,000 cells across three test hosts (100 real, the rest synthetic cells that vote): kill -9 detection, census agreement, a flooder and a cancer convicted',
-  flags: { cells: '1000', real: '100', kills: '5', jury: '41', seconds: '10', settle: '20', faults: 'flood,cancer', loopback: 'no', 'state-dir': join('.organism', 'bench-scale-hosts') },
+  flags: { cells: '1000', real: '100', kills: '5', jury: '41', seconds: '10', settle: '20', faults: 'flood,cancer', loopback: 'no', 'separate-cpu': 'yes', 'state-dir': join('.organism', 'bench-scale-hosts') },
   options: (v) => ({
     cells: intIn('cells', v.cells, { min: 6, max: 5_000 }), real: intIn('real', v.real, { min: 6, max: 300 }), kills: intIn('kills', v.kills, { max: 100 }),
     jury: intIn('jury', v.jury, { min: 1, max: 101 }), seconds: intIn('seconds', v.seconds, { min: 1, max: 600, unit: 'seconds' }), settleS: intIn('settle', v.settle, { max: 600, unit: 'seconds' }),
-    loopback: v.loopback === 'yes', faults: faultList(v.faults),
+    loopback: v.loopback === 'yes', separateCpu: v['separate-cpu'] !== 'no', faults: faultList(v.faults),
   }),
   run: runScaleHosts, write: writeScaleHostsReport, rows: scaleHostsRows, exitCode: leftoversFail,
 });

@@ -17,6 +17,7 @@ import { loadOrCreateRootKey, ROOT_KEY_FILE, ROOT_PUB_FILE } from '../organism/g
 import { readRecord } from '../organism/grow/record.ts';
 import { localCells, signalCell, signalIfOurs } from '../organism/kernel/processes.ts';
 import type { TestHost } from './test-hosts.ts';
+import type { HostCpu } from './host-cpu.ts';
 import type { Observer } from '../organism/grow/observer.ts';
 import { within } from '../organism/kernel/within.ts';
 
@@ -66,15 +67,18 @@ export interface GrowOnHostOptions {
   onLine?: (line: string) => void;
   /** Extra environment for grow (and so its cells). */
   env?: NodeJS.ProcessEnv;
+  /** Each host's own CPU cgroup (simulations/host-cpu.ts): grow and all it starts run in its host's. */
+  cpu?: HostCpu;
 }
 
 /** Starts grow on one host; `alive` resolves once it says the organism is alive. */
 export function growOnHost(o: GrowOnHostOptions): Grown {
   const { host: h } = o;
-  const argv = h.command([
+  const command = h.command([
     process.execPath, CLI, 'grow', '--plain', '--host', h.name, '--id', o.organism, '--state-dir', o.dir, '--cluster', 'cellular', '--routes', o.routes, '--cluster-port', String(o.routePort),
     ...[...o.sets, `broker.host=${h.ip}`, `messenger.host=${h.ip}`].flatMap((s) => ['--set', s]),
   ]);
+  const argv = o.cpu ? o.cpu.wrap(h.name, command) : command;
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...(o.env ? { env: { ...process.env, ...o.env } } : {}) });
   const g: Grown = { host: h, child, dir: o.dir, lines: [], alive: Promise.resolve(false) };
   // Kept beside the host's state, whole: a grow that fails says why in its last lines.

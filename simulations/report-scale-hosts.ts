@@ -2,7 +2,8 @@
  * Reports of the scale run across hosts: `<reports>/scale-hosts-<timestamp>.json` and a
  * self-contained `.html` with the census over the run (faults marked) and the summary table
  * against the issue's targets: kill -9 → dead ≤ 3 s p95, every census within ±1 of the
- * truth, an offender quarantined ≤ 2 s and dead ≤ 3 s after its onset.
+ * truth, an offender quarantined ≤ 2 s and dead ≤ 3 s after its onset (a cancer's: its first
+ * child past its budget).
  */
 import type { ScaleHostsResult } from './scale-hosts.ts';
 import type { MachineInfo, Row } from './report.ts';
@@ -24,8 +25,16 @@ export function scaleHostsRows(r: ScaleHostsResult): Row[] {
   rows.push({ metric: `kill -9 → dead, the run's census (${r.kills.length} kills)`, value: d.observer ? `p50 ${d.observer.p50} ms, p95 ${d.observer.p95} ms, max ${d.observer.max} ms` : 'none seen', target: '≤ 3000 ms p95', status: pass(d.observer !== null && d.observer.n === r.kills.length && d.observer.p95 <= 3_000) });
   rows.push({ metric: 'kill -9 → dead, the synthetic cells\' census', value: d.cellView ? `p50 ${d.cellView.p50} ms, p95 ${d.cellView.p95} ms, max ${d.cellView.max} ms` : 'none seen', target: '≤ 3000 ms p95', status: pass(d.cellView !== null && d.cellView.n === r.kills.length && d.cellView.p95 <= 3_000) });
   for (const x of r.offences) {
-    rows.push({ metric: `${x.fault}: onset → quarantined`, value: `${ms(x.quarantinedMs)} (${x.verdict})`, target: '≤ 2000 ms', status: pass(x.quarantinedMs !== null && x.quarantinedMs <= 2_000) });
-    rows.push({ metric: `${x.fault}: onset → dead${x.fault === 'cancer' ? ` (all ${x.lineage} of its lineage)` : ''}`, value: ms(x.deadMs), target: x.fault === 'cancer' ? '≤ 10000 ms' : '≤ 3000 ms', status: pass(x.deadMs !== null && x.deadMs <= (x.fault === 'cancer' ? 10_000 : 3_000)) });
+    if (x.fault === 'cancer') {
+      // A cancer is a cell like any other until its first child past its budget: the targets count from there.
+      const since = (v: number | null) => (v === null || x.offenceMs === null ? null : v - x.offenceMs);
+      rows.push({ metric: 'cancer: onset → its first child past its budget', value: `${ms(x.offenceMs)}; accused ${ms(since(x.accusedMs))} after`, target: '', status: '' });
+      rows.push({ metric: 'cancer: past its budget → quarantined', value: `${ms(since(x.quarantinedMs))} (${x.verdict})`, target: '≤ 2000 ms', status: pass(since(x.quarantinedMs) !== null && since(x.quarantinedMs)! <= 2_000) });
+      rows.push({ metric: `cancer: past its budget → dead (all ${x.lineage} of its lineage)`, value: ms(since(x.deadMs)), target: '≤ 3000 ms', status: pass(since(x.deadMs) !== null && since(x.deadMs)! <= 3_000) });
+    } else {
+      rows.push({ metric: `${x.fault}: onset → quarantined`, value: `${ms(x.quarantinedMs)} (${x.verdict}; accused after ${ms(x.accusedMs)})`, target: '≤ 2000 ms', status: pass(x.quarantinedMs !== null && x.quarantinedMs <= 2_000) });
+      rows.push({ metric: `${x.fault}: onset → dead`, value: ms(x.deadMs), target: '≤ 3000 ms', status: pass(x.deadMs !== null && x.deadMs <= 3_000) });
+    }
     rows.push({ metric: `${x.fault}: its panel and guilty votes`, value: `panel ${x.jury.size}: ${x.jury.synthetic} synthetic, ${x.jury.real} real; guilty votes ${x.guiltyVotes.synthetic} synthetic, ${x.guiltyVotes.real} real`, target: 'synthetic cells vote', status: pass(x.guiltyVotes.synthetic > 0) });
   }
   if (r.synthetic) rows.push({ metric: 'synthetic cells\' immune systems', value: `${r.synthetic.cells} cells: ${r.synthetic.accusations} accusations, ${r.synthetic.votes.guilty} guilty and ${r.synthetic.votes.innocent} innocent votes, ${r.synthetic.verdicts.guilty} guilty tallies, ${r.synthetic.forgeries} forgeries seen, ${r.synthetic.withheld} withheld`, target: '', status: '' });

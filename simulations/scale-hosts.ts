@@ -21,6 +21,7 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lineageOf } from '../cells/immune/jury.ts';
+import { LineageWatch } from '../cells/immune/lineage-watch.ts';
 import { Observer } from '../organism/grow/observer.ts';
 import { commandUser } from '../organism/grow/commands/target.ts';
 import { CA_CERT_FILE, caPem } from '../organism/grow/organism-ca.ts';
@@ -37,6 +38,7 @@ import { within } from '../organism/kernel/within.ts';
 import { CellularError, throwIfAborted } from '../organism/wire/errors.ts';
 import { distribution, type Distribution } from '../organism/chaos/stats.ts';
 import type { BenchRunOptions } from './bench-options.ts';
+import { HostCpu } from './host-cpu.ts';
 import { growOnHost, killHost, prepareHostDirs, stopHosts, type Grown } from './host-cluster.ts';
 import { readCpuMicros } from './procfs.ts';
 import { SyntheticSwarm } from './synthetic-cells.ts';
@@ -67,6 +69,11 @@ export interface ScaleHostsOptions extends BenchRunOptions {
   settleS: number;
   /** Use loopback addresses even where namespaces could be made. */
   loopback?: boolean;
+  /**
+   * Each test host its own CPU cgroup with an equal weight (simulations/host-cpu.ts), as
+   * separate machines would be; false: they share the machine's cores as processes do. @default true
+   */
+  separateCpu?: boolean;
   /** The offenders injected, in order. @default ['flood', 'cancer'] */
   faults?: readonly ('flood' | 'cancer')[];
 }
@@ -79,6 +86,14 @@ export interface Offence {
   quarantinedMs: number | null;
   /** onset → its process gone (cancer: every process of its lineage), ms. */
   deadMs: number | null;
+  /**
+   * A cancer's offence: onset → the certificate of its first child past the budget its own
+   * certificate gave it (written before that child runs), ms. Until then it is a cell like
+   * any other; from then on it is cancer, and the targets count from there.
+   */
+  offenceMs: number | null;
+  /** onset → the first accusation against it heard here, ms. */
+  accusedMs: number | null;
   /** Cells of its lineage that were born (cancer). */
   lineage: number;
   /** The panel of the accusation that convicted it, and who sat on it. */
@@ -105,7 +120,14 @@ export interface ScaleHostsResult {
   offences: Offence[];
   synthetic: SyntheticImmuneStats | null;
   /** Every accusation heard: who accused whom of what (honest cells accused are the false ones). */
-  accusations: { at: number; by: string; bySynthetic: boolean; accused: string; kind: string; detail: string }[];
+  accusations: {
+    at: number; id: string; by: string; bySynthetic: boolean; accused: string; kind: string; detail: string;
+    /** Its panel, and how its jurors voted (heard here), real and synthetic; `silent`: jurors heard voting neither way. */
+    panel: { real: number; synthetic: number };
+    guilty: { real: number; synthetic: number };
+    innocent: { real: number; synthetic: number };
+    silent: string[];
+  }[];
   /** Guilty verdicts heard against cells that were neither injected nor of an injected cancer's lineage. */
   falseVerdicts: string[];
   /** Living cells in this process's census, each second. */
@@ -130,9 +152,18 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
   const id = `sh-${Math.random().toString(36).slice(2, 8)}`;
   const base = join(o.stateDir, id);
   const grown = new Map<string, Grown>();
+  const cpu = o.separateCpu === false ? undefined : new HostCpu(id, hosts.hosts.map((h) => h.name));
+  if (cpu && !cpu.separate) notes.push(`The test hosts share the machine's CPU: ${cpu.reason}.`);
+  else if (cpu) {
+    // This process holds the synthetic cells of SIM_HOSTS made-up hosts: it weighs as many.
+    cpu.joinAs('synthetic', SIM_HOSTS);
+    notes.push(`Each test host ran in its own CPU cgroup with an equal weight, and this process (the synthetic cells of ${SIM_HOSTS} made-up hosts) in one weighing ${SIM_HOSTS} hosts: a busy host gets its share while the others want theirs.`);
+  }
+  else notes.push('The test hosts shared the machine\'s CPU (--separate-cpu no).');
   let observer: Observer | undefined;
   let swarm: SyntheticSwarm | undefined;
   const timers: NodeJS.Timeout[] = [];
+  let certWatch: LineageWatch | undefined;
   const emergency = () => {
     for (const g of grown.values()) killHost(g, id);
     hosts.close();
@@ -155,7 +186,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     mark(`grow on ${hosts.hosts.map((h) => h.name).join(', ')} (${hosts.mode}), ${o.real} real cells wanted`);
     for (const h of hosts.hosts) {
       grown.set(h.name, growOnHost({
-        host: h, dir: dirs.get(h.name)!, organism: id, routes, routePort: ROUTE_PORT, sets, at,
+        host: h, dir: dirs.get(h.name)!, organism: id, routes, routePort: ROUTE_PORT, sets, at, ...(cpu ? { cpu } : {}),
         onLine: (line) => {
           if (/^(organism \S+ is alive|JetStream:|error)/.test(line)) o.say?.(`[${h.name}] ${line}`);
         },
@@ -185,6 +216,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
 
     // What the run hears: first hormones, accusations, votes, verdicts, births (for lineages).
     const firstSeen = new Map<string, number>();
+    const accusedAt = new Map<string, number>();
     const accusations: ScaleHostsResult['accusations'] = [];
     const offenders = new Set<string>();
     const heard: Hormone[] = [];
@@ -194,7 +226,12 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
       if (h.kind === 'accuse' || h.kind === 'vote' || h.kind === 'verdict') heard.push(h);
       if (h.kind === 'accuse') {
         const a = h.body as AccuseBody;
-        accusations.push({ at: at(), by: h.from, bySynthetic: synthetic.has(h.from), accused: a.accused, kind: a.kind, detail: a.detail.slice(0, 160) });
+        if (!accusedAt.has(a.accused)) accusedAt.set(a.accused, Date.now());
+        const split = (ids: readonly string[]) => ({ real: ids.filter((x) => !synthetic.has(x)).length, synthetic: ids.filter((x) => synthetic.has(x)).length });
+        accusations.push({
+          at: at(), id: a.id, by: h.from, bySynthetic: synthetic.has(h.from), accused: a.accused, kind: a.kind, detail: a.detail.slice(0, 160),
+          panel: split(a.jury ?? []), guilty: split([]), innocent: split([]), silent: [...(a.jury ?? [])],
+        });
       }
       if (h.kind === 'birth') {
         // The birth carries the certificate; the bus checked that it chains to the root.
@@ -202,6 +239,22 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
         if (typeof parent === 'string') parentOf.set(h.from, parent);
       }
     });
+    // Children's certificates as they are written (the immune system's own evidence of
+    // cancer): when each parent first had more children than its certificate allows.
+    const overBudgetAt = new Map<string, number>();
+    const childrenOf = new Map<string, Set<string>>();
+    certWatch = new LineageWatch({ lineage: openLineage(obs.nc, obs.ns).catch(() => undefined), certs: obs.certs, log: { warn: () => {} } });
+    certWatch.on((cert) => {
+      if (cert.parent === null) return;
+      // Its lineage, before any child runs (a child killed before its birth hormone is still of it).
+      parentOf.set(cert.cell, cert.parent);
+      let kids = childrenOf.get(cert.parent);
+      if (!kids) childrenOf.set(cert.parent, (kids = new Set()));
+      kids.add(cert.cell);
+      const budget = obs.certs.certOf(cert.parent)?.budget;
+      if (budget !== undefined && kids.size > budget && !overBudgetAt.has(cert.parent)) overBudgetAt.set(cert.parent, Date.now());
+    });
+    certWatch.start();
     const condemnedAt = new Map<string, number>();
     const deadAt = new Map<string, number>();
     census.on((e) => {
@@ -302,6 +355,9 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
       const victims = livingReal().filter((c) => c.state === 'alive' && c.tissue === 'echo' && isAlive(c.pid));
       const victim = victims[Math.floor(Math.random() * victims.length)];
       if (!victim) break;
+      // A death heard before the kill (silence judged under load, then alive again) is not this one.
+      deadAt.delete(victim.id);
+      cellViewDead.delete(victim.id);
       try {
         process.kill(victim.pid, 'SIGKILL');
       } catch {
@@ -337,9 +393,18 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
         return processes().filter((p) => l.has(p.cell));
       };
       offenders.add(cell);
-      await waitFor(() => condemnedAt.has(cell), 30_000, `the ${fault} ${cell} condemned`, o.signal).catch(() => undefined);
-      await waitFor(() => processesOf().length === 0, 30_000, `the ${fault} ${cell}'s processes gone`, o.signal).catch(() => undefined);
-      const gone = processesOf().length === 0 ? Date.now() : null;
+      // Both waited for at once: each time is when it happened, not when the other wait ended
+      // (a run whose witness never condemned once read 30 s, the wait's end, as "dead").
+      let gone: number | null = null;
+      await Promise.all([
+        waitFor(() => condemnedAt.has(cell), 30_000, `the ${fault} ${cell} condemned`, o.signal).catch(() => undefined),
+        waitFor(() => processesOf().length === 0, 30_000, `the ${fault} ${cell}'s processes gone`, o.signal).then(() => (gone = Date.now()), () => undefined),
+      ]);
+      if (gone === null) {
+        // Who outlived the wait, and what this run's census says of each.
+        const left = processesOf().slice(0, 6).map((p) => `${p.cell} (pid ${p.pid}, ${census.get(p.cell)?.state ?? 'not in the census'}, ${condemnedAt.has(p.cell) ? 'condemned' : 'not condemned'})`);
+        o.progress(`  the ${fault}'s lineage still running after 30 s: ${left.join(', ')}`);
+      }
       for (const x of lineage()) offenders.add(x);
       // The accuser's verdict may come a moment after the kill.
       await waitFor(() => heard.some((h) => h.kind === 'verdict' && (h.body as VerdictBody).accused === cell && (h.body as VerdictBody).guilty), 3_000, 'the verdict', o.signal).catch(() => undefined);
@@ -353,16 +418,33 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
         fault, cell, host: host.name,
         quarantinedMs: onset !== null && condemnedAt.has(cell) ? condemnedAt.get(cell)! - onset : null,
         deadMs: onset !== null && gone !== null ? gone - onset : null,
+        offenceMs: onset !== null && overBudgetAt.has(cell) ? overBudgetAt.get(cell)! - onset : null,
+        accusedMs: onset !== null && accusedAt.has(cell) ? accusedAt.get(cell)! - onset : null,
         lineage: lineage().size,
         jury: { size: panel.length, synthetic: panel.filter((x) => synthetic.has(x)).length, real: panel.filter((x) => !synthetic.has(x)).length },
         guiltyVotes: { synthetic: votes.filter((v) => synthetic.has(v.from)).length, real: votes.filter((v) => !synthetic.has(v.from)).length },
         verdict: verdict ? `${verdict.kind}: ${verdict.votes} of ${verdict.jury} (needed ${verdict.needed})` : 'none heard',
       };
       offences.push(off);
-      o.progress(`  ${fault} ${cell}: quarantined ${off.quarantinedMs} ms, dead ${off.deadMs} ms after onset; panel ${off.jury.synthetic} synthetic + ${off.jury.real} real; guilty votes ${off.guiltyVotes.synthetic} synthetic + ${off.guiltyVotes.real} real; ${off.verdict}${fault === 'cancer' ? `; lineage of ${off.lineage}` : ''}`);
+      o.progress(`  ${fault} ${cell}: accused ${off.accusedMs} ms, quarantined ${off.quarantinedMs} ms, dead ${off.deadMs} ms after onset; panel ${off.jury.synthetic} synthetic + ${off.jury.real} real; guilty votes ${off.guiltyVotes.synthetic} synthetic + ${off.guiltyVotes.real} real; ${off.verdict}${fault === 'cancer' ? `; lineage of ${off.lineage}; past its budget ${off.offenceMs} ms after onset` : ''}`);
       await sleep(3_000, undefined, { signal: o.signal });
     }
     const syntheticStats = swarm.immune!.stats();
+    // How each accusation's panel voted, as heard here: a trial that failed says whom it lacked.
+    for (const a of accusations) {
+      const votes = heard.filter((h) => h.kind === 'vote' && (h.body as VoteBody).accusation === a.id);
+      const by = (guilty: boolean) => votes.filter((v) => (v.body as VoteBody).guilty === guilty).map((v) => v.from);
+      const split = (ids: readonly string[]) => ({ real: ids.filter((x) => !synthetic.has(x)).length, synthetic: ids.filter((x) => synthetic.has(x)).length });
+      a.guilty = split(by(true));
+      a.innocent = split(by(false));
+      const voted = new Set(votes.map((v) => v.from));
+      a.silent = a.silent.filter((j) => !voted.has(j)).map((j) => `${j}${synthetic.has(j) ? ' (synthetic)' : ''}`);
+    }
+    for (const a of accusations.filter((x) => offences.some((f) => f.cell === x.accused)).slice(0, 12)) {
+      const jury = (heard.find((h) => h.kind === 'accuse' && (h.body as AccuseBody).id === a.id)?.body as AccuseBody | undefined)?.jury ?? [];
+      const kin = lineageOf(a.accused, [...parentOf].map(([id, parent]) => ({ id, parent })));
+      o.progress(`  accusation ${a.id} of ${a.accused} (${a.kind}) at ${a.at} ms: panel ${a.panel.real} real + ${a.panel.synthetic} synthetic (${jury.filter((j) => kin.has(j)).length} of the accused's lineage); guilty ${a.guilty.real} + ${a.guilty.synthetic}, innocent ${a.innocent.real} + ${a.innocent.synthetic}; silent: ${a.silent.join(', ') || 'none'}`);
+    }
     const falseVerdicts = [...new Set(heard.filter((h) => h.kind === 'verdict' && (h.body as VerdictBody).guilty && !offenders.has((h.body as VerdictBody).accused) && !parentChainHas((h.body as VerdictBody).accused, offenders, parentOf)).map((h) => `${(h.body as VerdictBody).accused} (${(h.body as VerdictBody).kind})`))];
     notes.push(`Synthetic cells share one process, one bus (a signature checked once for all), one census and one verdict write per accusation (docs/benchmarks.md, "scale across hosts"); each runs its own immune system and signs its own hormones.`);
     return {
@@ -373,8 +455,10 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     };
   } finally {
     for (const t of timers) clearInterval(t);
+    certWatch?.close();
     await swarm?.close().catch(() => undefined);
     for (const what of await stopHosts(grown.values(), id, observer, 'scale-hosts run over', 30_000)) leftovers.push({ pid: Number(/pid (\d+)/.exec(what)?.[1] ?? 0), what });
+    for (const left of (await cpu?.close()) ?? []) notes.push(`A host's CPU cgroup was not removed: ${left}.`);
     hosts.close();
     process.removeListener('exit', emergency);
   }

@@ -51,6 +51,18 @@ export type SyntheticImmuneStats = Pick<ImmuneStats, 'accusations' | 'votes' | '
   warnings: number;
 };
 
+/**
+ * A ring shared by every synthetic cell: whom each watches comes from one pass over all
+ * panels (Ring.watchers), where each cell's own `watchedBy` would try its ≈ 8 × jury
+ * predecessors' panels — at 970 cells and jury 41, ≈ 300,000 panels per census change,
+ * which stalled this process (and so its made-up hosts' digests) for seconds.
+ */
+class SharedRing extends Ring {
+  override watchedBy(self: string, size: number): string[] {
+    return [...(this.watchers(size).get(self) ?? [])];
+  }
+}
+
 /** Rings kept: the census moves a few times around a birth or death, and two beacons overlap at an epoch's turn. */
 const RINGS_KEPT = 4;
 
@@ -103,7 +115,7 @@ export class SyntheticImmune {
       const key = `${beacon}\0${candidates.map((c) => c.id).join(',')}`;
       let ring = this.#rings.get(key);
       if (!ring) {
-        ring = new Ring(beacon, candidates);
+        ring = new SharedRing(beacon, candidates);
         this.#rings.set(key, ring);
         for (const k of this.#rings.keys()) if (this.#rings.size > RINGS_KEPT) this.#rings.delete(k);
       }

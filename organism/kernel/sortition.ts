@@ -106,6 +106,29 @@ export class Ring {
   }
 
   /**
+   * For every candidate, the cells whose panel (of `size`) holds it: all panels drawn once,
+   * O(N × size). Kept with the ring. For a process that asks for many cells' watched peers
+   * over one ring (simulations/synthetic-immune.ts); one cell asks `watchedBy`, which tries
+   * only the cells shortly before it.
+   */
+  watchers(size: number): ReadonlyMap<string, readonly string[]> {
+    let index = this.#watchers.get(size);
+    if (index) return index;
+    const built = new Map<string, string[]>();
+    for (const c of this.#order) {
+      for (const j of this.panel(c.id, size)) {
+        let list = built.get(j);
+        if (!list) built.set(j, (list = []));
+        list.push(c.id);
+      }
+    }
+    this.#watchers.set(size, (index = built));
+    return index;
+  }
+
+  readonly #watchers = new Map<number, ReadonlyMap<string, readonly string[]>>();
+
+  /**
    * Every cell whose panel holds `self`: the cells `self` watches. Only cells shortly before
    * `self` on a ring can have it in their panel, so only those are tried: the ones before it
    * on its host's ring and on the whole ring, `reach` each (lineages skipped in a panel can

@@ -80,7 +80,7 @@ test('sortition - a panel does not move while the accused\'s lineage grows or ce
   t.pass();
 });
 
-test('sortition - whom a cell watches is exactly whose panel holds it, and every cell draws the same panels from the same census (property)', (t) => {
+test('sortition - whom a cell watches (alone, or from the whole ring\'s index) is exactly whose panel holds it, and every cell draws the same panels from the same census (property)', (t) => {
   fc.assert(
     fc.property(census, fc.string({ minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 9 }), (cells, beacon, m) => {
       const ring = new Ring(beacon, cells);
@@ -88,9 +88,13 @@ test('sortition - whom a cell watches is exactly whose panel holds it, and every
       for (const c of cells) {
         if (ring.panel(c.id, m).join() !== again.panel(c.id, m).join()) return false;
         const watched = new Set(ring.watchedBy(c.id, m, cells.length));
+        // The whole ring's index (a process holding many cells) says the same.
+        const indexed = new Set(ring.watchers(m).get(c.id) ?? []);
+        if (indexed.size !== watched.size) return false;
         for (const other of cells) {
           if (other.id === c.id) continue;
           if (watched.has(other.id) !== ring.panel(other.id, m).includes(c.id)) return false;
+          if (indexed.has(other.id) !== watched.has(other.id)) return false;
         }
       }
       return true;
