@@ -33,7 +33,7 @@ import type { Hormone } from '../organism/kernel/hormone.ts';
 import { isAlive, localCells } from '../organism/kernel/processes.ts';
 import { openReply, pack } from '../organism/kernel/reply.ts';
 import { openLineage } from '../organism/kernel/stores.ts';
-import type { AccuseBody, VerdictBody, VoteBody } from '../organism/kernel/vocabulary.ts';
+import type { AccuseBody, ToxinBody, VerdictBody, VoteBody } from '../organism/kernel/vocabulary.ts';
 import { within } from '../organism/kernel/within.ts';
 import { CellularError, throwIfAborted } from '../organism/wire/errors.ts';
 import { distribution, type Distribution } from '../organism/chaos/stats.ts';
@@ -223,7 +223,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     const parentOf = new Map<string, string>();
     obs.bus.on((h) => {
       if (!firstSeen.has(h.from)) firstSeen.set(h.from, Date.now());
-      if (h.kind === 'accuse' || h.kind === 'vote' || h.kind === 'verdict') heard.push(h);
+      if (h.kind === 'accuse' || h.kind === 'vote' || h.kind === 'verdict' || h.kind === 'toxin') heard.push(h);
       if (h.kind === 'accuse') {
         const a = h.body as AccuseBody;
         if (!accusedAt.has(a.accused)) accusedAt.set(a.accused, Date.now());
@@ -242,17 +242,19 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     // Children's certificates as they are written (the immune system's own evidence of
     // cancer): when each parent first had more children than its certificate allows.
     const overBudgetAt = new Map<string, number>();
-    const childrenOf = new Map<string, Set<string>>();
+    const childrenOf = new Map<string, Map<string, number>>();
     certWatch = new LineageWatch({ lineage: openLineage(obs.nc, obs.ns).catch(() => undefined), certs: obs.certs, log: { warn: () => {} } });
     certWatch.on((cert) => {
       if (cert.parent === null) return;
       // Its lineage, before any child runs (a child killed before its birth hormone is still of it).
       parentOf.set(cert.cell, cert.parent);
       let kids = childrenOf.get(cert.parent);
-      if (!kids) childrenOf.set(cert.parent, (kids = new Set()));
-      kids.add(cert.cell);
+      if (!kids) childrenOf.set(cert.parent, (kids = new Map()));
+      kids.set(cert.cell, cert.born);
+      // When it passed its budget: the birth time its parent wrote into its first child past
+      // it (the certificate is written then), not when this watch heard of it (it lags here).
       const budget = obs.certs.certOf(cert.parent)?.budget;
-      if (budget !== undefined && kids.size > budget && !overBudgetAt.has(cert.parent)) overBudgetAt.set(cert.parent, Date.now());
+      if (budget !== undefined && kids.size > budget) overBudgetAt.set(cert.parent, [...kids.values()].sort((a, b) => a - b)[budget]!);
     });
     certWatch.start();
     const condemnedAt = new Map<string, number>();
@@ -396,10 +398,28 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
       // Both waited for at once: each time is when it happened, not when the other wait ended
       // (a run whose witness never condemned once read 30 s, the wait's end, as "dead").
       let gone: number | null = null;
+      // Each process of its lineage: when first and last seen (the last to go says what held the lineage up).
+      const seen = new Map<string, { pid: number; first: number; last: number }>();
+      const lineageLeft = () => {
+        const now = Date.now();
+        const left = processesOf();
+        for (const p of left) {
+          const s = seen.get(p.cell) ?? { pid: p.pid, first: now, last: now };
+          s.last = now;
+          seen.set(p.cell, s);
+        }
+        return left.length;
+      };
       await Promise.all([
         waitFor(() => condemnedAt.has(cell), 30_000, `the ${fault} ${cell} condemned`, o.signal).catch(() => undefined),
-        waitFor(() => processesOf().length === 0, 30_000, `the ${fault} ${cell}'s processes gone`, o.signal).then(() => (gone = Date.now()), () => undefined),
+        waitFor(() => lineageLeft() === 0, 30_000, `the ${fault} ${cell}'s processes gone`, o.signal).then(() => (gone = Date.now()), () => undefined),
       ]);
+      if (fault === 'cancer') {
+        const toxined = new Map(heard.filter((h) => h.kind === 'toxin').map((h) => [(h.body as ToxinBody).cell, h.ts]));
+        const last = [...seen].sort((a, b) => b[1].last - a[1].last).slice(0, 4);
+        const rel = (t: number) => (condemnedAt.has(cell) ? `${t - condemnedAt.get(cell)!} ms` : `${t} (no verdict)`);
+        o.progress(`  the cancer's last processes, from its verdict: ${last.map(([id, x]) => `${id} (pid ${x.pid}) seen ${rel(x.first)} … ${rel(x.last)}, ${toxined.has(id) ? `toxin at ${rel(toxined.get(id)!)}` : 'no toxin heard'}`).join('; ')}`);
+      }
       if (gone === null) {
         // Who outlived the wait, and what this run's census says of each.
         const left = processesOf().slice(0, 6).map((p) => `${p.cell} (pid ${p.pid}, ${census.get(p.cell)?.state ?? 'not in the census'}, ${condemnedAt.has(p.cell) ? 'condemned' : 'not condemned'})`);
@@ -440,10 +460,11 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
       const voted = new Set(votes.map((v) => v.from));
       a.silent = a.silent.filter((j) => !voted.has(j)).map((j) => `${j}${synthetic.has(j) ? ' (synthetic)' : ''}`);
     }
-    for (const a of accusations.filter((x) => offences.some((f) => f.cell === x.accused)).slice(0, 12)) {
+    for (const a of accusations.filter((x) => offences.some((f) => f.cell === x.accused || parentChainHas(x.accused, new Set([f.cell]), parentOf))).slice(0, 12)) {
       const jury = (heard.find((h) => h.kind === 'accuse' && (h.body as AccuseBody).id === a.id)?.body as AccuseBody | undefined)?.jury ?? [];
       const kin = lineageOf(a.accused, [...parentOf].map(([id, parent]) => ({ id, parent })));
-      o.progress(`  accusation ${a.id} of ${a.accused} (${a.kind}) at ${a.at} ms: panel ${a.panel.real} real + ${a.panel.synthetic} synthetic (${jury.filter((j) => kin.has(j)).length} of the accused's lineage); guilty ${a.guilty.real} + ${a.guilty.synthetic}, innocent ${a.innocent.real} + ${a.innocent.synthetic}; silent: ${a.silent.join(', ') || 'none'}`);
+      const past = overBudgetAt.get(a.accused);
+      o.progress(`  accusation ${a.id} of ${a.accused} (${a.kind}) at ${a.at} ms${past !== undefined ? ` (${t0 + a.at - past} ms after it passed its budget)` : ''}: panel ${a.panel.real} real + ${a.panel.synthetic} synthetic (${jury.filter((j) => kin.has(j)).length} of the accused's lineage); guilty ${a.guilty.real} + ${a.guilty.synthetic}, innocent ${a.innocent.real} + ${a.innocent.synthetic}; silent: ${a.silent.join(', ') || 'none'}`);
     }
     const falseVerdicts = [...new Set(heard.filter((h) => h.kind === 'verdict' && (h.body as VerdictBody).guilty && !offenders.has((h.body as VerdictBody).accused) && !parentChainHas((h.body as VerdictBody).accused, offenders, parentOf)).map((h) => `${(h.body as VerdictBody).accused} (${(h.body as VerdictBody).kind})`))];
     notes.push(`Synthetic cells share one process, one bus (a signature checked once for all), one census and one verdict write per accusation (docs/benchmarks.md, "scale across hosts"); each runs its own immune system and signs its own hormones.`);

@@ -18,7 +18,7 @@ import { cellMarkers } from '../spawn.ts';
 import type { AccuseBody, DigestBody, HormoneKind, ToxinBody, VerdictBody, VoteBody } from '../../organism/kernel/vocabulary.ts';
 import type { Logger } from '../logger.ts';
 import { Evidence } from './evidence.ts';
-import { lineageOf, panelHolds, Trial } from './jury.ts';
+import { lineageOf, onRing, panelHolds, Trial } from './jury.ts';
 import { Ring, type Candidate } from '../../organism/kernel/sortition.ts';
 import type { LineageFeed } from './lineage-watch.ts';
 
@@ -29,7 +29,7 @@ export interface ImmuneDeps {
   self: { id: string; host: string };
   bus: Pick<HormoneBus, 'on' | 'onForgery' | 'quarantine' | 'publish'>;
   census: Pick<Census, 'list' | 'view' | 'get' | 'condemn' | 'beacon' | 'beaconOf' | 'membership'>;
-  certs: Pick<CertBook, 'certOf' | 'learn'>;
+  certs: Pick<CertBook, 'certOf' | 'learn' | 'resolve'>;
   /**
    * The lineage bucket's certificates as they are written (cells/immune/lineage-watch.ts):
    * before a child's process starts, so a runaway parent's children count before they are born.
@@ -159,7 +159,10 @@ export class Immune {
       return;
     }
     const parent = this.#d.certs.certOf(cert.parent);
-    if (parent) this.evidence.child(cert.parent, cert.cell, parent.budget);
+    if (!parent) return;
+    this.evidence.child(cert.parent, cert.cell, parent.budget);
+    // A child past the budget: review now, not at the next beat (up to a stride later).
+    this.#reviewIfEvidence(cert.parent);
   }
 
   /** The parent of `id`, from its census entry or its certificate (a child not born yet has only the latter). */
@@ -184,11 +187,22 @@ export class Immune {
    */
   #sweep(root: string, why: string, accusation: string): void {
     if (this.#stopped) return;
-    for (const p of localCells(this.#d.organism)) {
-      if (p.cell === this.#d.self.id || !this.#descends(p.cell, root)) continue;
+    const unknown: { pid: number; cell: string }[] = [];
+    const kill = (p: { pid: number; cell: string }) => {
       if (!this.#condemned.has(p.cell)) this.#condemnedLineages.add(p.cell);
       this.#kill(p.cell, why, accusation, [p]);
+    };
+    for (const p of localCells(this.#d.organism)) {
+      if (p.cell === this.#d.self.id) continue;
+      if (this.#descends(p.cell, root)) kill(p);
+      else if (this.#parentOf(p.cell) === undefined) unknown.push(p);
     }
+    // A process whose certificate has not come through the lineage watch yet (it lags on a
+    // starved host: a cancer's children were found only by the sweep 1.5 s later) is looked up.
+    if (unknown.length === 0) return;
+    void Promise.all(unknown.map((p) => this.#d.certs.resolve(p.cell).catch(() => undefined))).then(() => {
+      for (const p of unknown) if (!this.#stopped && this.#descends(p.cell, root)) kill(p);
+    });
   }
 
   /** Sweeps again after each of `delaysMs`: children certified before the verdict start after it. */
@@ -320,7 +334,7 @@ export class Immune {
     if (r && r.membership === membership && r.condemned === this.#condemned.size && r.beacon === beacon) return r.ring;
     // The census's view: the same array until it changes, so processes that hold many immune
     // systems over one census (simulations/synthetic-immune.ts) copy it once per change, not once each.
-    const candidates = this.#d.census.view().filter((c) => c.state !== 'dead' && !this.#condemned.has(c.id));
+    const candidates = this.#d.census.view().filter((c) => onRing(c) && !this.#condemned.has(c.id));
     const ring = this.#d.ringOf ? this.#d.ringOf(beacon, candidates) : new Ring(beacon, candidates);
     if (beacon === this.#d.census.beacon?.beacon) {
       this.#ring = { membership, condemned: this.#condemned.size, beacon, ring };

@@ -43,6 +43,18 @@ export function lineageOf(id: string, cells: ReadonlyArray<Pick<JurorView, 'id' 
   return out;
 }
 
+/**
+ * Whether a census entry has a place on the sortition ring: every cell not known to be dead.
+ * Dead of missed pulses is a guess from silence, not a death (its host late: a fork storm on
+ * it, a saturated machine), and each census guesses at its own moment; had those cells left
+ * the ring, censuses a digest apart drew different panels, and a cancer's trials went unheard
+ * for seconds while its host's cells flipped between alive, suspect and dead (scale-hosts,
+ * stop 36). They leave with their entry, after `limits.deadRetentionMs`.
+ */
+export function onRing(c: { state: string; cause?: string | null }): boolean {
+  return c.state !== 'dead' || c.cause === 'missed-pulses';
+}
+
 /** The jury of an accusation, from one cell's census. */
 export function jury(accusation: Pick<AccuseBody, 'accused' | 'at'>, census: readonly JurorView[]): Set<string> {
   const excluded = lineageOf(accusation.accused, census);

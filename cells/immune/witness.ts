@@ -7,7 +7,7 @@
 import type { Census } from '../../organism/kernel/census.ts';
 import type { Hormone } from '../../organism/kernel/hormone.ts';
 import type { AccuseBody, VoteBody } from '../../organism/kernel/vocabulary.ts';
-import { lineageOf, panelHolds, Trial, type Standing } from './jury.ts';
+import { lineageOf, onRing, panelHolds, Trial, type Standing } from './jury.ts';
 import { Ring } from '../../organism/kernel/sortition.ts';
 
 const TRIALS_MAX = 256;
@@ -60,7 +60,7 @@ export class Witness {
     const a = h.body;
     const beacon = a.epoch === undefined ? undefined : this.#census.beaconOf(a.epoch);
     const list = this.#census.list();
-    if (!panelHolds(a, beacon === undefined ? undefined : new Ring(beacon, list.filter((c) => c.state !== 'dead')), this.#jury)) return;
+    if (!panelHolds(a, beacon === undefined ? undefined : new Ring(beacon, list.filter(onRing)), this.#jury)) return;
     const trial = new Trial(a, h.from, list, a.jury);
     this.#trials.set(h.body.id, { trial, opened: now });
     for (const v of this.#early.get(h.body.id) ?? []) this.#vote(v);

@@ -7,7 +7,8 @@ import fc from 'fast-check';
 import { defaultGenome } from '../../organism/kernel/genome/index.ts';
 import type { AccuseBody } from '../../organism/kernel/vocabulary.ts';
 import { Evidence } from '../../cells/immune/evidence.ts';
-import { jury, lineageOf, Trial, votesNeeded, type JurorView } from '../../cells/immune/jury.ts';
+import { jury, lineageOf, onRing, panelHolds, Trial, votesNeeded, type JurorView } from '../../cells/immune/jury.ts';
+import { Ring } from '../../organism/kernel/sortition.ts';
 
 /** A random census: cells c0…c(n-1), each with a parent among the earlier ones (or none). */
 const census = fc.integer({ min: 1, max: 30 }).chain((n) =>
@@ -182,4 +183,27 @@ test('evidence - each kind has its threshold; a liar streak resets on an honest 
   e.child('c', 'kid3', 3);
   t.is(e.against('c')?.kind, 'cancer');
   t.is(e.against('c', 'flood'), undefined, 'asked for one kind, only that kind');
+});
+
+test('jury - a cell dead of missed pulses keeps its place on the ring: censuses that guess silence at different moments draw the same panel (property)', (t) => {
+  t.true(onRing({ state: 'alive' }) && onRing({ state: 'suspect' }) && onRing({ state: 'draining' }));
+  t.true(onRing({ state: 'dead', cause: 'missed-pulses' }), 'silence is a guess, not a death');
+  for (const cause of ['toxin', 'vanished', 'apoptosis', 'error']) t.false(onRing({ state: 'dead', cause }), `dead of ${cause} is known dead`);
+  let moved = 0;
+  fc.assert(
+    fc.property(fc.integer({ min: 20, max: 80 }), fc.string({ minLength: 1, maxLength: 6 }), fc.nat(), fc.array(fc.nat(), { minLength: 1, maxLength: 8 }), (n, beacon, pick, silent) => {
+      const cells = Array.from({ length: n }, (_, i) => ({ id: `c${i}`, host: `h${i % 3}`, parent: null, born: 0, state: 'alive', cause: null as string | null }));
+      const accused = cells[pick % n]!;
+      const size = 9;
+      const a = { accused: accused.id, at: 1, jury: new Ring(beacon, cells.filter(onRing)).panel(accused.id, size, 1) };
+      // Another census, a digest later: some cells of the panel's region judged dead of silence.
+      const other = cells.map((c, i) => (silent.includes(i) && c.id !== accused.id ? { ...c, state: 'dead', cause: 'missed-pulses' } : c));
+      const before = new Ring(beacon, other.filter((c) => c.state !== 'dead')).panel(accused.id, size, 1);
+      if (before.join() !== a.jury.join()) moved++;
+      return panelHolds(a, new Ring(beacon, other.filter(onRing)), size) && new Ring(beacon, other.filter(onRing)).panel(accused.id, size, 1).join() === a.jury.join();
+    }),
+    { numRuns: 300 },
+  );
+  t.log(`without the rule, ${moved} of 300 draws moved`);
+  t.true(moved > 0, 'the draws this rule keeps would have moved without it');
 });
