@@ -14,6 +14,7 @@ import type { HormoneBus } from '../../organism/kernel/hormone-bus.ts';
 import type { Hormone } from '../../organism/kernel/hormone.ts';
 import { ROOT_ISSUER, type Certificate } from '../../organism/kernel/lineage.ts';
 import { isProcessOf, localCells, signalCell } from '../../organism/kernel/processes.ts';
+import { hostName } from '../../organism/kernel/host.ts';
 import { cellMarkers } from '../spawn.ts';
 import type { AccuseBody, DigestBody, HormoneKind, ToxinBody, VerdictBody, VoteBody } from '../../organism/kernel/vocabulary.ts';
 import type { Logger } from '../logger.ts';
@@ -186,7 +187,9 @@ export class Immune {
    * more, cut off from the broker (scale-hosts, stop 36).
    */
   #sweep(root: string, why: string, accusation: string): void {
-    if (this.#stopped) return;
+    // Only where this process sees its host's processes (not a synthetic cell of a made-up
+    // host: 970 of them scanning /proc five times each stalled their process for 15 s).
+    if (this.#stopped || this.#d.self.host !== hostName()) return;
     const unknown: { pid: number; cell: string }[] = [];
     const kill = (p: { pid: number; cell: string }) => {
       if (!this.#condemned.has(p.cell)) this.#condemnedLineages.add(p.cell);
