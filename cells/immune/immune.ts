@@ -113,7 +113,7 @@ export class Immune {
   readonly #condemned = new Set<string>();
   readonly #offs: Array<() => void> = [];
   /** The sortition ring of the census and beacon it was drawn from (rebuilt when either moves). */
-  #ring: { membership: number; condemned: number; beacon: string; ring: Ring } | undefined;
+  #ring: { membership: number; condemned: number; beacon: string; ring: Ring; ids: string } | undefined;
   /** The peers this cell watches (their panel holds it): it acts on their hosts' findings. */
   #watched = new Set<string>();
   #tick: PhasedTimer | undefined;
@@ -338,9 +338,17 @@ export class Immune {
     // The census's view: the same array until it changes, so processes that hold many immune
     // systems over one census (simulations/synthetic-immune.ts) copy it once per change, not once each.
     const candidates = this.#d.census.view().filter((c) => onRing(c) && !this.#condemned.has(c.id));
+    // Membership moves with silence too (alive, suspect, dead of missed pulses), which leaves
+    // the ring as it was: the same cells, the same ring, not 1,000 hashes and a sort again.
+    const ids = candidates.map((c) => c.id).join('\n');
+    if (r && r.beacon === beacon && r.ids === ids) {
+      r.membership = membership;
+      r.condemned = this.#condemned.size;
+      return r.ring;
+    }
     const ring = this.#d.ringOf ? this.#d.ringOf(beacon, candidates) : new Ring(beacon, candidates);
     if (beacon === this.#d.census.beacon?.beacon) {
-      this.#ring = { membership, condemned: this.#condemned.size, beacon, ring };
+      this.#ring = { membership, condemned: this.#condemned.size, beacon, ring, ids };
       // The peers whose panel holds this cell: it acts on their hosts' findings, and only theirs.
       this.#watched = new Set(ring.watchedBy(this.#d.self.id, this.#d.gene.jury));
     }
