@@ -695,7 +695,13 @@ export class Immune {
       // panel) cannot be checked here, as a vote on it cannot: not evidence. At 1,000 cells a
       // cancer's children, born faster than censuses agree, moved its panel; the cells that did
       // not hear its trial took the honest killers' toxins for forgeries and convicted three.
-      if (lineage || t?.trial.standing === 'guilty' || this.#unheard.has(x.body.accusation)) {
+      if (t?.trial.standing === 'guilty' && this.#kinOf(x.body.cell, t.trial.accusation) === false) {
+        // A real verdict, another cell killed under it: the verdict condemned the accused (and
+        // for cancer its lineage), nobody else (before, any cell of the killer's host could be
+        // killed under cover of any guilty verdict).
+        this.#toxins.splice(i, 1);
+        this.#forgery(x.from, `a toxin for ${x.body.cell} under the verdict on ${t.trial.accusation.accused}`);
+      } else if (lineage || t?.trial.standing === 'guilty' || this.#unheard.has(x.body.accusation)) {
         this.#toxins.splice(i, 1);
       } else if (now - x.at >= this.#d.gene.voteDeadlineMs + 500) {
         this.#toxins.splice(i, 1);
@@ -724,6 +730,24 @@ export class Immune {
       id = cert.parent;
     }
     return false;
+  }
+
+  /**
+   * Whether `cell` is what a verdict on `a` condemned: the accused, or for cancer one of its
+   * descendants (by census entries and certificates); 'unknown' when a link on the way up is
+   * not known here (a toxin this cell cannot check is not evidence).
+   */
+  #kinOf(cell: string, a: Pick<AccuseBody, 'accused' | 'lineage'>): boolean | 'unknown' {
+    if (cell === a.accused) return true;
+    if (!a.lineage) return false;
+    let id: string | null | undefined = cell;
+    for (let hops = 0; hops < 64; hops++) {
+      if (id === a.accused) return true;
+      id = this.#parentOf(id);
+      if (id === undefined) return 'unknown';
+      if (id === null) return false;
+    }
+    return 'unknown';
   }
 
   #trim(): void {

@@ -200,3 +200,44 @@ test('immune accusations - on evidence every cell sees, a watcher accuses in its
   const waited = clock.t - start;
   t.true(waited >= 2 * gene.voteDeadlineMs && waited <= 3 * gene.voteDeadlineMs + 500, `not its to watch: accused after ${waited} ms, within two to three vote deadlines`);
 });
+
+// A guilty verdict condemns its accused (and for cancer its lineage), nobody else: a toxin
+// under it that names another cell is a killer using a real verdict as cover, and is forgery;
+// one that names a cell whose lineage this cell cannot trace is not evidence.
+test('immune toxins - a toxin under a real guilty verdict that names a cell it did not condemn is forgery', async (t) => {
+  const clock = { t: 1_800_000_000_000 };
+  const certs = new Map<string, { parent: string | null }>([['kid', { parent: 'bad2' }], ['grandkid', { parent: 'kid' }]]);
+  const { immune, send, gene, census } = immuneOf(clock, certs);
+  t.teardown(() => immune.close());
+  const ids = ['me', 'bad', 'bad2', 'victim', ...Array.from({ length: 16 }, (_, i) => `j${String(i).padStart(2, '0')}`)];
+  const born = clock.t - 60_000;
+  const row = (i: string) => ({ i, q: 'echo', s: 'alive', c: null, l: 0, m: 0, d: 0, u: 0, r: 50, g: 0, p: 1, b: born, a: null, w: null, n: 1, z: clock.t, k: [0, 0, 0, 0] });
+  const body = { host: 'h1', round: 1, part: 0, parts: 1, full: true, alive: ids.length, epoch: 1, beacon: 'b', rows: ids.map(row) };
+  census.observe({ v: 1, kind: 'digest', from: 'root', seq: 1, ts: clock.t, body, sig: new Uint8Array(64) } as Hormone);
+  send('digest', 'root', body);
+  const ring = new Ring('b', ids.map((id) => ({ id, host: 'h1', parent: null, born })));
+  // Two trials made guilty by their panels: a flooder, and a cancer (its lineage condemned).
+  const convict = (id: string, accused: string, lineage: boolean) => {
+    const jury = ring.panel(accused, gene.jury, clock.t);
+    send<AccuseBody>('accuse', jury[0]!, { id, accused, kind: lineage ? 'cancer' : 'flood', detail: 'd', at: clock.t, lineage, jury, epoch: 1 });
+    for (const j of jury) send<VoteBody>('vote', j, { accusation: id, accused, guilty: true, detail: 'seen' });
+    return jury;
+  };
+  const killers = convict('a.1', 'bad', false).filter((j) => j !== 'me');
+  convict('a.2', 'bad2', true);
+  // Each sent as often as forgery needs to become a finding (one would count, under the threshold).
+  const toxin = (from: string, accusation: string, cell: string) => {
+    for (let i = 0; i < gene.forgeriesMax; i++) send('toxin', from, { accusation, accused: cell, cell, pid: 1, host: 'h1' });
+  };
+  toxin(killers[0]!, 'a.1', 'bad'); // what it condemned
+  toxin(killers[1]!, 'a.2', 'grandkid'); // of the cancer's lineage, by certificates
+  toxin(killers[2]!, 'a.2', 'never-seen'); // a lineage this cell cannot trace
+  toxin(killers[3]!, 'a.1', 'victim'); // an honest cell, under the flooder's verdict
+  toxin(killers[4]!, 'a.2', 'victim'); // an honest root-made cell, under the cancer's
+  clock.t += 10;
+  await beat();
+  for (const k of killers.slice(0, 3)) t.is(immune.evidence.against(k, 'forgery'), undefined, `${k}'s toxin named what the verdict condemned, or what cannot be traced here`);
+  t.like(immune.evidence.against(killers[3]!, 'forgery'), { kind: 'forgery' }, 'a toxin for an honest cell under another\'s verdict is forgery');
+  t.like(immune.evidence.against(killers[4]!, 'forgery'), { kind: 'forgery' }, 'and under a cancer\'s verdict, for a cell not of its lineage');
+  t.is(immune.stats.forgeries, 2 * gene.forgeriesMax);
+});
