@@ -14,6 +14,7 @@
  * the organism's beacon, as that host's grow would. Cells learn the population from digests
  * only, so without them no cell (the dashboard included) would see a synthetic cell.
  */
+import { CellularError } from '../organism/wire/errors.ts';
 import { randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
@@ -34,6 +35,8 @@ import { SyntheticImmune } from './synthetic-immune.ts';
 
 /** Certificates written to the lineage bucket at once. */
 const CREATES_AT_ONCE = 32;
+/** Tries of each certificate write (a saturated cluster times some out). */
+const CREATE_ATTEMPTS = 4;
 
 export interface SyntheticOptions {
   nc: NatsConnection;
@@ -87,6 +90,24 @@ export class SyntheticSwarm {
     this.#o = o;
   }
 
+  /**
+   * A certificate written once. A write that timed out (a saturated cluster: one ended a
+   * 1,000-cell run with a bare TimeoutError) may have landed: tried again, and one found
+   * already there with the same bytes counts as written.
+   */
+  async #write(id: string, packed: Uint8Array): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#o.lineage.create(id, packed);
+        return;
+      } catch (e) {
+        const there = await this.#o.lineage.get(id).catch(() => null);
+        if (there && Buffer.from(there.value).equals(Buffer.from(packed))) return;
+        if (attempt >= CREATE_ATTEMPTS) throw new CellularError('STORE_ERR_UNAVAILABLE', `synthetic cell ${id}'s certificate not written after ${attempt} attempts: ${(e as Error).message}`, { cause: e });
+      }
+    }
+  }
+
   async start(): Promise<void> {
     const { genome, count } = this.#o;
     const hosts = this.#o.hosts ?? 4;
@@ -103,7 +124,7 @@ export class SyntheticSwarm {
     // Written a few dozen at a time: one after another, 900 replicated writes took minutes on
     // a loaded three-host cluster.
     for (let i = 0; i < this.cells.length; i += CREATES_AT_ONCE) {
-      await Promise.all(this.cells.slice(i, i + CREATES_AT_ONCE).map((c) => this.#o.lineage.create(c.signer.id, packCertificate(c.cert))));
+      await Promise.all(this.cells.slice(i, i + CREATES_AT_ONCE).map((c) => this.#write(c.signer.id, packCertificate(c.cert))));
     }
     this.#startHosts();
     for (const c of this.cells) this.#publish(c, 'birth', { pid: c.pid, cert: c.cert, url: null });
