@@ -110,7 +110,7 @@ export interface ScaleHostsResult {
   census: { total: number; synthetic: number; real: number; simHosts: number };
   idle: { seconds: number; cells: number; brokers: number; grows: number; synthetic: number; total: number; perRealCell: number };
   /** What a few real cells handled per second over the idle window (their stats, before and after). */
-  perCellRates: { hormones: number; digests: number; rows: number; censusChanges: number; plans: number; views: number } | null;
+  perCellRates: { hormones: number; digests: number; rows: number; censusChanges: number; plans: number; views: number; gapsAsked: number } | null;
   /** The run's census over the idle window: its events by kind (a state change as from→to, real or synthetic), all of which should be rare. */
   idleChurn: Record<string, number>;
   /** Every real cell asked for its census: how far each was from the truth. */
@@ -298,7 +298,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
       return { cells, brokers, grows };
     };
     const read = (pids: number[]) => new Map(pids.map((p) => [p, readCpuMicros(p) ?? 0]));
-    type Stat = { hormones?: { accepted?: number }; census?: { version?: number; digests?: number; rows?: number; living?: number }; homeostasis?: { plans?: number; views?: number } | null };
+    type Stat = { hormones?: { accepted?: number }; census?: { version?: number; digests?: number; rows?: number; living?: number; gapsAsked?: number }; homeostasis?: { plans?: number; views?: number } | null };
     /** A cell's stats reply; undefined if it did not answer. */
     const statOf = (id: string) => obs.nc.request(obs.ns.cell(id, 'stats'), new Uint8Array(0), { timeout: 5_000 }).then((m) => openReply<Stat>(m.data), () => undefined);
     const sampled = livingReal().filter((c) => c.state === 'alive' && c.tissue === 'echo').slice(0, 5);
@@ -331,6 +331,8 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     const perCellRates = sampled.length === 0 ? null : {
       hormones: rate((x) => x.hormones?.accepted), digests: rate((x) => x.census?.digests), rows: rate((x) => x.census?.rows),
       censusChanges: rate((x) => x.census?.version), plans: rate((x) => x.homeostasis?.plans), views: rate((x) => x.homeostasis?.views),
+      // Whole digests asked after a lost or late round: each brings a host's every row.
+      gapsAsked: rate((x) => x.census?.gapsAsked),
     };
     const delta = (pids: number[]) => pids.reduce((n, p) => n + Math.max(0, (all1.get(p) ?? 0) - (all0.get(p) ?? 0)), 0) / 1000 / secs;
     const idle = {
@@ -339,7 +341,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     };
     idle.total = r1(idle.cells + idle.brokers + idle.grows + idle.synthetic);
     idle.perRealCell = r1(idle.cells / Math.max(1, p0.cells.length));
-    if (perCellRates) o.progress(`  a real cell, per second: ${perCellRates.hormones} hormones, ${perCellRates.digests} digest parts, ${perCellRates.rows} rows, ${perCellRates.censusChanges} census changes, ${perCellRates.plans} plans, ${perCellRates.views} views derived`);
+    if (perCellRates) o.progress(`  a real cell, per second: ${perCellRates.hormones} hormones, ${perCellRates.digests} digest parts, ${perCellRates.rows} rows, ${perCellRates.censusChanges} census changes, ${perCellRates.plans} plans, ${perCellRates.views} views derived, ${perCellRates.gapsAsked} whole digests asked`);
     mark(`idle: real cells ${idle.cells} ms/s (${idle.perRealCell} per cell), brokers ${idle.brokers}, grows ${idle.grows}, synthetic process ${idle.synthetic}`);
     const truth = livingReal().length + synthetic.size;
     const asked = livingReal().filter((c) => c.state === 'alive');
