@@ -74,6 +74,8 @@ const EARLY_VOTES_MAX = 1024;
 const EARLY_VOTES_PER_SENDER = 32;
 /** Accusations received but not heard, remembered so their votes are not taken for forgeries. */
 const UNHEARD_KEPT = 1024;
+/** How long past a vote deadline after its start a cell leaves toxins on trials it never had unjudged (ms): later sweeps of a verdict come up to 6 s after it. */
+const YOUNG_TOXIN_MS = 10_000;
 /** After a cancer's verdict, its lineage on this host is looked for again this long after (ms): children certified before it start after it. */
 const LINEAGE_SWEEPS_MS = [500, 1_500, 3_000, 6_000];
 /** A child certified into a condemned lineage on this host is looked for this long after its certificate (ms): its process starts after it. */
@@ -128,6 +130,12 @@ export class Immune {
   #turnTimer: NodeJS.Timeout | undefined;
   /** Withheld verdicts' next attempts (#closed), cleared at close. */
   readonly #retries = new Set<NodeJS.Timeout>();
+  /** Sweeps of this host for condemned lineages, by delay (one each at most). */
+  readonly #sweepTimers = new Map<number, NodeJS.Timeout>();
+  /** When this immune system started: toxins on trials from before it are not its to judge. */
+  #startedAt = 0;
+  /** Guilty verdicts by accusation id, kept after their trials are trimmed (toxins still cite them). */
+  readonly #guiltyVerdicts = new Map<string, Pick<AccuseBody, 'accused' | 'lineage'>>();
   #stopped = false;
   #seq = 0;
   readonly stats: ImmuneStats = { accusations: 0, votes: { guilty: 0, innocent: 0 }, verdicts: { guilty: 0, acquitted: 0 }, toxins: 0, quarantined: 0, forgeries: 0, withheld: 0, strayVotes: 0 };
@@ -140,6 +148,7 @@ export class Immune {
 
   start(): void {
     if (this.#tick) return;
+    this.#startedAt = this.#now();
     this.#offs.push(this.#d.bus.on((h) => this.#onHormone(h)));
     this.#offs.push(this.#d.bus.onForgery((from, reason, kind) => this.#forgery(from, `signed ${kind} hormone with ${reason === 'badBody' ? 'a bad body' : 'an unknown kind'}`)));
     // On the shared beat (organism/kernel/phase.ts): one wakeup an interval for the review;
@@ -156,7 +165,7 @@ export class Immune {
     if ((this.#condemnedLineages.has(cert.parent) || this.#condemned.has(cert.parent)) && cert.cell !== this.#d.self.id) {
       this.#condemnedLineages.add(cert.cell);
       this.#kill(cert.cell, 'certified into a condemned lineage');
-      if (cert.host === this.#d.self.host) this.#sweepLater(cert.cell, 'certified into a condemned lineage', 'lineage', LATE_CHILD_SWEEPS_MS);
+      if (cert.host === this.#d.self.host) this.#sweepLater(LATE_CHILD_SWEEPS_MS);
       return;
     }
     const parent = this.#d.certs.certOf(cert.parent);
@@ -173,50 +182,66 @@ export class Immune {
     return this.#d.certs.certOf(id)?.parent;
   }
 
-  /** Whether `id` is `root` or descends from it, by census entries and certificates. */
-  #descends(id: string, root: string): boolean {
-    for (let c: string | null | undefined = id, hops = 0; c !== undefined && c !== null && hops < 64; c = this.#parentOf(c), hops++) if (c === root) return true;
-    return false;
+  /**
+   * Whether `id` is of a condemned lineage (itself or an ancestor condemned, by census entries
+   * and certificates); 'unknown' when a link on the way up is not known here.
+   */
+  #condemnedKin(id: string): boolean | 'unknown' {
+    let c: string | null | undefined = id;
+    for (let hops = 0; hops < 64; hops++) {
+      if (this.#condemnedLineages.has(c) || this.#condemned.has(c)) return true;
+      c = this.#parentOf(c);
+      if (c === undefined) return 'unknown';
+      if (c === null) return false;
+    }
+    return 'unknown';
   }
 
   /**
-   * Kills every process on this host of `root`'s lineage, born or not: one scan of the host's
-   * cell processes, each traced up its certificate chain. A cancer's children whose births
-   * this census had not taken in when the verdict came (a fork storm on a starved host) were
-   * missed by a kill that went by the census alone, and outlived the verdict by 10 s and
-   * more, cut off from the broker (scale-hosts, stop 36).
+   * Kills every process on this host of a condemned lineage, born or not: one scan of the
+   * host's cell processes, each traced up its certificate chain. A cancer's children whose
+   * births this census had not taken in when the verdict came (a fork storm on a starved
+   * host) were missed by a kill that went by the census alone, and outlived the verdict by
+   * 10 s and more, cut off from the broker (scale-hosts, stop 36). Each kill is a `lineage`
+   * toxin, which every cell checks up the same chain.
    */
-  #sweep(root: string, why: string, accusation: string): void {
+  #sweep(): void {
     // Only where this process sees its host's processes (not a synthetic cell of a made-up
     // host: 970 of them scanning /proc five times each stalled their process for 15 s).
     if (this.#stopped || this.#d.self.host !== hostName()) return;
     const unknown: { pid: number; cell: string }[] = [];
     const kill = (p: { pid: number; cell: string }) => {
       if (!this.#condemned.has(p.cell)) this.#condemnedLineages.add(p.cell);
-      this.#kill(p.cell, why, accusation, [p]);
+      this.#kill(p.cell, 'of a condemned lineage', 'lineage', [p]);
     };
     for (const p of localCells(this.#d.organism)) {
       if (p.cell === this.#d.self.id) continue;
-      if (this.#descends(p.cell, root)) kill(p);
-      else if (this.#parentOf(p.cell) === undefined) unknown.push(p);
+      const kin = this.#condemnedKin(p.cell);
+      if (kin === true) kill(p);
+      else if (kin === 'unknown') unknown.push(p);
     }
     // A process whose certificate has not come through the lineage watch yet (it lags on a
     // starved host: a cancer's children were found only by the sweep 1.5 s later) is looked up.
     if (unknown.length === 0) return;
     void Promise.all(unknown.map((p) => this.#d.certs.resolve(p.cell).catch(() => undefined))).then(() => {
-      for (const p of unknown) if (!this.#stopped && this.#descends(p.cell, root)) kill(p);
+      for (const p of unknown) if (!this.#stopped && this.#condemnedKin(p.cell) === true) kill(p);
     });
   }
 
-  /** Sweeps again after each of `delaysMs`: children certified before the verdict start after it. */
-  #sweepLater(root: string, why: string, accusation: string, delaysMs: readonly number[]): void {
+  /**
+   * Sweeps again after each of `delaysMs`: children certified before a verdict start after it.
+   * One timer per delay at most, whatever asks (each certificate into a condemned lineage on
+   * this host asks): a cancer with hundreds of certificates makes a few scans, not thousands.
+   */
+  #sweepLater(delaysMs: readonly number[]): void {
     for (const ms of delaysMs) {
+      if (this.#sweepTimers.has(ms)) continue;
       const timer = setTimeout(() => {
-        this.#retries.delete(timer);
-        this.#sweep(root, why, accusation);
+        this.#sweepTimers.delete(ms);
+        this.#sweep();
       }, ms);
       timer.unref?.();
-      this.#retries.add(timer);
+      this.#sweepTimers.set(ms, timer);
     }
   }
 
@@ -225,6 +250,8 @@ export class Immune {
     clearTimeout(this.#turnTimer);
     for (const timer of this.#retries) clearTimeout(timer);
     this.#retries.clear();
+    for (const timer of this.#sweepTimers.values()) clearTimeout(timer);
+    this.#sweepTimers.clear();
     this.#tick?.stop();
     for (const off of this.#offs.splice(0)) off();
   }
@@ -365,6 +392,13 @@ export class Immune {
 
   #onAccuse(h: Hormone<AccuseBody>): void {
     const a = h.body;
+    // An accusation's id is its accuser's (`<accuser>.<n>`), and only cancer condemns a
+    // lineage: two versions of one id (one condemning a lineage, one not) would have cells
+    // that heard different versions take an honest killer's toxins for forgery.
+    if (!a.id.startsWith(`${h.from}.`) || a.lineage !== (a.kind === 'cancer')) {
+      if (h.from !== this.#d.self.id) this.#forgery(h.from, `an accusation ${a.id} that is not its own, or ${a.lineage ? 'condemns a lineage for' : 'spares the lineage of'} ${a.kind}`);
+      return;
+    }
     if (this.#trials.has(a.id)) return;
     if (this.#condemned.has(a.accused)) return this.#unhear(a);
     // Every accusation makes every cell vote: one accuser may keep only a few trials open
@@ -470,6 +504,10 @@ export class Immune {
   #closed(id: string): void {
     const t = this.#trials.get(id)!;
     const commit = this.#d.commitVerdict;
+    if (t.trial.standing === 'guilty') {
+      this.#guiltyVerdicts.set(id, { accused: t.trial.accusation.accused, lineage: t.trial.accusation.lineage });
+      if (this.#guiltyVerdicts.size > UNHEARD_KEPT) this.#guiltyVerdicts.delete(this.#guiltyVerdicts.keys().next().value!);
+    }
     if (t.trial.standing === 'guilty' && t.trial.accusation.lineage) {
       this.#guiltyLineages.add(t.trial.accusation.accused);
       if (this.#guiltyLineages.size > CLOSED_KEPT) this.#guiltyLineages.delete(this.#guiltyLineages.values().next().value!);
@@ -526,8 +564,8 @@ export class Immune {
       for (const c of condemned) if (c !== this.#d.self.id) this.#kill(c, `${a.kind}: ${a.detail}`, id);
       // And what of the lineage this census does not hold yet, on this host: now and a few times after.
       if (a.lineage) {
-        this.#sweep(a.accused, `${a.kind}: ${a.detail}`, id);
-        this.#sweepLater(a.accused, `${a.kind}: ${a.detail}`, id, LINEAGE_SWEEPS_MS);
+        this.#sweep();
+        this.#sweepLater(LINEAGE_SWEEPS_MS);
       }
     } else {
       this.stats.verdicts.acquitted++;
@@ -690,18 +728,23 @@ export class Immune {
     for (let i = this.#toxins.length - 1; i >= 0; i--) {
       const x = this.#toxins[i]!;
       const t = this.#trials.get(x.body.accusation);
-      const lineage = x.body.accusation === 'lineage' && this.#isGuiltyLineage(x.body.cell) !== false;
+      const verdict = t?.trial.standing === 'guilty' ? t.trial.accusation : this.#guiltyVerdicts.get(x.body.accusation);
+      // A cell that started after the trial (or the verdict) could not have heard it: a toxin
+      // on it, or for a lineage it did not see condemned, is not its to judge. (Honest killers
+      // sweep a cancer's host up to 6 s after the verdict, as homeostasis regrows the tissue.)
+      const young = x.at - this.#startedAt < this.#d.gene.voteDeadlineMs + YOUNG_TOXIN_MS;
+      const lineage = x.body.accusation === 'lineage' && (young || this.#isGuiltyLineage(x.body.cell) !== false);
       // A toxin citing a trial this cell received but did not hear (its census drew another
       // panel) cannot be checked here, as a vote on it cannot: not evidence. At 1,000 cells a
       // cancer's children, born faster than censuses agree, moved its panel; the cells that did
       // not hear its trial took the honest killers' toxins for forgeries and convicted three.
-      if (t?.trial.standing === 'guilty' && this.#kinOf(x.body.cell, t.trial.accusation) === false) {
+      if (verdict && this.#kinOf(x.body.cell, verdict) === false) {
         // A real verdict, another cell killed under it: the verdict condemned the accused (and
         // for cancer its lineage), nobody else (before, any cell of the killer's host could be
         // killed under cover of any guilty verdict).
         this.#toxins.splice(i, 1);
-        this.#forgery(x.from, `a toxin for ${x.body.cell} under the verdict on ${t.trial.accusation.accused}`);
-      } else if (lineage || t?.trial.standing === 'guilty' || this.#unheard.has(x.body.accusation)) {
+        this.#forgery(x.from, `a toxin for ${x.body.cell} under the verdict on ${verdict.accused}`);
+      } else if (lineage || verdict || this.#unheard.has(x.body.accusation) || (young && !t)) {
         this.#toxins.splice(i, 1);
       } else if (now - x.at >= this.#d.gene.voteDeadlineMs + 500) {
         this.#toxins.splice(i, 1);

@@ -477,10 +477,7 @@ export class Census {
     if (changed) this.#version++;
     if (r.s === 'dead') {
       // Its host's word on why (vanished, a death cause) over this census's guess from silence.
-      if (from === 'dead' && r.c !== null && existing.cause !== r.c) {
-        existing.cause = r.c;
-        this.#version++;
-      }
+      if (from === 'dead' && r.c !== null && existing.cause !== r.c) this.#recause(existing, r.c);
       this.#setState(existing, 'dead', r.c ?? 'missed-pulses');
     } else this.#setState(existing, r.s);
     if (tissueChanged && existing.state === from) this.#emit({ type: 'state', entry: this.#snapshot(existing), from });
@@ -563,7 +560,21 @@ export class Census {
   #death(id: string, b: DeathBody): void {
     const entry = this.#entries.get(id);
     if (!entry) return;
+    // Judged dead of its silence here, it says goodbye after all: dead of a known cause now.
+    if (entry.state === 'dead' && entry.cause === 'missed-pulses') return this.#recause(entry, b.cause);
     this.#setState(entry, 'dead', b.cause);
+  }
+
+  /**
+   * A dead entry's cause, changed. Leaving "missed pulses" (a guess from silence) for a known
+   * cause, or back, moves it on or off the sortition ring (cells/immune/jury.ts onRing): that
+   * is a membership change.
+   */
+  #recause(entry: CensusEntry, cause: string): void {
+    if (entry.cause === cause) return;
+    if (entry.cause === 'missed-pulses' || cause === 'missed-pulses') this.#membership++;
+    entry.cause = cause;
+    this.#version++;
   }
 
   #differentiate(id: string, b: DifferentiateBody): void {
@@ -601,11 +612,7 @@ export class Census {
     }
     // Its host may have found the process gone (the toxin's work) before the verdict was
     // counted here: the verdict says why it vanished.
-    if (entry.state === 'dead' && (entry.cause === 'vanished' || entry.cause === 'missed-pulses')) {
-      entry.cause = 'toxin';
-      this.#version++;
-      return;
-    }
+    if (entry.state === 'dead' && (entry.cause === 'vanished' || entry.cause === 'missed-pulses')) return this.#recause(entry, 'toxin');
     this.#setState(entry, 'dead', 'toxin');
   }
 

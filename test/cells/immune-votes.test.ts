@@ -19,7 +19,7 @@ import type { AccuseBody, HormoneKind, VoteBody } from '../../organism/kernel/vo
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
-function immuneOf(clock: { t: number }, certs: ReadonlyMap<string, { parent: string | null }> = new Map()) {
+function immuneOf(clock: { t: number }, certs: ReadonlyMap<string, { parent: string | null }> = new Map(), young = false) {
   const gene = defaultGenome().immune;
   const limits = { ...defaultGenome().limits, pulseIntervalMs: 40 };
   const census = new Census({ limits, now: () => clock.t, pulsesOf: () => false });
@@ -38,6 +38,9 @@ function immuneOf(clock: { t: number }, certs: ReadonlyMap<string, { parent: str
     log: quiet, now: () => clock.t,
   });
   immune.start();
+  // An established cell: past the window after its start in which toxins on trials it could
+  // not have heard are not its to judge (the last test here checks that window).
+  if (!young) clock.t += 20_000;
   let seq = 0;
   const send = <B>(kind: HormoneKind, from: string, body: B) => deliver({ v: 1, kind, from, seq: ++seq, ts: clock.t, body, sig: new Uint8Array(64) });
   return { immune, send, gene, census };
@@ -219,25 +222,55 @@ test('immune toxins - a toxin under a real guilty verdict that names a cell it d
   // Two trials made guilty by their panels: a flooder, and a cancer (its lineage condemned).
   const convict = (id: string, accused: string, lineage: boolean) => {
     const jury = ring.panel(accused, gene.jury, clock.t);
-    send<AccuseBody>('accuse', jury[0]!, { id, accused, kind: lineage ? 'cancer' : 'flood', detail: 'd', at: clock.t, lineage, jury, epoch: 1 });
-    for (const j of jury) send<VoteBody>('vote', j, { accusation: id, accused, guilty: true, detail: 'seen' });
+    send<AccuseBody>('accuse', jury[0]!, { id: `${jury[0]}.${id}`, accused, kind: lineage ? 'cancer' : 'flood', detail: 'd', at: clock.t, lineage, jury, epoch: 1 });
+    for (const j of jury) send<VoteBody>('vote', j, { accusation: `${jury[0]}.${id}`, accused, guilty: true, detail: 'seen' });
     return jury;
   };
-  const killers = convict('a.1', 'bad', false).filter((j) => j !== 'me');
-  convict('a.2', 'bad2', true);
+  const flooderJury = convict('1', 'bad', false);
+  const cancerJury = convict('2', 'bad2', true);
+  const killers = flooderJury.filter((j) => j !== 'me');
+  const a1 = `${flooderJury[0]}.1`;
+  const a2 = `${cancerJury[0]}.2`;
   // Each sent as often as forgery needs to become a finding (one would count, under the threshold).
   const toxin = (from: string, accusation: string, cell: string) => {
     for (let i = 0; i < gene.forgeriesMax; i++) send('toxin', from, { accusation, accused: cell, cell, pid: 1, host: 'h1' });
   };
-  toxin(killers[0]!, 'a.1', 'bad'); // what it condemned
-  toxin(killers[1]!, 'a.2', 'grandkid'); // of the cancer's lineage, by certificates
-  toxin(killers[2]!, 'a.2', 'never-seen'); // a lineage this cell cannot trace
-  toxin(killers[3]!, 'a.1', 'victim'); // an honest cell, under the flooder's verdict
-  toxin(killers[4]!, 'a.2', 'victim'); // an honest root-made cell, under the cancer's
+  toxin(killers[0]!, a1, 'bad'); // what it condemned
+  toxin(killers[1]!, a2, 'grandkid'); // of the cancer's lineage, by certificates
+  toxin(killers[2]!, a2, 'never-seen'); // a lineage this cell cannot trace
+  toxin(killers[3]!, a1, 'victim'); // an honest cell, under the flooder's verdict
+  toxin(killers[4]!, a2, 'victim'); // an honest root-made cell, under the cancer's
   clock.t += 10;
   await beat();
   for (const k of killers.slice(0, 3)) t.is(immune.evidence.against(k, 'forgery'), undefined, `${k}'s toxin named what the verdict condemned, or what cannot be traced here`);
   t.like(immune.evidence.against(killers[3]!, 'forgery'), { kind: 'forgery' }, 'a toxin for an honest cell under another\'s verdict is forgery');
   t.like(immune.evidence.against(killers[4]!, 'forgery'), { kind: 'forgery' }, 'and under a cancer\'s verdict, for a cell not of its lineage');
   t.is(immune.stats.forgeries, 2 * gene.forgeriesMax);
+});
+
+// Accusations carry their accuser's id, and only cancer condemns a lineage: two versions of
+// one accusation (one condemning a lineage, one not) would split the cells that heard them,
+// and the ones holding the narrow version would take honest killers for forgers. A cell that
+// started after a trial could not have heard it: toxins on it are not its to judge.
+test('immune accusations and toxins - an accusation under another\'s id or with a lineage flag its kind does not have is forgery; a young cell judges no toxin on a trial before it', async (t) => {
+  const clock = { t: 1_800_000_000_000 };
+  const { immune, send, gene } = immuneOf(clock, new Map(), true);
+  t.teardown(() => immune.close());
+  // Young: toxins on trials it never had, for lineages it never saw condemned.
+  for (let i = 0; i < gene.forgeriesMax; i++) send('toxin', 'killer-old', { accusation: `someone.${i}`, accused: 'x', cell: 'x', pid: 1, host: 'h2' });
+  clock.t += gene.voteDeadlineMs + 501;
+  await beat();
+  t.is(immune.evidence.against('killer-old', 'forgery'), undefined, 'toxins on trials from before its start: not evidence');
+  // Past the window, the same toxins are.
+  clock.t += 20_000;
+  for (let i = 0; i < gene.forgeriesMax; i++) send('toxin', 'killer-new', { accusation: `someone.${i}`, accused: 'x', cell: 'x', pid: 1, host: 'h2' });
+  clock.t += gene.voteDeadlineMs + 501;
+  await beat();
+  t.like(immune.evidence.against('killer-new', 'forgery'), { kind: 'forgery' }, 'a toxin with no verdict behind it, once the cell could have heard one');
+  const base: AccuseBody = { id: 'mallory.1', accused: 'x', kind: 'flood', detail: 'd', at: clock.t, lineage: false };
+  send('accuse', 'mallory', { ...base, id: 'alice.7' }); // another's id
+  send('accuse', 'mallory', { ...base, id: 'mallory.2', lineage: true }); // a flood condemning a lineage
+  send('accuse', 'mallory', { ...base, id: 'mallory.3', kind: 'cancer' }); // a cancer sparing its lineage
+  t.like(immune.evidence.against('mallory', 'forgery'), { kind: 'forgery' });
+  t.regex(immune.evidence.against('mallory', 'forgery')?.detail ?? '', /not its own|lineage/);
 });

@@ -106,6 +106,17 @@ test('census - silence past deadAfterPulses intervals makes a cell dead of misse
   t.is(census.list().length, 1); // listed until its retention ends
 });
 
+test('census - a cell judged dead of its silence that then says goodbye is dead of that cause, and leaves the ring (a membership change)', (t) => {
+  const { census, pulse, advance, death } = setup();
+  pulse('c1');
+  advance(601);
+  t.like(census.get('c1'), { state: 'dead', cause: 'missed-pulses' });
+  const before = census.membership;
+  death('c1', 'apoptosis');
+  t.like(census.get('c1'), { state: 'dead', cause: 'apoptosis' }, 'the goodbye says why, over the guess');
+  t.true(census.membership > before, 'rings drawn from this census see it leave');
+});
+
 test('census - a silent cell its host sees running is busy, not dead: alive, lag = the silence, full load; once it stops running, silence judges it', (t) => {
   const clock = new Clock();
   let runs = true;
