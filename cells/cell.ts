@@ -33,8 +33,6 @@ import { LineageWatch } from './immune/lineage-watch.ts';
 import { startFault, type FaultKind } from './immune/faults.ts';
 import { within } from '../organism/kernel/within.ts';
 
-/** How many vote deadlines a cell keeps trying to record a guilty verdict while the store times out. */
-
 export type CellLifecycle =
   | { state: 'embryo' }
   | { state: 'alive'; since: number }

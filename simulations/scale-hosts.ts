@@ -208,6 +208,8 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     const census = obs.census;
     const synthetic = new Set<string>();
     const isReal = (cellId: string) => !synthetic.has(cellId);
+    /** How many of `ids` are real cells and how many synthetic. */
+    const split = (ids: readonly string[]) => ({ real: ids.filter(isReal).length, synthetic: ids.length - ids.filter(isReal).length });
     /** Every cell process of the organism, on every host (one /proc: the hosts differ in their network only). */
     const processes = () => hosts.hosts.flatMap((h) => localCells(id, h.name));
     const living = () => census.living().filter((c) => c.state !== 'dead');
@@ -221,13 +223,14 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     const offenders = new Set<string>();
     const heard: Hormone[] = [];
     const parentOf = new Map<string, string>();
+    /** `id` and its descendants, by the births and certificates heard so far. */
+    const lineageHeard = (id: string) => lineageOf(id, [...parentOf].map(([cell, parent]) => ({ id: cell, parent })));
     obs.bus.on((h) => {
       if (!firstSeen.has(h.from)) firstSeen.set(h.from, Date.now());
       if (h.kind === 'accuse' || h.kind === 'vote' || h.kind === 'verdict' || h.kind === 'toxin') heard.push(h);
       if (h.kind === 'accuse') {
         const a = h.body as AccuseBody;
         if (!accusedAt.has(a.accused)) accusedAt.set(a.accused, Date.now());
-        const split = (ids: readonly string[]) => ({ real: ids.filter((x) => !synthetic.has(x)).length, synthetic: ids.filter((x) => synthetic.has(x)).length });
         accusations.push({
           at: at(), id: a.id, by: h.from, bySynthetic: synthetic.has(h.from), accused: a.accused, kind: a.kind, detail: a.detail.slice(0, 160),
           panel: split(a.jury ?? []), guilty: split([]), innocent: split([]), silent: [...(a.jury ?? [])],
@@ -391,7 +394,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
       if (!m) throw new CellularError('CELL_ERR_SPAWN', `the operator on ${host.name} did not inject: ${answer}`);
       const cell = m[1]!;
       // Its lineage among the births heard so far.
-      const lineage = () => lineageOf(cell, [...parentOf].map(([id, parent]) => ({ id, parent })));
+      const lineage = () => lineageHeard(cell);
       const processesOf = () => {
         const l = lineage();
         return processes().filter((p) => l.has(p.cell));
@@ -443,8 +446,8 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
         offenceMs: onset !== null && overBudgetAt.has(cell) ? overBudgetAt.get(cell)! - onset : null,
         accusedMs: onset !== null && accusedAt.has(cell) ? accusedAt.get(cell)! - onset : null,
         lineage: lineage().size,
-        jury: { size: panel.length, synthetic: panel.filter((x) => synthetic.has(x)).length, real: panel.filter((x) => !synthetic.has(x)).length },
-        guiltyVotes: { synthetic: votes.filter((v) => synthetic.has(v.from)).length, real: votes.filter((v) => !synthetic.has(v.from)).length },
+        jury: { size: panel.length, ...split(panel) },
+        guiltyVotes: split(votes.map((v) => v.from)),
         verdict: verdict ? `${verdict.kind}: ${verdict.votes} of ${verdict.jury} (needed ${verdict.needed})` : 'none heard',
       };
       offences.push(off);
@@ -456,7 +459,6 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     for (const a of accusations) {
       const votes = heard.filter((h) => h.kind === 'vote' && (h.body as VoteBody).accusation === a.id);
       const by = (guilty: boolean) => votes.filter((v) => (v.body as VoteBody).guilty === guilty).map((v) => v.from);
-      const split = (ids: readonly string[]) => ({ real: ids.filter((x) => !synthetic.has(x)).length, synthetic: ids.filter((x) => synthetic.has(x)).length });
       a.guilty = split(by(true));
       a.innocent = split(by(false));
       const voted = new Set(votes.map((v) => v.from));
@@ -464,7 +466,7 @@ export async function runScaleHosts(o: ScaleHostsOptions): Promise<ScaleHostsRes
     }
     for (const a of accusations.filter((x) => offences.some((f) => f.cell === x.accused || parentChainHas(x.accused, new Set([f.cell]), parentOf))).slice(0, 12)) {
       const jury = (heard.find((h) => h.kind === 'accuse' && (h.body as AccuseBody).id === a.id)?.body as AccuseBody | undefined)?.jury ?? [];
-      const kin = lineageOf(a.accused, [...parentOf].map(([id, parent]) => ({ id, parent })));
+      const kin = lineageHeard(a.accused);
       const past = overBudgetAt.get(a.accused);
       o.progress(`  accusation ${a.id} of ${a.accused} (${a.kind}) at ${a.at} ms${past !== undefined ? ` (${t0 + a.at - past} ms after it passed its budget)` : ''}: panel ${a.panel.real} real + ${a.panel.synthetic} synthetic (${jury.filter((j) => kin.has(j)).length} of the accused's lineage); guilty ${a.guilty.real} + ${a.guilty.synthetic}, innocent ${a.innocent.real} + ${a.innocent.synthetic}; silent: ${a.silent.join(', ') || 'none'}`);
     }

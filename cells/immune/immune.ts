@@ -183,18 +183,23 @@ export class Immune {
   }
 
   /**
-   * Whether `id` is of a condemned lineage (itself or an ancestor condemned, by census entries
-   * and certificates); 'unknown' when a link on the way up is not known here.
+   * Whether `id` or one of its ancestors (by census entries and certificates) is `hit`;
+   * 'unknown' when a link on the way up is not known here.
    */
-  #condemnedKin(id: string): boolean | 'unknown' {
+  #ancestry(id: string, hit: (cell: string) => boolean): boolean | 'unknown' {
     let c: string | null | undefined = id;
     for (let hops = 0; hops < 64; hops++) {
-      if (this.#condemnedLineages.has(c) || this.#condemned.has(c)) return true;
+      if (hit(c)) return true;
       c = this.#parentOf(c);
       if (c === undefined) return 'unknown';
       if (c === null) return false;
     }
     return 'unknown';
+  }
+
+  /** Whether `id` is of a condemned lineage (itself or an ancestor condemned). */
+  #condemnedKin(id: string): boolean | 'unknown' {
+    return this.#ancestry(id, (c) => this.#condemnedLineages.has(c) || this.#condemned.has(c));
   }
 
   /**
@@ -781,16 +786,8 @@ export class Immune {
    * not known here (a toxin this cell cannot check is not evidence).
    */
   #kinOf(cell: string, a: Pick<AccuseBody, 'accused' | 'lineage'>): boolean | 'unknown' {
-    if (cell === a.accused) return true;
-    if (!a.lineage) return false;
-    let id: string | null | undefined = cell;
-    for (let hops = 0; hops < 64; hops++) {
-      if (id === a.accused) return true;
-      id = this.#parentOf(id);
-      if (id === undefined) return 'unknown';
-      if (id === null) return false;
-    }
-    return 'unknown';
+    if (!a.lineage) return cell === a.accused;
+    return this.#ancestry(cell, (c) => c === a.accused);
   }
 
   #trim(): void {

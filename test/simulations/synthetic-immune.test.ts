@@ -6,7 +6,7 @@
  * draw the same panel, vote from the finding in its host's digest, and the real cells count
  * their votes. Their honesty is checked too: no synthetic cell accuses anyone else.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { loadGenome } from '../../organism/kernel/genome/index.ts';
 import type { Hormone } from '../../organism/kernel/hormone.ts';
 import { openLineage } from '../../organism/kernel/stores.ts';
@@ -23,21 +23,33 @@ import { startOrganism } from '../helpers/organism.ts';
 
 const SYNTHETIC = 40;
 
-test('synthetic immune - synthetic cells sit on a real flooder\'s jury, vote guilty from its host\'s finding, and the real cells count their votes', async (t) => {
+/**
+ * A real organism (two echo cells, no stems) and forty synthetic cells that vote, in every
+ * census before the test makes its fault; `heard`: the immune hormones of `kinds` the real
+ * host's observer heard.
+ */
+async function swarmBesideOrganism(t: ExecutionContext, kinds: readonly string[]) {
   const genome = loadGenome({ sets: [...FAST, 'tissues.stem.min=0', 'tissues.echo.min=2', 'tissues.echo.max=4'] });
   const { o } = await startOrganism(t, genome);
   const heard: Hormone[] = [];
   o.observer.bus.on((h) => {
-    if (h.kind === 'accuse' || h.kind === 'vote' || h.kind === 'verdict') heard.push(h);
+    if (kinds.includes(h.kind)) heard.push(h);
   });
   await o.waitForPopulation();
   const { nc, ns } = o.observer;
-  const swarm = new SyntheticSwarm({ nc, ns, lineage: await openLineage(nc, ns), genome, rootKey: loadRootKey(o.stateDir).privateKey, count: SYNTHETIC, hosts: 2, immune: { rootPub: loadRootKey(o.stateDir).pub } });
+  const lineage = await openLineage(nc, ns);
+  const root = loadRootKey(o.stateDir);
+  const swarm = new SyntheticSwarm({ nc, ns, lineage, genome, rootKey: root.privateKey, count: SYNTHETIC, hosts: 2, immune: { rootPub: root.pub } });
   t.teardown(() => swarm.close());
   await swarm.start();
-  const synthetic = new Set(swarm.cells.map((c) => c.signer.id));
   // Every census has them before the fault is made: the synthetic cells' own, and the real host's.
   await until(() => swarm.immune!.census.living().length >= SYNTHETIC + 2 && o.observer.census.living().length >= SYNTHETIC + 2, 20_000, 'the synthetic cells in every census');
+  return { o, heard, swarm, lineage, ns };
+}
+
+test('synthetic immune - synthetic cells sit on a real flooder\'s jury, vote guilty from its host\'s finding, and the real cells count their votes', async (t) => {
+  const { o, heard, swarm } = await swarmBesideOrganism(t, ['accuse', 'vote', 'verdict']);
+  const synthetic = new Set(swarm.cells.map((c) => c.signer.id));
 
   const bad = await o.spawn('echo', undefined, { fault: 'flood' });
   await until(() => heard.some((h) => h.kind === 'verdict' && (h.body as VerdictBody).accused === bad.id && (h.body as VerdictBody).guilty), 20_000, `a guilty verdict on the flooder ${bad.id}`);
@@ -72,20 +84,7 @@ test('synthetic immune - synthetic cells sit on a real flooder\'s jury, vote gui
 // when its process starts. (At 1,000 cells 43 such children outlived the verdict by 10 s and
 // more, cut off from the broker but running: scale-hosts, stop 36.)
 test('synthetic immune - a cancer\'s children that never joined a census are killed on their host, before and after the verdict', async (t) => {
-  const genome = loadGenome({ sets: [...FAST, 'tissues.stem.min=0', 'tissues.echo.min=2', 'tissues.echo.max=4'] });
-  const { o } = await startOrganism(t, genome);
-  const heard: Hormone[] = [];
-  o.observer.bus.on((h) => {
-    if (h.kind === 'accuse' || h.kind === 'verdict' || h.kind === 'toxin') heard.push(h);
-  });
-  await o.waitForPopulation();
-  const { nc, ns } = o.observer;
-  const lineage = await openLineage(nc, ns);
-  const root = loadRootKey(o.stateDir);
-  const swarm = new SyntheticSwarm({ nc, ns, lineage, genome, rootKey: root.privateKey, count: SYNTHETIC, hosts: 2, immune: { rootPub: root.pub } });
-  t.teardown(() => swarm.close());
-  await swarm.start();
-  await until(() => swarm.immune!.census.living().length >= SYNTHETIC + 2 && o.observer.census.living().length >= SYNTHETIC + 2, 20_000, 'the synthetic cells in every census');
+  const { heard, swarm, lineage, ns } = await swarmBesideOrganism(t, ['accuse', 'verdict', 'toxin']);
 
   // The rogue: a synthetic cell (replication budget 0) certifies children on the real cells' host.
   const rogue = swarm.cells[0]!;
